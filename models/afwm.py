@@ -1,0 +1,232 @@
+"""AFWM, the appearance-flow warping module: two feature pyramids and a coarse-to-fine flow net.
+
+Module and attribute names follow the released checkpoints (``image_features.encoders.0.0...``,
+``cond_FPN.smooth.4``, ``aflow_net.netMain.0.0``), so a released state dict loads without a key map.
+Indexing conventions of those keys: ``encoders.k`` counts from the finest level (k = 0, stride 2);
+``adaptive.k``, ``smooth.k``, ``netMain.k`` and ``netRefine.k`` from the coarsest (k = 0, stride 32).
+"""
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from models.correlation import local_correlation
+from models.flow import (offset_to_grid, sample, second_order_differences,
+                         upsample_flow)
+
+RELEASE_CHANNELS = (64, 128, 256, 256, 256)
+RELEASE_FPN_DIM = 256
+
+
+class ResBlock(nn.Module):
+    """Pre-activation residual block: BN, ReLU, conv3x3, BN, ReLU, conv3x3, plus identity."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+        )
+
+    def forward(self, x):
+        return self.block(x) + x
+
+
+class DownSample(nn.Module):
+    """BN, ReLU, stride-2 conv3x3 (no bias)."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.BatchNorm2d(in_channels), nn.ReLU(inplace=True),
+            nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1, bias=False),
+        )
+
+    def forward(self, x):
+        return self.block(x)
+
+
+class FeatureEncoder(nn.Module):
+    """Five levels of (DownSample, ResBlock, ResBlock); features at strides 2, 4, 8, 16, 32."""
+
+    def __init__(self, in_channels: int, channels: Sequence[int] = RELEASE_CHANNELS):
+        super().__init__()
+        widths = [in_channels, *channels]
+        self.encoders = nn.ModuleList(
+            nn.Sequential(DownSample(widths[i], widths[i + 1]),
+                          ResBlock(widths[i + 1]), ResBlock(widths[i + 1]))
+            for i in range(len(channels)))
+
+    def forward(self, x) -> list[torch.Tensor]:
+        features = []
+        for encoder in self.encoders:
+            x = encoder(x)
+            features.append(x)
+        return features
+
+
+class RefinePyramid(nn.Module):
+    """Top-down FPN: 1x1 lateral conv plus the nearest-x2 coarser result, then a 3x3 smoothing conv."""
+
+    def __init__(self, channels: Sequence[int] = RELEASE_CHANNELS, fpn_dim: int = RELEASE_FPN_DIM):
+        super().__init__()
+        self.adaptive = nn.ModuleList(nn.Conv2d(c, fpn_dim, 1) for c in reversed(channels))
+        self.smooth = nn.ModuleList(nn.Conv2d(fpn_dim, fpn_dim, 3, padding=1) for _ in channels)
+
+    def forward(self, features: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Encoder features fine-to-coarse -> pyramid features, also fine-to-coarse."""
+        pyramid = []
+        coarser = None
+        for lateral, smooth, feature in zip(self.adaptive, self.smooth, reversed(features)):
+            feature = lateral(feature)
+            if coarser is not None:
+                feature = feature + F.interpolate(coarser, scale_factor=2, mode="nearest")
+            coarser = smooth(feature)
+            pyramid.append(coarser)
+        return pyramid[::-1]
+
+
+def _flow_head(in_channels: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 128, 3, padding=1), nn.LeakyReLU(0.1),
+        nn.Conv2d(128, 64, 3, padding=1), nn.LeakyReLU(0.1),
+        nn.Conv2d(64, 32, 3, padding=1), nn.LeakyReLU(0.1),
+        nn.Conv2d(32, 2, 3, padding=1),
+    )
+
+
+@dataclass
+class WarpLevel:
+    """What one pyramid level (coarse to fine) contributes to the training losses.
+
+    ``flow`` is the level's flow after the x2 upsampling, (B, 2, h, w) with h = H / 2**(4-i);
+    ``warped_garment``/``warped_edge`` are the garment and its edge downsampled to (h, w) and
+    warped by it; ``cond_feature`` is the condition pyramid feature the level used, (B, F, h/2, w/2);
+    ``delta_main``/``delta_refine`` the two predicted pixel offsets; ``flow_dx``/``flow_dy`` the
+    second-order differences of each flow component, (B, 4, h-2, w-2).
+    """
+
+    flow: torch.Tensor
+    cond_feature: torch.Tensor
+    delta_main: torch.Tensor
+    delta_refine: torch.Tensor
+    flow_dx: torch.Tensor
+    flow_dy: torch.Tensor
+    warped_garment: Optional[torch.Tensor] = None
+    warped_edge: Optional[torch.Tensor] = None
+
+
+@dataclass
+class WarpOutput:
+    """``warped``: garment warped at full size (B, 3, H, W); ``flow``: (B, 2, H, W) normalised
+    sampling grid; ``levels``: per-level details coarse to fine, when asked for."""
+
+    warped: torch.Tensor
+    flow: torch.Tensor
+    levels: Optional[list[WarpLevel]] = None
+
+
+class AFlowNet(nn.Module):
+    """Coarse-to-fine flow estimation from garment and condition pyramids."""
+
+    def __init__(self, num_levels: int = 5, fpn_dim: int = RELEASE_FPN_DIM,
+                 align_corners: bool = True):
+        super().__init__()
+        self.align_corners = align_corners
+        correlation_channels = (2 * 3 + 1) ** 2
+        self.netMain = nn.ModuleList(_flow_head(correlation_channels) for _ in range(num_levels))
+        self.netRefine = nn.ModuleList(_flow_head(2 * fpn_dim) for _ in range(num_levels))
+
+    def forward(self, garment, garment_pyramid, cond_pyramid, garment_edge=None,
+                return_levels: bool = False) -> WarpOutput:
+        ac = self.align_corners
+        num_levels = len(garment_pyramid)
+        flow = None
+        levels = []
+        for i in range(num_levels):
+            garment_feature = garment_pyramid[num_levels - 1 - i]
+            cond_feature = cond_pyramid[num_levels - 1 - i]
+
+            # The cost volume compares the condition with the garment already warped by the
+            # coarser flow; that flow is detached so the correlation does not train it.
+            prewarped = garment_feature if flow is None else sample(garment_feature, flow.detach(),
+                                                                    align_corners=ac)
+            cost = F.leaky_relu(local_correlation(prewarped, cond_feature), 0.1)
+            delta_main = self.netMain[i](cost)
+            step = offset_to_grid(delta_main, ac)
+            # F(t) = F(t-1) o (id + delta): compose by sampling the coarser flow at the new grid.
+            flow = step if flow is None else sample(flow, step, align_corners=ac)
+
+            warped_feature = sample(garment_feature, flow, align_corners=ac)
+            delta_refine = self.netRefine[i](torch.cat([warped_feature, cond_feature], 1))
+            flow = sample(flow, offset_to_grid(delta_refine, ac), align_corners=ac)
+            flow = upsample_flow(flow)
+
+            if return_levels:
+                levels.append(self._level(i, num_levels, flow, garment, garment_edge,
+                                          cond_feature, delta_main, delta_refine))
+
+        warped = sample(garment, flow, align_corners=ac)
+        return WarpOutput(warped=warped, flow=flow, levels=levels if return_levels else None)
+
+    def _level(self, i, num_levels, flow, garment, garment_edge, cond_feature,
+               delta_main, delta_refine) -> WarpLevel:
+        ac = self.align_corners
+        scale = 0.5 ** (num_levels - 1 - i)
+
+        def shrink(x):
+            if scale == 1:
+                return x
+            return F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
+
+        flow_dx, flow_dy = second_order_differences(flow)
+        level = WarpLevel(flow=flow, cond_feature=cond_feature, delta_main=delta_main,
+                          delta_refine=delta_refine, flow_dx=flow_dx, flow_dy=flow_dy)
+        level.warped_garment = sample(shrink(garment), flow, "border", ac)
+        if garment_edge is not None:
+            level.warped_edge = sample(shrink(garment_edge), flow, "zeros", ac)
+        return level
+
+
+class AFWM(nn.Module):
+    """Appearance-flow warping module.
+
+    Args:
+        input_nc: channels of the condition input (45 parser-based, 3 parser-free).
+        channels: encoder widths per level, fine to coarse (release: 64, 128, 256, 256, 256).
+        fpn_dim: width of the refine pyramids (release: 256).
+        align_corners: sampling convention (True reproduces the released weights).
+    """
+
+    def __init__(self, input_nc: int, channels: Sequence[int] = RELEASE_CHANNELS,
+                 fpn_dim: int = RELEASE_FPN_DIM, align_corners: bool = True):
+        super().__init__()
+        self.input_nc = input_nc
+        self.image_features = FeatureEncoder(3, channels)
+        self.cond_features = FeatureEncoder(input_nc, channels)
+        self.image_FPN = RefinePyramid(channels, fpn_dim)
+        self.cond_FPN = RefinePyramid(channels, fpn_dim)
+        self.aflow_net = AFlowNet(len(channels), fpn_dim, align_corners)
+        self.stride = 2 ** len(channels)
+
+    def forward(self, cond: torch.Tensor, garment: torch.Tensor,
+                garment_edge: Optional[torch.Tensor] = None,
+                return_levels: bool = False) -> WarpOutput:
+        """Warp ``garment`` (B, 3, H, W) in [-1, 1] to the person described by ``cond``
+        (B, input_nc, H, W). H and W must be multiples of 32. ``garment_edge`` (B, 1, H, W) in
+        [0, 1] is only needed for the per-level warped edges of the training losses."""
+        height, width = garment.shape[-2:]
+        if height % self.stride or width % self.stride:
+            raise ValueError(f"AFWM needs height and width divisible by {self.stride}, "
+                             f"got {height}x{width}")
+        if cond.shape[1] != self.input_nc:
+            raise ValueError(f"AFWM was built for {self.input_nc} condition channels, "
+                             f"got {cond.shape[1]}")
+        cond_pyramid = self.cond_FPN(self.cond_features(cond))
+        garment_pyramid = self.image_FPN(self.image_features(garment))
+        return self.aflow_net(garment, garment_pyramid, cond_pyramid, garment_edge, return_levels)

@@ -1,0 +1,86 @@
+"""Res-UNet try-on generator.
+
+A U-Net of ``num_downs`` blocks whose every level carries two residual blocks on the way down
+and (except the outermost) two on the way up. Attribute names follow the released checkpoints
+(``model.model.0.weight`` is the outermost down-convolution).
+"""
+
+import torch
+import torch.nn as nn
+
+
+class ResidualBlock(nn.Module):
+    """conv3x3-BN-ReLU-conv3x3-BN plus identity, then ReLU."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.relu = nn.ReLU(inplace=True)
+        self.block = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, 1, 1, bias=False), nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 3, 1, 1, bias=False), nn.BatchNorm2d(channels),
+        )
+
+    def forward(self, x):
+        return self.relu(self.block(x) + x)
+
+
+class ResUnetSkipConnectionBlock(nn.Module):
+    """One U-Net level: down path, the inner submodule, up path; non-outermost levels return
+    ``cat(x, block(x))``."""
+
+    def __init__(self, outer_nc: int, inner_nc: int, input_nc: int | None = None,
+                 submodule: nn.Module | None = None, outermost: bool = False,
+                 innermost: bool = False):
+        super().__init__()
+        self.outermost = outermost
+        input_nc = outer_nc if input_nc is None else input_nc
+        down = [nn.Conv2d(input_nc, inner_nc, 3, stride=2, padding=1, bias=False)]
+        if not (outermost or innermost):
+            down.append(nn.BatchNorm2d(inner_nc))
+        down += [nn.ReLU(inplace=True), ResidualBlock(inner_nc), ResidualBlock(inner_nc)]
+
+        up_in = inner_nc if innermost else 2 * inner_nc
+        up = [nn.Upsample(scale_factor=2, mode="nearest"),
+              nn.Conv2d(up_in, outer_nc, 3, 1, 1, bias=False)]
+        if not outermost:
+            up += [nn.BatchNorm2d(outer_nc), nn.ReLU(inplace=True),
+                   ResidualBlock(outer_nc), ResidualBlock(outer_nc)]
+
+        middle = [] if submodule is None else [submodule]
+        self.model = nn.Sequential(*down, *middle, *up)
+
+    def forward(self, x):
+        if self.outermost:
+            return self.model(x)
+        return torch.cat([x, self.model(x)], 1)
+
+
+class ResUnetGenerator(nn.Module):
+    """Res-UNet: ``input_nc`` channels in, ``output_nc`` out (3 rendered-person logits + 1 mask
+    logit in PF-AFN). Input height and width must be multiples of ``2**num_downs``."""
+
+    def __init__(self, input_nc: int, output_nc: int = 4, num_downs: int = 5, ngf: int = 64):
+        super().__init__()
+        if num_downs < 5:
+            raise ValueError(f"ResUnetGenerator needs num_downs >= 5, got {num_downs}")
+        self.input_nc = input_nc
+        self.stride = 2 ** num_downs
+        block = ResUnetSkipConnectionBlock(ngf * 8, ngf * 8, innermost=True)
+        for _ in range(num_downs - 5):
+            block = ResUnetSkipConnectionBlock(ngf * 8, ngf * 8, submodule=block)
+        block = ResUnetSkipConnectionBlock(ngf * 4, ngf * 8, submodule=block)
+        block = ResUnetSkipConnectionBlock(ngf * 2, ngf * 4, submodule=block)
+        block = ResUnetSkipConnectionBlock(ngf, ngf * 2, submodule=block)
+        self.model = ResUnetSkipConnectionBlock(output_nc, ngf, input_nc=input_nc,
+                                                submodule=block, outermost=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        if height % self.stride or width % self.stride:
+            raise ValueError(f"ResUnetGenerator needs height and width divisible by "
+                             f"{self.stride}, got {height}x{width}")
+        if x.shape[1] != self.input_nc:
+            raise ValueError(f"generator was built for {self.input_nc} input channels, "
+                             f"got {x.shape[1]}")
+        return self.model(x)
