@@ -214,6 +214,10 @@ class AFWM(nn.Module):
         self.aflow_net = AFlowNet(len(channels), fpn_dim, align_corners)
         self.stride = 2 ** len(channels)
 
+    @property
+    def align_corners(self) -> bool:
+        return self.aflow_net.align_corners
+
     def forward(self, cond: torch.Tensor, garment: torch.Tensor,
                 garment_edge: Optional[torch.Tensor] = None,
                 return_levels: bool = False) -> WarpOutput:

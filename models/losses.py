@@ -1,0 +1,184 @@
+"""Losses of PF-AFN: VGG perceptual, TV, second-order flow smoothness, the multi-level warp
+loss and the adjustable knowledge distillation of the parser-free student.
+
+Every function takes explicit tensors and returns scalars; nothing depends on the batch size or
+the image size (the release hard-coded both).
+"""
+
+import logging
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from models.afwm import WarpLevel
+
+log = logging.getLogger(__name__)
+
+VGG19_FILE = "vgg19-dcbb9e9d.pth"
+# relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 of torchvision's vgg19().features
+VGG_SLICES = ((0, 2), (2, 7), (7, 12), (12, 21), (21, 30))
+VGG_WEIGHTS = (1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0)
+SMOOTH_EPSILON = 1e-3
+
+
+class VGGWeightsMissing(FileNotFoundError):
+    """No VGG19 ImageNet weights could be found locally."""
+
+
+def _find_vgg19_file(weights_path: Optional[str]) -> Path:
+    if weights_path:
+        path = Path(weights_path).expanduser()
+        if not path.is_file():
+            raise VGGWeightsMissing(f"--vgg_weights: file not found: {path}")
+        return path
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
+    if cached.is_file():
+        return cached
+    raise VGGWeightsMissing(
+        f"VGG19 ImageNet weights not found: looked for {cached}. The perceptual loss needs "
+        f"torchvision's {VGG19_FILE}: on a machine with internet run "
+        f"`python -c \"import torchvision; torchvision.models.vgg19(weights='IMAGENET1K_V1')\"` "
+        f"(it caches the file there), or download it and pass --vgg_weights PATH. "
+        f"Random VGG weights are for tests only: --allow_random_vgg.")
+
+
+def build_vgg19_features(weights_path: Optional[str] = None,
+                         allow_random: bool = False) -> nn.Sequential:
+    """torchvision's VGG19 ``features`` up to relu5_1 with ImageNet weights, frozen.
+
+    The weights come from ``weights_path`` or torchvision's cache; with neither, this raises
+    ``VGGWeightsMissing`` unless ``allow_random`` is set (then it logs a warning).
+    """
+    import torchvision
+
+    vgg = torchvision.models.vgg19(weights=None)
+    try:
+        path = _find_vgg19_file(weights_path)
+    except VGGWeightsMissing:
+        if not allow_random:
+            raise
+        log.warning("VGG19 perceptual loss uses RANDOM weights (--allow_random_vgg): "
+                    "for tests and demos only, results are not comparable to the paper")
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            vgg.load_state_dict(state)
+        except RuntimeError as error:
+            raise VGGWeightsMissing(f"{path} is not a torchvision VGG19 state dict: {error}") \
+                from error
+    features = vgg.features[:VGG_SLICES[-1][1]]
+    features.eval()
+    features.requires_grad_(False)
+    return features
+
+
+class VGGLoss(nn.Module):
+    """Sum over relu1_1..relu5_1 of ``w_k * L1(phi_k(x), phi_k(y).detach())``.
+
+    Inputs are fed as they are, in [-1, 1], as the release does (no ImageNet renormalisation).
+    """
+
+    def __init__(self, features: nn.Sequential):
+        super().__init__()
+        self.slices = nn.ModuleList(features[a:b] for a, b in VGG_SLICES)
+
+    def train(self, mode: bool = True):
+        return super().train(False)  # the frozen network always runs in eval mode
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        # One pass over the stacked pair halves the number of kernel launches.
+        h = torch.cat([x, y], 0)
+        loss = x.new_zeros(())
+        for weight, block in zip(VGG_WEIGHTS, self.slices):
+            # Deviation from the release on current PyTorch: a slice whose max-pool would give an
+            # empty map (relu5_1 of the 16x12 coarsest level at 256x192) adds nothing instead of
+            # raising "Output size is too small".
+            if min(h.shape[-2:]) < 2 and any(isinstance(m, nn.MaxPool2d) for m in block):
+                break
+            h = block(h)
+            hx, hy = h.chunk(2, 0)
+            loss = loss + weight * F.l1_loss(hx, hy.detach())
+        return loss
+
+
+def total_variation(x: torch.Tensor) -> torch.Tensor:
+    """mean |d/dh x| + mean |d/dw x| of a (B, C, H, W) tensor."""
+    return (x[:, :, 1:] - x[:, :, :-1]).abs().mean() + (x[:, :, :, 1:] - x[:, :, :, :-1]).abs().mean()
+
+
+def second_order_smoothness(diff: torch.Tensor) -> torch.Tensor:
+    """Robust penalty ``mean((d^2 + eps^2)^0.45)`` of second-order flow differences."""
+    return (diff.pow(2) + SMOOTH_EPSILON ** 2).pow(0.45).mean()
+
+
+def downsample_to_level(x: torch.Tensor, level: int, num_levels: int) -> torch.Tensor:
+    """Bilinear downsampling by ``0.5 ** (num_levels - 1 - level)`` (level 0 = coarsest)."""
+    scale = 0.5 ** (num_levels - 1 - level)
+    if scale == 1:
+        return x
+    return F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
+
+
+def warp_loss(levels: Sequence[WarpLevel], person_clothes: torch.Tensor,
+              person_clothes_edge: torch.Tensor, vgg: VGGLoss) -> dict[str, torch.Tensor]:
+    """The multi-level warp loss of PF-AFN (spec §3), split into weighted named terms.
+
+    ``person_clothes`` (B, 3, H, W) in [-1, 1] and ``person_clothes_edge`` (B, 1, H, W) in {0, 1}
+    are the full-size targets. Returns {'warp_l1', 'warp_vgg', 'warp_edge', 'warp_smooth',
+    'warp_tv'}; their sum is the loss.
+    """
+    num_levels = len(levels)
+    terms = {name: person_clothes.new_zeros(())
+             for name in ("warp_l1", "warp_vgg", "warp_edge", "warp_smooth", "warp_tv")}
+    for i, level in enumerate(levels):
+        weight = i + 1
+        target = downsample_to_level(person_clothes, i, num_levels)
+        target_edge = downsample_to_level(person_clothes_edge, i, num_levels)
+        terms["warp_l1"] = terms["warp_l1"] + weight * F.l1_loss(level.warped_garment, target)
+        terms["warp_vgg"] = terms["warp_vgg"] + weight * 0.2 * vgg(level.warped_garment, target)
+        terms["warp_edge"] = terms["warp_edge"] + weight * 2 * F.l1_loss(level.warped_edge,
+                                                                         target_edge)
+        smooth = second_order_smoothness(level.flow_dx) + second_order_smoothness(level.flow_dy)
+        terms["warp_smooth"] = terms["warp_smooth"] + weight * 6 * smooth
+        tv = total_variation(level.delta_main) + total_variation(level.delta_refine)
+        terms["warp_tv"] = terms["warp_tv"] + 0.01 * tv
+    return terms
+
+
+def distillation_gate(teacher_warped: torch.Tensor, student_warped: torch.Tensor,
+                      person_clothes: torch.Tensor) -> torch.Tensor:
+    """(B,) float gate: 1 where the teacher's warped garment is closer (mean L1) to the
+    person's garment than the student's, else 0. No gradient flows through it."""
+    teacher_error = (teacher_warped.detach() - person_clothes).abs().flatten(1).mean(1)
+    student_error = (student_warped.detach() - person_clothes).abs().flatten(1).mean(1)
+    return (teacher_error < student_error).float()
+
+
+def distillation_loss(teacher_levels: Sequence[WarpLevel], student_levels: Sequence[WarpLevel],
+                      gate: torch.Tensor, first_flow_level: int = 2) -> dict[str, torch.Tensor]:
+    """Adjustable knowledge distillation (spec §3), gated per sample by ``gate`` (B,).
+
+    Feature term per level i: ``(L-i) * 0.04 * sum_b g_b ||c_T - c_S||^2 / (C h w n)``;
+    flow term for i >= 2: ``(i+1) * sum_b g_b sum_pixels ||f_T - f_S||_2 / (h w n)``, with
+    ``n = max(1, sum_b g_b)``. (C is the pyramid width, 256 in the release.)
+    Returns {'distill_feature', 'distill_flow'}.
+    """
+    num_levels = len(student_levels)
+    count = gate.sum().clamp(min=1.0)
+    feature_term = gate.new_zeros(())
+    flow_term = gate.new_zeros(())
+    for i, (teacher, student) in enumerate(zip(teacher_levels, student_levels)):
+        channels, height, width = student.cond_feature.shape[1:]
+        squared = (teacher.cond_feature.detach() - student.cond_feature).pow(2)
+        per_sample = squared.flatten(1).sum(1)
+        feature_term = feature_term + (num_levels - i) * 0.04 * (gate * per_sample).sum() / (
+            channels * height * width * count)
+        if i >= first_flow_level:
+            height, width = student.flow.shape[-2:]
+            distance = torch.linalg.vector_norm(teacher.flow.detach() - student.flow, dim=1)
+            flow_term = flow_term + (i + 1) * (gate * distance.flatten(1).sum(1)).sum() / (
+                height * width * count)
+    return {"distill_feature": feature_term, "distill_flow": flow_term}

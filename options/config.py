@@ -1,0 +1,312 @@
+"""Training options: argparse flags with the paper's defaults, optionally set from a YAML file.
+
+Precedence, lowest to highest: the defaults below, a stage's ``defaults`` (its paper values:
+learning rate, epochs), the keys of ``--config FILE.yaml``, then flags given on the command line.
+
+A YAML file is a flat mapping from flag name (without ``--``) to value::
+
+    height: 64
+    width: 48
+    warp_channels: [16, 32, 32, 32, 32]   # or "16,32,32,32,32"
+    amp: none
+
+An unknown key or a value of the wrong type is a ``ConfigError`` naming the key and the file.
+Nothing here is parsed at import time; ``parse_config(argv)`` is called by the training engine.
+"""
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+
+import yaml
+
+# Five levels, each halving the resolution: the working size must divide by 2**5.
+SIZE_MULTIPLE = 32
+NUM_LEVELS = 5
+
+# Flags that change between two invocations of the same run without changing the run itself.
+PER_INVOCATION_KEYS = ("config", "resume", "overwrite", "max_steps", "workers", "device")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used: unknown key, wrong type, impossible value."""
+
+
+def int_list(text: str) -> list[int]:
+    """'64,128,256' -> [64, 128, 256]; argparse ``type`` for comma-separated integer lists."""
+    try:
+        values = [int(part) for part in str(text).split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected at least one integer, got {text!r}")
+    return values
+
+
+def build_parser(add_stage_arguments: Optional[Callable[[argparse.ArgumentParser], None]] = None,
+                 stage_defaults: Optional[Mapping[str, Any]] = None,
+                 description: Optional[str] = None) -> argparse.ArgumentParser:
+    """The common training flags, then the stage's own (``add_stage_arguments(parser)``), with
+    ``stage_defaults`` replacing the common defaults. A key of ``stage_defaults`` that is not a
+    flag is a ``ConfigError``."""
+    parser = argparse.ArgumentParser(description=description,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add = parser.add_argument
+
+    run = parser.add_argument_group("run")
+    run.add_argument("--config", type=str, default=None,
+                     help="YAML file setting any of these flags by name; flags given on the "
+                          "command line override it")
+    run.add_argument("--name", type=str, default=None,
+                     help="run name: outputs go to CHECKPOINTS_DIR/NAME (default: the stage name)")
+    run.add_argument("--checkpoints_dir", type=str, default="checkpoints",
+                     help="folder holding one sub-folder per run")
+    run.add_argument("--resume", action="store_true",
+                     help="continue the run in CHECKPOINTS_DIR/NAME from its latest.pth (same "
+                          "weights, optimiser, schedule and data order); an error if there is none")
+    run.add_argument("--overwrite", action="store_true",
+                     help="start a new run even though CHECKPOINTS_DIR/NAME already holds one "
+                          "(its checkpoints are replaced as the new run saves)")
+    run.add_argument("--device", type=str, default="auto", choices=["auto", "cpu", "cuda"],
+                     help="auto = CUDA when available, else CPU; under torchrun each process "
+                          "uses cuda:LOCAL_RANK")
+    run.add_argument("--amp", type=str, default="none", choices=["none", "bf16", "fp16"],
+                     help="mixed precision: autocast to bfloat16, or float16 with a gradient "
+                          "scaler; none = float32 throughout")
+    run.add_argument("--seed", type=int, default=0,
+                     help="base random seed; process RANK uses SEED + RANK")
+    run.add_argument("--max_steps", type=int, default=0,
+                     help="stop (saving a checkpoint) after this many optimiser steps in total, "
+                          "counted from the start of the run; 0 = no limit")
+
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataroot", type=str, default=None,
+                      help="VITON training folder (holding train_img/, train_color/, ...)")
+    data.add_argument("--height", type=int, default=256,
+                      help=f"working image height; a multiple of {SIZE_MULTIPLE}")
+    data.add_argument("--width", type=int, default=192,
+                      help=f"working image width; a multiple of {SIZE_MULTIPLE}")
+    data.add_argument("--batch_size", type=int, default=4,
+                      help="batch size per process (the paper: 8 GPUs x 4 = 32)")
+    data.add_argument("--workers", type=int, default=4,
+                      help="data-loading worker processes per training process")
+
+    optim = parser.add_argument_group("optimisation")
+    optim.add_argument("--lr", type=float, default=5e-5,
+                       help="Adam learning rate (stages may define per-model rates)")
+    optim.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (beta2 is 0.999)")
+    optim.add_argument("--niter", type=int, default=50,
+                       help="epochs at the initial learning rate")
+    optim.add_argument("--niter_decay", type=int, default=50,
+                       help="epochs over which the learning rate decays linearly towards 0")
+    optim.add_argument("--grad_clip", type=float, default=0.0,
+                       help="clip the global gradient norm of the trained models to this; 0 = off "
+                            "(the paper does not clip)")
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--warp_channels", type=int_list, default=[64, 128, 256, 256, 256],
+                       help=f"feature-encoder widths of the warping module, {NUM_LEVELS} "
+                            f"comma-separated integers")
+    model.add_argument("--fpn_dim", type=int, default=256,
+                       help="width of the warping module's feature pyramid")
+    model.add_argument("--ngf", type=int, default=64,
+                       help="width of the generator's first layer")
+    model.add_argument("--align_corners", action=argparse.BooleanOptionalAction, default=True,
+                       help="grid_sample/interpolate convention for flows (the release: true)")
+    model.add_argument("--vgg_weights", type=str, default=None,
+                       help="torchvision VGG19 ImageNet weights (vgg19-dcbb9e9d.pth) for the "
+                            "perceptual loss; default: the torch hub cache")
+    model.add_argument("--allow_random_vgg", action="store_true",
+                       help="let the perceptual loss use a randomly initialised VGG19 when no "
+                            "weights are found: for tests and demos only")
+
+    logs = parser.add_argument_group("checkpoints and logging")
+    logs.add_argument("--save_every", type=int, default=1000,
+                      help="optimiser steps between saves of latest.pth (also saved at each "
+                           "epoch end); 0 = only at epoch ends")
+    logs.add_argument("--save_epoch_freq", type=int, default=20,
+                      help="keep epoch_NNN.pth after every this many epochs; 0 = never")
+    logs.add_argument("--log_every", type=int, default=100,
+                      help="optimiser steps between loss lines (log file, TensorBoard)")
+    logs.add_argument("--sample_every", type=int, default=1000,
+                      help="optimiser steps between image grids; 0 = never")
+
+    if add_stage_arguments is not None:
+        stage_group = parser.add_argument_group("stage")
+        add_stage_arguments(stage_group)
+    if stage_defaults:
+        known = flag_names(parser)
+        unknown = sorted(set(stage_defaults) - known)
+        if unknown:
+            raise ConfigError(f"stage defaults name unknown flags: {', '.join(unknown)}")
+        parser.set_defaults(**stage_defaults)
+    del add
+    return parser
+
+
+def flag_names(parser: argparse.ArgumentParser) -> set[str]:
+    """The destinations of every optional flag of ``parser`` ('help' excluded)."""
+    return {action.dest for action in parser._actions
+            if action.option_strings and action.dest != "help"}
+
+
+def _actions_by_dest(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    return {action.dest: action for action in parser._actions
+            if action.option_strings and action.dest != "help"}
+
+
+def _coerce(action: argparse.Action, value: Any, where: str) -> Any:
+    """Check a YAML value against its flag and convert it to what argparse would produce."""
+    def wrong(expected: str) -> ConfigError:
+        return ConfigError(f"{where}: expected {expected}, got {value!r} "
+                           f"({type(value).__name__})")
+
+    is_switch = isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction,
+                                    argparse.BooleanOptionalAction))
+    if is_switch:
+        if not isinstance(value, bool):
+            raise wrong("true or false")
+        return value
+    if value is None:
+        if action.default is None:
+            return None
+        raise wrong(f"a value (the flag has default {action.default!r})")
+    if action.type is int_list:
+        if isinstance(value, str):
+            try:
+                value = int_list(value)
+            except argparse.ArgumentTypeError as error:
+                raise ConfigError(f"{where}: {error}") from None
+        elif not (isinstance(value, list) and value
+                  and all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+            raise wrong("a list of integers")
+        return list(value)
+    if action.type is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise wrong("an integer")
+    elif action.type is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise wrong("a number")
+        value = float(value)
+    elif action.type in (None, str):
+        if not isinstance(value, str):
+            raise wrong("a string")
+    elif action.type is not None:
+        try:
+            value = action.type(value)
+        except (TypeError, ValueError, argparse.ArgumentTypeError) as error:
+            raise ConfigError(f"{where}: {error}") from None
+    if action.choices is not None and value not in action.choices:
+        raise ConfigError(f"{where}: {value!r} is not one of {list(action.choices)}")
+    return value
+
+
+def read_yaml_config(path: str, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """The flag values set by the YAML file at ``path``, checked against ``parser``."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"--config: file not found: {file}")
+    try:
+        content = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"--config: {file} is not valid YAML: {error}") from None
+    if content is None:
+        return {}
+    if not isinstance(content, dict):
+        raise ConfigError(f"--config: {file} must hold a mapping of flag names to values, "
+                          f"not a {type(content).__name__}")
+    actions = _actions_by_dest(parser)
+    values = {}
+    for key, value in content.items():
+        if key == "config":
+            raise ConfigError(f"--config: {file}: key 'config' cannot be set inside a config file")
+        if key not in actions:
+            raise ConfigError(f"--config: {file}: unknown key '{key}' (not a flag of this "
+                              f"script; see --help)")
+        values[key] = _coerce(actions[key], value, f"--config: {file}: key '{key}'")
+    return values
+
+
+def validate_config(cfg: argparse.Namespace) -> None:
+    """Raise ``ConfigError`` for values that cannot train (checked before anything is built)."""
+    problems = []
+    for key in ("height", "width"):
+        value = getattr(cfg, key)
+        if value <= 0 or value % SIZE_MULTIPLE:
+            problems.append(f"--{key} {value} must be a positive multiple of {SIZE_MULTIPLE} "
+                            f"(the warping module halves the size {NUM_LEVELS} times)")
+    for key in ("batch_size", "niter_decay", "niter", "workers", "save_every", "save_epoch_freq",
+                "log_every", "sample_every", "max_steps"):
+        if getattr(cfg, key) < 0:
+            problems.append(f"--{key} must not be negative, got {getattr(cfg, key)}")
+    if cfg.batch_size < 1:
+        problems.append(f"--batch_size must be at least 1, got {cfg.batch_size}")
+    if cfg.log_every < 1:
+        problems.append(f"--log_every must be at least 1, got {cfg.log_every}")
+    if cfg.niter + cfg.niter_decay < 1:
+        problems.append("--niter + --niter_decay must be at least one epoch")
+    for key in [k for k in vars(cfg) if k == "lr" or k.startswith("lr_")]:
+        value = getattr(cfg, key)
+        if value is not None and not (math.isfinite(value) and value > 0):
+            problems.append(f"--{key} must be a positive number, got {value}")
+    if not 0 <= cfg.beta1 < 1:
+        problems.append(f"--beta1 must be in [0, 1), got {cfg.beta1}")
+    if not (math.isfinite(cfg.grad_clip) and cfg.grad_clip >= 0):
+        problems.append(f"--grad_clip must be >= 0, got {cfg.grad_clip}")
+    if len(cfg.warp_channels) != NUM_LEVELS or min(cfg.warp_channels) < 1:
+        problems.append(f"--warp_channels needs {NUM_LEVELS} positive widths, got "
+                        f"{cfg.warp_channels}")
+    if cfg.fpn_dim < 1 or cfg.ngf < 1:
+        problems.append(f"--fpn_dim and --ngf must be positive, got {cfg.fpn_dim}, {cfg.ngf}")
+    if not cfg.name or "/" in cfg.name or "\\" in cfg.name or cfg.name in (".", ".."):
+        problems.append(f"--name must be a plain folder name, got {cfg.name!r}")
+    if cfg.resume and cfg.overwrite:
+        problems.append("--resume and --overwrite contradict each other")
+    if problems:
+        source = f" (config file {cfg.config})" if cfg.config else ""
+        raise ConfigError("bad configuration" + source + ":\n  " + "\n  ".join(problems))
+
+
+def parse_config(argv: Optional[Sequence[str]] = None,
+                 add_stage_arguments: Optional[Callable[[argparse.ArgumentParser], None]] = None,
+                 stage_defaults: Optional[Mapping[str, Any]] = None,
+                 default_name: Optional[str] = None,
+                 description: Optional[str] = None) -> argparse.Namespace:
+    """Parse ``argv`` (``None``: ``sys.argv[1:]``) into the resolved, validated configuration.
+
+    ``default_name`` fills ``--name`` when neither the file nor the command line sets it."""
+    parser = build_parser(add_stage_arguments, stage_defaults, description)
+    # First pass: only to find --config; everything else is parsed once its values are known.
+    config_path = parser.parse_known_args(argv)[0].config
+    if config_path:
+        parser.set_defaults(**read_yaml_config(config_path, parser))
+    cfg = parser.parse_args(argv)
+    if cfg.name is None:
+        cfg.name = default_name
+    validate_config(cfg)
+    return cfg
+
+
+def config_to_dict(cfg: argparse.Namespace) -> dict[str, Any]:
+    """Plain ``{flag: value}`` (lists, not tuples) for YAML files and checkpoints."""
+    return {key: list(value) if isinstance(value, tuple) else value
+            for key, value in sorted(vars(cfg).items())}
+
+
+def write_config(cfg: argparse.Namespace, path: str | Path) -> None:
+    """Write the resolved configuration as YAML; loadable again with ``--config`` once the
+    per-invocation keys (``config``, ``resume``...) are dropped, which this does."""
+    values = {k: v for k, v in config_to_dict(cfg).items() if k not in ("config", "resume",
+                                                                          "overwrite")}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(values, sort_keys=True))
+
+
+def config_differences(old: Mapping[str, Any], new: Mapping[str, Any],
+                       ignore: Iterable[str] = PER_INVOCATION_KEYS) -> dict[str, tuple]:
+    """``{key: (old, new)}`` for the keys whose values differ, ignoring ``ignore``."""
+    skip = set(ignore)
+    keys = (set(old) | set(new)) - skip
+    return {k: (old.get(k), new.get(k)) for k in sorted(keys) if old.get(k) != new.get(k)}

@@ -1,0 +1,116 @@
+import pytest
+import torch
+
+from models.afwm import WarpLevel
+from models.losses import (VGGLoss, VGGWeightsMissing, build_vgg19_features, distillation_gate,
+                           distillation_loss, second_order_smoothness, total_variation, warp_loss)
+
+
+def _level(cond, flow):
+    zeros = torch.zeros(1)
+    return WarpLevel(flow=flow, cond_feature=cond, delta_main=zeros, delta_refine=zeros,
+                     flow_dx=zeros, flow_dy=zeros)
+
+
+def test_distillation_matches_a_hand_computed_case():
+    # Batch of 2; the teacher is better on sample 0 only, so n = 1 and only sample 0 counts.
+    person = torch.zeros(2, 3, 4, 4)
+    teacher_warped = torch.full((2, 3, 4, 4), 0.1)
+    teacher_warped[1] = 0.9
+    student_warped = torch.full((2, 3, 4, 4), 0.5)
+    gate = distillation_gate(teacher_warped, student_warped, person)
+    assert gate.tolist() == [1.0, 0.0]
+
+    teacher, student = [], []
+    for i in range(5):
+        size = 2 ** (i + 1)
+        c_t = torch.zeros(2, 2, size, size)
+        c_s = torch.zeros(2, 2, size, size)
+        c_s[0] = 1.0                      # squared error 1 per element on sample 0
+        c_s[1] = 7.0                      # ignored by the gate
+        f_t = torch.zeros(2, 2, 2 * size, 2 * size)
+        f_s = torch.zeros(2, 2, 2 * size, 2 * size)
+        f_s[0, 0] = 3.0
+        f_s[0, 1] = 4.0                   # |(3, 4)| = 5 per pixel on sample 0
+        f_s[1] = 9.0
+        teacher.append(_level(c_t, f_t))
+        student.append(_level(c_s, f_s))
+    terms = distillation_loss(teacher, student, gate)
+    # feature: sum_i (5 - i) * 0.04 * (C h w * 1) / (C h w * 1) = 0.04 * (5+4+3+2+1)
+    assert terms["distill_feature"].item() == pytest.approx(0.04 * 15)
+    # flow, levels 2..4: (i + 1) * (h w * 5) / (h w * 1) = 5 * (3 + 4 + 5)
+    assert terms["distill_flow"].item() == pytest.approx(5 * 12)
+
+
+def test_gate_with_no_better_teacher_gives_zero_loss_without_dividing_by_zero():
+    person = torch.zeros(1, 3, 2, 2)
+    gate = distillation_gate(torch.ones(1, 3, 2, 2), torch.zeros(1, 3, 2, 2), person)
+    assert gate.tolist() == [0.0]
+    level = _level(torch.ones(1, 1, 2, 2), torch.ones(1, 2, 4, 4))
+    terms = distillation_loss([level] * 5, [_level(torch.zeros(1, 1, 2, 2),
+                                                   torch.zeros(1, 2, 4, 4))] * 5, gate)
+    assert terms["distill_feature"].item() == 0.0 and terms["distill_flow"].item() == 0.0
+
+
+def test_total_variation_and_smoothness_values():
+    ramp = torch.arange(12.0).view(1, 1, 3, 4)   # +4 per row, +1 per column
+    assert total_variation(ramp).item() == pytest.approx(5.0)
+    assert second_order_smoothness(torch.zeros(2, 4, 3, 3)).item() == pytest.approx(1e-6 ** 0.45)
+    assert second_order_smoothness(torch.full((1, 1, 2, 2), 2.0)).item() == pytest.approx(
+        (4 + 1e-6) ** 0.45)
+
+
+def test_vgg_weights_missing_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with pytest.raises(VGGWeightsMissing, match="vgg19-dcbb9e9d.pth.*--vgg_weights.*--allow_random_vgg"):
+        build_vgg19_features()
+    with pytest.raises(VGGWeightsMissing, match="--vgg_weights: file not found"):
+        build_vgg19_features(str(tmp_path / "missing.pth"))
+
+
+def test_vgg_loss_loads_a_named_file_and_is_zero_only_for_equal_inputs(tmp_path, caplog, monkeypatch):
+    import torchvision
+    torch.manual_seed(0)
+    path = tmp_path / "vgg19.pth"
+    torch.save(torchvision.models.vgg19(weights=None).state_dict(), path)
+    loss = VGGLoss(build_vgg19_features(str(path)))
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    assert loss(x, x).item() == 0.0
+    assert loss(x, x.flip(-1)).item() > 0.0
+    assert not any(p.requires_grad for p in loss.parameters())
+    # Random weights only on request, and announced.
+    monkey_dir = tmp_path / "empty"
+    monkey_dir.mkdir()
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(monkey_dir))
+    with caplog.at_level("WARNING"):
+        build_vgg19_features(allow_random=True)
+    assert "RANDOM weights" in caplog.text
+
+
+def test_warp_loss_terms_and_gradients():
+    from models.afwm import AFWM
+    torch.manual_seed(0)
+    model = AFWM(3, channels=(8, 8, 8, 8, 8), fpn_dim=8)
+    vgg = VGGLoss(build_vgg19_features(allow_random=True))
+    garment = torch.rand(2, 3, 64, 64) * 2 - 1
+    edge = torch.ones(2, 1, 64, 64)
+    out = model(torch.rand(2, 3, 64, 64), garment, edge, return_levels=True)
+    terms = warp_loss(out.levels, garment, edge, vgg)
+    assert set(terms) == {"warp_l1", "warp_vgg", "warp_edge", "warp_smooth", "warp_tv"}
+    assert all(torch.isfinite(v) and v.item() >= 0 for v in terms.values())
+    sum(terms.values()).backward()
+    assert model.aflow_net.netMain[0][0].weight.grad.abs().sum() > 0
+
+
+def test_vgg_loss_on_maps_too_small_for_the_last_pool_skips_those_slices():
+    # 16x12 is the coarsest warp level at 256x192: relu5_1 would need a 2x1 -> 1x0 max-pool.
+    torch.manual_seed(0)
+    features = build_vgg19_features(allow_random=True)
+    loss = VGGLoss(features)
+    x, y = torch.rand(1, 3, 16, 12), torch.rand(1, 3, 16, 12)
+    expected = 0.0
+    h_x, h_y = x, y
+    for weight, (a, b) in zip((1 / 32, 1 / 16, 1 / 8, 1 / 4), ((0, 2), (2, 7), (7, 12), (12, 21))):
+        h_x, h_y = features[a:b](h_x), features[a:b](h_y)
+        expected += weight * (h_x - h_y).abs().mean().item()
+    assert loss(x, y).item() == pytest.approx(expected, rel=1e-5)
