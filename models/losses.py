@@ -182,3 +182,25 @@ def distillation_loss(teacher_levels: Sequence[WarpLevel], student_levels: Seque
             flow_term = flow_term + (i + 1) * (gate * distance.flatten(1).sum(1)).sum() / (
                 height * width * count)
     return {"distill_feature": feature_term, "distill_flow": flow_term}
+
+
+def tryon_loss(tryon: torch.Tensor, rendered: torch.Tensor, mask: torch.Tensor,
+               person: torch.Tensor, vgg: VGGLoss) -> dict[str, torch.Tensor]:
+    """Generator loss of the end-to-end stages: ``5 L1(tryon, I) + VGG(tryon, I) +
+    5 L1(rendered, I) + VGG(rendered, I) + mean|1 - m|``, as named weighted terms."""
+    return {
+        "gen_l1": 5 * F.l1_loss(tryon, person),
+        "gen_vgg": vgg(tryon, person),
+        "render_l1": 5 * F.l1_loss(rendered, person),
+        "render_vgg": vgg(rendered, person),
+        "mask_l1": (1 - mask).abs().mean(),
+    }
+
+
+def skin_loss(rendered: torch.Tensor, person: torch.Tensor, skin: torch.Tensor, vgg: VGGLoss,
+              l1_weight: float, vgg_weight: float) -> dict[str, torch.Tensor]:
+    """Stage-4 skin terms on the region the tutor's garment covered but the person's does not:
+    ``l1_weight L1(rendered s, I s) + vgg_weight VGG(rendered s, I s)``."""
+    rendered_skin, person_skin = rendered * skin, person * skin
+    return {"skin_l1": l1_weight * F.l1_loss(rendered_skin, person_skin),
+            "skin_vgg": vgg_weight * vgg(rendered_skin, person_skin)}

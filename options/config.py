@@ -52,7 +52,6 @@ def build_parser(add_stage_arguments: Optional[Callable[[argparse.ArgumentParser
     flag is a ``ConfigError``."""
     parser = argparse.ArgumentParser(description=description,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add = parser.add_argument
 
     run = parser.add_argument_group("run")
     run.add_argument("--config", type=str, default=None,
@@ -141,7 +140,6 @@ def build_parser(add_stage_arguments: Optional[Callable[[argparse.ArgumentParser
         if unknown:
             raise ConfigError(f"stage defaults name unknown flags: {', '.join(unknown)}")
         parser.set_defaults(**stage_defaults)
-    del add
     return parser
 
 

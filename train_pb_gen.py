@@ -1,0 +1,64 @@
+"""Stage 2: the parser-based teacher, warp and generator end to end.
+
+The stage-1 warp (``--pb_warp_checkpoint``) and a new Res-UNet(8) train together. The generator
+sees the preserved person (face, other clothes, hands), the warped garment and its edge, and the
+DensePose arm mask outside the person's garment; its mask is gated by the person's garment
+region. Loss: ``0.5 warp + generator``. The warp learns at ``--lr_warp`` (1e-5), the generator
+at ``--lr`` (5e-5).
+
+    python train_pb_gen.py --dataroot VITON_traindata --name pb_gen \\
+        --pb_warp_checkpoint checkpoints/pb_warp/final.pth
+"""
+
+import torch
+
+from data.inputs import TryOnInputs
+from models import PB_GEN_INPUT, PB_WARP_INPUT, build_generator, build_warp
+from models.losses import tryon_loss, warp_loss
+from models.tryon import compose
+from utils.engine import Stage, StepResult, run
+from utils.stages import load_from_flag, perceptual_loss
+
+
+class ParserBasedGenerator(Stage):
+    name = "pb_gen"
+    trained = ("warp", "gen")
+    defaults = {"lr": 5e-5, "niter": 50, "niter_decay": 50}
+
+    def add_arguments(self, parser):
+        parser.add_argument("--pb_warp_checkpoint", default=None,
+                            help="stage-1 (train_pb_warp.py) checkpoint to start the warp from")
+        parser.add_argument("--lr_warp", type=float, default=1e-5,
+                            help="learning rate of the warp module (0.2 x the generator's)")
+
+    def build_models(self, cfg, device):
+        self.vgg = perceptual_loss(cfg, device)
+        warp = load_from_flag(build_warp(cfg, PB_WARP_INPUT), cfg, "pb_warp_checkpoint", "warp",
+                              ("pb_warp",))
+        return {"warp": warp.to(device), "gen": build_generator(cfg, PB_GEN_INPUT).to(device)}
+
+    def param_groups(self, models, cfg, epoch):
+        return [{"name": "warp", "params": list(models["warp"].parameters()), "lr": cfg.lr_warp},
+                {"name": "gen", "params": list(models["gen"].parameters()), "lr": cfg.lr}]
+
+    def losses(self, models, batch, cfg, step):
+        inputs = TryOnInputs.from_batch(batch)
+        warp = models["warp"](inputs.pb_condition, inputs.garment, inputs.garment_edge,
+                              return_levels=True)
+        terms = {name: 0.5 * value for name, value in
+                 warp_loss(warp.levels, inputs.person_clothes, inputs.person_clothes_edge,
+                           self.vgg).items()}
+        warped_edge = warp.levels[-1].warped_edge
+        arms = inputs.dense_preserve_mask * (1 - inputs.person_clothes_edge)
+        gen_output = models["gen"](torch.cat([inputs.preserve_region, warp.warped, warped_edge,
+                                              arms], 1))
+        out = compose(gen_output, warp.warped, warped_edge, gate=inputs.person_clothes_edge)
+        terms.update(tryon_loss(out.tryon, out.rendered, out.mask, inputs.image, self.vgg))
+        images = {"person": inputs.image, "garment": inputs.garment,
+                  "warped_garment": warp.warped, "warped_edge": warped_edge,
+                  "rendered": out.rendered, "mask": out.mask, "tryon": out.tryon}
+        return StepResult.from_terms(terms, images)
+
+
+if __name__ == "__main__":
+    run(ParserBasedGenerator())

@@ -1,0 +1,42 @@
+"""Stage 1: the parser-based warping module.
+
+Trains AFWM(45) to warp the in-shop garment onto the person, conditioned on the person's face
+and other-clothes masks, DensePose (25 one-hot channels) and pose (18 keypoint maps). Loss: the
+multi-level warp loss against the garment region of the real photo. Nothing is frozen.
+
+    python train_pb_warp.py --dataroot VITON_traindata --name pb_warp
+"""
+
+from data.inputs import TryOnInputs
+from models import PB_WARP_INPUT, build_warp
+from models.losses import warp_loss
+from utils.engine import Stage, StepResult, run
+from utils.stages import perceptual_loss
+
+
+class ParserBasedWarp(Stage):
+    name = "pb_warp"
+    trained = ("warp",)
+    defaults = {"lr": 5e-5, "niter": 50, "niter_decay": 50}
+
+    def build_models(self, cfg, device):
+        self.vgg = perceptual_loss(cfg, device)
+        return {"warp": build_warp(cfg, PB_WARP_INPUT).to(device)}
+
+    def param_groups(self, models, cfg, epoch):
+        return [{"name": "warp", "params": list(models["warp"].parameters()), "lr": cfg.lr}]
+
+    def losses(self, models, batch, cfg, step):
+        inputs = TryOnInputs.from_batch(batch)
+        warp = models["warp"](inputs.pb_condition, inputs.garment, inputs.garment_edge,
+                              return_levels=True)
+        terms = warp_loss(warp.levels, inputs.person_clothes, inputs.person_clothes_edge,
+                          self.vgg)
+        images = {"person": inputs.image, "garment": inputs.garment,
+                  "person_clothes": inputs.person_clothes, "warped_garment": warp.warped,
+                  "warped_edge": warp.levels[-1].warped_edge}
+        return StepResult.from_terms(terms, images)
+
+
+if __name__ == "__main__":
+    run(ParserBasedWarp())

@@ -1,0 +1,122 @@
+"""One process or many: the device, the process group, and averaging across ranks.
+
+A plain ``python train_x.py`` is one process (rank 0 of 1). Under ``torchrun`` the environment
+holds ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; each process then joins a process group
+(NCCL on CUDA, gloo on CPU) and uses ``cuda:LOCAL_RANK``.
+"""
+
+import os
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistributedContext:
+    """Where this process stands: ``rank`` of ``world_size`` processes, ``local_rank`` on its
+    node, the ``device`` it computes on, and whether this module created the process group
+    (and so must destroy it)."""
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+    owns_group: bool = False
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 writes files, logs and checkpoints."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def _env_int(name: str) -> int:
+    value = os.environ[name]
+    try:
+        return int(value)
+    except ValueError:
+        raise RuntimeError(f"environment variable {name}={value!r} is not an integer") from None
+
+
+def resolve_device(choice: str, local_rank: int = 0) -> torch.device:
+    """'auto' | 'cpu' | 'cuda' -> the device of this process."""
+    if choice not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"--device must be auto, cpu or cuda, got {choice!r}")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda: CUDA is not available on this machine "
+                           "(use --device cpu or auto)")
+    if choice == "cpu" or (choice == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if local_rank >= torch.cuda.device_count():
+        raise RuntimeError(f"LOCAL_RANK {local_rank} but only {torch.cuda.device_count()} CUDA "
+                           f"devices are visible")
+    return torch.device("cuda", local_rank)
+
+
+def init_distributed(device_choice: str = "auto") -> DistributedContext:
+    """Read the torchrun environment (absent: a single process), pick the device and, when
+    there are several processes, join the process group."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        device = resolve_device(device_choice, 0)
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        return DistributedContext(rank=0, world_size=1, local_rank=0, device=device)
+    rank, world_size = _env_int("RANK"), _env_int("WORLD_SIZE")
+    local_rank = _env_int("LOCAL_RANK") if "LOCAL_RANK" in os.environ else rank
+    device = resolve_device(device_choice, local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    owns_group = False
+    if world_size > 1 and not dist.is_initialized():
+        if device.type == "cuda":
+            dist.init_process_group(backend="nccl", init_method="env://", rank=rank,
+                                    world_size=world_size, device_id=device)
+        else:
+            dist.init_process_group(backend="gloo", init_method="env://", rank=rank,
+                                    world_size=world_size)
+        owns_group = True
+    return DistributedContext(rank=rank, world_size=world_size, local_rank=local_rank,
+                              device=device, owns_group=owns_group)
+
+
+def shutdown_distributed(context: DistributedContext) -> None:
+    """Leave the process group if ``init_distributed`` created it."""
+    if context.owns_group and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(context: DistributedContext) -> None:
+    if context.distributed:
+        if context.device.type == "cuda":
+            dist.barrier(device_ids=[context.device.index])
+        else:
+            dist.barrier()
+
+
+def mean_over_ranks(values: Mapping[str, torch.Tensor],
+                    context: DistributedContext) -> dict[str, float]:
+    """Average scalar tensors over all ranks (one all_reduce for all of them) -> floats.
+
+    Every rank must call this with the same keys in the same order."""
+    if not values:
+        return {}
+    keys = list(values)
+    stacked = torch.stack([values[k].detach().float().reshape(()) for k in keys])
+    stacked = stacked.to(context.device)
+    if context.distributed:
+        dist.all_reduce(stacked, op=dist.ReduceOp.SUM)
+        stacked = stacked / context.world_size
+    return dict(zip(keys, stacked.tolist()))
+
+
+def any_rank(flag: bool, context: DistributedContext) -> bool:
+    """True on every rank when ``flag`` is true on at least one."""
+    if not context.distributed:
+        return flag
+    tensor = torch.tensor([1.0 if flag else 0.0], device=context.device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return bool(tensor.item() > 0)
