@@ -1,0 +1,28 @@
+"""Tensor <-> image file conversions shared by test.py, the training image grids and tools."""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """(3, H, W) or (1, H, W) tensor in [-1, 1] -> (H, W, 3) or (H, W) uint8, rounded.
+
+    The release truncated ((x+1)/2*255).astype(uint8); rounding differs from it by at most one
+    level and is unbiased.
+    """
+    array = ((image.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    array = array.permute(1, 2, 0).numpy()
+    return array[..., 0] if array.shape[-1] == 1 else array
+
+
+def mask_to_signed(mask: torch.Tensor) -> torch.Tensor:
+    """A [0, 1] mask (B, 1, H, W) as a 3-channel [-1, 1] image for grids."""
+    return (mask * 2 - 1).expand(-1, 3, -1, -1)
+
+
+def save_png(image: torch.Tensor, path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(to_uint8(image)).save(path)
