@@ -155,17 +155,24 @@ def main(argv=None):
     try:
         generate(args)
         if args.eval:
-            from utils.metrics import evaluate_folders
+            from utils.metrics import evaluate_folders, format_table, resolve_pairs
             scores = evaluate_folders(
-                args.results_dir, Path(args.dataroot) / "test_img", pairs=args.pairs,
-                dataroot=args.dataroot, metrics=tuple(args.metrics.split(",")),
+                args.results_dir, Path(args.dataroot) / "test_img",
+                resolve_pairs(args.dataroot, args.pairs), metrics=tuple(args.metrics.split(",")),
                 device=pick_device(args.device), fid_weights=args.fid_weights,
                 lpips_backbone_weights=args.lpips_backbone_weights,
                 allow_random_weights=args.allow_random_weights)
-            print(json.dumps(scores, indent=2))
-            (Path(args.results_dir) / "scores.json").write_text(json.dumps(scores, indent=2))
+            print(format_table(scores))
+            out = Path(args.results_dir) / "scores.json"
+            out.write_text(json.dumps(scores, indent=2))
+            print(f"scores written to {out}")
     except (CheckpointError, DatasetError) as error:
         raise SystemExit(f"error: {error}")
+    except Exception as error:
+        from utils.metrics import MetricsError, MissingWeightsError, WeightsFileError
+        if isinstance(error, (MetricsError, MissingWeightsError, WeightsFileError)):
+            raise SystemExit(f"error: {error}")
+        raise
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from data.inputs import TryOnInputs
 from models import PB_GEN_INPUT, PB_WARP_INPUT, build_generator, build_warp
 from models.losses import tryon_loss, warp_loss
 from models.tryon import compose
-from utils.engine import Stage, StepResult, run
+from utils.engine import Stage, StepResult, main
 from utils.stages import load_from_flag, perceptual_loss
 
 
@@ -41,7 +41,7 @@ class ParserBasedGenerator(Stage):
         return [{"name": "warp", "params": list(models["warp"].parameters()), "lr": cfg.lr_warp},
                 {"name": "gen", "params": list(models["gen"].parameters()), "lr": cfg.lr}]
 
-    def losses(self, models, batch, cfg, step):
+    def losses(self, models, batch, cfg, step, want_images=False):
         inputs = TryOnInputs.from_batch(batch)
         warp = models["warp"](inputs.pb_condition, inputs.garment, inputs.garment_edge,
                               return_levels=True)
@@ -61,4 +61,4 @@ class ParserBasedGenerator(Stage):
 
 
 if __name__ == "__main__":
-    run(ParserBasedGenerator())
+    main(ParserBasedGenerator())

@@ -10,7 +10,7 @@ multi-level warp loss against the garment region of the real photo. Nothing is f
 from data.inputs import TryOnInputs
 from models import PB_WARP_INPUT, build_warp
 from models.losses import warp_loss
-from utils.engine import Stage, StepResult, run
+from utils.engine import Stage, StepResult, main
 from utils.stages import perceptual_loss
 
 
@@ -26,7 +26,7 @@ class ParserBasedWarp(Stage):
     def param_groups(self, models, cfg, epoch):
         return [{"name": "warp", "params": list(models["warp"].parameters()), "lr": cfg.lr}]
 
-    def losses(self, models, batch, cfg, step):
+    def losses(self, models, batch, cfg, step, want_images=False):
         inputs = TryOnInputs.from_batch(batch)
         warp = models["warp"](inputs.pb_condition, inputs.garment, inputs.garment_edge,
                               return_levels=True)
@@ -39,4 +39,4 @@ class ParserBasedWarp(Stage):
 
 
 if __name__ == "__main__":
-    run(ParserBasedWarp())
+    main(ParserBasedWarp())

@@ -18,7 +18,7 @@ from models import PF_GEN_INPUT, PF_WARP_INPUT, build_generator, build_warp
 from models.losses import skin_loss, tryon_loss
 from models.tryon import compose
 from train_pf_warp import teacher_and_student_warps
-from utils.engine import Stage, StepResult, run
+from utils.engine import Stage, StepResult, main
 from utils.stages import (add_teacher_arguments, load_from_flag, parser_based_teacher,
                           perceptual_loss)
 
@@ -44,11 +44,12 @@ class ParserFreeGenerator(Stage):
         return models
 
     def param_groups(self, models, cfg, epoch):
+        # Called at the start of every epoch: the skin weights below depend on the epoch.
         self.epoch = epoch
         return [{"name": "warp", "params": list(models["warp"].parameters()), "lr": cfg.lr_warp},
                 {"name": "gen", "params": list(models["gen"].parameters()), "lr": cfg.lr}]
 
-    def losses(self, models, batch, cfg, step):
+    def losses(self, models, batch, cfg, step, want_images=False):
         inputs = TryOnInputs.from_batch(batch)
         tutor, teacher, student, warp_terms, gate = teacher_and_student_warps(models, inputs,
                                                                               self.vgg)
@@ -68,4 +69,4 @@ class ParserFreeGenerator(Stage):
 
 
 if __name__ == "__main__":
-    run(ParserFreeGenerator())
+    main(ParserFreeGenerator())

@@ -16,7 +16,7 @@ from data.inputs import TryOnInputs
 from models import PF_WARP_INPUT, build_warp
 from models.losses import distillation_gate, distillation_loss, warp_loss
 from models.tryon import tutor_image
-from utils.engine import Stage, StepResult, run
+from utils.engine import Stage, StepResult, main
 from utils.stages import (add_teacher_arguments, load_from_flag, named_parameters_matching,
                           parser_based_teacher, perceptual_loss, teacher_source)
 
@@ -63,7 +63,7 @@ class ParserFreeWarp(Stage):
             return [{"name": "warp_new_parts", "params": params, "lr": cfg.lr}]
         return [{"name": "warp", "params": list(models["warp"].parameters()), "lr": cfg.lr}]
 
-    def losses(self, models, batch, cfg, step):
+    def losses(self, models, batch, cfg, step, want_images=False):
         inputs = TryOnInputs.from_batch(batch)
         tutor, teacher, student, terms, gate = teacher_and_student_warps(models, inputs, self.vgg)
         images = {"person": inputs.image, "tutor": tutor.image, "garment": inputs.garment,
@@ -75,4 +75,4 @@ class ParserFreeWarp(Stage):
 
 
 if __name__ == "__main__":
-    run(ParserFreeWarp())
+    main(ParserFreeWarp())

@@ -112,11 +112,12 @@ def render_pose_maps(keypoints: torch.Tensor, height: int, width: int,
     centre = torch.floor(xy)
     rows = torch.arange(height, device=xy.device, dtype=dtype)
     cols = torch.arange(width, device=xy.device, dtype=dtype)
-    in_rows = (rows - centre[..., 1:2]).abs() <= radius            # (..., K, H)
-    in_cols = (cols - centre[..., 0:1]).abs() <= radius            # (..., K, W)
-    in_rows = in_rows & visible.unsqueeze(-1)
-    square = in_rows.unsqueeze(-1) & in_cols.unsqueeze(-2)         # (..., K, H, W)
-    return square.to(dtype) * 2 - 1
+    in_rows = ((rows - centre[..., 1:2]).abs() <= radius) & visible.unsqueeze(-1)  # (..., K, H)
+    in_cols = (cols - centre[..., 0:1]).abs() <= radius                            # (..., K, W)
+    # The square is the outer product of its row and column indicators; 2 * inside - 1
+    # gives +1 / -1 with a single full-size tensor.
+    maps = (in_rows.to(dtype) * 2).unsqueeze(-1) * in_cols.to(dtype).unsqueeze(-2)
+    return maps.sub_(1)
 
 
 def scale_keypoints(keypoints: np.ndarray, scale_x: float, scale_y: float) -> np.ndarray:

@@ -304,7 +304,11 @@ def draw_sample(rng: np.random.Generator, height: int = 256, width: int = 192,
         sign = -1.0 if side == "right" else 1.0
         if garment.sleeve_axis is not None:
             direction = linear @ (garment.sleeve_axis[1] * np.array([sign * -1.0, 1.0]))
-            direction /= np.linalg.norm(direction)
+            # A short, wide garment flattens its sleeves; arms stay within 50 degrees of the
+            # body axis (the sleeve then hangs loose around the arm).
+            local = rot.T @ direction
+            angle = min(np.arctan2(abs(local[0]), max(local[1], 1e-6)), 0.87)
+            direction = rot @ np.array([sign * np.sin(angle), np.cos(angle)])
         else:
             angle = rng.uniform(0.12, 0.5)
             direction = rot @ np.array([sign * np.sin(angle), np.cos(angle)])
@@ -376,8 +380,9 @@ def draw_sample(rng: np.random.Generator, height: int = 256, width: int = 192,
         _ellipse(dense, hand, hand_axes, hand_angle, PART[f"{side}_hand"])
 
     neck_top = face_centre + rot @ np.array([0, head_axes[1] * 0.6])
-    _capsule(label, neck, neck_top, rng.uniform(7, 9) * s, LABEL["face"])
-    _capsule(dense, neck, neck_top, 8 * s, PART["head_right"])
+    neck_radius = rng.uniform(7, 9) * s
+    _capsule(label, neck, neck_top, neck_radius, LABEL["face"])
+    _capsule(dense, neck, neck_top, neck_radius, PART["head_right"])
 
     # The garment: the product sampled through the deformation.
     field = smooth_field(rng, height, width, amplitude=rng.uniform(1.5, 4.0) * width / 192)
@@ -395,7 +400,7 @@ def draw_sample(rng: np.random.Generator, height: int = 256, width: int = 192,
     _ellipse(label, hair_cap, head_axes * np.array([1.1, 0.95]), np.degrees(tilt), LABEL["hair"])
     _ellipse(label, face_centre + rot @ np.array([0, head_axes[1] * 0.12]),
              head_axes * np.array([0.92, 0.88]), np.degrees(tilt), LABEL["face"])
-    _ellipse(dense, face_centre, head_axes, np.degrees(tilt), PART["head_right"])
+    _ellipse(dense, face_centre, head_axes * 1.06, np.degrees(tilt), PART["head_right"])
     head_half = np.zeros_like(dense)
     _polygon(head_half, [face_centre + rot @ np.array([0, -60]) * s,
                          face_centre + rot @ np.array([60, -60]) * s,

@@ -79,19 +79,25 @@ class VGGLoss(nn.Module):
     """Sum over relu1_1..relu5_1 of ``w_k * L1(phi_k(x), phi_k(y).detach())``.
 
     Inputs are fed as they are, in [-1, 1], as the release does (no ImageNet renormalisation).
+    ``num_levels`` < 5 keeps only the first levels (a cheaper loss for small CPU runs); 0 makes
+    the loss identically zero.
     """
 
-    def __init__(self, features: nn.Sequential):
+    def __init__(self, features: Optional[nn.Sequential], num_levels: int = len(VGG_SLICES)):
         super().__init__()
-        self.slices = nn.ModuleList(features[a:b] for a, b in VGG_SLICES)
+        if not 0 <= num_levels <= len(VGG_SLICES):
+            raise ValueError(f"VGG levels must be 0..{len(VGG_SLICES)}, got {num_levels}")
+        self.slices = nn.ModuleList(features[a:b] for a, b in VGG_SLICES[:num_levels])
 
     def train(self, mode: bool = True):
         return super().train(False)  # the frozen network always runs in eval mode
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         # One pass over the stacked pair halves the number of kernel launches.
-        h = torch.cat([x, y], 0)
         loss = x.new_zeros(())
+        if not len(self.slices):
+            return loss
+        h = torch.cat([x, y], 0)
         for weight, block in zip(VGG_WEIGHTS, self.slices):
             # Deviation from the release on current PyTorch: a slice whose max-pool would give an
             # empty map (relu5_1 of the 16x12 coarsest level at 256x192) adds nothing instead of

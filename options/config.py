@@ -116,6 +116,10 @@ def build_parser(add_stage_arguments: Optional[Callable[[argparse.ArgumentParser
     model.add_argument("--vgg_weights", type=str, default=None,
                        help="torchvision VGG19 ImageNet weights (vgg19-dcbb9e9d.pth) for the "
                             "perceptual loss; default: the torch hub cache")
+    model.add_argument("--vgg_layers", type=int, default=5, choices=range(0, 6),
+                       help="VGG19 feature levels in the perceptual loss, relu1_1 up to "
+                            "relu5_1 (the paper: 5); fewer is cheaper for small CPU runs, "
+                            "0 drops the perceptual loss")
     model.add_argument("--allow_random_vgg", action="store_true",
                        help="let the perceptual loss use a randomly initialised VGG19 when no "
                             "weights are found: for tests and demos only")
@@ -238,6 +242,8 @@ def validate_config(cfg: argparse.Namespace) -> None:
                 "log_every", "sample_every", "max_steps"):
         if getattr(cfg, key) < 0:
             problems.append(f"--{key} must not be negative, got {getattr(cfg, key)}")
+    if cfg.seed < 0:
+        problems.append(f"--seed must not be negative, got {cfg.seed}")
     if cfg.batch_size < 1:
         problems.append(f"--batch_size must be at least 1, got {cfg.batch_size}")
     if cfg.log_every < 1:

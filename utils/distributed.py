@@ -112,11 +112,3 @@ def mean_over_ranks(values: Mapping[str, torch.Tensor],
         stacked = stacked / context.world_size
     return dict(zip(keys, stacked.tolist()))
 
-
-def any_rank(flag: bool, context: DistributedContext) -> bool:
-    """True on every rank when ``flag`` is true on at least one."""
-    if not context.distributed:
-        return flag
-    tensor = torch.tensor([1.0 if flag else 0.0], device=context.device)
-    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
-    return bool(tensor.item() > 0)

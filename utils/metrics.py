@@ -7,8 +7,9 @@ Protocol (PF-AFN and the VITON papers it compares with):
   (the window never leaves the image) and over the three channels. This is Wang et al.'s SSIM as
   computed by ``pytorch_msssim.ssim`` and by ``skimage.metrics.structural_similarity(...,
   gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0)``; the two agree
-  to float precision. (The zero-padded ``pytorch-ssim`` variant some papers used differs at the
-  borders by a few 1e-3.)
+  to float precision (3e-10 measured on 256x192 images). The zero-padded, same-size variant of
+  the ``pytorch-ssim`` package, which some try-on papers used, also scores the padded border and
+  can read about 0.02 higher; scores from the two are not interchangeable.
 - **LPIPS** v0.1 from the ``lpips`` package, AlexNet trunk by default, on images in [-1, 1].
 - **FID** as pytorch-fid computes it: images in [0, 1] resized bilinearly to 299x299 by the
   network, the 2,048-d pool3 features of the TF-ported Inception (``pt_inception-2015-12-05``),
@@ -137,8 +138,18 @@ def ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     if min(height, width) < SSIM_WINDOW_SIZE:
         # pytorch_msssim would skip the smoothing along a short side with only a warning.
         raise ValueError(f"SSIM needs images of at least {SSIM_WINDOW_SIZE}x{SSIM_WINDOW_SIZE}, got {height}x{width}")
-    return msssim_ssim(pred, target, data_range=1.0, size_average=False, win_size=SSIM_WINDOW_SIZE,
-                       win_sigma=SSIM_WINDOW_SIGMA, K=SSIM_K)
+    return msssim_ssim(pred, target, data_range=1.0, size_average=False, win=_ssim_window(pred.shape[1]), K=SSIM_K)
+
+
+def _ssim_window(channels: int) -> torch.Tensor:
+    """The 1-D Gaussian (11 taps, sigma 1.5) as pytorch_msssim wants it, (C, 1, 1, 11).
+
+    pytorch_msssim would normalise its own window in float32, so that a window sum off 1 by ~1e-7
+    leaves SSIM of flat images off by ~1e-5; this one is normalised in float64.
+    """
+    offsets = torch.arange(SSIM_WINDOW_SIZE, dtype=torch.float64) - SSIM_WINDOW_SIZE // 2
+    weights = torch.exp(-offsets ** 2 / (2 * SSIM_WINDOW_SIGMA ** 2))
+    return (weights / weights.sum()).view(1, 1, 1, -1).repeat(channels, 1, 1, 1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -175,7 +186,9 @@ def fid_from_features(features1: np.ndarray, features2: np.ndarray) -> float:
     S1 = A^T A / (N1 - 1) and S2 = B^T B / (N2 - 1); the non-zero eigenvalues of S1 S2 are those of
     (A B^T)(A B^T)^T / ((N1 - 1)(N2 - 1)), so Tr((S1 S2)^(1/2)) = ||A B^T||_* / sqrt((N1 - 1)(N2 - 1))
     (nuclear norm: the sum of singular values). Exact, real, and fast for N << D, where
-    ``sqrtm`` of the singular product is slow and needs pytorch-fid's diagonal offset.
+    ``sqrtm`` of the singular product is slow and needs pytorch-fid's diagonal offset. When
+    N1 * N2 > D * D the (N1, N2) cross matrix would outgrow the covariances, and pytorch-fid's own
+    ``frechet_distance`` on the statistics is used instead.
     """
     features1 = np.asarray(features1, np.float64)
     features2 = np.asarray(features2, np.float64)
@@ -184,6 +197,9 @@ def fid_from_features(features1: np.ndarray, features2: np.ndarray) -> float:
     count1, count2 = len(features1), len(features2)
     if min(count1, count2) < 2:
         raise ValueError(f"FID needs at least 2 samples per set for a covariance, got {count1} and {count2}")
+    dim = features1.shape[1]
+    if count1 * count2 > dim * dim:
+        return frechet_distance(*feature_statistics(features1), *feature_statistics(features2))
     mean1, mean2 = features1.mean(axis=0), features2.mean(axis=0)
     centred1, centred2 = features1 - mean1, features2 - mean2
     trace1 = (centred1 ** 2).sum() / (count1 - 1)
@@ -237,15 +253,23 @@ def _sha256_prefix_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_weights_file(path: Path, file_name: str, check_hash: bool) -> dict:
-    """Load a backbone state dict safely; with ``check_hash``, verify the sha256 prefix that
-    torchvision-style names carry (``...-6726825d.pth``) so that scores stay comparable."""
+def read_weights_file(path: Path, file_name: str, check_hash: bool, mismatch_is_error: bool = True) -> dict:
+    """Load a backbone state dict safely.
+
+    With ``check_hash``, compare the file's sha256 with the prefix its published name carries
+    (``alexnet-owt-7be5be79.pth``), so that scores stay comparable: a mismatch raises
+    ``WeightsFileError``, or only warns when ``mismatch_is_error`` is False.
+    """
     if check_hash:
         expected = file_name.rsplit("-", 1)[-1].split(".")[0]
         actual = _sha256_prefix_of(path)
         if not actual.startswith(expected):
-            raise WeightsFileError(f"{path}: sha256 {actual[:8]}... does not match {file_name} "
-                                   f"(expected prefix {expected}); this is not the published file")
+            message = (f"{path}: sha256 {actual[:8]}... does not match {file_name} (expected prefix {expected}); "
+                       f"this is not the published file")
+            if mismatch_is_error:
+                raise WeightsFileError(message)
+            warnings.warn(message + ": scores may not be comparable to published ones", stacklevel=3)
+            print(f"WARNING: {message}", file=sys.stderr, flush=True)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for corrupt or unsafe files
@@ -288,12 +312,12 @@ def _random_fid_inception_state() -> dict:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_WEIGHTS_SEED)
         network = _fid_inception_architecture()
-        # pytorch-fid builds the network with torchvision's init switched off; PyTorch's default
-        # conv init shrinks activations through 90+ layers, so use torchvision's scheme instead
-        # (truncated normal, std 0.1, BN scale 1 shift 0) to keep the pool3 features informative.
+        # In eval mode each BatchNorm is the identity (running mean 0, variance 1), so PyTorch's
+        # default conv init would shrink the activations layer after layer and a fixed std would
+        # blow them up; He init (variance 2 / fan_in before a ReLU) keeps pool3 features O(1).
         for module in network.modules():
             if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
-                torch.nn.init.trunc_normal_(module.weight, mean=0.0, std=0.1, a=-2, b=2)
+                torch.nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
         return network.state_dict()
 
 
@@ -313,7 +337,9 @@ def build_fid_inception(weights: Optional[str | os.PathLike] = None, allow_rando
         announce_random_weights("FID Inception network")
         state = _random_fid_inception_state()
     else:
-        state = read_weights_file(path, FID_WEIGHTS_FILE, check_hash)
+        # torchvision verifies its files' name-borne hashes on download, pytorch-fid does not; so a
+        # mismatch on the Inception file only warns (the strict key and shape check still applies).
+        state = read_weights_file(path, FID_WEIGHTS_FILE, check_hash, mismatch_is_error=False)
 
     # pytorch-fid 0.3.0 fetches its weights by URL inside fid_inception_v3; hand it the state dict
     # read above instead, so the network is exactly the library's and nothing is downloaded.
@@ -382,7 +408,8 @@ def build_lpips(net: str = "alex", backbone_weights: Optional[str | os.PathLike]
 
     linear_path = _lpips_package_linear_weights(net)
     linear_state = torch.load(linear_path, map_location="cpu", weights_only=True)
-    expected_linear = {key for key in model.state_dict() if key.startswith("lin")}
+    # ``lins.k`` is a second name for ``link``: the same parameters, listed twice in state_dict().
+    expected_linear = {key for key in model.state_dict() if key.startswith("lin") and not key.startswith("lins.")}
     if set(linear_state) != expected_linear:
         raise WeightsFileError(f"{linear_path}: LPIPS linear layers do not match: found {sorted(linear_state)}, "
                                f"expected {sorted(expected_linear)}")
@@ -403,6 +430,7 @@ def build_lpips(net: str = "alex", backbone_weights: Optional[str | os.PathLike]
                                        f"expected {tuple(value.shape)}")
             trunk_state[key] = backbone_state[source_key]
         model.net.load_state_dict(trunk_state, strict=True)
+    model.requires_grad_(False)
     model.pretrained = path is not None
     model.weights_source = str(path) if path is not None else f"RANDOM (seed {RANDOM_WEIGHTS_SEED})"
     return model.to(device).eval()
@@ -421,6 +449,12 @@ def lpips_distance(model: torch.nn.Module, pred: torch.Tensor, target: torch.Ten
 
 # --------------------------------------------------------------------------------------------
 # Folders
+
+
+def resolve_pairs(dataroot: str | os.PathLike, pairs: str | os.PathLike) -> Path:
+    """A pairs file given as an absolute path, or as a name inside ``dataroot``."""
+    pairs = Path(pairs)
+    return pairs if pairs.is_absolute() else Path(dataroot) / pairs
 
 
 def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
@@ -495,6 +529,8 @@ def evaluate_folders(results_dir: str | os.PathLike, reference_dir: str | os.Pat
     if missing:
         raise MetricsError(f"{len(missing)} person photo(s) missing from {reference_dir}, e.g. {missing[:3]}")
     image_size = _common_image_size(result_paths)
+    people = sorted({person for person, _ in pairs})
+    resized_references = [person for person in people if _image_size(reference_dir / person) != image_size]
 
     lpips_model = None
     if "lpips" in metrics:
@@ -505,17 +541,11 @@ def evaluate_folders(results_dir: str | os.PathLike, reference_dir: str | os.Pat
 
     per_pair = [{"result": path.name, "reference": person} for path, (person, _) in zip(result_paths, pairs)]
     result_features = []
-    resized_references = set()
     for batch_indices in _batches(range(len(pairs)), batch_size):
         results = torch.stack([load_image(result_paths[index]) for index in batch_indices])
         if "ssim" in metrics or "lpips" in metrics:
-            references = []
-            for index in batch_indices:
-                person = pairs[index][0]
-                references.append(load_image(reference_dir / person, size=image_size))
-                if _image_size(reference_dir / person) != image_size:
-                    resized_references.add(person)
-            references = torch.stack(references)
+            references = torch.stack([load_image(reference_dir / pairs[index][0], size=image_size)
+                                      for index in batch_indices])
             if "ssim" in metrics:
                 for index, value in zip(batch_indices, ssim(results, references).tolist()):
                     per_pair[index]["ssim"] = value
@@ -536,13 +566,10 @@ def evaluate_folders(results_dir: str | os.PathLike, reference_dir: str | os.Pat
         scores["weights"]["lpips"] = f"{lpips_net}: {lpips_model.weights_source}"
 
     if inception is not None:
-        people = sorted({person for person, _ in pairs})
         reference_features = []
         for batch_people in _batches(people, batch_size):
             references = torch.stack([load_image(reference_dir / person, size=image_size) for person in batch_people])
             reference_features.append(inception_features(inception, references, batch_size))
-            resized_references.update(person for person in batch_people
-                                      if _image_size(reference_dir / person) != image_size)
         result_features = np.concatenate(result_features, axis=0)
         reference_features = np.concatenate(reference_features, axis=0)
         scores["fid"] = fid_from_features(result_features, reference_features)
@@ -588,3 +615,23 @@ def _common_image_size(paths: Sequence[Path]) -> tuple[int, int]:
             raise MetricsError(f"try-on images differ in size: {paths[0]} is {first[0]}x{first[1]}, "
                                f"{path} is {size[0]}x{size[1]}")
     return first
+
+
+def format_table(scores: dict) -> str:
+    """A short human-readable summary of ``evaluate_folders``'s result."""
+    lines = [f"{'metric':<8} {'value':>10}  notes"]
+    notes = {"ssim": "higher is better", "lpips": "lower is better",
+             "fid": f"lower is better; {scores.get('fid_num_results')} results vs "
+                    f"{scores.get('fid_num_references')} photos"}
+    for name in METRIC_NAMES:
+        if name in scores:
+            random_mark = "  [RANDOM WEIGHTS]" if name in scores["random_weights"] else ""
+            lines.append(f"{name:<8} {scores[name]:>10.4f}  {notes[name]}{random_mark}")
+    lines.append(f"pairs: {scores['num_pairs']}, image size {scores['image_size'][0]}x{scores['image_size'][1]}")
+    for name, source in scores["weights"].items():
+        lines.append(f"{name} weights: {source}")
+    for warning in scores["warnings"]:
+        lines.append(f"WARNING: {warning}")
+    if not scores["comparable_to_published"]:
+        lines.append("NOT COMPARABLE TO PUBLISHED NUMBERS (random weights)")
+    return "\n".join(lines)

@@ -36,7 +36,11 @@ def freeze(model: nn.Module) -> nn.Module:
 
 
 def perceptual_loss(cfg, device) -> VGGLoss:
-    return VGGLoss(build_vgg19_features(cfg.vgg_weights, cfg.allow_random_vgg)).to(device)
+    """The VGG19 loss with ``--vgg_layers`` levels (no network at all when 0)."""
+    if cfg.vgg_layers == 0:
+        return VGGLoss(None, 0).to(device)
+    features = build_vgg19_features(cfg.vgg_weights, cfg.allow_random_vgg)
+    return VGGLoss(features, cfg.vgg_layers).to(device)
 
 
 def add_teacher_arguments(parser) -> None:

@@ -1,0 +1,69 @@
+"""Score a folder of try-on images: paired SSIM, LPIPS, and FID against the persons' photos.
+
+    python scripts/evaluate.py --results_dir results/pf --dataroot VITON_test \\
+        --pairs VITON_test/test_pairs_same.txt --metrics ssim,lpips --out scores.json
+
+Try-on images are ``{person_stem}__{cloth_stem}.png`` in --results_dir; the persons' photos are
+``<dataroot>/test_img/<person>``. The protocol and the weight rules are in ``utils/metrics.py``:
+pretrained backbones come from the torch hub cache or from --fid_weights /
+--lpips_backbone_weights, never from the network.
+"""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from utils.metrics import (METRIC_NAMES, MetricsError, MissingWeightsError, WeightsFileError,
+                           evaluate_folders, format_table, resolve_pairs)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results_dir", required=True,
+                        help="folder of try-on images named {person_stem}__{cloth_stem}.png")
+    parser.add_argument("--dataroot", required=True, help="test root holding test_img/ (the persons' photos)")
+    parser.add_argument("--pairs", required=True,
+                        help="pairs file, one 'person.jpg cloth.jpg' per line "
+                             "(test_pairs_same.txt for SSIM/LPIPS, test_pairs.txt for FID)")
+    parser.add_argument("--metrics", default=",".join(METRIC_NAMES),
+                        help="comma-separated subset of ssim,lpips,fid")
+    parser.add_argument("--device", default="cpu", help="torch device for LPIPS and Inception, e.g. cpu or cuda:0")
+    parser.add_argument("--batch_size", type=int, default=16, help="images per forward pass")
+    parser.add_argument("--lpips_net", default="alex", choices=["alex", "vgg"], help="LPIPS trunk network")
+    parser.add_argument("--fid_weights", default=None,
+                        help="path to pt_inception-2015-12-05-6726825d.pth (default: the torch hub cache)")
+    parser.add_argument("--lpips_backbone_weights", default=None,
+                        help="path to alexnet-owt-7be5be79.pth (or vgg16-397923af.pth with --lpips_net vgg); "
+                             "default: the torch hub cache")
+    parser.add_argument("--allow_random_weights", action="store_true",
+                        help="use random backbones where a weight file is missing: for tests and demos only, "
+                             "the scores are not comparable to published numbers")
+    parser.add_argument("--out", default=None, help="write the scores (with per-pair values) to this JSON file")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    metrics = tuple(name.strip() for name in args.metrics.split(",") if name.strip())
+    try:
+        scores = evaluate_folders(args.results_dir, Path(args.dataroot) / "test_img", resolve_pairs(args.dataroot, args.pairs), metrics=metrics,
+                                  device=args.device, batch_size=args.batch_size, fid_weights=args.fid_weights,
+                                  lpips_backbone_weights=args.lpips_backbone_weights,
+                                  allow_random_weights=args.allow_random_weights, lpips_net=args.lpips_net)
+    except (MetricsError, MissingWeightsError, WeightsFileError, ValueError) as error:
+        sys.exit(f"error: {error}")
+    print(format_table(scores))
+    if args.out is not None:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(scores, indent=2) + "\n")
+        print(f"scores written to {out}")
+    return scores
+
+
+if __name__ == "__main__":
+    main()

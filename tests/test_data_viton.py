@@ -1,0 +1,270 @@
+"""The datasets on a VITON folder written by hand (PIL/numpy/json), not by our generator."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from data.viton import DatasetError, VitonTestDataset, VitonTrainDataset
+
+H0, W0 = 100, 75        # size on disk
+H, W = 64, 48           # size served (scale 0.64)
+IDS = ["000003", "000010", "000042"]
+
+
+def write_foreign_train(root, ids=IDS):
+    """A VITON_traindata folder as another tool writes it: JPEG photos and edges, grey PNG
+    labels, BODY_25 keypoints under pose_keypoints_2d, int64 DensePose."""
+    for folder in ("train_img", "train_color", "train_edge", "train_label", "train_pose",
+                   "train_densepose"):
+        os.makedirs(os.path.join(root, folder), exist_ok=True)
+    for k, name in enumerate(ids):
+        photo = np.full((H0, W0, 3), 200, np.uint8)
+        photo[:, :, 0] = 10 * k
+        Image.fromarray(photo).save(os.path.join(root, "train_img", f"{name}_0.jpg"), quality=95)
+        garment = np.full((H0, W0, 3), 255, np.uint8)
+        garment[20:80, 15:60] = (30 * k, 90, 160)
+        Image.fromarray(garment).save(os.path.join(root, "train_color", f"{name}_1.jpg"))
+        edge = np.zeros((H0, W0), np.uint8)
+        edge[20:80, 15:60] = 255
+        Image.fromarray(edge).save(os.path.join(root, "train_edge", f"{name}_1.jpg"))
+        label = np.zeros((H0, W0), np.uint8)
+        label[0:25, :] = 12          # face
+        label[25:50, :] = 4          # upper clothes
+        label[50:60, :] = 7          # noise
+        label[60:100, :] = 8         # pants
+        Image.fromarray(label, mode="L").save(os.path.join(root, "train_label", f"{name}_0.png"))
+        body25 = np.zeros((25, 3))
+        body25[:, 0] = 50.0
+        body25[:, 1] = 25.0
+        body25[:, 2] = 0.8
+        body25[9] = (25.0, 75.0, 0.9)   # RHip -> COCO 8
+        body25[8] = (1.0, 1.0, 0.9)     # MidHip, dropped
+        document = {"version": 1.3, "people": [{"pose_keypoints_2d": body25.ravel().tolist(),
+                                                "face_keypoints_2d": []}]}
+        with open(os.path.join(root, "train_pose", f"{name}_0_keypoints.json"), "w") as f:
+            json.dump(document, f)
+        dense = np.zeros((H0, W0), np.int64)
+        dense[30:70, 10:40] = 3
+        dense[30:70, 40:75] = 16
+        np.save(os.path.join(root, "train_densepose", f"{name}_0.npy"), dense)
+    return root
+
+
+def write_foreign_test(root, clothes="test_clothes"):
+    for folder in ("test_img", clothes, "test_edge"):
+        os.makedirs(os.path.join(root, folder), exist_ok=True)
+    for name in ("000066", "017575"):
+        Image.fromarray(np.full((H0, W0, 3), 90, np.uint8)).save(
+            os.path.join(root, "test_img", f"{name}_0.jpg"))
+        Image.fromarray(np.full((H0, W0, 3), 30, np.uint8)).save(
+            os.path.join(root, clothes, f"{name}_1.jpg"))
+        edge = np.zeros((H0, W0), np.uint8)
+        edge[10:90, 10:60] = 255
+        Image.fromarray(edge).save(os.path.join(root, "test_edge", f"{name}_1.jpg"))
+    with open(os.path.join(root, "test_pairs.txt"), "w") as f:
+        f.write("000066_0.jpg 017575_1.jpg\n017575_0.jpg 000066_1.jpg\n")
+    with open(os.path.join(root, "test_pairs_same.txt"), "w") as f:
+        f.write("000066_0.jpg 000066_1.jpg\n\n017575_0.jpg 017575_1.jpg\n")
+    return root
+
+
+@pytest.fixture
+def train_root(tmp_path):
+    return write_foreign_train(str(tmp_path / "VITON_traindata"))
+
+
+def test_opens_foreign_folder_and_resizes(train_root):
+    dataset = VitonTrainDataset(train_root, H, W, seed=3)
+    assert len(dataset) == 3
+    item = dataset[1]
+    assert item["id"] == "000010"
+    assert item["image"].shape == (3, H, W) and item["image"].dtype == torch.float32
+    assert item["image"].min() >= -1 and item["image"].max() <= 1
+    assert abs(item["image"][0].mean().item() - (10 / 127.5 - 1)) < 0.02   # red = 10 * k
+    assert item["garment"].shape == (3, H, W)
+    edge = item["garment_edge"]
+    assert edge.shape == (1, H, W) and set(edge.unique().tolist()) == {0.0, 1.0}
+    # Edge rows 20..79 of 100 -> rows 12.8..51.2 of 64 (nearest, pixel centres).
+    assert edge[0, 13:51, 10:38].min() == 1 and edge[0, :12].max() == 0
+    label = item["label"]
+    assert label.dtype == torch.int64 and label.shape == (H, W)
+    assert set(label.unique().tolist()) == {12, 4, 7, 8}          # raw: 7 not merged
+    assert (label[:15] == 12).all() and (label[17:31] == 4).all() and (label[40:] == 8).all()
+    dense = item["densepose"]
+    assert dense.dtype == torch.int64 and set(dense.unique().tolist()) == {0, 3, 16}
+    keypoints = item["keypoints"]
+    assert keypoints.shape == (18, 3) and keypoints.dtype == torch.float32
+    # BODY_25 RHip (index 9) is COCO 8; coordinates scaled by 48/75 and 64/100.
+    assert torch.allclose(keypoints[8], torch.tensor([25 * 0.64, 75 * 0.64, 0.9]))
+    assert torch.allclose(keypoints[0, :2], torch.tensor([32.0, 16.0]))
+
+
+def test_unpaired_draw_is_reproducible_and_never_own(train_root):
+    dataset = VitonTrainDataset(train_root, H, W, seed=7)
+    draws = {}
+    for epoch in range(6):
+        dataset.set_epoch(epoch)
+        draws[epoch] = [dataset.unpaired_index(i) for i in range(len(dataset))]
+        assert all(j != i for i, j in enumerate(draws[epoch]))
+    assert len({tuple(d) for d in draws.values()}) > 1            # changes with the epoch
+    again = VitonTrainDataset(train_root, H, W, seed=7)
+    again.set_epoch(4)
+    assert [again.unpaired_index(i) for i in range(3)] == draws[4]
+    torch.manual_seed(123)
+    np.random.seed(5)
+    item = again[0]
+    other = again.samples[draws[4][0]]["id"]
+    expected = VitonTrainDataset(train_root, H, W)._garment(again.samples[draws[4][0]])[0]
+    assert torch.equal(item["unpaired_garment"], expected), other
+
+
+def test_samples_matched_by_name_not_position(train_root):
+    # An extra garment with no person must not shift the pairing.
+    Image.fromarray(np.zeros((H0, W0, 3), np.uint8)).save(
+        os.path.join(train_root, "train_color", "000001_1.jpg"))
+    dataset = VitonTrainDataset(train_root, H, W)
+    assert [s["id"] for s in dataset.samples] == IDS
+    assert dataset.samples[0]["garment"].endswith("000003_1.jpg")
+
+
+def test_pairs_file(train_root):
+    with open(os.path.join(train_root, "train_pairs.txt"), "w") as f:
+        f.write("000042_0.jpg 000003_1.jpg\n000003_0.jpg 000042_1.jpg\n")
+    dataset = VitonTrainDataset(train_root, H, W)
+    assert len(dataset) == 2
+    assert dataset.samples[0]["image"].endswith("000042_0.jpg")
+    assert dataset.samples[0]["garment"].endswith("000003_1.jpg")
+
+
+def test_missing_folder(train_root):
+    os.rename(os.path.join(train_root, "train_densepose"), os.path.join(train_root, "dp"))
+    with pytest.raises(DatasetError, match="train_densepose: missing folder"):
+        VitonTrainDataset(train_root, H, W)
+
+
+def test_missing_files_listed_with_count(train_root):
+    os.remove(os.path.join(train_root, "train_label", "000010_0.png"))
+    os.remove(os.path.join(train_root, "train_pose", "000042_0_keypoints.json"))
+    os.remove(os.path.join(train_root, "train_edge", "000042_1.jpg"))
+    with pytest.raises(DatasetError) as info:
+        VitonTrainDataset(train_root, H, W)
+    message = str(info.value)
+    assert message.startswith("2 of 3 samples lack files")
+    assert "000010: train_label/000010_0.png" in message
+    assert "000042: train_edge/000042_1.jpg, train_pose/000042_0_keypoints.json" in message
+
+
+def test_many_missing_files_are_summarised(tmp_path):
+    ids = [f"{i:06d}" for i in range(8)]
+    root = write_foreign_train(str(tmp_path / "many"), ids)
+    for name in ids:
+        os.remove(os.path.join(root, "train_densepose", f"{name}_0.npy"))
+    with pytest.raises(DatasetError, match=r"8 of 8 samples lack files: .*; and 3 more$"):
+        VitonTrainDataset(root, H, W)
+
+
+def corrupt(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+@pytest.mark.parametrize("folder, name, make_bad, message", [
+    ("train_img", "000010_0.jpg", lambda d: d[: len(d) // 2], "000010_0.jpg: truncated JPEG"),
+    ("train_color", "000010_1.jpg", lambda d: b"not an image at all" * 10,
+     "000010_1.jpg: not a readable image"),
+    ("train_edge", "000010_1.jpg", lambda d: b"", "000010_1.jpg: empty file"),
+    ("train_label", "000010_0.png", lambda d: d[:-30], "000010_0.png: truncated PNG"),
+    ("train_pose", "000010_0_keypoints.json", lambda d: d[:-5],
+     "000010_0_keypoints.json: malformed JSON"),
+])
+def test_bad_file_contents(train_root, folder, name, make_bad, message):
+    path = os.path.join(train_root, folder, name)
+    with open(path, "rb") as f:
+        data = f.read()
+    corrupt(path, make_bad(data))
+    dataset = VitonTrainDataset(train_root, H, W)
+    dataset[0]
+    with pytest.raises(DatasetError, match=message):
+        dataset[1]
+
+
+def test_bad_densepose(train_root):
+    path = os.path.join(train_root, "train_densepose", "000010_0.npy")
+    dataset = VitonTrainDataset(train_root, H, W)
+    np.save(path, np.zeros((H0, W0, 3), np.float32))
+    with pytest.raises(DatasetError, match=r"000010_0.npy: DensePose array has shape \(100, 75, 3\)"):
+        dataset[1]
+    np.save(path, np.full((H0, W0), 25, np.int32))
+    with pytest.raises(DatasetError, match=r"000010_0.npy: DensePose values range 25..25, outside 0..24"):
+        dataset[1]
+    np.save(path, np.zeros((50, 40), np.uint8))
+    with pytest.raises(DatasetError, match=r"000010_0.npy: size 40x50 differs from the person photo"):
+        dataset[1]
+    np.save(path, np.full((H0, W0), 2.5, np.float32))
+    with pytest.raises(DatasetError, match="000010_0.npy: DensePose values are not whole"):
+        dataset[1]
+    np.save(path, np.full((H0, W0), 24.0, np.float64))       # whole floats are accepted
+    assert dataset[1]["densepose"].max() == 24
+
+
+def test_bad_labels(train_root):
+    path = os.path.join(train_root, "train_label", "000010_0.png")
+    dataset = VitonTrainDataset(train_root, H, W)
+    label = np.zeros((H0, W0), np.uint8)
+    label[5, 5] = 20
+    label[6, 6] = 255
+    Image.fromarray(label).save(path)
+    with pytest.raises(DatasetError, match=r"000010_0.png: label values \[20, 255\] outside the parsing scheme"):
+        dataset[1]
+    Image.fromarray(np.stack([label * 0, label * 0 + 1, label * 0], -1)).save(path)
+    with pytest.raises(DatasetError, match="000010_0.png: label image in mode RGB has differing"):
+        dataset[1]
+
+
+def test_palette_label_reads_indices(train_root):
+    path = os.path.join(train_root, "train_label", "000010_0.png")
+    label = np.zeros((H0, W0), np.uint8)
+    label[:50] = 13
+    image = Image.fromarray(label, mode="P")
+    image.putpalette([v for i in range(256) for v in (255 - i, i, 7)])
+    image.save(path)
+    assert set(VitonTrainDataset(train_root, H, W)[1]["label"].unique().tolist()) == {0, 13}
+
+
+def test_missing_dataset_root(tmp_path):
+    with pytest.raises(DatasetError, match="nowhere: dataset folder not found"):
+        VitonTrainDataset(str(tmp_path / "nowhere"))
+
+
+def test_test_dataset_paired_and_unpaired(tmp_path):
+    root = write_foreign_test(str(tmp_path / "VITON_test"))
+    unpaired = VitonTestDataset(root, "test_pairs.txt", H, W)
+    item = unpaired[0]
+    assert item["person_name"] == "000066_0.jpg" and item["cloth_name"] == "017575_1.jpg"
+    assert item["paired"] is False and item["original_size"] == (H0, W0)
+    assert item["image"].shape == (3, H, W) and item["garment_edge"].shape == (1, H, W)
+    assert abs(item["image"].mean().item() - (90 / 127.5 - 1)) < 0.02
+    paired = VitonTestDataset(root, os.path.join(root, "test_pairs_same.txt"), H, W)
+    assert len(paired) == 2 and all(paired[i]["paired"] for i in range(2))
+    batch = next(iter(torch.utils.data.DataLoader(paired, batch_size=2)))
+    assert batch["image"].shape == (2, 3, H, W) and batch["paired"].tolist() == [True, True]
+
+
+def test_test_dataset_test_color_and_errors(tmp_path):
+    root = write_foreign_test(str(tmp_path / "demo"), clothes="test_color")
+    assert len(VitonTestDataset(root, "test_pairs.txt", H, W)) == 2
+    with open(os.path.join(root, "bad_pairs.txt"), "w") as f:
+        f.write("000066_0.jpg 999999_1.jpg\n")
+    with pytest.raises(DatasetError, match=r"1 of 1 pairs of .*bad_pairs.txt lack files: "
+                                           r"000066_0.jpg 999999_1.jpg: test_color/999999_1.jpg, "
+                                           r"test_edge/999999_1.jpg"):
+        VitonTestDataset(root, "bad_pairs.txt", H, W)
+    with pytest.raises(DatasetError, match="nope.txt: pairs file not found"):
+        VitonTestDataset(root, "nope.txt", H, W)
+    os.rename(os.path.join(root, "test_color"), os.path.join(root, "colours"))
+    with pytest.raises(DatasetError, match="neither test_clothes/ nor test_color/"):
+        VitonTestDataset(root, "test_pairs.txt", H, W)

@@ -1,0 +1,250 @@
+"""The training engine on a tiny fake stage: schedule, exact resume, DDP, logs, optimiser switch."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from options import ConfigError
+from tests.fake_stage import FakeStage
+from utils.checkpoint import CHECKPOINT_FORMAT, CheckpointError, read_checkpoint
+from utils.engine import (ResumableSampler, Stage, StepResult, lr_factor, make_optimizer, run,
+                          seed_everything)
+from utils.logging_utils import image_grid
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = str(ROOT / "configs" / "tiny.yaml")
+
+
+def fake_argv(tmp_path, name, *extra):
+    # 6 samples, batch 2: 3 steps per epoch; niter 1 + niter_decay 1 = 6 steps in all.
+    return ["--config", TINY, "--device", "cpu", "--checkpoints_dir", str(tmp_path),
+            "--name", name, "--height", "32", "--width", "32", "--log_every", "1",
+            "--sample_every", "0", "--save_every", "1", *extra]
+
+
+def assert_same_state(first, second):
+    assert first.keys() == second.keys()
+    for key in first:
+        assert torch.equal(first[key], second[key]), key
+
+
+@pytest.mark.parametrize("niter, niter_decay, expected",
+                         [(2, 3, [1.0, 1.0, 0.75, 0.5, 0.25]),
+                          (1, 1, [1.0, 0.5]),
+                          (0, 4, [0.8, 0.6, 0.4, 0.2]),
+                          (3, 0, [1.0, 1.0, 1.0])])
+def test_lr_factor_values(niter, niter_decay, expected):
+    factors = [lr_factor(e, niter, niter_decay) for e in range(niter + niter_decay)]
+    assert factors == pytest.approx(expected)
+    assert factors[-1] > 0
+    assert lr_factor(niter + niter_decay, niter, niter_decay) == 0.0 or niter_decay == 0
+    assert lr_factor(niter + niter_decay + 5, niter, niter_decay) == 0.0
+
+
+def test_paper_schedule_ends_small_and_positive():
+    assert lr_factor(49, 50, 50) == 1.0
+    assert lr_factor(50, 50, 50) == pytest.approx(50 / 51)
+    assert lr_factor(99, 50, 50) == pytest.approx(1 / 51)
+
+
+def test_sampler_order_depends_only_on_seed_and_epoch():
+    data = list(range(10))
+    full = ResumableSampler(data, num_replicas=2, rank=1, seed=3)
+    full.set_epoch(4)
+    order = list(full)
+    again = ResumableSampler(data, num_replicas=2, rank=1, seed=3)
+    again.set_epoch(4)
+    again.start_index = 2
+    assert list(again) == order[2:] and len(again) == len(order) - 2
+    other = ResumableSampler(data, num_replicas=2, rank=0, seed=3)
+    other.set_epoch(4)
+    assert sorted(order + list(other)) == data     # the two ranks split the epoch
+    full.set_epoch(5)
+    assert list(full) != order
+
+
+@pytest.mark.parametrize("split, total, partial", [(2, 4, 0), (3, 4, 1), (4, 5, 1)])
+def test_resume_equals_uninterrupted_run(tmp_path, split, total, partial):
+    """`total` steps in one go == `split` steps, stop, --resume, the rest: bitwise equal
+    weights and optimiser state. split 2: mid-epoch; 3: at the epoch end, where the partial
+    phase ends and a new Adam starts; 4: in the second epoch (decayed lr)."""
+    extra = ("--partial_epochs", str(partial))
+    whole = run(FakeStage(6), fake_argv(tmp_path, "whole", "--max_steps", str(total), *extra))
+    first = run(FakeStage(6), fake_argv(tmp_path, "split", "--max_steps", str(split), *extra))
+    assert first.step == split and first.finished     # --max_steps ends the run cleanly
+    stopped = read_checkpoint(tmp_path / "split" / "latest.pth")
+    assert (stopped["step"], stopped["format"], stopped["stage"]) == (split, CHECKPOINT_FORMAT,
+                                                                     "fake")
+    assert stopped["epoch"] * 3 + stopped["step_in_epoch"] == split
+    second = run(FakeStage(6), fake_argv(tmp_path, "split", "--max_steps", str(total),
+                                         "--resume", *extra))
+    assert whole.step == second.step == total
+    assert_same_state(whole.models["net"].state_dict(), second.models["net"].state_dict())
+    a = read_checkpoint(tmp_path / "whole" / "latest.pth")
+    b = read_checkpoint(tmp_path / "split" / "latest.pth")
+    assert (a["epoch"], a["step_in_epoch"]) == (b["epoch"], b["step_in_epoch"]) == (1, total - 3)
+    for state_a, state_b in zip(a["optimizer"]["state"].values(),
+                                b["optimizer"]["state"].values()):
+        assert_same_state(state_a, state_b)
+    assert whole.terms == second.terms
+    # The run really trained: the weights moved away from their initial values.
+    seed_everything(0)
+    initial = FakeStage(6).build_models(whole.config, torch.device("cpu"))["net"]
+    assert not torch.equal(initial.tail.weight, whole.models["net"].tail.weight)
+
+
+def test_param_group_switch_builds_a_new_optimizer(tmp_path):
+    stage = FakeStage(6)
+    result = run(stage, fake_argv(tmp_path, "switch", "--partial_epochs", "1", "--lr", "0.01"))
+    assert result.optimizer_builds == [(0, ("net_tail",)), (1, ("net",))]
+    assert result.learning_rates == {"net": pytest.approx(0.005)}   # epoch 1 of 1 + 1
+    assert stage.dataset.epochs_seen == [0, 1]
+    # During the partial epoch only net.tail moved: check against a run stopped there.
+    seed_everything(0)
+    initial = FakeStage(6).build_models(result.config, torch.device("cpu"))["net"]
+    partial = run(FakeStage(6), fake_argv(tmp_path, "partial", "--partial_epochs", "1",
+                                          "--max_steps", "3"))
+    net = partial.models["net"]
+    assert torch.equal(net.head[0].weight, initial.head[0].weight)
+    assert not torch.equal(net.tail.weight, initial.tail.weight)
+    assert not torch.equal(result.models["net"].head[0].weight, initial.head[0].weight)
+    saved = read_checkpoint(tmp_path / "switch" / "final.pth")
+    assert [g["name"] for g in saved["optimizer"]["param_groups"]] == ["net"]
+
+
+def test_make_optimizer_keeps_names_and_betas():
+    layer = torch.nn.Linear(2, 2)
+    optimizer = make_optimizer([{"name": "a", "params": [layer.weight], "lr": 0.1},
+                                {"name": "b", "params": [layer.bias], "lr": 0.2}], beta1=0.5)
+    assert [(g["name"], g["lr"], g["base_lr"], g["betas"]) for g in optimizer.param_groups] == \
+        [("a", 0.1, 0.1, (0.5, 0.999)), ("b", 0.2, 0.2, (0.5, 0.999))]
+
+
+def test_checkpoints_and_logs_are_written(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    argv = fake_argv(tmp_path, "logs", "--sample_every", "2", "--log_every", "2",
+                     "--save_every", "0", "--save_epoch_freq", "2")
+    result = run(FakeStage(6), argv)
+    run_dir = tmp_path / "logs"
+    assert result.finished and result.step == 6 and result.epoch == 2
+    assert sorted(p.name for p in run_dir.glob("*.pth")) == ["epoch_002.pth", "final.pth",
+                                                            "latest.pth"]
+    final = read_checkpoint(run_dir / "final.pth")
+    assert (final["epoch"], final["step"], final["step_in_epoch"]) == (2, 6, 0)
+    assert final["config"]["name"] == "logs" and final["config"]["height"] == 32
+    assert_same_state(final["model"]["net"], result.models["net"].state_dict())
+    assert "teacher" not in final["model"]
+    assert (run_dir / "config.yaml").is_file()
+    log = (run_dir / "train.log").read_text()
+    assert "lr: 0.01" in log and "epoch 1 step 6/6: total" in log
+    assert sorted(p.name for p in (run_dir / "samples").iterdir()) == [
+        "step_0000002.png", "step_0000004.png", "step_0000006.png"]
+
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"loss/total", "loss/l1", "loss/agree", "lr/net", "speed/samples_per_s"} <= scalars
+    assert [e.step for e in events.Scalars("loss/total")] == [2, 3, 4, 6]  # every 2 + epoch end
+    assert [e.value for e in events.Scalars("lr/net")] == pytest.approx([0.01, 0.01, 0.005,
+                                                                         0.005])
+    assert "samples" in events.Tags()["images"]
+    assert result.terms.keys() == {"total", "l1", "agree"}
+    assert result.terms["total"] == pytest.approx(events.Scalars("loss/total")[-1].value)
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_runs(tmp_path, amp):
+    result = run(FakeStage(6), fake_argv(tmp_path, amp, "--amp", amp, "--max_steps", "2"))
+    assert result.step == 2 and torch.isfinite(torch.tensor(result.terms["total"]))
+    saved = read_checkpoint(tmp_path / amp / "latest.pth")
+    assert bool(saved["scaler"]) == (amp == "fp16")   # a gradient scaler only for fp16
+
+
+def test_run_folder_errors(tmp_path):
+    with pytest.raises(ConfigError, match="--resume: no checkpoint"):
+        run(FakeStage(6), fake_argv(tmp_path, "none", "--resume"))
+    run(FakeStage(6), fake_argv(tmp_path, "once", "--max_steps", "1"))
+    with pytest.raises(ConfigError, match="already holds a run"):
+        run(FakeStage(6), fake_argv(tmp_path, "once", "--max_steps", "1"))
+    again = run(FakeStage(6), fake_argv(tmp_path, "once", "--max_steps", "1", "--overwrite"))
+    assert again.step == 1
+    with pytest.raises(ConfigError, match="stopped mid-epoch with 1 process"):
+        run(FakeStage(6), fake_argv(tmp_path, "once", "--resume", "--batch_size", "1"))
+
+    class OtherStage(FakeStage):
+        name = "other"
+
+    with pytest.raises(CheckpointError, match="is a 'fake' checkpoint"):
+        run(OtherStage(6), fake_argv(tmp_path, "once", "--resume"))
+    with pytest.raises(ConfigError, match="fewer than --batch_size"):
+        run(FakeStage(1), fake_argv(tmp_path, "small"))
+
+
+def test_missing_dataroot_is_a_clear_error(tmp_path):
+    class NeedsData(Stage):
+        name = "needs_data"
+        trained = ("net",)
+
+    with pytest.raises(ConfigError, match="--dataroot is required"):
+        run(NeedsData(), ["--checkpoints_dir", str(tmp_path), "--device", "cpu"])
+    with pytest.raises(ConfigError, match="--dataroot: not a folder"):
+        run(NeedsData(), ["--checkpoints_dir", str(tmp_path), "--device", "cpu",
+                          "--dataroot", str(tmp_path / "absent")])
+
+
+def test_image_grid_layout():
+    images = {"person": torch.rand(3, 3, 8, 6) * 2 - 1, "mask": torch.ones(3, 1, 4, 3)}
+    grid = image_grid(images, max_samples=2)
+    # rows = 2 samples, columns = 2 images, 2-pixel padding around every tile
+    assert grid.shape == (3, 2 * (8 + 2) + 2, 2 * (6 + 2) + 2)
+    assert grid.min() >= 0 and grid.max() <= 1
+    assert torch.allclose(grid[:, 2:10, 10:16], torch.ones(3, 8, 6))   # the mask tile, resized
+
+
+def test_two_process_ddp_on_cpu(tmp_path):
+    """torchrun with 2 gloo processes: finishes, rank 0 writes the checkpoint, ranks agree."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", FAKE_DATASET_SIZE="8",
+               PYTHONPATH=str(ROOT))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node", "2", str(ROOT / "tests" / "fake_stage.py"),
+               *fake_argv(tmp_path, "ddp", "--max_steps", "3", "--save_every", "0",
+                          "--dump_dir", str(tmp_path / "dump"))]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [torch.load(tmp_path / "dump" / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert ranks[0]["step"] == ranks[1]["step"] == 3
+    # Parameters agree; BatchNorm running statistics are each rank's own after the last
+    # forward on CPU (DDP broadcasts rank 0's at the next forward; SyncBatchNorm is CUDA-only).
+    parameters = [k for k in ranks[0]["net"] if not k.endswith(("running_mean", "running_var"))]
+    assert_same_state({k: ranks[0]["net"][k] for k in parameters},
+                      {k: ranks[1]["net"][k] for k in parameters})
+    assert ranks[0]["terms"] == ranks[1]["terms"]        # losses averaged over the ranks
+    saved = read_checkpoint(tmp_path / "ddp" / "final.pth")
+    assert saved["world_size"] == 2 and saved["step"] == 3
+    assert_same_state(saved["model"]["net"], ranks[0]["net"])
+    assert not any(k.startswith("module.") for k in saved["model"]["net"])
+    # 8 samples over 2 ranks in batches of 2: 2 steps per epoch, so step 3 is mid-epoch 1.
+    assert (saved["epoch"], saved["step_in_epoch"], saved["steps_per_epoch"]) == (1, 1, 2)
+
+
+def test_step_result_from_terms_and_stage_without_image_flag(tmp_path):
+    loss_a = torch.tensor(1.5, requires_grad=True)
+    result = StepResult.from_terms({"a": loss_a * 2, "b": torch.tensor(0.25)})
+    assert result.total.item() == 3.25 and result.total.requires_grad
+    assert not result.terms["a"].requires_grad and result.images == {}
+
+    class NoImageFlag(FakeStage):
+        def losses(self, models, batch, cfg, step):     # the older four-argument form
+            out = models["net"](batch["person"])
+            return StepResult.from_terms({"l1": (out - batch["person"]).abs().mean()},
+                                         {"output": out})
+
+    done = run(NoImageFlag(6), fake_argv(tmp_path, "noflag", "--max_steps", "2",
+                                         "--sample_every", "2"))
+    assert done.terms.keys() == {"total", "l1"}
+    assert (tmp_path / "noflag" / "samples" / "step_0000002.png").is_file()
