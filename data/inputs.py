@@ -133,16 +133,19 @@ class TryOnInputs:
     int64 merged; densepose (B, H, W) int64; keypoints (B, 18, 3).
     """
 
-    def __init__(self, batch: Mapping, device: Optional[torch.device] = None):
+    def __init__(self, batch: Mapping, device: Optional[torch.device] = None,
+                 pose_radius: int = POSE_RADIUS):
         self._batch = batch
+        self.pose_radius = pose_radius
         self.device = torch.device(device) if device is not None else batch["image"].device
         self.image = self._tensor("image")
         self.garment_edge = self._tensor("garment_edge")
         self.garment = mask_garment(self._tensor("garment"), self.garment_edge)
 
     @classmethod
-    def from_batch(cls, batch: Mapping, device=None) -> "TryOnInputs":
-        return cls(batch, device)
+    def from_batch(cls, batch: Mapping, device=None, pose_radius: int = POSE_RADIUS) -> "TryOnInputs":
+        """``pose_radius``: half side of the pose squares (5 at 256x192, the release's)."""
+        return cls(batch, device, pose_radius)
 
     def _tensor(self, key: str) -> torch.Tensor:
         if key not in self._batch:
@@ -221,7 +224,7 @@ class TryOnInputs:
 
     @cached_property
     def pose(self) -> torch.Tensor:
-        return pose_maps(self.keypoints, self.height, self.width)
+        return pose_maps(self.keypoints, self.height, self.width, self.pose_radius)
 
     @cached_property
     def pb_condition(self) -> torch.Tensor:

@@ -95,7 +95,8 @@ def _contrasting(rng, colour):
 
 def _garment_pattern(rng, height, width, base, second, centre, chest):
     """(H, W, 3) uint8 fabric in product coordinates: stripes, checks, dots, and maybe a logo."""
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    ys = np.arange(height, dtype=np.float32)[:, None]   # broadcast against xs: (H, W)
+    xs = np.arange(width, dtype=np.float32)[None, :]
     unit = width / 192.0
     kind = rng.choice(["plain", "horizontal", "vertical", "diagonal", "checks", "dots"],
                       p=[0.1, 0.25, 0.2, 0.15, 0.15, 0.15])
@@ -118,6 +119,7 @@ def _garment_pattern(rng, height, width, base, second, centre, chest):
         second_mask = dx * dx + dy * dy < (duty * period / 2) ** 2
     else:
         second_mask = np.zeros((height, width), dtype=bool)
+    second_mask = np.broadcast_to(second_mask, (height, width))
     fabric = np.where(second_mask[..., None], second, base).astype(np.uint8)
     if kind == "plain" or rng.random() < 0.6:
         logo = _contrasting(rng, base)
@@ -156,7 +158,7 @@ def draw_garment(rng: np.random.Generator, height: int, width: int) -> Garment:
     polygons = [body]
     axis = None
     if sleeve != "none":
-        angle = rng.uniform(0.3, 0.75)             # below horizontal... from vertical, radians
+        angle = rng.uniform(0.3, 0.75)             # from the vertical, radians
         length = (hem - top) * (rng.uniform(0.25, 0.38) if sleeve == "short"
                                 else rng.uniform(0.75, 0.95))
         direction = np.array([np.sin(angle), np.cos(angle)])
@@ -218,14 +220,18 @@ def draw_garment(rng: np.random.Generator, height: int, width: int) -> Garment:
 
 def smooth_field(rng, height, width, amplitude):
     """A low-frequency displacement (2, H, W) in pixels: two random plane waves per component."""
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    xs = np.arange(width, dtype=np.float32) / width
+    ys = np.arange(height, dtype=np.float32) / height
     field = np.zeros((2, height, width), np.float32)
     for c in range(2):
         for _ in range(2):
             fx, fy = rng.uniform(-1.2, 1.2, size=2)
             phase = rng.uniform(0, 2 * np.pi)
             a = amplitude * rng.uniform(0.3, 0.7)
-            field[c] += a * np.sin(2 * np.pi * (fx * xs / width + fy * ys / height) + phase)
+            # sin(u + v) = sin u cos v + cos u sin v: two outer products instead of H*W sines.
+            u = 2 * np.pi * fx * xs + phase
+            v = 2 * np.pi * fy * ys
+            field[c] += a * (np.outer(np.cos(v), np.sin(u)) + np.outer(np.sin(v), np.cos(u)))
     return field
 
 
@@ -241,9 +247,10 @@ def garment_map(forward: np.ndarray, field: np.ndarray):
     """
     height, width = field.shape[1:]
     backward = cv2.invertAffineTransform(forward)
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-    map_x = backward[0, 0] * xs + backward[0, 1] * ys + backward[0, 2] + field[0]
-    map_y = backward[1, 0] * xs + backward[1, 1] * ys + backward[1, 2] + field[1]
+    ys = np.arange(height, dtype=np.float32)[:, None]
+    xs = np.arange(width, dtype=np.float32)[None, :]
+    map_x = (backward[0, 0] * xs + backward[0, 2]) + backward[0, 1] * ys + field[0]
+    map_y = (backward[1, 0] * xs + backward[1, 2]) + backward[1, 1] * ys + field[1]
     return map_x.astype(np.float32), map_y.astype(np.float32)
 
 
@@ -282,7 +289,6 @@ def draw_sample(rng: np.random.Generator, height: int = 256, width: int = 192,
     torso = rng.uniform(72, 86)
     hip_half = shoulder_half * rng.uniform(0.62, 0.78)
     r_shoulder, l_shoulder = body(-shoulder_half, shoulder_drop), body(shoulder_half, shoulder_drop)
-    hip_centre = body(0, torso)
     r_hip, l_hip = body(-hip_half, torso), body(hip_half, torso)
 
     # Garment placement: an affine map from three product points to three body points; the
@@ -367,8 +373,7 @@ def draw_sample(rng: np.random.Generator, height: int = 256, width: int = 192,
 
     # Arms and hands.
     for side, (shoulder, elbow, wrist, forearm) in joints.items():
-        other = "left" if side == "left" else "right"
-        arm_label = LABEL[f"{other}_arm"]
+        arm_label = LABEL[f"{side}_arm"]
         _capsule(label, shoulder, elbow, arm_radius, arm_label)
         _capsule(label, elbow, wrist, arm_radius * 0.85, arm_label)
         _capsule(dense, shoulder, elbow, arm_radius, PART[f"upper_arm_{side}"])
@@ -467,9 +472,9 @@ def _paint_photo(rng, label, worn, keypoints, unit):
     palette[LABEL["right_shoe"]] = shoes
     image = palette[label]
     background = label == LABEL["background"]
-    image[background] = scene[background]
     garment = (label == LABEL["clothes"]) | (label == LABEL["noise"])
-    image[garment] = worn[garment]
+    image = np.where(background[..., None], scene, image)
+    image = np.where(garment[..., None], worn, image)
 
     # Eyes and mouth, only on face pixels so the labels stay true.
     face_pixels = label == LABEL["face"]

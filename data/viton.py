@@ -356,10 +356,10 @@ class VitonTrainDataset(torch.utils.data.Dataset):
             lacking = []
             for key, (folder, file_stem, expected) in wanted.items():
                 found = listing[folder].get(file_stem)
-                if key == "image" and found != person_name:
-                    found = person_name if person_name in listing[folder].values() else None
-                if key in ("pose", "densepose") and found is not None and found != expected:
-                    found = None
+                # The photo, keypoints and DensePose must have exactly their names; garments
+                # and labels may use any image extension.
+                if key in ("image", "pose", "densepose") and found != expected:
+                    found = expected if os.path.isfile(os.path.join(dirs[folder], expected)) else None
                 if found is None:
                     lacking.append(f"{folder}/{expected}")
                 else:

@@ -15,6 +15,10 @@ from models.generator import ResUnetGenerator
 from utils.checkpoint import unwrap
 
 
+def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 @dataclass
 class Composite:
     """``tryon`` and ``rendered`` (B, 3, H, W) in [-1, 1]; ``mask`` (B, 1, H, W) in [0, 1], the
@@ -63,8 +67,8 @@ def parser_free_tryon(warp_model: AFWM, gen_model: ResUnetGenerator, person: tor
     warp = warp_model(person, garment)
     warped_edge = warp_edge(garment_edge, warp, unwrap(warp_model).align_corners)
     gen_output = gen_model(torch.cat([person, warp.warped, warped_edge], 1))
-    # The mask logit and the composite are kept float32 under autocast.
-    out = compose(gen_output.float(), warp.warped.float(), warped_edge.float())
+    # The mask logit and the composite are computed in float32 (or float64) under autocast.
+    out = compose(*(_at_least_float32(x) for x in (gen_output, warp.warped, warped_edge)))
     return TryOnResult(tryon=out.tryon, warped=warp.warped, warped_edge=warped_edge,
                        rendered=out.rendered, mask=out.mask)
 
@@ -94,6 +98,7 @@ def tutor_image(pb_warp: AFWM, pb_gen: ResUnetGenerator, pb_condition: torch.Ten
     warped_edge = warp_edge(unpaired_edge, warp, align_corners)
     gen_input = torch.cat([preserve_region, warp.warped, warped_edge,
                            dense_preserve_mask * (1 - warped_edge)], 1)
-    composite = compose(pb_gen(gen_input).float(), warp.warped.float(), warped_edge.float())
+    composite = compose(*(_at_least_float32(x) for x in (pb_gen(gen_input), warp.warped,
+                                                          warped_edge)))
     return TutorOutput(image=composite.tryon.detach(), warped_edge=warped_edge, warp=warp,
                        composite=composite)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from data.check import main as check_main
 from data.inputs import TryOnInputs
-from data.synthetic import LABEL, draw_sample, make_dataset
+from data.synthetic import LABEL, draw_sample
 from data.viton import VitonTestDataset, VitonTrainDataset
 from models.flow import identity_flow, sample
 

@@ -268,3 +268,14 @@ def test_test_dataset_test_color_and_errors(tmp_path):
     os.rename(os.path.join(root, "test_color"), os.path.join(root, "colours"))
     with pytest.raises(DatasetError, match="neither test_clothes/ nor test_color/"):
         VitonTestDataset(root, "test_pairs.txt", H, W)
+
+
+def test_check_cli_reports_problems(train_root, capsys):
+    from data.check import main
+    assert main([train_root, "--height", str(H), "--width", str(W)]) == 0
+    assert "3 samples" in capsys.readouterr().out
+    corrupt(os.path.join(train_root, "train_img", "000042_0.jpg"), b"\xff\xd8\xff\xe0broken")
+    assert main([train_root, "--height", str(H), "--width", str(W)]) == 1
+    out = capsys.readouterr().out
+    assert "read 3 items" in out and "1 failed" in out
+    assert "000042_0.jpg: truncated JPEG" in out and "PROBLEMS FOUND" in out

@@ -8,12 +8,12 @@ from PIL import Image
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """(3, H, W) or (1, H, W) tensor in [-1, 1] -> (H, W, 3) or (H, W) uint8, rounded.
+    """(3, H, W) or (1, H, W) tensor in [-1, 1] -> (H, W, 3) or (H, W) uint8.
 
-    The release truncated ((x+1)/2*255).astype(uint8); rounding differs from it by at most one
-    level and is unbiased.
+    Quantised as the release does, ``((x + 1) / 2 * 255)`` truncated, so images match its
+    output to the level rather than differing by the rounding of every pixel.
     """
-    array = ((image.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    array = ((image.detach().float().cpu().clamp(-1, 1) + 1) / 2 * 255).to(torch.uint8)
     array = array.permute(1, 2, 0).numpy()
     return array[..., 0] if array.shape[-1] == 1 else array
 

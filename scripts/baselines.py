@@ -1,0 +1,62 @@
+"""Simple try-on baselines, written like test.py's results so scripts/evaluate.py scores them.
+
+``paste``: the garment, unwarped, pasted over the person where its product-image mask is:
+``tryon = garment * edge + person * (1 - edge)``. A try-on method should beat it easily.
+
+    python scripts/baselines.py --dataroot VITON_test --pairs test_pairs_same.txt \\
+        --results_dir results/paste
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from data.viton import DatasetError, VitonTestDataset  # noqa: E402
+from utils.image import save_png  # noqa: E402
+
+
+def paste(person: torch.Tensor, garment: torch.Tensor, edge: torch.Tensor) -> torch.Tensor:
+    return garment * edge + person * (1 - edge)
+
+
+BASELINES = {"paste": paste}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataroot", required=True, help="test root (test_img/, test_clothes/, ...)")
+    p.add_argument("--pairs", default="test_pairs_same.txt",
+                   help="pairs file: a name inside --dataroot, or an absolute path")
+    p.add_argument("--results_dir", required=True, help="folder for the PNGs")
+    p.add_argument("--method", default="paste", choices=sorted(BASELINES), help="the baseline")
+    p.add_argument("--height", type=int, default=256, help="working height")
+    p.add_argument("--width", type=int, default=192, help="working width")
+    args = p.parse_args(argv)
+    try:
+        dataset = VitonTestDataset(args.dataroot, args.pairs, height=args.height, width=args.width)
+    except DatasetError as error:
+        raise SystemExit(f"error: {error}")
+    results = Path(args.results_dir)
+    method = BASELINES[args.method]
+    count = 0
+    for batch in DataLoader(dataset, batch_size=16, num_workers=0):
+        out = method(batch["image"], batch["garment"], batch["garment_edge"])
+        for i, (person, cloth) in enumerate(zip(batch["person_name"], batch["cloth_name"])):
+            size = (int(batch["original_size"][0][i]), int(batch["original_size"][1][i]))
+            image = out[i:i + 1]
+            if size != (args.height, args.width):
+                image = F.interpolate(image, size=size, mode="bilinear", align_corners=False)
+            save_png(image[0], results / f"{Path(person).stem}__{Path(cloth).stem}.png")
+            count += 1
+    print(f"wrote {count} '{args.method}' images to {results}")
+
+
+if __name__ == "__main__":
+    main()

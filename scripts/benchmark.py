@@ -1,0 +1,398 @@
+"""Benchmark PF-AFN: inference, training steps, data loading and peak memory, CPU and CUDA.
+
+    OMP_NUM_THREADS=2 python scripts/benchmark.py --devices cpu --batch_sizes 1,4 --json bench.json
+
+Every figure is measured for the plain path (shift-loop correlation, no folding, NCHW, float32)
+and for the fast paths, in the same run, and reported with its ratio to the plain path. The
+models have random weights (speed does not depend on them); the VGG of the training losses too.
+Figures are medians over ``--repeats`` timed runs after ``--warmup`` untimed ones.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch  # noqa: E402
+
+import models.correlation as correlation  # noqa: E402
+from models.afwm import AFWM  # noqa: E402
+from models.fast import CudaGraphRunner, optimize_for_inference  # noqa: E402
+from models.generator import ResUnetGenerator  # noqa: E402
+from models.losses import VGGLoss, build_vgg19_features, tryon_loss, warp_loss  # noqa: E402
+from models.tryon import compose, parser_free_tryon, warp_edge  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Path:
+    """One way of running the models. ``correlation``: 'loop' | 'band' | 'triton' | 'auto'."""
+
+    name: str
+    correlation: str = "loop"
+    fold_bn: bool = False
+    channels_last: bool = False
+    bf16: bool = False
+    compile: bool = False
+    cuda_graph: bool = False
+
+
+PLAIN = Path("plain")
+
+
+def inference_paths(device: str, args) -> list[Path]:
+    fast_corr = "triton" if device == "cuda" and correlation.triton_available() else "band"
+    paths = [PLAIN,
+             Path(f"{fast_corr}", fast_corr),
+             Path(f"{fast_corr}+fold", fast_corr, fold_bn=True),
+             Path(f"{fast_corr}+fold+cl", fast_corr, fold_bn=True, channels_last=True)]
+    if device == "cuda" or args.cpu_bf16:
+        paths.append(Path(f"{fast_corr}+fold+cl+bf16", fast_corr, True, True, bf16=True))
+    if device == "cuda" and not args.no_cuda_graphs:
+        paths.append(Path(f"{fast_corr}+fold+cl+bf16+graph", fast_corr, True, True, True,
+                          cuda_graph=True))
+    if args.compile:
+        paths.append(Path(f"{fast_corr}+fold+cl+compile", fast_corr, True, True,
+                          bf16=device == "cuda", compile=True))
+    return paths
+
+
+def training_paths(device: str, args) -> list[Path]:
+    fast_corr = "triton" if device == "cuda" and correlation.triton_available() else "band"
+    paths = [PLAIN, Path(fast_corr, fast_corr), Path(f"{fast_corr}+cl", fast_corr,
+                                                     channels_last=True)]
+    if device == "cuda" or args.cpu_bf16:
+        paths.append(Path(f"{fast_corr}+cl+bf16", fast_corr, channels_last=True, bf16=True))
+    return paths
+
+
+# ----------------------------------------------------------------------------- measuring
+
+
+def synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_call(fn, device: str, warmup: int, repeats: int) -> list[float]:
+    """Seconds per call of ``fn``, ``repeats`` times after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_memory(fn, device: str) -> float:
+    """Peak memory of one call in MiB above what was held before it: CUDA allocator peak on
+    CUDA; on CPU the resident set size, sampled every millisecond by a thread (Linux)."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        fn()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - before) / 2 ** 20
+    if not os.path.exists("/proc/self/statm"):
+        return float("nan")
+    before = _rss_bytes()
+    peak = [before]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_bytes())
+            time.sleep(0.001)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        fn()
+    finally:
+        done.set()
+        sampler.join()
+    return (max(peak[0], _rss_bytes()) - before) / 2 ** 20
+
+
+def random_batch(batch: int, height: int, width: int, device: str, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    person = torch.rand(batch, 3, height, width, generator=generator) * 2 - 1
+    garment = torch.rand(batch, 3, height, width, generator=generator) * 2 - 1
+    edge = (torch.rand(batch, 1, height, width, generator=generator) > 0.5).float()
+    return person.to(device), garment.to(device), edge.to(device)
+
+
+def autocast_for(path: Path, device: str):
+    if path.bf16:
+        return torch.autocast(device_type=device, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+# ----------------------------------------------------------------------------- inference
+
+
+def build_inference(path: Path, warp: AFWM, gen: ResUnetGenerator, example, device: str):
+    """A no-argument callable running one try-on of ``example`` along ``path``."""
+    if path.fold_bn or path.channels_last or path.compile:
+        warp = optimize_for_inference(warp, fold_bn=path.fold_bn,
+                                      channels_last=path.channels_last, compile=path.compile)
+        gen = optimize_for_inference(gen, fold_bn=path.fold_bn,
+                                     channels_last=path.channels_last, compile=path.compile)
+
+    def tryon(person, garment, edge):
+        correlation.set_default_implementation(path.correlation)
+        with torch.inference_mode(), autocast_for(path, device):
+            return parser_free_tryon(warp, gen, person, garment, edge).tryon
+
+    if path.cuda_graph:
+        correlation.set_default_implementation(path.correlation)
+        runner = CudaGraphRunner(tryon, list(example))
+        return lambda: runner(*example)
+    return lambda: tryon(*example)
+
+
+def bench_inference(device: str, args, warp, gen) -> list[dict]:
+    rows = []
+    for batch in args.batch_sizes:
+        example = random_batch(batch, args.height, args.width, device)
+        for path in inference_paths(device, args):
+            run = build_inference(path, warp, gen, example, device)
+            times = time_call(run, device, args.warmup, args.repeats)
+            latency = statistics.median(times)
+            memory = peak_memory(run, device)
+            rows.append(dict(section="inference", device=device, path=path.name, batch=batch,
+                             latency_ms=1000 * latency, images_per_s=batch / latency,
+                             peak_mib=memory, times_s=times, config=asdict(path)))
+            print(f"  inference {device} b={batch} {path.name}: {1000 * latency:.0f} ms "
+                  f"({batch / latency:.2f} img/s), peak {memory:.0f} MiB", flush=True)
+            del run
+    correlation.set_default_implementation("auto")
+    return rows
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def training_step(stage: str, path: Path, warp, gen, vgg, optimizer, batch, device):
+    """One optimiser step of the warp stage (warp + warp loss) or of the joint stage
+    (warp + generator, warp loss + try-on loss), as the parser-free stages train."""
+    person, garment, edge = batch
+    correlation.set_default_implementation(path.correlation)
+    optimizer.zero_grad(set_to_none=True)
+    with autocast_for(path, device):
+        masked = garment * edge
+        out = warp(person, masked, edge, return_levels=True)
+        loss = sum(warp_loss(out.levels, masked, edge, vgg).values())
+        if stage == "warp+gen":
+            warped_edge = warp_edge(edge, out, True)
+            gen_out = gen(torch.cat([person, out.warped, warped_edge], 1))
+            result = compose(gen_out.float(), out.warped.float(), warped_edge.float())
+            loss = loss + sum(tryon_loss(result.tryon, result.rendered, result.mask, person,
+                                         vgg).values())
+    loss.backward()
+    optimizer.step()
+
+
+def bench_training(device: str, args) -> list[dict]:
+    rows = []
+    batch = random_batch(args.train_batch_size, args.height, args.width, device, seed=1)
+    vgg_features = build_vgg19_features(allow_random=True).to(device)
+    for stage in ("warp", "warp+gen"):
+        for path in training_paths(device, args):
+            torch.manual_seed(0)
+            warp = AFWM(3).to(device).train()
+            gen = ResUnetGenerator(7).to(device).train()
+            vgg = VGGLoss(vgg_features)
+            params = list(warp.parameters()) + (list(gen.parameters()) if stage == "warp+gen"
+                                                else [])
+            fmt = torch.channels_last if path.channels_last else torch.contiguous_format
+            warp.to(memory_format=fmt)
+            gen.to(memory_format=fmt)
+            vgg.to(memory_format=fmt)
+            step_batch = tuple(x.contiguous(memory_format=fmt) for x in batch)
+            optimizer = torch.optim.Adam(params, lr=1e-4)
+
+            def step():
+                training_step(stage, path, warp, gen, vgg, optimizer, step_batch, device)
+
+            times = time_call(step, device, args.train_warmup, args.train_repeats)
+            seconds = statistics.median(times)
+            memory = peak_memory(step, device)
+            rows.append(dict(section="training", device=device, stage=stage, path=path.name,
+                             batch=args.train_batch_size, step_ms=1000 * seconds,
+                             samples_per_s=args.train_batch_size / seconds, peak_mib=memory,
+                             times_s=times, config=asdict(path)))
+            print(f"  training {device} {stage} b={args.train_batch_size} {path.name}: "
+                  f"{1000 * seconds:.0f} ms/step ({args.train_batch_size / seconds:.2f} "
+                  f"samples/s), peak {memory:.0f} MiB", flush=True)
+            del warp, gen, optimizer
+    correlation.set_default_implementation("auto")
+    return rows
+
+
+# ----------------------------------------------------------------------------- data loading
+
+
+def bench_data(args) -> list[dict]:
+    if not args.data_root:
+        note = ("skipped: pass --data_root DIR/VITON_traindata (python "
+                "scripts/make_synthetic_data.py --out DIR makes one)")
+        print(f"  data: {note}")
+        return [dict(section="data", note=note)]
+    try:
+        from scripts.bench_data import main as bench_data_main
+    except ImportError as error:
+        note = f"skipped: scripts/bench_data.py or data/viton.py not importable ({error})"
+        print(f"  data: {note}")
+        return [dict(section="data", note=note)]
+    result = bench_data_main(["--root", args.data_root, "--num_samples", str(args.data_samples),
+                              "--height", str(args.height), "--width", str(args.width)])
+    torch.set_num_threads(args.threads)   # bench_data sets its own thread count
+    return [dict(section="data", **result)]
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def add_ratios(rows: list[dict]) -> None:
+    """Each row's speed and memory as a ratio to the plain path's row of the same setting."""
+    def key(row):
+        return (row["section"], row.get("device"), row.get("stage"), row.get("batch"))
+    plain = {key(r): r for r in rows if r.get("path") == PLAIN.name}
+    for row in rows:
+        base = plain.get(key(row))
+        if base is None:
+            continue
+        speed = "images_per_s" if row["section"] == "inference" else "samples_per_s"
+        row["speedup_vs_plain"] = row[speed] / base[speed]
+        if base["peak_mib"] and base["peak_mib"] == base["peak_mib"]:
+            row["memory_vs_plain"] = row["peak_mib"] / base["peak_mib"]
+
+
+def print_table(rows: list[dict]) -> None:
+    header = (f"{'section':<10}{'device':<7}{'stage':<10}{'batch':>6}  {'path':<32}"
+              f"{'ms':>10}{'per s':>9}{'x plain':>9}{'peak MiB':>10}{'x mem':>7}")
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        if "path" not in row:
+            if row["section"] == "data" and "note" not in row:
+                print(f"{'data':<10}{'cpu':<7}{'loader':<10}{row['batch_size']:>6}  "
+                      f"{'(loader alone / + inputs)':<32}{'':>10}"
+                      f"{row['loader_samples_per_s']:>9.1f}   / "
+                      f"{row['loader_and_inputs_samples_per_s']:.1f}")
+            else:
+                print(f"{row['section']:<10}{row.get('note', '')}")
+            continue
+        ms = row.get("latency_ms", row.get("step_ms"))
+        rate = row.get("images_per_s", row.get("samples_per_s"))
+        print(f"{row['section']:<10}{row['device']:<7}{row.get('stage', 'tryon'):<10}"
+              f"{row['batch']:>6}  {row['path']:<32}{ms:>10.1f}{rate:>9.2f}"
+              f"{row.get('speedup_vs_plain', float('nan')):>9.2f}{row['peak_mib']:>10.0f}"
+              f"{row.get('memory_vs_plain', float('nan')):>7.2f}")
+
+
+def environment(args, load) -> dict:
+    info = dict(torch=torch.__version__, python=platform.python_version(),
+                machine=platform.machine(), cpu_capability=torch.backends.cpu.get_cpu_capability(),
+                torch_threads=torch.get_num_threads(), omp_num_threads=os.environ.get(
+                    "OMP_NUM_THREADS"), load_average_at_start=load, size=[args.height, args.width],
+                cuda=torch.cuda.get_device_name() if torch.cuda.is_available() else None)
+    try:
+        import triton
+        info["triton"] = triton.__version__
+    except ImportError:
+        info["triton"] = None
+    return info
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", default="auto",
+                        help="comma-separated cpu,cuda; 'auto' = cpu plus cuda when available")
+    parser.add_argument("--sections", default="inference,training,data",
+                        help="comma-separated subset of inference,training,data")
+    parser.add_argument("--batch_sizes", default="1,4", help="inference batch sizes")
+    parser.add_argument("--height", type=int, default=256, help="image height")
+    parser.add_argument("--width", type=int, default=192, help="image width")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed inference runs per figure")
+    parser.add_argument("--repeats", type=int, default=3, help="timed inference runs per figure")
+    parser.add_argument("--train_batch_size", type=int, default=2, help="training batch size")
+    parser.add_argument("--train_warmup", type=int, default=1, help="untimed training steps")
+    parser.add_argument("--train_repeats", type=int, default=3, help="timed training steps")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: OMP_NUM_THREADS or torch's choice)")
+    parser.add_argument("--cpu_bf16", action="store_true",
+                        help="also time bf16 autocast on CPU (slow without AVX-512 BF16/AMX)")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile")
+    parser.add_argument("--no_cuda_graphs", action="store_true", help="skip the CUDA-graph path")
+    parser.add_argument("--data_root", default=None, help="VITON_traindata folder for the data "
+                        "loading figure (skipped without it)")
+    parser.add_argument("--data_samples", type=int, default=200, help="samples timed for data")
+    parser.add_argument("--json", default="benchmark.json", help="where the results are written")
+    args = parser.parse_args(argv)
+    args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    args.sections = args.sections.split(",")
+    unknown = set(args.sections) - {"inference", "training", "data"}
+    if unknown:
+        parser.error(f"unknown sections: {sorted(unknown)}")
+    if args.devices == "auto":
+        args.devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    else:
+        args.devices = args.devices.split(",")
+        if "cuda" in args.devices and not torch.cuda.is_available():
+            parser.error("--devices cuda: CUDA is not available")
+    if args.height % 32 or args.width % 32:
+        parser.error("--height and --width must be multiples of 32")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    load_at_start = os.getloadavg()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.threads = torch.get_num_threads()
+    rows = []
+    for device in args.devices:
+        if device == "cuda":
+            torch.backends.cudnn.benchmark = True
+        if "inference" in args.sections:
+            torch.manual_seed(0)
+            warp = AFWM(3).to(device).eval()
+            gen = ResUnetGenerator(7).to(device).eval()
+            rows += bench_inference(device, args, warp, gen)
+        if "training" in args.sections:
+            rows += bench_training(device, args)
+    if "data" in args.sections:
+        rows += bench_data(args)
+    add_ratios(rows)
+    report = dict(environment=environment(args, load_at_start), args={k: v for k, v in vars(args).items()},
+                  load_average_at_end=os.getloadavg(), results=rows)
+    print()
+    print_table(rows)
+    with open(args.json, "w") as handle:
+        json.dump(report, handle, indent=2)
+    print(f"\nwritten {args.json}; load average at end {os.getloadavg()}")
+    return report
+
+
+if __name__ == "__main__":
+    main()
