@@ -28,6 +28,8 @@ whose 2d+1 diagonals are the wanted values. The windows of ``second`` are stride
 buffer, so the GEMMs read it in place; 7 batched GEMMs give the 49 channels.
 """
 
+import os
+
 import torch
 import torch.nn.functional as F
 
@@ -98,6 +100,9 @@ def local_correlation(first: torch.Tensor, second: torch.Tensor,
             return _shift_loop(first, second, max_displacement)
         if name == "band":
             return BandCorrelation.apply(first, second, max_displacement)
+        if not first.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
+            raise ValueError("the triton correlation runs on CUDA tensors (or on CPU under "
+                             "TRITON_INTERPRET=1); use implementation='band' on CPU")
         from models.correlation_triton import triton_correlation
         return triton_correlation(first, second, max_displacement)
 

@@ -91,7 +91,10 @@ class ChannelsLast(nn.Module):
         try:
             return super().__getattr__(name)
         except AttributeError:
-            return getattr(self._modules["model"], name)
+            model = self.__dict__.get("_modules", {}).get("model")
+            if name.startswith("_") or model is None:
+                raise
+            return getattr(model, name)
 
 
 def optimize_for_inference(model: nn.Module, fold_bn: bool = True, channels_last: bool = True,

@@ -100,9 +100,20 @@ def _rss_bytes() -> int:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _release_free_heap() -> None:
+    # glibc keeps freed blocks mapped, so without this a call whose tensors fit in memory freed
+    # by earlier calls would show no growth of the resident set at all.
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def peak_memory(fn, device: str) -> float:
     """Peak memory of one call in MiB above what was held before it: CUDA allocator peak on
-    CUDA; on CPU the resident set size, sampled every millisecond by a thread (Linux)."""
+    CUDA; on CPU the growth of the resident set size (after returning free heap pages to the
+    system), sampled every millisecond by a thread (Linux, glibc)."""
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -112,6 +123,7 @@ def peak_memory(fn, device: str) -> float:
         return (torch.cuda.max_memory_allocated() - before) / 2 ** 20
     if not os.path.exists("/proc/self/statm"):
         return float("nan")
+    _release_free_heap()
     before = _rss_bytes()
     peak = [before]
     done = threading.Event()

@@ -1,6 +1,7 @@
 """Every fast path equals the plain one: correlation implementations (forward and backward),
 conv-BN folding, channels_last, bf16 autocast, torch.compile, CUDA graphs."""
 
+import copy
 import os
 import subprocess
 import sys
@@ -119,6 +120,13 @@ def test_default_implementation_switch():
     assert correlation.resolve_implementation("auto", torch.zeros(1)) == "band"  # a CPU tensor
 
 
+def test_triton_on_cpu_tensors_is_refused_outside_the_interpreter(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    with pytest.raises(ValueError, match="CUDA tensors"):
+        local_correlation(torch.zeros(1, 2, 3, 3), torch.zeros(1, 2, 3, 3),
+                          implementation="triton")
+
+
 # The Triton interpreter runs the kernels on CPU tensors; it reads TRITON_INTERPRET when the
 # kernels are defined, so the check runs in a fresh process. A few seconds per launch: tiny shapes.
 TRITON_CHECK = textwrap.dedent("""
@@ -213,6 +221,16 @@ def test_fold_batchnorms_equals_afwm_and_keeps_preactivation_bns():
     assert remaining == 2 * 5 * 3
     torch.testing.assert_close(got.warped, expected.warped, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(got.flow, expected.flow, atol=1e-4, rtol=1e-4)
+
+
+def test_optimized_model_forwards_attributes_and_copies():
+    warp, _ = tiny_models(6)
+    fast = optimize_for_inference(warp, fold_bn=True, channels_last=True)
+    assert fast.align_corners is True and fast.input_nc == 3
+    person, garment, _ = tiny_inputs(seed=6)
+    with torch.no_grad():
+        torch.testing.assert_close(copy.deepcopy(fast)(person, garment).flow,
+                                   fast(person, garment).flow)
 
 
 def test_fold_needs_eval_mode():

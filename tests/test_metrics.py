@@ -6,6 +6,8 @@ import os
 
 import numpy as np
 import pytest
+
+from data.viton import DatasetError
 import torch
 from PIL import Image, ImageFilter
 from scipy import ndimage
@@ -320,7 +322,7 @@ def test_evaluate_folders_ssim_per_pair_and_errors(tmp_path):
     with pytest.raises(MetricsError, match="000002_0__000002_1.png"):
         evaluate_folders(tmp_path / "results", tmp_path / "test_img", tmp_path / "pairs.txt", metrics=("ssim",))
     (tmp_path / "bad_pairs.txt").write_text("000001_0.jpg\n")
-    with pytest.raises(MetricsError, match="bad_pairs.txt:1"):
+    with pytest.raises(DatasetError, match="bad_pairs.txt, line 1"):
         read_pairs(tmp_path / "bad_pairs.txt")
 
 

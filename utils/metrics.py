@@ -35,9 +35,12 @@ from typing import Iterable, Optional, Sequence
 from unittest import mock
 
 import numpy as np
+
 import torch
 import torch.nn.functional as F
 from PIL import Image
+
+from data.viton import DatasetError, read_pairs  # noqa: F401  (read_pairs is re-exported)
 
 METRIC_NAMES = ("ssim", "lpips", "fid")
 
@@ -455,24 +458,6 @@ def resolve_pairs(dataroot: str | os.PathLike, pairs: str | os.PathLike) -> Path
     """A pairs file given as an absolute path, or as a name inside ``dataroot``."""
     pairs = Path(pairs)
     return pairs if pairs.is_absolute() else Path(dataroot) / pairs
-
-
-def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
-    """Read a pairs file: one ``person.jpg cloth.jpg`` per line, blank lines skipped."""
-    path = Path(path)
-    if not path.is_file():
-        raise MetricsError(f"pairs file not found: {path}")
-    pairs = []
-    for line_number, line in enumerate(path.read_text().splitlines(), start=1):
-        fields = line.split()
-        if not fields:
-            continue
-        if len(fields) != 2:
-            raise MetricsError(f"{path}:{line_number}: expected 'person cloth', got {line!r}")
-        pairs.append((fields[0], fields[1]))
-    if not pairs:
-        raise MetricsError(f"pairs file {path} lists no pairs")
-    return pairs
 
 
 def result_file_name(person: str, cloth: str) -> str:
