@@ -12,6 +12,8 @@ those are optimised, then all.
         --pb_checkpoint checkpoints/pb_gen/final.pth
 """
 
+import torch
+
 from data.inputs import TryOnInputs
 from models import PF_WARP_INPUT, build_warp
 from models.losses import distillation_gate, distillation_loss, warp_loss
@@ -30,8 +32,9 @@ def teacher_and_student_warps(models, inputs, vgg):
     tutor = tutor_image(models["pb_warp"], models["pb_gen"], inputs.pb_condition,
                         inputs.preserve_region, inputs.dense_preserve_mask,
                         inputs.unpaired_garment, inputs.unpaired_garment_edge)
-    teacher = models["pb_warp"](inputs.pb_condition, inputs.garment, inputs.garment_edge,
-                                return_levels=True)
+    with torch.no_grad():
+        teacher = models["pb_warp"](inputs.pb_condition, inputs.garment, inputs.garment_edge,
+                                    return_levels=True)
     student = models["warp"](tutor.image, inputs.garment, inputs.garment_edge,
                              return_levels=True)
     terms = warp_loss(student.levels, inputs.person_clothes, inputs.person_clothes_edge, vgg)

@@ -5,11 +5,13 @@
 Every figure is measured for the plain path (shift-loop correlation, no folding, NCHW, float32)
 and for the fast paths, in the same run, and reported with its ratio to the plain path. The
 models have random weights (speed does not depend on them); the VGG of the training losses too.
-Figures are medians over ``--repeats`` timed runs after ``--warmup`` untimed ones.
+Figures are medians over ``--repeats`` timed runs after ``--warmup`` untimed ones; the paths
+take turns within each repeat so that load from other processes falls on all of them alike.
 """
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -81,17 +83,21 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_call(fn, device: str, warmup: int, repeats: int) -> list[float]:
-    """Seconds per call of ``fn``, ``repeats`` times after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        fn()
+def time_interleaved(calls: dict, device: str, warmup: int, repeats: int) -> dict:
+    """Seconds per call of each of ``calls`` (name -> no-argument callable), ``repeats`` times
+    after ``warmup`` untimed calls. The calls take turns within each repeat, so a burst of load
+    from other processes on a shared machine slows all of them alike instead of one."""
+    for fn in calls.values():
+        for _ in range(warmup):
+            fn()
     synchronize(device)
-    times = []
+    times = {name: [] for name in calls}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
+        for name, fn in calls.items():
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            times[name].append(time.perf_counter() - start)
     return times
 
 
@@ -184,17 +190,19 @@ def bench_inference(device: str, args, warp, gen) -> list[dict]:
     rows = []
     for batch in args.batch_sizes:
         example = random_batch(batch, args.height, args.width, device)
-        for path in inference_paths(device, args):
-            run = build_inference(path, warp, gen, example, device)
-            times = time_call(run, device, args.warmup, args.repeats)
-            latency = statistics.median(times)
-            memory = peak_memory(run, device)
+        paths = inference_paths(device, args)
+        runs = {path.name: build_inference(path, warp, gen, example, device) for path in paths}
+        times = time_interleaved(runs, device, args.warmup, args.repeats)
+        for path in paths:
+            latency = statistics.median(times[path.name])
+            memory = peak_memory(runs[path.name], device)
             rows.append(dict(section="inference", device=device, path=path.name, batch=batch,
                              latency_ms=1000 * latency, images_per_s=batch / latency,
-                             peak_mib=memory, times_s=times, config=asdict(path)))
+                             min_latency_ms=1000 * min(times[path.name]), peak_mib=memory,
+                             times_s=times[path.name], config=asdict(path)))
             print(f"  inference {device} b={batch} {path.name}: {1000 * latency:.0f} ms "
                   f"({batch / latency:.2f} img/s), peak {memory:.0f} MiB", flush=True)
-            del run
+        del runs
     correlation.set_default_implementation("auto")
     return rows
 
@@ -227,36 +235,40 @@ def bench_training(device: str, args) -> list[dict]:
     batch = random_batch(args.train_batch_size, args.height, args.width, device, seed=1)
     vgg_features = build_vgg19_features(allow_random=True).to(device)
     for stage in ("warp", "warp+gen"):
-        for path in training_paths(device, args):
-            torch.manual_seed(0)
-            warp = AFWM(3).to(device).train()
-            gen = ResUnetGenerator(7).to(device).train()
-            vgg = VGGLoss(vgg_features)
-            params = list(warp.parameters()) + (list(gen.parameters()) if stage == "warp+gen"
-                                                else [])
-            fmt = torch.channels_last if path.channels_last else torch.contiguous_format
-            warp.to(memory_format=fmt)
-            gen.to(memory_format=fmt)
-            vgg.to(memory_format=fmt)
-            step_batch = tuple(x.contiguous(memory_format=fmt) for x in batch)
-            optimizer = torch.optim.Adam(params, lr=1e-4)
-
-            def step():
-                training_step(stage, path, warp, gen, vgg, optimizer, step_batch, device)
-
-            times = time_call(step, device, args.train_warmup, args.train_repeats)
-            seconds = statistics.median(times)
-            memory = peak_memory(step, device)
+        paths = training_paths(device, args)
+        steps = {path.name: make_training_step(stage, path, vgg_features, batch, device)
+                 for path in paths}
+        times = time_interleaved(steps, device, args.train_warmup, args.train_repeats)
+        for path in paths:
+            seconds = statistics.median(times[path.name])
+            memory = peak_memory(steps[path.name], device)
             rows.append(dict(section="training", device=device, stage=stage, path=path.name,
                              batch=args.train_batch_size, step_ms=1000 * seconds,
-                             samples_per_s=args.train_batch_size / seconds, peak_mib=memory,
-                             times_s=times, config=asdict(path)))
+                             samples_per_s=args.train_batch_size / seconds,
+                             min_step_ms=1000 * min(times[path.name]), peak_mib=memory,
+                             times_s=times[path.name], config=asdict(path)))
             print(f"  training {device} {stage} b={args.train_batch_size} {path.name}: "
                   f"{1000 * seconds:.0f} ms/step ({args.train_batch_size / seconds:.2f} "
                   f"samples/s), peak {memory:.0f} MiB", flush=True)
-            del warp, gen, optimizer
+        del steps
     correlation.set_default_implementation("auto")
     return rows
+
+
+def make_training_step(stage: str, path: Path, vgg_features, batch, device: str):
+    """Fresh models and optimiser for ``path``; returns a no-argument callable doing one step."""
+    torch.manual_seed(0)
+    warp = AFWM(3).to(device).train()
+    gen = ResUnetGenerator(7).to(device).train()
+    vgg = VGGLoss(vgg_features)
+    params = list(warp.parameters()) + (list(gen.parameters()) if stage == "warp+gen" else [])
+    fmt = torch.channels_last if path.channels_last else torch.contiguous_format
+    warp.to(memory_format=fmt)
+    gen.to(memory_format=fmt)
+    vgg.to(memory_format=fmt)
+    step_batch = tuple(x.contiguous(memory_format=fmt) for x in batch)
+    optimizer = torch.optim.Adam(params, lr=1e-4)
+    return lambda: training_step(stage, path, warp, gen, vgg, optimizer, step_batch, device)
 
 
 # ----------------------------------------------------------------------------- data loading
@@ -294,7 +306,7 @@ def add_ratios(rows: list[dict]) -> None:
             continue
         speed = "images_per_s" if row["section"] == "inference" else "samples_per_s"
         row["speedup_vs_plain"] = row[speed] / base[speed]
-        if base["peak_mib"] and base["peak_mib"] == base["peak_mib"]:
+        if base["peak_mib"] > 0 and not math.isnan(base["peak_mib"]):
             row["memory_vs_plain"] = row["peak_mib"] / base["peak_mib"]
 
 
@@ -358,7 +370,8 @@ def parse_args(argv=None):
     parser.add_argument("--data_root", default=None, help="VITON_traindata folder for the data "
                         "loading figure (skipped without it)")
     parser.add_argument("--data_samples", type=int, default=200, help="samples timed for data")
-    parser.add_argument("--json", default="benchmark.json", help="where the results are written")
+    parser.add_argument("--json", default="results/benchmark.json",
+                        help="where the results are written (folders are created)")
     args = parser.parse_args(argv)
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     args.sections = args.sections.split(",")
@@ -400,6 +413,7 @@ def main(argv=None):
                   load_average_at_end=os.getloadavg(), results=rows)
     print()
     print_table(rows)
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as handle:
         json.dump(report, handle, indent=2)
     print(f"\nwritten {args.json}; load average at end {os.getloadavg()}")
