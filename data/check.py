@@ -71,7 +71,8 @@ def _scan(dataset, describe, out) -> int:
     return len(failures)
 
 
-def check_train(root: str, height: int, width: int, out=sys.stdout) -> int:
+def check_train(root: str, height: int, width: int, out=None) -> int:
+    out = out or sys.stdout  # looked up per call: sys.stdout may be replaced
     print(f"training set {root}", file=out)
     try:
         dataset = VitonTrainDataset(root, height, width)
@@ -107,7 +108,8 @@ def check_train(root: str, height: int, width: int, out=sys.stdout) -> int:
     return 1 if failed else 0
 
 
-def check_test(root: str, height: int, width: int, out=sys.stdout) -> int:
+def check_test(root: str, height: int, width: int, out=None) -> int:
+    out = out or sys.stdout  # looked up per call: sys.stdout may be replaced
     print(f"test set {root}", file=out)
     pairs_files = find_pairs_files(root)
     if not pairs_files:
