@@ -140,7 +140,9 @@ def generate(args) -> dict:
                 tryon = F.interpolate(tryon, size=original, mode="bilinear", align_corners=False)
             save_png(tryon[0], results / f"{stem}.png")
             if args.save_grid:
-                strip = torch.cat([person[i], garment[i] * edge[i], out.warped[i].float(),
+                # Garments on white, as product photos are shown.
+                on_white = out.warped[i].float() * out.warped_edge[i] + (1 - out.warped_edge[i])
+                strip = torch.cat([person[i], garment[i] * edge[i] + (1 - edge[i]), on_white,
                                    out.tryon[i].float()], dim=2)
                 save_png(strip, results / "grids" / f"{stem}.png")
             written += 1

@@ -449,15 +449,14 @@ def draw_sample(rng: np.random.Generator, height: int = 256, width: int = 192,
 def _paint_photo(rng, label, worn, keypoints, unit):
     """Colour the label map: background scene, skin, hair, pants, shoes; garment = ``worn``."""
     height, width = label.shape
-    top, bottom = _colour(rng, 90, 250).astype(np.float32), _colour(rng, 90, 250).astype(np.float32)
-    t = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
-    scene = np.broadcast_to(top * (1 - t) + bottom * t, (height, width, 3)).astype(np.uint8)
-    scene = np.ascontiguousarray(scene)
-    for _ in range(rng.integers(0, 4)):
-        x0, x1 = np.sort(rng.uniform(0, width, 2))
-        y0, y1 = np.sort(rng.uniform(0, height, 2))
-        cv2.rectangle(scene, (int(x0), int(y0)), (int(x1), int(y1)),
-                      tuple(int(v) for v in _colour(rng, 60, 250)), -1)
+    # A light, nearly uniform studio backdrop, as in VITON's photos: the parser-based teacher
+    # never sees the background (it is outside every preserved region), so a busy one could
+    # not be learned from its inputs.
+    base = rng.uniform(205, 248) + rng.uniform(-8, 8, 3)
+    shade = rng.uniform(-10, 10)
+    t = np.linspace(-0.5, 0.5, height, dtype=np.float32)[:, None, None]
+    scene = np.broadcast_to(base + shade * t, (height, width, 3))
+    scene = np.ascontiguousarray(np.clip(scene, 0, 255).astype(np.uint8))
 
     skin = np.array([rng.uniform(120, 235), 0, 0])
     skin[1] = skin[0] * rng.uniform(0.7, 0.85)

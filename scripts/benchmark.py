@@ -207,6 +207,40 @@ def bench_inference(device: str, args, warp, gen) -> list[dict]:
     return rows
 
 
+def bench_correlation(device: str, args) -> list[dict]:
+    """The cost volume alone at (B, C, H, W) = ``--corr_shape``: forward, and forward+backward."""
+    batch, channels, height, width = args.corr_shape
+    generator = torch.Generator(device="cpu").manual_seed(0)
+    first = torch.randn(batch, channels, height, width, generator=generator).to(device)
+    second = torch.randn(batch, channels, height, width, generator=generator).to(device)
+    names = ["loop", "band"] + (["triton"] if device == "cuda" and correlation.triton_available()
+                                else [])
+    rows = []
+    for mode in ("forward", "forward+backward"):
+        def make(name):
+            def forward():
+                with torch.no_grad():
+                    correlation.local_correlation(first, second, implementation=name)
+
+            def forward_backward():
+                a = first.detach().requires_grad_()
+                b = second.detach().requires_grad_()
+                correlation.local_correlation(a, b, implementation=name).sum().backward()
+            return forward if mode == "forward" else forward_backward
+        calls = {name: make(name) for name in names}
+        times = time_interleaved(calls, device, args.warmup, max(args.repeats, 3))
+        for name in names:
+            seconds = statistics.median(times[name])
+            path = PLAIN.name if name == "loop" else name
+            rows.append(dict(section="correlation", device=device, stage=mode, path=path,
+                             batch=batch, latency_ms=1000 * seconds, images_per_s=batch / seconds,
+                             peak_mib=float("nan"), times_s=times[name],
+                             config=dict(shape=list(args.corr_shape), implementation=name)))
+            print(f"  correlation {device} {mode} {tuple(args.corr_shape)} {name}: "
+                  f"{1000 * seconds:.1f} ms", flush=True)
+    return rows
+
+
 # ----------------------------------------------------------------------------- training
 
 
@@ -304,30 +338,30 @@ def add_ratios(rows: list[dict]) -> None:
         base = plain.get(key(row))
         if base is None:
             continue
-        speed = "images_per_s" if row["section"] == "inference" else "samples_per_s"
+        speed = "samples_per_s" if row["section"] == "training" else "images_per_s"
         row["speedup_vs_plain"] = row[speed] / base[speed]
         if base["peak_mib"] > 0 and not math.isnan(base["peak_mib"]):
             row["memory_vs_plain"] = row["peak_mib"] / base["peak_mib"]
 
 
 def print_table(rows: list[dict]) -> None:
-    header = (f"{'section':<10}{'device':<7}{'stage':<10}{'batch':>6}  {'path':<32}"
+    header = (f"{'section':<12}{'device':<7}{'stage':<18}{'batch':>6}  {'path':<32}"
               f"{'ms':>10}{'per s':>9}{'x plain':>9}{'peak MiB':>10}{'x mem':>7}")
     print(header)
     print("-" * len(header))
     for row in rows:
         if "path" not in row:
             if row["section"] == "data" and "note" not in row:
-                print(f"{'data':<10}{'cpu':<7}{'loader':<10}{row['batch_size']:>6}  "
+                print(f"{'data':<12}{'cpu':<7}{'loader':<18}{row['batch_size']:>6}  "
                       f"{'(loader alone / + inputs)':<32}{'':>10}"
                       f"{row['loader_samples_per_s']:>9.1f}   / "
                       f"{row['loader_and_inputs_samples_per_s']:.1f}")
             else:
-                print(f"{row['section']:<10}{row.get('note', '')}")
+                print(f"{row['section']:<12}{row.get('note', '')}")
             continue
         ms = row.get("latency_ms", row.get("step_ms"))
         rate = row.get("images_per_s", row.get("samples_per_s"))
-        print(f"{row['section']:<10}{row['device']:<7}{row.get('stage', 'tryon'):<10}"
+        print(f"{row['section']:<12}{row['device']:<7}{row.get('stage', 'tryon'):<18}"
               f"{row['batch']:>6}  {row['path']:<32}{ms:>10.1f}{rate:>9.2f}"
               f"{row.get('speedup_vs_plain', float('nan')):>9.2f}{row['peak_mib']:>10.0f}"
               f"{row.get('memory_vs_plain', float('nan')):>7.2f}")
@@ -351,8 +385,11 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", default="auto",
                         help="comma-separated cpu,cuda; 'auto' = cpu plus cuda when available")
-    parser.add_argument("--sections", default="inference,training,data",
-                        help="comma-separated subset of inference,training,data")
+    parser.add_argument("--corr_shape", default="2,256,128,96",
+                        type=lambda text: [int(v) for v in text.split(",")],
+                        help="B,C,H,W of the correlation section (the finest 256x192 level)")
+    parser.add_argument("--sections", default="correlation,inference,training,data",
+                        help="comma-separated subset of correlation,inference,training,data")
     parser.add_argument("--batch_sizes", default="1,4", help="inference batch sizes")
     parser.add_argument("--height", type=int, default=256, help="image height")
     parser.add_argument("--width", type=int, default=192, help="image width")
@@ -375,7 +412,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     args.sections = args.sections.split(",")
-    unknown = set(args.sections) - {"inference", "training", "data"}
+    unknown = set(args.sections) - {"correlation", "inference", "training", "data"}
     if unknown:
         parser.error(f"unknown sections: {sorted(unknown)}")
     if args.devices == "auto":
@@ -399,6 +436,8 @@ def main(argv=None):
     for device in args.devices:
         if device == "cuda":
             torch.backends.cudnn.benchmark = True
+        if "correlation" in args.sections:
+            rows += bench_correlation(device, args)
         if "inference" in args.sections:
             torch.manual_seed(0)
             warp = AFWM(3).to(device).eval()

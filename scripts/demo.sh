@@ -29,7 +29,7 @@ python train_pf_warp.py "${common[@]}" --pb_checkpoint "$runs/pb_gen/final.pth" 
   --niter 1 --niter_decay 1
 echo "== stage 4: parser-free warp + generator (student)"
 python train_pf_gen.py "${common[@]}" --pb_checkpoint "$runs/pb_gen/final.pth" \
-  --pf_warp_checkpoint "$runs/pf_warp/final.pth" --lr_warp 0.0002 --niter 1 --niter_decay 0
+  --pf_warp_checkpoint "$runs/pf_warp/final.pth" --lr_warp 0.0002 --niter 1 --niter_decay 1
 
 echo "== try-on and scores"
 student=(--dataroot "$test_root" --checkpoint "$runs/pf_gen/final.pth" --device cpu

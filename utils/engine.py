@@ -554,7 +554,7 @@ def _train(stage: Stage, cfg: argparse.Namespace, context: DistributedContext, r
             writer.add_scalar("progress/epoch", epoch + step_in_epoch / steps_per_epoch, step)
             progress.set_postfix(loss=f"{averaged['total']:.4g}")
             logger.info(f"epoch {epoch} step {step}/{stop_at}: {format_terms(averaged)} | lr "
-                        f"{format_terms(rates)} | {samples_per_s:.1f} samples/s")
+                        f"{format_terms(rates)} | {samples_per_s:.3g} samples/s")
 
     while epoch < total_epochs and not stopping:
         groups = stage.param_groups(plain, cfg, epoch)
