@@ -61,6 +61,10 @@ def parse_args(argv=None):
     p.add_argument("--align_corners", choices=["true", "false"], default=None,
                    help="sampling convention (default: from the checkpoint's config; released "
                         "weights need true)")
+    p.add_argument("--fast", action="store_true",
+                   help="fold BatchNorm into convolutions and run channels_last (same outputs to "
+                        "~1e-5; ~1.6x on CPU with the default cost volume)")
+    p.add_argument("--compile", action="store_true", help="also torch.compile the models")
     p.add_argument("--save_grid", action="store_true",
                    help="also save person | garment | warped garment | try-on strips")
     p.add_argument("--eval", action="store_true",
@@ -102,7 +106,12 @@ def load_models(args, device):
                                     GEN_STAGES), f"--gen_checkpoint: {args.gen_checkpoint}")
     height = args.height or size["height"]
     width = args.width or size["width"]
-    return warp.to(device).eval(), gen.to(device).eval(), height, width
+    warp, gen = warp.to(device).eval(), gen.to(device).eval()
+    if args.fast or args.compile:
+        from models.fast import optimize_for_inference
+        warp, gen = (optimize_for_inference(m, fold_bn=args.fast, channels_last=args.fast,
+                                            compile=args.compile) for m in (warp, gen))
+    return warp, gen, height, width
 
 
 def pick_device(name: str) -> torch.device:

@@ -65,6 +65,22 @@ def test_every_pair_of_every_batch_is_written_with_its_names(test_root, tmp_path
     assert np.abs(written.astype(int) - to_uint8(resized[0]).astype(int)).max() <= 1
 
 
+def test_fast_flag_gives_the_same_images(test_root, tmp_path):
+    warp, gen = _small_models(2)
+    checkpoint = _stage4_checkpoint(tmp_path / "final.pth", warp, gen)
+    images = {}
+    for flag in ([], ["--fast"]):
+        results = tmp_path / ("fast" if flag else "plain")
+        test_script.main(["--dataroot", str(test_root), "--pairs", "test_pairs_same.txt",
+                          "--checkpoint", str(checkpoint), "--results_dir", str(results),
+                          "--workers", "0", "--device", "cpu", *flag])
+        images[bool(flag)] = {f.name: np.asarray(Image.open(f)).astype(int)
+                              for f in results.glob("*.png")}
+    assert images[True].keys() == images[False].keys() and len(images[True]) == 5
+    for name, plain in images[False].items():
+        assert np.abs(images[True][name] - plain).max() <= 1, name
+
+
 def test_released_plain_state_dicts_load_at_release_size(test_root, tmp_path):
     torch.manual_seed(1)
     warp, gen = AFWM(3).eval(), ResUnetGenerator(7).eval()
