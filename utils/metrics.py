@@ -37,10 +37,9 @@ from unittest import mock
 import numpy as np
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
-from data.viton import DatasetError, read_pairs  # noqa: F401  (read_pairs is re-exported)
+from data.viton import read_pairs  # noqa: F401  (re-exported: one reader for pairs files)
 
 METRIC_NAMES = ("ssim", "lpips", "fid")
 

@@ -1,7 +1,7 @@
 """Pieces the four stage scripts share: earlier-stage checkpoints, frozen teachers, the
 perceptual loss, the parser-based teacher's forward passes."""
 
-from typing import Iterable, Optional
+from typing import Iterable
 
 import torch
 import torch.nn as nn
