@@ -67,24 +67,23 @@ def _check_complete(data: bytes, path: str) -> None:
             raise DatasetError(f"{path}: truncated PNG (no IEND chunk)")
 
 
-def read_rgb(path: str) -> np.ndarray:
-    """Decode a photo -> uint8 (h, w, 3) RGB. Raises DatasetError if unreadable or truncated."""
+def _decode(path: str, flags: int) -> np.ndarray:
     data = _read_bytes(path)
     _check_complete(data, path)
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if image is None:
         raise DatasetError(f"{path}: not a readable image")
-    return image[:, :, ::-1]
+    return image
+
+
+def read_rgb(path: str) -> np.ndarray:
+    """Decode a photo -> uint8 (h, w, 3) RGB. Raises DatasetError if unreadable or truncated."""
+    return _decode(path, cv2.IMREAD_COLOR)[:, :, ::-1]
 
 
 def read_gray(path: str) -> np.ndarray:
     """Decode an image as grey levels -> uint8 (h, w)."""
-    data = _read_bytes(path)
-    _check_complete(data, path)
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
-    if image is None:
-        raise DatasetError(f"{path}: not a readable image")
-    return image
+    return _decode(path, cv2.IMREAD_GRAYSCALE)
 
 
 def read_label(path: str) -> np.ndarray:
