@@ -12,7 +12,7 @@ at ``--lr`` (5e-5).
 
 import torch
 
-from data.inputs import TryOnInputs
+from data.inputs import TryOnInputs, arms_outside
 from models import PB_GEN_INPUT, PB_WARP_INPUT, build_generator, build_warp
 from models.losses import tryon_loss, warp_loss
 from models.tryon import compose
@@ -49,7 +49,7 @@ class ParserBasedGenerator(Stage):
                  warp_loss(warp.levels, inputs.person_clothes, inputs.person_clothes_edge,
                            self.vgg).items()}
         warped_edge = warp.levels[-1].warped_edge
-        arms = inputs.dense_preserve_mask * (1 - inputs.person_clothes_edge)
+        arms = arms_outside(inputs.dense_preserve_mask, inputs.person_clothes_edge)
         gen_output = models["gen"](torch.cat([inputs.preserve_region, warp.warped, warped_edge,
                                               arms], 1))
         out = compose(gen_output, warp.warped, warped_edge, gate=inputs.person_clothes_edge)

@@ -13,7 +13,6 @@ from functools import cached_property
 from typing import Mapping, Optional
 
 import torch
-import torch.nn.functional as F
 
 from data.pose import POSE_RADIUS, render_pose_maps
 
@@ -112,13 +111,6 @@ def arms_outside(dense_preserve: torch.Tensor, garment_region: torch.Tensor) -> 
     """DensePose arms not covered by a garment region (B, 1, H, W) in [0, 1]:
     dense_preserve x (1 - region). Stage 2 passes person_clothes_edge, the tutor a warped edge."""
     return dense_preserve * (1 - garment_region)
-
-
-def downsample(x: torch.Tensor, scale: float) -> torch.Tensor:
-    """Bilinear resize by ``scale`` (align_corners False), the release's per-level targets."""
-    if scale == 1:
-        return x
-    return F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
 
 
 class TryOnInputs:

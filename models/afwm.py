@@ -14,8 +14,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from models.correlation import local_correlation
-from models.flow import (offset_to_grid, sample, second_order_differences,
-                         upsample_flow)
+from models.flow import (downsample_to_level, offset_to_grid, sample,
+                         second_order_differences, upsample_flow)
 
 RELEASE_CHANNELS = (64, 128, 256, 256, 256)
 RELEASE_FPN_DIM = 256
@@ -177,19 +177,15 @@ class AFlowNet(nn.Module):
     def _level(self, i, num_levels, flow, garment, garment_edge, cond_feature,
                delta_main, delta_refine) -> WarpLevel:
         ac = self.align_corners
-        scale = 0.5 ** (num_levels - 1 - i)
-
-        def shrink(x):
-            if scale == 1:
-                return x
-            return F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
 
         flow_dx, flow_dy = second_order_differences(flow)
         level = WarpLevel(flow=flow, cond_feature=cond_feature, delta_main=delta_main,
                           delta_refine=delta_refine, flow_dx=flow_dx, flow_dy=flow_dy)
-        level.warped_garment = sample(shrink(garment), flow, "border", ac)
+        level.warped_garment = sample(downsample_to_level(garment, i, num_levels), flow,
+                                      "border", ac)
         if garment_edge is not None:
-            level.warped_edge = sample(shrink(garment_edge), flow, "zeros", ac)
+            level.warped_edge = sample(downsample_to_level(garment_edge, i, num_levels), flow,
+                                       "zeros", ac)
         return level
 
 

@@ -67,3 +67,11 @@ def second_order_differences(flow: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     weight = SECOND_ORDER_FILTERS.to(device=flow.device, dtype=flow.dtype)
     flow_x, flow_y = flow[:, 0:1], flow[:, 1:2]
     return F.conv2d(flow_x, weight), F.conv2d(flow_y, weight)
+
+
+def downsample_to_level(x: torch.Tensor, level: int, num_levels: int) -> torch.Tensor:
+    """Bilinear downsampling by ``0.5 ** (num_levels - 1 - level)`` (level 0 = coarsest)."""
+    scale = 0.5 ** (num_levels - 1 - level)
+    if scale == 1:
+        return x
+    return F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)

@@ -14,6 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from models.afwm import WarpLevel
+from models.flow import downsample_to_level
 
 log = logging.getLogger(__name__)
 
@@ -118,14 +119,6 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
 def second_order_smoothness(diff: torch.Tensor) -> torch.Tensor:
     """Robust penalty ``mean((d^2 + eps^2)^0.45)`` of second-order flow differences."""
     return (diff.pow(2) + SMOOTH_EPSILON ** 2).pow(0.45).mean()
-
-
-def downsample_to_level(x: torch.Tensor, level: int, num_levels: int) -> torch.Tensor:
-    """Bilinear downsampling by ``0.5 ** (num_levels - 1 - level)`` (level 0 = coarsest)."""
-    scale = 0.5 ** (num_levels - 1 - level)
-    if scale == 1:
-        return x
-    return F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
 
 
 def warp_loss(levels: Sequence[WarpLevel], person_clothes: torch.Tensor,
