@@ -3,8 +3,8 @@
 The stage-1 warp (``--pb_warp_checkpoint``) and a new Res-UNet(8) train together. The generator
 sees the preserved person (face, other clothes, hands), the warped garment and its edge, and the
 DensePose arm mask outside the person's garment; its mask is gated by the person's garment
-region. Loss: ``0.5 warp + generator``. The warp learns at ``--lr_warp`` (1e-5), the generator
-at ``--lr`` (5e-5).
+region. Loss: ``0.5 warp + generator``. The warp learns at ``--lr_warp`` (default 0.2 x
+``--lr``, 1e-5, tied as in the release), the generator at ``--lr`` (5e-5).
 
     python train_pb_gen.py --dataroot VITON_traindata --name pb_gen \\
         --pb_warp_checkpoint checkpoints/pb_warp/final.pth
@@ -17,7 +17,8 @@ from models import PB_GEN_INPUT, PB_WARP_INPUT, build_generator, build_warp
 from models.losses import tryon_loss, warp_loss
 from models.tryon import compose
 from utils.engine import Stage, StepResult, main
-from utils.stages import load_from_flag, perceptual_loss
+from utils.stages import (add_warp_lr_argument, load_from_flag, perceptual_loss,
+                          warp_learning_rate)
 
 
 class ParserBasedGenerator(Stage):
@@ -28,8 +29,7 @@ class ParserBasedGenerator(Stage):
     def add_arguments(self, parser):
         parser.add_argument("--pb_warp_checkpoint", default=None,
                             help="stage-1 (train_pb_warp.py) checkpoint to start the warp from")
-        parser.add_argument("--lr_warp", type=float, default=1e-5,
-                            help="learning rate of the warp module (0.2 x the generator's)")
+        add_warp_lr_argument(parser)
 
     def build_models(self, cfg, device):
         self.vgg = perceptual_loss(cfg, device)
@@ -38,7 +38,8 @@ class ParserBasedGenerator(Stage):
         return {"warp": warp.to(device), "gen": build_generator(cfg, PB_GEN_INPUT).to(device)}
 
     def param_groups(self, models, cfg, epoch):
-        return [{"name": "warp", "params": list(models["warp"].parameters()), "lr": cfg.lr_warp},
+        return [{"name": "warp", "params": list(models["warp"].parameters()),
+                 "lr": warp_learning_rate(cfg)},
                 {"name": "gen", "params": list(models["gen"].parameters()), "lr": cfg.lr}]
 
     def losses(self, models, batch, cfg, step, want_images=False):

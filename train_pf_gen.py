@@ -4,7 +4,11 @@ The stage-3 warp (``--pf_warp_checkpoint``) and a new Res-UNet(7) train together
 image: the generator sees the tutor image, the warped real garment and its edge, and must
 reproduce the real photo. Loss: ``0.25 (warp + distillation) + generator + skin``, where the
 skin terms weigh the region the tutor's garment covered but the person's does not
-(30 L1 + 2 VGG for the first ``niter`` epochs, then 60 and 4). The teacher stays frozen.
+(30 L1 + 2 VGG during "the first niter epochs", then 60 and 4). The teacher stays frozen. The
+warp learns at ``--lr_warp`` (default 0.2 x ``--lr``, tied as in the release), the generator
+at ``--lr``. With ``--schedule release`` (the default) the early skin weights last the
+release's ``niter - 1`` epochs and the rates decay as the release's; ``--schedule zero_based``
+gives ``niter``.
 
     python train_pf_gen.py --dataroot VITON_traindata --name pf_gen \\
         --pb_checkpoint checkpoints/pb_gen/final.pth \\
@@ -17,10 +21,19 @@ from data.inputs import TryOnInputs
 from models import PF_GEN_INPUT, PF_WARP_INPUT, build_generator, build_warp
 from models.losses import skin_loss, tryon_loss
 from models.tryon import compose
-from train_pf_warp import teacher_and_student_warps
-from utils.engine import Stage, StepResult, main
-from utils.stages import (add_teacher_arguments, load_from_flag, parser_based_teacher,
-                          perceptual_loss)
+from utils.engine import Stage, StepResult, in_first_phase, main
+from utils.stages import (add_teacher_arguments, add_warp_lr_argument, check_kd_group,
+                          load_from_flag, parser_based_teacher, perceptual_loss,
+                          teacher_and_student_warps, warp_learning_rate)
+
+EARLY_SKIN_WEIGHTS = (30.0, 2.0)   # (L1, VGG) during the first phase
+LATE_SKIN_WEIGHTS = (60.0, 4.0)
+
+
+def skin_weights(epoch: int, cfg) -> tuple[float, float]:
+    """(L1, VGG) weights of the skin terms in 0-based ``epoch``."""
+    return EARLY_SKIN_WEIGHTS if in_first_phase(epoch, cfg.niter, cfg.schedule) \
+        else LATE_SKIN_WEIGHTS
 
 
 class ParserFreeGenerator(Stage):
@@ -32,10 +45,10 @@ class ParserFreeGenerator(Stage):
         add_teacher_arguments(parser)
         parser.add_argument("--pf_warp_checkpoint", default=None,
                             help="stage-3 (train_pf_warp.py) checkpoint to start the warp from")
-        parser.add_argument("--lr_warp", type=float, default=1e-5,
-                            help="learning rate of the warp module (0.2 x the generator's)")
+        add_warp_lr_argument(parser)
 
     def build_models(self, cfg, device):
+        check_kd_group(cfg)
         self.vgg = perceptual_loss(cfg, device)
         models = parser_based_teacher(cfg, device)
         models["warp"] = load_from_flag(build_warp(cfg, PF_WARP_INPUT), cfg,
@@ -46,26 +59,32 @@ class ParserFreeGenerator(Stage):
     def param_groups(self, models, cfg, epoch):
         # Called at the start of every epoch: the skin weights below depend on the epoch.
         self.epoch = epoch
-        return [{"name": "warp", "params": list(models["warp"].parameters()), "lr": cfg.lr_warp},
+        return [{"name": "warp", "params": list(models["warp"].parameters()),
+                 "lr": warp_learning_rate(cfg)},
                 {"name": "gen", "params": list(models["gen"].parameters()), "lr": cfg.lr}]
 
     def losses(self, models, batch, cfg, step, want_images=False):
         inputs = TryOnInputs.from_batch(batch)
-        tutor, teacher, student, warp_terms, gate = teacher_and_student_warps(models, inputs,
-                                                                              self.vgg)
-        terms = {name: 0.25 * value for name, value in warp_terms.items()}
-        warped_edge = student.levels[-1].warped_edge
-        gen_output = models["gen"](torch.cat([tutor.image, student.warped, warped_edge], 1))
-        out = compose(gen_output, student.warped, warped_edge, gate=inputs.person_clothes_edge)
-        terms.update(tryon_loss(out.tryon, out.rendered, out.mask, inputs.image, self.vgg))
-        skin = tutor.warped_edge * (1 - inputs.person_clothes_edge)
-        early = getattr(self, "epoch", 0) < cfg.niter
-        terms.update(skin_loss(out.rendered, inputs.image, skin, self.vgg,
-                               l1_weight=30 if early else 60, vgg_weight=2 if early else 4))
-        images = {"person": inputs.image, "tutor": tutor.image, "garment": inputs.garment,
-                  "warped_garment": student.warped, "warped_edge": warped_edge,
-                  "rendered": out.rendered, "mask": out.mask, "tryon": out.tryon}
-        return StepResult.from_terms(terms, images)
+        out = teacher_and_student_warps(models, inputs, self.vgg, cfg.kd_group_size)
+        terms = {name: 0.25 * value for name, value in out.terms.items()}
+        warped_edge = out.student.levels[-1].warped_edge
+        gen_output = models["gen"](torch.cat([out.tutor.image, out.student.warped,
+                                              warped_edge], 1))
+        composite = compose(gen_output, out.student.warped, warped_edge,
+                            gate=inputs.person_clothes_edge)
+        terms.update(tryon_loss(composite.tryon, composite.rendered, composite.mask,
+                                inputs.image, self.vgg))
+        skin = out.tutor.warped_edge * (1 - inputs.person_clothes_edge)
+        l1_weight, vgg_weight = skin_weights(getattr(self, "epoch", 0), cfg)
+        terms.update(skin_loss(composite.rendered, inputs.image, skin, self.vgg,
+                               l1_weight=l1_weight, vgg_weight=vgg_weight))
+        images = {"person": inputs.image, "tutor": out.tutor.image, "garment": inputs.garment,
+                  "warped_garment": out.student.warped, "warped_edge": warped_edge,
+                  "rendered": composite.rendered, "mask": composite.mask,
+                  "tryon": composite.tryon}
+        result = StepResult.from_terms(terms, images)
+        result.terms["teacher_better_fraction"] = out.gate.mean().detach()
+        return result
 
 
 if __name__ == "__main__":

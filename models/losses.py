@@ -156,30 +156,49 @@ def distillation_gate(teacher_warped: torch.Tensor, student_warped: torch.Tensor
     return (teacher_error < student_error).float()
 
 
+def distillation_weights(gate: torch.Tensor, group_size: int = 4) -> torch.Tensor:
+    """(B,) per-sample weights ``g_b / (n_k K)`` of the gated distillation sums.
+
+    The batch is cut into consecutive groups of ``group_size`` samples (the last may be
+    smaller); group k counts its gated samples ``n_k = max(1, sum of g_b in k)`` and the K
+    groups' terms are averaged. The release counted per GPU batch of 4 and DDP averaged the
+    8 GPUs, so groups of 4 give its loss and gradients on any layout (1 x 32, 2 x 16, 8 x 4).
+    ``group_size`` 0 (or >= B) is one group: the count over the whole batch."""
+    batch = gate.shape[0]
+    size = batch if group_size <= 0 else min(group_size, batch)
+    group = torch.arange(batch, device=gate.device) // size
+    num_groups = max(1, -(-batch // size))
+    counts = torch.zeros(num_groups, device=gate.device, dtype=gate.dtype)
+    counts = counts.index_add(0, group, gate).clamp(min=1.0)
+    return gate / (counts[group] * num_groups)
+
+
 def distillation_loss(teacher_levels: Sequence[WarpLevel], student_levels: Sequence[WarpLevel],
-                      gate: torch.Tensor, first_flow_level: int = 2) -> dict[str, torch.Tensor]:
+                      gate: torch.Tensor, first_flow_level: int = 2,
+                      group_size: int = 4) -> dict[str, torch.Tensor]:
     """Adjustable knowledge distillation (spec §3), gated per sample by ``gate`` (B,).
 
     Feature term per level i: ``(L-i) * 0.04 * sum_b g_b ||c_T - c_S||^2 / (C h w n)``;
     flow term for i >= 2: ``(i+1) * sum_b g_b sum_pixels ||f_T - f_S||_2 / (h w n)``, with
-    ``n = max(1, sum_b g_b)``. (C is the pyramid width, 256 in the release.)
+    ``n = max(1, sum_b g_b)`` counted per group of ``group_size`` samples and the groups'
+    terms averaged (``distillation_weights``). (C is the pyramid width, 256 in the release.)
     Returns {'distill_feature', 'distill_flow'}.
     """
     num_levels = len(student_levels)
-    count = gate.sum().clamp(min=1.0)
+    weights = distillation_weights(gate, group_size)
     feature_term = gate.new_zeros(())
     flow_term = gate.new_zeros(())
     for i, (teacher, student) in enumerate(zip(teacher_levels, student_levels)):
         channels, height, width = student.cond_feature.shape[1:]
         squared = (teacher.cond_feature.detach() - student.cond_feature).pow(2)
         per_sample = squared.flatten(1).sum(1)
-        feature_term = feature_term + (num_levels - i) * 0.04 * (gate * per_sample).sum() / (
-            channels * height * width * count)
+        feature_term = feature_term + (num_levels - i) * 0.04 * (weights * per_sample).sum() / (
+            channels * height * width)
         if i >= first_flow_level:
             height, width = student.flow.shape[-2:]
             distance = torch.linalg.vector_norm(teacher.flow.detach() - student.flow, dim=1)
-            flow_term = flow_term + (i + 1) * (gate * distance.flatten(1).sum(1)).sum() / (
-                height * width * count)
+            flow_term = flow_term + (i + 1) * (weights * distance.flatten(1).sum(1)).sum() / (
+                height * width)
     return {"distill_feature": feature_term, "distill_flow": flow_term}
 
 

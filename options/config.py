@@ -25,6 +25,9 @@ import yaml
 SIZE_MULTIPLE = 32
 NUM_LEVELS = 5
 
+# Epoch counting of the learning-rate schedule and the phase switches (utils/engine.py).
+SCHEDULES = ("release", "zero_based")
+
 # Flags that change between two invocations of the same run without changing the run itself.
 PER_INVOCATION_KEYS = ("config", "resume", "overwrite", "max_steps", "workers", "device")
 
@@ -73,6 +76,11 @@ def build_parser(add_stage_arguments: Optional[Callable[[argparse.ArgumentParser
     run.add_argument("--amp", type=str, default="none", choices=["none", "bf16", "fp16"],
                      help="mixed precision: autocast to bfloat16, or float16 with a gradient "
                           "scaler; none = float32 throughout")
+    run.add_argument("--tf32", action=argparse.BooleanOptionalAction, default=False,
+                     help="let CUDA convolutions and matrix products use TF32 on Ampere and "
+                          "newer GPUs (faster, ~1e-3 relative error); off by default, since the "
+                          "release trained in full FP32 (PyTorch's own default is TF32 for "
+                          "convolutions)")
     run.add_argument("--seed", type=int, default=0,
                      help="base random seed; process RANK uses SEED + RANK")
     run.add_argument("--max_steps", type=int, default=0,
@@ -99,6 +107,14 @@ def build_parser(add_stage_arguments: Optional[Callable[[argparse.ArgumentParser
                        help="epochs at the initial learning rate")
     optim.add_argument("--niter_decay", type=int, default=50,
                        help="epochs over which the learning rate decays linearly towards 0")
+    optim.add_argument("--schedule", type=str, default="release", choices=SCHEDULES,
+                       help="epoch counting of the schedule. release: as the released code "
+                            "(1-based epochs): full rate for niter + 1 epochs, then lr / "
+                            "niter_decay less per epoch, and 'the first niter epochs' (stage 3's "
+                            "partial training, stage 4's early skin weights) last niter - 1 "
+                            "epochs; zero_based: this project's earlier schedule, full rate "
+                            "and first phase for exactly niter epochs, decay steps of "
+                            "1 / (niter_decay + 1)")
     optim.add_argument("--grad_clip", type=float, default=0.0,
                        help="clip the global gradient norm of the trained models to this; 0 = off "
                             "(the paper does not clip)")

@@ -11,8 +11,8 @@ import torch
 from options import ConfigError
 from tests.fake_stage import FakeStage
 from utils.checkpoint import CHECKPOINT_FORMAT, CheckpointError, read_checkpoint
-from utils.engine import (ResumableSampler, Stage, StepResult, lr_factor, make_optimizer, run,
-                          seed_everything)
+from utils.engine import (ResumableSampler, Stage, StepResult, in_first_phase, lr_factor,
+                          make_optimizer, run, seed_everything)
 from utils.logging_utils import image_grid
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,10 +20,12 @@ TINY = str(ROOT / "configs" / "tiny.yaml")
 
 
 def fake_argv(tmp_path, name, *extra):
-    # 6 samples, batch 2: 3 steps per epoch; niter 1 + niter_decay 1 = 6 steps in all.
+    # 6 samples, batch 2: 3 steps per epoch; niter 0 + niter_decay 2 = 6 steps in all, the
+    # second epoch at half the rate (the release's schedule: 1 - max(0, e - 0) / 2).
     return ["--config", TINY, "--device", "cpu", "--checkpoints_dir", str(tmp_path),
             "--name", name, "--height", "32", "--width", "32", "--log_every", "1",
-            "--sample_every", "0", "--save_every", "1", *extra]
+            "--sample_every", "0", "--save_every", "1", "--niter", "0", "--niter_decay", "2",
+            *extra]
 
 
 def assert_same_state(first, second):
@@ -33,22 +35,66 @@ def assert_same_state(first, second):
 
 
 @pytest.mark.parametrize("niter, niter_decay, expected",
+                         [(2, 3, [1.0, 1.0, 1.0, 2 / 3, 1 / 3]),
+                          (1, 1, [1.0, 1.0]),
+                          (0, 4, [1.0, 0.75, 0.5, 0.25]),
+                          (3, 0, [1.0, 1.0, 1.0])])
+def test_release_lr_factor_values(niter, niter_decay, expected):
+    # The release lowers the rate by lr / niter_decay after every 1-based epoch E > niter.
+    factors = [lr_factor(e, niter, niter_decay) for e in range(niter + niter_decay)]
+    assert factors == pytest.approx(expected)
+    assert factors[-1] > 0
+
+
+@pytest.mark.parametrize("niter, niter_decay, expected",
                          [(2, 3, [1.0, 1.0, 0.75, 0.5, 0.25]),
                           (1, 1, [1.0, 0.5]),
                           (0, 4, [0.8, 0.6, 0.4, 0.2]),
                           (3, 0, [1.0, 1.0, 1.0])])
-def test_lr_factor_values(niter, niter_decay, expected):
-    factors = [lr_factor(e, niter, niter_decay) for e in range(niter + niter_decay)]
+def test_zero_based_lr_factor_values(niter, niter_decay, expected):
+    factors = [lr_factor(e, niter, niter_decay, "zero_based") for e in range(niter + niter_decay)]
     assert factors == pytest.approx(expected)
-    assert factors[-1] > 0
-    assert lr_factor(niter + niter_decay, niter, niter_decay) == 0.0 or niter_decay == 0
-    assert lr_factor(niter + niter_decay + 5, niter, niter_decay) == 0.0
+    assert lr_factor(niter + niter_decay + 5, niter, niter_decay, "zero_based") == 0.0
 
 
-def test_paper_schedule_ends_small_and_positive():
-    assert lr_factor(49, 50, 50) == 1.0
-    assert lr_factor(50, 50, 50) == pytest.approx(50 / 51)
-    assert lr_factor(99, 50, 50) == pytest.approx(1 / 51)
+def _release_factors(niter, niter_decay):
+    """The release's own bookkeeping, 1-based epochs: train epoch E at the current rate, then
+    ``if E > niter: lr -= lr0 / niter_decay``. Returns the factor of each epoch."""
+    lr0, lr, factors = 1.0, 1.0, []
+    for epoch in range(1, niter + niter_decay + 1):
+        factors.append(lr / lr0)
+        if epoch > niter:
+            lr -= lr0 / niter_decay
+    return factors
+
+
+@pytest.mark.parametrize("niter, niter_decay", [(50, 50), (100, 100)])
+def test_paper_schedules_follow_the_release(niter, niter_decay):
+    factors = [lr_factor(e, niter, niter_decay) for e in range(niter + niter_decay)]
+    assert factors == pytest.approx(_release_factors(niter, niter_decay), abs=1e-12)
+    # By hand: full rate for niter + 1 epochs, then 1/niter_decay less per epoch.
+    assert factors[:niter + 1] == [1.0] * (niter + 1)
+    assert factors[niter + 1] == pytest.approx(1 - 1 / niter_decay)
+    assert factors[-3:] == pytest.approx([3 / niter_decay, 2 / niter_decay, 1 / niter_decay])
+
+
+@pytest.mark.parametrize("schedule, niter, first_phase", [
+    ("release", 50, 49), ("release", 100, 99), ("release", 1, 0), ("release", 0, 0),
+    ("zero_based", 50, 50), ("zero_based", 1, 1)])
+def test_first_phase_length(schedule, niter, first_phase):
+    phases = [in_first_phase(e, niter, schedule) for e in range(niter + 3)]
+    assert phases == [True] * first_phase + [False] * (niter + 3 - first_phase)
+
+
+def test_tf32_flag_sets_the_backends_and_is_recorded(tmp_path):
+    run(FakeStage(6), fake_argv(tmp_path, "tf32", "--max_steps", "1", "--tf32"))
+    assert torch.backends.cudnn.conv.fp32_precision == "tf32"
+    assert torch.backends.cuda.matmul.fp32_precision == "tf32"
+    assert read_checkpoint(tmp_path / "tf32" / "latest.pth")["config"]["tf32"] is True
+    run(FakeStage(6), fake_argv(tmp_path, "fp32", "--max_steps", "1"))
+    assert torch.backends.cudnn.conv.fp32_precision == "ieee"
+    assert torch.backends.cuda.matmul.fp32_precision == "ieee"
+    assert read_checkpoint(tmp_path / "fp32" / "latest.pth")["config"]["tf32"] is False
 
 
 def test_sampler_order_depends_only_on_seed_and_epoch():
@@ -101,7 +147,7 @@ def test_param_group_switch_builds_a_new_optimizer(tmp_path):
     stage = FakeStage(6)
     result = run(stage, fake_argv(tmp_path, "switch", "--partial_epochs", "1", "--lr", "0.01"))
     assert result.optimizer_builds == [(0, ("net_tail",)), (1, ("net",))]
-    assert result.learning_rates == {"net": pytest.approx(0.005)}   # epoch 1 of 1 + 1
+    assert result.learning_rates == {"net": pytest.approx(0.005)}   # epoch 1 of 0 + 2
     assert stage.dataset.epochs_seen == [0, 1]
     # During the partial epoch only net.tail moved: check against a run stopped there.
     seed_everything(0)

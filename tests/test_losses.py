@@ -3,7 +3,8 @@ import torch
 
 from models.afwm import WarpLevel
 from models.losses import (VGGLoss, VGGWeightsMissing, build_vgg19_features, distillation_gate,
-                           distillation_loss, second_order_smoothness, total_variation, warp_loss)
+                           distillation_loss, distillation_weights, second_order_smoothness,
+                           total_variation, warp_loss)
 
 
 def _level(cond, flow):
@@ -40,6 +41,92 @@ def test_distillation_matches_a_hand_computed_case():
     assert terms["distill_feature"].item() == pytest.approx(0.04 * 15)
     # flow, levels 2..4: (i + 1) * (h w * 5) / (h w * 1) = 5 * (3 + 4 + 5)
     assert terms["distill_flow"].item() == pytest.approx(5 * 12)
+
+
+def test_distillation_weights_count_per_group():
+    gate = torch.tensor([1.0, 0, 0, 0, 1, 1, 1, 0])
+    # Groups of 4: n = 1 and 3, two groups averaged -> g_b / (n_k * 2).
+    assert distillation_weights(gate, 4).tolist() == pytest.approx(
+        [1 / 2, 0, 0, 0, 1 / 6, 1 / 6, 1 / 6, 0])
+    # One count over the batch (the earlier behaviour): n = 4.
+    assert distillation_weights(gate, 0).tolist() == pytest.approx([0.25, 0, 0, 0, 0.25, 0.25,
+                                                                    0.25, 0])
+    assert distillation_weights(gate, 8).tolist() == distillation_weights(gate, 0).tolist()
+    # A group with no gated sample counts 1 (no division by zero) and still takes its share.
+    assert distillation_weights(torch.tensor([0.0, 0, 1, 1]), 2).tolist() == pytest.approx(
+        [0, 0, 0.25, 0.25])
+    # A batch that does not split evenly: groups [0..2] and [3], each weighing half.
+    assert distillation_weights(torch.tensor([1.0, 1, 0, 1]), 3).tolist() == pytest.approx(
+        [0.25, 0.25, 0, 0.5])
+
+
+def _random_levels(batch, seed, requires_grad):
+    generator = torch.Generator().manual_seed(seed)
+    levels = []
+    for i in range(5):
+        size = 2 ** (i + 1)
+        cond = torch.randn(batch, 3, size, size, generator=generator, dtype=torch.float64)
+        flow = torch.randn(batch, 2, 2 * size, 2 * size, generator=generator,
+                           dtype=torch.float64)
+        levels.append(_level(cond.requires_grad_(requires_grad),
+                             flow.requires_grad_(requires_grad)))
+    return levels
+
+
+def _release_group_term(teacher, student, gate):
+    """The release's formula for one GPU's batch: n = max(1, sum g) over that batch."""
+    count = max(1.0, float(gate.sum()))
+    total = 0.0
+    for i, (t, s) in enumerate(zip(teacher, student)):
+        c, h, w = s.cond_feature.shape[1:]
+        total = total + (5 - i) * 0.04 * ((t.cond_feature - s.cond_feature) ** 2 * gate.view(
+            -1, 1, 1, 1)).sum() / (c * h * w * count)
+        if i >= 2:
+            h, w = s.flow.shape[-2:]
+            total = total + (i + 1) * (torch.norm(t.flow - s.flow, p=2, dim=1) * gate.view(
+                -1, 1, 1)).sum() / (h * w * count)
+    return total
+
+
+def test_distillation_is_equal_for_one_process_of_8_two_of_4_and_the_release():
+    """One batch of 8 as 1 x 8 (groups of 4), as 2 processes x 4 (DDP averages their losses'
+    gradients), and by the release's per-GPU formula: same loss and same gradients."""
+    gate = torch.tensor([1.0, 0, 0, 0, 1, 1, 1, 0], dtype=torch.float64)
+    teacher = _random_levels(8, 0, requires_grad=False)
+
+    def loss_and_grads(split):
+        student = _random_levels(8, 1, requires_grad=True)
+        if split == "one_process":
+            terms = distillation_loss(teacher, student, gate, group_size=4)
+            loss = terms["distill_feature"] + terms["distill_flow"]
+        else:
+            losses = []
+            for half in (slice(0, 4), slice(4, 8)):
+                part = [_level(s.cond_feature[half], s.flow[half]) for s in student]
+                ref = [_level(t.cond_feature[half], t.flow[half]) for t in teacher]
+                if split == "two_processes":
+                    terms = distillation_loss(ref, part, gate[half], group_size=4)
+                    losses.append(terms["distill_feature"] + terms["distill_flow"])
+                else:
+                    losses.append(_release_group_term(ref, part, gate[half]))
+            loss = sum(losses) / 2          # DDP's mean of the two ranks' gradients
+        inputs = [p for s in student for p in (s.cond_feature, s.flow)]
+        grads = torch.autograd.grad(loss, inputs, allow_unused=True)   # flows 0, 1 unused
+        return loss.detach(), [torch.zeros_like(x) if g is None else g
+                               for g, x in zip(grads, inputs)]
+
+    reference_loss, reference_grads = loss_and_grads("release")
+    for split in ("one_process", "two_processes"):
+        loss, grads = loss_and_grads(split)
+        assert loss.item() == pytest.approx(reference_loss.item(), rel=1e-12), split
+        for got, want in zip(grads, reference_grads):
+            torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-15)
+    # Counting over the whole batch of 8 (group 0, the earlier behaviour) weighs sample 0,
+    # alone in its group of 4, by 1/4 instead of the release's 1/2.
+    student = _random_levels(8, 1, requires_grad=True)
+    whole = distillation_loss(teacher, student, gate, group_size=0)
+    (grad,) = torch.autograd.grad(whole["distill_feature"], [student[4].cond_feature])
+    torch.testing.assert_close(2 * grad[0], reference_grads[8][0], rtol=1e-12, atol=1e-15)
 
 
 def test_gate_with_no_better_teacher_gives_zero_loss_without_dividing_by_zero():

@@ -10,10 +10,50 @@ from models import AFWM
 from models.losses import VGGLoss, warp_loss
 from train_pb_gen import ParserBasedGenerator
 from train_pb_warp import ParserBasedWarp
-from train_pf_gen import ParserFreeGenerator
+from options import parse_config
+from train_pf_gen import ParserFreeGenerator, skin_weights
 from train_pf_warp import STUDENT_NEW_PARTS, ParserFreeWarp
 from utils.checkpoint import CheckpointError, read_checkpoint
 from utils.engine import run
+from utils.stages import warp_learning_rate
+
+
+def _config(stage, *argv):
+    return parse_config(list(argv), stage.add_arguments, stage.defaults, default_name=stage.name)
+
+
+@pytest.mark.parametrize("schedule, last_early", [("release", 48), ("zero_based", 49)])
+def test_phase_and_skin_weight_switch_at_the_boundary_epoch(schedule, last_early):
+    """Stage 3 trains only its new parts, and stage 4 uses the early skin weights, for the
+    release's niter - 1 epochs (its 1-based test epoch < niter); zero_based: niter epochs."""
+    stage3 = ParserFreeWarp()
+    cfg3 = _config(stage3, "--schedule", schedule)            # niter 100
+    warp = {"warp": AFWM(3, channels=(4, 4, 4, 4, 4), fpn_dim=4)}
+    new_parts = {id(p) for p in warp["warp"].parameters()} - {
+        id(p) for n, p in warp["warp"].named_parameters()
+        if not any(part in n for part in STUDENT_NEW_PARTS)}
+    boundary3 = cfg3.niter - (2 if schedule == "release" else 1)
+    for epoch, expected in ((boundary3, "warp_new_parts"), (boundary3 + 1, "warp")):
+        (group,) = stage3.param_groups(warp, cfg3, epoch)
+        assert group["name"] == expected, epoch
+        params = {id(p) for p in group["params"]}
+        assert params == (new_parts if expected == "warp_new_parts"
+                          else {id(p) for p in warp["warp"].parameters()})
+    cfg4 = _config(ParserFreeGenerator(), "--schedule", schedule)   # niter 50
+    assert skin_weights(last_early, cfg4) == (30.0, 2.0)
+    assert skin_weights(last_early + 1, cfg4) == (60.0, 4.0)
+    assert skin_weights(0, cfg4) == (30.0, 2.0) and skin_weights(99, cfg4) == (60.0, 4.0)
+
+
+def test_warp_learning_rate_is_tied_to_lr_unless_set():
+    for stage in (ParserBasedGenerator(), ParserFreeGenerator()):
+        assert warp_learning_rate(_config(stage)) == pytest.approx(1e-5)       # 0.2 x 5e-5
+        assert warp_learning_rate(_config(stage, "--lr", "1e-3")) == pytest.approx(2e-4)
+        assert warp_learning_rate(_config(stage, "--lr", "1e-3", "--lr_warp", "3e-5")) == 3e-5
+        cfg = _config(stage, "--lr", "1e-3")
+        groups = {g["name"]: g["lr"] for g in stage.param_groups(
+            {"warp": torch.nn.Linear(1, 1), "gen": torch.nn.Linear(1, 1)}, cfg, 0)}
+        assert groups == {"warp": pytest.approx(2e-4), "gen": 1e-3}
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +100,8 @@ def test_stage3_first_epochs_train_only_the_new_parts(train_root, tmp_path):
     run(ParserBasedGenerator(), _args(train_root, runs, "s2",
                                       "--pb_warp_checkpoint", str(runs / "s1/final.pth")))
     teacher = read_checkpoint(runs / "s2/final.pth")["model"]["warp"]
-    s3 = run(ParserFreeWarp(), _args(train_root, runs, "s3",
+    # --niter 2: the release's first phase is epoch 0 only (1-based epoch 1 < niter).
+    s3 = run(ParserFreeWarp(), _args(train_root, runs, "s3", "--niter", "2",
                                      "--pb_checkpoint", str(runs / "s2/final.pth")))
     student = s3.models["warp"].state_dict()
     for name, value in student.items():
@@ -117,3 +158,23 @@ def test_warp_loss_falls_on_a_fixed_batch(train_root):
     # slowly, so the total falls by less.
     assert min(data_terms[-5:]) < 0.4 * data_terms[0], data_terms[::10]
     assert min(totals[-5:]) < 0.75 * totals[0], totals[::10]
+
+
+def test_stage3_resume_across_the_phase_boundary_is_exact(train_root, tmp_path):
+    """Stage 3 with --niter 2: epoch 0 (3 steps) trains the new parts, epoch 1 all of it with
+    a fresh Adam. 4 steps in one go == 3 steps, stop at the boundary, --resume, 1 more."""
+    runs = tmp_path / "runs"
+    run(ParserBasedWarp(), _args(train_root, runs, "s1"))
+    run(ParserBasedGenerator(), _args(train_root, runs, "s2",
+                                      "--pb_warp_checkpoint", str(runs / "s1/final.pth")))
+    common = ("--niter", "2", "--niter_decay", "1", "--sample_every", "0",
+              "--pb_checkpoint", str(runs / "s2/final.pth"))
+    whole = run(ParserFreeWarp(), _args(train_root, runs, "whole", *common, "--max_steps", "4"))
+    run(ParserFreeWarp(), _args(train_root, runs, "split", *common, "--max_steps", "3"))
+    resumed = run(ParserFreeWarp(), _args(train_root, runs, "split", *common, "--max_steps",
+                                          "4", "--resume"))
+    assert whole.optimizer_builds == [(0, ("warp_new_parts",)), (1, ("warp",))]
+    assert resumed.optimizer_builds == [(1, ("warp",))]
+    for name, value in whole.models["warp"].state_dict().items():
+        assert torch.equal(value, resumed.models["warp"].state_dict()[name]), name
+    assert whole.terms == resumed.terms

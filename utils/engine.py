@@ -166,19 +166,59 @@ class Stage:
 # ----------------------------------------------------------------------------------------------
 # Schedule, data order, seeding
 
-def lr_factor(epoch: int, niter: int, niter_decay: int) -> float:
+def lr_factor(epoch: int, niter: int, niter_decay: int, schedule: str = "release") -> float:
     """Learning-rate multiplier for 0-based ``epoch``: constant, then linear decay.
 
-        factor(e) = 1                                     for e < niter
-        factor(e) = 1 - (e - niter + 1) / (niter_decay + 1)   for e >= niter (floored at 0)
+    ``release`` (the released code, whose epochs count from 1 and whose rate drops by
+    ``lr / niter_decay`` at the end of every epoch ``E > niter``)::
 
-    The decay epochs get niter_decay/(niter_decay+1), ..., 2/(niter_decay+1),
-    1/(niter_decay+1): the last epoch (e = niter + niter_decay - 1) still learns a little, and
-    the rate would reach 0 one epoch after the end.
+        factor(e) = 1 - max(0, e - niter) / niter_decay
+
+    full rate for epochs 0..niter (niter + 1 of them), the last epoch
+    (e = niter + niter_decay - 1) at 1 / niter_decay; niter_decay = 0 keeps the full rate.
+
+    ``zero_based`` (this project's earlier schedule)::
+
+        factor(e) = 1                                      for e < niter
+        factor(e) = 1 - (e - niter + 1) / (niter_decay + 1)  for e >= niter
     """
-    if epoch < niter:
-        return 1.0
-    return max(0.0, 1.0 - (epoch - niter + 1) / (niter_decay + 1))
+    if schedule == "release":
+        if niter_decay <= 0:
+            return 1.0
+        return max(0.0, 1.0 - max(0, epoch - niter) / niter_decay)
+    if schedule == "zero_based":
+        if epoch < niter:
+            return 1.0
+        return max(0.0, 1.0 - (epoch - niter + 1) / (niter_decay + 1))
+    raise ValueError(f"unknown schedule {schedule!r}")
+
+
+def in_first_phase(epoch: int, niter: int, schedule: str = "release") -> bool:
+    """Whether 0-based ``epoch`` belongs to "the first niter epochs" of stages 3 and 4.
+
+    The release tests ``epoch < niter`` on its 1-based epoch, so its first phase is
+    ``niter - 1`` epochs: ``e + 1 < niter``. ``zero_based``: ``e < niter``."""
+    if schedule == "release":
+        return epoch + 1 < niter
+    if schedule == "zero_based":
+        return epoch < niter
+    raise ValueError(f"unknown schedule {schedule!r}")
+
+
+def set_tf32(enabled: bool) -> None:
+    """Allow (or forbid) TF32 in CUDA convolutions and matrix products, process-wide.
+
+    Uses the per-backend ``fp32_precision`` settings where PyTorch has them (mixing them with
+    the legacy ``allow_tf32`` switches is an error there)."""
+    precision = "tf32" if enabled else "ieee"
+    cudnn = torch.backends.cudnn
+    if hasattr(getattr(cudnn, "conv", None), "fp32_precision"):
+        cudnn.conv.fp32_precision = precision
+        cudnn.rnn.fp32_precision = precision
+        torch.backends.cuda.matmul.fp32_precision = precision
+    else:
+        cudnn.allow_tf32 = enabled
+        torch.backends.cuda.matmul.allow_tf32 = enabled
 
 
 class ResumableSampler(DistributedSampler):
@@ -437,6 +477,7 @@ def _train(stage: Stage, cfg: argparse.Namespace, context: DistributedContext, r
                     f"{run_dir} on {device}, {context.world_size} process(es)")
         logger.info("configuration:\n" + "\n".join(f"  {k}: {v}" for k, v in config_dict.items()))
 
+    set_tf32(cfg.tf32)
     # Model initialisation must not depend on the rank (DDP also broadcasts rank 0's weights).
     seed_everything(cfg.seed)
     dataset = stage.make_dataset(cfg)
@@ -569,7 +610,7 @@ def _train(stage: Stage, cfg: argparse.Namespace, context: DistributedContext, r
                     f"{g['name']} ({sum(p.numel() for p in g['params']):,} parameters)"
                     for g in groups))
         rates = _set_learning_rates(optimizer, groups,
-                                    lr_factor(epoch, cfg.niter, cfg.niter_decay))
+                                    lr_factor(epoch, cfg.niter, cfg.niter_decay, cfg.schedule))
         optimised = [p for group in optimizer.param_groups for p in group["params"]]
 
         sampler.set_epoch(epoch)

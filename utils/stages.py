@@ -1,14 +1,27 @@
 """Pieces the four stage scripts share: earlier-stage checkpoints, frozen teachers, the
-perceptual loss, the parser-based teacher's forward passes."""
+perceptual loss, the learning rate of the warp, and the teacher/student passes of stages 3
+and 4 (no stage script imports another)."""
 
+import logging
+from dataclasses import dataclass
 from typing import Iterable
 
 import torch
 import torch.nn as nn
 
 from models import PB_GEN_INPUT, PB_WARP_INPUT, build_generator, build_warp
-from models.losses import VGGLoss, build_vgg19_features
+from models.afwm import WarpOutput
+from models.losses import (VGGLoss, build_vgg19_features, distillation_gate, distillation_loss,
+                           warp_loss)
+from models.tryon import TutorOutput, tutor_image
+from options.config import ConfigError
 from utils.checkpoint import CheckpointError, load_weights
+from utils.logging_utils import LOGGER_NAME
+
+# The release trains the warp of the end-to-end stages (2 and 4) at 0.2 x the generator's rate.
+WARP_LR_RATIO = 0.2
+# Samples per GPU in the release (8 GPUs x 4): its distillation counted gated samples per 4.
+RELEASE_KD_GROUP = 4
 
 
 def require_flag(cfg, flag: str) -> str:
@@ -43,6 +56,17 @@ def perceptual_loss(cfg, device) -> VGGLoss:
     return VGGLoss(features, cfg.vgg_layers).to(device)
 
 
+def add_warp_lr_argument(parser) -> None:
+    parser.add_argument("--lr_warp", type=float, default=None,
+                        help=f"learning rate of the warp module; default {WARP_LR_RATIO} x --lr, "
+                             f"as the release ties them")
+
+
+def warp_learning_rate(cfg) -> float:
+    """``--lr_warp``, or ``WARP_LR_RATIO x --lr`` when it is not set."""
+    return cfg.lr_warp if cfg.lr_warp is not None else WARP_LR_RATIO * cfg.lr
+
+
 def add_teacher_arguments(parser) -> None:
     parser.add_argument("--pb_checkpoint", default=None,
                         help="stage-2 (train_pb_gen.py) checkpoint: the frozen parser-based "
@@ -53,6 +77,22 @@ def add_teacher_arguments(parser) -> None:
     parser.add_argument("--pb_gen_checkpoint", default=None,
                         help="teacher generator weights from another file; overrides "
                              "--pb_checkpoint for the generator")
+    parser.add_argument("--kd_group_size", type=int, default=RELEASE_KD_GROUP,
+                        help="distillation counts the samples where the teacher is better per "
+                             "group of this many samples and averages the groups, so any GPU "
+                             "layout trains as the release's 8 x 4 (0 = one count over the "
+                             "whole per-process batch)")
+
+
+def check_kd_group(cfg) -> None:
+    """Warn once when the per-process batch does not split into whole distillation groups."""
+    if cfg.kd_group_size < 0:
+        raise ConfigError(f"--kd_group_size must be >= 0, got {cfg.kd_group_size}")
+    if cfg.kd_group_size and cfg.batch_size % cfg.kd_group_size:
+        logging.getLogger(LOGGER_NAME).warning(
+            f"--batch_size {cfg.batch_size} is not a multiple of --kd_group_size "
+            f"{cfg.kd_group_size}: the last distillation group of each batch is smaller than "
+            f"the others (the release counted per 4 samples)")
 
 
 def teacher_source(cfg, part: str) -> tuple[str, str]:
@@ -77,3 +117,33 @@ def named_parameters_matching(model: nn.Module, prefixes: Iterable[str]) -> list
     prefixes = tuple(prefixes)
     return [p for name, p in model.named_parameters()
             if any(part in name for part in prefixes)]
+
+
+@dataclass
+class StudentPass:
+    """Stages 3 and 4: the tutor image, the teacher's warp of the real garment, the student's
+    warp, the student's warp loss with distillation (named terms) and the gate (B,)."""
+
+    tutor: TutorOutput
+    teacher: WarpOutput
+    student: WarpOutput
+    terms: dict[str, torch.Tensor]
+    gate: torch.Tensor
+
+
+def teacher_and_student_warps(models, inputs, vgg: VGGLoss, kd_group_size: int) -> StudentPass:
+    """The frozen teacher dresses the person in the unpaired garment (the tutor image) and warps
+    the real garment; the student warps the real garment from the tutor image alone."""
+    tutor = tutor_image(models["pb_warp"], models["pb_gen"], inputs.pb_condition,
+                        inputs.preserve_region, inputs.dense_preserve_mask,
+                        inputs.unpaired_garment, inputs.unpaired_garment_edge)
+    with torch.no_grad():
+        teacher = models["pb_warp"](inputs.pb_condition, inputs.garment, inputs.garment_edge,
+                                    return_levels=True)
+    student = models["warp"](tutor.image, inputs.garment, inputs.garment_edge,
+                             return_levels=True)
+    terms = warp_loss(student.levels, inputs.person_clothes, inputs.person_clothes_edge, vgg)
+    gate = distillation_gate(teacher.warped, student.warped, inputs.person_clothes)
+    terms.update(distillation_loss(teacher.levels, student.levels, gate,
+                                   group_size=kd_group_size))
+    return StudentPass(tutor=tutor, teacher=teacher, student=student, terms=terms, gate=gate)
