@@ -117,3 +117,81 @@ def test_uint8_conversion_truncates_like_the_release():
     image = torch.tensor([-1.0, -0.999, 0.0, 0.5, 0.999, 1.0]).view(1, 1, 6)
     expected = ((image.numpy() + 1) / 2 * 255).astype(np.uint8)[0]
     assert to_uint8(image).tolist() == expected.tolist() == [[0, 0, 127, 191, 254, 255]]
+
+
+def _own_photos(tmp_path, test_root):
+    """A person photo of 150x90 (not the frame's aspect) and a 120x100 product photo with its
+    mask, written as a user would have them."""
+    person = Image.open(test_root / "test_img" / "000001_0.jpg").convert("RGB").resize((90, 150))
+    person_path = tmp_path / "me.jpg"
+    person.save(person_path, quality=95)
+    garment = Image.open(test_root / "test_clothes" / "000002_1.jpg").convert("RGB")
+    mask = Image.open(test_root / "test_edge" / "000002_1.jpg").convert("L")
+    garment_path, mask_path = tmp_path / "shirt.png", tmp_path / "shirt_mask.png"
+    garment.resize((100, 120)).save(garment_path)
+    mask.resize((100, 120), Image.NEAREST).save(mask_path)
+    return person_path, garment_path, mask_path
+
+
+def test_one_pair_of_own_photos_comes_back_at_the_photo_size(test_root, tmp_path):
+    from data.photo_fit import apply_placement, fit_to_frame, paste_back
+    from data.viton import photo_tensor
+
+    warp, gen = _small_models(5)
+    checkpoint = _stage4_checkpoint(tmp_path / "final.pth", warp, gen)
+    person_path, garment_path, mask_path = _own_photos(tmp_path, test_root)
+    output = tmp_path / "out" / "tryon.png"
+    test_script.main(["--person", str(person_path), "--garment", str(garment_path),
+                      "--garment_mask", str(mask_path), "--checkpoint", str(checkpoint),
+                      "--output", str(output), "--device", "cpu", "--fit", "crop",
+                      "--save_grid"])
+    written = np.asarray(Image.open(output))
+    person = np.asarray(Image.open(person_path).convert("RGB"))
+    assert written.shape == person.shape == (150, 90, 3)
+    # The 64x64 frame is square: --fit crop cuts the centred 90x90 window (rows 30..119);
+    # the rows above and below are the photo's own pixels.
+    assert np.array_equal(written[:30], person[:30]) and np.array_equal(written[120:],
+                                                                        person[120:])
+    assert not np.array_equal(written[30:120], person[30:120])
+    # Inside the window: the model's try-on of the fitted inputs, mapped back.
+    frame, placement = fit_to_frame(person, (64, 64), "crop")
+    garment = np.asarray(Image.open(garment_path).convert("RGB"))
+    mask = (np.asarray(Image.open(mask_path)) > 127).astype(np.uint8)
+    garment_frame, garment_placement = fit_to_frame(garment, (64, 64), "pad")
+    edge = apply_placement(mask, garment_placement, interpolation="nearest", fill=0)
+    with torch.no_grad():
+        out = parser_free_tryon(warp, gen, photo_tensor(frame)[None],
+                                photo_tensor(garment_frame)[None],
+                                torch.from_numpy(edge).float()[None, None])
+    expected = paste_back(person, to_uint8(out.tryon[0]), placement)
+    assert np.abs(written.astype(int) - expected.astype(int)).max() <= 1
+    grid = Image.open(output.with_name("tryon_grid.png"))
+    assert grid.size == (4 * 64, 64)
+
+
+def test_one_pair_errors_name_the_file_and_write_nothing(test_root, tmp_path):
+    warp, gen = _small_models()
+    checkpoint = _stage4_checkpoint(tmp_path / "final.pth", warp, gen)
+    person_path, garment_path, mask_path = _own_photos(tmp_path, test_root)
+    output = tmp_path / "never.png"
+    base = ["--checkpoint", str(checkpoint), "--output", str(output), "--device", "cpu"]
+    not_an_image = tmp_path / "notes.jpg"
+    not_an_image.write_text("this is not a photo")
+    with pytest.raises(SystemExit, match=r"notes\.jpg: not a readable image"):
+        test_script.main(base + ["--person", str(not_an_image), "--garment", str(garment_path),
+                                 "--garment_mask", str(mask_path)])
+    small_mask = tmp_path / "small_mask.png"
+    Image.open(mask_path).resize((50, 60)).save(small_mask)
+    with pytest.raises(SystemExit, match=r"small_mask\.png is 50x60 but the garment photo .*"
+                                         r"shirt\.png is 100x120"):
+        test_script.main(base + ["--person", str(person_path), "--garment", str(garment_path),
+                                 "--garment_mask", str(small_mask)])
+    empty_mask = tmp_path / "empty_mask.png"
+    Image.fromarray(np.zeros((120, 100), np.uint8)).save(empty_mask)
+    with pytest.raises(SystemExit, match=r"empty_mask\.png is empty"):
+        test_script.main(base + ["--person", str(person_path), "--garment", str(garment_path),
+                                 "--garment_mask", str(empty_mask)])
+    with pytest.raises(SystemExit):     # a usage error: one mode at a time
+        test_script.main(base + ["--person", str(person_path), "--garment", str(garment_path),
+                                 "--dataroot", str(test_root)])
+    assert not output.exists() and not list(tmp_path.glob(".never*"))
