@@ -17,8 +17,8 @@ from models import PB_GEN_INPUT, PB_WARP_INPUT, build_generator, build_warp
 from models.losses import tryon_loss, warp_loss
 from models.tryon import compose
 from utils.engine import Stage, StepResult, main
-from utils.stages import (add_warp_lr_argument, load_from_flag, perceptual_loss,
-                          warp_learning_rate)
+from utils.stages import (add_warp_lr_argument, flow_picture, flow_scalars, load_from_flag,
+                          perceptual_loss, warp_learning_rate)
 
 
 class ParserBasedGenerator(Stage):
@@ -55,10 +55,13 @@ class ParserBasedGenerator(Stage):
                                               arms], 1))
         out = compose(gen_output, warp.warped, warped_edge, gate=inputs.person_clothes_edge)
         terms.update(tryon_loss(out.tryon, out.rendered, out.mask, inputs.image, self.vgg))
-        images = {"person": inputs.image, "garment": inputs.garment,
-                  "warped_garment": warp.warped, "warped_edge": warped_edge,
-                  "rendered": out.rendered, "mask": out.mask, "tryon": out.tryon}
-        return StepResult.from_terms(terms, images)
+        images = {}
+        if want_images:
+            images = {"person": inputs.image, "garment": inputs.garment,
+                      "warped_garment": warp.warped, "flow": flow_picture(warp, cfg.align_corners),
+                      "warped_edge": warped_edge, "rendered": out.rendered, "mask": out.mask,
+                      "try_on": out.tryon}
+        return StepResult.from_terms(terms, images, flow_scalars(warp, cfg.align_corners))
 
 
 if __name__ == "__main__":

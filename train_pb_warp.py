@@ -11,7 +11,7 @@ from data.inputs import TryOnInputs
 from models import PB_WARP_INPUT, build_warp
 from models.losses import warp_loss
 from utils.engine import Stage, StepResult, main
-from utils.stages import perceptual_loss
+from utils.stages import flow_picture, flow_scalars, perceptual_loss
 
 
 class ParserBasedWarp(Stage):
@@ -32,10 +32,14 @@ class ParserBasedWarp(Stage):
                               return_levels=True)
         terms = warp_loss(warp.levels, inputs.person_clothes, inputs.person_clothes_edge,
                           self.vgg)
-        images = {"person": inputs.image, "garment": inputs.garment,
-                  "person_clothes": inputs.person_clothes, "warped_garment": warp.warped,
-                  "warped_edge": warp.levels[-1].warped_edge}
-        return StepResult.from_terms(terms, images)
+        align_corners = cfg.align_corners
+        images = {}
+        if want_images:
+            images = {"person": inputs.image, "garment": inputs.garment,
+                      "worn_garment": inputs.person_clothes, "warped_garment": warp.warped,
+                      "flow": flow_picture(warp, align_corners),
+                      "warped_edge": warp.levels[-1].warped_edge}
+        return StepResult.from_terms(terms, images, flow_scalars(warp, align_corners))
 
 
 if __name__ == "__main__":

@@ -23,8 +23,8 @@ from models.losses import skin_loss, tryon_loss
 from models.tryon import compose
 from utils.engine import Stage, StepResult, in_first_phase, main
 from utils.stages import (add_teacher_arguments, add_warp_lr_argument, check_kd_group,
-                          load_from_flag, parser_based_teacher, perceptual_loss,
-                          teacher_and_student_warps, warp_learning_rate)
+                          flow_picture, flow_scalars, load_from_flag, parser_based_teacher,
+                          perceptual_loss, teacher_and_student_warps, warp_learning_rate)
 
 EARLY_SKIN_WEIGHTS = (30.0, 2.0)   # (L1, VGG) during the first phase
 LATE_SKIN_WEIGHTS = (60.0, 4.0)
@@ -78,13 +78,16 @@ class ParserFreeGenerator(Stage):
         l1_weight, vgg_weight = skin_weights(getattr(self, "epoch", 0), cfg)
         terms.update(skin_loss(composite.rendered, inputs.image, skin, self.vgg,
                                l1_weight=l1_weight, vgg_weight=vgg_weight))
-        images = {"person": inputs.image, "tutor": out.tutor.image, "garment": inputs.garment,
-                  "warped_garment": out.student.warped, "warped_edge": warped_edge,
-                  "rendered": composite.rendered, "mask": composite.mask,
-                  "tryon": composite.tryon}
-        result = StepResult.from_terms(terms, images)
-        result.terms["teacher_better_fraction"] = out.gate.mean().detach()
-        return result
+        images = {}
+        if want_images:
+            images = {"person": inputs.image, "tutor": out.tutor.image,
+                      "garment": inputs.garment, "warped_garment": out.student.warped,
+                      "flow": flow_picture(out.student, cfg.align_corners),
+                      "warped_edge": warped_edge, "rendered": composite.rendered,
+                      "mask": composite.mask, "try_on": composite.tryon}
+        scalars = {"distill/teacher_better_fraction": out.gate.mean(),
+                   **flow_scalars(out.student, cfg.align_corners)}
+        return StepResult.from_terms(terms, images, scalars)
 
 
 if __name__ == "__main__":

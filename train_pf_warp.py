@@ -18,9 +18,9 @@ epochs) and the rate decays as the release's; ``--schedule zero_based`` gives ``
 from data.inputs import TryOnInputs
 from models import PF_WARP_INPUT, build_warp
 from utils.engine import Stage, StepResult, in_first_phase, main
-from utils.stages import (add_teacher_arguments, check_kd_group, load_from_flag,
-                          named_parameters_matching, parser_based_teacher, perceptual_loss,
-                          teacher_and_student_warps, teacher_source)
+from utils.stages import (add_teacher_arguments, check_kd_group, flow_picture, flow_scalars,
+                          load_from_flag, named_parameters_matching, parser_based_teacher,
+                          perceptual_loss, teacher_and_student_warps, teacher_source)
 
 # Parameters that do not carry over from the parser-based warp (their inputs differ).
 STUDENT_NEW_PARTS = ("cond_", "aflow_net.netRefine")
@@ -53,12 +53,16 @@ class ParserFreeWarp(Stage):
     def losses(self, models, batch, cfg, step, want_images=False):
         inputs = TryOnInputs.from_batch(batch)
         out = teacher_and_student_warps(models, inputs, self.vgg, cfg.kd_group_size)
-        images = {"person": inputs.image, "tutor": out.tutor.image, "garment": inputs.garment,
-                  "teacher_warped": out.teacher.warped, "warped_garment": out.student.warped,
-                  "warped_edge": out.student.levels[-1].warped_edge}
-        result = StepResult.from_terms(out.terms, images)
-        result.terms["teacher_better_fraction"] = out.gate.mean().detach()
-        return result
+        images = {}
+        if want_images:
+            images = {"person": inputs.image, "tutor": out.tutor.image,
+                      "garment": inputs.garment, "teacher_warped": out.teacher.warped,
+                      "warped_garment": out.student.warped,
+                      "flow": flow_picture(out.student, cfg.align_corners),
+                      "warped_edge": out.student.levels[-1].warped_edge}
+        scalars = {"distill/teacher_better_fraction": out.gate.mean(),
+                   **flow_scalars(out.student, cfg.align_corners)}
+        return StepResult.from_terms(out.terms, images, scalars)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from tests.fake_stage import FakeStage
 from utils.checkpoint import CHECKPOINT_FORMAT, CheckpointError, read_checkpoint
 from utils.engine import (ResumableSampler, Stage, StepResult, in_first_phase, lr_factor,
                           make_optimizer, run, seed_everything)
-from utils.logging_utils import image_grid
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = str(ROOT / "configs" / "tiny.yaml")
@@ -240,15 +239,6 @@ def test_missing_dataroot_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="--dataroot: not a folder"):
         run(NeedsData(), ["--checkpoints_dir", str(tmp_path), "--device", "cpu",
                           "--dataroot", str(tmp_path / "absent")])
-
-
-def test_image_grid_layout():
-    images = {"person": torch.rand(3, 3, 8, 6) * 2 - 1, "mask": torch.ones(3, 1, 4, 3)}
-    grid = image_grid(images, max_samples=2)
-    # rows = 2 samples, columns = 2 images, 2-pixel padding around every tile
-    assert grid.shape == (3, 2 * (8 + 2) + 2, 2 * (6 + 2) + 2)
-    assert grid.min() >= 0 and grid.max() <= 1
-    assert torch.allclose(grid[:, 2:10, 10:16], torch.ones(3, 8, 6))   # the mask tile, resized
 
 
 def test_two_process_ddp_on_cpu(tmp_path):

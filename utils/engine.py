@@ -76,23 +76,29 @@ class StepResult:
     ``total``: the scalar loss to minimise (graph attached).
     ``terms``: named scalar tensors for logging, detached (e.g. ``{'warp_l1': ..., 'gen_vgg':
     ...}``); the engine averages them over the logging interval and over ranks.
-    ``images``: named (B, C, H, W) tensors for the image grid, images in [-1, 1] or masks in
-    [0, 1] (C = 1 or 3); only looked at when the engine asked with ``want_images=True``.
+    ``images``: named (B, C, H, W) tensors for the image grid, in column order: images in
+    [-1, 1] (C = 3) or masks in [0, 1] (C = 1); only looked at when the engine asked with
+    ``want_images=True``. The grid's header names each column after its key.
+    ``scalars``: other named scalar tensors to watch, detached, logged under their own name
+    (which holds a '/', e.g. ``'distill/teacher_better_fraction'``), averaged like the terms.
     """
     total: torch.Tensor
     terms: dict[str, torch.Tensor] = field(default_factory=dict)
     images: dict[str, torch.Tensor] = field(default_factory=dict)
+    scalars: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @classmethod
     def from_terms(cls, terms: Mapping[str, torch.Tensor],
-                   images: Optional[Mapping[str, torch.Tensor]] = None) -> "StepResult":
+                   images: Optional[Mapping[str, torch.Tensor]] = None,
+                   scalars: Optional[Mapping[str, torch.Tensor]] = None) -> "StepResult":
         """``total`` = the sum of ``terms`` (each already weighted); the terms are kept,
         detached, for logging."""
         if not terms:
             raise ValueError("StepResult.from_terms needs at least one loss term")
         total = sum(terms.values())
         return cls(total=total, terms={name: value.detach() for name, value in terms.items()},
-                   images=dict(images or {}))
+                   images=dict(images or {}),
+                   scalars={name: value.detach() for name, value in (scalars or {}).items()})
 
 
 class Stage:
@@ -324,7 +330,8 @@ def _set_learning_rates(optimizer: torch.optim.Optimizer, groups: Sequence[Mappi
 @dataclass
 class RunResult:
     """What ``run`` returns: ``step`` (optimiser steps in total), ``epoch`` (epochs completed),
-    ``terms`` (the last logged, rank-averaged loss terms incl. 'total'), ``learning_rates`` (by
+    ``terms`` (the last logged, rank-averaged loss terms incl. 'total'), ``scalars`` (the
+    stage's other scalars, likewise), ``learning_rates`` (by
     group, last epoch), ``run_dir``, ``models`` (all models, unwrapped), ``finished`` (the run
     reached its last epoch or ``--max_steps``) and ``optimizer_builds`` (``(epoch, group
     names)`` for every Adam created, in order), ``config`` (the resolved options) and
@@ -339,6 +346,7 @@ class RunResult:
     optimizer_builds: list[tuple[int, tuple[str, ...]]]
     config: argparse.Namespace
     rank: int
+    scalars: dict[str, float] = field(default_factory=dict)
 
 
 class _StopRequest:
@@ -588,7 +596,7 @@ def _train(stage: Stage, cfg: argparse.Namespace, context: DistributedContext, r
                                      f"good checkpoint is {latest_path}")
         if context.is_main:
             for name, value in averaged.items():
-                writer.add_scalar(f"loss/{name}", value, step)
+                writer.add_scalar(name if "/" in name else f"loss/{name}", value, step)
             for name, value in rates.items():
                 writer.add_scalar(f"lr/{name}", value, step)
             writer.add_scalar("speed/samples_per_s", samples_per_s, step)
@@ -653,7 +661,8 @@ def _train(stage: Stage, cfg: argparse.Namespace, context: DistributedContext, r
             interval_steps += 1
             progress.update(1)
 
-            for name, value in {"total": result.total, **result.terms}.items():
+            for name, value in {"total": result.total, **result.terms,
+                                **result.scalars}.items():
                 value = value.detach().float().reshape(())
                 sums[name] = sums[name] + value if name in sums else value
                 counts[name] = counts.get(name, 0) + 1
@@ -697,7 +706,9 @@ def _train(stage: Stage, cfg: argparse.Namespace, context: DistributedContext, r
     progress.close()
     if writer is not None:
         writer.flush()
-    return RunResult(step=step, epoch=epoch, terms=last_terms, learning_rates=rates,
-                     run_dir=run_dir, models={k: unwrap(v) for k, v in plain.items()},
-                     finished=finished, optimizer_builds=optimizer_builds, config=cfg,
-                     rank=context.rank)
+    return RunResult(step=step, epoch=epoch,
+                     terms={k: v for k, v in last_terms.items() if "/" not in k},
+                     learning_rates=rates, run_dir=run_dir,
+                     models={k: unwrap(v) for k, v in plain.items()}, finished=finished,
+                     optimizer_builds=optimizer_builds, config=cfg, rank=context.rank,
+                     scalars={k: v for k, v in last_terms.items() if "/" in k})

@@ -16,6 +16,7 @@ from models.losses import (VGGLoss, build_vgg19_features, distillation_gate, dis
 from models.tryon import TutorOutput, tutor_image
 from options.config import ConfigError
 from utils.checkpoint import CheckpointError, load_weights
+from utils.flow_viz import flow_magnitude, flow_to_color
 from utils.logging_utils import LOGGER_NAME
 
 # The release trains the warp of the end-to-end stages (2 and 4) at 0.2 x the generator's rate.
@@ -147,3 +148,15 @@ def teacher_and_student_warps(models, inputs, vgg: VGGLoss, kd_group_size: int) 
     terms.update(distillation_loss(teacher.levels, student.levels, gate,
                                    group_size=kd_group_size))
     return StudentPass(tutor=tutor, teacher=teacher, student=student, terms=terms, gate=gate)
+
+
+def flow_scalars(warp: WarpOutput, align_corners: bool, prefix: str = "flow") -> dict:
+    """Mean displacement in pixels of each level's flow (coarse to fine) and of the final one:
+    ``{'flow/level0_px': ..., 'flow/level4_px': ...}``."""
+    return {f"{prefix}/level{i}_px": flow_magnitude(level.flow, align_corners)
+            for i, level in enumerate(warp.levels or [])}
+
+
+def flow_picture(warp: WarpOutput, align_corners: bool) -> torch.Tensor:
+    """The final flow on the colour wheel, (B, 3, H, W) in [-1, 1] as grid images are."""
+    return flow_to_color(warp.flow, align_corners) * 2 - 1
