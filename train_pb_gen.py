@@ -12,13 +12,13 @@ region. Loss: ``0.5 warp + generator``. The warp learns at ``--lr_warp`` (defaul
 
 import torch
 
-from data.inputs import TryOnInputs, arms_outside
+from data.inputs import arms_outside
 from models import PB_GEN_INPUT, PB_WARP_INPUT, build_generator, build_warp
 from models.losses import tryon_loss, warp_loss
 from models.tryon import compose
 from utils.engine import Stage, StepResult, main
-from utils.stages import (add_warp_lr_argument, flow_picture, flow_scalars, load_from_flag,
-                          perceptual_loss, warp_learning_rate)
+from utils.stages import (add_warp_lr_argument, batch_inputs, flow_picture, flow_scalars,
+                          load_from_flag, perceptual_loss, warp_learning_rate)
 
 
 class ParserBasedGenerator(Stage):
@@ -43,7 +43,7 @@ class ParserBasedGenerator(Stage):
                 {"name": "gen", "params": list(models["gen"].parameters()), "lr": cfg.lr}]
 
     def losses(self, models, batch, cfg, step, want_images=False):
-        inputs = TryOnInputs.from_batch(batch)
+        inputs = batch_inputs(batch, cfg)
         warp = models["warp"](inputs.pb_condition, inputs.garment, inputs.garment_edge,
                               return_levels=True)
         terms = {name: 0.5 * value for name, value in

@@ -7,11 +7,10 @@ multi-level warp loss against the garment region of the real photo. Nothing is f
     python train_pb_warp.py --dataroot VITON_traindata --name pb_warp
 """
 
-from data.inputs import TryOnInputs
 from models import PB_WARP_INPUT, build_warp
 from models.losses import warp_loss
 from utils.engine import Stage, StepResult, main
-from utils.stages import flow_picture, flow_scalars, perceptual_loss
+from utils.stages import batch_inputs, flow_picture, flow_scalars, perceptual_loss
 
 
 class ParserBasedWarp(Stage):
@@ -27,7 +26,7 @@ class ParserBasedWarp(Stage):
         return [{"name": "warp", "params": list(models["warp"].parameters()), "lr": cfg.lr}]
 
     def losses(self, models, batch, cfg, step, want_images=False):
-        inputs = TryOnInputs.from_batch(batch)
+        inputs = batch_inputs(batch, cfg)
         warp = models["warp"](inputs.pb_condition, inputs.garment, inputs.garment_edge,
                               return_levels=True)
         terms = warp_loss(warp.levels, inputs.person_clothes, inputs.person_clothes_edge,

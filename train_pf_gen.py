@@ -17,14 +17,14 @@ gives ``niter``.
 
 import torch
 
-from data.inputs import TryOnInputs
 from models import PF_GEN_INPUT, PF_WARP_INPUT, build_generator, build_warp
 from models.losses import skin_loss, tryon_loss
 from models.tryon import compose
 from utils.engine import Stage, StepResult, in_first_phase, main
-from utils.stages import (add_teacher_arguments, add_warp_lr_argument, check_kd_group,
-                          flow_picture, flow_scalars, load_from_flag, parser_based_teacher,
-                          perceptual_loss, teacher_and_student_warps, warp_learning_rate)
+from utils.stages import (add_teacher_arguments, add_warp_lr_argument, batch_inputs,
+                          check_kd_group, flow_picture, flow_scalars, load_from_flag,
+                          parser_based_teacher, perceptual_loss, teacher_and_student_warps,
+                          warp_learning_rate)
 
 EARLY_SKIN_WEIGHTS = (30.0, 2.0)   # (L1, VGG) during the first phase
 LATE_SKIN_WEIGHTS = (60.0, 4.0)
@@ -64,7 +64,7 @@ class ParserFreeGenerator(Stage):
                 {"name": "gen", "params": list(models["gen"].parameters()), "lr": cfg.lr}]
 
     def losses(self, models, batch, cfg, step, want_images=False):
-        inputs = TryOnInputs.from_batch(batch)
+        inputs = batch_inputs(batch, cfg)
         out = teacher_and_student_warps(models, inputs, self.vgg, cfg.kd_group_size)
         terms = {name: 0.25 * value for name, value in out.terms.items()}
         warped_edge = out.student.levels[-1].warped_edge

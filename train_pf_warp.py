@@ -15,12 +15,12 @@ epochs) and the rate decays as the release's; ``--schedule zero_based`` gives ``
         --pb_checkpoint checkpoints/pb_gen/final.pth
 """
 
-from data.inputs import TryOnInputs
 from models import PF_WARP_INPUT, build_warp
 from utils.engine import Stage, StepResult, in_first_phase, main
-from utils.stages import (add_teacher_arguments, check_kd_group, flow_picture, flow_scalars,
-                          load_from_flag, named_parameters_matching, parser_based_teacher,
-                          perceptual_loss, teacher_and_student_warps, teacher_source)
+from utils.stages import (add_teacher_arguments, batch_inputs, check_kd_group, flow_picture,
+                          flow_scalars, load_from_flag, named_parameters_matching,
+                          parser_based_teacher, perceptual_loss, teacher_and_student_warps,
+                          teacher_source)
 
 # Parameters that do not carry over from the parser-based warp (their inputs differ).
 STUDENT_NEW_PARTS = ("cond_", "aflow_net.netRefine")
@@ -51,7 +51,7 @@ class ParserFreeWarp(Stage):
         return [{"name": "warp", "params": list(models["warp"].parameters()), "lr": cfg.lr}]
 
     def losses(self, models, batch, cfg, step, want_images=False):
-        inputs = TryOnInputs.from_batch(batch)
+        inputs = batch_inputs(batch, cfg)
         out = teacher_and_student_warps(models, inputs, self.vgg, cfg.kd_group_size)
         images = {}
         if want_images:

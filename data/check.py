@@ -1,15 +1,22 @@
-"""Scan a VITON-layout dataset and report what is in it and what is wrong, without training.
+"""Scan a dataset of any layout and report what is in it and what is wrong, without training.
 
-    python -m data.check ROOT [--height 256 --width 192]
+    python -m data.check ROOT [--dataset viton|vitonhd|dresscode] [--category upper_body,...]
+        [--height 256 --width 192] [--label_scheme auto --neck skin] [--pose_format auto]
+        [--iuv_channel b] [--densepose_dir DIR]
 
-ROOT is a training root (with train_img/), a test root (with test_img/), or a folder holding
-VITON_traindata/ and/or VITON_test/. Every sample is read as training would read it; the
-exit status is 0 when everything can be used, 1 otherwise.
+ROOT: for ``viton`` a training root (with train_img/), a test root (with test_img/), or a
+folder holding VITON_traindata/ and/or VITON_test/; for ``vitonhd`` the top folder (train/,
+test/, the pairs files); for ``dresscode`` the top folder (one folder per category). Every
+file of every sample is read with the readers training uses (labels converted from the
+layout's scheme, keypoints from its format); each problem names its file: a missing folder,
+samples lacking files (the first few and the count), unreadable or truncated images, labels
+outside the scheme, malformed keypoints, DensePose of the wrong size. Garments without a mask
+file are counted (their masks are computed from the photos on first use and cached), not
+computed here. The exit status is 0 when everything can be used, 1 otherwise.
 """
 
 import argparse
 import collections
-import json
 import os
 import sys
 import time
@@ -17,18 +24,141 @@ import time
 import numpy as np
 from PIL import Image
 
-from data.viton import (DatasetError, VitonTestDataset, VitonTrainDataset, find_pairs_files,
-                        person_id)
+from data.datasets import (DataOptions, add_data_arguments, layout, pair_samples, read_person,
+                           train_samples)
+from data.files import DatasetError, read_rgb
+from data.labels import describe_scheme
+from data.pose import PoseFileError, load_json, parse_keypoints
 
 MAX_LISTED = 10
 
 
-def _roots(root: str) -> list:
-    """(kind, path) of each dataset found at ``root``."""
+def _pose_format(path: str, pose_format: str, image_size) -> str:
+    """What a keypoint file holds, e.g. "openpose pose_keypoints_2d BODY_25"."""
+    try:
+        return parse_keypoints(load_json(path), path, image_size, pose_format)[1]
+    except PoseFileError:
+        return "unreadable"
+
+
+class _Report:
+    """What the scanned samples hold."""
+
+    def __init__(self):
+        self.labels = collections.Counter()
+        self.parts = collections.Counter()
+        self.formats = collections.Counter()
+        self.densepose_files = collections.Counter()
+        self.sizes = collections.Counter()
+        self.missing_points = []
+        self.without_densepose = 0
+        self.masks = collections.Counter()
+
+
+def _scan(samples, options: DataOptions, height: int, width: int, parser_inputs: bool,
+          out) -> int:
+    """Read every file of ``samples``; print what they hold and every error; return the number
+    of failing samples."""
+    formats = options.formats()
+    masks = options.masks()
+    report = _Report()
+    failures = []
+    garments_seen = set()
+    start = time.perf_counter()
+    for sample in samples:
+        person = sample.person
+        try:
+            item = read_person(person, formats, height, width, parser_inputs)
+            if sample.garment.image not in garments_seen:
+                garments_seen.add(sample.garment.image)
+                photo = read_rgb(sample.garment.image)
+                if sample.garment.mask is not None:
+                    masks.read(sample.garment, photo)
+                    report.masks["mask files"] += 1
+                elif masks.is_cached(sample.garment):
+                    masks.read(sample.garment, photo)
+                    report.masks["computed, cached"] += 1
+                else:
+                    report.masks["to compute on first use"] += 1
+        except DatasetError as error:
+            failures.append(str(error))
+            continue
+        with Image.open(person.image) as photo:   # reads the header only
+            report.sizes["{}x{}".format(*photo.size)] += 1
+            size = photo.size[::-1]
+        if "label" in item:
+            report.labels.update(np.unique(item["label"].numpy()).tolist())
+            report.parts.update(np.unique(item["densepose"].numpy()).tolist())
+            keypoints = item["keypoints"]
+            visible = int(((keypoints[:, 0] > 1) & (keypoints[:, 1] > 1)).sum())
+            report.missing_points.append(18 - visible)
+            report.formats[_pose_format(person.pose, formats.pose_format, size)] += 1
+            if person.densepose is None:
+                report.without_densepose += 1
+            else:
+                report.densepose_files[os.path.splitext(person.densepose)[1]] += 1
+    seconds = time.perf_counter() - start
+    print(f"  read {len(samples)} samples in {seconds:.1f} s; {len(failures)} failed", file=out)
+    for message in failures[:MAX_LISTED]:
+        print(f"  ERROR {message}", file=out)
+    if len(failures) > MAX_LISTED:
+        print(f"  ... and {len(failures) - MAX_LISTED} more errors", file=out)
+    if report.labels:
+        print(f"  parsing labels, {describe_scheme(formats.label_scheme, formats.neck)}: "
+              f"present {sorted(report.labels)} (samples containing each: "
+              f"{dict(sorted(report.labels.items()))})", file=out)
+        if report.densepose_files:
+            channel = (f", I read from channel {formats.iuv_channel} of IUV PNGs"
+                       if ".png" in report.densepose_files else "")
+            print(f"  DensePose parts present: {sorted(report.parts)} (files: "
+                  f"{dict(report.densepose_files)}{channel})", file=out)
+        if report.without_densepose:
+            print(f"  {report.without_densepose} samples without DensePose part indices: the "
+                  f"parser-based stages use the replacement of data/inputs.py (give part "
+                  f"indices with --densepose_dir)", file=out)
+        print(f"  keypoint files: {dict(report.formats)}; keypoints not drawn per sample: "
+              f"mean {np.mean(report.missing_points):.1f}, max {max(report.missing_points)}",
+              file=out)
+    print(f"  garment masks: {dict(report.masks)}", file=out)
+    print(f"  photo sizes (WxH): {dict(report.sizes)}; served at {width}x{height}", file=out)
+    return len(failures)
+
+
+def _check(title: str, make_samples, options, height, width, parser_inputs, out) -> int:
+    print(title, file=out)
+    try:
+        samples = make_samples()
+    except DatasetError as error:
+        print(f"  ERROR {error}", file=out)
+        return 1
+    paired = sum(1 for sample in samples if sample.person.id == sample.garment.id)
+    categories = collections.Counter(sample.person.category for sample in samples)
+    print(f"  {len(samples)} samples, {paired} with their own garment; categories "
+          f"{dict(categories)}", file=out)
+    return 1 if _scan(samples, options, height, width, parser_inputs, out) else 0
+
+
+def check_train(root: str, options: DataOptions, height: int, width: int, out=None) -> int:
+    out = out or sys.stdout  # looked up per call: sys.stdout may be replaced
+    return _check(f"training set {root} ({options.dataset} layout)",
+                  lambda: train_samples(options, root), options, height, width, True, out)
+
+
+def check_pairs(root: str, options: DataOptions, pairs: str, height: int, width: int,
+                out=None) -> int:
+    out = out or sys.stdout
+    return _check(f"test pairs '{pairs}' of {root} ({options.dataset} layout)",
+                  lambda: pair_samples(options, root, pairs), options, height, width, False,
+                  out)
+
+
+def _viton_roots(root: str) -> list:
+    """(kind, path) of each VITON-layout dataset found at ``root``."""
+    module = layout("viton")
     found = []
-    if os.path.isdir(os.path.join(root, "train_img")):
+    if module.is_train_root(root):
         found.append(("train", root))
-    if os.path.isdir(os.path.join(root, "test_img")):
+    if module.is_test_root(root):
         found.append(("test", root))
     for name, kind in (("VITON_traindata", "train"), ("VITON_test", "test")):
         path = os.path.join(root, name)
@@ -37,116 +167,44 @@ def _roots(root: str) -> list:
     return found
 
 
-def _pose_format(path: str) -> str:
-    try:
-        with open(path) as handle:
-            people = json.load(handle).get("people", [])
-    except (OSError, ValueError, AttributeError):
-        return "unreadable"
-    if not people:
-        return "no person"
-    person = people[0]
-    key = "pose_keypoints_2d" if "pose_keypoints_2d" in person else "pose_keypoints"
-    count = len(np.asarray(person.get(key, [])).reshape(-1)) // 3
-    return f"{key} x{count}"
-
-
-def _scan(dataset, describe, out) -> int:
-    """Read every item; print errors; return the number of failing items."""
-    failures = []
-    start = time.perf_counter()
-    for index in range(len(dataset)):
-        try:
-            item = dataset[index]
-        except DatasetError as error:
-            failures.append(str(error))
-            continue
-        describe(index, item)
-    seconds = time.perf_counter() - start
-    print(f"  read {len(dataset)} items in {seconds:.1f} s; {len(failures)} failed", file=out)
-    for message in failures[:MAX_LISTED]:
-        print(f"  ERROR {message}", file=out)
-    if len(failures) > MAX_LISTED:
-        print(f"  ... and {len(failures) - MAX_LISTED} more errors", file=out)
-    return len(failures)
-
-
-def check_train(root: str, height: int, width: int, out=None) -> int:
-    out = out or sys.stdout  # looked up per call: sys.stdout may be replaced
-    print(f"training set {root}", file=out)
-    try:
-        dataset = VitonTrainDataset(root, height, width)
-    except DatasetError as error:
-        print(f"  ERROR {error}", file=out)
-        return 1
-    source = dataset.pairs_file or "train_img/ listing"
-    print(f"  {len(dataset)} samples (pairs from {source})", file=out)
-    labels = collections.Counter()
-    parts = collections.Counter()
-    formats = collections.Counter()
-    sizes = collections.Counter()
-    missing_points = []
-
-    def describe(index, item):
-        sample = dataset.samples[index]
-        labels.update(np.unique(item["label"].numpy()).tolist())
-        parts.update(np.unique(item["densepose"].numpy()).tolist())
-        formats[_pose_format(sample["pose"])] += 1
-        visible = int(((item["keypoints"][:, 0] > 1) & (item["keypoints"][:, 1] > 1)).sum())
-        missing_points.append(18 - visible)
-        with Image.open(sample["image"]) as photo:   # reads the header only
-            sizes["{}x{}".format(*photo.size)] += 1
-
-    failed = _scan(dataset, describe, out)
-    if labels:
-        print(f"  parsing labels present: {sorted(labels)} (samples containing each: "
-              f"{dict(sorted(labels.items()))})", file=out)
-        print(f"  DensePose parts present: {sorted(parts)}", file=out)
-        print(f"  keypoint files: {dict(formats)}; keypoints not drawn per sample: "
-              f"mean {np.mean(missing_points):.1f}, max {max(missing_points)}", file=out)
-        print(f"  photo sizes (WxH): {dict(sizes)}; served at {width}x{height}", file=out)
-    return 1 if failed else 0
-
-
-def check_test(root: str, height: int, width: int, out=None) -> int:
-    out = out or sys.stdout  # looked up per call: sys.stdout may be replaced
-    print(f"test set {root}", file=out)
-    pairs_files = find_pairs_files(root)
-    if not pairs_files:
-        print(f"  ERROR {root}: no pairs file (*pairs*.txt)", file=out)
-        return 1
-    status = 0
-    for name in pairs_files:
-        try:
-            dataset = VitonTestDataset(root, name, height, width)
-        except DatasetError as error:
-            print(f"  {name}: ERROR {error}", file=out)
-            status = 1
-            continue
-        paired = sum(1 for p, c in dataset.pairs if person_id(p) == person_id(c))
-        print(f"  {name}: {len(dataset)} pairs, {paired} paired (own garment), "
-              f"{len(dataset) - paired} unpaired", file=out)
-        if _scan(dataset, lambda index, item: None, out):
-            status = 1
-    return status
+def _viton_pairs_files(root: str) -> list:
+    names = sorted(name for name in os.listdir(root) if name.endswith(".txt") and "pairs" in name)
+    return names or ["paired"]
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Check a VITON-layout dataset.")
-    parser.add_argument("root", help="training root, test root, or a folder holding "
-                                     "VITON_traindata/ and VITON_test/")
+    parser = argparse.ArgumentParser(description="Check a dataset of any layout: every file "
+                                                 "read as training and test.py read it.")
+    parser.add_argument("root", help="the dataset (see the module help for each --dataset)")
     parser.add_argument("--height", type=int, default=256, help="size samples are served at")
     parser.add_argument("--width", type=int, default=192, help="size samples are served at")
+    add_data_arguments(parser)
     args = parser.parse_args(argv)
-    roots = _roots(args.root)
-    if not roots:
-        print(f"ERROR {args.root}: no train_img/, test_img/, VITON_traindata/ or VITON_test/ "
-              f"found", file=sys.stdout)
+    try:
+        options = DataOptions.from_config(args)
+    except DatasetError as error:
+        print(f"ERROR {error}")
         return 1
     status = 0
-    for kind, path in roots:
-        check = check_train if kind == "train" else check_test
-        status |= check(path, args.height, args.width)
+    if args.dataset == "viton":
+        roots = _viton_roots(args.root)
+        if not roots:
+            print(f"ERROR {args.root}: no train_img/, test_img/, VITON_traindata/ or "
+                  f"VITON_test/ found")
+            return 1
+        for kind, path in roots:
+            if kind == "train":
+                status |= check_train(path, options, args.height, args.width)
+            else:
+                for name in _viton_pairs_files(path):
+                    status |= check_pairs(path, options, name, args.height, args.width)
+    else:
+        if not os.path.isdir(args.root):
+            print(f"ERROR {args.root}: dataset folder not found")
+            return 1
+        status |= check_train(args.root, options, args.height, args.width)
+        for pairs in ("paired", "unpaired"):
+            status |= check_pairs(args.root, options, pairs, args.height, args.width)
     print("OK" if status == 0 else "PROBLEMS FOUND")
     return status
 

@@ -21,6 +21,8 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 import yaml
 
+from data.datasets import add_data_arguments
+
 # Five levels, each halving the resolution: the working size must divide by 2**5.
 SIZE_MULTIPLE = 32
 NUM_LEVELS = 5
@@ -89,7 +91,9 @@ def build_parser(add_stage_arguments: Optional[Callable[[argparse.ArgumentParser
 
     data = parser.add_argument_group("data")
     data.add_argument("--dataroot", type=str, default=None,
-                      help="VITON training folder (holding train_img/, train_color/, ...)")
+                      help="the training data: a VITON_traindata folder (holding train_img/, "
+                           "...), or the top folder of VITON-HD or DressCode (--dataset)")
+    add_data_arguments(data)
     data.add_argument("--height", type=int, default=256,
                       help=f"working image height; a multiple of {SIZE_MULTIPLE}")
     data.add_argument("--width", type=int, default=192,

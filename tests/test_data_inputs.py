@@ -129,3 +129,64 @@ def test_masks_on_generated_person():
         {PART["head_right"], PART["head_left"]}
     squares = (inputs.pose[0] > 0).sum((1, 2))
     assert (squares[k[:, 0] > 12] >= 66).all()                  # drawn, maybe clipped
+
+
+def test_category_decides_garment_region_other_clothes_and_skin():
+    # One row of known labels per category: hair, face, shirt, noise, pants, legs, arms, shoes.
+    row = torch.tensor([1, 12, 4, 7, 8, 9, 10, 11, 13, 5, 6, 0])
+    label = row.view(1, 1, -1).repeat(3, 1, 1)
+    densepose = torch.tensor([23, 23, 2, 2, 7, 9, 12, 15, 20, 5, 6, 0]).view(1, 1, -1).repeat(
+        3, 1, 1)
+    batch = dict(image=torch.zeros(3, 3, 1, 12), garment=torch.zeros(3, 3, 1, 12),
+                 garment_edge=torch.zeros(3, 1, 1, 12), label=label, densepose=densepose,
+                 keypoints=torch.zeros(3, 18, 3),
+                 category=torch.tensor([0, 1, 2]))   # upper_body, lower_body, dresses
+    inputs = I.TryOnInputs.from_batch(batch)
+
+    def where(mask):
+        return [int(v) for v in row[mask[0, 0, 0].bool()]]
+
+    upper, lower, dress = (inputs.person_clothes_edge[k:k + 1] for k in range(3))
+    assert where(upper) == [4, 7]                 # the shirt (noise merged into it)
+    assert where(lower) == [8]                    # the pants / skirt, not the shirt
+    assert where(dress) == [4, 7, 8]
+    others = inputs.other_clothes_mask
+    assert where(others[0:1]) == [8, 9, 10, 5, 6]            # the release's
+    assert where(others[1:2]) == [4, 7, 11, 13, 5, 6]        # shirt, arms, shoes kept
+    assert where(others[2:3]) == [5, 6]
+    skin = inputs.dense_preserve_mask                          # DensePose: arms / legs
+    assert where(skin[0:1]) == [11, 13] and where(skin[1:2]) == [8, 9, 10]
+    assert where(skin[2:3]) == [8, 9, 10, 11, 13]
+    # Preserved pixels stay 0/1 even where other clothes and hands overlap (lower body).
+    assert inputs.preserve_region.abs().max() <= 1
+
+
+def test_without_densepose_the_replacement_is_used():
+    label = torch.zeros(2, 20, 20, dtype=torch.int64)
+    label[:, 5:15, 2:6] = 11                      # an arm, vertical, x 2..5
+    keypoints = torch.zeros(2, 18, 3)
+    keypoints[:, 3] = torch.tensor([3.0, 6.0, 1.0])    # right elbow
+    keypoints[:, 4] = torch.tensor([3.0, 14.0, 1.0])   # right wrist: forearm 8 px, reach 4 px
+    densepose = torch.zeros(2, 20, 20, dtype=torch.int64)
+    densepose[:, 5:15, 2:6] = 16
+    densepose[0, 12:15, 2:6] = 3                  # sample 0's DensePose hand
+    batch = dict(image=torch.zeros(2, 3, 20, 20), garment=torch.zeros(2, 3, 20, 20),
+                 garment_edge=torch.zeros(2, 1, 20, 20), label=label, densepose=densepose,
+                 keypoints=keypoints, has_densepose=torch.tensor([True, False]))
+    inputs = I.TryOnInputs.from_batch(batch)
+    onehot = inputs.densepose_onehot
+    assert onehot[0].sum() == 400 and onehot[1].sum() == 0      # empty channels without it
+    hands = inputs.hand
+    assert hands[0, 0].sum() == 12                                # DensePose's 3 x 4 hand
+    replacement = hands[1, 0]
+    rows, cols = torch.nonzero(replacement, as_tuple=True)
+    assert rows.min() == 10 and rows.max() == 14                 # within 4 px of the wrist
+    assert ((rows - 14) ** 2 + (cols - 3) ** 2 <= 16).all()
+    assert torch.equal(inputs.dense_preserve_mask[1, 0], (label[1] == 11).float())
+    assert torch.equal(inputs.dense_preserve_mask[0, 0], (densepose[0] == 16).float())
+    assert inputs.pb_condition.shape == (2, 45, 20, 20)
+
+
+def test_pose_radius_scales_with_height():
+    assert I.pose_radius_for(256) == 5 and I.pose_radius_for(512) == 10
+    assert I.pose_radius_for(1024) == 20 and I.pose_radius_for(64) == 1

@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from data.pose import (BODY25_TO_COCO18, PoseFileError, keypoints_from_openpose, read_openpose,
-                       render_pose_maps)
+from data.pose import (BODY25_TO_COCO18, PoseFileError, coco17_to_coco18, dresscode_to_coco18,
+                       keypoints_from_openpose, read_openpose, render_pose_maps)
 
 
 def release_pose_map(x, y, height, width, radius=5):
@@ -84,3 +84,37 @@ def test_formats_and_errors(tmp_path):
     good = tmp_path / "y_keypoints.json"
     good.write_text(json.dumps({"people": [{"pose_keypoints": flat18}]}))
     assert read_openpose(str(good)).shape == (18, 3)
+
+
+def test_coco17_maps_to_coco18():
+    coco17 = np.zeros((17, 3))
+    coco17[:, 0] = np.arange(17) + 100      # x encodes the COCO-17 index
+    coco17[:, 1] = 50
+    coco17[:, 2] = 0.5 + np.arange(17) / 100
+    points = coco17_to_coco18(coco17)
+    assert points.shape == (18, 3)
+    # COCO-18: nose, neck, R shoulder/elbow/wrist, L shoulder/elbow/wrist, R hip/knee/ankle,
+    # L hip/knee/ankle, R eye, L eye, R ear, L ear. COCO-17 lists left before right.
+    assert points[:, 0].tolist() == [100, 105.5, 106, 108, 110, 105, 107, 109, 112, 114, 116,
+                                     111, 113, 115, 102, 101, 104, 103]
+    # The neck: midpoint of the shoulders (COCO-17 5 and 6), the lower of their scores.
+    assert points[1].tolist() == [105.5, 50, 0.55]
+    coco17[5, 2] = 0
+    points = coco17_to_coco18(coco17)
+    assert points[1].tolist() == [0, 0, 0] and points[5].tolist() == [0, 0, 0]
+    assert points[2].tolist() == [106, 50, 0.56]
+
+
+def test_dresscode_frame_scaling():
+    points = np.zeros((18, 4))
+    points[:, 0], points[:, 1], points[:, 2] = 96, 128, 1     # a quarter of 384 x 512
+    points[:, 3] = np.arange(18)
+    points[4] = (-1, -1, 0, 4)
+    scaled = dresscode_to_coco18(points, (1024, 768))
+    assert scaled[0].tolist() == [192, 256, 1] and scaled[4].tolist() == [0, 0, 0]
+    assert dresscode_to_coco18(points, (400, 300))[0].tolist() == [75, 100, 1]
+
+
+def test_read_openpose_missing_file_names_it(tmp_path):
+    with pytest.raises(PoseFileError, match="none_keypoints.json: cannot read"):
+        read_openpose(str(tmp_path / "none_keypoints.json"))

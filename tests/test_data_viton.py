@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from data.datasets import read_garment
 from data.viton import DatasetError, VitonTestDataset, VitonTrainDataset
 
 H0, W0 = 100, 75        # size on disk
@@ -117,9 +118,9 @@ def test_unpaired_draw_is_reproducible_and_never_own(train_root):
     torch.manual_seed(123)
     np.random.seed(5)
     item = again[0]
-    other = again.samples[draws[4][0]]["id"]
-    expected = VitonTrainDataset(train_root, H, W)._garment(again.samples[draws[4][0]])[0]
-    assert torch.equal(item["unpaired_garment"], expected), other
+    other = again.samples[draws[4][0]]
+    expected = read_garment(other.garment, again.masks, H, W)[0]
+    assert torch.equal(item["unpaired_garment"], expected), other.person.id
 
 
 def test_samples_matched_by_name_not_position(train_root):
@@ -127,8 +128,8 @@ def test_samples_matched_by_name_not_position(train_root):
     Image.fromarray(np.zeros((H0, W0, 3), np.uint8)).save(
         os.path.join(train_root, "train_color", "000001_1.jpg"))
     dataset = VitonTrainDataset(train_root, H, W)
-    assert [s["id"] for s in dataset.samples] == IDS
-    assert dataset.samples[0]["garment"].endswith("000003_1.jpg")
+    assert [s.person.id for s in dataset.samples] == IDS
+    assert dataset.samples[0].garment.image.endswith("000003_1.jpg")
 
 
 def test_pairs_file(train_root):
@@ -136,8 +137,8 @@ def test_pairs_file(train_root):
         f.write("000042_0.jpg 000003_1.jpg\n000003_0.jpg 000042_1.jpg\n")
     dataset = VitonTrainDataset(train_root, H, W)
     assert len(dataset) == 2
-    assert dataset.samples[0]["image"].endswith("000042_0.jpg")
-    assert dataset.samples[0]["garment"].endswith("000003_1.jpg")
+    assert dataset.samples[0].person.image.endswith("000042_0.jpg")
+    assert dataset.samples[0].garment.image.endswith("000003_1.jpg")
 
 
 def test_missing_folder(train_root):
@@ -277,5 +278,38 @@ def test_check_cli_reports_problems(train_root, capsys):
     corrupt(os.path.join(train_root, "train_img", "000042_0.jpg"), b"\xff\xd8\xff\xe0broken")
     assert main([train_root, "--height", str(H), "--width", str(W)]) == 1
     out = capsys.readouterr().out
-    assert "read 3 items" in out and "1 failed" in out
+    assert "read 3 samples" in out and "1 failed" in out
     assert "000042_0.jpg: truncated JPEG" in out and "PROBLEMS FOUND" in out
+
+
+def test_grey_alpha_and_16_bit_labels(train_root):
+    path = os.path.join(train_root, "train_label", "000010_0.png")
+    label = np.zeros((H0, W0), np.uint8)
+    label[:50] = 11
+    Image.fromarray(np.stack([label, np.full_like(label, 255)], -1), mode="LA").save(path)
+    dataset = VitonTrainDataset(train_root, H, W)
+    assert set(dataset[1]["label"].unique().tolist()) == {0, 11}
+    Image.fromarray(label.astype(np.uint16) * 1000).save(path)          # 16-bit grey
+    with pytest.raises(DatasetError, match=r"000010_0.png: label values \[11000\] outside"):
+        dataset[1]
+
+
+def test_densepose_png_and_pose_named_by_photo(train_root):
+    dense = os.path.join(train_root, "train_densepose")
+    parts = np.zeros((H0, W0), np.uint8)
+    parts[:, :40] = 21
+    os.remove(os.path.join(dense, "000010_0.npy"))
+    Image.fromarray(parts).save(os.path.join(dense, "000010_0.png"))
+    pose = os.path.join(train_root, "train_pose")
+    os.rename(os.path.join(pose, "000010_0_keypoints.json"), os.path.join(pose, "000010_0.json"))
+    dataset = VitonTrainDataset(train_root, H, W)
+    assert dataset.samples[1].person.densepose.endswith("000010_0.png")
+    assert dataset.samples[1].person.pose.endswith("000010_0.json")
+    item = dataset[1]
+    assert set(item["densepose"].unique().tolist()) == {0, 21}
+    assert torch.allclose(item["keypoints"][8], torch.tensor([25 * 0.64, 75 * 0.64, 0.9]))
+    os.remove(os.path.join(dense, "000010_0.png"))
+    os.remove(os.path.join(pose, "000010_0.json"))
+    with pytest.raises(DatasetError, match=r"000010: train_pose/000010_0_keypoints.json, "
+                                           r"train_densepose/000010_0.npy \(or .png\)"):
+        VitonTrainDataset(train_root, H, W)

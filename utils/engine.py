@@ -32,6 +32,7 @@ random should likewise derive them from ``(seed, epoch, index)`` (``set_epoch`` 
 
 import argparse
 import inspect
+import logging
 import math
 import os
 import random
@@ -60,7 +61,8 @@ from utils.checkpoint import (CHECKPOINT_FORMAT, CheckpointError, load_state, re
                               save_atomic, unwrap)
 from utils.distributed import (DistributedContext, barrier, init_distributed, mean_over_ranks,
                                shutdown_distributed)
-from utils.logging_utils import close_run_logger, format_terms, image_grid, open_run_logger
+from utils.logging_utils import (LOGGER_NAME, close_run_logger, format_terms, image_grid,
+                                 open_run_logger)
 
 ADAM_BETA2 = 0.999
 GRID_SAMPLES = 4
@@ -130,14 +132,25 @@ class Stage:
     def make_dataset(self, cfg: argparse.Namespace) -> Dataset:
         """The map-style training dataset. Items are dicts of tensors (plus e.g. an 'id'
         string); an optional ``set_epoch(epoch)`` is called before each epoch.
-        Default: the VITON training set at ``--dataroot``."""
+        Default: the training set at ``--dataroot`` in the ``--dataset`` layout."""
         if not cfg.dataroot:
-            raise ConfigError("--dataroot is required: the VITON training folder "
-                              "(holding train_img/, train_color/, ...)")
+            raise ConfigError("--dataroot is required: the training data (a VITON_traindata "
+                              "folder, or the top folder of VITON-HD or DressCode)")
         if not Path(cfg.dataroot).is_dir():
             raise ConfigError(f"--dataroot: not a folder: {cfg.dataroot}")
-        from data.viton import VitonTrainDataset  # imported here: only this stage hook needs it
-        return VitonTrainDataset(cfg.dataroot, cfg.height, cfg.width, seed=cfg.seed)
+        # Imported here: only this stage hook needs the data modules.
+        from data.datasets import DataOptions, make_train_dataset
+        options = DataOptions.from_config(cfg)
+        dataset = make_train_dataset(options, cfg.dataroot, cfg.height, cfg.width, cfg.seed)
+        logger = logging.getLogger(LOGGER_NAME)
+        logger.info(f"training data: {len(dataset)} samples of {cfg.dataroot} ({options.dataset} "
+                    f"layout, {', '.join(options.categories)}; labels "
+                    f"{dataset.formats.label_scheme}, keypoints {dataset.formats.pose_format})")
+        if not dataset.has_densepose:
+            logger.info("no DensePose part indices for some or all samples: the parser-based "
+                        "inputs use the replacement of data/inputs.py (DensePose channels "
+                        "empty, hands near the wrist keypoints, skin from the parsing)")
+        return dataset
 
     def build_models(self, cfg: argparse.Namespace, device: torch.device) -> dict[str, nn.Module]:
         """All models of the stage by name, on ``device``, including frozen teachers, with the
@@ -441,11 +454,12 @@ def run(stage: Stage, argv: Optional[Sequence[str]] = None) -> RunResult:
 
 
 def main(stage: Stage, argv: Optional[Sequence[str]] = None) -> RunResult:
-    """``run`` for scripts: configuration and checkpoint errors end the process with their
-    message (exit status 2) instead of a traceback."""
+    """``run`` for scripts: configuration, checkpoint and dataset errors end the process with
+    their message (exit status 2) instead of a traceback."""
+    from data.files import DatasetError
     try:
         return run(stage, argv)
-    except (ConfigError, CheckpointError) as error:
+    except (ConfigError, CheckpointError, DatasetError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2)
 

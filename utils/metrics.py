@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from data.viton import read_pairs  # noqa: F401  (re-exported: one reader for pairs files)
+from data.files import read_pairs  # noqa: F401  (re-exported: one reader for pairs files)
 
 METRIC_NAMES = ("ssim", "lpips", "fid")
 

@@ -9,6 +9,7 @@ from typing import Iterable
 import torch
 import torch.nn as nn
 
+from data.inputs import TryOnInputs, pose_radius_for
 from models import PB_GEN_INPUT, PB_WARP_INPUT, build_generator, build_warp
 from models.afwm import WarpOutput
 from models.losses import (VGGLoss, build_vgg19_features, distillation_gate, distillation_loss,
@@ -23,6 +24,12 @@ from utils.logging_utils import LOGGER_NAME
 WARP_LR_RATIO = 0.2
 # Samples per GPU in the release (8 GPUs x 4): its distillation counted gated samples per 4.
 RELEASE_KD_GROUP = 4
+
+
+def batch_inputs(batch, cfg) -> TryOnInputs:
+    """The model inputs of a batch, with pose squares scaled to the working height (the
+    release's radius 5 at 256)."""
+    return TryOnInputs.from_batch(batch, pose_radius=pose_radius_for(cfg.height))
 
 
 def require_flag(cfg, flag: str) -> str:

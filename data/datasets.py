@@ -1,0 +1,531 @@
+"""One dataset interface over every layout: the training set and the pairs of a test set.
+
+A layout module (``data/viton.py``, ``data/vitonhd.py``, ``data/dresscode.py``) only says where
+a dataset's files are and how they are encoded: it lists ``Sample``s (a person's files and a
+garment's files) and names its ``DataFormats`` (label scheme, pose format, DensePose source).
+Everything else happens here, once: reading each file with the reader of its format, checking
+sizes, converting parsing to the 14-class scheme and keypoints to COCO-18 in the photo's
+pixels, resizing to the working size, garment masks (read, or computed from the product photo
+and cached), the unpaired garment of training, and the tensors of one item. The stage scripts
+and ``data/inputs.py`` never learn which layout a batch came from.
+
+Training items (``TryOnTrainDataset``), CPU tensors:
+    id: str; category: int64 () index into ``CATEGORIES``; image (3, H, W) in [-1, 1];
+    garment, unpaired_garment (3, H, W) in [-1, 1], not masked; garment_edge,
+    unpaired_garment_edge (1, H, W) in {0, 1}; label int64 (H, W), 14-class labels (7 not
+    merged); densepose int64 (H, W) in 0..24 (zeros when ``has_densepose`` is False);
+    has_densepose: bool (); keypoints float32 (18, 3) x, y, confidence in pixels of (H, W).
+
+Pair items (``TryOnPairsDataset``): image, garment, garment_edge as above; person_name,
+cloth_name (file names, which name the results), person_path; paired (same id); category;
+original_size (h, w) of the person photo; with ``parser_inputs=True`` also label, densepose,
+has_densepose and keypoints.
+"""
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from data.densepose import read_densepose_file
+from data.inputs import CATEGORIES
+from data.labels import read_label_map
+from data.pose import PoseFileError, read_keypoints_file, scale_keypoints
+from data.files import (EDGE_THRESHOLD, DatasetError, photo_tensor, read_gray, read_rgb,
+                        resize_nearest, resize_photo)
+
+DATASETS = ("viton", "vitonhd", "dresscode")
+
+
+def category_index(name: str) -> int:
+    if name not in CATEGORIES:
+        raise DatasetError(f"unknown garment category {name!r}; expected one of "
+                           f"{', '.join(CATEGORIES)}")
+    return CATEGORIES.index(name)
+
+
+def parse_categories(text: str, available: Sequence[str] = CATEGORIES) -> tuple[str, ...]:
+    """'upper_body,dresses' or 'all' -> ('upper_body', 'dresses'), checked."""
+    names = list(available) if text.strip() == "all" else [
+        part.strip() for part in text.split(",") if part.strip()]
+    unknown = [name for name in names if name not in available]
+    if unknown or not names:
+        raise DatasetError(f"--category {text!r}: expected a comma-separated subset of "
+                           f"{', '.join(available)} (or 'all')")
+    return tuple(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class DataFormats:
+    """How a layout's files are encoded: the parsing's label scheme (``data.labels``), the
+    target of CIHP's neck, the keypoint format (``data.pose``) and which channel of an IUV
+    image holds DensePose's part index (``data.densepose``)."""
+
+    label_scheme: str = "viton"
+    neck: str = "skin"
+    pose_format: str = "auto"
+    iuv_channel: str = "b"
+
+
+@dataclass(frozen=True)
+class PersonFiles:
+    """One person's files. ``label``, ``pose`` and ``densepose`` are None where a layout (or a
+    test set) has none; ``id`` is shared with the person's own garment."""
+
+    id: str
+    image: str
+    label: Optional[str] = None
+    pose: Optional[str] = None
+    densepose: Optional[str] = None
+    category: str = "upper_body"
+
+
+@dataclass(frozen=True)
+class GarmentFiles:
+    """A product photo and its mask (None: computed from the photo and cached)."""
+
+    id: str
+    image: str
+    mask: Optional[str] = None
+    category: str = "upper_body"
+
+
+@dataclass(frozen=True)
+class Sample:
+    person: PersonFiles
+    garment: GarmentFiles
+
+
+# ---------------------------------------------------------------------------------------------
+# Garment masks
+
+
+def default_mask_cache() -> str:
+    """Where computed garment masks are kept: ``$PFAFN_CACHE/garment_masks`` (default
+    ``~/.cache/pfafn``); datasets are often read-only, so nothing is written into them."""
+    base = os.environ.get("PFAFN_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
+                                                         "pfafn")
+    return os.path.join(base, "garment_masks")
+
+
+@dataclass
+class GarmentMasks:
+    """Masks of product photos: read from the layout's mask file, or computed with
+    ``data.garment_mask`` and cached as ``CACHE/<hash of the photo's folder>/<stem>.png``
+    (written once, atomically, by whichever process computes it first). ``forget`` drops
+    cached masks so that they are computed again (``--rebuild_masks``)."""
+
+    cache_dir: Optional[str] = None
+    grabcut: bool = False
+
+    def cache_path(self, image_path: str) -> str:
+        folder = os.path.dirname(os.path.abspath(image_path))
+        key = hashlib.sha1(folder.encode("utf-8")).hexdigest()[:16]
+        stem = os.path.splitext(os.path.basename(image_path))[0]
+        return os.path.join(self.cache_dir or default_mask_cache(), key, f"{stem}.png")
+
+    def is_cached(self, garment: GarmentFiles) -> bool:
+        return garment.mask is not None or os.path.isfile(self.cache_path(garment.image))
+
+    def forget(self, garments: Sequence[GarmentFiles]) -> int:
+        """Delete the cached masks of ``garments``; returns how many were deleted."""
+        deleted = 0
+        for garment in garments:
+            path = self.cache_path(garment.image)
+            if garment.mask is None and os.path.isfile(path):
+                os.unlink(path)
+                deleted += 1
+        return deleted
+
+    def read(self, garment: GarmentFiles, photo: np.ndarray) -> np.ndarray:
+        """uint8 (h, w) in {0, 1}, the size of ``photo`` (the garment's decoded photo)."""
+        if garment.mask is not None:
+            mask = read_gray(garment.mask)
+            if mask.shape != photo.shape[:2]:
+                raise DatasetError(f"{garment.mask}: size {mask.shape[1]}x{mask.shape[0]} "
+                                   f"differs from its garment {garment.image} "
+                                   f"({photo.shape[1]}x{photo.shape[0]})")
+            return (mask > EDGE_THRESHOLD).astype(np.uint8)
+        path = self.cache_path(garment.image)
+        if os.path.isfile(path):
+            cached = read_gray(path)
+            if cached.shape == photo.shape[:2]:
+                return (cached > EDGE_THRESHOLD).astype(np.uint8)
+        from data.garment_mask import GarmentMaskError, compute_garment_mask
+        try:
+            mask = compute_garment_mask(photo, grabcut=self.grabcut, source=garment.image).mask
+        except GarmentMaskError as error:
+            raise DatasetError(f"{error} (no mask file: the mask is computed from the product "
+                               f"photo)") from None
+        _write_png_atomic(mask, path)
+        return (mask > EDGE_THRESHOLD).astype(np.uint8)
+
+
+def _write_png_atomic(array: np.ndarray, path: str) -> None:
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=".mask.", suffix=".png", dir=folder)
+    os.close(handle)
+    try:
+        if not cv2.imwrite(tmp, array):
+            raise OSError(f"{path}: could not write")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading one person or one garment at the working size
+
+
+def read_garment(garment: GarmentFiles, masks: GarmentMasks, height: int,
+                 width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(3, H, W) photo in [-1, 1] and (1, H, W) mask in {0, 1}."""
+    photo = read_rgb(garment.image)
+    mask = masks.read(garment, photo)
+    photo = resize_photo(photo, height, width)
+    # Binarised before resizing so a nearest resize keeps it binary.
+    mask = resize_nearest(mask, height, width)
+    return photo_tensor(photo), torch.from_numpy(mask).to(torch.float32)[None]
+
+
+def _missing(person: PersonFiles, what: str) -> DatasetError:
+    return DatasetError(f"{person.image}: this dataset has no {what} for the person (needed by "
+                        f"the parser-based inputs)")
+
+
+def read_person(person: PersonFiles, formats: DataFormats, height: int, width: int,
+                parser_inputs: bool = True) -> dict:
+    """The person photo, and with ``parser_inputs`` the parsing, DensePose and keypoints, each
+    checked against the photo's size and brought to (height, width)."""
+    image = read_rgb(person.image)
+    original = image.shape[:2]
+    item = {"image": photo_tensor(resize_photo(image, height, width)),
+            "original_size": (int(original[0]), int(original[1]))}
+    if not parser_inputs:
+        return item
+    if person.label is None:
+        raise _missing(person, "parsing")
+    if person.pose is None:
+        raise _missing(person, "keypoints")
+    label = read_label_map(person.label, formats.label_scheme, formats.neck)
+    if label.shape != original:
+        raise DatasetError(f"{person.label}: size {label.shape[1]}x{label.shape[0]} differs "
+                           f"from the person photo {person.image} ({original[1]}x{original[0]})")
+    if person.densepose is not None:
+        densepose = read_densepose_file(person.densepose, formats.iuv_channel)
+        if densepose.shape != original:
+            raise DatasetError(f"{person.densepose}: size {densepose.shape[1]}x"
+                               f"{densepose.shape[0]} differs from the person photo "
+                               f"{person.image} ({original[1]}x{original[0]})")
+        densepose = resize_nearest(densepose, height, width)
+    else:
+        densepose = np.zeros((height, width), np.uint8)
+    try:
+        keypoints = read_keypoints_file(person.pose, original, formats.pose_format)
+    except PoseFileError as error:
+        raise DatasetError(str(error)) from None
+    if original != (height, width):
+        keypoints = scale_keypoints(keypoints, width / original[1], height / original[0])
+    item.update({
+        "label": torch.from_numpy(resize_nearest(label, height, width)).to(torch.int64),
+        "densepose": torch.from_numpy(densepose).to(torch.int64),
+        "has_densepose": torch.tensor(person.densepose is not None),
+        "keypoints": torch.from_numpy(keypoints).to(torch.float32),
+    })
+    return item
+
+
+def _mix64(value: int) -> int:
+    """SplitMix64's finaliser: a 64-bit hash whose low bits are well mixed. Hashing
+    (seed, epoch, index) gives a reproducible draw per sample at the cost of a few integer
+    operations (a seeded numpy Generator per item costs ~0.3 ms)."""
+    mask = (1 << 64) - 1
+    value = (value + 0x9E3779B97F4A7C15) & mask
+    value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & mask
+    return value ^ (value >> 31)
+
+
+# ---------------------------------------------------------------------------------------------
+# Datasets
+
+
+class TryOnTrainDataset(torch.utils.data.Dataset):
+    """Parser-based training samples of any layout (items: module docstring).
+
+    Args:
+        samples: each person with their own garment, as a layout lists them.
+        height, width: size every item is returned at (other sizes are resized).
+        formats: how labels, keypoints and DensePose are encoded.
+        masks: where garment masks come from.
+        seed: base of the unpaired-garment draw.
+
+    The unpaired garment of sample i in epoch e is drawn uniformly among the other samples of
+    i's category, from a hash of (seed, epoch, i): it does not depend on global random state,
+    worker or rank. Call ``set_epoch`` each epoch.
+    """
+
+    def __init__(self, samples: Sequence[Sample], height: int, width: int,
+                 formats: DataFormats = DataFormats(), masks: Optional[GarmentMasks] = None,
+                 seed: int = 0):
+        self.samples = list(samples)
+        self.height, self.width = int(height), int(width)
+        self.formats = formats
+        self.masks = masks or GarmentMasks()
+        self.seed = int(seed)
+        self.epoch = 0
+        groups: dict[str, list[int]] = {}
+        for index, sample in enumerate(self.samples):
+            groups.setdefault(sample.person.category, []).append(index)
+        self._group_of = {}
+        self._position = {}
+        for members in groups.values():
+            for position, index in enumerate(members):
+                self._group_of[index] = members
+                self._position[index] = position
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def has_densepose(self) -> bool:
+        return all(sample.person.densepose is not None for sample in self.samples)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the unpaired garments of ``epoch``."""
+        self.epoch = int(epoch)
+
+    def unpaired_index(self, index: int, epoch: Optional[int] = None) -> int:
+        """Index of the sample whose garment is ``index``'s unpaired garment in ``epoch``: another
+        sample of the same category (itself only when it is alone in its category)."""
+        members = self._group_of[index]
+        count = len(members)
+        if count == 1:
+            return index
+        epoch = self.epoch if epoch is None else epoch
+        other = _mix64(_mix64(_mix64(self.seed) ^ epoch) ^ index) % (count - 1)
+        position = self._position[index]
+        return members[other + 1 if other >= position else other]
+
+    def __getitem__(self, index: int) -> dict:
+        sample = self.samples[index]
+        item = read_person(sample.person, self.formats, self.height, self.width)
+        item.pop("original_size")
+        garment, edge = read_garment(sample.garment, self.masks, self.height, self.width)
+        unpaired = self.samples[self.unpaired_index(index)].garment
+        unpaired_garment, unpaired_edge = read_garment(unpaired, self.masks, self.height,
+                                                       self.width)
+        item.update({"id": sample.person.id,
+                     "category": torch.tensor(category_index(sample.person.category)),
+                     "garment": garment, "garment_edge": edge,
+                     "unpaired_garment": unpaired_garment,
+                     "unpaired_garment_edge": unpaired_edge})
+        return item
+
+
+class TryOnPairsDataset(torch.utils.data.Dataset):
+    """Person/garment pairs of a test set (items: module docstring): what test.py dresses and
+    what validation scores. ``parser_inputs``: also read parsing, keypoints and DensePose (the
+    parser-based stages, and the worn-garment region the warp stages are scored on)."""
+
+    def __init__(self, pairs: Sequence[Sample], height: int, width: int,
+                 formats: DataFormats = DataFormats(), masks: Optional[GarmentMasks] = None,
+                 parser_inputs: bool = False):
+        self.pairs = list(pairs)
+        self.height, self.width = int(height), int(width)
+        self.formats = formats
+        self.masks = masks or GarmentMasks()
+        self.parser_inputs = parser_inputs
+        if parser_inputs:
+            lacking = [pair.person.image for pair in self.pairs
+                       if pair.person.label is None or pair.person.pose is None]
+            if lacking:
+                raise DatasetError(f"{len(lacking)} of {len(self.pairs)} persons have no "
+                                   f"parsing or keypoints, e.g. {lacking[0]}; the parser-based "
+                                   f"inputs need both")
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    @property
+    def computes_masks(self) -> bool:
+        """Whether some garment masks are computed from the product photos."""
+        return any(pair.garment.mask is None for pair in self.pairs)
+
+    def __getitem__(self, index: int) -> dict:
+        pair = self.pairs[index]
+        item = read_person(pair.person, self.formats, self.height, self.width,
+                           self.parser_inputs)
+        garment, edge = read_garment(pair.garment, self.masks, self.height, self.width)
+        item.update({
+            "garment": garment, "garment_edge": edge,
+            "person_name": os.path.basename(pair.person.image),
+            "cloth_name": os.path.basename(pair.garment.image),
+            "person_path": pair.person.image,
+            "paired": pair.person.id == pair.garment.id,
+            "category": torch.tensor(category_index(pair.person.category)),
+        })
+        return item
+
+
+# ---------------------------------------------------------------------------------------------
+# Choosing a layout by name
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """What the command line says about a dataset (the flags of ``add_data_arguments``).
+
+    ``label_scheme`` and ``pose_format`` 'auto': the layout's own (VITON: the 14-class
+    scheme; VITON-HD: CIHP; DressCode: ATR and its keypoint JSON)."""
+
+    dataset: str = "viton"
+    categories: tuple = ("upper_body",)
+    label_scheme: str = "auto"
+    neck: str = "skin"
+    pose_format: str = "auto"
+    iuv_channel: str = "b"
+    densepose_dir: Optional[str] = None
+    mask_cache: Optional[str] = None
+    rebuild_masks: bool = False
+    grabcut: bool = False
+
+    @classmethod
+    def from_config(cls, cfg) -> "DataOptions":
+        """From an argparse namespace (missing flags keep their defaults)."""
+        defaults = cls()
+        values = {name: getattr(cfg, name, getattr(defaults, name))
+                  for name in ("dataset", "label_scheme", "neck", "pose_format", "iuv_channel",
+                               "densepose_dir", "mask_cache", "rebuild_masks", "grabcut")}
+        category = getattr(cfg, "category", None)
+        module = layout(values["dataset"])
+        values["categories"] = (parse_categories(category, module.CATEGORIES)
+                                if category else module.CATEGORIES[:1])
+        return cls(**values)
+
+    def formats(self) -> DataFormats:
+        own = layout(self.dataset).FORMATS
+        return DataFormats(
+            label_scheme=own.label_scheme if self.label_scheme == "auto" else self.label_scheme,
+            neck=self.neck,
+            pose_format=own.pose_format if self.pose_format == "auto" else self.pose_format,
+            iuv_channel=self.iuv_channel)
+
+    def masks(self) -> GarmentMasks:
+        return GarmentMasks(cache_dir=self.mask_cache, grabcut=self.grabcut)
+
+
+def layout(name: str):
+    """The layout module of a dataset name."""
+    if name not in DATASETS:
+        raise DatasetError(f"unknown dataset layout {name!r}; expected one of "
+                           f"{', '.join(DATASETS)}")
+    # Imported here: the layout modules build on this one.
+    if name == "viton":
+        from data import viton as module
+    elif name == "vitonhd":
+        from data import vitonhd as module
+    else:
+        from data import dresscode as module
+    return module
+
+
+def train_samples(options: DataOptions, root: str) -> list[Sample]:
+    """The training samples of ``root`` in ``options.dataset``'s layout."""
+    module = layout(options.dataset)
+    if options.dataset == "viton":
+        return module.train_samples(root, categories=options.categories)
+    if options.dataset == "vitonhd":
+        return module.train_samples(root, options.categories, options.densepose_dir)
+    return module.train_samples(root, options.categories)
+
+
+def pair_samples(options: DataOptions, root: str, pairs: str = "unpaired",
+                 parser_inputs: bool = False) -> list[Sample]:
+    """The test pairs of ``root``: ``pairs`` is 'unpaired', 'paired' or a pairs file. A
+    VITON-layout training folder gives its samples (paired) or each person with the next
+    sample's garment (unpaired): a held-out part of the training data validates too."""
+    module = layout(options.dataset)
+    if options.dataset == "viton":
+        if not module.is_test_root(root) and module.is_train_root(root):
+            samples = module.train_samples(root, categories=options.categories)
+            if pairs == "paired":
+                return samples
+            if pairs != "unpaired":
+                raise DatasetError(f"{root} is a training folder: its pairs are 'paired' or "
+                                   f"'unpaired', not a pairs file ({pairs})")
+            return [Sample(samples[i].person, samples[(i + 1) % len(samples)].garment)
+                    for i in range(len(samples))]
+        return module.test_pairs(root, pairs, options.categories, parser_inputs)
+    if options.dataset == "vitonhd":
+        return module.test_pairs(root, pairs, options.categories, options.densepose_dir,
+                                 parser_inputs)
+    return module.test_pairs(root, pairs, options.categories, parser_inputs=parser_inputs)
+
+
+def _prepared_masks(options: DataOptions, samples: Sequence[Sample]) -> GarmentMasks:
+    masks = options.masks()
+    if options.rebuild_masks:
+        masks.forget([sample.garment for sample in samples])
+    return masks
+
+
+def make_train_dataset(options: DataOptions, root: str, height: int, width: int,
+                       seed: int = 0) -> TryOnTrainDataset:
+    samples = train_samples(options, root)
+    return TryOnTrainDataset(samples, height, width, options.formats(),
+                             _prepared_masks(options, samples), seed)
+
+
+def make_pairs_dataset(options: DataOptions, root: str, pairs: str, height: int, width: int,
+                       parser_inputs: bool = False) -> TryOnPairsDataset:
+    samples = pair_samples(options, root, pairs, parser_inputs)
+    return TryOnPairsDataset(samples, height, width, options.formats(),
+                             _prepared_masks(options, samples), parser_inputs)
+
+
+def add_data_arguments(parser, default_pairs: Optional[str] = None) -> None:
+    """The dataset flags shared by the training scripts, test.py and data.check."""
+    from data.densepose import IUV_CHANNELS
+    from data.labels import LABEL_SCHEMES, NECK_CHOICES
+    from data.pose import POSE_FORMATS
+
+    parser.add_argument("--dataset", default="viton", choices=DATASETS,
+                        help="layout of --dataroot: viton (VITON_traindata / VITON_test), "
+                             "vitonhd (the top folder holding train/ and test/), dresscode "
+                             "(the top folder holding upper_body/, lower_body/, dresses/)")
+    parser.add_argument("--category", default=None,
+                        help="garment categories, comma-separated: upper_body, lower_body, "
+                             "dresses, or all (default upper_body; a VITON-layout folder holds "
+                             "one, VITON-HD only upper_body)")
+    parser.add_argument("--label_scheme", default="auto", choices=("auto",) + LABEL_SCHEMES,
+                        help="scheme of the parsing files, converted to the 14-class scheme "
+                             "(auto: the layout's, viton / cihp / atr)")
+    parser.add_argument("--neck", default="skin", choices=NECK_CHOICES,
+                        help="what CIHP's neck (label 10) becomes: skin (12, kept as it is), "
+                             "garment or background")
+    parser.add_argument("--pose_format", default="auto", choices=POSE_FORMATS,
+                        help="keypoint files: auto-detected OpenPose COCO-18 / BODY_25, COCO-17 "
+                             "(mmpose, RTMPose, DWPose) or DressCode")
+    parser.add_argument("--iuv_channel", default="b", choices=IUV_CHANNELS,
+                        help="channel of DensePose IUV PNGs holding the part index I (OpenCV "
+                             "wrote DensePose's own as BGR: b)")
+    parser.add_argument("--densepose_dir", default=None,
+                        help="VITON-HD: a folder of DensePose part indices ({stem}.npy or "
+                             ".png) to use instead of the documented replacement (VITON-HD "
+                             "ships only a colour rendering)")
+    parser.add_argument("--mask_cache", default=None,
+                        help="folder for garment masks computed from product photos (default "
+                             "$PFAFN_CACHE/garment_masks, ~/.cache/pfafn/garment_masks)")
+    parser.add_argument("--rebuild_masks", action="store_true",
+                        help="compute cached garment masks again")
+    parser.add_argument("--grabcut", action="store_true",
+                        help="refine computed garment masks with OpenCV's GrabCut (slower)")

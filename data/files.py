@@ -1,0 +1,217 @@
+"""Reading files of any dataset: photos and masks, index images (labels, DensePose parts),
+pairs files, folder listings, resizing and tensors. The format modules (``data/labels.py``,
+``data/pose.py``, ``data/densepose.py``) and the layouts build on these; every error is a
+``DatasetError`` that names the file and what is wrong with it.
+"""
+
+import io
+import os
+from typing import Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+EDGE_THRESHOLD = 127      # garment mask foreground: value / 255 > 0.5
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be used as it is; the message names the file(s) at fault."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading single files
+
+
+def read_bytes(path: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as error:
+        raise DatasetError(f"{path}: cannot read ({error.strerror or error})") from None
+    if not data:
+        raise DatasetError(f"{path}: empty file")
+    return data
+
+
+def _check_complete(data: bytes, path: str) -> None:
+    """Reject JPEG/PNG files cut short: decoders fill the missing part with grey silently."""
+    if data[:2] == b"\xff\xd8":
+        # The end-of-image marker; it cannot occur inside entropy-coded data (0xFF is stuffed).
+        if data.rfind(b"\xff\xd9", max(0, len(data) - 1024)) < 0:
+            raise DatasetError(f"{path}: truncated JPEG (no end-of-image marker)")
+    elif data[:8] == b"\x89PNG\r\n\x1a\n":
+        if b"IEND" not in data[-64:]:
+            raise DatasetError(f"{path}: truncated PNG (no IEND chunk)")
+
+
+def _decode(path: str, flags: int) -> np.ndarray:
+    data = read_bytes(path)
+    _check_complete(data, path)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if image is None:
+        raise DatasetError(f"{path}: not a readable image")
+    return image
+
+
+def read_rgb(path: str) -> np.ndarray:
+    """Decode a photo -> uint8 (h, w, 3) RGB. Raises DatasetError if unreadable or truncated."""
+    return _decode(path, cv2.IMREAD_COLOR)[:, :, ::-1]
+
+
+def read_gray(path: str) -> np.ndarray:
+    """Decode an image as grey levels -> uint8 (h, w)."""
+    return _decode(path, cv2.IMREAD_GRAYSCALE)
+
+
+def decode_index_image(path: str) -> Tuple[np.ndarray, str]:
+    """Decode an image whose pixels are indices (parsing labels, DensePose parts).
+
+    Returns:
+        (array, mode). ``array`` is (h, w) for grey and palette images: a palette image gives
+        its palette index, not the colour (decoding to colours would destroy the index); grey
+        with alpha gives its grey channel. Colour images give (h, w, 3) in RGB order, alpha
+        dropped. dtype uint8, or wider for 16/32-bit grey images. ``mode`` is PIL's name of
+        the file's mode ("L" for 8-bit grey), for messages.
+
+    Raises:
+        DatasetError naming the file when it is unreadable or truncated.
+    """
+    data = read_bytes(path)
+    _check_complete(data, path)
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25 and data[24] == 8 and data[25] == 0:
+        # 8-bit grey PNG (byte 24: bit depth, 25: colour type), the usual case: OpenCV is
+        # several times faster than PIL here.
+        array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        if array is None:
+            raise DatasetError(f"{path}: not a readable image")
+        return array, "L"
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            mode = image.mode
+            array = np.array(image)
+    except (OSError, SyntaxError, ValueError) as error:
+        raise DatasetError(f"{path}: not a readable image ({error})") from None
+    if array.ndim == 3:
+        # LA / PA: the index is the first channel; RGBA: the colour without its alpha.
+        array = array[:, :, 0] if array.shape[2] == 2 else array[:, :, :3]
+    return array, mode
+
+
+def single_channel(array: np.ndarray, mode: str, path: str,
+                   what: str = "label image") -> np.ndarray:
+    """(h, w) from a decoded index image: colour images only when their channels agree."""
+    if array.ndim == 3:
+        if not (np.array_equal(array[:, :, 0], array[:, :, 1])
+                and np.array_equal(array[:, :, 0], array[:, :, 2])):
+            raise DatasetError(f"{path}: {what} in mode {mode} has differing colour channels; "
+                               f"expected one class index per pixel (grey or palette)")
+        array = array[:, :, 0]
+    return array
+
+
+# ---------------------------------------------------------------------------------------------
+# Conversions
+
+
+def resize_photo(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    if image.shape[:2] == (height, width):
+        return image
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def resize_nearest(array: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Nearest-neighbour resize of labels, masks and DensePose (pixel-centre sampling)."""
+    if array.shape[:2] == (height, width):
+        return array
+    return cv2.resize(array, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)
+
+
+def photo_tensor(image: np.ndarray) -> torch.Tensor:
+    """uint8 (h, w, 3) RGB -> float32 (3, h, w) in [-1, 1] (x / 255 * 2 - 1)."""
+    chw = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+    return chw.to(torch.float32).div_(127.5).sub_(1.0)
+
+
+def edge_tensor(edge: np.ndarray) -> torch.Tensor:
+    """uint8 (h, w) grey mask -> float32 (1, h, w) in {0, 1}: value / 255 > 0.5."""
+    return torch.from_numpy(np.ascontiguousarray(edge > EDGE_THRESHOLD)).to(torch.float32)[None]
+
+
+def person_id(name: str) -> str:
+    """``000003_0.jpg`` -> ``000003``; a name without the ``_0``/``_1`` suffix is its own id."""
+    stem = os.path.splitext(os.path.basename(name))[0]
+    if len(stem) > 2 and stem[-2] == "_" and stem[-1] in "01":
+        return stem[:-2]
+    return stem
+
+
+# ---------------------------------------------------------------------------------------------
+# Folders and pairs files
+
+
+def list_folder(folder: str) -> dict:
+    """Map stem -> file name for the files of ``folder``."""
+    files = {}
+    for name in os.listdir(folder):
+        if name.startswith("."):
+            continue
+        stem, _ = os.path.splitext(name)
+        files.setdefault(stem, name)
+    return files
+
+
+def find_exact(listing: dict, folder: str, names: Sequence[Tuple[str, str]]) -> Optional[str]:
+    """The first name of ``names`` ((stem, name) pairs) present in ``folder`` (``listing``: its
+    stem -> name map)."""
+    for stem, name in names:
+        if listing.get(stem) == name:
+            return name
+        # The listing keeps one name per stem; another file may share this one's stem.
+        if os.path.isfile(os.path.join(folder, name)):
+            return name
+    return None
+
+
+def require_folder(root: str, name: str) -> str:
+    folder = os.path.join(root, name)
+    if not os.path.isdir(folder):
+        raise DatasetError(f"{folder}: missing folder (expected in {root})")
+    return folder
+
+
+def report_missing(missing: list, total: int, what: str, limit: int = 5) -> None:
+    if not missing:
+        return
+    shown = "; ".join(missing[:limit])
+    more = f"; and {len(missing) - limit} more" if len(missing) > limit else ""
+    raise DatasetError(f"{len(missing)} of {total} {what} lack files: {shown}{more}")
+
+
+def read_pairs(path: str) -> list:
+    """A pairs file -> list of (person_name, cloth_name), one ``person cloth`` per line."""
+    if not os.path.isfile(path):
+        raise DatasetError(f"{path}: pairs file not found")
+    pairs = []
+    with open(path, "r") as handle:
+        for number, line in enumerate(handle, 1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != 2:
+                raise DatasetError(f"{path}, line {number}: expected 'person.jpg cloth.jpg', "
+                                   f"got {line.strip()!r}")
+            pairs.append((fields[0], fields[1]))
+    if not pairs:
+        raise DatasetError(f"{path}: pairs file has no pairs")
+    return pairs
+
+
+def resolve_path(root: str, name: Optional[str]) -> Optional[str]:
+    """``name`` inside ``root`` unless it is an absolute path (None stays None)."""
+    if name is None:
+        return None
+    return name if os.path.isabs(name) else os.path.join(root, name)

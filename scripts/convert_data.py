@@ -1,0 +1,257 @@
+"""Rewrite what outside tools produce into the VITON formats, one folder at a time.
+
+    python scripts/convert_data.py labels --src SCHP_OUT --out VITON_traindata/train_label \\
+        --scheme cihp [--neck skin]
+    python scripts/convert_data.py pose --src POSE_OUT --out VITON_traindata/train_pose \\
+        [--format auto] [--images VITON_traindata/train_img | --image_size 1024x768]
+    python scripts/convert_data.py densepose --src DENSE_OUT \\
+        --out VITON_traindata/train_densepose [--iuv_channel b]
+
+labels     parsing images (grey, palette, or RGB with equal channels) of the LIP, CIHP or ATR
+           scheme -> grey PNGs of the 14-class scheme, same stem, extension .png.
+pose       keypoint JSON (OpenPose COCO-18 / BODY_25 / COCO-17, mmpose / RTMPose / DWPose
+           predictions, DressCode) -> OpenPose COCO-18 JSON (``pose_keypoints``) named
+           ``{photo stem}_keypoints.json``. The photo stem of an input file:
+             ``X_keypoints.json``             -> X (OpenPose's own naming);
+             ``X_2.json`` holding DressCode keypoints -> ``X_0`` (DressCode numbers the files
+                                               of one person: _0 photo, _2 keypoints);
+             ``results_X.json`` holding mmpose predictions -> X (the mmpose demos' naming);
+             any other ``X.json``             -> X (MMPoseInferencer names files by the photo).
+           DressCode keypoints are in a 384x512 frame: the photo's size comes from --images
+           (the photo ``{photo stem}.*`` there) or --image_size HxW.
+densepose  part-index maps (.npy, grey / palette PNG, IUV PNG with I in --iuv_channel)
+           -> uint8 .npy (H, W) in 0..24, same stem.
+
+Each file is written to a temporary name and renamed, so a failure leaves no partial file.
+Problems are reported per file, by name; the exit status is 1 when any file failed.
+"""
+
+import argparse
+import io
+import json
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from data.densepose import DENSEPOSE_EXTENSIONS, IUV_CHANNELS, read_densepose_file  # noqa: E402
+from data.labels import LABEL_SCHEMES, NECK_CHOICES, LabelError, read_label_map  # noqa: E402
+from data.pose import (POSE_FORMATS, PoseFileError, is_dresscode_document,  # noqa: E402
+                       load_json, openpose_document, parse_keypoints)
+from data.files import IMAGE_EXTENSIONS, DatasetError  # noqa: E402
+
+MAX_LISTED = 20
+_DRESSCODE_KEYPOINTS = re.compile(r"^(.+)_2$")
+
+
+class ConversionError(ValueError):
+    """A file that cannot be converted; the message names it."""
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a hidden temporary file and a rename."""
+    folder, name = os.path.split(path)
+    temporary = os.path.join(folder, f".{name}.tmp-{os.getpid()}")
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def parse_image_size(text: str):
+    """"1024x768" -> (1024, 768) as (H, W)."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not match or int(match.group(1)) == 0 or int(match.group(2)) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected HxW, e.g. 1024x768")
+    return int(match.group(1)), int(match.group(2))
+
+
+# ---------------------------------------------------------------------------------------------
+# One file each: input path -> (output name, bytes)
+
+
+def convert_label_file(path: str, scheme: str, neck: str):
+    """A parsing image of ``scheme`` -> ("{stem}.png", 8-bit grey PNG bytes of labels 0..13)."""
+    labels = read_label_map(path, scheme, neck)
+    ok, encoded = cv2.imencode(".png", labels)
+    if not ok:
+        raise ConversionError(f"{path}: could not encode the converted labels as PNG")
+    return os.path.splitext(os.path.basename(path))[0] + ".png", encoded.tobytes()
+
+
+def photo_stem(name: str, description: str) -> str:
+    """The person photo's stem of a keypoint file (naming rules: module docstring)."""
+    stem = os.path.splitext(name)[0]
+    if stem.endswith("_keypoints"):
+        return stem[: -len("_keypoints")]
+    if description.startswith("dresscode"):
+        match = _DRESSCODE_KEYPOINTS.match(stem)
+        if match:
+            return match.group(1) + "_0"
+    if description.startswith("mmpose") and stem.startswith("results_") and len(stem) > 8:
+        return stem[len("results_"):]
+    return stem
+
+
+def find_photo(images: str, stem: str):
+    """The file ``stem.<image extension>`` in ``images``, or None."""
+    for extension in IMAGE_EXTENSIONS + tuple(e.upper() for e in IMAGE_EXTENSIONS):
+        candidate = os.path.join(images, stem + extension)
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def convert_pose_file(path: str, pose_format: str, images, image_size, min_score: float):
+    """A keypoint JSON file -> ("{photo stem}_keypoints.json", OpenPose JSON bytes holding the
+    18 COCO-18 (x, y, confidence) in the photo's pixels under ``pose_keypoints``)."""
+    document = load_json(path)
+    size = None
+    if pose_format == "dresscode" or (pose_format == "auto" and is_dresscode_document(document)):
+        # DressCode's keypoints are in a 384x512 frame: the photo's size scales them.
+        size = image_size
+        if images is not None:
+            stem = photo_stem(os.path.basename(path), "dresscode")
+            photo = find_photo(images, stem)
+            if photo is None:
+                raise ConversionError(f"{path}: DressCode keypoints need the photo's size; no "
+                                      f"photo {stem}.* in {images}")
+            try:
+                with Image.open(photo) as image:      # reads the header only
+                    size = (image.height, image.width)
+            except OSError as error:
+                raise ConversionError(f"{path}: cannot read the size of its photo {photo} "
+                                      f"({error})") from None
+        if size is None:
+            raise ConversionError(f"{path}: DressCode keypoints are in a 384x512 frame; pass "
+                                  f"--images DIR or --image_size HxW for the photo's size")
+    keypoints, description = parse_keypoints(document, path, size, pose_format, min_score)
+    stem = photo_stem(os.path.basename(path), description)
+    text = json.dumps(openpose_document(keypoints, "pose_keypoints"))
+    return f"{stem}_keypoints.json", text.encode("utf-8")
+
+
+def convert_densepose_file(path: str, iuv_channel: str):
+    """A DensePose file -> ("{stem}.npy", .npy bytes of a uint8 (H, W) array in 0..24)."""
+    parts = read_densepose_file(path, iuv_channel)
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(parts, dtype=np.uint8), allow_pickle=False)
+    return os.path.splitext(os.path.basename(path))[0] + ".npy", buffer.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def convert_folder(src: str, out: str, extensions, convert, what: str, stream=None) -> int:
+    """Convert every file of ``src`` whose extension is in ``extensions`` into ``out``.
+
+    ``convert(path) -> (output name, bytes)``. Returns the exit status: 0 when every file was
+    converted, 1 otherwise (or when there was nothing to convert).
+    """
+    stream = stream or sys.stdout
+    if not os.path.isdir(src):
+        print(f"ERROR {src}: --src folder not found", file=stream)
+        return 1
+    if os.path.abspath(src) == os.path.abspath(out):
+        print(f"ERROR {out}: --out must differ from --src (files would be overwritten in "
+              f"place)", file=stream)
+        return 1
+    names = sorted(name for name in os.listdir(src)
+                   if not name.startswith(".") and os.path.isfile(os.path.join(src, name)))
+    inputs = [name for name in names if os.path.splitext(name)[1].lower() in extensions]
+    skipped = len(names) - len(inputs)
+    if not inputs:
+        print(f"ERROR {src}: no {what} files ({', '.join(extensions)}); {skipped} other files",
+              file=stream)
+        return 1
+    os.makedirs(out, exist_ok=True)
+    written = {}
+    failures = []
+    for name in inputs:
+        path = os.path.join(src, name)
+        try:
+            out_name, data = convert(path)
+            if out_name in written:
+                raise ConversionError(f"{path}: would write {out_name}, already written from "
+                                      f"{written[out_name]}")
+            write_atomic(os.path.join(out, out_name), data)
+            written[out_name] = path
+            continue
+        except (ConversionError, DatasetError, LabelError, PoseFileError) as error:
+            failures.append(str(error))
+        except OSError as error:
+            failures.append(f"{path}: {error.strerror or error}")
+        if len(failures) <= MAX_LISTED:
+            print(f"ERROR {failures[-1]}", file=stream)
+    if len(failures) > MAX_LISTED:
+        print(f"... and {len(failures) - MAX_LISTED} more errors", file=stream)
+    print(f"{what}: converted {len(written)} of {len(inputs)} files from {src} to {out}; "
+          f"{len(failures)} failed; {skipped} other files skipped", file=stream)
+    return 1 if failures else 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     epilog=__doc__.split("\n\n", 2)[2],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    labels = commands.add_parser("labels", help="parsing of another scheme -> 14-class grey PNGs")
+    labels.add_argument("--src", required=True, help="folder of parsing images")
+    labels.add_argument("--out", required=True, help="folder for the grey PNGs (created)")
+    labels.add_argument("--scheme", required=True, choices=LABEL_SCHEMES,
+                        help="scheme of the source labels (viton: check and rewrite as grey)")
+    labels.add_argument("--neck", default="skin", choices=NECK_CHOICES,
+                        help="target of CIHP's neck (10): skin (12, kept by the teacher), "
+                             "garment (7, merged into upper clothes) or background (0)")
+
+    pose = commands.add_parser("pose", help="keypoint files -> OpenPose COCO-18 JSON")
+    pose.add_argument("--src", required=True, help="folder of keypoint JSON files")
+    pose.add_argument("--out", required=True, help="folder for {stem}_keypoints.json (created)")
+    pose.add_argument("--format", default="auto", choices=POSE_FORMATS,
+                      help="format of the inputs; auto: by structure and point count")
+    size = pose.add_mutually_exclusive_group()
+    size.add_argument("--images", default=None,
+                      help="folder of the person photos (DressCode keypoints: the photo's size)")
+    size.add_argument("--image_size", default=None, type=parse_image_size,
+                      help="HxW of every photo, instead of --images (DressCode keypoints)")
+    pose.add_argument("--min_score", type=float, default=0.0,
+                      help="COCO-17 points scoring at most this are dropped (0: keep any "
+                           "positive score)")
+
+    dense = commands.add_parser("densepose", help="part-index maps -> uint8 .npy")
+    dense.add_argument("--src", required=True, help="folder of .npy / .png part-index maps")
+    dense.add_argument("--out", required=True, help="folder for the .npy files (created)")
+    dense.add_argument("--iuv_channel", default="b", choices=IUV_CHANNELS,
+                       help="channel of I in IUV PNGs (b: DensePose's IUV files, written in "
+                            "OpenCV's BGR order)")
+    args = parser.parse_args(argv)
+
+    if args.command == "labels":
+        return convert_folder(args.src, args.out, IMAGE_EXTENSIONS,
+                              lambda path: convert_label_file(path, args.scheme, args.neck),
+                              "labels")
+    if args.command == "pose":
+        if args.images is not None and not os.path.isdir(args.images):
+            print(f"ERROR {args.images}: --images folder not found")
+            return 1
+        return convert_folder(args.src, args.out, (".json",),
+                              lambda path: convert_pose_file(path, args.format, args.images,
+                                                             args.image_size, args.min_score),
+                              "pose")
+    return convert_folder(args.src, args.out, DENSEPOSE_EXTENSIONS,
+                          lambda path: convert_densepose_file(path, args.iuv_channel),
+                          "densepose")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
