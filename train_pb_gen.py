@@ -15,7 +15,7 @@ import torch
 from data.inputs import arms_outside
 from models import PB_GEN_INPUT, PB_WARP_INPUT, build_generator, build_warp
 from models.losses import tryon_loss, warp_loss
-from models.tryon import compose
+from models.tryon import compose, tutor_image
 from utils.engine import Stage, StepResult, main
 from utils.stages import (add_warp_lr_argument, batch_inputs, flow_picture, flow_scalars,
                           load_from_flag, perceptual_loss, warp_learning_rate)
@@ -25,6 +25,8 @@ class ParserBasedGenerator(Stage):
     name = "pb_gen"
     trained = ("warp", "gen")
     defaults = {"lr": 5e-5, "niter": 50, "niter_decay": 50}
+    validation_kind = "tryon"
+    validation_needs_parser = True
 
     def add_arguments(self, parser):
         parser.add_argument("--pb_warp_checkpoint", default=None,
@@ -41,6 +43,14 @@ class ParserBasedGenerator(Stage):
         return [{"name": "warp", "params": list(models["warp"].parameters()),
                  "lr": warp_learning_rate(cfg)},
                 {"name": "gen", "params": list(models["gen"].parameters()), "lr": cfg.lr}]
+
+    def validation_outputs(self, models, batch, cfg):
+        # The teacher's try-on as the tutor makes it for stages 3 and 4.
+        inputs = batch_inputs(batch, cfg)
+        tutor = tutor_image(models["warp"], models["gen"], inputs.pb_condition,
+                            inputs.preserve_region, inputs.dense_preserve_mask, inputs.garment,
+                            inputs.garment_edge)
+        return tutor.image, inputs.image
 
     def losses(self, models, batch, cfg, step, want_images=False):
         inputs = batch_inputs(batch, cfg)

@@ -17,6 +17,8 @@ class ParserBasedWarp(Stage):
     name = "pb_warp"
     trained = ("warp",)
     defaults = {"lr": 5e-5, "niter": 50, "niter_decay": 50}
+    validation_kind = "warp"
+    validation_needs_parser = True
 
     def build_models(self, cfg, device):
         self.vgg = perceptual_loss(cfg, device)
@@ -24,6 +26,11 @@ class ParserBasedWarp(Stage):
 
     def param_groups(self, models, cfg, epoch):
         return [{"name": "warp", "params": list(models["warp"].parameters()), "lr": cfg.lr}]
+
+    def validation_outputs(self, models, batch, cfg):
+        inputs = batch_inputs(batch, cfg)
+        warp = models["warp"](inputs.pb_condition, inputs.garment)
+        return warp.warped, inputs.person_clothes
 
     def losses(self, models, batch, cfg, step, want_images=False):
         inputs = batch_inputs(batch, cfg)

@@ -19,7 +19,7 @@ import torch
 
 from models import PF_GEN_INPUT, PF_WARP_INPUT, build_generator, build_warp
 from models.losses import skin_loss, tryon_loss
-from models.tryon import compose
+from models.tryon import compose, parser_free_tryon
 from utils.engine import Stage, StepResult, in_first_phase, main
 from utils.stages import (add_teacher_arguments, add_warp_lr_argument, batch_inputs,
                           check_kd_group, flow_picture, flow_scalars, load_from_flag,
@@ -40,6 +40,7 @@ class ParserFreeGenerator(Stage):
     name = "pf_gen"
     trained = ("warp", "gen")
     defaults = {"lr": 5e-5, "niter": 50, "niter_decay": 50}
+    validation_kind = "tryon"
 
     def add_arguments(self, parser):
         add_teacher_arguments(parser)
@@ -62,6 +63,12 @@ class ParserFreeGenerator(Stage):
         return [{"name": "warp", "params": list(models["warp"].parameters()),
                  "lr": warp_learning_rate(cfg)},
                 {"name": "gen", "params": list(models["gen"].parameters()), "lr": cfg.lr}]
+
+    def validation_outputs(self, models, batch, cfg):
+        # The try-on of test.py: person photo, garment and its mask alone.
+        out = parser_free_tryon(models["warp"], models["gen"], batch["image"], batch["garment"],
+                                batch["garment_edge"])
+        return out.tryon, batch["image"]
 
     def losses(self, models, batch, cfg, step, want_images=False):
         inputs = batch_inputs(batch, cfg)

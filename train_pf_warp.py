@@ -30,6 +30,8 @@ class ParserFreeWarp(Stage):
     name = "pf_warp"
     trained = ("warp",)
     defaults = {"lr": 3e-5, "niter": 100, "niter_decay": 100}
+    validation_kind = "warp"
+    validation_needs_parser = True     # the worn garment region it is scored against
 
     def add_arguments(self, parser):
         add_teacher_arguments(parser)
@@ -49,6 +51,12 @@ class ParserFreeWarp(Stage):
             params = named_parameters_matching(models["warp"], STUDENT_NEW_PARTS)
             return [{"name": "warp_new_parts", "params": params, "lr": cfg.lr}]
         return [{"name": "warp", "params": list(models["warp"].parameters()), "lr": cfg.lr}]
+
+    def validation_outputs(self, models, batch, cfg):
+        # Parser-free, as at test time: the real photo, not a tutor image.
+        inputs = batch_inputs(batch, cfg)
+        warp = models["warp"](inputs.image, inputs.garment)
+        return warp.warped, inputs.person_clothes
 
     def losses(self, models, batch, cfg, step, want_images=False):
         inputs = batch_inputs(batch, cfg)

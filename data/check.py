@@ -126,30 +126,35 @@ def _scan(samples, options: DataOptions, height: int, width: int, parser_inputs:
 
 def _check(title: str, make_samples, options, height, width, parser_inputs, out) -> int:
     print(title, file=out)
+    problems: list = []
     try:
-        samples = make_samples()
+        samples = make_samples(problems)
     except DatasetError as error:
         print(f"  ERROR {error}", file=out)
         return 1
+    for message in problems:          # samples lacking files; the others are still read
+        print(f"  ERROR {message}", file=out)
     paired = sum(1 for sample in samples if sample.person.id == sample.garment.id)
     categories = collections.Counter(sample.person.category for sample in samples)
     print(f"  {len(samples)} samples, {paired} with their own garment; categories "
           f"{dict(categories)}", file=out)
-    return 1 if _scan(samples, options, height, width, parser_inputs, out) else 0
+    failed = _scan(samples, options, height, width, parser_inputs, out)
+    return 1 if failed or problems else 0
 
 
 def check_train(root: str, options: DataOptions, height: int, width: int, out=None) -> int:
     out = out or sys.stdout  # looked up per call: sys.stdout may be replaced
     return _check(f"training set {root} ({options.dataset} layout)",
-                  lambda: train_samples(options, root), options, height, width, True, out)
+                  lambda problems: train_samples(options, root, problems), options, height,
+                  width, True, out)
 
 
 def check_pairs(root: str, options: DataOptions, pairs: str, height: int, width: int,
                 out=None) -> int:
     out = out or sys.stdout
     return _check(f"test pairs '{pairs}' of {root} ({options.dataset} layout)",
-                  lambda: pair_samples(options, root, pairs), options, height, width, False,
-                  out)
+                  lambda problems: pair_samples(options, root, pairs, problems=problems), options,
+                  height, width, False, out)
 
 
 def _viton_roots(root: str) -> list:

@@ -438,25 +438,28 @@ def layout(name: str):
     return module
 
 
-def train_samples(options: DataOptions, root: str) -> list[Sample]:
-    """The training samples of ``root`` in ``options.dataset``'s layout."""
+def train_samples(options: DataOptions, root: str,
+                  problems: Optional[list] = None) -> list[Sample]:
+    """The training samples of ``root`` in ``options.dataset``'s layout. Samples lacking files
+    are an error, or with ``problems`` given a message appended to it (and left out)."""
     module = layout(options.dataset)
     if options.dataset == "viton":
-        return module.train_samples(root, categories=options.categories)
+        return module.train_samples(root, categories=options.categories, problems=problems)
     if options.dataset == "vitonhd":
-        return module.train_samples(root, options.categories, options.densepose_dir)
-    return module.train_samples(root, options.categories)
+        return module.train_samples(root, options.categories, options.densepose_dir, problems)
+    return module.train_samples(root, options.categories, problems=problems)
 
 
 def pair_samples(options: DataOptions, root: str, pairs: str = "unpaired",
-                 parser_inputs: bool = False) -> list[Sample]:
+                 parser_inputs: bool = False, problems: Optional[list] = None) -> list[Sample]:
     """The test pairs of ``root``: ``pairs`` is 'unpaired', 'paired' or a pairs file. A
     VITON-layout training folder gives its samples (paired) or each person with the next
     sample's garment (unpaired): a held-out part of the training data validates too."""
     module = layout(options.dataset)
     if options.dataset == "viton":
         if not module.is_test_root(root) and module.is_train_root(root):
-            samples = module.train_samples(root, categories=options.categories)
+            samples = module.train_samples(root, categories=options.categories,
+                                           problems=problems)
             if pairs == "paired":
                 return samples
             if pairs != "unpaired":
@@ -464,11 +467,12 @@ def pair_samples(options: DataOptions, root: str, pairs: str = "unpaired",
                                    f"'unpaired', not a pairs file ({pairs})")
             return [Sample(samples[i].person, samples[(i + 1) % len(samples)].garment)
                     for i in range(len(samples))]
-        return module.test_pairs(root, pairs, options.categories, parser_inputs)
+        return module.test_pairs(root, pairs, options.categories, parser_inputs, problems)
     if options.dataset == "vitonhd":
         return module.test_pairs(root, pairs, options.categories, options.densepose_dir,
-                                 parser_inputs)
-    return module.test_pairs(root, pairs, options.categories, parser_inputs=parser_inputs)
+                                 parser_inputs, problems=problems)
+    return module.test_pairs(root, pairs, options.categories, parser_inputs=parser_inputs,
+                             problems=problems)
 
 
 def _prepared_masks(options: DataOptions, samples: Sequence[Sample]) -> GarmentMasks:

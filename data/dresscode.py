@@ -99,7 +99,7 @@ class _Category:
 
 
 def _collect(root: str, categories: Sequence[str], which: str, densepose: bool,
-             parser_inputs: bool) -> list[Sample]:
+             parser_inputs: bool, problems: Optional[list]) -> list[Sample]:
     samples = []
     for category in categories:
         folder = _Category(root, category, densepose, parser_inputs)
@@ -113,18 +113,19 @@ def _collect(root: str, categories: Sequence[str], which: str, densepose: bool,
                 missing.append(f"{person_name} {cloth_name}: " + ", ".join(lacking))
             else:
                 samples.append(sample)
-        report_missing(missing, len(names), f"pairs of {path}")
+        report_missing(missing, len(names), f"pairs of {path}", problems=problems)
     return samples
 
 
 def train_samples(root: str, categories: Sequence[str] = ("upper_body",),
-                  densepose: bool = True) -> list[Sample]:
+                  densepose: bool = True, problems: Optional[list] = None) -> list[Sample]:
     """The ``train_pairs.txt`` samples of each category in ``categories``."""
-    return _collect(root, categories, "train", densepose, parser_inputs=True)
+    return _collect(root, categories, "train", densepose, True, problems)
 
 
 def test_pairs(root: str, pairs: str = "unpaired", categories: Sequence[str] = ("upper_body",),
-               densepose: bool = True, parser_inputs: bool = False) -> list[Sample]:
+               densepose: bool = True, parser_inputs: bool = False,
+               problems: Optional[list] = None) -> list[Sample]:
     """The test pairs of each category: 'paired', 'unpaired', or a pairs file's name inside
     each category folder (or a path)."""
-    return _collect(root, categories, pairs, densepose, parser_inputs)
+    return _collect(root, categories, pairs, densepose, parser_inputs, problems)

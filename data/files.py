@@ -183,12 +183,19 @@ def require_folder(root: str, name: str) -> str:
     return folder
 
 
-def report_missing(missing: list, total: int, what: str, limit: int = 5) -> None:
+def report_missing(missing: list, total: int, what: str, limit: int = 5,
+                   problems: Optional[list] = None) -> None:
+    """Raise one DatasetError naming the first ``limit`` of ``missing`` and their count; with
+    ``problems`` given, append that message to it instead (data.check goes on with the rest)."""
     if not missing:
         return
     shown = "; ".join(missing[:limit])
     more = f"; and {len(missing) - limit} more" if len(missing) > limit else ""
-    raise DatasetError(f"{len(missing)} of {total} {what} lack files: {shown}{more}")
+    message = f"{len(missing)} of {total} {what} lack files: {shown}{more}"
+    if problems is not None:
+        problems.append(message)
+        return
+    raise DatasetError(message)
 
 
 def read_pairs(path: str) -> list:

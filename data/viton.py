@@ -125,8 +125,10 @@ class _Folders:
 
 
 def train_samples(root: str, pairs_file: Optional[str] = None,
-                  categories: Sequence[str] = ("upper_body",)) -> list[Sample]:
-    """The samples of a ``VITON_traindata`` folder (pairs: module docstring)."""
+                  categories: Sequence[str] = ("upper_body",),
+                  problems: Optional[list] = None) -> list[Sample]:
+    """The samples of a ``VITON_traindata`` folder (pairs: module docstring). Samples lacking
+    files are an error, or with ``problems`` a message appended to it."""
     category = _one_category(categories)
     folders = _Folders(root, "train", ("img", "color", "edge", "label", "pose", "densepose"), ())
     if pairs_file is None and os.path.isfile(os.path.join(root, "train_pairs.txt")):
@@ -154,7 +156,7 @@ def train_samples(root: str, pairs_file: Optional[str] = None,
             missing.append(f"{person.id}: " + ", ".join(lacking))
         else:
             samples.append(Sample(person, garment))
-    report_missing(missing, len(pairs), "samples", limit=5)
+    report_missing(missing, len(pairs), "samples", limit=5, problems=problems)
     return samples
 
 
@@ -170,7 +172,7 @@ def resolve_test_pairs(root: str, pairs: str) -> tuple[Optional[str], str]:
 
 
 def test_pairs(root: str, pairs: str = "unpaired", categories: Sequence[str] = ("upper_body",),
-               parser_inputs: bool = False) -> list[Sample]:
+               parser_inputs: bool = False, problems: Optional[list] = None) -> list[Sample]:
     """The pairs of a ``VITON_test`` folder (module docstring). ``parser_inputs``: the
     persons' parsing, keypoints and DensePose are required too."""
     category = _one_category(categories)
@@ -202,7 +204,7 @@ def test_pairs(root: str, pairs: str = "unpaired", categories: Sequence[str] = (
             missing.append(f"{person_name} {cloth_name}: " + ", ".join(lacking))
         else:
             samples.append(Sample(person, garment))
-    report_missing(missing, len(names), f"pairs of {source}", limit=5)
+    report_missing(missing, len(names), f"pairs of {source}", limit=5, problems=problems)
     return samples
 
 

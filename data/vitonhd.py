@@ -111,7 +111,8 @@ class _Split:
         return os.path.join(folder, found)
 
 
-def _collect(split: _Split, names: Sequence[tuple[str, str]], what: str) -> list[Sample]:
+def _collect(split: _Split, names: Sequence[tuple[str, str]], what: str,
+             problems: Optional[list]) -> list[Sample]:
     samples, missing = [], []
     for person_name, cloth_name in names:
         lacking: list = []
@@ -121,12 +122,13 @@ def _collect(split: _Split, names: Sequence[tuple[str, str]], what: str) -> list
             missing.append(f"{person_name} {cloth_name}: " + ", ".join(lacking))
         else:
             samples.append(Sample(person, garment))
-    report_missing(missing, len(names), what)
+    report_missing(missing, len(names), what, problems=problems)
     return samples
 
 
 def train_samples(root: str, categories: Sequence[str] = CATEGORIES,
-                  densepose_dir: Optional[str] = None) -> list[Sample]:
+                  densepose_dir: Optional[str] = None,
+                  problems: Optional[list] = None) -> list[Sample]:
     """Every person of ``train/image`` with the garment of the same name."""
     _check_categories(categories)
     split = _Split(root, "train", densepose_dir, parser_inputs=True)
@@ -134,12 +136,13 @@ def train_samples(root: str, categories: Sequence[str] = CATEGORIES,
                    if name.lower().endswith(IMAGE_EXTENSIONS))
     if not names:
         raise DatasetError(f"{split.image_dir}: no person photos")
-    return _collect(split, [(name, name) for name in names], f"samples of {split.root}")
+    return _collect(split, [(name, name) for name in names], f"samples of {split.root}",
+                    problems)
 
 
 def test_pairs(root: str, pairs: str = "unpaired", categories: Sequence[str] = CATEGORIES,
                densepose_dir: Optional[str] = None, parser_inputs: bool = False,
-               split: str = "test") -> list[Sample]:
+               split: str = "test", problems: Optional[list] = None) -> list[Sample]:
     """The pairs of ``split``: 'unpaired' (``ROOT/test_pairs.txt``), 'paired' (every person
     with their own garment) or a pairs file (a name inside ROOT, or a path)."""
     _check_categories(categories)
@@ -154,7 +157,7 @@ def test_pairs(root: str, pairs: str = "unpaired", categories: Sequence[str] = C
             pairs if os.path.isabs(pairs) or os.path.isfile(pairs) else os.path.join(root, pairs))
         listed = read_pairs(path)
         source = path
-    return _collect(files, listed, f"pairs of {source}")
+    return _collect(files, listed, f"pairs of {source}", problems)
 
 
 def _check_categories(categories: Sequence[str]) -> None:

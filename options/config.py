@@ -26,6 +26,7 @@ from data.datasets import add_data_arguments
 # Five levels, each halving the resolution: the working size must divide by 2**5.
 SIZE_MULTIPLE = 32
 NUM_LEVELS = 5
+MIN_TRAIN_SIZE = 64
 
 # Epoch counting of the learning-rate schedule and the phase switches (utils/engine.py).
 SCHEDULES = ("release", "zero_based")
@@ -155,6 +156,40 @@ def build_parser(add_stage_arguments: Optional[Callable[[argparse.ArgumentParser
     logs.add_argument("--sample_every", type=int, default=1000,
                       help="optimiser steps between image grids; 0 = never")
 
+    val = parser.add_argument_group("validation")
+    val.add_argument("--val_root", type=str, default=None,
+                     help="held-out pairs to score while training, in the --dataset layout (a "
+                          "test root as test.py reads it: VITON_test, or the VITON-HD / "
+                          "DressCode top folder; a VITON training folder works too); none: no "
+                          "validation")
+    val.add_argument("--val_every", type=int, default=1,
+                     help="validate every this many --val_unit (and at the end of the run)")
+    val.add_argument("--val_unit", type=str, default="epoch", choices=["epoch", "step"],
+                     help="what --val_every counts")
+    val.add_argument("--val_pairs", type=str, default="auto",
+                     choices=["auto", "paired", "unpaired", "both"],
+                     help="paired pairs give SSIM and LPIPS, unpaired FID; auto: paired for the "
+                          "warp stages (the warped garment against the worn one), both for the "
+                          "generator stages (the try-on)")
+    val.add_argument("--val_max_pairs", type=int, default=500,
+                     help="score at most this many pairs of each kind (the first ones of the "
+                          "pairs list); 0 = all")
+    val.add_argument("--val_batch_size", type=int, default=0,
+                     help="pairs per forward pass in validation (0 = --batch_size)")
+    val.add_argument("--best_metric", type=str, default="auto",
+                     choices=["auto", "ssim", "lpips", "fid"],
+                     help="the score best.pth keeps the best of (higher SSIM, lower LPIPS and "
+                          "FID are better); auto: fid when validated, else ssim")
+    val.add_argument("--fid_weights", type=str, default=None,
+                     help="FID Inception weights (pt_inception-2015-12-05-6726825d.pth); "
+                          "default: the torch hub cache")
+    val.add_argument("--lpips_backbone_weights", type=str, default=None,
+                     help="LPIPS AlexNet weights (alexnet-owt-7be5be79.pth); default: the torch "
+                          "hub cache")
+    val.add_argument("--allow_random_metric_weights", action="store_true",
+                     help="validate with random LPIPS/FID networks when their weights are "
+                          "missing: tests and demos only, the scores are not comparable")
+
     if add_stage_arguments is not None:
         stage_group = parser.add_argument_group("stage")
         add_stage_arguments(stage_group)
@@ -258,8 +293,12 @@ def validate_config(cfg: argparse.Namespace) -> None:
         if value <= 0 or value % SIZE_MULTIPLE:
             problems.append(f"--{key} {value} must be a positive multiple of {SIZE_MULTIPLE} "
                             f"(the warping module halves the size {NUM_LEVELS} times)")
+        elif value < MIN_TRAIN_SIZE:
+            problems.append(f"--{key} {value} must be at least {MIN_TRAIN_SIZE} for training: "
+                            f"the smoothness term applies 3x3 filters to the coarsest flow, "
+                            f"1/16 of the size")
     for key in ("batch_size", "niter_decay", "niter", "workers", "save_every", "save_epoch_freq",
-                "log_every", "sample_every", "max_steps"):
+                "log_every", "sample_every", "max_steps", "val_max_pairs", "val_batch_size"):
         if getattr(cfg, key) < 0:
             problems.append(f"--{key} must not be negative, got {getattr(cfg, key)}")
     if cfg.seed < 0:
@@ -285,6 +324,10 @@ def validate_config(cfg: argparse.Namespace) -> None:
         problems.append(f"--fpn_dim and --ngf must be positive, got {cfg.fpn_dim}, {cfg.ngf}")
     if not cfg.name or "/" in cfg.name or "\\" in cfg.name or cfg.name in (".", ".."):
         problems.append(f"--name must be a plain folder name, got {cfg.name!r}")
+    if cfg.val_every < 1:
+        problems.append(f"--val_every must be at least 1, got {cfg.val_every}")
+    if cfg.val_root and not Path(cfg.val_root).is_dir():
+        problems.append(f"--val_root: not a folder: {cfg.val_root}")
     if cfg.resume and cfg.overwrite:
         problems.append("--resume and --overwrite contradict each other")
     if problems:

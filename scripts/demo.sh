@@ -13,23 +13,25 @@ rm -rf "$OUT"
 train="$OUT/data/VITON_traindata"
 test_root="$OUT/data/VITON_test"
 runs="$OUT/runs"
-common=(--config configs/demo.yaml --dataroot "$train" --checkpoints_dir "$runs")
+common=(--config configs/demo.yaml --dataroot "$train" --checkpoints_dir "$runs"
+        --val_root "$test_root")
 
 echo "== synthetic data"
 python scripts/make_synthetic_data.py --out "$OUT/data" --num_train "${DEMO_TRAIN:-160}" \
   --num_test "${DEMO_TEST:-32}" --seed 0 --height 128 --width 96
 
 echo "== stage 1: parser-based warp"
-python train_pb_warp.py "${common[@]}" --lr 0.001 --niter 1 --niter_decay 1
+python train_pb_warp.py "${common[@]}" --lr 0.001 --niter 0 --niter_decay 2
 echo "== stage 2: parser-based warp + generator (teacher)"
 python train_pb_gen.py "${common[@]}" --pb_warp_checkpoint "$runs/pb_warp/final.pth" \
   --lr_warp 0.0002 --niter 1 --niter_decay 0
 echo "== stage 3: parser-free warp (student), distilled from the teacher"
 python train_pf_warp.py "${common[@]}" --pb_checkpoint "$runs/pb_gen/final.pth" --lr 0.001 \
-  --niter 1 --niter_decay 1
+  --niter 2 --niter_decay 0
 echo "== stage 4: parser-free warp + generator (student)"
 python train_pf_gen.py "${common[@]}" --pb_checkpoint "$runs/pb_gen/final.pth" \
-  --pf_warp_checkpoint "$runs/pf_warp/final.pth" --lr_warp 0.0002 --niter 1 --niter_decay 1
+  --pf_warp_checkpoint "$runs/pf_warp/final.pth" --lr_warp 0.0002 --niter 2 --niter_decay 0 \
+  --val_pairs paired
 
 echo "== try-on and scores"
 student=(--dataroot "$test_root" --checkpoint "$runs/pf_gen/final.pth" --device cpu

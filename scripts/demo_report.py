@@ -37,6 +37,42 @@ def score_table(out: Path) -> str:
     return "\n".join(lines)
 
 
+STAGES = (("pb_warp", "1 parser-based warp", "warped garment vs worn garment"),
+          ("pb_gen", "2 teacher", "tutor try-on vs photo"),
+          ("pf_warp", "3 student warp", "warped garment vs worn garment"),
+          ("pf_gen", "4 student", "try-on vs photo"))
+
+
+def _validation_series(run_dir: Path, tag: str) -> list:
+    """(step, value) of a TensorBoard scalar of a run, in step order."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    if tag not in events.Tags()["scalars"]:
+        return []
+    return [(event.step, event.value) for event in events.Scalars(tag)]
+
+
+def validation_table(out: Path) -> str:
+    """Per stage: the validation SSIM at each validation, and the best step (best.pth)."""
+    import torch
+
+    lines = ["| stage | scored | val/ssim at each validation (step: value) | best ssim | best "
+             "step |", "|---|---|---|---|---|"]
+    for name, title, scored in STAGES:
+        run_dir = out / "runs" / name
+        final = run_dir / "final.pth"
+        if not final.is_file():
+            continue
+        series = _validation_series(run_dir, "val/ssim")
+        best = torch.load(final, map_location="cpu", weights_only=True).get("best") or {}
+        cells = ", ".join(f"{step}: {value:.4f}" for step, value in series) or "–"
+        value = f"{best['value']:.4f}" if best.get("value") is not None else "–"
+        lines.append(f"| {title} | {scored} | {cells} | {value} | {best.get('step', '–')} |")
+    return "\n".join(lines)
+
+
 def contact_sheet(grid_dir: Path, target: Path, count: int = 8) -> bool:
     strips = sorted(grid_dir.glob("*.png"))[:count]
     if not strips:
@@ -63,9 +99,15 @@ def main(argv=None):
     report = out / "report.md"
     sheet = out / "tryon_examples.png"
     has_sheet = contact_sheet(out / "results" / "unpaired" / "grids", sheet)
-    report.write_text("# Demo results\n\n" + table + "\n" +
+    validation = validation_table(out)
+    report.write_text("# Demo results\n\n" + table + "\n\n## Validation while training\n\n"
+                      "SSIM on the test split's paired pairs after every epoch (LPIPS, and its "
+                      "random network, in TensorBoard under val/); best.pth of each stage holds "
+                      "the best step's weights.\n\n" + validation + "\n" +
                       (f"\n![try-on examples]({sheet.name})\n" if has_sheet else ""))
     print(table)
+    print()
+    print(validation)
     print(f"\nreport: {report}")
     if has_sheet:
         print(f"examples (person | garment | warped garment | try-on): {sheet}")

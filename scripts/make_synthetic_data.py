@@ -1,6 +1,8 @@
-"""Write a synthetic try-on dataset in the VITON layout (see data/synthetic.py).
+"""Write a synthetic try-on dataset in the VITON, VITON-HD or DressCode layout (data/synthetic.py).
 
     python scripts/make_synthetic_data.py --out data_synth --num_train 2000 --num_test 200 --seed 0
+    python scripts/make_synthetic_data.py --out data_synth --layout dresscode \\
+        --category upper_body,lower_body,dresses --num_train 200 --num_test 20
 """
 
 import argparse
@@ -10,30 +12,59 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from data.synthetic import make_dataset  # noqa: E402
+from data.synthetic import CATEGORIES, LAYOUTS, make_dataset  # noqa: E402
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="output folder; VITON_traindata/ and VITON_test/ go inside")
-    parser.add_argument("--num_train", type=int, default=1000, help="training samples")
-    parser.add_argument("--num_test", type=int, default=100, help="test samples (pairs files list each once)")
+    parser.add_argument("--out", required=True,
+                        help="output folder; the layout's folders go inside (VITON_traindata/ and "
+                             "VITON_test/, VITON-HD/, or DressCode/)")
+    parser.add_argument("--num_train", type=int, default=1000, help="training samples per category")
+    parser.add_argument("--num_test", type=int, default=100,
+                        help="test samples per category (pairs files list each once)")
     parser.add_argument("--seed", type=int, default=0, help="seed; the same seed writes the same files")
     parser.add_argument("--height", type=int, default=256, help="image height")
     parser.add_argument("--width", type=int, default=192, help="image width")
     parser.add_argument("--workers", type=int, default=1, help="processes drawing in parallel")
+    parser.add_argument("--layout", default="viton", choices=LAYOUTS,
+                        help="viton: PF-AFN's VITON_traindata/VITON_test (14-class labels); "
+                             "vitonhd: VITON-HD as distributed (CIHP labels, BODY_25 pose, upper "
+                             "body only); dresscode: DressCode as distributed (ATR labels)")
+    parser.add_argument("--category", default="upper_body",
+                        help="garment categories, comma-separated: " + ", ".join(CATEGORIES) +
+                             "; with --layout viton the upper body goes to OUT/, the others to "
+                             "OUT/<category>/")
+    parser.add_argument("--old_names", action="store_true",
+                        help="VITON-HD: the older folder names image-parse, openpose-json and "
+                             "openpose-img instead of image-parse-v3, openpose_json, openpose_img")
     args = parser.parse_args(argv)
     if args.num_train < 0 or args.num_test < 0:
         parser.error("--num_train and --num_test must be >= 0")
     if args.height < 32 or args.width < 24:
         parser.error("--height/--width too small to draw a person (minimum 32x24)")
+    categories = list(CATEGORIES) if args.category.strip() == "all" else [
+        c.strip() for c in args.category.split(",") if c.strip()]
+    unknown = [c for c in categories if c not in CATEGORIES]
+    if not categories or unknown:
+        parser.error(f"--category: expected a comma-separated list of {', '.join(CATEGORIES)}"
+                     f" (got {args.category!r})")
+    if len(set(categories)) != len(categories):
+        parser.error(f"--category: {args.category!r} names a category twice")
+    if args.layout == "vitonhd" and categories != ["upper_body"]:
+        parser.error("--layout vitonhd holds upper-body garments only (--category upper_body)")
+    if args.old_names and args.layout != "vitonhd":
+        parser.error("--old_names applies to --layout vitonhd only")
     start = time.perf_counter()
     roots = make_dataset(args.out, args.num_train, args.num_test, args.seed, args.height,
-                         args.width, args.workers)
+                         args.width, args.workers, layout=args.layout, categories=categories,
+                         old_names=args.old_names)
     seconds = time.perf_counter() - start
-    total = args.num_train + args.num_test
-    print(f"wrote {args.num_train} training samples to {roots['train']} and {args.num_test} test "
-          f"samples to {roots['test']} in {seconds:.1f} s ({total / max(seconds, 1e-9):.0f} samples/s)")
+    total = (args.num_train + args.num_test) * len(categories)
+    where = ", ".join(f"{name}: {path}" for name, path in roots.items())
+    print(f"wrote {args.num_train} training and {args.num_test} test samples per category "
+          f"({', '.join(categories)}; {args.layout} layout) in {seconds:.1f} s "
+          f"({total / max(seconds, 1e-9):.0f} samples/s); {where}")
 
 
 if __name__ == "__main__":

@@ -64,6 +64,7 @@ class FakeStage(Stage):
     name = "fake"
     trained = ("net",)
     defaults = {"lr": 1e-2, "niter": 1, "niter_decay": 1}
+    validation_kind = "tryon"
 
     def __init__(self, dataset_size: int = 6):
         self.dataset_size = dataset_size
@@ -89,6 +90,9 @@ class FakeStage(Stage):
                      "lr": cfg.lr}]
         return [{"name": "net", "params": list(models["net"].parameters()), "lr": cfg.lr}]
 
+    def validation_outputs(self, models, batch, cfg):
+        return models["net"](batch["image"]), batch["image"]
+
     def losses(self, models, batch, cfg, step, want_images=False):
         person = batch["person"]
         output = models["net"](person)
@@ -105,6 +109,7 @@ if __name__ == "__main__":
     result = run(FakeStage(dataset_size=int(os.environ.get("FAKE_DATASET_SIZE", "8"))))
     if result.config.dump_dir:
         os.makedirs(result.config.dump_dir, exist_ok=True)
-        torch.save({"step": result.step, "terms": result.terms,
+        torch.save({"step": result.step, "terms": result.terms, "best": result.best,
+                    "validation": result.validation,
                     "net": result.models["net"].state_dict()},
                    os.path.join(result.config.dump_dir, f"rank{result.rank}.pt"))

@@ -22,7 +22,7 @@ def fake_argv(tmp_path, name, *extra):
     # 6 samples, batch 2: 3 steps per epoch; niter 0 + niter_decay 2 = 6 steps in all, the
     # second epoch at half the rate (the release's schedule: 1 - max(0, e - 0) / 2).
     return ["--config", TINY, "--device", "cpu", "--checkpoints_dir", str(tmp_path),
-            "--name", name, "--height", "32", "--width", "32", "--log_every", "1",
+            "--name", name, "--height", "64", "--width", "64", "--log_every", "1",
             "--sample_every", "0", "--save_every", "1", "--niter", "0", "--niter_decay", "2",
             *extra]
 
@@ -180,7 +180,7 @@ def test_checkpoints_and_logs_are_written(tmp_path):
                                                             "latest.pth"]
     final = read_checkpoint(run_dir / "final.pth")
     assert (final["epoch"], final["step"], final["step_in_epoch"]) == (2, 6, 0)
-    assert final["config"]["name"] == "logs" and final["config"]["height"] == 32
+    assert final["config"]["name"] == "logs" and final["config"]["height"] == 64
     assert_same_state(final["model"]["net"], result.models["net"].state_dict())
     assert "teacher" not in final["model"]
     assert (run_dir / "config.yaml").is_file()
@@ -242,13 +242,18 @@ def test_missing_dataroot_is_a_clear_error(tmp_path):
 
 
 def test_two_process_ddp_on_cpu(tmp_path):
-    """torchrun with 2 gloo processes: finishes, rank 0 writes the checkpoint, ranks agree."""
+    """torchrun with 2 gloo processes: finishes, rank 0 writes the checkpoint, ranks agree,
+    and validation (each rank scores its share of the pairs) gives both the same scores."""
+    from data.synthetic import make_dataset
+    val_root = make_dataset(str(tmp_path / "val"), num_train=0, num_test=5, seed=4,
+                            height=64, width=48)["test"]
     env = dict(os.environ, OMP_NUM_THREADS="1", FAKE_DATASET_SIZE="8",
                PYTHONPATH=str(ROOT))
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                "--nproc_per_node", "2", str(ROOT / "tests" / "fake_stage.py"),
                *fake_argv(tmp_path, "ddp", "--max_steps", "3", "--save_every", "0",
-                          "--dump_dir", str(tmp_path / "dump"))]
+                          "--dump_dir", str(tmp_path / "dump"), "--val_root", val_root,
+                          "--val_pairs", "paired", "--allow_random_metric_weights")]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -260,6 +265,10 @@ def test_two_process_ddp_on_cpu(tmp_path):
     assert_same_state({k: ranks[0]["net"][k] for k in parameters},
                       {k: ranks[1]["net"][k] for k in parameters})
     assert ranks[0]["terms"] == ranks[1]["terms"]        # losses averaged over the ranks
+    assert ranks[0]["validation"]["scores"]["pairs"] == 5      # 3 on rank 0, 2 on rank 1
+    for name in ("ssim", "lpips"):
+        assert ranks[0]["validation"]["scores"][name] == ranks[1]["validation"]["scores"][name]
+    assert ranks[0]["best"] == ranks[1]["best"] and ranks[0]["best"]["step"] == 3
     saved = read_checkpoint(tmp_path / "ddp" / "final.pth")
     assert saved["world_size"] == 2 and saved["step"] == 3
     assert_same_state(saved["model"]["net"], ranks[0]["net"])

@@ -118,12 +118,18 @@ class Stage:
         description: the ``--help`` text of the script.
         find_unused_parameters: passed to DDP; set True only if a trained model has parameters
             that some steps do not use.
+        validation_kind: what ``--val_root`` scores (``utils/validation.py``): 'warp' (the
+            warped garment against the worn one) or 'tryon' (the try-on against the photo);
+            None: the stage cannot be validated.
+        validation_needs_parser: validation pairs must have parsing and keypoints.
     """
     name: str = "stage"
     trained: tuple[str, ...] = ()
     defaults: dict[str, Any] = {}
     description: Optional[str] = None
     find_unused_parameters: bool = False
+    validation_kind: Optional[str] = None
+    validation_needs_parser: bool = False
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add this stage's own flags (e.g. ``--pb_warp_checkpoint``, ``--lr_gen``), each with
@@ -169,6 +175,14 @@ class Stage:
         model, all its parameters, at ``cfg.lr``."""
         return [{"name": name, "params": list(models[name].parameters()), "lr": cfg.lr}
                 for name in self.trained]
+
+    def validation_outputs(self, models: Mapping[str, nn.Module], batch: Mapping[str, Any],
+                           cfg: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor]:
+        """(prediction, target), each (B, 3, H, W) in [-1, 1], of a batch of validation pairs
+        (``data.datasets.TryOnPairsDataset`` items on the device): what is scored and what it
+        is compared with on paired pairs. ``models`` are unwrapped, in eval mode, under
+        ``torch.no_grad``."""
+        raise NotImplementedError(f"stage {self.name} has no validation")
 
     def losses(self, models: Mapping[str, nn.Module], batch: Mapping[str, Any],
                cfg: argparse.Namespace, step: int, want_images: bool = False) -> StepResult:
@@ -344,7 +358,8 @@ def _set_learning_rates(optimizer: torch.optim.Optimizer, groups: Sequence[Mappi
 class RunResult:
     """What ``run`` returns: ``step`` (optimiser steps in total), ``epoch`` (epochs completed),
     ``terms`` (the last logged, rank-averaged loss terms incl. 'total'), ``scalars`` (the
-    stage's other scalars, likewise), ``learning_rates`` (by
+    stage's other scalars, likewise), ``validation`` (the last validation's step and scores)
+    and ``best`` (the best score, its metric and step), ``learning_rates`` (by
     group, last epoch), ``run_dir``, ``models`` (all models, unwrapped), ``finished`` (the run
     reached its last epoch or ``--max_steps``) and ``optimizer_builds`` (``(epoch, group
     names)`` for every Adam created, in order), ``config`` (the resolved options) and
@@ -360,6 +375,8 @@ class RunResult:
     config: argparse.Namespace
     rank: int
     scalars: dict[str, float] = field(default_factory=dict)
+    validation: Optional[dict] = None
+    best: Optional[dict] = None
 
 
 class _StopRequest:
@@ -556,17 +573,41 @@ def _train(stage: Stage, cfg: argparse.Namespace, context: DistributedContext, r
     if checkpoint is not None and checkpoint.get("scaler"):
         scaler.load_state_dict(checkpoint["scaler"])
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
+
+    validator, best, last_validation = None, None, None
+    if cfg.val_root:
+        from utils.validation import BestScore, Validator
+        validator = Validator(stage, cfg, context)
+        metric = cfg.best_metric
+        if metric == "auto":
+            metric = "fid" if "fid" in validator.metrics() else "ssim"
+        if metric not in validator.metrics():
+            raise ConfigError(f"--best_metric {metric}: stage {stage.name} validated on "
+                              f"{cfg.val_pairs} pairs gives {', '.join(validator.metrics())}")
+        best = BestScore.from_dict(checkpoint.get("best") if checkpoint else None, metric)
+        last_validation = checkpoint.get("validation") if checkpoint else None
+        if context.is_main:
+            logger.info(f"validation on {cfg.val_root}: {', '.join(validator.metrics())} every "
+                        f"{cfg.val_every} {cfg.val_unit}(s) and at the end; best.pth keeps the "
+                        f"best {metric}" + (f" (so far {best.value:.4g} at step {best.step})"
+                                            if best.value is not None else ""))
     del checkpoint
     asks_for_images = "want_images" in inspect.signature(stage.losses).parameters
 
     writer = None
     if context.is_main:
         from torch.utils.tensorboard import SummaryWriter
-        # purge_step drops events a crashed invocation logged after its last checkpoint.
-        writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=step if step else None)
+        # purge_step drops events a crashed invocation logged after its last checkpoint; the
+        # events of the checkpoint's own step were all logged before it was saved.
+        writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=step + 1 if step else None)
         writers.append(writer)
 
+    best_pending = False   # best.pth is written with the next save
+
     def save(epoch_value: int, in_epoch: int, copies: Iterable[str] = ()) -> None:
+        nonlocal best_pending
+        copies = list(copies) + (["best.pth"] if best_pending else [])
+        best_pending = False
         if not context.is_main:
             return
         payload = {
@@ -577,6 +618,8 @@ def _train(stage: Stage, cfg: argparse.Namespace, context: DistributedContext, r
             "epoch": epoch_value, "step": step, "step_in_epoch": in_epoch,
             "steps_per_epoch": steps_per_epoch, "world_size": context.world_size,
             "batch_size": cfg.batch_size, "config": config_dict,
+            "best": best.as_dict() if best is not None else None,
+            "validation": last_validation,
         }
         save_atomic(payload, latest_path)
         for copy in copies:
@@ -591,6 +634,37 @@ def _train(stage: Stage, cfg: argparse.Namespace, context: DistributedContext, r
     rates: dict[str, float] = {}
     interval_start, interval_steps = time.perf_counter(), 0
     stopping = step >= stop_at or stop.requested
+
+    def validate() -> bool:
+        """Score the models on --val_root (every process its share); True on a new best."""
+        nonlocal best, last_validation, best_pending
+        from utils.validation import is_better
+        for name in stage.trained:
+            plain[name].eval()
+        try:
+            scores = validator.run(plain, device)
+        finally:
+            for name in stage.trained:
+                plain[name].train()
+        value = scores[best.metric]
+        improved = is_better(best.metric, value, best.value)
+        if improved:
+            best.value, best.step = value, step
+            best_pending = True
+        last_validation = {"step": step, "epoch": epoch, "scores": scores}
+        if context.is_main:
+            for name in validator.metrics():
+                writer.add_scalar(f"val/{name}", scores[name], step)
+            writer.add_scalar("val/seconds", scores["seconds"], step)
+            random = validator.random_weights
+            logger.info(f"validation at step {step} ({scores['pairs']} pairs, "
+                        f"{scores['seconds']:.1f} s): "
+                        + " ".join(f"{name} {scores[name]:.4g}" for name in validator.metrics())
+                        + f" | best {best.metric} {best.value:.4g} at step {best.step}"
+                        + (" (new best)" if improved else "")
+                        + (f" [RANDOM {', '.join(random)} weights: not comparable to published "
+                           f"scores]" if random else ""))
+        return improved
 
     def log_interval() -> None:
         nonlocal sums, counts, interval_start, interval_steps, last_terms, stopping
@@ -693,7 +767,15 @@ def _train(stage: Stage, cfg: argparse.Namespace, context: DistributedContext, r
                 stopping = True
             if step >= stop_at:
                 stopping = True
-            if stopping or step_in_epoch == steps_per_epoch:
+            epoch_end = step_in_epoch == steps_per_epoch
+            if validator is not None and (
+                    (cfg.val_unit == "step" and step % cfg.val_every == 0)
+                    or (cfg.val_unit == "epoch" and epoch_end
+                        and (epoch + 1) % cfg.val_every == 0)
+                    or step >= stop_at):
+                if validate() and not (stopping or epoch_end):
+                    save(epoch, step_in_epoch)    # best.pth: the model of this very step
+            if stopping or epoch_end:
                 break
             if cfg.save_every and step % cfg.save_every == 0:
                 save(epoch, step_in_epoch)
@@ -721,6 +803,7 @@ def _train(stage: Stage, cfg: argparse.Namespace, context: DistributedContext, r
     if writer is not None:
         writer.flush()
     return RunResult(step=step, epoch=epoch,
+                     validation=last_validation, best=best.as_dict() if best else None,
                      terms={k: v for k, v in last_terms.items() if "/" not in k},
                      learning_rates=rates, run_dir=run_dir,
                      models={k: unwrap(v) for k, v in plain.items()}, finished=finished,

@@ -1,0 +1,179 @@
+"""Validation during training: the paper's metrics on held-out pairs, and which score is best.
+
+Each stage says what it is scored on (``Stage.validation_outputs``): the warp stages (1, 3) the
+warped garment against the garment region the person wears (paired pairs: SSIM, LPIPS), the
+generator stages (2, 4) the try-on against the person's photo (paired: SSIM, LPIPS) and, for
+unpaired pairs, FID between the try-ons and the persons' photos. Stage 2 is scored on the
+teacher's try-on as the tutor makes it, stage 4 on the parser-free try-on as test.py makes it.
+
+Images are scored as test.py would save them (quantised to 8 bits the release's way) but at
+the working size, with the metric networks of ``utils/metrics.py`` (real weights, or random
+only with ``--allow_random_metric_weights``). Under DDP every process scores its share of the
+pairs and the per-image scores and features are gathered, so no process waits on another for
+longer than its own share.
+"""
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Subset
+
+from options.config import ConfigError
+from utils.distributed import DistributedContext
+
+METRIC_DIRECTIONS = {"ssim": "max", "lpips": "min", "fid": "min"}
+PAIR_CHOICES = ("auto", "paired", "unpaired", "both")
+
+
+def quantise_like_saved(images: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) in [-1, 1] -> uint8 as test.py's PNGs hold them (truncated, as the
+    release does)."""
+    return ((images.detach().float().clamp(-1, 1) + 1) / 2 * 255).to(torch.uint8).cpu()
+
+
+def quantise_photo(images: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) photos in [-1, 1] (x / 127.5 - 1 of their 8-bit values) -> those values."""
+    return ((images.detach().float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu()
+
+
+def is_better(metric: str, value: float, best: Optional[float]) -> bool:
+    if best is None or not math.isfinite(best):
+        return math.isfinite(value)
+    return value > best if METRIC_DIRECTIONS[metric] == "max" else value < best
+
+
+@dataclass
+class BestScore:
+    """The best validation score so far: ``metric``, ``value`` and the ``step`` it came at."""
+
+    metric: str
+    value: Optional[float] = None
+    step: Optional[int] = None
+
+    def as_dict(self) -> dict:
+        return {"metric": self.metric, "value": self.value, "step": self.step}
+
+    @classmethod
+    def from_dict(cls, data: Optional[Mapping], metric: str) -> "BestScore":
+        if not data or data.get("metric") != metric:
+            return cls(metric)
+        return cls(metric, data.get("value"), data.get("step"))
+
+
+def _gather(values: list, context: DistributedContext) -> list:
+    """Every process's list, concatenated in rank order (just ``values`` in one process)."""
+    if not context.distributed:
+        return values
+    gathered = [None] * context.world_size
+    dist.all_gather_object(gathered, values)
+    return [value for part in gathered for value in part]
+
+
+class Validator:
+    """Scores a stage's models on ``--val_root`` (see the module docstring).
+
+    ``metrics()`` lists the scores it produces; ``run(models)`` returns ``{'ssim': ...,
+    'lpips': ..., 'fid': ...}`` (those that apply) plus ``seconds`` and ``pairs``."""
+
+    def __init__(self, stage, cfg, context: DistributedContext):
+        from data.datasets import DataOptions, make_pairs_dataset
+
+        self.stage, self.cfg, self.context = stage, cfg, context
+        self.kind = stage.validation_kind
+        if self.kind not in ("warp", "tryon"):
+            raise ConfigError(f"--val_root: stage {stage.name} has no validation")
+        wanted = cfg.val_pairs
+        if wanted == "auto":
+            wanted = "paired" if self.kind == "warp" else "both"
+        if self.kind == "warp" and wanted != "paired":
+            raise ConfigError(f"--val_pairs {cfg.val_pairs}: stage {stage.name} scores the warped "
+                             f"garment against the worn garment, which only paired pairs have")
+        kinds = ("paired", "unpaired") if wanted == "both" else (wanted,)
+        options = DataOptions.from_config(cfg)
+        self.datasets = {}
+        for pairs in kinds:
+            dataset = make_pairs_dataset(options, cfg.val_root, pairs, cfg.height, cfg.width,
+                                         parser_inputs=stage.validation_needs_parser)
+            count = len(dataset) if not cfg.val_max_pairs else min(cfg.val_max_pairs,
+                                                                  len(dataset))
+            self.datasets[pairs] = Subset(dataset, list(range(count)))
+        self._lpips = None
+        self._inception = None
+        self._reference_features = None
+
+    def metrics(self) -> tuple[str, ...]:
+        names = []
+        if "paired" in self.datasets:
+            names += ["ssim", "lpips"]
+        if "unpaired" in self.datasets:
+            names.append("fid")
+        return tuple(names)
+
+    def _loader(self, dataset) -> DataLoader:
+        share = Subset(dataset, list(range(self.context.rank, len(dataset),
+                                           self.context.world_size)))
+        return DataLoader(share, batch_size=self.cfg.val_batch_size or self.cfg.batch_size,
+                          shuffle=False, num_workers=self.cfg.workers)
+
+    def _metric_networks(self, device) -> None:
+        from utils.metrics import build_fid_inception, build_lpips
+
+        cfg = self.cfg
+        if "paired" in self.datasets and self._lpips is None:
+            self._lpips = build_lpips("alex", cfg.lpips_backbone_weights,
+                                      cfg.allow_random_metric_weights, device)
+        if "unpaired" in self.datasets and self._inception is None:
+            self._inception = build_fid_inception(cfg.fid_weights,
+                                                   cfg.allow_random_metric_weights, device)
+
+    @property
+    def random_weights(self) -> list[str]:
+        return [name for name, model in (("lpips", self._lpips), ("fid", self._inception))
+                if model is not None and not model.pretrained]
+
+    @torch.no_grad()
+    def run(self, models: Mapping[str, torch.nn.Module], device: torch.device) -> dict:
+        from utils.metrics import fid_from_features, inception_features, lpips_distance, ssim
+
+        start = time.perf_counter()
+        self._metric_networks(device)
+        scores: dict = {}
+        if "paired" in self.datasets:
+            ssims, lpipses = [], []
+            for batch in self._loader(self.datasets["paired"]):
+                batch = _to_device(batch, device)
+                prediction, target = self.stage.validation_outputs(models, batch, self.cfg)
+                prediction, target = quantise_like_saved(prediction), quantise_photo(target)
+                ssims += ssim(prediction, target).tolist()
+                lpipses += lpips_distance(self._lpips, prediction, target).tolist()
+            scores["ssim"] = float(np.mean(_gather(ssims, self.context)))
+            scores["lpips"] = float(np.mean(_gather(lpipses, self.context)))
+        if "unpaired" in self.datasets:
+            features, references = [], []
+            for batch in self._loader(self.datasets["unpaired"]):
+                batch = _to_device(batch, device)
+                prediction, _ = self.stage.validation_outputs(models, batch, self.cfg)
+                features += list(inception_features(self._inception,
+                                                    quantise_like_saved(prediction)))
+                if self._reference_features is None:
+                    references += list(inception_features(self._inception,
+                                                          quantise_photo(batch["image"])))
+            if self._reference_features is None:
+                # The persons' photos do not change: their features are computed once.
+                self._reference_features = np.stack(_gather(references, self.context))
+            scores["fid"] = fid_from_features(np.stack(_gather(features, self.context)),
+                                              self._reference_features)
+        pairs = sum(len(dataset) for dataset in self.datasets.values())
+        scores["seconds"] = time.perf_counter() - start
+        scores["pairs"] = pairs
+        return scores
+
+
+def _to_device(batch, device):
+    return {key: value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
+            for key, value in batch.items()}
