@@ -17,7 +17,8 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from data.viton import DatasetError, VitonTestDataset  # noqa: E402
+from data.datasets import DataOptions, add_data_arguments, make_pairs_dataset  # noqa: E402
+from data.files import DatasetError  # noqa: E402
 from utils.image import save_png  # noqa: E402
 
 
@@ -31,16 +32,18 @@ BASELINES = {"paste": paste}
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataroot", required=True, help="test root (test_img/, test_clothes/, ...)")
-    p.add_argument("--pairs", default="test_pairs_same.txt",
-                   help="pairs file: a name inside --dataroot, or an absolute path")
+    p.add_argument("--dataroot", required=True, help="the test data (its layout: --dataset)")
+    p.add_argument("--pairs", default="paired",
+                   help="paired, unpaired, or a pairs file (a name inside --dataroot, or a path)")
+    add_data_arguments(p)
     p.add_argument("--results_dir", required=True, help="folder for the PNGs")
     p.add_argument("--method", default="paste", choices=sorted(BASELINES), help="the baseline")
     p.add_argument("--height", type=int, default=256, help="working height")
     p.add_argument("--width", type=int, default=192, help="working width")
     args = p.parse_args(argv)
     try:
-        dataset = VitonTestDataset(args.dataroot, args.pairs, height=args.height, width=args.width)
+        dataset = make_pairs_dataset(DataOptions.from_config(args), args.dataroot, args.pairs,
+                                     args.height, args.width)
     except DatasetError as error:
         raise SystemExit(f"error: {error}")
     results = Path(args.results_dir)

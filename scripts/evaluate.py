@@ -4,7 +4,8 @@
         --pairs VITON_test/test_pairs_same.txt --metrics ssim,lpips --out scores.json
 
 Try-on images are ``{person_stem}__{cloth_stem}.png`` in --results_dir; the persons' photos are
-``<dataroot>/test_img/<person>``. The protocol and the weight rules are in ``utils/metrics.py``:
+found in --dataroot by its layout (``--dataset``: VITON's test_img/, VITON-HD's test/image/,
+DressCode's images/). The protocol and the weight rules are in ``utils/metrics.py``:
 pretrained backbones come from the torch hub cache or from --fid_weights /
 --lpips_backbone_weights, never from the network.
 """
@@ -17,18 +18,22 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from utils.metrics import (METRIC_NAMES, MetricsError, MissingWeightsError, WeightsFileError,
-                           evaluate_folders, format_table, resolve_pairs)
+from data.datasets import DataOptions, add_data_arguments, pair_samples  # noqa: E402
+from data.files import DatasetError  # noqa: E402
+from utils.metrics import (METRIC_NAMES, MetricsError, MissingWeightsError, WeightsFileError,  # noqa: E402
+                           evaluate_folders, format_table, read_pairs, resolve_pairs)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results_dir", required=True,
                         help="folder of try-on images named {person_stem}__{cloth_stem}.png")
-    parser.add_argument("--dataroot", required=True, help="test root holding test_img/ (the persons' photos)")
+    parser.add_argument("--dataroot", required=True,
+                        help="the test data test.py read (its layout: --dataset)")
     parser.add_argument("--pairs", required=True,
-                        help="pairs file, one 'person.jpg cloth.jpg' per line "
-                             "(test_pairs_same.txt for SSIM/LPIPS, test_pairs.txt for FID)")
+                        help="paired (for SSIM/LPIPS), unpaired (for FID), or a pairs file, one "
+                             "'person.jpg cloth.jpg' per line (test_pairs_same.txt, test_pairs.txt)")
+    add_data_arguments(parser)
     parser.add_argument("--metrics", default=",".join(METRIC_NAMES),
                         help="comma-separated subset of ssim,lpips,fid")
     parser.add_argument("--device", default="cpu", help="torch device for LPIPS and Inception, e.g. cpu or cuda:0")
@@ -50,11 +55,19 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     metrics = tuple(name.strip() for name in args.metrics.split(",") if name.strip())
     try:
-        scores = evaluate_folders(args.results_dir, Path(args.dataroot) / "test_img", resolve_pairs(args.dataroot, args.pairs), metrics=metrics,
+        if args.dataset == "viton" and args.pairs not in ("paired", "unpaired"):
+            # Scoring needs only the persons' photos: a VITON root with test_img/ will do.
+            pairs = [(os.path.abspath(os.path.join(args.dataroot, "test_img", person)), cloth)
+                     for person, cloth in read_pairs(str(resolve_pairs(args.dataroot, args.pairs)))]
+        else:
+            samples = pair_samples(DataOptions.from_config(args), args.dataroot, args.pairs)
+            pairs = [(os.path.abspath(sample.person.image), sample.garment.image)
+                     for sample in samples]
+        scores = evaluate_folders(args.results_dir, args.dataroot, pairs, metrics=metrics,
                                   device=args.device, batch_size=args.batch_size, fid_weights=args.fid_weights,
                                   lpips_backbone_weights=args.lpips_backbone_weights,
                                   allow_random_weights=args.allow_random_weights, lpips_net=args.lpips_net)
-    except (MetricsError, MissingWeightsError, WeightsFileError, ValueError) as error:
+    except (MetricsError, MissingWeightsError, WeightsFileError, DatasetError, ValueError) as error:
         sys.exit(f"error: {error}")
     print(format_table(scores))
     if args.out is not None:
