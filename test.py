@@ -38,12 +38,13 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from data.photo_fit import FIT_MODES, apply_placement, fit_to_frame, paste_back
-from data.viton import (EDGE_THRESHOLD, DatasetError, VitonTestDataset, photo_tensor, read_gray,
-                        read_rgb)
+from data.datasets import (DataOptions, add_data_arguments, default_mask_cache,
+                           make_pairs_dataset)
+from data.files import DatasetError, read_gray, read_rgb
+from data.photo_fit import FIT_MODES
 from utils.checkpoint import CheckpointError
-from utils.image import save_png, to_uint8
-from utils.inference import load_tryon_model, pick_device
+from utils.image import save_png
+from utils.inference import garment_mask_for, load_tryon_model, pick_device, tryon_photos
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -53,12 +54,16 @@ def parse_args(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     folder = p.add_argument_group("a test folder")
     folder.add_argument("--dataroot", default=None,
-                        help="test root: test_img/, test_clothes/ (or test_color/), the pairs "
-                             "file and, optionally, test_edge/")
-    folder.add_argument("--pairs", default="test_pairs.txt",
-                        help="pairs file, one 'person.jpg cloth.jpg' per line (name inside "
-                             "--dataroot, or a path)")
+                        help="the test data: a VITON_test folder (test_img/, test_clothes/ or "
+                             "test_color/, optionally test_edge/), or the top folder of "
+                             "VITON-HD or DressCode (--dataset)")
+    folder.add_argument("--pairs", default="unpaired",
+                        help="unpaired (each person with another garment: VITON's and "
+                             "VITON-HD's test_pairs.txt, DressCode's test_pairs_unpaired.txt), "
+                             "paired (own garments), or a pairs file, one 'person.jpg "
+                             "cloth.jpg' per line (a name inside --dataroot, or a path)")
     folder.add_argument("--results_dir", default=None, help="folder for the try-on PNGs")
+    add_data_arguments(folder)
     single = p.add_argument_group("one pair of photos")
     single.add_argument("--person", default=None, help="photo of the person, any size")
     single.add_argument("--garment", default=None,
@@ -96,10 +101,12 @@ def parse_args(argv=None):
                        help="fold BatchNorm into convolutions and run channels_last (same "
                             "outputs to ~1e-5; ~1.6x on CPU with the default cost volume)")
     model.add_argument("--compile", action="store_true", help="also torch.compile the models")
+    model.add_argument("--onnx", default=None,
+                       help="run a graph exported by scripts/export.py in ONNX Runtime instead "
+                            "of checkpoints (no checkpoint flags, --fast, --compile or --amp; "
+                            "--device cuda uses ONNX Runtime's CUDA provider when installed)")
     p.add_argument("--batch_size", type=int, default=8, help="pairs per forward pass")
     p.add_argument("--workers", type=int, default=2, help="data loading processes")
-    p.add_argument("--grabcut", action="store_true",
-                   help="refine computed garment masks with OpenCV's GrabCut (slower)")
     p.add_argument("--save_grid", action="store_true",
                    help="also save person | garment | warped garment | try-on strips")
     metrics = p.add_argument_group("scores (test folders)")
@@ -132,23 +139,38 @@ def parse_args(argv=None):
                 "--garment PHOTO --output FILE (one pair)")
     elif not args.results_dir:
         p.error("--results_dir is required with --dataroot")
-    if args.checkpoint:
-        args.warp_checkpoint = args.warp_checkpoint or args.checkpoint
-        args.gen_checkpoint = args.gen_checkpoint or args.checkpoint
-    for flag in ("warp_checkpoint", "gen_checkpoint"):
-        if not getattr(args, flag):
-            p.error(f"--{flag} (or --checkpoint) is required")
+    if args.onnx:
+        # The graph holds the weights, BatchNorm folded, in float32: nothing to load or tune.
+        clashing = [f"--{f}" for f in ("checkpoint", "warp_checkpoint", "gen_checkpoint",
+                                       "fast", "compile") if getattr(args, f)]
+        clashing += ["--amp"] if args.amp != "none" else []
+        if clashing:
+            p.error(f"--onnx runs an exported graph; it cannot be combined with "
+                    f"{', '.join(clashing)}")
+    else:
+        if args.checkpoint:
+            args.warp_checkpoint = args.warp_checkpoint or args.checkpoint
+            args.gen_checkpoint = args.gen_checkpoint or args.checkpoint
+        for flag in ("warp_checkpoint", "gen_checkpoint"):
+            if not getattr(args, flag):
+                p.error(f"--{flag} (or --checkpoint, or --onnx) is required")
     if args.batch_size < 1:
         p.error("--batch_size must be at least 1")
     return args
 
 
 def load_model(args, device):
+    align_corners = None if args.align_corners is None else args.align_corners == "true"
+    if args.onnx:
+        from utils.onnx_tryon import load_onnx_model
+        # The flag, not the resolved torch device: 'auto' means ONNX Runtime's CUDA provider
+        # when that is installed, whatever torch has.
+        return load_onnx_model(args.onnx, args.device, height=args.height, width=args.width,
+                               align_corners=align_corners)
     return load_tryon_model(
         args.warp_checkpoint, args.gen_checkpoint, device, height=args.height,
-        width=args.width,
-        align_corners=None if args.align_corners is None else args.align_corners == "true",
-        fast=args.fast, compile=args.compile, amp=args.amp)
+        width=args.width, align_corners=align_corners, fast=args.fast, compile=args.compile,
+        amp=args.amp)
 
 
 def _grid_strip(person, garment, edge, out, index):
@@ -165,11 +187,14 @@ def generate(args) -> dict:
     device = pick_device(args.device)
     model = load_model(args, device)
     height, width = model.height, model.width
-    dataset = VitonTestDataset(args.dataroot, args.pairs, height=height, width=width)
-    if getattr(dataset, "computes_masks", False):
-        print(f"{args.dataroot} has no test_edge/: garment masks are computed from the product "
-              f"photos{' (refined with GrabCut)' if args.grabcut else ''}")
-        dataset.grabcut = args.grabcut
+    options = DataOptions.from_config(args)
+    dataset = make_pairs_dataset(options, args.dataroot, args.pairs, height, width)
+    if dataset.computes_masks:
+        computed = sum(1 for pair in dataset.pairs if pair.garment.mask is None)
+        refined = " (refined with GrabCut)" if args.grabcut else ""
+        print(f"{computed} of {len(dataset)} pairs have no garment mask file: the masks are "
+              f"computed from the product photos{refined} and cached in "
+              f"{options.mask_cache or default_mask_cache()}")
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False,
                         num_workers=args.workers, pin_memory=device.type == "cuda")
     results = Path(args.results_dir)
@@ -194,38 +219,9 @@ def generate(args) -> dict:
     seconds = time.perf_counter() - start
     print(f"wrote {written} try-on images to {results} ({written / max(seconds, 1e-9):.1f} "
           f"images/s on {device}, {height}x{width})")
-    return {"images": written, "seconds": seconds}
-
-
-def _read_mask(path: str, garment_path: str, garment_size: tuple[int, int]) -> np.ndarray:
-    """A user's garment mask as uint8 {0, 1} of the garment photo's size."""
-    mask = read_gray(path)
-    if mask.shape != garment_size:
-        raise DatasetError(f"--garment_mask {path} is {mask.shape[1]}x{mask.shape[0]} but the "
-                           f"garment photo {garment_path} is {garment_size[1]}x{garment_size[0]}; "
-                           f"the mask must have the photo's size")
-    mask = (mask > EDGE_THRESHOLD).astype(np.uint8)
-    if not mask.any():
-        raise DatasetError(f"--garment_mask {path} is empty (no pixel above {EDGE_THRESHOLD}); "
-                           f"white marks the garment")
-    return mask
-
-
-def _garment_mask(args, garment: np.ndarray) -> np.ndarray:
-    """--garment_mask read and checked, or a mask computed from the product photo."""
-    if args.garment_mask:
-        return _read_mask(args.garment_mask, args.garment, garment.shape[:2])
-    from data.garment_mask import GarmentMaskError, compute_garment_mask
-    try:
-        result = compute_garment_mask(garment, grabcut=args.grabcut, source=args.garment)
-    except GarmentMaskError as error:
-        raise DatasetError(f"{error}; pass a mask with --garment_mask") from None
-    print(f"garment mask computed from {args.garment} ({int((result.mask > 0).mean() * 100)}% "
-          f"of the photo{', GrabCut' if args.grabcut else ''}); pass --garment_mask to use "
-          f"your own")
-    for note in result.notes:
-        print(f"note: {note}")
-    return (result.mask > EDGE_THRESHOLD).astype(np.uint8)
+    # The metrics find each result by the names of its pair and the reference photo by path.
+    pairs = [(pair.person.image, pair.garment.image) for pair in dataset.pairs]
+    return {"images": written, "seconds": seconds, "pairs": pairs}
 
 
 def _write_image_atomic(array: np.ndarray, path: Path) -> None:
@@ -247,30 +243,27 @@ def tryon_pair(args) -> dict:
     """One person photo and one product photo -> ``--output`` at the person photo's size."""
     person_photo = read_rgb(args.person)
     garment_photo = read_rgb(args.garment)
-    mask = _garment_mask(args, garment_photo)
+    user_mask = read_gray(args.garment_mask) if args.garment_mask else None
+    mask, notes = garment_mask_for(
+        garment_photo, user_mask, args.grabcut, garment_name=f"garment photo {args.garment}",
+        mask_name=f"--garment_mask {args.garment_mask}")
+    for note in notes:
+        print(f"{note}; pass --garment_mask to use your own" if note.startswith("garment mask")
+              else f"note: {note}")
     device = pick_device(args.device)
     model = load_model(args, device)
-    frame = (model.height, model.width)
-    start = time.perf_counter()
-    person, placement = fit_to_frame(person_photo, frame, args.fit)
-    # The garment is padded, never cropped: its whole outline matters to the warp.
-    garment, garment_placement = fit_to_frame(garment_photo, frame, "pad")
-    edge = apply_placement(mask, garment_placement, interpolation="nearest", fill=0)
-    inputs = (photo_tensor(person)[None], photo_tensor(garment)[None],
-              torch.from_numpy(edge).to(torch.float32)[None, None])
-    out = model(*inputs)
-    tryon = paste_back(person_photo, to_uint8(out.tryon[0].float()), placement)
+    result = tryon_photos(model, person_photo, garment_photo, mask, args.fit)
     output = Path(args.output)
-    _write_image_atomic(tryon, output)
-    seconds = time.perf_counter() - start
-    print(f"wrote {output} ({tryon.shape[1]}x{tryon.shape[0]}; model frame {frame[0]}x"
-          f"{frame[1]}, --fit {args.fit}, {seconds:.2f} s on {device})")
+    _write_image_atomic(result.tryon, output)
+    print(f"wrote {output} ({result.tryon.shape[1]}x{result.tryon.shape[0]}; model frame "
+          f"{model.height}x{model.width}, --fit {args.fit}, {result.seconds:.2f} s on {device})")
     if args.save_grid:
-        strip = to_uint8(_grid_strip(inputs[0], inputs[1], inputs[2], out, 0))
+        strip = np.concatenate([result.frame[key] for key in
+                                ("person", "garment", "warped_garment", "tryon")], axis=1)
         grid_path = output.with_name(f"{output.stem}_grid.png")
         _write_image_atomic(strip, grid_path)
         print(f"wrote {grid_path} (person | garment | warped garment | try-on)")
-    return {"output": str(output), "seconds": seconds}
+    return {"output": str(output), "seconds": result.seconds}
 
 
 def main(argv=None):
@@ -279,12 +272,13 @@ def main(argv=None):
         if args.person:
             tryon_pair(args)
             return
-        generate(args)
+        done = generate(args)
         if args.eval:
-            from utils.metrics import evaluate_folders, format_table, resolve_pairs
+            from utils.metrics import evaluate_folders, format_table
             scores = evaluate_folders(
-                args.results_dir, Path(args.dataroot) / "test_img",
-                resolve_pairs(args.dataroot, args.pairs), metrics=tuple(args.metrics.split(",")),
+                args.results_dir, args.dataroot,
+                [(os.path.abspath(person), cloth) for person, cloth in done["pairs"]],
+                metrics=tuple(args.metrics.split(",")),
                 device=pick_device(args.device), fid_weights=args.fid_weights,
                 lpips_backbone_weights=args.lpips_backbone_weights,
                 allow_random_weights=args.allow_random_weights)

@@ -9,12 +9,15 @@ with ``second`` zero-padded outside the image. It is a mean over channels, not a
 computed this with a cupy kernel; here it runs on CPU and CUDA with autograd, and always in
 float32 (under autocast the inputs are promoted).
 
-Three implementations compute the same numbers:
+Four implementations compute the same numbers:
 
 - ``"loop"``: one product per displacement (the plain reference; 49 passes over memory).
 - ``"band"``: the band-GEMM formulation below, pure PyTorch, fastest on CPU (about 10x the loop
   at B=2, C=256, 128x96 on 2 cores), also valid on CUDA.
 - ``"triton"``: fused CUDA kernels, forward and backward (``models/correlation_triton.py``).
+- ``"rows"``: one batched matmul per vertical displacement, plain tensor operations only (no
+  ``as_strided``, no custom autograd), so it traces into a graph: what the ONNX and
+  ``torch.export`` exports use (``models/export.py``).
 
 ``"auto"`` (the default) picks triton for float32 CUDA tensors when Triton is importable, and
 band otherwise. ``set_default_implementation`` changes the default for the whole process.
@@ -34,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 MAX_DISPLACEMENT = 3
-IMPLEMENTATIONS = ("auto", "loop", "band", "triton")
+IMPLEMENTATIONS = ("auto", "loop", "band", "triton", "rows")
 # Positions per band-GEMM tile. 16 was fastest of 8/16/32/64 on a 2-core AVX2 CPU; the wasted
 # products grow as (T + 2d) / (2d + 1), small GEMMs run slower per product.
 BAND_TILE = 16
@@ -83,7 +86,7 @@ def local_correlation(first: torch.Tensor, second: torch.Tensor,
                       implementation: str | None = None) -> torch.Tensor:
     """Cost volume between ``first`` (B, C, H, W) and ``second`` (B, C, H, W).
 
-    ``implementation``: 'auto', 'loop', 'band' or 'triton'; None uses the module default
+    ``implementation``: 'auto', 'loop', 'band', 'triton' or 'rows'; None uses the module default
     (``set_default_implementation``). Returns (B, (2*max_displacement+1)**2, H, W) in float32
     (float64 if an input is float64).
     """
@@ -100,6 +103,8 @@ def local_correlation(first: torch.Tensor, second: torch.Tensor,
             return _shift_loop(first, second, max_displacement)
         if name == "band":
             return BandCorrelation.apply(first, second, max_displacement)
+        if name == "rows":
+            return _row_products(first, second, max_displacement)
         if not first.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
             raise ValueError("the triton correlation runs on CUDA tensors (or on CPU under "
                              "TRITON_INTERPRET=1); use implementation='band' on CPU")
@@ -119,6 +124,26 @@ def _shift_loop(first: torch.Tensor, second: torch.Tensor, d: int) -> torch.Tens
             window = padded[:, :, dy:dy + height, dx:dx + width]
             planes.append(torch.einsum("bchw,bchw->bhw", first, window) * scale)
     return torch.stack(planes, dim=1)
+
+
+def _row_products(first: torch.Tensor, second: torch.Tensor, d: int) -> torch.Tensor:
+    # For each dy, one matmul per image row: row y of ``first`` (W x C) times row y + dy of the
+    # zero-padded ``second`` (C x (W + 2d)) holds every product of the two rows; the wanted ones
+    # (x, x + dx + d) for dx in [-d, d] lie on 2d+1 diagonals. In the row-major flattening of a
+    # (W, W + 2d) matrix, element (x, x + k) sits at x * (W + 2d + 1) + k, so padding the
+    # flattened products by W and reading them as (W, W + 2d + 1) puts diagonal k in column k.
+    # About (W + 2d) / (2d + 1) times the products of the loop, but only GEMMs, pads and reshapes.
+    height, width = first.shape[-2:]
+    side = 2 * d + 1
+    rows = first.permute(0, 2, 3, 1)                                  # (B, H, W, C)
+    padded = F.pad(second, (d, d, d, d)).permute(0, 2, 1, 3)          # (B, H + 2d, C, W + 2d)
+    planes = []
+    for dy in range(side):
+        products = torch.matmul(rows, padded[:, dy:dy + height])      # (B, H, W, W + 2d)
+        diagonals = F.pad(products.flatten(2), (0, width)).unflatten(2, (width, width + side))
+        planes.append(diagonals[..., :side])                          # (B, H, W, 2d + 1)
+    volume = torch.cat(planes, dim=3)                                 # y-major: dy * side + dx
+    return volume.permute(0, 3, 1, 2) * (1.0 / first.shape[1])
 
 
 class _BandLayout:

@@ -7,6 +7,9 @@ and for the fast paths, in the same run, and reported with its ratio to the plai
 models have random weights (speed does not depend on them); the VGG of the training losses too.
 Figures are medians over ``--repeats`` timed runs after ``--warmup`` untimed ones; the paths
 take turns within each repeat so that load from other processes falls on all of them alike.
+The inference section also exports the same models to ONNX (a temporary file, as
+``scripts/export.py`` does) and times ONNX Runtime on the same inputs, with its ratio to the
+fastest PyTorch path of plain float32 (``*+fold+cl``); ``--no_onnx`` skips that row.
 """
 
 import argparse
@@ -16,6 +19,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from contextlib import nullcontext
@@ -44,6 +48,7 @@ class Path:
     bf16: bool = False
     compile: bool = False
     cuda_graph: bool = False
+    onnxruntime: bool = False
 
 
 PLAIN = Path("plain")
@@ -63,7 +68,27 @@ def inference_paths(device: str, args) -> list[Path]:
     if args.compile:
         paths.append(Path(f"{fast_corr}+fold+cl+compile", fast_corr, True, True,
                           bf16=device == "cuda", compile=True))
+    if onnxruntime_note(device, args) is None:
+        # The exported graph: BatchNorm folded, the 'rows' cost volume, float32.
+        paths.append(ONNX_PATH)
     return paths
+
+
+ONNX_PATH = Path("onnxruntime", "rows", fold_bn=True, onnxruntime=True)
+
+
+def onnxruntime_note(device: str, args) -> str | None:
+    """Why the ONNX Runtime row is skipped on ``device``, or None when it runs."""
+    if args.no_onnx:
+        return "skipped (--no_onnx)"
+    try:
+        import onnxruntime
+        import onnxscript  # noqa: F401  (the exporter needs it)
+    except ImportError as error:
+        return f"skipped: {error.name} is not installed"
+    if device == "cuda" and "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        return "skipped on cuda: this onnxruntime has no CUDA execution provider"
+    return None
 
 
 def training_paths(device: str, args) -> list[Path]:
@@ -166,8 +191,14 @@ def autocast_for(path: Path, device: str):
 # ----------------------------------------------------------------------------- inference
 
 
-def build_inference(path: Path, warp: AFWM, gen: ResUnetGenerator, example, device: str):
-    """A no-argument callable running one try-on of ``example`` along ``path``."""
+def build_inference(path: Path, warp: AFWM, gen: ResUnetGenerator, example, device: str,
+                    runtime=None):
+    """A no-argument callable running one try-on of ``example`` along ``path``; ``runtime``
+    is the ONNX Runtime model that the onnxruntime path runs."""
+    if path.onnxruntime:
+        # Inputs go to ONNX Runtime as CPU arrays and the outputs come back as CPU tensors,
+        # transfers included, as utils/onnx_tryon.py serves test.py.
+        return lambda: runtime(*example).tryon
     if path.fold_bn or path.channels_last or path.compile:
         warp = optimize_for_inference(warp, fold_bn=path.fold_bn,
                                       channels_last=path.channels_last, compile=path.compile)
@@ -186,12 +217,38 @@ def build_inference(path: Path, warp: AFWM, gen: ResUnetGenerator, example, devi
     return lambda: tryon(*example)
 
 
-def bench_inference(device: str, args, warp, gen) -> list[dict]:
+def export_for_onnxruntime(device: str, args, warp, gen):
+    """Export ``warp`` and ``gen`` to a temporary ONNX file and open it in ONNX Runtime with
+    torch's thread count (the session holds the graph; the file is then deleted). Returns
+    (runtime model, export seconds)."""
+    from models.export import export_tryon
+    from utils.onnx_tryon import load_onnx_model
+    with tempfile.TemporaryDirectory(prefix="pfafn_bench_") as folder:
+        path = os.path.join(folder, "tryon.onnx")
+        info = export_tryon(warp, gen, args.height, args.width, onnx_path=path)
+        runtime = load_onnx_model(path, device, threads=torch.get_num_threads(),
+                                  what="benchmark")
+    print(f"  exported the try-on to ONNX in {info['seconds']:.1f} s "
+          f"({info['onnx_bytes'] / 2 ** 20:.0f} MiB); ONNX Runtime providers "
+          f"{runtime.providers}", flush=True)
+    return runtime, info["seconds"]
+
+
+def bench_inference(device: str, args, warp, gen, runtime=None,
+                    export_seconds=None) -> list[dict]:
+    """Inference rows of every path and batch size. ``runtime``: an ONNX Runtime model of
+    ``warp`` and ``gen`` already exported (default: export them here)."""
     rows = []
+    note = onnxruntime_note(device, args)
+    if note is None and runtime is None:
+        runtime, export_seconds = export_for_onnxruntime(device, args, warp, gen)
+    elif note is not None:
+        print(f"  inference {device} onnxruntime: {note}")
     for batch in args.batch_sizes:
         example = random_batch(batch, args.height, args.width, device)
         paths = inference_paths(device, args)
-        runs = {path.name: build_inference(path, warp, gen, example, device) for path in paths}
+        runs = {path.name: build_inference(path, warp, gen, example, device, runtime)
+                for path in paths}
         times = time_interleaved(runs, device, args.warmup, args.repeats)
         for path in paths:
             latency = statistics.median(times[path.name])
@@ -200,8 +257,15 @@ def bench_inference(device: str, args, warp, gen) -> list[dict]:
                              latency_ms=1000 * latency, images_per_s=batch / latency,
                              min_latency_ms=1000 * min(times[path.name]), peak_mib=memory,
                              times_s=times[path.name], config=asdict(path)))
+            versus = ""
+            if path.onnxruntime:
+                fast = next(r for r in rows if r["batch"] == batch
+                            and r["path"].endswith("+fold+cl"))
+                rows[-1].update(export_s=export_seconds, fast_path=fast["path"],
+                                speedup_vs_fast=fast["latency_ms"] / rows[-1]["latency_ms"])
+                versus = f", {rows[-1]['speedup_vs_fast']:.2f}x {fast['path']}"
             print(f"  inference {device} b={batch} {path.name}: {1000 * latency:.0f} ms "
-                  f"({batch / latency:.2f} img/s), peak {memory:.0f} MiB", flush=True)
+                  f"({batch / latency:.2f} img/s{versus}), peak {memory:.0f} MiB", flush=True)
         del runs
     correlation.set_default_implementation("auto")
     return rows
@@ -404,6 +468,9 @@ def parse_args(argv=None):
                         help="also time bf16 autocast on CPU (slow without AVX-512 BF16/AMX)")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
     parser.add_argument("--no_cuda_graphs", action="store_true", help="skip the CUDA-graph path")
+    parser.add_argument("--no_onnx", action="store_true",
+                        help="skip the ONNX Runtime row (it exports the models first: about "
+                             "half a minute on CPU)")
     parser.add_argument("--data_root", default=None, help="VITON_traindata folder for the data "
                         "loading figure (skipped without it)")
     parser.add_argument("--data_samples", type=int, default=200, help="samples timed for data")

@@ -116,3 +116,15 @@ def test_files_that_would_run_code_or_are_corrupt_are_refused(tmp_path):
     torch.save([1, 2], listed)
     with pytest.raises(CheckpointError, match="not a state dict"):
         read_checkpoint(listed)
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+    previous = os.umask(0o022)
+    try:
+        save_atomic({"x": torch.zeros(1)}, tmp_path / "c.pth")
+    finally:
+        os.umask(previous)
+    mode = stat.S_IMODE(os.stat(tmp_path / "c.pth").st_mode)
+    assert mode == 0o644, oct(mode)      # not mkstemp's 0o600

@@ -135,7 +135,7 @@ def _own_photos(tmp_path, test_root):
 
 def test_one_pair_of_own_photos_comes_back_at_the_photo_size(test_root, tmp_path):
     from data.photo_fit import apply_placement, fit_to_frame, paste_back
-    from data.viton import photo_tensor
+    from data.files import photo_tensor
 
     warp, gen = _small_models(5)
     checkpoint = _stage4_checkpoint(tmp_path / "final.pth", warp, gen)

@@ -409,6 +409,7 @@ def _copy_atomic(source: Path, target: Path) -> None:
     os.close(handle)
     try:
         shutil.copyfile(source, tmp)
+        shutil.copymode(source, tmp)      # mkstemp's file is the owner's only
         os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):

@@ -1,0 +1,180 @@
+"""Export the parser-free try-on (person, garment, garment mask -> try-on) as one graph.
+
+    python scripts/export.py --warp_checkpoint checkpoints/PFAFN/warp_model_final.pth \\
+        --gen_checkpoint checkpoints/PFAFN/gen_model_final.pth --out pfafn.onnx
+    python test.py --onnx pfafn.onnx --dataroot VITON_test --results_dir results/onnx
+
+The ONNX file (opset 18) takes ``person`` and ``garment`` (B, 3, H, W) in [-1, 1] and
+``garment_mask`` (B, 1, H, W) in {0, 1}, with B free and H x W fixed at export (default: the
+checkpoint's size, 256x192 for the released weights), and returns ``tryon``,
+``warped_garment``, ``warped_mask``, ``composite_mask`` and ``rendered``. BatchNorm is folded,
+the cost volume is plain matmuls, and the file carries its size, sampling convention and source
+checkpoints in ``metadata_props``. ``--format torch_export`` writes a ``torch.export`` program
+(.pt2) instead, ``--format both`` the two from one capture. After writing, the graph is run
+beside the PyTorch model on random inputs and the largest difference printed.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from models.export import DEFAULT_OPSET, OUTPUT_NAMES, PT2_METADATA, example_inputs  # noqa: E402
+from utils.checkpoint import CheckpointError  # noqa: E402
+from utils.image import to_uint8  # noqa: E402
+from utils.inference import load_tryon_model  # noqa: E402
+
+FORMATS = ("onnx", "torch_export", "both")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", default=None,
+                   help="a stage-4 checkpoint of this project: sets both --warp_checkpoint and "
+                        "--gen_checkpoint")
+    p.add_argument("--warp_checkpoint", default=None,
+                   help="parser-free warp weights: released warp_model_final.pth or a "
+                        "stage-3/4 checkpoint")
+    p.add_argument("--gen_checkpoint", default=None,
+                   help="generator weights: released gen_model_final.pth or a stage-4 "
+                        "checkpoint")
+    p.add_argument("--out", required=True,
+                   help="file to write (.onnx; .pt2 with --format torch_export; with --format "
+                        "both the program goes beside it with the suffix .pt2)")
+    p.add_argument("--format", default="onnx", choices=FORMATS,
+                   help="onnx, torch_export (a torch.export .pt2 program) or both")
+    p.add_argument("--height", type=int, default=None,
+                   help="input height of the graph (default: from the checkpoint's config, "
+                        "else 256)")
+    p.add_argument("--width", type=int, default=None,
+                   help="input width of the graph (default: from the checkpoint's config, "
+                        "else 192)")
+    p.add_argument("--align_corners", choices=["true", "false"], default=None,
+                   help="sampling convention (default: from the checkpoint's config; released "
+                        "weights need true)")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+                   help="ONNX opset (18 or newer: the oldest the exporter writes)")
+    p.add_argument("--no_verify", action="store_true",
+                   help="skip running the written graph beside the PyTorch model")
+    args = p.parse_args(argv)
+    if args.checkpoint:
+        args.warp_checkpoint = args.warp_checkpoint or args.checkpoint
+        args.gen_checkpoint = args.gen_checkpoint or args.checkpoint
+    for flag in ("warp_checkpoint", "gen_checkpoint"):
+        if not getattr(args, flag):
+            p.error(f"--{flag} (or --checkpoint) is required")
+    for flag in ("height", "width"):
+        value = getattr(args, flag)
+        if value is not None and (value <= 0 or value % 32):
+            p.error(f"--{flag} {value}: the models need a positive multiple of 32")
+    if args.opset < 18:
+        p.error(f"--opset {args.opset}: the exporter writes opset 18 or newer")
+    return args
+
+
+def output_paths(args) -> tuple[Path | None, Path | None]:
+    """(ONNX path, .pt2 path) to write, either may be None."""
+    out = Path(args.out)
+    if args.format == "onnx":
+        return out, None
+    if args.format == "torch_export":
+        return None, out
+    if out.suffix == ".pt2":
+        raise SystemExit(f"error: --out {out}: with --format both, --out names the ONNX file "
+                         f"(the program is written beside it as .pt2)")
+    return out, out.with_suffix(".pt2")
+
+
+def require_onnx_packages() -> None:
+    missing = []
+    for name in ("onnx", "onnxscript"):
+        try:
+            __import__(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise SystemExit(f"error: exporting ONNX needs {' and '.join(missing)}, not installed; "
+                         f"pip install -r requirements.txt (it pins onnx, onnxscript and "
+                         f"onnxruntime)")
+
+
+def _differences(reference, outputs: dict) -> str:
+    """Largest absolute difference per output, and the largest 8-bit level difference of the
+    try-on images."""
+    expected = dict(zip(OUTPUT_NAMES, (reference.tryon, reference.warped, reference.warped_edge,
+                                       reference.mask, reference.rendered)))
+    parts = [f"{name} {float((outputs[name] - expected[name]).abs().max()):.2e}"
+             for name in OUTPUT_NAMES]
+    levels = max(int(np.abs(to_uint8(a).astype(int) - to_uint8(b).astype(int)).max())
+                 for a, b in zip(outputs["tryon"], expected["tryon"]))
+    return f"max |difference|: {', '.join(parts)}; try-on images within {levels} level(s)"
+
+
+def verify(model, onnx_path: Path | None, program=None) -> None:
+    """Run the written ONNX file (in ONNX Runtime) and the captured program beside the PyTorch
+    model on two random input sets and print the largest differences."""
+    inputs = example_inputs(model.height, model.width, batch=2, seed=1)
+    reference = model(*inputs)
+    if onnx_path is not None:
+        from utils.onnx_tryon import OnnxUnavailableError, load_onnx_model
+        try:
+            out = load_onnx_model(str(onnx_path), "cpu", what="--out")(*inputs)
+        except OnnxUnavailableError as error:
+            print(f"not checked with ONNX Runtime: {error}")
+        else:
+            outputs = dict(zip(OUTPUT_NAMES, (out.tryon, out.warped, out.warped_edge, out.mask,
+                                              out.rendered)))
+            print(f"ONNX Runtime vs PyTorch, 2 random pairs: "
+                  f"{_differences(reference, outputs)}")
+    if program is not None:
+        # The program as captured: reading the .pt2 back costs seconds and tests only
+        # torch.export's own serialisation (tests/test_export.py reads the file).
+        with torch.no_grad():
+            outputs = dict(zip(OUTPUT_NAMES, program.module()(*inputs)))
+        print(f"torch.export program vs PyTorch, 2 random pairs: "
+              f"{_differences(reference, outputs)}")
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    onnx_path, pt2_path = output_paths(args)
+    if onnx_path is not None:
+        require_onnx_packages()
+    from models.export import export_tryon
+    try:
+        model = load_tryon_model(
+            args.warp_checkpoint, args.gen_checkpoint, "cpu", height=args.height,
+            width=args.width,
+            align_corners=None if args.align_corners is None else args.align_corners == "true")
+    except CheckpointError as error:
+        raise SystemExit(f"error: {error}")
+    if model.height % 32 or model.width % 32:
+        raise SystemExit(f"error: the checkpoint's size {model.height}x{model.width} is not a "
+                         f"multiple of 32; give --height and --width")
+    sources = {"warp_checkpoint": args.warp_checkpoint, "gen_checkpoint": args.gen_checkpoint}
+    info = export_tryon(model.warp, model.gen, model.height, model.width, onnx_path=onnx_path,
+                        pt2_path=pt2_path, sources=sources, opset=args.opset)
+    steps = [f"capture {info['capture_seconds']:.1f} s"]
+    for kind, path, label in (("onnx", onnx_path, f"ONNX opset {args.opset}"),
+                              ("pt2", pt2_path, "torch.export program")):
+        if path is not None:
+            steps.append(f"{kind} {info[f'{kind}_seconds']:.1f} s")
+            print(f"wrote {path}: {label}, {info[f'{kind}_bytes'] / 2 ** 20:.1f} MiB, inputs "
+                  f"(B, C, {model.height}, {model.width}) with B free, align_corners="
+                  f"{info['metadata']['align_corners']}"
+                  + (f", metadata in {PT2_METADATA}" if kind == "pt2" else ""))
+    print(f"exported in {info['seconds']:.1f} s ({', '.join(steps)}); BatchNorms: "
+          f"{info['folded']} folded into convolutions, {info['affine']} as multiply-adds")
+    if not args.no_verify:
+        verify(model, onnx_path, info["program"] if pt2_path is not None else None)
+    return info
+
+
+if __name__ == "__main__":
+    main()

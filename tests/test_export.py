@@ -1,0 +1,381 @@
+"""The exported try-on graph: ONNX file, metadata, ONNX Runtime equal to PyTorch, dynamic batch,
+the torch.export program, test.py --onnx in both modes, and the errors.
+
+One export (scripts/export.py --format both, small widths at 64x64, random weights and random
+BatchNorm statistics) serves the whole module; it takes most of the module's time.
+"""
+
+import contextlib
+import io
+import os
+import re
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from PIL import Image
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+import test as test_script  # noqa: E402
+from data.synthetic import make_dataset  # noqa: E402
+from models import AFWM, ResUnetGenerator  # noqa: E402
+from models.correlation import local_correlation  # noqa: E402
+from models.export import (EXPORT_FORMAT, INPUT_NAMES, OUTPUT_NAMES, PT2_METADATA,  # noqa: E402
+                           TryOnGraph, example_inputs, file_sha256)
+from models.fast import optimize_for_inference  # noqa: E402
+from scripts import export as export_script  # noqa: E402
+from tests.test_fast_paths import randomise_batchnorms  # noqa: E402
+from utils.checkpoint import CHECKPOINT_FORMAT, CheckpointError, save_atomic  # noqa: E402
+from utils.image import to_uint8  # noqa: E402
+from utils.inference import load_tryon_model  # noqa: E402
+from utils.onnx_tryon import (OnnxUnavailableError, load_onnx_model,  # noqa: E402
+                              select_providers)
+
+SMALL_ARCH = {"warp_channels": [8, 16, 16, 16, 16], "fpn_dim": 16, "ngf": 8,
+              "align_corners": True, "height": 64, "width": 64}
+RESULT_FIELDS = ("tryon", "warped", "warped_edge", "mask", "rendered")
+
+
+@pytest.fixture(scope="module")
+def test_root(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data")
+    make_dataset(str(out), num_train=0, num_test=5, seed=11, height=128, width=96)
+    return out / "VITON_test"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A stage-4 checkpoint with random weights and BatchNorm statistics far from identity."""
+    torch.manual_seed(4)
+    warp = randomise_batchnorms(AFWM(3, channels=SMALL_ARCH["warp_channels"], fpn_dim=16), 4)
+    gen = randomise_batchnorms(ResUnetGenerator(7, ngf=8), 5)
+    path = tmp_path_factory.mktemp("ckpt") / "final.pth"
+    save_atomic({"format": CHECKPOINT_FORMAT, "stage": "pf_gen",
+                 "model": {"warp": warp.state_dict(), "gen": gen.state_dict()},
+                 "config": dict(SMALL_ARCH)}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def exported(checkpoint, tmp_path_factory):
+    """The ONNX file and the .pt2 program of ``checkpoint``, written by scripts/export.py."""
+    out = tmp_path_factory.mktemp("export") / "tryon.onnx"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        info = export_script.main(["--checkpoint", str(checkpoint), "--out", str(out),
+                                   "--format", "both"])
+    return {"onnx": out, "pt2": out.with_suffix(".pt2"), "info": info,
+            "printed": printed.getvalue()}
+
+
+@pytest.fixture(scope="module")
+def pytorch_model(checkpoint):
+    return load_tryon_model(str(checkpoint), str(checkpoint), "cpu")
+
+
+def _levels(a: torch.Tensor, b: torch.Tensor) -> int:
+    """Largest 8-bit level difference between two batches of [-1, 1] images."""
+    return max(int(np.abs(to_uint8(x).astype(int) - to_uint8(y).astype(int)).max())
+               for x, y in zip(a, b))
+
+
+def _assert_same_result(got, expected, atol=1e-4):
+    for name in RESULT_FIELDS:
+        torch.testing.assert_close(getattr(got, name), getattr(expected, name).float(),
+                                   atol=atol, rtol=1e-4, msg=name)
+    assert _levels(got.tryon, expected.tryon) <= 1
+    assert _levels(got.warped, expected.warped) <= 1
+
+
+# ---------------------------------------------------------------------------- the cost volume
+
+
+@pytest.mark.parametrize("shape,d", [((2, 5, 6, 9), 3), ((3, 4, 8, 6), 2), ((1, 3, 1, 1), 3),
+                                     ((2, 7, 13, 5), 0), ((1, 2, 2, 40), 3)])
+def test_rows_correlation_equals_loop(shape, d):
+    torch.manual_seed(0)
+    first = torch.randn(shape, requires_grad=True)
+    second = torch.randn(shape, requires_grad=True)
+    side = 2 * d + 1
+    grad = torch.randn(shape[0], side * side, *shape[2:])
+    results = {}
+    for name in ("loop", "rows"):
+        volume = local_correlation(first, second, d, implementation=name)
+        results[name] = (volume, *torch.autograd.grad(volume, (first, second), grad))
+    for expected, got in zip(results["loop"], results["rows"]):
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_rows_correlation_float32_under_autocast():
+    torch.manual_seed(1)
+    first, second = torch.randn(1, 8, 8, 8), torch.randn(1, 8, 8, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = local_correlation(first.bfloat16(), second.bfloat16(), implementation="rows")
+    assert out.dtype == torch.float32
+    expected = local_correlation(first.bfloat16().float(), second.bfloat16().float(),
+                                 implementation="loop")
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------- the graph module
+
+
+def test_graph_module_has_no_batchnorm_and_equals_the_models(pytorch_model):
+    graph = TryOnGraph(pytorch_model.warp, pytorch_model.gen)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in graph.modules())
+    # Per AFWM encoder level the middle BN of each of two ResBlocks folds (2 x 5 x 2 = 20);
+    # three BNs per level open a block (2 x 5 x 3 = 30). Every generator BN follows a conv.
+    generator_bns = sum(isinstance(m, nn.BatchNorm2d) for m in pytorch_model.gen.modules())
+    assert graph.folded == 20 + generator_bns and graph.affine == 30
+    # The models of --fast (folded, channels_last wrappers) give the same graph.
+    from_fast = TryOnGraph(*(optimize_for_inference(m) for m in (pytorch_model.warp,
+                                                                 pytorch_model.gen)))
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in from_fast.modules())
+    inputs = example_inputs(64, 64, batch=2, seed=3)
+    expected = pytorch_model(*inputs)
+    for module in (graph, from_fast):
+        with torch.no_grad():
+            got = module(*inputs)
+        for name, value in zip(RESULT_FIELDS, got):
+            torch.testing.assert_close(value, getattr(expected, name), atol=1e-4, rtol=1e-4,
+                                       msg=name)
+
+
+# ---------------------------------------------------------------------------- the ONNX file
+
+
+def test_export_writes_a_checked_graph_with_metadata(exported, checkpoint):
+    model = onnx.load(str(exported["onnx"]))
+    onnx.checker.check_model(model, full_check=True)
+    assert {o.domain: o.version for o in model.opset_import}[""] == 18
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["format"] == EXPORT_FORMAT
+    assert (meta["height"], meta["width"], meta["align_corners"]) == ("64", "64", "true")
+    assert meta["warp_checkpoint"] == meta["gen_checkpoint"] == str(checkpoint)
+    assert meta["warp_checkpoint_sha256"] == file_sha256(checkpoint)
+    assert meta["warp_channels"] == "[8, 16, 16, 16, 16]" and meta["ngf"] == "8"
+
+    def dims(value):
+        return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+    inputs = {value.name: dims(value) for value in model.graph.input}
+    outputs = {value.name: dims(value) for value in model.graph.output}
+    assert list(inputs) == list(INPUT_NAMES) and list(outputs) == list(OUTPUT_NAMES)
+    assert inputs["person"][1:] == [3, 64, 64] and inputs["garment_mask"][1:] == [1, 64, 64]
+    batch = inputs["person"][0]
+    assert isinstance(batch, str) and batch  # symbolic, shared by every input and output
+    assert all(shape[0] == batch for shape in [*inputs.values(), *outputs.values()])
+
+    ops = [node.op_type for node in model.graph.node]
+    assert "BatchNormalization" not in ops
+    convs = sum(isinstance(m, nn.Conv2d) for m in (*AFWM(3, [8, 16, 16, 16, 16], 16).modules(),
+                                                   *ResUnetGenerator(7, ngf=8).modules()))
+    assert ops.count("Conv") == convs
+    samplers = [{a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+                for node in model.graph.node if node.op_type == "GridSample"]
+    assert {s["align_corners"] for s in samplers} == {1}
+    assert {s["padding_mode"] for s in samplers} == {b"border", b"zeros"}
+    assert exported["info"]["onnx_bytes"] == os.path.getsize(exported["onnx"])
+
+
+def test_export_prints_time_size_and_its_own_check(exported):
+    printed = exported["printed"]
+    size = os.path.getsize(exported["onnx"]) / 2 ** 20
+    assert f"wrote {exported['onnx']}: ONNX opset 18, {size:.1f} MiB" in printed
+    assert re.search(r"exported in \d+\.\d s \(capture", printed)
+    assert "63 folded into convolutions, 30 as multiply-adds" in printed
+    # The script's own comparison with PyTorch, for the ONNX file and for the program.
+    levels = re.findall(r"try-on images within (\d+) level", printed)
+    assert len(levels) == 2 and all(int(n) <= 1 for n in levels)
+
+
+def test_onnx_runtime_equals_pytorch(exported, pytorch_model):
+    runtime = load_onnx_model(str(exported["onnx"]), "cpu")
+    assert (runtime.height, runtime.width, runtime.device) == (64, 64, torch.device("cpu"))
+    assert (runtime.amp, runtime.backend, runtime.align_corners) == ("none", "onnxruntime", True)
+    person, garment, edge = example_inputs(64, 64, batch=3, seed=7)
+    got = runtime(person, garment, edge)
+    expected = pytorch_model(person, garment, edge)
+    assert got.tryon.shape == (3, 3, 64, 64) and got.mask.shape == (3, 1, 64, 64)
+    _assert_same_result(got, expected)
+    # The graph masks the garment itself: a garment already masked gives the same result.
+    torch.testing.assert_close(runtime(person, garment * edge, edge).tryon, got.tryon,
+                               atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="garment_edge has shape"):
+        runtime(person, garment, edge[:2])
+
+
+def test_one_file_runs_batch_one_and_five(exported, pytorch_model):
+    runtime = load_onnx_model(str(exported["onnx"]))
+    five = example_inputs(64, 64, batch=5, seed=9)
+    got_five = runtime(*five)
+    _assert_same_result(got_five, pytorch_model(*five))
+    for i in (0, 4):
+        got_one = runtime(*(x[i:i + 1] for x in five))
+        _assert_same_result(got_one, pytorch_model(*(x[i:i + 1] for x in five)))
+        torch.testing.assert_close(got_one.tryon, got_five.tryon[i:i + 1], atol=1e-5, rtol=0)
+
+
+def test_torch_export_program_equals_pytorch(exported, pytorch_model):
+    extra = {PT2_METADATA: ""}
+    program = torch.export.load(str(exported["pt2"]), extra_files=extra)
+    assert f'"format": "{EXPORT_FORMAT}"' in extra[PT2_METADATA]
+    module = program.module()
+    for batch in (1, 4):
+        inputs = example_inputs(64, 64, batch=batch, seed=batch)
+        with torch.no_grad():
+            got = dict(zip(RESULT_FIELDS, module(*inputs)))
+        expected = pytorch_model(*inputs)
+        for name in RESULT_FIELDS:
+            torch.testing.assert_close(got[name], getattr(expected, name), atol=1e-4,
+                                       rtol=1e-4, msg=name)
+
+
+def test_benchmark_times_onnx_runtime_beside_the_pytorch_paths(exported, pytorch_model):
+    from scripts import benchmark
+    args = benchmark.parse_args(["--devices", "cpu", "--sections", "inference", "--batch_sizes",
+                                 "1,2", "--height", "64", "--width", "64", "--warmup", "0",
+                                 "--repeats", "1"])
+    runtime = load_onnx_model(str(exported["onnx"]))
+    rows = benchmark.bench_inference("cpu", args, pytorch_model.warp, pytorch_model.gen,
+                                     runtime=runtime, export_seconds=1.5)
+    benchmark.add_ratios(rows)
+    onnx_rows = [r for r in rows if r["path"] == "onnxruntime"]
+    assert [r["batch"] for r in onnx_rows] == [1, 2]
+    for row in onnx_rows:
+        fast = next(r for r in rows if r["batch"] == row["batch"] and r["path"] == "band+fold+cl")
+        assert row["latency_ms"] > 0 and row["export_s"] == 1.5
+        assert row["fast_path"] == "band+fold+cl"
+        assert row["speedup_vs_fast"] == pytest.approx(fast["latency_ms"] / row["latency_ms"])
+        assert row["speedup_vs_plain"] > 0
+    benchmark.print_table(rows)   # the row fits the table
+
+
+# ---------------------------------------------------------------------------- test.py --onnx
+
+
+def _pngs(folder):
+    return {f.name: np.asarray(Image.open(f)).astype(int) for f in folder.glob("*.png")}
+
+
+def test_test_py_onnx_folder_equals_checkpoints(test_root, checkpoint, exported, tmp_path):
+    common = ["--dataroot", str(test_root), "--pairs", "test_pairs.txt", "--batch_size", "2",
+              "--workers", "0", "--device", "cpu"]
+    test_script.main(common + ["--checkpoint", str(checkpoint),
+                               "--results_dir", str(tmp_path / "pytorch")])
+    test_script.main(common + ["--onnx", str(exported["onnx"]),
+                               "--results_dir", str(tmp_path / "onnx")])
+    pytorch, runtime = _pngs(tmp_path / "pytorch"), _pngs(tmp_path / "onnx")
+    assert len(pytorch) == 5 and pytorch.keys() == runtime.keys()  # batches of 2, 2 and 1
+    for name, image in pytorch.items():
+        assert image.shape == (128, 96, 3)
+        assert np.abs(runtime[name] - image).max() <= 1, name
+
+
+def test_test_py_onnx_one_pair_keeps_the_photo_size(test_root, checkpoint, exported, tmp_path):
+    person = tmp_path / "person.png"
+    Image.open(next((test_root / "test_img").glob("*.jpg"))).resize((111, 173)).save(person)
+    garment = next((test_root / "test_clothes").glob("*.jpg"))
+    mask = test_root / "test_edge" / garment.name
+    pair = ["--person", str(person), "--garment", str(garment), "--garment_mask", str(mask),
+            "--device", "cpu"]
+    test_script.main(pair + ["--onnx", str(exported["onnx"]), "--output",
+                             str(tmp_path / "onnx.png")])
+    test_script.main(pair + ["--checkpoint", str(checkpoint), "--output",
+                             str(tmp_path / "pytorch.png")])
+    runtime = np.asarray(Image.open(tmp_path / "onnx.png")).astype(int)
+    pytorch = np.asarray(Image.open(tmp_path / "pytorch.png")).astype(int)
+    assert runtime.shape == pytorch.shape == (173, 111, 3)
+    assert np.abs(runtime - pytorch).max() <= 1
+
+
+# ---------------------------------------------------------------------------- errors
+
+
+def test_onnx_errors_name_the_file(test_root, exported, tmp_path):
+    base = ["--dataroot", str(test_root), "--results_dir", str(tmp_path / "r"), "--workers", "0",
+            "--device", "cpu"]
+    with pytest.raises(SystemExit, match=r"--onnx: file not found: .*missing\.onnx"):
+        test_script.main(base + ["--onnx", str(tmp_path / "missing.onnx")])
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"this is not a protobuf" * 10)
+    with pytest.raises(SystemExit, match=r"junk\.onnx is not an ONNX model"):
+        test_script.main(base + ["--onnx", str(junk)])
+    with pytest.raises(SystemExit, match=r"tryon\.onnx was exported for 64x64 inputs, but "
+                                         r"128x64 was asked"):
+        test_script.main(base + ["--onnx", str(exported["onnx"]), "--height", "128"])
+    with pytest.raises(SystemExit, match=r"exported with align_corners=true, but "
+                                         r"align_corners=false"):
+        test_script.main(base + ["--onnx", str(exported["onnx"]), "--align_corners", "false"])
+    # A valid ONNX model that is not a try-on graph.
+    node = onnx.helper.make_node("Identity", ["x"], ["y"])
+    value = onnx.helper.make_tensor_value_info
+    foreign = onnx.helper.make_model(onnx.helper.make_graph(
+        [node], "identity", [value("x", onnx.TensorProto.FLOAT, [1, 3, 64, 64])],
+        [value("y", onnx.TensorProto.FLOAT, [1, 3, 64, 64])]))
+    onnx.save(foreign, tmp_path / "foreign.onnx")
+    with pytest.raises(CheckpointError, match=r"foreign\.onnx is not a try-on graph"):
+        load_onnx_model(str(tmp_path / "foreign.onnx"))
+
+
+def test_cuda_provider_when_asked_and_available_else_cpu():
+    cpu, cuda = ["CPUExecutionProvider"], ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert select_providers("cuda:1", cuda) == [("CUDAExecutionProvider", {"device_id": 1}),
+                                                "CPUExecutionProvider"]
+    assert select_providers(torch.device("cuda"), cuda)[0] == ("CUDAExecutionProvider",
+                                                               {"device_id": 0})
+    assert select_providers("auto", cuda)[0][0] == "CUDAExecutionProvider"
+    assert select_providers("cpu", cuda) == select_providers("auto", cpu) == cpu
+    with pytest.warns(UserWarning, match="no CUDA execution provider"):
+        assert select_providers("cuda", cpu) == cpu
+    with pytest.raises(ValueError, match="unknown device 'mps'"):
+        select_providers("mps", cpu)
+
+
+@pytest.mark.parametrize("extra", [["--checkpoint", "x.pth"], ["--gen_checkpoint", "x.pth"],
+                                   ["--fast"], ["--compile"], ["--amp", "bf16"]])
+def test_onnx_with_checkpoint_or_fast_path_flags_is_a_usage_error(extra, capsys):
+    with pytest.raises(SystemExit) as stop:
+        test_script.parse_args(["--dataroot", "d", "--results_dir", "r", "--onnx", "m.onnx",
+                                *extra])
+    assert stop.value.code == 2
+    assert f"cannot be combined with {extra[0]}" in capsys.readouterr().err
+
+
+def test_missing_packages_give_clear_errors(monkeypatch, tmp_path):
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"x")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)   # import raises ImportError
+    with pytest.raises(OnnxUnavailableError, match="needs onnxruntime, which is not installed"):
+        load_onnx_model(str(model))
+    monkeypatch.setitem(sys.modules, "onnxscript", None)
+    with pytest.raises(SystemExit, match="exporting ONNX needs onnxscript"):
+        export_script.main(["--checkpoint", "x.pth", "--out", str(tmp_path / "x.onnx")])
+
+
+@pytest.mark.skipif(not os.environ.get("PFAFN_TEST_FULL_EXPORT"),
+                    reason="slow (about a minute and 600 MB of files): the release's size and "
+                           "widths; set PFAFN_TEST_FULL_EXPORT=1")
+def test_released_checkpoints_at_full_size(test_root, tmp_path):
+    """Released-format plain state dicts, 256x192, full widths: test.py --onnx equals test.py."""
+    torch.manual_seed(8)
+    warp = randomise_batchnorms(AFWM(3), 8).eval()
+    gen = randomise_batchnorms(ResUnetGenerator(7), 9).eval()
+    torch.save(warp.state_dict(), tmp_path / "warp_model_final.pth")
+    torch.save(gen.state_dict(), tmp_path / "gen_model_final.pth")
+    weights = ["--warp_checkpoint", str(tmp_path / "warp_model_final.pth"),
+               "--gen_checkpoint", str(tmp_path / "gen_model_final.pth")]
+    export_script.main(weights + ["--out", str(tmp_path / "pfafn.onnx")])
+    common = ["--dataroot", str(test_root), "--pairs", "test_pairs.txt", "--batch_size", "2",
+              "--workers", "0", "--device", "cpu"]
+    test_script.main(common + weights + ["--results_dir", str(tmp_path / "pytorch")])
+    test_script.main(common + ["--onnx", str(tmp_path / "pfafn.onnx"),
+                               "--results_dir", str(tmp_path / "onnx")])
+    pytorch, runtime = _pngs(tmp_path / "pytorch"), _pngs(tmp_path / "onnx")
+    assert len(pytorch) == 5 and pytorch.keys() == runtime.keys()
+    for name, image in pytorch.items():
+        assert np.abs(runtime[name] - image).max() <= 1, name
