@@ -14,7 +14,8 @@ Training items (``TryOnTrainDataset``), CPU tensors:
     garment, unpaired_garment (3, H, W) in [-1, 1], not masked; garment_edge,
     unpaired_garment_edge (1, H, W) in {0, 1}; label int64 (H, W), 14-class labels (7 not
     merged); densepose int64 (H, W) in 0..24 (zeros when ``has_densepose`` is False);
-    has_densepose: bool (); keypoints float32 (18, 3) x, y, confidence in pixels of (H, W).
+    has_densepose: bool (), only when some sample of the dataset has no DensePose; keypoints
+    float32 (18, 3) x, y, confidence in pixels of (H, W).
 
 Pair items (``TryOnPairsDataset``): image, garment, garment_edge as above; person_name,
 cloth_name (file names, which name the results), person_path; paired (same id); category;
@@ -26,6 +27,7 @@ import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Optional, Sequence
 
 import cv2
@@ -295,8 +297,10 @@ class TryOnTrainDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    @property
+    @cached_property
     def has_densepose(self) -> bool:
+        """Whether every sample has DensePose part indices (then items carry no
+        'has_densepose')."""
         return all(sample.person.densepose is not None for sample in self.samples)
 
     def set_epoch(self, epoch: int) -> None:
@@ -319,6 +323,10 @@ class TryOnTrainDataset(torch.utils.data.Dataset):
         sample = self.samples[index]
         item = read_person(sample.person, self.formats, self.height, self.width)
         item.pop("original_size")
+        if self.has_densepose:
+            # Every sample has it: the batch says nothing, and data/inputs.py skips the
+            # replacement altogether.
+            item.pop("has_densepose")
         garment, edge = read_garment(sample.garment, self.masks, self.height, self.width)
         unpaired = self.samples[self.unpaired_index(index)].garment
         unpaired_garment, unpaired_edge = read_garment(unpaired, self.masks, self.height,
@@ -344,6 +352,7 @@ class TryOnPairsDataset(torch.utils.data.Dataset):
         self.formats = formats
         self.masks = masks or GarmentMasks()
         self.parser_inputs = parser_inputs
+        self._all_densepose = all(pair.person.densepose is not None for pair in self.pairs)
         if parser_inputs:
             lacking = [pair.person.image for pair in self.pairs
                        if pair.person.label is None or pair.person.pose is None]
@@ -364,6 +373,8 @@ class TryOnPairsDataset(torch.utils.data.Dataset):
         pair = self.pairs[index]
         item = read_person(pair.person, self.formats, self.height, self.width,
                            self.parser_inputs)
+        if self._all_densepose:
+            item.pop("has_densepose", None)
         garment, edge = read_garment(pair.garment, self.masks, self.height, self.width)
         item.update({
             "garment": garment, "garment_edge": edge,
