@@ -63,6 +63,9 @@ def parse_args(argv=None):
                              "paired (own garments), or a pairs file, one 'person.jpg "
                              "cloth.jpg' per line (a name inside --dataroot, or a path)")
     folder.add_argument("--results_dir", default=None, help="folder for the try-on PNGs")
+    folder.add_argument("--save_size", default="photo", choices=["photo", "model"],
+                        help="size of the saved try-ons: the person photo's (enlarged from the "
+                             "model's frame when the photo is bigger) or the model's")
     add_data_arguments(folder)
     single = p.add_argument_group("one pair of photos")
     single.add_argument("--person", default=None, help="photo of the person, any size")
@@ -199,7 +202,7 @@ def generate(args) -> dict:
                         num_workers=args.workers, pin_memory=device.type == "cuda")
     results = Path(args.results_dir)
     results.mkdir(parents=True, exist_ok=True)
-    written = 0
+    written = resized = 0
     start = time.perf_counter()
     for batch in tqdm(loader, desc="try-on", unit="batch", disable=not sys.stderr.isatty()):
         person, garment, edge = batch["image"], batch["garment"], batch["garment_edge"]
@@ -209,8 +212,9 @@ def generate(args) -> dict:
             stem = f"{Path(person_name).stem}__{Path(cloth_name).stem}"
             original = (int(batch["original_size"][0][i]), int(batch["original_size"][1][i]))
             tryon = out.tryon[i:i + 1].float()
-            if original != (height, width):
+            if args.save_size == "photo" and original != (height, width):
                 tryon = F.interpolate(tryon, size=original, mode="bilinear", align_corners=False)
+                resized += 1
             save_png(tryon[0], results / f"{stem}.png")
             if args.save_grid:
                 save_png(_grid_strip(person, garment, edge, out, i),
@@ -219,9 +223,15 @@ def generate(args) -> dict:
     seconds = time.perf_counter() - start
     print(f"wrote {written} try-on images to {results} ({written / max(seconds, 1e-9):.1f} "
           f"images/s on {device}, {height}x{width})")
+    if resized:
+        print(f"{resized} try-ons were enlarged from the model's {height}x{width} to their "
+              f"photos' size; scores of them compare upsampled images with sharp photos "
+              f"(--save_size model keeps the model's size, as low-resolution results are "
+              f"usually scored)")
     # The metrics find each result by the names of its pair and the reference photo by path.
     pairs = [(pair.person.image, pair.garment.image) for pair in dataset.pairs]
-    return {"images": written, "seconds": seconds, "pairs": pairs}
+    paired = all(pair.person.id == pair.garment.id for pair in dataset.pairs)
+    return {"images": written, "seconds": seconds, "pairs": pairs, "paired": paired}
 
 
 def _write_image_atomic(array: np.ndarray, path: Path) -> None:
@@ -274,11 +284,12 @@ def main(argv=None):
             return
         done = generate(args)
         if args.eval:
-            from utils.metrics import evaluate_folders, format_table
+            from utils.metrics import applicable_metrics, evaluate_folders, format_table
+            metrics = applicable_metrics(args.metrics, done["paired"])
             scores = evaluate_folders(
                 args.results_dir, args.dataroot,
                 [(os.path.abspath(person), cloth) for person, cloth in done["pairs"]],
-                metrics=tuple(args.metrics.split(",")),
+                metrics=metrics,
                 device=pick_device(args.device), fid_weights=args.fid_weights,
                 lpips_backbone_weights=args.lpips_backbone_weights,
                 allow_random_weights=args.allow_random_weights)

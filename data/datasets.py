@@ -198,6 +198,19 @@ def read_garment(garment: GarmentFiles, masks: GarmentMasks, height: int,
     return photo_tensor(photo), torch.from_numpy(mask).to(torch.float32)[None]
 
 
+def _check_map_size(array: np.ndarray, path: str, photo: str, photo_size) -> None:
+    """A label or DensePose map must show the photo's frame: its size, or another size of the
+    same aspect ratio (some datasets ship their maps at a lower resolution; they are resized
+    with nearest neighbours like every map)."""
+    height, width = array.shape[:2]
+    if (height, width) == tuple(photo_size):
+        return
+    if abs(height * photo_size[1] - width * photo_size[0]) > max(photo_size) * 0.01 * max(
+            height, width):
+        raise DatasetError(f"{path}: size {width}x{height} is not the frame of the person photo "
+                           f"{photo} ({photo_size[1]}x{photo_size[0]}): another aspect ratio")
+
+
 def _missing(person: PersonFiles, what: str) -> DatasetError:
     return DatasetError(f"{person.image}: this dataset has no {what} for the person (needed by "
                         f"the parser-based inputs)")
@@ -218,15 +231,10 @@ def read_person(person: PersonFiles, formats: DataFormats, height: int, width: i
     if person.pose is None:
         raise _missing(person, "keypoints")
     label = read_label_map(person.label, formats.label_scheme, formats.neck)
-    if label.shape != original:
-        raise DatasetError(f"{person.label}: size {label.shape[1]}x{label.shape[0]} differs "
-                           f"from the person photo {person.image} ({original[1]}x{original[0]})")
+    _check_map_size(label, person.label, person.image, original)
     if person.densepose is not None:
         densepose = read_densepose_file(person.densepose, formats.iuv_channel)
-        if densepose.shape != original:
-            raise DatasetError(f"{person.densepose}: size {densepose.shape[1]}x"
-                               f"{densepose.shape[0]} differs from the person photo "
-                               f"{person.image} ({original[1]}x{original[0]})")
+        _check_map_size(densepose, person.densepose, person.image, original)
         densepose = resize_nearest(densepose, height, width)
     else:
         densepose = np.zeros((height, width), np.uint8)

@@ -5,9 +5,9 @@ that runs on the tensors' device without host synchronisation. ``TryOnInputs`` m
 to the device once and exposes each quantity as a cached property, so the stage scripts read
 ``inputs.face_mask`` instead of recomputing it.
 
-Label scheme (after ``merge_noise_label``): 0 background, 1 hair, 4 upper clothes, 5/6 shoes,
-8 pants (and skirts), 9/10 legs, 11/13 arms, 12 face. DensePose I: 3/4 hands, 7..14 legs,
-15..22 arms.
+Label scheme (after ``merge_noise_label``): 0 background, 1 hair, 3 neck (from CIHP's torso
+skin, data.labels), 4 upper clothes, 5/6 shoes, 8 pants (and skirts), 9/10 legs, 11/13 arms,
+12 face. DensePose I: 3/4 hands, 7..14 legs, 15..22 arms.
 
 Garment categories (DATASETS.md §6), per sample (``batch['category']``, an index into
 ``CATEGORIES``; absent = upper body). What is the garment region, what is preserved as "other
@@ -16,9 +16,11 @@ clothes" and which skin the generator may repaint follow the category:
 =============  ==================  ==============================  ===========================
 category       garment region      other clothes (preserved)       skin (repainted)
 =============  ==================  ==============================  ===========================
-upper_body     4 upper clothes     5, 6 shoes, 8 pants, 9/10 legs  arms (DensePose 15..22)
-lower_body     8 pants / skirt     4 upper clothes, shoes, arms    legs (DensePose 7..14)
-dresses        4 and 8 (a dress    5, 6 shoes                      arms and legs (7..22)
+upper_body     4 upper clothes     5, 6 shoes, 8 pants, 9/10 legs  arms (DensePose 15..22),
+                                                                   neck
+lower_body     8 pants / skirt     4 upper clothes, shoes, arms,   legs (DensePose 7..14)
+                                   neck
+dresses        4 and 8 (a dress    5, 6 shoes                      arms and legs (7..22), neck
                parses as either)
 =============  ==================  ==============================  ===========================
 
@@ -47,6 +49,7 @@ NUM_LABELS = 14
 FACE_LABELS = (1, 12)                    # hair, face
 ARM_LABELS = (11, 13)
 LEG_LABELS = (9, 10)
+NECK_LABEL = 3
 HAND_PARTS = (3, 4)
 LEG_PARTS = tuple(range(7, 15))          # upper and lower legs, front and back
 ARM_PARTS = tuple(range(15, 23))         # upper and lower arms, front and back
@@ -55,9 +58,10 @@ NUM_DENSEPOSE_PARTS = 25
 # Per category (in CATEGORIES order): labels of the garment region, of the preserved "other
 # clothes", parts and labels of the skin the generator may repaint.
 GARMENT_LABELS = ((UPPER_CLOTHES_LABEL,), (8,), (UPPER_CLOTHES_LABEL, 8))
-OTHER_CLOTHES_LABELS = ((5, 6, 8, 9, 10), (UPPER_CLOTHES_LABEL, 5, 6, 11, 13), (5, 6))
+OTHER_CLOTHES_LABELS = ((5, 6, 8, 9, 10), (UPPER_CLOTHES_LABEL, 5, 6, 11, 13, NECK_LABEL),
+                        (5, 6))
 SKIN_PARTS = (ARM_PARTS, LEG_PARTS, LEG_PARTS + ARM_PARTS)
-SKIN_LABELS = (ARM_LABELS, LEG_LABELS, LEG_LABELS + ARM_LABELS)
+SKIN_LABELS = (ARM_LABELS + (NECK_LABEL,), LEG_LABELS, LEG_LABELS + ARM_LABELS + (NECK_LABEL,))
 
 # COCO-18 keypoints of the hand replacement: (wrist, elbow) of each side.
 WRISTS = ((4, 3), (7, 6))

@@ -34,19 +34,22 @@ from data.files import DatasetError, decode_index_image, single_channel
 
 NUM_LABELS = 14          # the 14-class scheme, values 0..13 (2 and 3 unused by PF-AFN)
 LABEL_SCHEMES = ("viton", "lip", "cihp", "atr")
-NECK_CHOICES = ("skin", "garment", "background")
+NECK_CHOICES = ("skin", "face", "garment", "background")
 
 NOISE = 7           # target class merged into upper clothes before use
 CIHP_NECK = 10      # CIHP's torso-skin class: the neck in try-on photos
 
+NECK = 3            # the 14-class scheme's unused 3 holds the neck: skin the generator repaints
 # Target of CIHP's neck for each choice of ``neck``:
-#   skin       -> 12, the face/skin class. The teacher's preserved region keeps it (face_mask
-#                 is labels {1, 12}), so the neck stays as photographed: it is skin, not a
-#                 region the warped garment must cover (as "garment" would make it) and not a
-#                 hole the generator must invent (as "background" would make it).
+#   skin       -> 3, neck skin: neither garment (the warp need not cover it) nor background
+#                 (the garment does not end there); like the arms, it is skin that the
+#                 generator may repaint when a new garment has another neckline
+#                 (data.inputs: not preserved, in the parsing's skin mask).
+#   face       -> 12, with the face: preserved as photographed, as LIP-trained parsers
+#                 label necks in VITON's own parsing.
 #   garment    -> 7, noise, merged into upper clothes (what LIP's table does with its label 10).
 #   background -> 0.
-NECK_TARGETS = {"skin": 12, "garment": NOISE, "background": 0}
+NECK_TARGETS = {"skin": NECK, "face": 12, "garment": NOISE, "background": 0}
 
 VITON_TO_VITON = {label: label for label in range(14)}
 
@@ -119,10 +122,10 @@ def label_table(scheme: str, neck: str = "skin") -> dict:
     """The ``{source_label: target_label}`` table of ``scheme`` (one of LABEL_SCHEMES).
 
     ``neck`` only matters for "cihp", whose label 10 is the neck (torso skin):
-      "skin" (default) -> 12, the face/skin class. The teacher preserves it, so the neck stays
-          as photographed: it is skin, not garment the warp must cover, and not background the
-          generator must invent.
-      "garment" -> 7 (noise), merged into upper clothes later, as LIP's table treats its 10.
+      "skin" (default) -> 3, neck skin the generator may repaint (not garment the warp must
+          cover, not background);
+      "face" -> 12, preserved with the face, as VITON's own parsing has necks;
+      "garment" -> 7 (noise), merged into upper clothes later, as LIP's table treats its 10;
       "background" -> 0.
     """
     if neck not in NECK_TARGETS:

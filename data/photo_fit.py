@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from data.files import resize_photo
+
 FIT_MODES = ("pad", "crop")
 
 
@@ -48,13 +50,7 @@ def border_colour(image: np.ndarray) -> tuple[int, ...]:
 
 
 def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize to (h, w): area averaging when shrinking, bilinear when enlarging."""
-    height, width = size
-    if image.shape[:2] == (height, width):
-        return image
-    shrinking = height * width < image.shape[0] * image.shape[1]
-    return cv2.resize(image, (width, height),
-                      interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    return resize_photo(image, *size)
 
 
 def plan_fit(photo_size: tuple[int, int], frame_size: tuple[int, int], mode: str = "pad",

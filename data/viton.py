@@ -12,7 +12,9 @@ Training root (``VITON_traindata``), one sample per person id ``000003``::
                                          (mmpose, RTMPose, DWPose; also 000003_0.json) or
                                          DressCode (data.pose.read_keypoints_file)
     train_densepose/000003_0.npy         DensePose part index I, H x W, 0..24; or a grey,
-                                         palette or IUV PNG 000003_0.png (data.densepose)
+                                         palette or IUV PNG 000003_0.png (data.densepose);
+                                         optional: without the folder the parser-based
+                                         inputs use data/inputs.py's replacement
 
 Samples are matched by name, never by position in a sorted listing: with ``train_pairs.txt``
 (``person.jpg garment.jpg`` per line) the pairs come from the file, otherwise from the photos
@@ -130,7 +132,9 @@ def train_samples(root: str, pairs_file: Optional[str] = None,
     """The samples of a ``VITON_traindata`` folder (pairs: module docstring). Samples lacking
     files are an error, or with ``problems`` a message appended to it."""
     category = _one_category(categories)
-    folders = _Folders(root, "train", ("img", "color", "edge", "label", "pose", "densepose"), ())
+    # DensePose is optional: without train_densepose/ the parser-based inputs use the
+    # replacement of data/inputs.py (the engine says so in the log).
+    folders = _Folders(root, "train", ("img", "color", "edge", "label", "pose"), ("densepose",))
     if pairs_file is None and os.path.isfile(os.path.join(root, "train_pairs.txt")):
         pairs_file = "train_pairs.txt"
     pairs_path = resolve_path(root, pairs_file)
@@ -176,8 +180,8 @@ def test_pairs(root: str, pairs: str = "unpaired", categories: Sequence[str] = (
     """The pairs of a ``VITON_test`` folder (module docstring). ``parser_inputs``: the
     persons' parsing, keypoints and DensePose are required too."""
     category = _one_category(categories)
-    optional = ["edge"] + ([] if parser_inputs else ["label", "pose", "densepose"])
-    required = ["img"] + (["label", "pose", "densepose"] if parser_inputs else [])
+    optional = ["edge"] + (["densepose"] if parser_inputs else [])
+    required = ["img"] + (["label", "pose"] if parser_inputs else [])
     folders = _Folders(root, "test", required, optional)
     clothes = [name for name in CLOTHES_FOLDERS if os.path.isdir(os.path.join(root,
                                                                               f"test_{name}"))]
@@ -193,12 +197,10 @@ def test_pairs(root: str, pairs: str = "unpaired", categories: Sequence[str] = (
         names = [(name, f"{person_id(name)}_1{os.path.splitext(name)[1]}") for name in photos]
     else:
         names = read_pairs(path)
-    has_parser_files = all(name in folders.dirs for name in ("label", "pose"))
     samples, missing = [], []
     for person_name, cloth_name in names:
         lacking: list = []
-        person = folders.person(person_name, category, lacking,
-                                parser_inputs=parser_inputs or has_parser_files)
+        person = folders.person(person_name, category, lacking, parser_inputs=parser_inputs)
         garment = folders.garment(cloth_name, category, clothes[0], lacking, exact=True)
         if lacking:
             missing.append(f"{person_name} {cloth_name}: " + ", ".join(lacking))

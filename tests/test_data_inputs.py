@@ -190,3 +190,12 @@ def test_without_densepose_the_replacement_is_used():
 def test_pose_radius_scales_with_height():
     assert I.pose_radius_for(256) == 5 and I.pose_radius_for(512) == 10
     assert I.pose_radius_for(1024) == 20 and I.pose_radius_for(64) == 1
+
+
+def test_neck_is_repainted_skin_except_in_lower_body_try_on():
+    label = torch.full((3, 1, 1), 3)                         # a neck pixel per category
+    category = torch.tensor([0, 1, 2])
+    assert I.parsing_skin_mask(label, category).flatten().tolist() == [1.0, 0.0, 1.0]
+    assert I.other_clothes_mask(label, category).flatten().tolist() == [0.0, 1.0, 0.0]
+    assert I.face_mask(label).flatten().tolist() == [0.0, 0.0, 0.0]
+    assert I.person_clothes_edge(label, category).flatten().tolist() == [0.0, 0.0, 0.0]

@@ -142,9 +142,17 @@ def test_pairs_file(train_root):
 
 
 def test_missing_folder(train_root):
-    os.rename(os.path.join(train_root, "train_densepose"), os.path.join(train_root, "dp"))
-    with pytest.raises(DatasetError, match="train_densepose: missing folder"):
+    os.rename(os.path.join(train_root, "train_label"), os.path.join(train_root, "labels"))
+    with pytest.raises(DatasetError, match="train_label: missing folder"):
         VitonTrainDataset(train_root, H, W)
+
+
+def test_densepose_folder_is_optional(train_root):
+    os.rename(os.path.join(train_root, "train_densepose"), os.path.join(train_root, "dp"))
+    dataset = VitonTrainDataset(train_root, H, W)
+    assert not dataset.has_densepose
+    item = dataset[0]
+    assert not bool(item["has_densepose"]) and item["densepose"].max() == 0
 
 
 def test_missing_files_listed_with_count(train_root):
@@ -202,9 +210,14 @@ def test_bad_densepose(train_root):
     np.save(path, np.full((H0, W0), 25, np.int32))
     with pytest.raises(DatasetError, match=r"000010_0.npy: DensePose values range 25..25, outside 0..24"):
         dataset[1]
-    np.save(path, np.zeros((50, 40), np.uint8))
-    with pytest.raises(DatasetError, match=r"000010_0.npy: size 40x50 differs from the person photo"):
+    np.save(path, np.zeros((50, 50), np.uint8))
+    with pytest.raises(DatasetError, match=r"000010_0.npy: size 50x50 is not the frame of the "
+                                           r"person photo .*000010_0.jpg \(75x100\)"):
         dataset[1]
+    half = np.zeros((50, 38), np.uint8)          # half the photo's size, the same frame
+    half[:, :19] = 16
+    np.save(path, half)
+    assert set(dataset[1]["densepose"].unique().tolist()) == {0, 16}
     np.save(path, np.full((H0, W0), 2.5, np.float32))
     with pytest.raises(DatasetError, match="000010_0.npy: DensePose values are not whole"):
         dataset[1]

@@ -186,3 +186,10 @@ def test_test_py_reads_the_layouts(roots, tmp_path, name, extra, expected, capsy
     assert "ssim" in out
     if dataset == "dresscode":
         assert "have no garment mask file: the masks are computed" in out
+    else:      # the photos are 64x48: the 64x64 try-ons are resized to them, unless asked not
+        assert Image.open(written[0]).size == (48, 64)
+        model_size = tmp_path / "model_size"
+        test_script.main(["--dataset", dataset, "--dataroot", roots[name], "--pairs", "paired",
+                          "--checkpoint", str(checkpoint), "--results_dir", str(model_size),
+                          "--workers", "0", "--device", "cpu", "--save_size", "model"])
+        assert Image.open(sorted(model_size.glob("*.png"))[0]).size == (64, 64)

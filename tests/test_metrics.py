@@ -340,3 +340,12 @@ def test_command_line_writes_json(tmp_path, capsys):
     with pytest.raises(SystemExit, match="--lpips_backbone_weights"):
         script.main(["--results_dir", str(tmp_path / "results"), "--dataroot", str(tmp_path),
                      "--pairs", str(tmp_path / "pairs.txt"), "--metrics", "lpips"])
+
+
+def test_unpaired_pairs_are_not_scored_with_ssim_or_lpips(capsys):
+    from utils.metrics import MetricsError, applicable_metrics
+    assert applicable_metrics("ssim,lpips,fid", paired=True) == ("ssim", "lpips", "fid")
+    assert applicable_metrics("ssim,lpips,fid", paired=False) == ("fid",)
+    assert "not scoring ssim, lpips: the pairs are unpaired" in capsys.readouterr().out
+    with pytest.raises(MetricsError, match="unpaired pairs have FID only"):
+        applicable_metrics(["ssim"], paired=False)

@@ -73,3 +73,11 @@ def test_bad_inputs():
         plan_fit((10, 10), (64, 48), "stretch")
     with pytest.raises(ValueError, match="uint8"):
         fit_to_frame(np.zeros((10, 10, 3), np.float32), (64, 48))
+
+
+def test_shrinking_averages_instead_of_skipping_pixels():
+    from data.files import resize_photo
+    stripes = np.zeros((64, 64, 3), np.uint8)
+    stripes[:, ::2] = 255                                 # 1-pixel columns, 0 and 255
+    small = resize_photo(stripes, 16, 16)
+    assert np.abs(small.astype(int) - 128).max() <= 1    # the mean, not some of the columns

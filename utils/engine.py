@@ -19,8 +19,10 @@ resuming, TensorBoard, the progress bar and the log file::
 Run folder ``CHECKPOINTS_DIR/NAME/``: ``config.yaml`` (the resolved options), ``train.log``,
 ``tensorboard/`` (event files), ``samples/step_NNNNNNN.png`` (image grids), ``latest.pth``
 (every ``--save_every`` steps and at each epoch end), ``epoch_NNN.pth`` (after every
-``--save_epoch_freq``-th epoch; NNN = epochs completed) and ``final.pth`` (when the run ends
-at the last epoch or at ``--max_steps``).
+``--save_epoch_freq``-th epoch; NNN = epochs completed), ``final.pth`` (when the run ends
+at the last epoch or at ``--max_steps``) and, with ``--val_root``, ``best.pth``: a full copy
+of ``latest.pth`` (optimiser included) taken at the step of the best validation score, which
+every checkpoint records under ``best`` beside the last validation's scores.
 
 Resuming (``--resume``) continues the same run exactly: weights, Adam state, gradient scaler,
 epoch, step and the position in the epoch's data order. The data order of epoch ``e`` is a
@@ -241,17 +243,11 @@ def in_first_phase(epoch: int, niter: int, schedule: str = "release") -> bool:
 def set_tf32(enabled: bool) -> None:
     """Allow (or forbid) TF32 in CUDA convolutions and matrix products, process-wide.
 
-    Uses the per-backend ``fp32_precision`` settings where PyTorch has them (mixing them with
-    the legacy ``allow_tf32`` switches is an error there)."""
-    precision = "tf32" if enabled else "ieee"
-    cudnn = torch.backends.cudnn
-    if hasattr(getattr(cudnn, "conv", None), "fp32_precision"):
-        cudnn.conv.fp32_precision = precision
-        cudnn.rnn.fp32_precision = precision
-        torch.backends.cuda.matmul.fp32_precision = precision
-    else:
-        cudnn.allow_tf32 = enabled
-        torch.backends.cuda.matmul.allow_tf32 = enabled
+    Through the ``allow_tf32`` switches: PyTorch's newer per-backend ``fp32_precision``
+    settings, once used, make those switches unreadable (an error "mix of the legacy and new
+    APIs"), which torch.compile's convolution code reads."""
+    torch.backends.cudnn.allow_tf32 = enabled
+    torch.backends.cuda.matmul.allow_tf32 = enabled
 
 
 class ResumableSampler(DistributedSampler):
@@ -472,12 +468,14 @@ def run(stage: Stage, argv: Optional[Sequence[str]] = None) -> RunResult:
 
 
 def main(stage: Stage, argv: Optional[Sequence[str]] = None) -> RunResult:
-    """``run`` for scripts: configuration, checkpoint and dataset errors end the process with
-    their message (exit status 2) instead of a traceback."""
+    """``run`` for scripts: configuration, checkpoint, dataset and metric-weight errors end the
+    process with their message (exit status 2) instead of a traceback."""
     from data.files import DatasetError
+    from utils.metrics import MetricsError, MissingWeightsError, WeightsFileError
     try:
         return run(stage, argv)
-    except (ConfigError, CheckpointError, DatasetError) as error:
+    except (ConfigError, CheckpointError, DatasetError, MetricsError, MissingWeightsError,
+            WeightsFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2)
 

@@ -459,6 +459,25 @@ def resolve_pairs(dataroot: str | os.PathLike, pairs: str | os.PathLike) -> Path
     return pairs if pairs.is_absolute() else Path(dataroot) / pairs
 
 
+def applicable_metrics(requested: str | Sequence[str], paired: bool) -> tuple[str, ...]:
+    """The requested metrics that apply to the pairs, saying which are dropped and why: SSIM
+    and LPIPS compare each try-on with the person's own photo, which shows the same garment
+    only when the pairs are paired. Raises MetricsError when nothing is left."""
+    if isinstance(requested, str):
+        requested = [name.strip() for name in requested.split(",") if name.strip()]
+    metrics = tuple(requested)
+    if paired:
+        return metrics
+    dropped = [name for name in metrics if name in ("ssim", "lpips")]
+    if dropped:
+        print(f"not scoring {', '.join(dropped)}: the pairs are unpaired (another garment than "
+              f"the photo's), so the photo is no reference for them; paired pairs score them")
+    kept = tuple(name for name in metrics if name not in ("ssim", "lpips"))
+    if not kept:
+        raise MetricsError("nothing to score: unpaired pairs have FID only (--metrics fid)")
+    return kept
+
+
 def result_file_name(person: str, cloth: str) -> str:
     """Name of the try-on image of ``person`` wearing ``cloth``: ``{person_stem}__{cloth_stem}.png``."""
     return f"{Path(person).stem}__{Path(cloth).stem}.png"

@@ -96,7 +96,12 @@ def check_kd_group(cfg) -> None:
     """Warn once when the per-process batch does not split into whole distillation groups."""
     if cfg.kd_group_size < 0:
         raise ConfigError(f"--kd_group_size must be >= 0, got {cfg.kd_group_size}")
-    if cfg.kd_group_size and cfg.batch_size % cfg.kd_group_size:
+    if cfg.kd_group_size and cfg.batch_size < cfg.kd_group_size:
+        logging.getLogger(LOGGER_NAME).warning(
+            f"--batch_size {cfg.batch_size} is smaller than --kd_group_size "
+            f"{cfg.kd_group_size}: groups never span processes, so each process's batch is one "
+            f"group and the release's count per {cfg.kd_group_size} samples is not reproduced")
+    elif cfg.kd_group_size and cfg.batch_size % cfg.kd_group_size:
         logging.getLogger(LOGGER_NAME).warning(
             f"--batch_size {cfg.batch_size} is not a multiple of --kd_group_size "
             f"{cfg.kd_group_size}: the last distillation group of each batch is smaller than "

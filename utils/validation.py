@@ -101,10 +101,15 @@ class Validator:
                                          parser_inputs=stage.validation_needs_parser)
             count = len(dataset) if not cfg.val_max_pairs else min(cfg.val_max_pairs,
                                                                   len(dataset))
-            self.datasets[pairs] = Subset(dataset, list(range(count)))
+            # Evenly spread over the list, so that every category and part of it is scored.
+            indices = np.unique(np.linspace(0, len(dataset) - 1, count).round().astype(int))
+            self.datasets[pairs] = Subset(dataset, indices.tolist())
         self._lpips = None
         self._inception = None
         self._reference_features = None
+        # The metric networks are built now: a missing weight file stops the run before it
+        # trains, not at its first validation.
+        self._metric_networks(context.device)
 
     def metrics(self) -> tuple[str, ...]:
         names = []
