@@ -153,7 +153,7 @@ def garment_mask_for(garment: np.ndarray, mask: Optional[np.ndarray] = None,
     try:
         result = compute_garment_mask(garment, grabcut=grabcut, source=garment_name)
     except GarmentMaskError as error:
-        raise DatasetError(f"{error}; give the garment's mask instead") from None
+        raise DatasetError(str(error)) from None
     binary = (result.mask > EDGE_THRESHOLD).astype(np.uint8)
     notes = [f"garment mask computed from the {garment_name} ({binary.mean() * 100:.0f}% of "
              f"the photo{', refined with GrabCut' if grabcut else ''})"] + list(result.notes)

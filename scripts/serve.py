@@ -1,0 +1,604 @@
+"""A local web page for trying garments on your own photos with the parser-free student.
+
+    python scripts/serve.py --checkpoint checkpoints/pf_gen/final.pth
+    python scripts/serve.py --warp_checkpoint warp_model_final.pth \\
+        --gen_checkpoint gen_model_final.pth --dataroot dataset/VITON_test
+    python scripts/serve.py --onnx pfafn.onnx --port 8000
+
+then open the address it prints (default http://127.0.0.1:7860). Upload a photo of a person
+and a product photo of a garment; the garment's mask is computed from the product photo unless
+you upload one (white = garment, the photo's size). The person photo is fitted to the model's
+3:4 frame as test.py's ``--fit`` does (pad: the whole photo, padded with its border colour;
+crop: the centred 3:4 window) and the try-on comes back at the photo's own size, with a link
+to the full-size PNG. Beside it: what the model saw and did in its frame (the fitted person,
+the garment with the mask used, the warped garment, and the composition mask: white where the
+try-on shows the warped garment, black where it shows the generated person).
+
+With ``--dataroot`` the first pairs of the dataset's unpaired test pairs are shown as clickable
+examples.
+
+A request with bad input (not an image, a file over ``--max_upload_mb``, more than
+``--max_pixels`` megapixels, a product photo without a clear garment, a mask of another size
+than the garment) gets a message on the page; the server goes on serving. The model is loaded
+once at start-up (a missing or wrong checkpoint stops it with exit status 2) and requests run it
+one at a time. Nothing is kept: uploads and results live in a temporary folder that Gradio
+prunes while running and that is removed at exit.
+
+Needs ``pip install -r requirements-serve.txt`` (Gradio).
+"""
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import uuid
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from data.files import DatasetError, read_gray, read_rgb  # noqa: E402
+from data.photo_fit import FIT_MODES  # noqa: E402
+from utils.checkpoint import CheckpointError  # noqa: E402
+from utils.inference import (garment_mask_for, load_tryon_model, pick_device,  # noqa: E402
+                             tryon_photos)
+
+MEGABYTE = 1024 * 1024
+READABLE = "a JPEG, PNG, BMP or WebP image"
+PREVIEW_MAX_SIDE = 512       # uploads are shown downscaled; the model gets the full photo
+THUMBNAIL_HEIGHT = 160       # example thumbnails: person | garment at this height
+# Gradio deletes the files it made (uploads, shown images, results) every CACHE_SWEEP_S seconds
+# once they are CACHE_AGE_S old: long enough to download a result, short enough that a server
+# left running does not fill the disk.
+CACHE_SWEEP_S = 600
+CACHE_AGE_S = 3600
+INSTALL_HINT = "pip install -r requirements-serve.txt"
+# Results are shown filling their boxes: a model frame of 128x96 would otherwise be a stamp.
+# The examples keep six columns: Gradio gives a gallery of fewer pictures fewer, wider columns,
+# whose thumbnails then overflow the gallery's height.
+PAGE_CSS = """
+.fill-image img { width: 100%; height: 100%; object-fit: contain; }
+#examples .grid-container { --grid-cols: 6 !important; }
+"""
+
+
+class RequestError(Exception):
+    """Bad input of one request; the message is shown on the page as it is."""
+
+
+def as_markdown(text: str) -> str:
+    """``text`` escaped for the page's Markdown: messages hold file names as users chose them,
+    and a '*' or '[' in one must not turn into formatting or a link."""
+    return re.sub(r"([\\`*_{}\[\]<>()#+!|~])", r"\\\1", text)
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """Largest upload accepted: ``max_bytes`` per file, ``max_pixels`` per decoded image."""
+
+    max_bytes: int
+    max_pixels: int
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading uploads
+
+
+def _header_pixels(path: str) -> Optional[int]:
+    """Width x height from the image file's header, without decoding it: a few kilobytes of
+    PNG can hold gigapixels. None when Pillow cannot tell (the reader then says what is wrong)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+                return width * height
+        except Image.DecompressionBombError:
+            # Pillow refuses to open images over twice its own limit; it is at least that large.
+            return 2 * (Image.MAX_IMAGE_PIXELS or 0) + 1
+        except Exception:
+            return None
+
+
+def read_upload(path: Optional[str], what: str, limits: UploadLimits,
+                grey: bool = False) -> np.ndarray:
+    """Decode an uploaded image with the project's readers: uint8 (h, w, 3) RGB, or (h, w)
+    grey levels with ``grey``. ``what`` names the upload in messages ('person photo').
+
+    Raises ``RequestError`` naming the upload and what is wrong with it."""
+    if not path:
+        raise RequestError(f"Upload a {what}.")
+    name = os.path.basename(path)
+    try:
+        size = os.path.getsize(path)
+    except OSError as error:
+        raise RequestError(f"The {what} {name} cannot be read ({error.strerror}); upload it "
+                           f"again.") from None
+    if size > limits.max_bytes:
+        raise RequestError(f"The {what} {name} is {size / MEGABYTE:.1f} MB; this server takes "
+                           f"files of at most {limits.max_bytes / MEGABYTE:g} MB.")
+    pixels = _header_pixels(path)
+    if pixels is not None and pixels > limits.max_pixels:
+        raise RequestError(f"The {what} {name} has {pixels / 1e6:.3g} megapixels; this server "
+                           f"takes images of at most {limits.max_pixels / 1e6:g} megapixels. "
+                           f"Downscale it and upload it again.")
+    try:
+        return read_gray(path) if grey else read_rgb(path)
+    except DatasetError as error:
+        # The reader names the file by its path in the upload folder; the user knows its name.
+        message = str(error).replace(path, name)
+        raise RequestError(f"The {what} {message}; upload {READABLE}.") from None
+
+
+def downscaled(image: np.ndarray, max_side: int = PREVIEW_MAX_SIDE) -> np.ndarray:
+    """``image`` shrunk (area averaging) so that its longer side is at most ``max_side``."""
+    scale = max_side / max(image.shape[:2])
+    if scale >= 1:
+        return image
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+# ---------------------------------------------------------------------------------------------
+# One request
+
+
+@dataclass
+class TryOnOutcome:
+    """A finished request: ``tryon`` uint8 (h, w, 3) at the person photo's size, saved as the
+    PNG ``download``; ``frame``: the model-frame pictures of ``utils.inference.PhotoTryOn``
+    plus 'composition_mask' (H, W); ``notes``: what the user should know (how the mask was
+    made); ``seconds``: the whole request, ``model_seconds``: fitting, the model, mapping back."""
+
+    tryon: np.ndarray
+    frame: dict
+    download: str
+    notes: list
+    seconds: float
+    model_seconds: float
+
+
+@dataclass
+class TryOnPage:
+    """The model and everything a request needs; ``run`` serves one request.
+
+    ``results_dir``: where result PNGs are written (inside Gradio's temporary folder, so that
+    Gradio serves and prunes them); ``lock``: one request runs the model at a time, whoever
+    calls (the page's queue does the same; this also covers direct calls)."""
+
+    model: Any
+    results_dir: str
+    limits: UploadLimits
+    grabcut: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def run(self, person_path: Optional[str], garment_path: Optional[str],
+            mask_path: Optional[str] = None, fit: str = "pad") -> TryOnOutcome:
+        """Dress the person of ``person_path`` in the garment of ``garment_path`` (files as
+        uploaded). Raises ``RequestError`` on bad input."""
+        start = time.perf_counter()
+        if fit not in FIT_MODES:
+            raise RequestError(f"Unknown fit {fit!r}; choose one of {', '.join(FIT_MODES)}.")
+        person = read_upload(person_path, "person photo", self.limits)
+        garment = read_upload(garment_path, "garment photo", self.limits)
+        user_mask = (read_upload(mask_path, "garment mask", self.limits, grey=True)
+                     if mask_path else None)
+        garment_name = f"garment photo {os.path.basename(garment_path)}"
+        try:
+            mask, notes = garment_mask_for(
+                garment, user_mask, self.grabcut, garment_name=garment_name,
+                mask_name=f"garment mask {os.path.basename(mask_path or '')}")
+        except DatasetError as error:
+            hint = ("" if user_mask is not None else
+                    " You can upload the garment's mask under 'Garment mask' (white = garment, "
+                    "the size of the garment photo).")
+            raise RequestError(f"{error}.{hint}") from None
+        with self.lock:
+            result = tryon_photos(self.model, person, garment, mask, fit)
+        frame = dict(result.frame, composition_mask=result.composition_mask)
+        download = self._save(result.tryon, person_path, garment_path)
+        return TryOnOutcome(tryon=result.tryon, frame=frame, download=download, notes=notes,
+                            seconds=time.perf_counter() - start, model_seconds=result.seconds)
+
+    def _save(self, tryon: np.ndarray, person_path: str, garment_path: str) -> str:
+        """The try-on as a PNG named like test.py's results, ``{person}__{garment}.png``, in a
+        folder of its own (two users may try the same files)."""
+        stems = [os.path.splitext(os.path.basename(p))[0] for p in (person_path, garment_path)]
+        folder = os.path.join(self.results_dir, uuid.uuid4().hex)
+        os.makedirs(folder)
+        path = os.path.join(folder, f"{stems[0]}__{stems[1]}.png")
+        Image.fromarray(tryon).save(path)
+        return path
+
+
+# The uploads: (key, label of the upload box, label of its preview); UPLOAD_NAMES: how
+# messages call them.
+UPLOADS = (
+    ("person", "Person photo", "Person photo"),
+    ("garment", "Garment product photo", "Garment photo"),
+    ("mask", "Garment mask (optional; white = garment, the garment photo's size)",
+     "Garment mask"),
+)
+UPLOAD_NAMES = {"person": "person photo", "garment": "garment photo", "mask": "garment mask"}
+
+# What the page shows, in the order of ``respond``'s outputs after the try-on.
+FRAME_VIEWS = (
+    ("person", "Person in the model's frame"),
+    ("garment", "Garment with the mask used"),
+    ("warped_garment", "Warped garment"),
+    ("composition_mask", "Composition mask"),
+)
+
+
+def runs_on(model) -> str:
+    """Where the model runs, in words: the torch device, or ONNX Runtime's first provider."""
+    providers = getattr(model, "providers", None)
+    if providers:
+        name = providers[0][0] if isinstance(providers[0], tuple) else providers[0]
+        return f"ONNX Runtime's {name.replace('ExecutionProvider', '')}"
+    return str(model.device)
+
+
+def respond(page: TryOnPage, person_path: Optional[str], garment_path: Optional[str],
+            mask_path: Optional[str], fit: str) -> tuple:
+    """The page's request: (try-on, one image per ``FRAME_VIEWS``, the PNG to download, the
+    status text in Markdown). Bad input gives empty images and the message as the status;
+    so does an unexpected failure, whose traceback goes to the server's log."""
+    empty = (None,) * (2 + len(FRAME_VIEWS))
+    try:
+        outcome = page.run(person_path, garment_path, mask_path, fit)
+    except RequestError as error:
+        return empty + (f"**Could not try on:** {as_markdown(str(error))}",)
+    except Exception as error:
+        traceback.print_exc()
+        return empty + (f"**Could not try on:** internal error ({type(error).__name__}: "
+                        f"{as_markdown(str(error))}); the server's log has the details.",)
+    height, width = outcome.tryon.shape[:2]
+    model = page.model
+    lines = [f"Try-on of {os.path.basename(person_path)} with {os.path.basename(garment_path)}: "
+             f"{width}×{height} in {outcome.seconds:.2f} s (the model {outcome.model_seconds:.2f} "
+             f"s on {runs_on(model)}, frame {model.height}×{model.width}, fit {fit})."]
+    lines = [as_markdown(line) for line in lines]
+    lines += [f"- {as_markdown(note)}" for note in outcome.notes]
+    frames = tuple(outcome.frame[key] for key, _ in FRAME_VIEWS)
+    return (outcome.tryon,) + frames + (outcome.download, "\n".join(lines))
+
+
+def preview(path: Optional[str], what: str, limits: UploadLimits,
+            grey: bool = False) -> tuple:
+    """(the upload downscaled for showing, a status message): the photo is read at once so
+    that a bad file is reported before the try-on is asked for."""
+    if not path:
+        return None, ""
+    try:
+        return downscaled(read_upload(path, what, limits, grey)), ""
+    except RequestError as error:
+        return None, f"**Cannot use this file:** {as_markdown(str(error))}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Examples from a dataset
+
+
+@dataclass
+class Example:
+    person: str
+    garment: str
+    mask: Optional[str]
+    thumbnail: str
+    caption: str
+
+
+def prepare_examples(args, folder: str) -> list:
+    """The first ``--num_examples`` unpaired test pairs of ``--dataroot``, copied into
+    ``folder`` (the page serves files only from its temporary folder), each with a thumbnail
+    person | garment."""
+    from data.datasets import DataOptions, pair_samples
+
+    if not args.dataroot or args.num_examples <= 0:
+        return []
+    options = DataOptions.from_config(args)
+    samples = pair_samples(options, args.dataroot, "unpaired")[:args.num_examples]
+    examples = []
+    for index, sample in enumerate(samples):
+        target = os.path.join(folder, f"{index:02d}")
+        copies = []
+        # One folder per file: a garment and its mask often share a name (VITON's
+        # test_clothes/000001_1.jpg and test_edge/000001_1.jpg).
+        for kind, source in (("person", sample.person.image), ("garment", sample.garment.image),
+                             ("mask", sample.garment.mask)):
+            if source is None:
+                copies.append(None)
+                continue
+            os.makedirs(os.path.join(target, kind))
+            copies.append(os.path.join(target, kind, os.path.basename(source)))
+            shutil.copyfile(source, copies[-1])
+        person, garment = read_rgb(copies[0]), read_rgb(copies[1])
+        parts = [cv2.resize(image, (max(1, round(image.shape[1] * THUMBNAIL_HEIGHT
+                                                 / image.shape[0])), THUMBNAIL_HEIGHT),
+                            interpolation=cv2.INTER_AREA) for image in (person, garment)]
+        gap = np.full((THUMBNAIL_HEIGHT, 4, 3), 255, np.uint8)
+        thumbnail = os.path.join(target, "thumbnail.png")
+        Image.fromarray(np.concatenate([parts[0], gap, parts[1]], axis=1)).save(thumbnail)
+        caption = (f"{os.path.basename(sample.person.image)} + "
+                   f"{os.path.basename(sample.garment.image)}")
+        examples.append(Example(copies[0], copies[1], copies[2], thumbnail, caption))
+    return examples
+
+
+# ---------------------------------------------------------------------------------------------
+# The page
+
+
+def build_page(page: TryOnPage, examples: list, title: str):
+    """The Gradio Blocks of the page. Uploads are taken as file paths and decoded by
+    ``read_upload``, not by Gradio's image component, so that every bad file gets this
+    project's message."""
+    import gradio as gr
+
+    model = page.model
+    limits = page.limits
+    # The frame's aspect ratio, as the fit options describe it (3:4 for the released weights).
+    shape = ("3:4" if model.height * 3 == model.width * 4
+             else f"{model.height}×{model.width}")
+    with gr.Blocks(title="PF-AFN try-on", analytics_enabled=False,
+                   delete_cache=(CACHE_SWEEP_S, CACHE_AGE_S)) as demo:
+        gr.Markdown(
+            f"## PF-AFN virtual try-on\n{as_markdown(title)}. Upload a photo of a person and a product "
+            f"photo of a garment (on a light, plain background), then press **Try on**. "
+            f"Files up to {limits.max_bytes / MEGABYTE:g} MB and "
+            f"{limits.max_pixels / 1e6:g} megapixels; nothing is kept after the server "
+            f"stops.")
+        uploads = {}
+        with gr.Row():
+            for key, label, preview_label in UPLOADS:
+                with gr.Column():
+                    file = gr.File(label=label, type="filepath", height=120,
+                                   elem_id=f"{key}-upload")
+                    view = gr.Image(label=preview_label, interactive=False, height=260,
+                                    elem_id=f"{key}-preview", elem_classes="fill-image")
+                    message = gr.Markdown(elem_id=f"{key}-message")
+                uploads[key] = (file, view, message)
+        person_file, garment_file, mask_file = (uploads[key][0] for key, *_ in UPLOADS)
+        with gr.Row():
+            fit = gr.Radio(
+                choices=[(f"pad: the whole photo, padded to {shape} with its border colour",
+                          "pad"),
+                         (f"crop: the centred {shape} window", "crop")],
+                value="pad", label="Fit of the person photo to the model's frame",
+                elem_id="fit", scale=3)
+            button = gr.Button("Try on", variant="primary", elem_id="tryon-button", scale=1)
+        status = gr.Markdown(elem_id="status")
+        with gr.Row():
+            tryon = gr.Image(label="Try-on (the person photo's size)", interactive=False,
+                             format="png", height=420, elem_id="tryon", scale=2,
+                             elem_classes="fill-image")
+            with gr.Column(scale=1):
+                download = gr.File(label="Full-size try-on (PNG)", interactive=False,
+                                   elem_id="download")
+        gr.Markdown(
+            f"What the model saw and did, in its {model.height}×{model.width} frame: the person "
+            f"photo as fitted, the garment as the mask cuts it out (check the mask here when a "
+            f"try-on looks wrong), the garment warped onto the person, and the composition "
+            f"mask: white where the try-on shows the warped garment, black where it shows the "
+            f"person the generator rendered.")
+        with gr.Row():
+            views = [gr.Image(label=label, interactive=False, format="png", height=240,
+                              elem_id=f"frame-{key.replace('_', '-')}",
+                              elem_classes="fill-image")
+                     for key, label in FRAME_VIEWS]
+        if examples:
+            gallery = gr.Gallery(
+                value=[(example.thumbnail, example.caption) for example in examples],
+                label="Examples from the test set (click one, then Try on)",
+                columns=6, height=240, object_fit="contain",
+                allow_preview=False, elem_id="examples")
+
+            def choose(event: gr.SelectData):
+                example = examples[event.index]
+                return example.person, example.garment, example.mask
+
+            gallery.select(choose, None, [person_file, garment_file, mask_file])
+
+        for key, *_ in UPLOADS:
+            file, view, message = uploads[key]
+            what, grey = UPLOAD_NAMES[key], key == "mask"
+            file.change(lambda path, what=what, grey=grey: preview(path, what, limits, grey),
+                        file, [view, message])
+        # One queue for every request that runs the model: one at a time.
+        button.click(lambda *inputs: respond(page, *inputs),
+                     [person_file, garment_file, mask_file, fit],
+                     [tryon] + views + [download, status],
+                     concurrency_limit=1, concurrency_id="model")
+    demo.queue(default_concurrency_limit=1)
+    return demo
+
+
+# ---------------------------------------------------------------------------------------------
+# Start-up
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    from data.datasets import add_data_arguments
+
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    model = p.add_argument_group("model")
+    model.add_argument("--checkpoint", default=None,
+                       help="a stage-4 checkpoint of this project: sets both --warp_checkpoint "
+                            "and --gen_checkpoint")
+    model.add_argument("--warp_checkpoint", default=None,
+                       help="parser-free warp weights: released warp_model_final.pth or a "
+                            "stage-3/4 checkpoint")
+    model.add_argument("--gen_checkpoint", default=None,
+                       help="generator weights: released gen_model_final.pth or a stage-4 "
+                            "checkpoint")
+    model.add_argument("--onnx", default=None,
+                       help="a graph exported by scripts/export.py, run by ONNX Runtime "
+                            "instead of checkpoints")
+    model.add_argument("--device", default="auto",
+                       help="auto (cuda when available), cpu, cuda or cuda:N")
+    model.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"],
+                       help="autocast precision on GPUs (the cost volume and sampling stay "
+                            "float32)")
+    model.add_argument("--fast", action="store_true",
+                       help="fold BatchNorm into convolutions and run channels_last (same "
+                            "images to within one level, faster on CPU)")
+    model.add_argument("--height", type=int, default=None,
+                       help="model input height (default: from the checkpoint's config, else 256)")
+    model.add_argument("--width", type=int, default=None,
+                       help="model input width (default: from the checkpoint's config, else 192)")
+    model.add_argument("--align_corners", choices=["true", "false"], default=None,
+                       help="sampling convention (default: from the checkpoint's config; "
+                            "released weights need true)")
+    server = p.add_argument_group("server")
+    server.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (0.0.0.0: every interface; the page has no "
+                             "login, so only on a network you trust)")
+    server.add_argument("--port", type=int, default=7860, help="port to listen on")
+    server.add_argument("--max_upload_mb", type=float, default=20.0,
+                        help="largest file accepted per upload, in MB (MiB)")
+    server.add_argument("--max_pixels", type=float, default=40.0,
+                        help="largest image accepted, in megapixels (width x height / 1e6)")
+    data = p.add_argument_group("examples")
+    data.add_argument("--dataroot", default=None,
+                      help="a test set whose first unpaired pairs are shown as clickable "
+                           "examples: a VITON_test folder, or the top folder of VITON-HD or "
+                           "DressCode (--dataset)")
+    data.add_argument("--num_examples", type=int, default=6,
+                      help="how many pairs of --dataroot to show")
+    add_data_arguments(data)
+    args = p.parse_args(argv)
+    if args.onnx:
+        clashing = [f"--{f}" for f in ("checkpoint", "warp_checkpoint", "gen_checkpoint",
+                                       "fast") if getattr(args, f)]
+        clashing += ["--amp"] if args.amp != "none" else []
+        if clashing:
+            p.error(f"--onnx runs an exported graph; it cannot be combined with "
+                    f"{', '.join(clashing)}")
+    else:
+        if args.checkpoint:
+            args.warp_checkpoint = args.warp_checkpoint or args.checkpoint
+            args.gen_checkpoint = args.gen_checkpoint or args.checkpoint
+        for flag in ("warp_checkpoint", "gen_checkpoint"):
+            if not getattr(args, flag):
+                p.error(f"--{flag} (or --checkpoint, or --onnx) is required")
+    if args.max_upload_mb <= 0 or args.max_pixels <= 0:
+        p.error("--max_upload_mb and --max_pixels must be positive")
+    if not 0 <= args.port < 65536:
+        p.error(f"--port {args.port}: expected 0..65535")
+    return args
+
+
+def fail(message: str) -> None:
+    """Stop at start-up: a usage problem, exit status 2 as argparse gives."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
+def load_model(args):
+    """The try-on model, loaded once, and a description of it for the page."""
+    align_corners = None if args.align_corners is None else args.align_corners == "true"
+    if args.onnx:
+        from utils.onnx_tryon import load_onnx_model
+        model = load_onnx_model(args.onnx, args.device, height=args.height, width=args.width,
+                                align_corners=align_corners)
+        return model, f"Model: {os.path.basename(args.onnx)} on {runs_on(model)}"
+    device = pick_device(args.device)
+    model = load_tryon_model(args.warp_checkpoint, args.gen_checkpoint, device,
+                             height=args.height, width=args.width, align_corners=align_corners,
+                             fast=args.fast, amp=args.amp)
+    names = sorted({os.path.basename(args.warp_checkpoint),
+                    os.path.basename(args.gen_checkpoint)})
+    return model, f"Model: {' + '.join(names)} on {device}"
+
+
+def warm_up(model) -> float:
+    """One try-on of blank images, so that a model that cannot run fails at start-up and the
+    first user does not wait for lazy initialisation. Returns its seconds."""
+    import torch
+
+    start = time.perf_counter()
+    shape = (1, 3, model.height, model.width)
+    model(torch.zeros(shape), torch.zeros(shape), torch.ones((1, 1, model.height, model.width)))
+    return time.perf_counter() - start
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    try:
+        model, title = load_model(args)
+        seconds = warm_up(model)
+    except (CheckpointError, ValueError) as error:
+        fail(str(error))
+    except SystemExit as error:
+        if error.code in (0, None, 2):
+            raise
+        fail(str(error.code))    # pick_device: CUDA asked but not available
+    title += f", input frame {model.height}×{model.width}"
+    print(f"{title}; a blank try-on took {seconds:.2f} s", flush=True)
+
+    # Gradio reads GRADIO_TEMP_DIR when imported: the folder must exist before.
+    workdir = tempfile.mkdtemp(prefix="pfafn_serve_")
+    try:
+        cache = os.path.join(workdir, "gradio")
+        os.makedirs(os.path.join(cache, "results"))
+        os.environ["GRADIO_TEMP_DIR"] = cache
+        # The page works offline: no usage reports and no version checks from the server.
+        os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+        try:
+            import gradio  # noqa: F401
+        except ImportError as error:
+            fail(f"the web page needs Gradio ({error}); {INSTALL_HINT}")
+        try:
+            examples = prepare_examples(args, os.path.join(workdir, "examples"))
+        except DatasetError as error:
+            fail(f"--dataroot {args.dataroot}: {error}")
+        limits = UploadLimits(max_bytes=int(args.max_upload_mb * MEGABYTE),
+                              max_pixels=int(args.max_pixels * 1e6))
+        page = TryOnPage(model=model, results_dir=os.path.join(cache, "results"),
+                         limits=limits, grabcut=args.grabcut)
+        demo = build_page(page, examples, title)
+        serve(demo, args, limits, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def serve(demo, args, limits: UploadLimits, workdir: str) -> None:
+    """Launch the page, print its address, and serve until Ctrl-C or SIGTERM."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        _, url, _ = demo.launch(server_name=args.host, server_port=args.port,
+                                max_file_size=limits.max_bytes, prevent_thread_lock=True,
+                                quiet=True, ssr_mode=False, share=False, css=PAGE_CSS)
+    except OSError as error:
+        fail(f"cannot listen on {args.host}:{args.port} ({error}); choose another --port")
+    print(f"Try-on page: {url}", flush=True)
+    print(f"(uploads and results are kept in {workdir} while the server runs; Ctrl-C stops "
+          f"it and removes them)", flush=True)
+    try:
+        while demo.is_running and not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        demo.close(verbose=False)
+        print("server stopped", flush=True)
+
+
+if __name__ == "__main__":
+    main()
