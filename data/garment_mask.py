@@ -1,9 +1,9 @@
 """Garment masks ("edges") from product photos on near-white studio backgrounds, no model weights.
 
-PF-AFN needs a mask of every garment (``test_edge/``); a product photo of one's own comes without
-one (PF-AFN's authors made theirs with OpenCV's grabCut). A product photo's background is light
-and nearly uniform (a lighting gradient, a vignette, a soft shadow under the garment), so the
-garment is what differs from it:
+PF-AFN needs a mask of every garment (``test_edge/``); a product photo of one's own comes
+without one (PF-AFN's authors said they made theirs with OpenCV's grabCut). A product photo's
+background is light and nearly uniform (a lighting gradient, a vignette, a soft shadow under
+the garment), so the garment is what differs from it:
 
 1. Background. A quadratic surface per CIE Lab channel, fitted robustly to a band along the
    image border (least squares, refitted without the pixels farther than the pixel noise allows:
@@ -18,20 +18,25 @@ garment is what differs from it:
    a pale garment (white, cream, light grey on white).
 3. Edge evidence. Canny on the step strength of the Lab image: the colour gradient at a fine
    scale minus the one at a coarse scale, which is large across the sharp outline of a garment
-   and small across a soft shadow's ramp. Thresholds sit above the border's gradient noise.
-   Near strong colour evidence edges are dropped (pattern, compression artefacts).
+   and small across a soft shadow's ramp. Thresholds sit above the border's gradient noise;
+   steps below EDGE_RELATIVE of the strongest nearby are ringing. Near strong colour evidence
+   only steps in lightness are kept: chroma steps there are the pattern or JPEG's chroma
+   blocks, while a pale part of the garment meets the backdrop with a step in lightness.
 4. Region. Strong, weak and edge pixels, holes filled (what the image border cannot reach
    through background is garment). Then the background grows back from outside into the weak
    pixels, 4-connected and stopped by edges and strong pixels, for at most SHADOW_REACH of the
    image: it takes soft shadows and halos, and where a pale garment's outline has a gap it
-   takes a dent of bounded depth, not the garment. The largest connected region is kept, with
-   any other of at least SECOND_REGION_FRACTION of its area (two pieces photographed together).
+   takes a dent of bounded depth, not the garment. When strong evidence makes up most of the
+   garment, weak pixels outside its hull (the closing of the strong pixels) are shadow
+   however wide. The largest connected region is kept, with any other of at least
+   SECOND_REGION_FRACTION of its area (two pieces photographed together).
 5. Boundary, at full resolution. Each pixel near the outline is compared with the nearest pixel
    a few pixels inside (its garment colour g) and outside (its background colour o): a pixel
    mixing them as a*g + (1-a)*o is garment when a >= 1/2, the rule that makes a mask from
-   coverage. First in a band of SNAP_WIDE pixels, removing only pixels that lie on the line
-   from o to g nearer o (compression bleeding), then in a narrow band both ways. Where g and o
-   are too close to tell apart the outline of step 4 stays.
+   coverage. First in a band of SNAP_WIDE pixels, removing only mixtures nearer o that keep
+   o's lightness (JPEG's chroma bleeding), then in a narrow band both ways. A pixel off the
+   line from o to g (a third colour), or where g and o are too close to tell apart, keeps the
+   label of step 4.
 6. Optional ``grabcut=True``: OpenCV's GrabCut initialised from the mask (sure garment inside,
    sure background outside, probable labels in a band around the outline) at most
    GRABCUT_MAX_SIDE pixels wide, then step 5 on its result.
@@ -63,9 +68,8 @@ SHADOW_MAX_DARKENING = 12.0  # L* units a soft shadow may darken the background
 WEAK_FLOOR = 2.0             # least Lab distance from the background of a weak pixel
 ARTEFACT_RADIUS = 16         # photo pixels: JPEG's 4:2:0 chroma blocks are 16 wide
 COLOUR_RELATIVE = 0.1        # strong evidence reaches this fraction of the strongest nearby
-LUMA_EDGES_KEPT = True
-LUMA_SHARE = 0.7
-STRONG_EXCESS = 3.0          # colour evidence this many times its threshold needs no edges
+STRONG_EXCESS = 3.0          # edges near colour evidence this many times its threshold go ...
+LUMA_SHARE = 0.7             # ... unless lightness makes this share of their gradient
 EDGE_FINE_SIGMA = 0.7        # working pixels: smoothing of the analysed image
 EDGE_COARSE_SIGMA = 2.5      # working pixels: the scale of a soft shadow's ramp
 EDGE_FLOOR = 0.6             # least Canny high threshold, Lab units per pixel
@@ -73,11 +77,11 @@ EDGE_NOISE_FACTOR = 6.0      # Canny high threshold in medians of the border gra
 EDGE_LOW_RATIO = 0.4         # Canny low / high threshold
 EDGE_RELATIVE = 0.2          # steps below this fraction of the strongest nearby are ignored
 SHADOW_REACH = 0.06          # how far background grows into weak pixels, x the shorter side
-HULL_FRACTION = 0.5
-HULL_RADIUS = 0.03
-HULL_ZONE = 0.12
-SECOND_REGION_FRACTION = 0.1
-SNAPPED_PIECE_FRACTION = 0.01
+HULL_FRACTION = 0.5          # a garment this much strong evidence (of its area) has a hull ...
+HULL_RADIUS = 0.03           # ... the closing of its strong pixels by this x the shorter side ...
+HULL_ZONE = 0.12             # ... and weak pixels this far outside it are shadow
+SECOND_REGION_FRACTION = 0.1  # other regions kept: at least this fraction of the largest
+SNAPPED_PIECE_FRACTION = 0.01  # ... and after step 5, which may cut a thin part off
 MIN_AREA_FRACTION = 0.002    # a mask smaller than this fraction of the image: nothing found
 MAX_AREA_FRACTION = 0.95     # a mask larger than this fraction: nothing told apart
 SNAP_PIXEL_SIGMA = 0.7       # photo pixels: smoothing of the pixels re-decided ...
@@ -87,13 +91,13 @@ SNAP_WIDE = 8                # photo pixels: the band where bleeding is removed
 SNAP_MIN_CONTRAST = 4.0      # Lab units between g and o for a decision
 SNAP_RESIDUAL = 0.25         # a mixture lies within this x |g - o| of the line from o to g ...
 SNAP_MIN_RESIDUAL = 3.0      # ... or within this many Lab units
-SNAP_BLEED_LIGHTNESS = 1.5
-SNAP_BLEED_SHARE = 0.15
+SNAP_BLEED_LIGHTNESS = 1.5   # bleeding keeps o's lightness within this many L* units ...
+SNAP_BLEED_SHARE = 0.15      # ... or this share of the lightness step from o to g
 LIGHT_MIN_L = 70.0           # background L* of at least this is light
 UNIFORM_MAX_NOISE = 4.0      # Lab units: border residual noise of a uniform background ...
 UNIFORM_MIN_INLIERS = 0.6    # ... the fraction of the border that fits its surface ...
 UNIFORM_MAX_RANGE = 25.0     # ... and L* between its lightest and darkest point
-GRABCUT_MAX_SIDE = 320
+GRABCUT_MAX_SIDE = 320       # GrabCut runs at most at this size (longer side)
 GRABCUT_ITERATIONS = 4
 
 
@@ -289,13 +293,11 @@ def _evidence(lab_fine: np.ndarray, lab_coarse: np.ndarray, background: _Backgro
     dy = np.clip(np.round(gy * gain * quantum), -32767, 32767).astype(np.int16)
     edges = cv2.Canny(dx, dy, EDGE_LOW_RATIO * high * quantum, high * quantum,
                       L2gradient=True) > 0
-    if LUMA_EDGES_KEPT:
-        # Chroma bleeding and chroma block edges are what lies near strong evidence; a step in
-        # lightness there (a pale part of the garment against the backdrop) is kept.
-        lum_x = cv2.Sobel(lab_fine[..., 0], cv2.CV_32F, 1, 0, ksize=3) * (1.0 / 8.0)
-        lum_y = cv2.Sobel(lab_fine[..., 0], cv2.CV_32F, 0, 1, ksize=3) * (1.0 / 8.0)
-        luma = np.sqrt(lum_x * lum_x + lum_y * lum_y) >= LUMA_SHARE * fine
-        near_strong &= ~luma
+    # Chroma bleeding and chroma block edges are what lies near strong evidence; a step in
+    # lightness there (a pale part of the garment against the backdrop) is kept.
+    lum_x = cv2.Sobel(lab_fine[..., 0], cv2.CV_32F, 1, 0, ksize=3) * (1.0 / 8.0)
+    lum_y = cv2.Sobel(lab_fine[..., 0], cv2.CV_32F, 0, 1, ksize=3) * (1.0 / 8.0)
+    near_strong &= np.sqrt(lum_x * lum_x + lum_y * lum_y) < LUMA_SHARE * fine
     return strong, weak, edges & ~near_strong
 
 
@@ -315,7 +317,7 @@ def _region(strong: np.ndarray, weak: np.ndarray, edges: np.ndarray, shadow_reac
         if not (grown > outside).any():
             break
         outside |= grown
-    if HULL_ZONE > 0 and strong.sum() >= HULL_FRACTION * filled.sum():
+    if strong.sum() >= HULL_FRACTION * filled.sum():
         # A garment that is mostly strong evidence: weak pixels outside its hull (the closing
         # of the strong pixels, which bridges pale stripes and narrow gaps) are shadow, and the
         # background takes them however wide the shadow is.

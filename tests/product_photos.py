@@ -7,13 +7,18 @@ patterns, seams, buttons, logos), sensor noise and JPEG compression. The garment
 rasterised with 4x supersampling, so every pixel knows its coverage ``a``; the photo blends
 ``a * fabric + (1 - a) * backdrop`` and the true mask is ``a >= 0.5``.
 
-Shapes: t-shirt, tank top, camisole (thin straps), long sleeves, shirt with collar, dress,
-trousers, skirt. Colour classes: ``close`` (white, cream, very light grey or pastel garments
-within a few Lab units of the backdrop), ``light``, ``mid``, ``dark``.
+Shapes: t-shirt, tank top, camisole (thin straps), long sleeves, shirt with collar and
+placket, dress, trousers, skirt; tilted by up to 3 degrees, some cut by the frame. Colour
+classes: ``close`` (white, cream, very light grey or pastel garments 4-12 Lab units from the
+backdrop, some with a dark print), ``light``, ``mid``, ``dark``; plain, striped, checked or
+dotted. JPEG quality 70-95 (4:2:0). A photo taken to sell a garment shows its outline, so a
+garment whose outline would be invisible (see MIN_OUTLINE_CONTRAST) gets another colour.
 
-    python -m tests.product_photos --out /tmp/photos --num 200
+    python -m tests.product_photos --out /tmp/photos --num 200 [--source synthetic]
 
-writes ``images/NNNN.jpg`` and ``true/NNNN.png`` (0/255) for ``scripts/eval_garment_masks.py``.
+writes ``images/NNNN.png`` (the decoded JPEG photo), ``true/NNNN.png`` (0/255) and
+``index.csv`` (size, kind and colour class of each) for ``scripts/eval_garment_masks.py``;
+``--source synthetic`` writes data/synthetic.py's garments instead.
 """
 
 import argparse
@@ -94,9 +99,9 @@ def _garment_colour(rng, colour_class, backdrop) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-# Shapes, in garment coordinates: x across (0 at the centre, +-0.5 the nominal half width),
-# y down (0 at the top, 1 at the bottom). Each returns filled polygons and "inner" polygons
-# (regions of the garment shown in another shade, such as the inside of the back at the neck).
+# Shapes, in garment coordinates: x across (0 at the centre), y down (0 at the top, 1 at the
+# bottom); the drawing normalises the bounding box. Each returns the polygons whose union is
+# the garment, and details for the fabric (a placket, a waistband).
 
 
 def _mirror(left_half):
@@ -117,15 +122,15 @@ def _neck(half_width, depth):
     return _arc((0.0, 0.0), (half_width, depth), np.pi / 2, np.pi, 10)
 
 
-def _top(rng, sleeve_length, sleeve_angle, sleeve_width, body_bottom=1.0, flare=0.0):
-    """An upper garment: neckline, shoulders, sleeves (length 0 for none), body down to
-    ``body_bottom`` with ``flare`` added to the hem half width."""
+def _top(rng, sleeve_length, sleeve_angle, sleeve_width, body_bottom=1.0):
+    """An upper garment: neckline, shoulders, sleeves (length 0 for none; angle from the
+    vertical in radians), body down to ``body_bottom``."""
     neck_half = rng.uniform(0.12, 0.17)
     neck_depth = rng.uniform(0.05, 0.12)
     shoulder_x = rng.uniform(0.38, 0.45)
     shoulder_y = rng.uniform(0.02, 0.05)
     armpit_y = rng.uniform(0.25, 0.32)
-    hem_half = rng.uniform(0.4, 0.48) + flare
+    hem_half = rng.uniform(0.4, 0.48)
     neck = _neck(neck_half, neck_depth)
     points = list(neck)
     if sleeve_length > 0:
@@ -142,8 +147,7 @@ def _top(rng, sleeve_length, sleeve_angle, sleeve_width, body_bottom=1.0, flare=
                             -np.pi / 2, 0.0, 8))
     waist = np.array([-rng.uniform(0.36, 0.44), (armpit_y + body_bottom) / 2])
     points += [waist, np.array([-hem_half, body_bottom]), np.array([0.0, body_bottom])]
-    return [_mirror(points)], [], dict(neck_half=neck_half, neck_depth=neck_depth,
-                                       shoulder_y=shoulder_y, armpit_y=armpit_y)
+    return [_mirror(points)], dict(neck_half=neck_half, neck_depth=neck_depth)
 
 
 def shape_tshirt(rng):
@@ -166,7 +170,7 @@ def shape_tank(rng):
     points += list(_arc((-hem_half - 0.02, 0.0), (hem_half + 0.02 - neck_half - strap, armhole_y),
                         0.0, np.pi / 2, 10))
     points += [np.array([-hem_half, 1.0]), np.array([0.0, 1.0])]
-    return [_mirror(points)], [], {}
+    return [_mirror(points)], {}
 
 
 def shape_camisole(rng):
@@ -181,30 +185,29 @@ def shape_camisole(rng):
         x1 = sign * rng.uniform(0.2, 0.26)
         polygons.append(np.array([[x1 - strap / 2, 0.0], [x1 + strap / 2, 0.0],
                                   [x0 + strap / 2, top + 0.03], [x0 - strap / 2, top + 0.03]]))
-    return polygons, [], {}
+    return polygons, {}
 
 
 def shape_shirt(rng):
-    polygons, inner, info = _top(rng, rng.uniform(0.65, 0.8), rng.uniform(0.2, 0.4),
-                                 rng.uniform(0.12, 0.16))
+    polygons, info = _top(rng, rng.uniform(0.65, 0.8), rng.uniform(0.2, 0.4),
+                          rng.uniform(0.12, 0.16))
     half = info["neck_half"]
     depth = info["neck_depth"]
     # Collar points fold down over the chest beyond the neckline.
     for sign in (-1, 1):
         polygons.append(np.array([[sign * (half + 0.03), -0.01], [sign * 0.01, depth * 0.7],
                                   [sign * (half * 0.6), depth + 0.09]]))
-    return polygons, inner, dict(info, placket=True)
+    return polygons, dict(info, placket=True)
 
 
 def shape_dress(rng):
     if rng.random() < 0.5:
-        polygons, inner, info = shape_tank(rng)
-        polygons = [p * np.array([1.0, 0.45]) for p in polygons]
+        polygons = [p * np.array([1.0, 0.45]) for p in shape_tank(rng)[0]]
     else:
-        polygons, inner, info = _top(rng, rng.uniform(0.08, 0.15), rng.uniform(0.8, 1.1),
-                                     rng.uniform(0.15, 0.2), body_bottom=0.45)
+        polygons = _top(rng, rng.uniform(0.08, 0.15), rng.uniform(0.8, 1.1),
+                        rng.uniform(0.15, 0.2), body_bottom=0.45)[0]
     skirt = _mirror([[0.0, 0.42], [-0.4, 0.42], [-rng.uniform(0.55, 0.7), 1.0], [0.0, 1.0]])
-    return polygons + [skirt], inner, {}
+    return polygons + [skirt], {}
 
 
 def shape_trousers(rng):
@@ -215,7 +218,7 @@ def shape_trousers(rng):
     leg = waist + flare - gap / 2
     points = [[0.0, crotch], [-gap / 2, 1.0], [-gap / 2 - leg, 1.0], [-waist - 0.02, 0.25],
               [-waist, 0.0], [0.0, 0.0]]
-    return [_mirror(points[::-1])], [], dict(waistband=True)
+    return [_mirror(points[::-1])], dict(waistband=True)
 
 
 def shape_skirt(rng):
@@ -223,7 +226,7 @@ def shape_skirt(rng):
     hem = rng.uniform(0.45, 0.62)
     hem_curve = _arc((0.0, 0.9), (hem, 0.1), np.pi, np.pi / 2, 12)
     points = [[0.0, 0.0], [-waist, 0.0]] + list(hem_curve)
-    return [_mirror(points)], [], dict(waistband=True)
+    return [_mirror(points)], dict(waistband=True)
 
 
 SHAPES = dict(tshirt=shape_tshirt, tank=shape_tank, camisole=shape_camisole,
@@ -284,7 +287,7 @@ def _pattern(rng, height, width, unit, colour_class, base):
     return second, np.clip(colour, 0, 255)
 
 
-def _fabric(rng, coverage, colour_class, backdrop, unit, box_w, place, inner, info):
+def _fabric(rng, coverage, colour_class, backdrop, unit, box_w, place, info):
     """The garment's colours, float32 (H, W, 3) RGB 0..255 (meaningful where coverage > 0),
     and its base colour."""
     height, width = coverage.shape
@@ -311,9 +314,6 @@ def _fabric(rng, coverage, colour_class, backdrop, unit, box_w, place, inner, in
         rim = rng.uniform(1.0, 3.0) * unit
         shading -= rng.uniform(0.02, 0.06) * np.clip(1.0 - distance / rim, 0, 1)
     fabric *= shading[..., None]
-    for polygon in inner:
-        cv2.fillPoly(fabric, [_fixed(place(polygon))], tuple(float(c) for c in base * 0.85),
-                     cv2.LINE_AA, SHIFT)
     if info.get("placket"):
         top, bottom = place(np.array([[0.0, 0.12], [0.0, 1.0]]))
         darker = tuple(float(c) for c in base * 0.9)
@@ -356,7 +356,7 @@ def make_product_photo(rng: np.random.Generator, height: int = 256, width: int =
     kind = kind or str(rng.choice(KINDS))
     colour_class = colour_class or str(rng.choice(COLOUR_CLASSES, p=[0.35, 0.25, 0.25, 0.15]))
     unit = min(height, width * 4 / 3) / 256.0      # 1 at 256x192
-    polygons, inner, info = SHAPES[kind](rng)
+    polygons, info = SHAPES[kind](rng)
     # Normalise the shape's bounding box to x in [-0.5, 0.5], y in [0, 1].
     points = np.concatenate(polygons)
     low, high = points.min(0), points.max(0)
@@ -365,7 +365,6 @@ def make_product_photo(rng: np.random.Generator, height: int = 256, width: int =
         return (np.asarray(p) - [(low[0] + high[0]) / 2, low[1]]) / (high - low)
 
     polygons = [normalise(p) for p in polygons]
-    inner = [normalise(p) for p in inner]
 
     # Garment box: height fraction of the frame, limited by the width; a slight rotation.
     aspect = ASPECT[kind] * rng.uniform(0.92, 1.08)
@@ -378,8 +377,8 @@ def make_product_photo(rng: np.random.Generator, height: int = 256, width: int =
     tilt = np.radians(rng.uniform(-3, 3))
     rotation = np.array([[np.cos(tilt), -np.sin(tilt)], [np.sin(tilt), np.cos(tilt)]])
 
-    def place(points):
-        local = (np.asarray(points) - [0.0, 0.5]) * [box_w, box_h]
+    def place(shape_points):
+        local = (np.asarray(shape_points) - [0.0, 0.5]) * [box_w, box_h]
         return local @ rotation.T + centre
 
     polygons = [place(p) for p in polygons]
@@ -406,7 +405,7 @@ def make_product_photo(rng: np.random.Generator, height: int = 256, width: int =
     # Fabric: base colour, pattern, folds, darker rims, seams, details; drawn again (another
     # colour) while the outline would be invisible.
     for draws in range(1, MAX_DRAWS + 1):
-        fabric, base = _fabric(rng, coverage, colour_class, backdrop, unit, box_w, place, inner,
+        fabric, base = _fabric(rng, coverage, colour_class, backdrop, unit, box_w, place,
                                info)
         clean = coverage[..., None] * fabric + (1 - coverage[..., None]) * scene
         if outline_hidden_fraction(clean, true_mask) <= MAX_HIDDEN_OUTLINE:
@@ -417,8 +416,7 @@ def make_product_photo(rng: np.random.Generator, height: int = 256, width: int =
     photo += rng.normal(0, rng.uniform(0.4, 1.5), photo.shape).astype(np.float32)
     photo = np.clip(np.round(photo), 0, 255).astype(np.uint8)
     quality = int(jpeg_quality or rng.integers(70, 96))
-    ok, data = cv2.imencode(".jpg", photo[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
-    assert ok
+    data = cv2.imencode(".jpg", photo[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])[1]
     photo = cv2.imdecode(data, cv2.IMREAD_COLOR)[:, :, ::-1].copy()
     return ProductPhoto(image=photo, mask=true_mask, kind=kind, colour_class=colour_class,
                         delta_e=delta_e(base, backdrop), draws=draws)

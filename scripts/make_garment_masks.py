@@ -1,0 +1,76 @@
+"""Write a garment mask for every product photo of a folder (see data/garment_mask.py).
+
+    python scripts/make_garment_masks.py --images VITON_test/test_clothes --out VITON_test/test_edge
+
+Each mask takes its photo's file name (``000001_1.jpg`` -> ``OUT/000001_1.jpg``), as VITON's
+``*_edge/`` folders do: single channel, 0 background / 255 garment; JPEG masks are written at
+quality 100 and checked to threshold back (at 127) to the same mask. A photo that cannot be read
+or shows no garment is reported by name and skipped; the others are still written, and the
+exit status is then 1. Notes about a photo (a background that is not light or not uniform,
+where the mask may be poor) are printed with its name. Files are written to a temporary name
+and renamed, so an interrupted run leaves no partial mask.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from data.files import IMAGE_EXTENSIONS, DatasetError  # noqa: E402
+from data.garment_mask import GarmentMaskError, garment_mask_from_file, write_mask  # noqa: E402
+
+
+def list_images(folder: str) -> list:
+    """Names of the photos in ``folder`` (by extension), sorted."""
+    return sorted(name for name in os.listdir(folder)
+                  if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
+                  and os.path.isfile(os.path.join(folder, name)))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", required=True, help="folder of product photos (garments on a light background)")
+    parser.add_argument("--out", required=True, help="folder for the masks, created if missing; same file names as the photos")
+    parser.add_argument("--grabcut", action="store_true", help="refine each mask with OpenCV's GrabCut (slower)")
+    parser.add_argument("--overwrite", action="store_true", help="replace masks already in --out (default: keep them)")
+    args = parser.parse_args(argv)
+    if not os.path.isdir(args.images):
+        parser.error(f"--images {args.images}: not a folder")
+    if os.path.abspath(args.images) == os.path.abspath(args.out):
+        parser.error("--out must differ from --images: masks take the photos' file names")
+    names = list_images(args.images)
+    if not names:
+        parser.error(f"--images {args.images}: no photos ({', '.join(IMAGE_EXTENSIONS)})")
+    os.makedirs(args.out, exist_ok=True)
+
+    start = time.perf_counter()
+    written, kept, failed = 0, 0, []
+    for name in names:
+        target = os.path.join(args.out, name)
+        if os.path.exists(target) and not args.overwrite:
+            kept += 1
+            continue
+        try:
+            result = garment_mask_from_file(os.path.join(args.images, name), grabcut=args.grabcut)
+            write_mask(target, result.mask)
+        except (DatasetError, GarmentMaskError, OSError, ValueError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            failed.append(name)
+            continue
+        for note in result.notes:
+            print(f"note: {note}")
+        written += 1
+
+    seconds = time.perf_counter() - start
+    done = written + len(failed)
+    print(f"wrote {written} masks to {args.out} in {seconds:.1f} s "
+          f"({1000 * seconds / max(done, 1):.0f} ms per photo)"
+          + (f"; kept {kept} existing (--overwrite replaces them)" if kept else "")
+          + (f"; {len(failed)} failed: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
