@@ -71,7 +71,15 @@ def inference_paths(device: str, args) -> list[Path]:
     if onnxruntime_note(device, args) is None:
         # The exported graph: BatchNorm folded, the 'rows' cost volume, float32.
         paths.append(ONNX_PATH)
-    return paths
+    return selected(paths, args)
+
+
+def selected(paths: list[Path], args) -> list[Path]:
+    """``paths`` restricted to ``--paths`` (all when it is not given)."""
+    if not args.paths:
+        return paths
+    wanted = {name.strip() for name in args.paths.split(",") if name.strip()}
+    return [path for path in paths if path.name in wanted]
 
 
 ONNX_PATH = Path("onnxruntime", "rows", fold_bn=True, onnxruntime=True)
@@ -97,7 +105,7 @@ def training_paths(device: str, args) -> list[Path]:
                                                      channels_last=True)]
     if device == "cuda" or args.cpu_bf16:
         paths.append(Path(f"{fast_corr}+cl+bf16", fast_corr, channels_last=True, bf16=True))
-    return paths
+    return selected(paths, args)
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -471,6 +479,9 @@ def parse_args(argv=None):
     parser.add_argument("--no_onnx", action="store_true",
                         help="skip the ONNX Runtime row (it exports the models first: about "
                              "half a minute on CPU)")
+    parser.add_argument("--paths", default=None,
+                        help="comma-separated names of the paths to time (e.g. band,band+cl; "
+                             "default: all); the ratios need 'plain'")
     parser.add_argument("--data_root", default=None, help="VITON_traindata folder for the data "
                         "loading figure (skipped without it)")
     parser.add_argument("--data_samples", type=int, default=200, help="samples timed for data")
