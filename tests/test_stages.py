@@ -181,3 +181,15 @@ def test_stage3_resume_across_the_phase_boundary_is_exact(train_root, tmp_path):
     for name, value in whole.models["warp"].state_dict().items():
         assert torch.equal(value, resumed.models["warp"].state_dict()[name]), name
     assert whole.terms == resumed.terms
+
+
+def test_schedule_script_prints_the_release_boundaries(capsys):
+    from scripts import schedule
+    schedule.main(["--stage", "pf_warp", "--all"])
+    lines = [line.strip() for line in capsys.readouterr().out.splitlines()]
+    assert "epoch  98 (release's  99): factor 1.0000  lr 3e-05  new parts only" in lines
+    assert "epoch  99 (release's 100): factor 1.0000  lr 3e-05  all parameters" in lines
+    assert "epoch 101 (release's 102): factor 0.9900  lr 2.97e-05  all parameters" in lines
+    schedule.main(["--stage", "pf_gen"])
+    out = capsys.readouterr().out
+    assert "epoch  99 (release's 100): factor 0.0200  lr 1e-06, warp 2e-07  skin 60 / 4" in out

@@ -1,0 +1,84 @@
+"""Print the schedule a stage trains with: per epoch, the learning-rate factor, the learning
+rates and what changes at the phase boundary (stage 3's optimised parts, stage 4's skin
+weights), as the training scripts compute them.
+
+    python scripts/schedule.py                       # the four stages, their default schedules
+    python scripts/schedule.py --stage pf_warp --niter 2 --niter_decay 1 --schedule zero_based
+"""
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from options.config import SCHEDULES  # noqa: E402
+from train_pb_gen import ParserBasedGenerator  # noqa: E402
+from train_pb_warp import ParserBasedWarp  # noqa: E402
+from train_pf_gen import EARLY_SKIN_WEIGHTS, LATE_SKIN_WEIGHTS, ParserFreeGenerator  # noqa: E402
+from train_pf_warp import ParserFreeWarp  # noqa: E402
+from utils.engine import in_first_phase, lr_factor  # noqa: E402
+from utils.stages import WARP_LR_RATIO  # noqa: E402
+
+
+def _stage_row(stage, phases):
+    """(lr, warp lr ratio or None, niter, niter_decay, (first phase, after)) of a stage."""
+    ratio = WARP_LR_RATIO if set(stage.trained) == {"warp", "gen"} else None
+    defaults = stage.defaults
+    return defaults["lr"], ratio, defaults["niter"], defaults["niter_decay"], phases
+
+
+def _skin(weights):
+    return f"skin {weights[0]:g} / {weights[1]:g}"
+
+
+STAGES = {
+    "pb_warp": _stage_row(ParserBasedWarp, None),
+    "pb_gen": _stage_row(ParserBasedGenerator, None),
+    "pf_warp": _stage_row(ParserFreeWarp, ("new parts only", "all parameters")),
+    "pf_gen": _stage_row(ParserFreeGenerator, (_skin(EARLY_SKIN_WEIGHTS),
+                                               _skin(LATE_SKIN_WEIGHTS))),
+}
+
+
+def rows(stage: str, niter: int, niter_decay: int, schedule: str, lr: float) -> list[str]:
+    _, ratio, _, _, phases = STAGES[stage]
+    lines = []
+    for epoch in range(niter + niter_decay):
+        factor = lr_factor(epoch, niter, niter_decay, schedule)
+        rates = f"lr {lr * factor:.3g}" + (f", warp {ratio * lr * factor:.3g}" if ratio else "")
+        phase = ""
+        if phases:
+            phase = phases[0] if in_first_phase(epoch, niter, schedule) else phases[1]
+        lines.append(f"  epoch {epoch:>3} (release's {epoch + 1:>3}): factor {factor:.4f}  "
+                     f"{rates}  {phase}")
+    return lines
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stage", choices=sorted(STAGES), default=None,
+                        help="one stage (default: all four)")
+    parser.add_argument("--niter", type=int, default=None, help="default: the stage's")
+    parser.add_argument("--niter_decay", type=int, default=None, help="default: the stage's")
+    parser.add_argument("--lr", type=float, default=None, help="default: the stage's")
+    parser.add_argument("--schedule", choices=SCHEDULES, default="release",
+                        help="epoch counting, as the training scripts' --schedule")
+    parser.add_argument("--all", action="store_true",
+                        help="every epoch (default: the first and last three)")
+    args = parser.parse_args(argv)
+    for stage in ([args.stage] if args.stage else list(STAGES)):
+        lr, _, niter, niter_decay, _ = STAGES[stage]
+        niter = niter if args.niter is None else args.niter
+        niter_decay = niter_decay if args.niter_decay is None else args.niter_decay
+        lines = rows(stage, niter, niter_decay, args.schedule, lr if args.lr is None else args.lr)
+        print(f"{stage}: {niter} + {niter_decay} epochs, --schedule {args.schedule}")
+        if args.all or len(lines) <= 8:
+            print("\n".join(lines))
+        else:
+            print("\n".join(lines[:3] + ["  ..."] + lines[-3:]))
+
+
+if __name__ == "__main__":
+    main()
