@@ -55,11 +55,12 @@ def _validation_series(run_dir: Path, tag: str) -> list:
 
 
 def validation_table(out: Path) -> str:
-    """Per stage: the validation SSIM at each validation, and the best step (best.pth)."""
+    """Per stage: the validation SSIM at each validation, and the best step (best.pth) of the
+    metric it keeps (FID where the stage validates unpaired pairs, else SSIM)."""
     import torch
 
-    lines = ["| stage | scored | val/ssim at each validation (step: value) | best ssim | best "
-             "step |", "|---|---|---|---|---|"]
+    lines = ["| stage | scored | val/ssim at each validation (step: value) | best (its metric) "
+             "| best step |", "|---|---|---|---|---|"]
     for name, title, scored in STAGES:
         run_dir = out / "runs" / name
         final = run_dir / "final.pth"
@@ -68,7 +69,8 @@ def validation_table(out: Path) -> str:
         series = _validation_series(run_dir, "val/ssim")
         best = torch.load(final, map_location="cpu", weights_only=True).get("best") or {}
         cells = ", ".join(f"{step}: {value:.4f}" for step, value in series) or "–"
-        value = f"{best['value']:.4f}" if best.get("value") is not None else "–"
+        value = (f"{best['metric']} {best['value']:.4f}" if best.get("value") is not None
+                 else "–")
         lines.append(f"| {title} | {scored} | {cells} | {value} | {best.get('step', '–')} |")
     return "\n".join(lines)
 
@@ -101,9 +103,10 @@ def main(argv=None):
     has_sheet = contact_sheet(out / "results" / "unpaired" / "grids", sheet)
     validation = validation_table(out)
     report.write_text("# Demo results\n\n" + table + "\n\n## Validation while training\n\n"
-                      "SSIM on the test split's paired pairs after every epoch (LPIPS, and its "
-                      "random network, in TensorBoard under val/); best.pth of each stage holds "
-                      "the best step's weights.\n\n" + validation + "\n" +
+                      "SSIM on the test split's paired pairs after every epoch (LPIPS and, for "
+                      "the teacher, FID on unpaired pairs, with random networks, in TensorBoard "
+                      "under val/); best.pth of each stage holds the weights of the best step "
+                      "of the metric it keeps.\n\n" + validation + "\n" +
                       (f"\n![try-on examples]({sheet.name})\n" if has_sheet else ""))
     print(table)
     print()

@@ -689,7 +689,11 @@ def _train(stage: Stage, cfg: argparse.Namespace, context: DistributedContext, r
             writer.add_scalar("speed/samples_per_s", samples_per_s, step)
             writer.add_scalar("progress/epoch", epoch + step_in_epoch / steps_per_epoch, step)
             progress.set_postfix(loss=f"{averaged['total']:.4g}")
-            logger.info(f"epoch {epoch} step {step}/{stop_at}: {format_terms(averaged)} | lr "
+            # The log line holds the losses; the other scalars (flow lengths...) are in
+            # TensorBoard, except the distillation gate, which says how distillation weighs.
+            shown = {name: value for name, value in averaged.items()
+                     if "/" not in name or name == "distill/teacher_better_fraction"}
+            logger.info(f"epoch {epoch} step {step}/{stop_at}: {format_terms(shown)} | lr "
                         f"{format_terms(rates)} | {samples_per_s:.3g} samples/s")
 
     while epoch < total_epochs and not stopping:
