@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -42,9 +41,11 @@ from data.datasets import (DataOptions, add_data_arguments, default_mask_cache,
                            make_pairs_dataset)
 from data.files import DatasetError, read_gray, read_rgb
 from data.photo_fit import FIT_MODES
+from utils.atomic import write_atomic
 from utils.checkpoint import CheckpointError
 from utils.image import save_png
-from utils.inference import garment_mask_for, load_tryon_model, pick_device, tryon_photos
+from utils.inference import (add_model_arguments, check_model_arguments, garment_mask_for,
+                             load_model_from_args, pick_device, tryon_photos)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -79,35 +80,7 @@ def parse_args(argv=None):
     single.add_argument("--fit", default="pad", choices=FIT_MODES,
                         help="how the person photo is fitted to the model's frame: pad "
                              "(centred, with the photo's border colour) or crop (centred)")
-    model = p.add_argument_group("model")
-    model.add_argument("--checkpoint", default=None,
-                       help="a stage-4 checkpoint of this project: sets both --warp_checkpoint "
-                            "and --gen_checkpoint")
-    model.add_argument("--warp_checkpoint", default=None,
-                       help="parser-free warp weights: released warp_model_final.pth or a "
-                            "stage-3/4 checkpoint")
-    model.add_argument("--gen_checkpoint", default=None,
-                       help="generator weights: released gen_model_final.pth or a stage-4 "
-                            "checkpoint")
-    model.add_argument("--device", default="auto",
-                       help="auto (cuda when available), cpu, cuda or cuda:N")
-    model.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"],
-                       help="autocast precision (the cost volume and sampling stay float32)")
-    model.add_argument("--height", type=int, default=None,
-                       help="model input height (default: from the checkpoint's config, else 256)")
-    model.add_argument("--width", type=int, default=None,
-                       help="model input width (default: from the checkpoint's config, else 192)")
-    model.add_argument("--align_corners", choices=["true", "false"], default=None,
-                       help="sampling convention (default: from the checkpoint's config; "
-                            "released weights need true)")
-    model.add_argument("--fast", action="store_true",
-                       help="fold BatchNorm into convolutions and run channels_last (same "
-                            "outputs to ~1e-5; ~1.6x on CPU with the default cost volume)")
-    model.add_argument("--compile", action="store_true", help="also torch.compile the models")
-    model.add_argument("--onnx", default=None,
-                       help="run a graph exported by scripts/export.py in ONNX Runtime instead "
-                            "of checkpoints (no checkpoint flags, --fast, --compile or --amp; "
-                            "--device cuda uses ONNX Runtime's CUDA provider when installed)")
+    add_model_arguments(p.add_argument_group("model"))
     p.add_argument("--batch_size", type=int, default=8, help="pairs per forward pass")
     p.add_argument("--workers", type=int, default=2, help="data loading processes")
     p.add_argument("--save_grid", action="store_true",
@@ -142,38 +115,14 @@ def parse_args(argv=None):
                 "--garment PHOTO --output FILE (one pair)")
     elif not args.results_dir:
         p.error("--results_dir is required with --dataroot")
-    if args.onnx:
-        # The graph holds the weights, BatchNorm folded, in float32: nothing to load or tune.
-        clashing = [f"--{f}" for f in ("checkpoint", "warp_checkpoint", "gen_checkpoint",
-                                       "fast", "compile") if getattr(args, f)]
-        clashing += ["--amp"] if args.amp != "none" else []
-        if clashing:
-            p.error(f"--onnx runs an exported graph; it cannot be combined with "
-                    f"{', '.join(clashing)}")
-    else:
-        if args.checkpoint:
-            args.warp_checkpoint = args.warp_checkpoint or args.checkpoint
-            args.gen_checkpoint = args.gen_checkpoint or args.checkpoint
-        for flag in ("warp_checkpoint", "gen_checkpoint"):
-            if not getattr(args, flag):
-                p.error(f"--{flag} (or --checkpoint, or --onnx) is required")
+    check_model_arguments(p, args)
     if args.batch_size < 1:
         p.error("--batch_size must be at least 1")
     return args
 
 
 def load_model(args, device):
-    align_corners = None if args.align_corners is None else args.align_corners == "true"
-    if args.onnx:
-        from utils.onnx_tryon import load_onnx_model
-        # The flag, not the resolved torch device: 'auto' means ONNX Runtime's CUDA provider
-        # when that is installed, whatever torch has.
-        return load_onnx_model(args.onnx, args.device, height=args.height, width=args.width,
-                               align_corners=align_corners)
-    return load_tryon_model(
-        args.warp_checkpoint, args.gen_checkpoint, device, height=args.height,
-        width=args.width, align_corners=align_corners, fast=args.fast, compile=args.compile,
-        amp=args.amp)
+    return load_model_from_args(args, device)
 
 
 def _grid_strip(person, garment, edge, out, index):
@@ -236,17 +185,8 @@ def generate(args) -> dict:
 
 def _write_image_atomic(array: np.ndarray, path: Path) -> None:
     """Write a uint8 image so that a failure leaves no half-written file at ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    try:
-        options = {"quality": 95} if path.suffix.lower() in (".jpg", ".jpeg") else {}
-        Image.fromarray(array).save(tmp, **options)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    options = {"quality": 95} if path.suffix.lower() in (".jpg", ".jpeg") else {}
+    write_atomic(path, lambda temporary: Image.fromarray(array).save(temporary, **options))
 
 
 def tryon_pair(args) -> dict:

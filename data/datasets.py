@@ -25,7 +25,6 @@ has_densepose and keypoints.
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Optional, Sequence
@@ -36,6 +35,7 @@ import torch
 
 from data.densepose import read_densepose_file
 from data.inputs import CATEGORIES
+from utils.atomic import write_atomic
 from data.labels import read_label_map
 from data.pose import PoseFileError, read_keypoints_file, scale_keypoints
 from data.files import (EDGE_THRESHOLD, DatasetError, photo_tensor, read_gray, read_rgb,
@@ -169,18 +169,10 @@ class GarmentMasks:
 
 
 def _write_png_atomic(array: np.ndarray, path: str) -> None:
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=".mask.", suffix=".png", dir=folder)
-    os.close(handle)
-    try:
-        if not cv2.imwrite(tmp, array):
+    def write(temporary: str) -> None:
+        if not cv2.imwrite(temporary, array):
             raise OSError(f"{path}: could not write")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, write)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -56,6 +56,7 @@ import cv2
 import numpy as np
 
 from data.files import read_rgb
+from utils.atomic import write_bytes_atomic
 
 WORK_MAX_SIDE = 512          # steps 1-4 run at most at this size (pixels, longer side)
 BORDER_BAND = 0.03           # border band width, fraction of the shorter side
@@ -576,12 +577,4 @@ def write_mask(path: str, mask: np.ndarray) -> None:
         data = encode_mask(mask, os.path.splitext(path)[1] or ".png")
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
-    folder = os.path.dirname(os.path.abspath(path))
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    write_bytes_atomic(path, data)

@@ -29,7 +29,6 @@ import copy
 import hashlib
 import json
 import os
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,8 +38,9 @@ import torch
 import torch.nn as nn
 
 import models.correlation as correlation
-from models.fast import ChannelsLast, fold_batchnorms
+from models.fast import ChannelsLast, batchnorm_affine, fold_batchnorms
 from models.tryon import parser_free_tryon
+from utils.atomic import write_atomic
 from utils.checkpoint import unwrap
 
 # Written into every exported file (``metadata_props`` of the ONNX model, ``metadata.json`` of a
@@ -62,15 +62,7 @@ class ChannelAffine(nn.Module):
 
     def __init__(self, bn: nn.BatchNorm2d):
         super().__init__()
-        if bn.running_mean is None or bn.running_var is None:
-            raise ValueError("a BatchNorm2d without running statistics has no fixed affine map")
-        with torch.no_grad():
-            scale = bn.running_var.double().add(bn.eps).rsqrt()
-            if bn.weight is not None:
-                scale = scale * bn.weight.double()
-            shift = -bn.running_mean.double() * scale
-            if bn.bias is not None:
-                shift = shift + bn.bias.double()
+        scale, shift = batchnorm_affine(bn)
         dtype = bn.running_mean.dtype
         self.register_buffer("scale", scale.to(dtype).view(1, -1, 1, 1))
         self.register_buffer("shift", shift.to(dtype).view(1, -1, 1, 1))
@@ -199,23 +191,9 @@ def graph_metadata(graph: TryOnGraph, height: int, width: int,
 
 
 def _write_atomic(path: Path, write) -> None:
-    # A failed or interrupted export leaves no half-written file under the final name.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The temporary name keeps the suffix: torch.export.save expects a .pt2 name.
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    try:
-        write(tmp)
-        # mkstemp creates the file readable by its owner only; a deployed graph is read by
-        # servers under other users, so give it the permissions of a file made with open().
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    # A failed or interrupted export leaves no half-written file under the final name; the
+    # temporary name keeps the suffix, as torch.export.save expects a .pt2 name.
+    write_atomic(path, write)
 
 
 def save_onnx(program: torch.export.ExportedProgram, path: str | os.PathLike,

@@ -20,21 +20,29 @@ import torch
 import torch.nn as nn
 
 
+@torch.no_grad()
+def batchnorm_affine(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """(a, b), float64 (C,), of an eval-mode BatchNorm2d as ``y = a * x + b`` per channel:
+    ``a = gamma / sqrt(var + eps)``, ``b = beta - a * mean``."""
+    if bn.running_var is None or bn.running_mean is None:
+        raise ValueError("a BatchNorm2d without running statistics (track_running_stats=False) "
+                         "has no fixed affine map")
+    scale = bn.running_var.double().add(bn.eps).rsqrt()
+    if bn.weight is not None:
+        scale = scale * bn.weight.double()
+    shift = -bn.running_mean.double() * scale
+    if bn.bias is not None:
+        shift = shift + bn.bias.double()
+    return scale, shift
+
+
 def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     """A new Conv2d equal to ``bn(conv(x))`` with ``bn`` in eval mode (its running stats)."""
-    if bn.running_var is None or bn.running_mean is None:
-        raise ValueError("cannot fold a BatchNorm2d without running statistics "
-                         "(track_running_stats=False)")
     if conv.out_channels != bn.num_features:
         raise ValueError(f"conv has {conv.out_channels} output channels but the BatchNorm "
                          f"after it has {bn.num_features}")
+    scale, shift = batchnorm_affine(bn)
     with torch.no_grad():
-        scale = bn.running_var.double().add(bn.eps).rsqrt()
-        if bn.weight is not None:
-            scale = scale * bn.weight.double()
-        shift = -bn.running_mean.double() * scale
-        if bn.bias is not None:
-            shift = shift + bn.bias.double()
         folded = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size,
                            stride=conv.stride, padding=conv.padding, dilation=conv.dilation,
                            groups=conv.groups, bias=True, padding_mode=conv.padding_mode,

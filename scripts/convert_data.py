@@ -44,6 +44,7 @@ from data.labels import LABEL_SCHEMES, NECK_CHOICES, LabelError, read_label_map 
 from data.pose import (POSE_FORMATS, PoseFileError, is_dresscode_document,  # noqa: E402
                        load_json, openpose_document, parse_keypoints)
 from data.files import IMAGE_EXTENSIONS, DatasetError  # noqa: E402
+from utils.atomic import write_bytes_atomic  # noqa: E402
 
 MAX_LISTED = 20
 _DRESSCODE_KEYPOINTS = re.compile(r"^(.+)_2$")
@@ -51,20 +52,6 @@ _DRESSCODE_KEYPOINTS = re.compile(r"^(.+)_2$")
 
 class ConversionError(ValueError):
     """A file that cannot be converted; the message names it."""
-
-
-def write_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a hidden temporary file and a rename."""
-    folder, name = os.path.split(path)
-    temporary = os.path.join(folder, f".{name}.tmp-{os.getpid()}")
-    try:
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
 
 
 def parse_image_size(text: str):
@@ -183,7 +170,7 @@ def convert_folder(src: str, out: str, extensions, convert, what: str, stream=No
             if out_name in written:
                 raise ConversionError(f"{path}: would write {out_name}, already written from "
                                       f"{written[out_name]}")
-            write_atomic(os.path.join(out, out_name), data)
+            write_bytes_atomic(os.path.join(out, out_name), data)
             written[out_name] = path
             continue
         except (ConversionError, DatasetError, LabelError, PoseFileError) as error:

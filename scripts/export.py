@@ -27,7 +27,8 @@ import torch  # noqa: E402
 from models.export import DEFAULT_OPSET, OUTPUT_NAMES, PT2_METADATA, example_inputs  # noqa: E402
 from utils.checkpoint import CheckpointError  # noqa: E402
 from utils.image import to_uint8  # noqa: E402
-from utils.inference import load_tryon_model  # noqa: E402
+from utils.inference import (add_model_arguments, check_model_arguments,  # noqa: E402
+                             load_model_from_args)
 
 FORMATS = ("onnx", "torch_export", "both")
 
@@ -35,40 +36,18 @@ FORMATS = ("onnx", "torch_export", "both")
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", default=None,
-                   help="a stage-4 checkpoint of this project: sets both --warp_checkpoint and "
-                        "--gen_checkpoint")
-    p.add_argument("--warp_checkpoint", default=None,
-                   help="parser-free warp weights: released warp_model_final.pth or a "
-                        "stage-3/4 checkpoint")
-    p.add_argument("--gen_checkpoint", default=None,
-                   help="generator weights: released gen_model_final.pth or a stage-4 "
-                        "checkpoint")
+    add_model_arguments(p, run=False)
     p.add_argument("--out", required=True,
                    help="file to write (.onnx; .pt2 with --format torch_export; with --format "
                         "both the program goes beside it with the suffix .pt2)")
     p.add_argument("--format", default="onnx", choices=FORMATS,
                    help="onnx, torch_export (a torch.export .pt2 program) or both")
-    p.add_argument("--height", type=int, default=None,
-                   help="input height of the graph (default: from the checkpoint's config, "
-                        "else 256)")
-    p.add_argument("--width", type=int, default=None,
-                   help="input width of the graph (default: from the checkpoint's config, "
-                        "else 192)")
-    p.add_argument("--align_corners", choices=["true", "false"], default=None,
-                   help="sampling convention (default: from the checkpoint's config; released "
-                        "weights need true)")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET,
                    help="ONNX opset (18 or newer: the oldest the exporter writes)")
     p.add_argument("--no_verify", action="store_true",
                    help="skip running the written graph beside the PyTorch model")
     args = p.parse_args(argv)
-    if args.checkpoint:
-        args.warp_checkpoint = args.warp_checkpoint or args.checkpoint
-        args.gen_checkpoint = args.gen_checkpoint or args.checkpoint
-    for flag in ("warp_checkpoint", "gen_checkpoint"):
-        if not getattr(args, flag):
-            p.error(f"--{flag} (or --checkpoint) is required")
+    check_model_arguments(p, args)
     for flag in ("height", "width"):
         value = getattr(args, flag)
         if value is not None and (value <= 0 or value % 32):
@@ -148,10 +127,7 @@ def main(argv=None) -> dict:
         require_onnx_packages()
     from models.export import export_tryon
     try:
-        model = load_tryon_model(
-            args.warp_checkpoint, args.gen_checkpoint, "cpu", height=args.height,
-            width=args.width,
-            align_corners=None if args.align_corners is None else args.align_corners == "true")
+        model = load_model_from_args(args, torch.device("cpu"))
     except CheckpointError as error:
         raise SystemExit(f"error: {error}")
     if model.height % 32 or model.width % 32:

@@ -53,8 +53,8 @@ from PIL import Image  # noqa: E402
 from data.files import DatasetError, read_gray, read_rgb  # noqa: E402
 from data.photo_fit import FIT_MODES  # noqa: E402
 from utils.checkpoint import CheckpointError  # noqa: E402
-from utils.inference import (garment_mask_for, load_tryon_model, pick_device,  # noqa: E402
-                             tryon_photos)
+from utils.inference import (add_model_arguments, check_model_arguments,  # noqa: E402
+                             garment_mask_for, load_model_from_args, tryon_photos)
 
 MEGABYTE = 1024 * 1024
 READABLE = "a JPEG, PNG, BMP or WebP image"
@@ -436,34 +436,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    model = p.add_argument_group("model")
-    model.add_argument("--checkpoint", default=None,
-                       help="a stage-4 checkpoint of this project: sets both --warp_checkpoint "
-                            "and --gen_checkpoint")
-    model.add_argument("--warp_checkpoint", default=None,
-                       help="parser-free warp weights: released warp_model_final.pth or a "
-                            "stage-3/4 checkpoint")
-    model.add_argument("--gen_checkpoint", default=None,
-                       help="generator weights: released gen_model_final.pth or a stage-4 "
-                            "checkpoint")
-    model.add_argument("--onnx", default=None,
-                       help="a graph exported by scripts/export.py, run by ONNX Runtime "
-                            "instead of checkpoints")
-    model.add_argument("--device", default="auto",
-                       help="auto (cuda when available), cpu, cuda or cuda:N")
-    model.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"],
-                       help="autocast precision on GPUs (the cost volume and sampling stay "
-                            "float32)")
-    model.add_argument("--fast", action="store_true",
-                       help="fold BatchNorm into convolutions and run channels_last (same "
-                            "images to within one level, faster on CPU)")
-    model.add_argument("--height", type=int, default=None,
-                       help="model input height (default: from the checkpoint's config, else 256)")
-    model.add_argument("--width", type=int, default=None,
-                       help="model input width (default: from the checkpoint's config, else 192)")
-    model.add_argument("--align_corners", choices=["true", "false"], default=None,
-                       help="sampling convention (default: from the checkpoint's config; "
-                            "released weights need true)")
+    add_model_arguments(p.add_argument_group("model"))
     server = p.add_argument_group("server")
     server.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (0.0.0.0: every interface; the page has no "
@@ -482,20 +455,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                       help="how many pairs of --dataroot to show")
     add_data_arguments(data)
     args = p.parse_args(argv)
-    if args.onnx:
-        clashing = [f"--{f}" for f in ("checkpoint", "warp_checkpoint", "gen_checkpoint",
-                                       "fast") if getattr(args, f)]
-        clashing += ["--amp"] if args.amp != "none" else []
-        if clashing:
-            p.error(f"--onnx runs an exported graph; it cannot be combined with "
-                    f"{', '.join(clashing)}")
-    else:
-        if args.checkpoint:
-            args.warp_checkpoint = args.warp_checkpoint or args.checkpoint
-            args.gen_checkpoint = args.gen_checkpoint or args.checkpoint
-        for flag in ("warp_checkpoint", "gen_checkpoint"):
-            if not getattr(args, flag):
-                p.error(f"--{flag} (or --checkpoint, or --onnx) is required")
+    check_model_arguments(p, args)
     if args.max_upload_mb <= 0 or args.max_pixels <= 0:
         p.error("--max_upload_mb and --max_pixels must be positive")
     if not 0 <= args.port < 65536:
@@ -511,19 +471,12 @@ def fail(message: str) -> None:
 
 def load_model(args):
     """The try-on model, loaded once, and a description of it for the page."""
-    align_corners = None if args.align_corners is None else args.align_corners == "true"
+    model = load_model_from_args(args)
     if args.onnx:
-        from utils.onnx_tryon import load_onnx_model
-        model = load_onnx_model(args.onnx, args.device, height=args.height, width=args.width,
-                                align_corners=align_corners)
         return model, f"Model: {os.path.basename(args.onnx)} on {runs_on(model)}"
-    device = pick_device(args.device)
-    model = load_tryon_model(args.warp_checkpoint, args.gen_checkpoint, device,
-                             height=args.height, width=args.width, align_corners=align_corners,
-                             fast=args.fast, amp=args.amp)
     names = sorted({os.path.basename(args.warp_checkpoint),
                     os.path.basename(args.gen_checkpoint)})
-    return model, f"Model: {' + '.join(names)} on {device}"
+    return model, f"Model: {' + '.join(names)} on {model.device}"
 
 
 def warm_up(model) -> float:

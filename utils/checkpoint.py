@@ -13,12 +13,13 @@ Files are read with ``torch.load(weights_only=True)``, so a checkpoint cannot ru
 """
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
 import torch
 import torch.nn as nn
+
+from utils.atomic import write_atomic
 
 CHECKPOINT_FORMAT = "pfafn-checkpoint-v1"
 
@@ -137,20 +138,9 @@ def unwrap(model: nn.Module) -> nn.Module:
 def save_atomic(payload: Any, path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename over ``path``: a
     crash mid-write leaves the previous file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp creates the file readable by its owner only; give it the usual permissions.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    def write(temporary: str) -> None:
+        with open(temporary, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+    write_atomic(path, write)

@@ -36,12 +36,10 @@ import argparse
 import inspect
 import logging
 import math
-import os
 import random
 import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 from contextlib import nullcontext
@@ -59,6 +57,7 @@ from tqdm import tqdm
 
 from options.config import (ConfigError, config_differences, config_to_dict, parse_config,
                             write_config)
+from utils.atomic import write_atomic
 from utils.checkpoint import (CHECKPOINT_FORMAT, CheckpointError, load_state, read_checkpoint,
                               save_atomic, unwrap)
 from utils.distributed import (DistributedContext, barrier, init_distributed, mean_over_ranks,
@@ -401,16 +400,7 @@ class _StopRequest:
 
 
 def _copy_atomic(source: Path, target: Path) -> None:
-    handle, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(handle)
-    try:
-        shutil.copyfile(source, tmp)
-        shutil.copymode(source, tmp)      # mkstemp's file is the owner's only
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(target, lambda temporary: shutil.copyfile(source, temporary))
 
 
 def _read_resume_checkpoint(path: Path, stage: Stage, cfg: argparse.Namespace,
@@ -636,7 +626,7 @@ def _train(stage: Stage, cfg: argparse.Namespace, context: DistributedContext, r
 
     def validate() -> bool:
         """Score the models on --val_root (every process its share); True on a new best."""
-        nonlocal best, last_validation, best_pending
+        nonlocal last_validation, best_pending
         from utils.validation import is_better
         for name in stage.trained:
             plain[name].eval()
