@@ -43,7 +43,7 @@ from data.files import DatasetError, read_gray, read_rgb
 from data.photo_fit import FIT_MODES
 from utils.atomic import write_atomic
 from utils.checkpoint import CheckpointError
-from utils.image import save_png
+from utils.image import on_white, save_png
 from utils.inference import (add_model_arguments, check_model_arguments, garment_mask_for,
                              load_model_from_args, pick_device, tryon_photos)
 
@@ -128,10 +128,10 @@ def load_model(args, device):
 def _grid_strip(person, garment, edge, out, index):
     """person | garment | warped garment | try-on for sample ``index``; garments on white, as
     product photos are shown."""
-    on_white = out.warped[index].float() * out.warped_edge[index] + (1 - out.warped_edge[index])
     return torch.cat([person[index].float().cpu(),
-                      (garment[index] * edge[index] + (1 - edge[index])).float().cpu(),
-                      on_white.cpu(), out.tryon[index].float().cpu()], dim=2)
+                      on_white(garment[index], edge[index]).float().cpu(),
+                      on_white(out.warped[index].float(), out.warped_edge[index]).cpu(),
+                      out.tryon[index].float().cpu()], dim=2)
 
 
 def generate(args) -> dict:

@@ -510,7 +510,7 @@ def make_pairs_dataset(options: DataOptions, root: str, pairs: str, height: int,
 def add_data_arguments(parser, default_pairs: Optional[str] = None) -> None:
     """The dataset flags shared by the training scripts, test.py and data.check."""
     from data.densepose import IUV_CHANNELS
-    from data.labels import LABEL_SCHEMES, NECK_CHOICES
+    from data.labels import LABEL_SCHEMES, NECK_CHOICES, NECK_HELP
     from data.pose import POSE_FORMATS
 
     parser.add_argument("--dataset", default="viton", choices=DATASETS,
@@ -524,9 +524,7 @@ def add_data_arguments(parser, default_pairs: Optional[str] = None) -> None:
     parser.add_argument("--label_scheme", default="auto", choices=("auto",) + LABEL_SCHEMES,
                         help="scheme of the parsing files, converted to the 14-class scheme "
                              "(auto: the layout's, viton / cihp / atr)")
-    parser.add_argument("--neck", default="skin", choices=NECK_CHOICES,
-                        help="what CIHP's neck (label 10) becomes: skin (12, kept as it is), "
-                             "garment or background")
+    parser.add_argument("--neck", default="skin", choices=NECK_CHOICES, help=NECK_HELP)
     parser.add_argument("--pose_format", default="auto", choices=POSE_FORMATS,
                         help="keypoint files: auto-detected OpenPose COCO-18 / BODY_25, COCO-17 "
                              "(mmpose, RTMPose, DWPose) or DressCode")

@@ -35,7 +35,7 @@ and/or legs instead of DensePose's. It keeps the 45-channel condition (so checkp
 interchangeable) and puts no garment shape in it.
 """
 
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Mapping, Optional
 
 import torch
@@ -61,7 +61,8 @@ GARMENT_LABELS = ((UPPER_CLOTHES_LABEL,), (8,), (UPPER_CLOTHES_LABEL, 8))
 OTHER_CLOTHES_LABELS = ((5, 6, 8, 9, 10), (UPPER_CLOTHES_LABEL, 5, 6, 11, 13, NECK_LABEL),
                         (5, 6))
 SKIN_PARTS = (ARM_PARTS, LEG_PARTS, LEG_PARTS + ARM_PARTS)
-SKIN_LABELS = (ARM_LABELS + (NECK_LABEL,), LEG_LABELS, LEG_LABELS + ARM_LABELS + (NECK_LABEL,))
+SKIN_LABELS = (ARM_LABELS + (NECK_LABEL,), LEG_LABELS,
+               LEG_LABELS + ARM_LABELS + (NECK_LABEL,))
 
 # COCO-18 keypoints of the hand replacement: (wrist, elbow) of each side.
 WRISTS = ((4, 3), (7, 6))
@@ -83,8 +84,10 @@ def _in(values: torch.Tensor, classes) -> torch.Tensor:
     return mask.to(torch.float32)
 
 
+@lru_cache(maxsize=None)
 def _table(rows, size: int, device) -> torch.Tensor:
-    """(len(rows), size) bool lookup table: row k holds True at the values of rows[k]."""
+    """(len(rows), size) bool lookup table: row k holds True at the values of rows[k]. Built
+    once per device: a copy to the GPU at every step would wait for the host."""
     table = torch.zeros(len(rows), size, dtype=torch.bool)
     for k, values in enumerate(rows):
         table[k, list(values)] = True

@@ -50,6 +50,9 @@ NECK = 3            # the 14-class scheme's unused 3 holds the neck: skin the ge
 #   garment    -> 7, noise, merged into upper clothes (what LIP's table does with its label 10).
 #   background -> 0.
 NECK_TARGETS = {"skin": NECK, "face": 12, "garment": NOISE, "background": 0}
+NECK_HELP = ("what CIHP's neck (label 10) becomes: skin (3, neck skin the generator may "
+             "repaint), face (12, kept as it is), garment (7, merged into upper clothes) or "
+             "background (0)")
 
 VITON_TO_VITON = {label: label for label in range(14)}
 

@@ -126,6 +126,14 @@ class _Folders:
         return GarmentFiles(id=person_id(cloth_name), image=image, mask=mask, category=category)
 
 
+def train_pairs_file(root: str, pairs_file: Optional[str] = None) -> Optional[str]:
+    """The pairs file of a training folder: ``pairs_file`` (a name inside ``root`` or a path),
+    else ``train_pairs.txt`` when present, else None (every photo with its own garment)."""
+    if pairs_file is None and os.path.isfile(os.path.join(root, "train_pairs.txt")):
+        pairs_file = "train_pairs.txt"
+    return resolve_path(root, pairs_file)
+
+
 def train_samples(root: str, pairs_file: Optional[str] = None,
                   categories: Sequence[str] = ("upper_body",),
                   problems: Optional[list] = None) -> list[Sample]:
@@ -135,9 +143,7 @@ def train_samples(root: str, pairs_file: Optional[str] = None,
     # DensePose is optional: without train_densepose/ the parser-based inputs use the
     # replacement of data/inputs.py (the engine says so in the log).
     folders = _Folders(root, "train", ("img", "color", "edge", "label", "pose"), ("densepose",))
-    if pairs_file is None and os.path.isfile(os.path.join(root, "train_pairs.txt")):
-        pairs_file = "train_pairs.txt"
-    pairs_path = resolve_path(root, pairs_file)
+    pairs_path = train_pairs_file(root, pairs_file)
     if pairs_path is not None:
         pairs = read_pairs(pairs_path)
     else:
@@ -241,9 +247,7 @@ class VitonTrainDataset(TryOnTrainDataset):
                                      ("iuv_channel", iuv_channel, IUV_CHANNELS)):
             _check_choice(name, value, choices)
         self.root = root
-        self.pairs_file = resolve_path(root, pairs_file or (
-            "train_pairs.txt" if os.path.isfile(os.path.join(root, "train_pairs.txt"))
-            else None))
+        self.pairs_file = train_pairs_file(root, pairs_file)
         formats = DataFormats(label_scheme, neck, pose_format, iuv_channel)
         super().__init__(train_samples(root, pairs_file, (category,)), height, width, formats,
                          masks, seed)

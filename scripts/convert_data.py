@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from data.densepose import DENSEPOSE_EXTENSIONS, IUV_CHANNELS, read_densepose_file  # noqa: E402
-from data.labels import LABEL_SCHEMES, NECK_CHOICES, LabelError, read_label_map  # noqa: E402
+from data.labels import LABEL_SCHEMES, NECK_CHOICES, NECK_HELP, LabelError, read_label_map  # noqa: E402
 from data.pose import (POSE_FORMATS, PoseFileError, is_dresscode_document,  # noqa: E402
                        load_json, openpose_document, parse_keypoints)
 from data.files import IMAGE_EXTENSIONS, DatasetError  # noqa: E402
@@ -197,9 +197,7 @@ def main(argv=None) -> int:
     labels.add_argument("--out", required=True, help="folder for the grey PNGs (created)")
     labels.add_argument("--scheme", required=True, choices=LABEL_SCHEMES,
                         help="scheme of the source labels (viton: check and rewrite as grey)")
-    labels.add_argument("--neck", default="skin", choices=NECK_CHOICES,
-                        help="target of CIHP's neck (10): skin (12, kept by the teacher), "
-                             "garment (7, merged into upper clothes) or background (0)")
+    labels.add_argument("--neck", default="skin", choices=NECK_CHOICES, help=NECK_HELP)
 
     pose = commands.add_parser("pose", help="keypoint files -> OpenPose COCO-18 JSON")
     pose.add_argument("--src", required=True, help="folder of keypoint JSON files")

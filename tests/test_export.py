@@ -29,15 +29,14 @@ from models.export import (EXPORT_FORMAT, INPUT_NAMES, OUTPUT_NAMES, PT2_METADAT
                            TryOnGraph, example_inputs, file_sha256)
 from models.fast import optimize_for_inference  # noqa: E402
 from scripts import export as export_script  # noqa: E402
+from tests.small_models import small_models, stage4_checkpoint  # noqa: E402
 from tests.test_fast_paths import randomise_batchnorms  # noqa: E402
-from utils.checkpoint import CHECKPOINT_FORMAT, CheckpointError, save_atomic  # noqa: E402
+from utils.checkpoint import CheckpointError  # noqa: E402
 from utils.image import to_uint8  # noqa: E402
 from utils.inference import load_tryon_model  # noqa: E402
 from utils.onnx_tryon import (OnnxUnavailableError, load_onnx_model,  # noqa: E402
                               select_providers)
 
-SMALL_ARCH = {"warp_channels": [8, 16, 16, 16, 16], "fpn_dim": 16, "ngf": 8,
-              "align_corners": True, "height": 64, "width": 64}
 RESULT_FIELDS = ("tryon", "warped", "warped_edge", "mask", "rendered")
 
 
@@ -51,14 +50,9 @@ def test_root(tmp_path_factory):
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """A stage-4 checkpoint with random weights and BatchNorm statistics far from identity."""
-    torch.manual_seed(4)
-    warp = randomise_batchnorms(AFWM(3, channels=SMALL_ARCH["warp_channels"], fpn_dim=16), 4)
-    gen = randomise_batchnorms(ResUnetGenerator(7, ngf=8), 5)
-    path = tmp_path_factory.mktemp("ckpt") / "final.pth"
-    save_atomic({"format": CHECKPOINT_FORMAT, "stage": "pf_gen",
-                 "model": {"warp": warp.state_dict(), "gen": gen.state_dict()},
-                 "config": dict(SMALL_ARCH)}, path)
-    return path
+    warp, gen = small_models(4)
+    return stage4_checkpoint(tmp_path_factory.mktemp("ckpt") / "final.pth",
+                             randomise_batchnorms(warp, 4), randomise_batchnorms(gen, 5))
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,8 @@ from data.synthetic import make_dataset
 from data.viton import VitonTestDataset
 from models import AFWM, ResUnetGenerator
 from models.tryon import parser_free_tryon
-from utils.checkpoint import CHECKPOINT_FORMAT, save_atomic
+from tests.small_models import small_models, stage4_checkpoint
 from utils.image import to_uint8
-
-SMALL_ARCH = {"warp_channels": [8, 16, 16, 16, 16], "fpn_dim": 16, "ngf": 8,
-              "align_corners": True, "height": 64, "width": 64}
 
 
 @pytest.fixture(scope="module")
@@ -24,23 +21,9 @@ def test_root(tmp_path_factory):
     return out / "VITON_test"
 
 
-def _small_models(seed=0):
-    torch.manual_seed(seed)
-    warp = AFWM(3, channels=SMALL_ARCH["warp_channels"], fpn_dim=16).eval()
-    gen = ResUnetGenerator(7, ngf=8).eval()
-    return warp, gen
-
-
-def _stage4_checkpoint(path, warp, gen, stage="pf_gen"):
-    save_atomic({"format": CHECKPOINT_FORMAT, "stage": stage,
-                 "model": {"warp": warp.state_dict(), "gen": gen.state_dict()},
-                 "config": dict(SMALL_ARCH)}, path)
-    return path
-
-
 def test_every_pair_of_every_batch_is_written_with_its_names(test_root, tmp_path):
-    warp, gen = _small_models()
-    checkpoint = _stage4_checkpoint(tmp_path / "final.pth", warp, gen)
+    warp, gen = small_models()
+    checkpoint = stage4_checkpoint(tmp_path / "final.pth", warp, gen)
     results = tmp_path / "results"
     test_script.main(["--dataroot", str(test_root), "--pairs", "test_pairs.txt",
                       "--checkpoint", str(checkpoint), "--results_dir", str(results),
@@ -66,8 +49,8 @@ def test_every_pair_of_every_batch_is_written_with_its_names(test_root, tmp_path
 
 
 def test_fast_flag_gives_the_same_images(test_root, tmp_path):
-    warp, gen = _small_models(2)
-    checkpoint = _stage4_checkpoint(tmp_path / "final.pth", warp, gen)
+    warp, gen = small_models(2)
+    checkpoint = stage4_checkpoint(tmp_path / "final.pth", warp, gen)
     images = {}
     for flag in ([], ["--fast"]):
         results = tmp_path / ("fast" if flag else "plain")
@@ -98,15 +81,15 @@ def test_released_plain_state_dicts_load_at_release_size(test_root, tmp_path):
 
 
 def test_clear_errors_for_missing_or_wrong_checkpoints_and_images(test_root, tmp_path):
-    warp, gen = _small_models()
+    warp, gen = small_models()
     base = ["--dataroot", str(test_root), "--results_dir", str(tmp_path / "r"),
             "--workers", "0", "--device", "cpu"]
     with pytest.raises(SystemExit, match=r"--warp_checkpoint: file not found: .*missing\.pth"):
         test_script.main(base + ["--checkpoint", str(tmp_path / "missing.pth")])
-    teacher = _stage4_checkpoint(tmp_path / "pb.pth", warp, gen, stage="pb_gen")
+    teacher = stage4_checkpoint(tmp_path / "pb.pth", warp, gen, stage="pb_gen")
     with pytest.raises(SystemExit, match=r"'pb_gen' checkpoint; expected one of"):
         test_script.main(base + ["--checkpoint", str(teacher)])
-    good = _stage4_checkpoint(tmp_path / "pf.pth", warp, gen)
+    good = stage4_checkpoint(tmp_path / "pf.pth", warp, gen)
     pairs = tmp_path / "bad_pairs.txt"
     pairs.write_text("nobody_0.jpg 000000_1.jpg\n")
     with pytest.raises(SystemExit, match="nobody_0.jpg"):
@@ -137,8 +120,8 @@ def test_one_pair_of_own_photos_comes_back_at_the_photo_size(test_root, tmp_path
     from data.photo_fit import apply_placement, fit_to_frame, paste_back
     from data.files import photo_tensor
 
-    warp, gen = _small_models(5)
-    checkpoint = _stage4_checkpoint(tmp_path / "final.pth", warp, gen)
+    warp, gen = small_models(5)
+    checkpoint = stage4_checkpoint(tmp_path / "final.pth", warp, gen)
     person_path, garment_path, mask_path = _own_photos(tmp_path, test_root)
     output = tmp_path / "out" / "tryon.png"
     test_script.main(["--person", str(person_path), "--garment", str(garment_path),
@@ -170,8 +153,8 @@ def test_one_pair_of_own_photos_comes_back_at_the_photo_size(test_root, tmp_path
 
 
 def test_one_pair_errors_name_the_file_and_write_nothing(test_root, tmp_path):
-    warp, gen = _small_models()
-    checkpoint = _stage4_checkpoint(tmp_path / "final.pth", warp, gen)
+    warp, gen = small_models()
+    checkpoint = stage4_checkpoint(tmp_path / "final.pth", warp, gen)
     person_path, garment_path, mask_path = _own_photos(tmp_path, test_root)
     output = tmp_path / "never.png"
     base = ["--checkpoint", str(checkpoint), "--output", str(output), "--device", "cpu"]

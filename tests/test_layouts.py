@@ -12,6 +12,7 @@ from data.check import main as check_main
 from data.datasets import DataOptions, make_pairs_dataset, make_train_dataset
 from data.inputs import TryOnInputs
 from data.synthetic import make_dataset
+from tests.small_models import small_models, stage4_checkpoint
 from train_pb_gen import ParserBasedGenerator
 from train_pb_warp import ParserBasedWarp
 from train_pf_gen import ParserFreeGenerator
@@ -151,23 +152,10 @@ def test_vitonhd_takes_densepose_from_a_folder(roots, tmp_path):
     assert not without.has_densepose and not bool(without[0]["has_densepose"])
 
 
-def _small_checkpoint(path):
-    from models import AFWM, ResUnetGenerator
-    from utils.checkpoint import CHECKPOINT_FORMAT, save_atomic
-    torch.manual_seed(0)
-    warp = AFWM(3, channels=(8, 16, 16, 16, 16), fpn_dim=16).eval()
-    gen = ResUnetGenerator(7, ngf=8).eval()
-    save_atomic({"format": CHECKPOINT_FORMAT, "stage": "pf_gen",
-                 "model": {"warp": warp.state_dict(), "gen": gen.state_dict()},
-                 "config": {"warp_channels": [8, 16, 16, 16, 16], "fpn_dim": 16, "ngf": 8,
-                            "align_corners": True, "height": 64, "width": 64}}, path)
-    return path
-
-
 @pytest.mark.parametrize("name, extra, expected", [
     ("vitonhd", [], 3), ("dresscode", ["--category", "lower_body,dresses"], 6)])
 def test_test_py_reads_the_layouts(roots, tmp_path, name, extra, expected, capsys):
-    checkpoint = _small_checkpoint(tmp_path / "final.pth")
+    checkpoint = stage4_checkpoint(tmp_path / "final.pth", *small_models(0))
     dataset = "dresscode" if name == "dresscode" else "vitonhd"
     results = tmp_path / "results"
     test_script.main(["--dataset", dataset, "--dataroot", roots[name], "--pairs", "paired",

@@ -25,18 +25,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from data.synthetic import make_dataset
-from models import AFWM, ResUnetGenerator
 from scripts import serve
-from utils.checkpoint import CHECKPOINT_FORMAT, save_atomic
+from tests.small_models import small_models, stage4_checkpoint
 from utils.inference import load_tryon_model
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL_ARCH = {"warp_channels": [8, 16, 16, 16, 16], "fpn_dim": 16, "ngf": 8,
-              "align_corners": True, "height": 64, "width": 64}
 DEMO_CHECKPOINT = ROOT / "demo_out" / "runs" / "pf_gen" / "final.pth"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update",
@@ -52,14 +48,7 @@ SCREENSHOT_MAX_BYTES = 150_000
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """A stage-4 checkpoint of random narrow networks at 64x64."""
-    torch.manual_seed(0)
-    warp = AFWM(3, channels=SMALL_ARCH["warp_channels"], fpn_dim=SMALL_ARCH["fpn_dim"]).eval()
-    gen = ResUnetGenerator(7, ngf=SMALL_ARCH["ngf"]).eval()
-    path = tmp_path_factory.mktemp("model") / "final.pth"
-    save_atomic({"format": CHECKPOINT_FORMAT, "stage": "pf_gen",
-                 "model": {"warp": warp.state_dict(), "gen": gen.state_dict()},
-                 "config": dict(SMALL_ARCH)}, path)
-    return path
+    return stage4_checkpoint(tmp_path_factory.mktemp("model") / "final.pth", *small_models(0))
 
 
 @pytest.fixture(scope="module")

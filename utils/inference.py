@@ -252,10 +252,6 @@ class PhotoTryOn:
     seconds: float
 
 
-def _on_white(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return image * mask + (1 - mask)
-
-
 def tryon_photos(model, person: np.ndarray, garment: np.ndarray, garment_mask: np.ndarray,
                  fit: str = "pad") -> PhotoTryOn:
     """Dress the person of a uint8 (h, w, 3) photo in the garment of a product photo (any
@@ -263,7 +259,7 @@ def tryon_photos(model, person: np.ndarray, garment: np.ndarray, garment_mask: n
     ``fit`` ('pad' or 'crop', ``data.photo_fit``); the garment is always padded (its whole
     outline matters to the warp), its mask alike with zeros."""
     from data.photo_fit import apply_placement, fit_to_frame, paste_back
-    from utils.image import to_uint8
+    from utils.image import on_white, to_uint8
 
     start = time.perf_counter()
     frame_size = (model.height, model.width)
@@ -276,8 +272,8 @@ def tryon_photos(model, person: np.ndarray, garment: np.ndarray, garment_mask: n
     tryon = out.tryon[0].float().cpu()
     pictures = {
         "person": person_frame,
-        "garment": to_uint8(_on_white(garment_t[0], edge_t[0])),
-        "warped_garment": to_uint8(_on_white(out.warped[0].float().cpu(),
+        "garment": to_uint8(on_white(garment_t[0], edge_t[0])),
+        "warped_garment": to_uint8(on_white(out.warped[0].float().cpu(),
                                              out.warped_edge[0].float().cpu())),
         "tryon": to_uint8(tryon),
     }

@@ -25,15 +25,10 @@ from torch.utils.data import DataLoader, Subset
 
 from options.config import ConfigError
 from utils.distributed import DistributedContext
+from utils.image import quantise  # as test.py's PNGs hold the try-ons
 
 METRIC_DIRECTIONS = {"ssim": "max", "lpips": "min", "fid": "min"}
 PAIR_CHOICES = ("auto", "paired", "unpaired", "both")
-
-
-def quantise_like_saved(images: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) in [-1, 1] -> uint8 as test.py's PNGs hold them (truncated, as the
-    release does)."""
-    return ((images.detach().float().clamp(-1, 1) + 1) / 2 * 255).to(torch.uint8).cpu()
 
 
 def quantise_photo(images: torch.Tensor) -> torch.Tensor:
@@ -146,14 +141,13 @@ class Validator:
         from utils.metrics import fid_from_features, inception_features, lpips_distance, ssim
 
         start = time.perf_counter()
-        self._metric_networks(device)
         scores: dict = {}
         if "paired" in self.datasets:
             ssims, lpipses = [], []
             for batch in self._loader(self.datasets["paired"]):
                 batch = _to_device(batch, device)
                 prediction, target = self.stage.validation_outputs(models, batch, self.cfg)
-                prediction, target = quantise_like_saved(prediction), quantise_photo(target)
+                prediction, target = quantise(prediction), quantise_photo(target)
                 ssims += ssim(prediction, target).tolist()
                 lpipses += lpips_distance(self._lpips, prediction, target).tolist()
             scores["ssim"] = float(np.mean(_gather(ssims, self.context)))
@@ -164,7 +158,7 @@ class Validator:
                 batch = _to_device(batch, device)
                 prediction, _ = self.stage.validation_outputs(models, batch, self.cfg)
                 features += list(inception_features(self._inception,
-                                                    quantise_like_saved(prediction)))
+                                                    quantise(prediction)))
                 if self._reference_features is None:
                     references += list(inception_features(self._inception,
                                                           quantise_photo(batch["image"])))
