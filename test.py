@@ -41,9 +41,9 @@ from data.datasets import (DataOptions, add_data_arguments, default_mask_cache,
                            make_pairs_dataset)
 from data.files import DatasetError, read_gray, read_rgb
 from data.photo_fit import FIT_MODES
-from utils.atomic import write_atomic
+from common.atomic import write_atomic
 from utils.checkpoint import CheckpointError
-from utils.image import on_white, save_png
+from common.images import on_white, save_png
 from utils.inference import (add_model_arguments, check_model_arguments, garment_mask_for,
                              load_model_from_args, pick_device, tryon_photos)
 

@@ -35,7 +35,7 @@ import torch
 
 from data.densepose import read_densepose_file
 from data.inputs import CATEGORIES
-from utils.atomic import write_atomic
+from common.atomic import write_atomic
 from data.labels import read_label_map
 from data.pose import PoseFileError, read_keypoints_file, scale_keypoints
 from data.files import (EDGE_THRESHOLD, DatasetError, photo_tensor, read_gray, read_rgb,

@@ -13,11 +13,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from common.errors import UserError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 EDGE_THRESHOLD = 127      # garment mask foreground: value / 255 > 0.5
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A dataset that cannot be used as it is; the message names the file(s) at fault."""
 
 

@@ -55,8 +55,9 @@ from typing import List, Tuple
 import cv2
 import numpy as np
 
+from common.errors import UserError
 from data.files import read_rgb
-from utils.atomic import write_bytes_atomic
+from common.atomic import write_bytes_atomic
 
 WORK_MAX_SIDE = 512          # steps 1-4 run at most at this size (pixels, longer side)
 BORDER_BAND = 0.03           # border band width, fraction of the shorter side
@@ -102,7 +103,7 @@ GRABCUT_MAX_SIDE = 320       # GrabCut runs at most at this size (longer side)
 GRABCUT_ITERATIONS = 4
 
 
-class GarmentMaskError(ValueError):
+class GarmentMaskError(UserError, ValueError):
     """No usable mask for a photo; the message names the photo and what is wrong."""
 
 

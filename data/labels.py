@@ -30,6 +30,7 @@ from typing import Mapping
 
 import numpy as np
 
+from common.errors import UserError
 from data.files import DatasetError, decode_index_image, single_channel
 
 NUM_LABELS = 14          # the 14-class scheme, values 0..13 (2 and 3 unused by PF-AFN)
@@ -107,7 +108,7 @@ ATR_TO_VITON = {
 _SCHEME_NAMES = {"viton": "14-class VITON", "lip": "LIP", "cihp": "CIHP", "atr": "ATR"}
 
 
-class LabelError(ValueError):
+class LabelError(UserError, ValueError):
     """Label values a conversion table does not cover; the message names the source."""
 
 

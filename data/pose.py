@@ -39,6 +39,8 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from common.errors import UserError
+
 NUM_KEYPOINTS = 18
 
 # BODY_25 index of each COCO-18 keypoint. BODY_25 inserts MidHip at 8 and appends six foot
@@ -62,7 +64,7 @@ POSE_FORMATS = ("auto", "openpose", "coco17", "dresscode")
 POSE_RADIUS = 5
 
 
-class PoseFileError(ValueError):
+class PoseFileError(UserError, ValueError):
     """A keypoint file that cannot be read as one of the accepted formats; names the file."""
 
 

@@ -40,7 +40,7 @@ import torch.nn as nn
 import models.correlation as correlation
 from models.fast import ChannelsLast, batchnorm_affine, fold_batchnorms
 from models.tryon import parser_free_tryon
-from utils.atomic import write_atomic
+from common.atomic import write_atomic
 from utils.checkpoint import unwrap
 
 # Written into every exported file (``metadata_props`` of the ONNX model, ``metadata.json`` of a

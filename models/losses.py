@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from common.errors import UserError
 from models.afwm import WarpLevel
 from models.flow import downsample_to_level
 
@@ -25,7 +26,7 @@ VGG_WEIGHTS = (1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0)
 SMOOTH_EPSILON = 1e-3
 
 
-class VGGWeightsMissing(FileNotFoundError):
+class VGGWeightsMissing(UserError, FileNotFoundError):
     """No VGG19 ImageNet weights could be found locally."""
 
 

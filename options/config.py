@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 import yaml
 
+from common.errors import UserError
 from data.datasets import add_data_arguments
 
 # Five levels, each halving the resolution: the working size must divide by 2**5.
@@ -35,7 +36,7 @@ SCHEDULES = ("release", "zero_based")
 PER_INVOCATION_KEYS = ("config", "resume", "overwrite", "max_steps", "workers", "device")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration that cannot be used: unknown key, wrong type, impossible value."""
 
 

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data.datasets import DataOptions, add_data_arguments, make_pairs_dataset  # noqa: E402
 from data.files import DatasetError  # noqa: E402
-from utils.image import save_png  # noqa: E402
+from common.images import save_png  # noqa: E402
 
 
 def paste(person: torch.Tensor, garment: torch.Tensor, edge: torch.Tensor) -> torch.Tensor:

@@ -39,18 +39,19 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from common.errors import UserError  # noqa: E402
 from data.densepose import DENSEPOSE_EXTENSIONS, IUV_CHANNELS, read_densepose_file  # noqa: E402
 from data.labels import LABEL_SCHEMES, NECK_CHOICES, NECK_HELP, LabelError, read_label_map  # noqa: E402
 from data.pose import (POSE_FORMATS, PoseFileError, is_dresscode_document,  # noqa: E402
                        load_json, openpose_document, parse_keypoints)
 from data.files import IMAGE_EXTENSIONS, DatasetError  # noqa: E402
-from utils.atomic import write_bytes_atomic  # noqa: E402
+from common.atomic import write_bytes_atomic  # noqa: E402
 
 MAX_LISTED = 20
 _DRESSCODE_KEYPOINTS = re.compile(r"^(.+)_2$")
 
 
-class ConversionError(ValueError):
+class ConversionError(UserError, ValueError):
     """A file that cannot be converted; the message names it."""
 
 

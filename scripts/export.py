@@ -26,7 +26,7 @@ import torch  # noqa: E402
 
 from models.export import DEFAULT_OPSET, OUTPUT_NAMES, PT2_METADATA, example_inputs  # noqa: E402
 from utils.checkpoint import CheckpointError  # noqa: E402
-from utils.image import to_uint8  # noqa: E402
+from common.images import to_uint8  # noqa: E402
 from utils.inference import (add_model_arguments, check_model_arguments,  # noqa: E402
                              load_model_from_args)
 

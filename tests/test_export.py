@@ -32,7 +32,7 @@ from scripts import export as export_script  # noqa: E402
 from tests.small_models import small_models, stage4_checkpoint  # noqa: E402
 from tests.test_fast_paths import randomise_batchnorms  # noqa: E402
 from utils.checkpoint import CheckpointError  # noqa: E402
-from utils.image import to_uint8  # noqa: E402
+from common.images import to_uint8  # noqa: E402
 from utils.inference import load_tryon_model  # noqa: E402
 from utils.onnx_tryon import (OnnxUnavailableError, load_onnx_model,  # noqa: E402
                               select_providers)

@@ -11,7 +11,7 @@ from data.viton import VitonTestDataset
 from models import AFWM, ResUnetGenerator
 from models.tryon import parser_free_tryon
 from tests.small_models import small_models, stage4_checkpoint
-from utils.image import to_uint8
+from common.images import to_uint8
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,8 @@ from typing import Any, Iterable, Mapping, Optional
 import torch
 import torch.nn as nn
 
-from utils.atomic import write_atomic
+from common.errors import UserError
+from common.atomic import write_atomic
 
 CHECKPOINT_FORMAT = "pfafn-checkpoint-v1"
 
@@ -27,7 +28,7 @@ CHECKPOINT_FORMAT = "pfafn-checkpoint-v1"
 RELEASE_EXTRA_KEYS = ("aflow_net.weight",)
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint that cannot be used: missing, unreadable, of the wrong stage or shape."""
 
 

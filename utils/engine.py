@@ -57,7 +57,7 @@ from tqdm import tqdm
 
 from options.config import (ConfigError, config_differences, config_to_dict, parse_config,
                             write_config)
-from utils.atomic import write_atomic
+from common.atomic import write_atomic
 from utils.checkpoint import (CHECKPOINT_FORMAT, CheckpointError, load_state, read_checkpoint,
                               save_atomic, unwrap)
 from utils.distributed import (DistributedContext, barrier, init_distributed, mean_over_ranks,

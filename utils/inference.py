@@ -259,7 +259,7 @@ def tryon_photos(model, person: np.ndarray, garment: np.ndarray, garment_mask: n
     ``fit`` ('pad' or 'crop', ``data.photo_fit``); the garment is always padded (its whole
     outline matters to the warp), its mask alike with zeros."""
     from data.photo_fit import apply_placement, fit_to_frame, paste_back
-    from utils.image import on_white, to_uint8
+    from common.images import on_white, to_uint8
 
     start = time.perf_counter()
     frame_size = (model.height, model.width)

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from common.errors import UserError
 from data.files import read_pairs  # noqa: F401  (re-exported: one reader for pairs files)
 
 METRIC_NAMES = ("ssim", "lpips", "fid")
@@ -57,15 +58,15 @@ PUBLISHED_FID_SAMPLE_COUNT = 2032
 RANDOM_WEIGHTS_SEED = 0
 
 
-class MetricsError(RuntimeError):
+class MetricsError(UserError, RuntimeError):
     """Inputs the metrics cannot use: a missing or unreadable image, mismatched sizes, bad pairs."""
 
 
-class MissingWeightsError(FileNotFoundError):
+class MissingWeightsError(UserError, FileNotFoundError):
     """A pretrained backbone file needed by a metric is not on this machine."""
 
 
-class WeightsFileError(RuntimeError):
+class WeightsFileError(UserError, RuntimeError):
     """A backbone file exists but is not the expected one (unreadable, wrong keys, wrong hash)."""
 
 

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Subset
 
 from options.config import ConfigError
 from utils.distributed import DistributedContext
-from utils.image import quantise  # as test.py's PNGs hold the try-ons
+from common.images import quantise  # as test.py's PNGs hold the try-ons
 
 METRIC_DIRECTIONS = {"ssim": "max", "lpips": "min", "fid": "min"}
 PAIR_CHOICES = ("auto", "paired", "unpaired", "both")

@@ -1,0 +1,35 @@
+"""One base class for every error caused by what a user gave us (a flag, a config file, a
+checkpoint, a dataset, a weights file), and the one place that turns it into a message.
+
+Each layer raises its own subclass (``ConfigError``, ``DatasetError``, ``CheckpointError``,
+``MissingWeightsError``...), whose message names the flag or file and what is wrong with it.
+Every command-line entry point runs under ``exit_on_user_error``: such an error prints one line,
+``error: <message>``, and exits with status 2 (as argparse does for a bad flag); anything else
+is a bug and keeps its traceback.
+"""
+
+import sys
+from contextlib import contextmanager
+
+USER_ERROR_STATUS = 2
+
+
+class UserError(Exception):
+    """An input the program cannot use; the message says which and why, for the user."""
+
+
+def user_error_message(error: BaseException) -> str:
+    """The one line printed for ``error``: its message, newlines kept as they are (a
+    configuration may list several problems)."""
+    return f"error: {error}"
+
+
+@contextmanager
+def exit_on_user_error():
+    """Run the enclosed code; a ``UserError`` ends the process with its message on stderr and
+    exit status 2 instead of a traceback."""
+    try:
+        yield
+    except UserError as error:
+        print(user_error_message(error), file=sys.stderr, flush=True)
+        raise SystemExit(USER_ERROR_STATUS) from None
