@@ -32,20 +32,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from common.errors import exit_on_user_error
+from common.images import on_white, to_uint8
 from data.datasets import (DataOptions, add_data_arguments, default_mask_cache,
                            make_pairs_dataset)
-from data.files import DatasetError, read_gray, read_rgb
-from data.photo_fit import FIT_MODES
-from common.atomic import write_atomic
-from utils.checkpoint import CheckpointError
-from common.images import on_white, save_png
-from utils.inference import (add_model_arguments, check_model_arguments, garment_mask_for,
-                             load_model_from_args, pick_device, tryon_photos)
+from data.files import read_gray, read_rgb
+from data.photo_fit import FIT_MODES, paste_back, plan_fit
+from utils.inference.loading import add_model_arguments, check_model_arguments, load_model_from_args
+from utils.inference.model import pick_device
+from utils.inference.photos import garment_mask_for, tryon_photos
+from utils.results import (check_output_file, check_output_folder, result_name, write_output,
+                           write_result)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -77,9 +77,11 @@ def parse_args(argv=None):
                              "default: computed from the product photo")
     single.add_argument("--output", default=None,
                         help="try-on image to write (PNG or JPEG), the size of --person")
-    single.add_argument("--fit", default="pad", choices=FIT_MODES,
-                        help="how the person photo is fitted to the model's frame: pad "
-                             "(centred, with the photo's border colour) or crop (centred)")
+    p.add_argument("--fit", default="pad", choices=FIT_MODES,
+                   help="how a person photo of another aspect ratio than the model's frame is "
+                        "fitted to it (both modes; garments are always padded): pad (centred, "
+                        "with the photo's border colour) or crop (centred); the try-on is "
+                        "mapped back to the photo")
     add_model_arguments(p.add_argument_group("model"))
     p.add_argument("--batch_size", type=int, default=8, help="pairs per forward pass")
     p.add_argument("--workers", type=int, default=2, help="data loading processes")
@@ -121,10 +123,6 @@ def parse_args(argv=None):
     return args
 
 
-def load_model(args, device):
-    return load_model_from_args(args, device)
-
-
 def _grid_strip(person, garment, edge, out, index):
     """person | garment | warped garment | try-on for sample ``index``; garments on white, as
     product photos are shown."""
@@ -136,11 +134,12 @@ def _grid_strip(person, garment, edge, out, index):
 
 def generate(args) -> dict:
     """Every pair of a test folder -> one PNG each in ``--results_dir``."""
+    results = check_output_folder(args.results_dir, "--results_dir", inputs=(args.dataroot,))
     device = pick_device(args.device)
-    model = load_model(args, device)
+    model = load_model_from_args(args, device)
     height, width = model.height, model.width
     options = DataOptions.from_config(args)
-    dataset = make_pairs_dataset(options, args.dataroot, args.pairs, height, width)
+    dataset = make_pairs_dataset(options, args.dataroot, args.pairs, height, width, fit=args.fit)
     if dataset.computes_masks:
         computed = sum(1 for pair in dataset.pairs if pair.garment.mask is None)
         refined = " (refined with GrabCut)" if args.grabcut else ""
@@ -149,8 +148,6 @@ def generate(args) -> dict:
               f"{options.mask_cache or default_mask_cache()}")
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False,
                         num_workers=args.workers, pin_memory=device.type == "cuda")
-    results = Path(args.results_dir)
-    results.mkdir(parents=True, exist_ok=True)
     written = resized = 0
     start = time.perf_counter()
     for batch in tqdm(loader, desc="try-on", unit="batch", disable=not sys.stderr.isatty()):
@@ -158,39 +155,46 @@ def generate(args) -> dict:
         out = model(person, garment, edge)
         for i, (person_name, cloth_name) in enumerate(zip(batch["person_name"],
                                                           batch["cloth_name"])):
-            stem = f"{Path(person_name).stem}__{Path(cloth_name).stem}"
             original = (int(batch["original_size"][0][i]), int(batch["original_size"][1][i]))
-            tryon = out.tryon[i:i + 1].float()
+            tryon = to_uint8(out.tryon[i].float())
             if args.save_size == "photo" and original != (height, width):
-                tryon = F.interpolate(tryon, size=original, mode="bilinear", align_corners=False)
+                tryon = _to_photo(tryon, original, args.fit, batch["person_path"][i])
                 resized += 1
-            save_png(tryon[0], results / f"{stem}.png")
+            write_result(results, person_name, cloth_name, tryon)
             if args.save_grid:
-                save_png(_grid_strip(person, garment, edge, out, i),
-                         results / "grids" / f"{stem}.png")
+                write_output(results / "grids" / result_name(person_name, cloth_name),
+                             to_uint8(_grid_strip(person, garment, edge, out, i)), "--save_grid")
             written += 1
     seconds = time.perf_counter() - start
     print(f"wrote {written} try-on images to {results} ({written / max(seconds, 1e-9):.1f} "
           f"images/s on {device}, {height}x{width})")
     if resized:
-        print(f"{resized} try-ons were enlarged from the model's {height}x{width} to their "
-              f"photos' size; scores of them compare upsampled images with sharp photos "
-              f"(--save_size model keeps the model's size, as low-resolution results are "
-              f"usually scored)")
+        print(f"{resized} try-ons were mapped from the model's {height}x{width} frame back to "
+              f"their photos' size (--fit {args.fit}); scores of them compare upsampled images "
+              f"with sharp photos (--save_size model keeps the model's size, as low-resolution "
+              f"results are usually scored)")
     # The metrics find each result by the names of its pair and the reference photo by path.
     pairs = [(pair.person.image, pair.garment.image) for pair in dataset.pairs]
     paired = all(pair.person.id == pair.garment.id for pair in dataset.pairs)
     return {"images": written, "seconds": seconds, "pairs": pairs, "paired": paired}
 
 
-def _write_image_atomic(array: np.ndarray, path: Path) -> None:
-    """Write a uint8 image so that a failure leaves no half-written file at ``path``."""
-    options = {"quality": 95} if path.suffix.lower() in (".jpg", ".jpeg") else {}
-    write_atomic(path, lambda temporary: Image.fromarray(array).save(temporary, **options))
+def _to_photo(tryon: np.ndarray, photo_size: tuple[int, int], fit: str,
+              person_path: str) -> np.ndarray:
+    """A frame-sized uint8 try-on mapped back to the person photo (``data.photo_fit``), as one
+    pair of photos is; the crop fit keeps the photo's own pixels outside its window."""
+    placement = plan_fit(photo_size, tryon.shape[:2], fit)
+    photo = read_rgb(person_path) if fit == "crop" else None
+    return paste_back(photo, tryon, placement)
 
 
 def tryon_pair(args) -> dict:
     """One person photo and one product photo -> ``--output`` at the person photo's size."""
+    inputs = (args.person, args.garment, args.garment_mask)
+    output = check_output_file(args.output, "--output", inputs)
+    grid_path = output.with_name(f"{output.stem}_grid.png")
+    if args.save_grid:
+        check_output_file(grid_path, "--save_grid", inputs)
     person_photo = read_rgb(args.person)
     garment_photo = read_rgb(args.garment)
     user_mask = read_gray(args.garment_mask) if args.garment_mask else None
@@ -201,49 +205,44 @@ def tryon_pair(args) -> dict:
         print(f"{note}; pass --garment_mask to use your own" if note.startswith("garment mask")
               else f"note: {note}")
     device = pick_device(args.device)
-    model = load_model(args, device)
+    model = load_model_from_args(args, device)
     result = tryon_photos(model, person_photo, garment_photo, mask, args.fit)
-    output = Path(args.output)
-    _write_image_atomic(result.tryon, output)
+    write_output(output, result.tryon, "--output")
     print(f"wrote {output} ({result.tryon.shape[1]}x{result.tryon.shape[0]}; model frame "
           f"{model.height}x{model.width}, --fit {args.fit}, {result.seconds:.2f} s on {device})")
     if args.save_grid:
         strip = np.concatenate([result.frame[key] for key in
                                 ("person", "garment", "warped_garment", "tryon")], axis=1)
-        grid_path = output.with_name(f"{output.stem}_grid.png")
-        _write_image_atomic(strip, grid_path)
+        write_output(grid_path, strip, "--save_grid")
         print(f"wrote {grid_path} (person | garment | warped garment | try-on)")
     return {"output": str(output), "seconds": result.seconds}
 
 
+def evaluate(args, done: dict) -> None:
+    """Score the folder just written (``--eval``) and write ``scores.json`` beside it."""
+    from utils.metrics import applicable_metrics, evaluate_folders, format_table
+    metrics = applicable_metrics(args.metrics, done["paired"])
+    scores = evaluate_folders(
+        args.results_dir, args.dataroot,
+        [(os.path.abspath(person), cloth) for person, cloth in done["pairs"]],
+        metrics=metrics, device=pick_device(args.device), fid_weights=args.fid_weights,
+        lpips_backbone_weights=args.lpips_backbone_weights,
+        allow_random_weights=args.allow_random_weights)
+    print(format_table(scores))
+    out = Path(args.results_dir) / "scores.json"
+    out.write_text(json.dumps(scores, indent=2))
+    print(f"scores written to {out}")
+
+
 def main(argv=None):
     args = parse_args(argv)
-    try:
+    with exit_on_user_error():
         if args.person:
             tryon_pair(args)
             return
         done = generate(args)
         if args.eval:
-            from utils.metrics import applicable_metrics, evaluate_folders, format_table
-            metrics = applicable_metrics(args.metrics, done["paired"])
-            scores = evaluate_folders(
-                args.results_dir, args.dataroot,
-                [(os.path.abspath(person), cloth) for person, cloth in done["pairs"]],
-                metrics=metrics,
-                device=pick_device(args.device), fid_weights=args.fid_weights,
-                lpips_backbone_weights=args.lpips_backbone_weights,
-                allow_random_weights=args.allow_random_weights)
-            print(format_table(scores))
-            out = Path(args.results_dir) / "scores.json"
-            out.write_text(json.dumps(scores, indent=2))
-            print(f"scores written to {out}")
-    except (CheckpointError, DatasetError) as error:
-        raise SystemExit(f"error: {error}")
-    except Exception as error:
-        from utils.metrics import MetricsError, MissingWeightsError, WeightsFileError
-        if isinstance(error, (MetricsError, MissingWeightsError, WeightsFileError)):
-            raise SystemExit(f"error: {error}")
-        raise
+            evaluate(args, done)
 
 
 if __name__ == "__main__":

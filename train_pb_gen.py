@@ -13,12 +13,14 @@ region. Loss: ``0.5 warp + generator``. The warp learns at ``--lr_warp`` (defaul
 import torch
 
 from data.inputs import arms_outside
-from models import PB_GEN_INPUT, PB_WARP_INPUT, build_generator, build_warp
+from models import PB_GEN_INPUT, PB_WARP_INPUT
 from models.losses import tryon_loss, warp_loss
 from models.tryon import compose, tutor_image
-from utils.engine import Stage, StepResult, main
-from utils.stages import (add_warp_lr_argument, batch_inputs, flow_picture, flow_scalars,
-                          load_from_flag, perceptual_loss, warp_learning_rate)
+from utils.training.engine import main
+from utils.training.parts import (add_warp_lr_argument, batch_inputs, build_generator, build_warp,
+                                  flow_picture, flow_scalars, load_from_flag, perceptual_loss,
+                                  warp_learning_rate)
+from utils.training.stage import Stage, StepResult
 
 
 class ParserBasedGenerator(Stage):
@@ -34,10 +36,11 @@ class ParserBasedGenerator(Stage):
         add_warp_lr_argument(parser)
 
     def build_models(self, cfg, device):
-        self.vgg = perceptual_loss(cfg, device)
+        vgg = perceptual_loss(cfg, device)
         warp = load_from_flag(build_warp(cfg, PB_WARP_INPUT), cfg, "pb_warp_checkpoint", "warp",
                               ("pb_warp",))
-        return {"warp": warp.to(device), "gen": build_generator(cfg, PB_GEN_INPUT).to(device)}
+        return {"warp": warp.to(device), "gen": build_generator(cfg, PB_GEN_INPUT).to(device),
+                "vgg": vgg}
 
     def param_groups(self, models, cfg, epoch):
         return [{"name": "warp", "params": list(models["warp"].parameters()),
@@ -52,21 +55,22 @@ class ParserBasedGenerator(Stage):
                             inputs.garment_edge)
         return tutor.image, inputs.image
 
-    def losses(self, models, batch, cfg, step, want_images=False):
+    def losses(self, models, batch, context):
+        cfg, vgg = context.cfg, models["vgg"]
         inputs = batch_inputs(batch, cfg)
         warp = models["warp"](inputs.pb_condition, inputs.garment, inputs.garment_edge,
                               return_levels=True)
         terms = {name: 0.5 * value for name, value in
                  warp_loss(warp.levels, inputs.person_clothes, inputs.person_clothes_edge,
-                           self.vgg).items()}
+                           vgg).items()}
         warped_edge = warp.levels[-1].warped_edge
         arms = arms_outside(inputs.dense_preserve_mask, inputs.person_clothes_edge)
         gen_output = models["gen"](torch.cat([inputs.preserve_region, warp.warped, warped_edge,
                                               arms], 1))
         out = compose(gen_output, warp.warped, warped_edge, gate=inputs.person_clothes_edge)
-        terms.update(tryon_loss(out.tryon, out.rendered, out.mask, inputs.image, self.vgg))
+        terms.update(tryon_loss(out.tryon, out.rendered, out.mask, inputs.image, vgg))
         images = {}
-        if want_images:
+        if context.want_images:
             images = {"person": inputs.image, "garment": inputs.garment,
                       "warped_garment": warp.warped, "flow": flow_picture(warp, cfg.align_corners),
                       "warped_edge": warped_edge, "rendered": out.rendered, "mask": out.mask,

@@ -7,10 +7,12 @@ multi-level warp loss against the garment region of the real photo. Nothing is f
     python train_pb_warp.py --dataroot VITON_traindata --name pb_warp
 """
 
-from models import PB_WARP_INPUT, build_warp
+from models import PB_WARP_INPUT
 from models.losses import warp_loss
-from utils.engine import Stage, StepResult, main
-from utils.stages import batch_inputs, flow_picture, flow_scalars, perceptual_loss
+from utils.training.engine import main
+from utils.training.parts import (batch_inputs, build_warp, flow_picture, flow_scalars,
+                                  perceptual_loss)
+from utils.training.stage import Stage, StepResult
 
 
 class ParserBasedWarp(Stage):
@@ -21,8 +23,8 @@ class ParserBasedWarp(Stage):
     validation_needs_parser = True
 
     def build_models(self, cfg, device):
-        self.vgg = perceptual_loss(cfg, device)
-        return {"warp": build_warp(cfg, PB_WARP_INPUT).to(device)}
+        vgg = perceptual_loss(cfg, device)
+        return {"warp": build_warp(cfg, PB_WARP_INPUT).to(device), "vgg": vgg}
 
     def param_groups(self, models, cfg, epoch):
         return [{"name": "warp", "params": list(models["warp"].parameters()), "lr": cfg.lr}]
@@ -32,15 +34,16 @@ class ParserBasedWarp(Stage):
         warp = models["warp"](inputs.pb_condition, inputs.garment)
         return warp.warped, inputs.person_clothes
 
-    def losses(self, models, batch, cfg, step, want_images=False):
+    def losses(self, models, batch, context):
+        cfg = context.cfg
         inputs = batch_inputs(batch, cfg)
         warp = models["warp"](inputs.pb_condition, inputs.garment, inputs.garment_edge,
                               return_levels=True)
         terms = warp_loss(warp.levels, inputs.person_clothes, inputs.person_clothes_edge,
-                          self.vgg)
+                          models["vgg"])
         align_corners = cfg.align_corners
         images = {}
-        if want_images:
+        if context.want_images:
             images = {"person": inputs.image, "garment": inputs.garment,
                       "worn_garment": inputs.person_clothes, "warped_garment": warp.warped,
                       "flow": flow_picture(warp, align_corners),

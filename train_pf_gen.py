@@ -17,14 +17,16 @@ gives ``niter``.
 
 import torch
 
-from models import PF_GEN_INPUT, PF_WARP_INPUT, build_generator, build_warp
+from models import PF_GEN_INPUT, PF_WARP_INPUT
 from models.losses import skin_loss, tryon_loss
 from models.tryon import compose, parser_free_tryon
-from utils.engine import Stage, StepResult, in_first_phase, main
-from utils.stages import (add_teacher_arguments, add_warp_lr_argument, batch_inputs,
-                          check_kd_group, flow_picture, flow_scalars, load_from_flag,
-                          parser_based_teacher, perceptual_loss, teacher_and_student_warps,
-                          warp_learning_rate)
+from utils.training.engine import main
+from utils.training.parts import (add_teacher_arguments, add_warp_lr_argument, batch_inputs,
+                                  build_generator, build_warp, check_kd_group, flow_picture,
+                                  flow_scalars, load_from_flag, parser_based_teacher,
+                                  perceptual_loss, teacher_and_student_warps, warp_learning_rate)
+from utils.training.schedule import in_first_phase
+from utils.training.stage import Stage, StepResult
 
 EARLY_SKIN_WEIGHTS = (30.0, 2.0)   # (L1, VGG) during the first phase
 LATE_SKIN_WEIGHTS = (60.0, 4.0)
@@ -50,16 +52,14 @@ class ParserFreeGenerator(Stage):
 
     def build_models(self, cfg, device):
         check_kd_group(cfg)
-        self.vgg = perceptual_loss(cfg, device)
-        models = parser_based_teacher(cfg, device)
+        vgg = perceptual_loss(cfg, device)
+        models = {**parser_based_teacher(cfg, device), "vgg": vgg}
         models["warp"] = load_from_flag(build_warp(cfg, PF_WARP_INPUT), cfg,
                                         "pf_warp_checkpoint", "warp", ("pf_warp",)).to(device)
         models["gen"] = build_generator(cfg, PF_GEN_INPUT).to(device)
         return models
 
     def param_groups(self, models, cfg, epoch):
-        # Called at the start of every epoch: the skin weights below depend on the epoch.
-        self.epoch = epoch
         return [{"name": "warp", "params": list(models["warp"].parameters()),
                  "lr": warp_learning_rate(cfg)},
                 {"name": "gen", "params": list(models["gen"].parameters()), "lr": cfg.lr}]
@@ -70,9 +70,10 @@ class ParserFreeGenerator(Stage):
                                 batch["garment_edge"])
         return out.tryon, batch["image"]
 
-    def losses(self, models, batch, cfg, step, want_images=False):
+    def losses(self, models, batch, context):
+        cfg, vgg = context.cfg, models["vgg"]
         inputs = batch_inputs(batch, cfg)
-        out = teacher_and_student_warps(models, inputs, self.vgg, cfg.kd_group_size)
+        out = teacher_and_student_warps(models, inputs, vgg, cfg.kd_group_size)
         terms = {name: 0.25 * value for name, value in out.terms.items()}
         warped_edge = out.student.levels[-1].warped_edge
         gen_output = models["gen"](torch.cat([out.tutor.image, out.student.warped,
@@ -80,13 +81,13 @@ class ParserFreeGenerator(Stage):
         composite = compose(gen_output, out.student.warped, warped_edge,
                             gate=inputs.person_clothes_edge)
         terms.update(tryon_loss(composite.tryon, composite.rendered, composite.mask,
-                                inputs.image, self.vgg))
+                                inputs.image, vgg))
         skin = out.tutor.warped_edge * (1 - inputs.person_clothes_edge)
-        l1_weight, vgg_weight = skin_weights(getattr(self, "epoch", 0), cfg)
-        terms.update(skin_loss(composite.rendered, inputs.image, skin, self.vgg,
+        l1_weight, vgg_weight = skin_weights(context.epoch, cfg)
+        terms.update(skin_loss(composite.rendered, inputs.image, skin, vgg,
                                l1_weight=l1_weight, vgg_weight=vgg_weight))
         images = {}
-        if want_images:
+        if context.want_images:
             images = {"person": inputs.image, "tutor": out.tutor.image,
                       "garment": inputs.garment, "warped_garment": out.student.warped,
                       "flow": flow_picture(out.student, cfg.align_corners),

@@ -15,12 +15,14 @@ epochs) and the rate decays as the release's; ``--schedule zero_based`` gives ``
         --pb_checkpoint checkpoints/pb_gen/final.pth
 """
 
-from models import PF_WARP_INPUT, build_warp
-from utils.engine import Stage, StepResult, in_first_phase, main
-from utils.stages import (add_teacher_arguments, batch_inputs, check_kd_group, flow_picture,
-                          flow_scalars, load_from_flag, named_parameters_matching,
-                          parser_based_teacher, perceptual_loss, teacher_and_student_warps,
-                          teacher_source)
+from models import PF_WARP_INPUT
+from utils.training.engine import main
+from utils.training.parts import (add_teacher_arguments, batch_inputs, build_warp, check_kd_group,
+                                  flow_picture, flow_scalars, load_from_flag,
+                                  named_parameters_matching, parser_based_teacher,
+                                  perceptual_loss, teacher_and_student_warps, teacher_source)
+from utils.training.schedule import in_first_phase
+from utils.training.stage import Stage, StepResult
 
 # Parameters that do not carry over from the parser-based warp (their inputs differ).
 STUDENT_NEW_PARTS = ("cond_", "aflow_net.netRefine")
@@ -38,8 +40,8 @@ class ParserFreeWarp(Stage):
 
     def build_models(self, cfg, device):
         check_kd_group(cfg)
-        self.vgg = perceptual_loss(cfg, device)
-        models = parser_based_teacher(cfg, device)
+        vgg = perceptual_loss(cfg, device)
+        models = {**parser_based_teacher(cfg, device), "vgg": vgg}
         flag, _ = teacher_source(cfg, "warp")
         student = load_from_flag(build_warp(cfg, PF_WARP_INPUT), cfg, flag, "warp", ("pb_gen",),
                                  skip_prefixes=STUDENT_NEW_PARTS)
@@ -58,11 +60,12 @@ class ParserFreeWarp(Stage):
         warp = models["warp"](inputs.image, inputs.garment)
         return warp.warped, inputs.person_clothes
 
-    def losses(self, models, batch, cfg, step, want_images=False):
+    def losses(self, models, batch, context):
+        cfg = context.cfg
         inputs = batch_inputs(batch, cfg)
-        out = teacher_and_student_warps(models, inputs, self.vgg, cfg.kd_group_size)
+        out = teacher_and_student_warps(models, inputs, models["vgg"], cfg.kd_group_size)
         images = {}
-        if want_images:
+        if context.want_images:
             images = {"person": inputs.image, "tutor": out.tutor.image,
                       "garment": inputs.garment, "teacher_warped": out.teacher.warped,
                       "warped_garment": out.student.warped,

@@ -1,10 +1,13 @@
-"""Tensor <-> image file conversions shared by test.py, the training image grids and tools."""
+"""Tensor <-> image conversions and image files written atomically, shared by every layer."""
 
+import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+
+from common.atomic import write_atomic
 
 
 def quantise(images: torch.Tensor) -> torch.Tensor:
@@ -28,11 +31,14 @@ def on_white(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return image * mask + (1 - mask)
 
 
-def mask_to_signed(mask: torch.Tensor) -> torch.Tensor:
-    """A [0, 1] mask (B, 1, H, W) as a 3-channel [-1, 1] image for grids."""
-    return (mask * 2 - 1).expand(-1, 3, -1, -1)
+def write_image(path: str | os.PathLike, array: np.ndarray, jpeg_quality: int = 95) -> None:
+    """Write a uint8 (h, w, 3) RGB or (h, w) grey image, in the format of ``path``'s suffix
+    (PNG, JPEG at ``jpeg_quality``...), atomically: a failure leaves no partial file."""
+    path = Path(path)
+    options = {"quality": jpeg_quality} if path.suffix.lower() in (".jpg", ".jpeg") else {}
+    write_atomic(path, lambda temporary: Image.fromarray(array).save(temporary, **options))
 
 
 def save_png(image: torch.Tensor, path: str | Path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(to_uint8(image)).save(path)
+    """A (3, H, W) or (1, H, W) tensor in [-1, 1] as an 8-bit PNG (``to_uint8``), atomically."""
+    write_image(path, to_uint8(image))

@@ -24,7 +24,9 @@ import time
 import numpy as np
 from PIL import Image
 
-from data.datasets import (DataOptions, add_data_arguments, layout, pair_samples, read_person,
+from common.errors import exit_on_user_error
+from data import viton
+from data.datasets import (DataOptions, add_data_arguments, pair_samples, read_person,
                            train_samples)
 from data.files import DatasetError, read_rgb
 from data.labels import describe_scheme
@@ -159,11 +161,10 @@ def check_pairs(root: str, options: DataOptions, pairs: str, height: int, width:
 
 def _viton_roots(root: str) -> list:
     """(kind, path) of each VITON-layout dataset found at ``root``."""
-    module = layout("viton")
     found = []
-    if module.is_train_root(root):
+    if viton.is_train_root(root):
         found.append(("train", root))
-    if module.is_test_root(root):
+    if viton.is_test_root(root):
         found.append(("test", root))
     for name, kind in (("VITON_traindata", "train"), ("VITON_test", "test")):
         path = os.path.join(root, name)
@@ -185,6 +186,11 @@ def main(argv=None) -> int:
     parser.add_argument("--width", type=int, default=192, help="size samples are served at")
     add_data_arguments(parser)
     args = parser.parse_args(argv)
+    with exit_on_user_error():
+        return _check_root(args)
+
+
+def _check_root(args) -> int:
     try:
         options = DataOptions.from_config(args)
     except DatasetError as error:

@@ -33,74 +33,19 @@ import cv2
 import numpy as np
 import torch
 
-from data.densepose import read_densepose_file
-from data.inputs import CATEGORIES
 from common.atomic import write_atomic
-from data.labels import read_label_map
-from data.pose import PoseFileError, read_keypoints_file, scale_keypoints
+from data import dresscode, viton, vitonhd
+from data.densepose import IUV_CHANNELS, read_densepose_file
 from data.files import (EDGE_THRESHOLD, DatasetError, photo_tensor, read_gray, read_rgb,
                         resize_nearest, resize_photo)
+from data.labels import LABEL_SCHEMES, NECK_CHOICES, NECK_HELP, read_label_map
+from data.photo_fit import FIT_MODES, apply_placement, fit_to_frame
+from data.pose import POSE_FORMATS, PoseFileError, read_keypoints_file, scale_keypoints
+from data.samples import (CATEGORIES, DataFormats, GarmentFiles, PersonFiles, Sample,
+                          category_index, parse_categories)
 
 DATASETS = ("viton", "vitonhd", "dresscode")
-
-
-def category_index(name: str) -> int:
-    if name not in CATEGORIES:
-        raise DatasetError(f"unknown garment category {name!r}; expected one of "
-                           f"{', '.join(CATEGORIES)}")
-    return CATEGORIES.index(name)
-
-
-def parse_categories(text: str, available: Sequence[str] = CATEGORIES) -> tuple[str, ...]:
-    """'upper_body,dresses' or 'all' -> ('upper_body', 'dresses'), checked."""
-    names = list(available) if text.strip() == "all" else [
-        part.strip() for part in text.split(",") if part.strip()]
-    unknown = [name for name in names if name not in available]
-    if unknown or not names:
-        raise DatasetError(f"--category {text!r}: expected a comma-separated subset of "
-                           f"{', '.join(available)} (or 'all')")
-    return tuple(dict.fromkeys(names))
-
-
-@dataclass(frozen=True)
-class DataFormats:
-    """How a layout's files are encoded: the parsing's label scheme (``data.labels``), the
-    target of CIHP's neck, the keypoint format (``data.pose``) and which channel of an IUV
-    image holds DensePose's part index (``data.densepose``)."""
-
-    label_scheme: str = "viton"
-    neck: str = "skin"
-    pose_format: str = "auto"
-    iuv_channel: str = "b"
-
-
-@dataclass(frozen=True)
-class PersonFiles:
-    """One person's files. ``label``, ``pose`` and ``densepose`` are None where a layout (or a
-    test set) has none; ``id`` is shared with the person's own garment."""
-
-    id: str
-    image: str
-    label: Optional[str] = None
-    pose: Optional[str] = None
-    densepose: Optional[str] = None
-    category: str = "upper_body"
-
-
-@dataclass(frozen=True)
-class GarmentFiles:
-    """A product photo and its mask (None: computed from the photo and cached)."""
-
-    id: str
-    image: str
-    mask: Optional[str] = None
-    category: str = "upper_body"
-
-
-@dataclass(frozen=True)
-class Sample:
-    person: PersonFiles
-    garment: GarmentFiles
+LAYOUTS = {"viton": viton, "vitonhd": vitonhd, "dresscode": dresscode}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,14 +124,20 @@ def _write_png_atomic(array: np.ndarray, path: str) -> None:
 # Reading one person or one garment at the working size
 
 
-def read_garment(garment: GarmentFiles, masks: GarmentMasks, height: int,
-                 width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(3, H, W) photo in [-1, 1] and (1, H, W) mask in {0, 1}."""
+def read_garment(garment: GarmentFiles, masks: GarmentMasks, height: int, width: int,
+                 fit: Optional[str] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(3, H, W) photo in [-1, 1] and (1, H, W) mask in {0, 1}: resized to the frame, or with
+    ``fit`` set padded to its aspect ratio first (``data.photo_fit``; a garment is always
+    padded, never cropped: its whole outline matters to the warp)."""
     photo = read_rgb(garment.image)
     mask = masks.read(garment, photo)
-    photo = resize_photo(photo, height, width)
-    # Binarised before resizing so a nearest resize keeps it binary.
-    mask = resize_nearest(mask, height, width)
+    if fit is not None:
+        photo, placement = fit_to_frame(photo, (height, width), "pad")
+        mask = apply_placement(mask, placement, interpolation="nearest", fill=0)
+    else:
+        photo = resize_photo(photo, height, width)
+        # Binarised before resizing so a nearest resize keeps it binary.
+        mask = resize_nearest(mask, height, width)
     return photo_tensor(photo), torch.from_numpy(mask).to(torch.float32)[None]
 
 
@@ -209,13 +160,20 @@ def _missing(person: PersonFiles, what: str) -> DatasetError:
 
 
 def read_person(person: PersonFiles, formats: DataFormats, height: int, width: int,
-                parser_inputs: bool = True) -> dict:
+                parser_inputs: bool = True, fit: Optional[str] = None) -> dict:
     """The person photo, and with ``parser_inputs`` the parsing, DensePose and keypoints, each
-    checked against the photo's size and brought to (height, width)."""
+    checked against the photo's size and brought to (height, width). ``fit`` ('pad' or
+    'crop', photos only) fits the photo to the frame's aspect ratio first, as one pair of
+    photos is fitted (``data.photo_fit``); None resizes it, as the maps are."""
     image = read_rgb(person.image)
     original = image.shape[:2]
-    item = {"image": photo_tensor(resize_photo(image, height, width)),
-            "original_size": (int(original[0]), int(original[1]))}
+    if fit is not None:
+        if parser_inputs:
+            raise ValueError("fitting applies to photos only; parser inputs are resized")
+        frame, _ = fit_to_frame(image, (height, width), fit)
+    else:
+        frame = resize_photo(image, height, width)
+    item = {"image": photo_tensor(frame), "original_size": (int(original[0]), int(original[1]))}
     if not parser_inputs:
         return item
     if person.label is None:
@@ -342,11 +300,16 @@ class TryOnTrainDataset(torch.utils.data.Dataset):
 class TryOnPairsDataset(torch.utils.data.Dataset):
     """Person/garment pairs of a test set (items: module docstring): what test.py dresses and
     what validation scores. ``parser_inputs``: also read parsing, keypoints and DensePose (the
-    parser-based stages, and the worn-garment region the warp stages are scored on)."""
+    parser-based stages, and the worn-garment region the warp stages are scored on). ``fit``:
+    'pad' or 'crop' fits the photos to the frame as test.py's one pair is fitted (photos of
+    the frame's aspect ratio are only resized); None resizes them, as the maps are."""
 
     def __init__(self, pairs: Sequence[Sample], height: int, width: int,
                  formats: DataFormats = DataFormats(), masks: Optional[GarmentMasks] = None,
-                 parser_inputs: bool = False):
+                 parser_inputs: bool = False, fit: Optional[str] = None):
+        if fit is not None and (parser_inputs or fit not in FIT_MODES):
+            raise ValueError(f"fit {fit!r}: 'pad' or 'crop', for photos without parser inputs")
+        self.fit = fit
         self.pairs = list(pairs)
         self.height, self.width = int(height), int(width)
         self.formats = formats
@@ -372,10 +335,11 @@ class TryOnPairsDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         pair = self.pairs[index]
         item = read_person(pair.person, self.formats, self.height, self.width,
-                           self.parser_inputs)
+                           self.parser_inputs, self.fit)
         if self._all_densepose:
             item.pop("has_densepose", None)
-        garment, edge = read_garment(pair.garment, self.masks, self.height, self.width)
+        garment, edge = read_garment(pair.garment, self.masks, self.height, self.width,
+                                     self.fit)
         item.update({
             "garment": garment, "garment_edge": edge,
             "person_name": os.path.basename(pair.person.image),
@@ -385,6 +349,58 @@ class TryOnPairsDataset(torch.utils.data.Dataset):
             "category": torch.tensor(category_index(pair.person.category)),
         })
         return item
+
+
+def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name}={value!r}: expected one of {', '.join(choices)}")
+
+
+class VitonTrainDataset(TryOnTrainDataset):
+    """The training set of a ``VITON_traindata`` folder (items: module docstring).
+
+    Args:
+        root: the folder holding train_img/, train_color/, ...
+        height, width: size every sample is returned at (other sizes are resized).
+        pairs_file: ``person.jpg cloth.jpg`` lines; a name inside ``root`` or an absolute path.
+            Default: ``train_pairs.txt`` in ``root`` when present, else every photo of train_img.
+        seed: base of the unpaired-garment draw.
+        label_scheme, neck, pose_format, iuv_channel: how train_label/, train_pose/ and
+            train_densepose/ are encoded (``data.datasets.DataFormats``).
+        category: the garment category of every sample.
+    """
+
+    folders = viton.TRAIN_FOLDERS
+
+    def __init__(self, root: str, height: int = 256, width: int = 192,
+                 pairs_file: Optional[str] = None, seed: int = 0, label_scheme: str = "viton",
+                 neck: str = "skin", pose_format: str = "auto", iuv_channel: str = "b",
+                 category: str = "upper_body", masks: Optional[GarmentMasks] = None):
+        for name, value, choices in (("label_scheme", label_scheme, LABEL_SCHEMES),
+                                     ("neck", neck, NECK_CHOICES),
+                                     ("pose_format", pose_format, POSE_FORMATS),
+                                     ("iuv_channel", iuv_channel, IUV_CHANNELS)):
+            _check_choice(name, value, choices)
+        self.root = root
+        self.pairs_file = viton.train_pairs_file(root, pairs_file)
+        formats = DataFormats(label_scheme, neck, pose_format, iuv_channel)
+        super().__init__(viton.train_samples(root, (category,), pairs_file=pairs_file), height,
+                         width, formats, masks, seed)
+
+
+class VitonTestDataset(TryOnPairsDataset):
+    """The pairs of a ``VITON_test`` folder (items: module docstring). ``pairs_file``: a pairs
+    file (a name inside ``root``, or a path), or 'unpaired' / 'paired'."""
+
+    def __init__(self, root: str, pairs_file: str = "test_pairs.txt", height: int = 256,
+                 width: int = 192, masks: Optional[GarmentMasks] = None,
+                 parser_inputs: bool = False, category: str = "upper_body",
+                 formats: DataFormats = viton.FORMATS):
+        self.root = root
+        self.pairs_file = viton.resolve_test_pairs(root, pairs_file)[0]
+        super().__init__(viton.test_pairs(root, pairs_file, (category,),
+                                          parser_inputs=parser_inputs), height, width, formats,
+                         masks, parser_inputs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -417,9 +433,8 @@ class DataOptions:
                   for name in ("dataset", "label_scheme", "neck", "pose_format", "iuv_channel",
                                "densepose_dir", "mask_cache", "rebuild_masks", "grabcut")}
         category = getattr(cfg, "category", None)
-        module = layout(values["dataset"])
-        values["categories"] = (parse_categories(category, module.CATEGORIES)
-                                if category else module.CATEGORIES[:1])
+        held = layout(values["dataset"]).HELD_CATEGORIES
+        values["categories"] = parse_categories(category, held) if category else held[:1]
         return cls(**values)
 
     def formats(self) -> DataFormats:
@@ -435,55 +450,28 @@ class DataOptions:
 
 
 def layout(name: str):
-    """The layout module of a dataset name."""
-    if name not in DATASETS:
+    """The layout module of a dataset name: it lists ``train_samples`` and ``test_pairs``, and
+    names its ``FORMATS`` and ``HELD_CATEGORIES``."""
+    if name not in LAYOUTS:
         raise DatasetError(f"unknown dataset layout {name!r}; expected one of "
                            f"{', '.join(DATASETS)}")
-    # Imported here: the layout modules build on this one.
-    if name == "viton":
-        from data import viton as module
-    elif name == "vitonhd":
-        from data import vitonhd as module
-    else:
-        from data import dresscode as module
-    return module
+    return LAYOUTS[name]
 
 
 def train_samples(options: DataOptions, root: str,
                   problems: Optional[list] = None) -> list[Sample]:
     """The training samples of ``root`` in ``options.dataset``'s layout. Samples lacking files
     are an error, or with ``problems`` given a message appended to it (and left out)."""
-    module = layout(options.dataset)
-    if options.dataset == "viton":
-        return module.train_samples(root, categories=options.categories, problems=problems)
-    if options.dataset == "vitonhd":
-        return module.train_samples(root, options.categories, options.densepose_dir, problems)
-    return module.train_samples(root, options.categories, problems=problems)
+    return layout(options.dataset).train_samples(root, options.categories,
+                                                 options.densepose_dir, problems=problems)
 
 
 def pair_samples(options: DataOptions, root: str, pairs: str = "unpaired",
                  parser_inputs: bool = False, problems: Optional[list] = None) -> list[Sample]:
-    """The test pairs of ``root``: ``pairs`` is 'unpaired', 'paired' or a pairs file. A
-    VITON-layout training folder gives its samples (paired) or each person with the next
-    sample's garment (unpaired): a held-out part of the training data validates too."""
-    module = layout(options.dataset)
-    if options.dataset == "viton":
-        if not module.is_test_root(root) and module.is_train_root(root):
-            samples = module.train_samples(root, categories=options.categories,
-                                           problems=problems)
-            if pairs == "paired":
-                return samples
-            if pairs != "unpaired":
-                raise DatasetError(f"{root} is a training folder: its pairs are 'paired' or "
-                                   f"'unpaired', not a pairs file ({pairs})")
-            return [Sample(samples[i].person, samples[(i + 1) % len(samples)].garment)
-                    for i in range(len(samples))]
-        return module.test_pairs(root, pairs, options.categories, parser_inputs, problems)
-    if options.dataset == "vitonhd":
-        return module.test_pairs(root, pairs, options.categories, options.densepose_dir,
-                                 parser_inputs, problems=problems)
-    return module.test_pairs(root, pairs, options.categories, parser_inputs=parser_inputs,
-                             problems=problems)
+    """The test pairs of ``root``: ``pairs`` is 'unpaired', 'paired' or a pairs file."""
+    return layout(options.dataset).test_pairs(root, pairs, options.categories,
+                                              options.densepose_dir, parser_inputs=parser_inputs,
+                                              problems=problems)
 
 
 def _prepared_masks(options: DataOptions, samples: Sequence[Sample]) -> GarmentMasks:
@@ -501,18 +489,14 @@ def make_train_dataset(options: DataOptions, root: str, height: int, width: int,
 
 
 def make_pairs_dataset(options: DataOptions, root: str, pairs: str, height: int, width: int,
-                       parser_inputs: bool = False) -> TryOnPairsDataset:
+                       parser_inputs: bool = False, fit: Optional[str] = None) -> TryOnPairsDataset:
     samples = pair_samples(options, root, pairs, parser_inputs)
     return TryOnPairsDataset(samples, height, width, options.formats(),
-                             _prepared_masks(options, samples), parser_inputs)
+                             _prepared_masks(options, samples), parser_inputs, fit)
 
 
 def add_data_arguments(parser, default_pairs: Optional[str] = None) -> None:
     """The dataset flags shared by the training scripts, test.py and data.check."""
-    from data.densepose import IUV_CHANNELS
-    from data.labels import LABEL_SCHEMES, NECK_CHOICES, NECK_HELP
-    from data.pose import POSE_FORMATS
-
     parser.add_argument("--dataset", default="viton", choices=DATASETS,
                         help="layout of --dataroot: viton (VITON_traindata / VITON_test), "
                              "vitonhd (the top folder holding train/ and test/), dresscode "

@@ -19,12 +19,12 @@ a pairs file of the caller's inside each category folder.
 import os
 from typing import Optional, Sequence
 
-from data.datasets import DataFormats, GarmentFiles, PersonFiles, Sample
 from data.files import DatasetError, list_folder, read_pairs, report_missing
+from data.samples import CATEGORIES, DataFormats, GarmentFiles, PersonFiles, Sample
 
 NAME = "dresscode"
 FORMATS = DataFormats(label_scheme="atr", pose_format="dresscode")
-CATEGORIES = ("upper_body", "lower_body", "dresses")
+HELD_CATEGORIES = CATEGORIES
 PAIRS_FILES = {"train": "train_pairs.txt", "paired": "test_pairs_paired.txt",
                "unpaired": "test_pairs_unpaired.txt"}
 
@@ -42,7 +42,7 @@ def _stem_id(name: str) -> str:
 class _Category:
     """The files of one category folder, listed once."""
 
-    def __init__(self, root: str, category: str, densepose: bool, parser_inputs: bool):
+    def __init__(self, root: str, category: str, parser_inputs: bool):
         if category not in CATEGORIES:
             raise DatasetError(f"unknown DressCode category {category!r}; expected one of "
                                f"{', '.join(CATEGORIES)}")
@@ -54,7 +54,7 @@ class _Category:
             raise DatasetError(f"{self.root}: missing folder (--category {category} of a "
                                f"DressCode root)")
         folders = {"images": True, "keypoints": parser_inputs, "label_maps": parser_inputs,
-                   "dense": parser_inputs and densepose}
+                   "dense": parser_inputs}
         self.dirs, self.listing = {}, {}
         for name, required in folders.items():
             path = os.path.join(self.root, name)
@@ -63,7 +63,7 @@ class _Category:
                 self.listing[name] = list_folder(path)
             elif required:
                 raise DatasetError(f"{path}: missing folder (expected in {self.root})")
-        self.densepose = densepose and "dense" in self.dirs
+        self.densepose = "dense" in self.dirs
 
     def pairs_file(self, which: str) -> str:
         name = PAIRS_FILES.get(which, which)
@@ -98,11 +98,11 @@ class _Category:
         return Sample(person, garment)
 
 
-def _collect(root: str, categories: Sequence[str], which: str, densepose: bool,
+def _collect(root: str, categories: Sequence[str], which: str,
              parser_inputs: bool, problems: Optional[list]) -> list[Sample]:
     samples = []
     for category in categories:
-        folder = _Category(root, category, densepose, parser_inputs)
+        folder = _Category(root, category, parser_inputs)
         path = folder.pairs_file(which)
         names = read_pairs(path)
         missing = []
@@ -117,15 +117,24 @@ def _collect(root: str, categories: Sequence[str], which: str, densepose: bool,
     return samples
 
 
+def _no_densepose_dir(densepose_dir: Optional[str]) -> None:
+    if densepose_dir is not None:
+        raise DatasetError(f"--densepose_dir {densepose_dir}: DressCode keeps its DensePose in "
+                           f"each category's dense/ folder; --densepose_dir is for VITON-HD")
+
+
 def train_samples(root: str, categories: Sequence[str] = ("upper_body",),
-                  densepose: bool = True, problems: Optional[list] = None) -> list[Sample]:
+                  densepose_dir: Optional[str] = None,
+                  problems: Optional[list] = None) -> list[Sample]:
     """The ``train_pairs.txt`` samples of each category in ``categories``."""
-    return _collect(root, categories, "train", densepose, True, problems)
+    _no_densepose_dir(densepose_dir)
+    return _collect(root, categories, "train", True, problems)
 
 
 def test_pairs(root: str, pairs: str = "unpaired", categories: Sequence[str] = ("upper_body",),
-               densepose: bool = True, parser_inputs: bool = False,
+               densepose_dir: Optional[str] = None, parser_inputs: bool = False,
                problems: Optional[list] = None) -> list[Sample]:
     """The test pairs of each category: 'paired', 'unpaired', or a pairs file's name inside
     each category folder (or a path)."""
-    return _collect(root, categories, pairs, densepose, parser_inputs, problems)
+    _no_densepose_dir(densepose_dir)
+    return _collect(root, categories, pairs, parser_inputs, problems)

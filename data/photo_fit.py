@@ -13,9 +13,16 @@ is fitted to it in one of two ways, both centred:
 ``paste_back`` maps the model's output to the photo: it is resized to the padded canvas or to
 the crop window, and the result has the photo's exact size; every pixel outside the fitted
 window (``crop``) is the photo's own.
+
+The policy, one for test.py's folder mode, its one-pair mode and the web page: the person photo
+is fitted by ``--fit`` (pad by default), the garment photo always padded, and results mapped
+back with ``paste_back``. A photo of the frame's aspect ratio is only resized, so for the
+datasets as distributed (3:4) nothing is padded or cut. Training and validation resize photos
+and their label maps alike, to the frame (the maps must stay aligned with the photo).
 """
 
 from dataclasses import dataclass
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -121,13 +128,16 @@ def apply_placement(image: np.ndarray, placement: Placement, interpolation: str 
     return _resize(np.ascontiguousarray(canvas), placement.frame_size)
 
 
-def paste_back(photo: np.ndarray, frame_result: np.ndarray, placement: Placement) -> np.ndarray:
+def paste_back(photo: Optional[np.ndarray], frame_result: np.ndarray,
+               placement: Placement) -> np.ndarray:
     """The model's (H, W, 3) uint8 output mapped onto a copy of the (h, w, 3) ``photo``.
 
     ``pad``: the output is resized to the canvas and the photo's part cut out of it, so every
-    pixel comes from the output. ``crop``: the output is resized to the crop window and
-    pasted there; pixels outside the window stay the photo's own."""
-    if photo.shape[:2] != placement.photo_size:
+    pixel comes from the output (``photo`` may be None). ``crop``: the output is resized to
+    the crop window and pasted there; pixels outside the window stay the photo's own."""
+    if photo is None and placement.mode != "pad":
+        raise ValueError("paste_back with a crop placement needs the photo")
+    if photo is not None and photo.shape[:2] != placement.photo_size:
         raise ValueError("photo size differs from the placement's")
     (canvas_h, canvas_w), (top, left) = placement.canvas_size, placement.offset
     result = _resize(frame_result, (canvas_h, canvas_w))

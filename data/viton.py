@@ -35,17 +35,13 @@ The layout holds one garment category: ``--category`` says which (upper body by 
 import os
 from typing import Optional, Sequence
 
-from data.datasets import (DataFormats, GarmentFiles, GarmentMasks, PersonFiles, Sample,
-                           TryOnPairsDataset, TryOnTrainDataset)
-from data.densepose import IUV_CHANNELS
-from data.inputs import CATEGORIES  # noqa: F401  (any one of them, --category)
 from data.files import (IMAGE_EXTENSIONS, DatasetError, find_exact, list_folder, person_id,
                         read_pairs, report_missing, require_folder, resolve_path)
-from data.labels import LABEL_SCHEMES, NECK_CHOICES
-from data.pose import POSE_FORMATS
+from data.samples import CATEGORIES, DataFormats, GarmentFiles, PersonFiles, Sample
 
 NAME = "viton"
 FORMATS = DataFormats(label_scheme="viton", pose_format="auto")
+HELD_CATEGORIES = CATEGORIES     # any one of them (--category)
 TRAIN_FOLDERS = ("train_img", "train_color", "train_edge", "train_label", "train_pose",
                  "train_densepose")
 CLOTHES_FOLDERS = ("clothes", "color")
@@ -134,11 +130,19 @@ def train_pairs_file(root: str, pairs_file: Optional[str] = None) -> Optional[st
     return resolve_path(root, pairs_file)
 
 
-def train_samples(root: str, pairs_file: Optional[str] = None,
-                  categories: Sequence[str] = ("upper_body",),
-                  problems: Optional[list] = None) -> list[Sample]:
+def _no_densepose_dir(densepose_dir: Optional[str]) -> None:
+    if densepose_dir is not None:
+        raise DatasetError(f"--densepose_dir {densepose_dir}: a VITON-layout folder keeps its "
+                           f"DensePose in train_densepose/ (test_densepose/); --densepose_dir is "
+                           f"for VITON-HD")
+
+
+def train_samples(root: str, categories: Sequence[str] = ("upper_body",),
+                  densepose_dir: Optional[str] = None, problems: Optional[list] = None,
+                  pairs_file: Optional[str] = None) -> list[Sample]:
     """The samples of a ``VITON_traindata`` folder (pairs: module docstring). Samples lacking
     files are an error, or with ``problems`` a message appended to it."""
+    _no_densepose_dir(densepose_dir)
     category = _one_category(categories)
     # DensePose is optional: without train_densepose/ the parser-based inputs use the
     # replacement of data/inputs.py (the engine says so in the log).
@@ -182,9 +186,23 @@ def resolve_test_pairs(root: str, pairs: str) -> tuple[Optional[str], str]:
 
 
 def test_pairs(root: str, pairs: str = "unpaired", categories: Sequence[str] = ("upper_body",),
-               parser_inputs: bool = False, problems: Optional[list] = None) -> list[Sample]:
+               densepose_dir: Optional[str] = None, parser_inputs: bool = False,
+               problems: Optional[list] = None) -> list[Sample]:
     """The pairs of a ``VITON_test`` folder (module docstring). ``parser_inputs``: the
-    persons' parsing, keypoints and DensePose are required too."""
+    persons' parsing, keypoints and DensePose are required too.
+
+    A ``VITON_traindata`` folder gives its samples (paired) or each person with the next
+    sample's garment (unpaired): a held-out part of the training data validates too."""
+    _no_densepose_dir(densepose_dir)
+    if not is_test_root(root) and is_train_root(root):
+        samples = train_samples(root, categories, problems=problems)
+        if pairs == "paired":
+            return samples
+        if pairs != "unpaired":
+            raise DatasetError(f"{root} is a training folder: its pairs are 'paired' or "
+                               f"'unpaired', not a pairs file ({pairs})")
+        return [Sample(samples[i].person, samples[(i + 1) % len(samples)].garment)
+                for i in range(len(samples))]
     category = _one_category(categories)
     optional = ["edge"] + (["densepose"] if parser_inputs else [])
     required = ["img"] + (["label", "pose"] if parser_inputs else [])
@@ -214,54 +232,3 @@ def test_pairs(root: str, pairs: str = "unpaired", categories: Sequence[str] = (
             samples.append(Sample(person, garment))
     report_missing(missing, len(names), f"pairs of {source}", limit=5, problems=problems)
     return samples
-
-
-def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name}={value!r}: expected one of {', '.join(choices)}")
-
-
-class VitonTrainDataset(TryOnTrainDataset):
-    """The training set of a ``VITON_traindata`` folder (items: ``data.datasets``).
-
-    Args:
-        root: the folder holding train_img/, train_color/, ...
-        height, width: size every sample is returned at (other sizes are resized).
-        pairs_file: ``person.jpg cloth.jpg`` lines; a name inside ``root`` or an absolute path.
-            Default: ``train_pairs.txt`` in ``root`` when present, else every photo of train_img.
-        seed: base of the unpaired-garment draw.
-        label_scheme, neck, pose_format, iuv_channel: how train_label/, train_pose/ and
-            train_densepose/ are encoded (``data.datasets.DataFormats``).
-        category: the garment category of every sample.
-    """
-
-    folders = TRAIN_FOLDERS
-
-    def __init__(self, root: str, height: int = 256, width: int = 192,
-                 pairs_file: Optional[str] = None, seed: int = 0, label_scheme: str = "viton",
-                 neck: str = "skin", pose_format: str = "auto", iuv_channel: str = "b",
-                 category: str = "upper_body", masks: Optional[GarmentMasks] = None):
-        for name, value, choices in (("label_scheme", label_scheme, LABEL_SCHEMES),
-                                     ("neck", neck, NECK_CHOICES),
-                                     ("pose_format", pose_format, POSE_FORMATS),
-                                     ("iuv_channel", iuv_channel, IUV_CHANNELS)):
-            _check_choice(name, value, choices)
-        self.root = root
-        self.pairs_file = train_pairs_file(root, pairs_file)
-        formats = DataFormats(label_scheme, neck, pose_format, iuv_channel)
-        super().__init__(train_samples(root, pairs_file, (category,)), height, width, formats,
-                         masks, seed)
-
-
-class VitonTestDataset(TryOnPairsDataset):
-    """The pairs of a ``VITON_test`` folder (items: ``data.datasets``). ``pairs_file``: a pairs
-    file (a name inside ``root``, or a path), or 'unpaired' / 'paired'."""
-
-    def __init__(self, root: str, pairs_file: str = "test_pairs.txt", height: int = 256,
-                 width: int = 192, masks: Optional[GarmentMasks] = None,
-                 parser_inputs: bool = False, category: str = "upper_body",
-                 formats: DataFormats = FORMATS):
-        self.root = root
-        self.pairs_file = resolve_test_pairs(root, pairs_file)[0]
-        super().__init__(test_pairs(root, pairs_file, (category,), parser_inputs), height, width,
-                         formats, masks, parser_inputs)

@@ -22,12 +22,12 @@ folder of part-index maps (``{stem}.npy`` or ``{stem}.png``) to use instead.
 import os
 from typing import Optional, Sequence
 
-from data.datasets import DataFormats, GarmentFiles, PersonFiles, Sample
 from data.files import IMAGE_EXTENSIONS, DatasetError, list_folder, read_pairs, report_missing
+from data.samples import DataFormats, GarmentFiles, PersonFiles, Sample
 
 NAME = "vitonhd"
 FORMATS = DataFormats(label_scheme="cihp", pose_format="auto")
-CATEGORIES = ("upper_body",)
+HELD_CATEGORIES = ("upper_body",)
 SPLITS = ("train", "test")
 PARSE_FOLDERS = ("image-parse-v3", "image-parse")
 POSE_FOLDERS = ("openpose_json", "openpose-json")
@@ -126,7 +126,7 @@ def _collect(split: _Split, names: Sequence[tuple[str, str]], what: str,
     return samples
 
 
-def train_samples(root: str, categories: Sequence[str] = CATEGORIES,
+def train_samples(root: str, categories: Sequence[str] = HELD_CATEGORIES,
                   densepose_dir: Optional[str] = None,
                   problems: Optional[list] = None) -> list[Sample]:
     """Every person of ``train/image`` with the garment of the same name."""
@@ -140,7 +140,7 @@ def train_samples(root: str, categories: Sequence[str] = CATEGORIES,
                     problems)
 
 
-def test_pairs(root: str, pairs: str = "unpaired", categories: Sequence[str] = CATEGORIES,
+def test_pairs(root: str, pairs: str = "unpaired", categories: Sequence[str] = HELD_CATEGORIES,
                densepose_dir: Optional[str] = None, parser_inputs: bool = False,
                split: str = "test", problems: Optional[list] = None) -> list[Sample]:
     """The pairs of ``split``: 'unpaired' (``ROOT/test_pairs.txt``), 'paired' (every person
@@ -161,7 +161,7 @@ def test_pairs(root: str, pairs: str = "unpaired", categories: Sequence[str] = C
 
 
 def _check_categories(categories: Sequence[str]) -> None:
-    other = [c for c in categories if c not in CATEGORIES]
+    other = [c for c in categories if c not in HELD_CATEGORIES]
     if other:
         raise DatasetError(f"VITON-HD holds upper-body garments only; --category "
                            f"{','.join(other)} is not in it")

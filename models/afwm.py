@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.correlation import local_correlation
+from models.correlation import check_implementation, local_correlation
 from models.flow import (downsample_to_level, offset_to_grid, sample,
                          second_order_differences, upsample_flow)
 
@@ -124,20 +124,24 @@ class WarpLevel:
 @dataclass
 class WarpOutput:
     """``warped``: garment warped at full size (B, 3, H, W); ``flow``: (B, 2, H, W) normalised
-    sampling grid; ``levels``: per-level details coarse to fine, when asked for."""
+    sampling grid in the ``align_corners`` convention of the module that made it (what every
+    further sampling by it must use); ``levels``: per-level details coarse to fine, when asked
+    for."""
 
     warped: torch.Tensor
     flow: torch.Tensor
     levels: Optional[list[WarpLevel]] = None
+    align_corners: bool = True
 
 
 class AFlowNet(nn.Module):
     """Coarse-to-fine flow estimation from garment and condition pyramids."""
 
     def __init__(self, num_levels: int = 5, fpn_dim: int = RELEASE_FPN_DIM,
-                 align_corners: bool = True):
+                 align_corners: bool = True, cost_volume: str = "auto"):
         super().__init__()
         self.align_corners = align_corners
+        self.cost_volume = check_implementation(cost_volume)
         correlation_channels = (2 * 3 + 1) ** 2
         self.netMain = nn.ModuleList(_flow_head(correlation_channels) for _ in range(num_levels))
         self.netRefine = nn.ModuleList(_flow_head(2 * fpn_dim) for _ in range(num_levels))
@@ -156,7 +160,8 @@ class AFlowNet(nn.Module):
             # coarser flow; that flow is detached so the correlation does not train it.
             prewarped = garment_feature if flow is None else sample(garment_feature, flow.detach(),
                                                                     align_corners=ac)
-            cost = F.leaky_relu(local_correlation(prewarped, cond_feature), 0.1)
+            cost = F.leaky_relu(local_correlation(prewarped, cond_feature,
+                                                  implementation=self.cost_volume), 0.1)
             delta_main = self.netMain[i](cost)
             step = offset_to_grid(delta_main, ac)
             # F(t) = F(t-1) o (id + delta): compose by sampling the coarser flow at the new grid.
@@ -172,7 +177,8 @@ class AFlowNet(nn.Module):
                                           cond_feature, delta_main, delta_refine))
 
         warped = sample(garment, flow, align_corners=ac)
-        return WarpOutput(warped=warped, flow=flow, levels=levels if return_levels else None)
+        return WarpOutput(warped=warped, flow=flow, levels=levels if return_levels else None,
+                          align_corners=ac)
 
     def _level(self, i, num_levels, flow, garment, garment_edge, cond_feature,
                delta_main, delta_refine) -> WarpLevel:
@@ -197,17 +203,25 @@ class AFWM(nn.Module):
         channels: encoder widths per level, fine to coarse (release: 64, 128, 256, 256, 256).
         fpn_dim: width of the refine pyramids (release: 256).
         align_corners: sampling convention (True reproduces the released weights).
+        cost_volume: implementation of the cost volume (``models.correlation``; all compute
+            the same values).
     """
 
     def __init__(self, input_nc: int, channels: Sequence[int] = RELEASE_CHANNELS,
-                 fpn_dim: int = RELEASE_FPN_DIM, align_corners: bool = True):
+                 fpn_dim: int = RELEASE_FPN_DIM, align_corners: bool = True,
+                 cost_volume: str = "auto"):
         super().__init__()
         self.input_nc = input_nc
+        # The constructor's arguments as ``models.registry`` describes an architecture; a
+        # checkpoint stores them so that the file rebuilds this module.
+        self.arch = {"kind": "warp", "type": "pfafn", "input_nc": input_nc,
+                     "channels": list(channels), "fpn_dim": fpn_dim,
+                     "align_corners": bool(align_corners), "cost_volume": cost_volume}
         self.image_features = FeatureEncoder(3, channels)
         self.cond_features = FeatureEncoder(input_nc, channels)
         self.image_FPN = RefinePyramid(channels, fpn_dim)
         self.cond_FPN = RefinePyramid(channels, fpn_dim)
-        self.aflow_net = AFlowNet(len(channels), fpn_dim, align_corners)
+        self.aflow_net = AFlowNet(len(channels), fpn_dim, align_corners, cost_volume)
         self.stride = 2 ** len(channels)
 
     @property

@@ -20,7 +20,9 @@ Four implementations compute the same numbers:
   ``torch.export`` exports use (``models/export.py``).
 
 ``"auto"`` (the default) picks triton for float32 CUDA tensors when Triton is importable, and
-band otherwise. ``set_default_implementation`` changes the default for the whole process.
+band otherwise. The implementation is chosen per call (the warp modules take it as a
+constructor argument, ``cost_volume``, and ``set_cost_volume`` changes it on a built model);
+there is no process-wide default to flip.
 
 Band GEMM. Both features are stored channels-last and flattened over (y, x) with rows padded to
 ``Wp = W + 2d`` columns (``second`` also padded by ``d`` rows on top). In that layout the
@@ -42,22 +44,26 @@ IMPLEMENTATIONS = ("auto", "loop", "band", "triton", "rows")
 # products grow as (T + 2d) / (2d + 1), small GEMMs run slower per product.
 BAND_TILE = 16
 
-_default_implementation = "auto"
 
-
-def set_default_implementation(name: str) -> str:
-    """Choose the implementation used when ``local_correlation`` is given none; returns the
-    previous default (so a caller can restore it)."""
-    global _default_implementation
+def check_implementation(name: str) -> str:
+    """``name`` if it is one of ``IMPLEMENTATIONS``, else ``ValueError`` listing them."""
     if name not in IMPLEMENTATIONS:
         raise ValueError(f"unknown correlation implementation {name!r}; "
                          f"choose one of {IMPLEMENTATIONS}")
-    previous, _default_implementation = _default_implementation, name
-    return previous
+    return name
 
 
-def get_default_implementation() -> str:
-    return _default_implementation
+def set_cost_volume(model: torch.nn.Module, name: str) -> torch.nn.Module:
+    """Make every cost volume of ``model`` (each submodule with a ``cost_volume`` attribute)
+    use implementation ``name``; returns ``model``. The values computed do not change."""
+    check_implementation(name)
+    for module in model.modules():
+        if hasattr(module, "cost_volume"):
+            module.cost_volume = name
+        arch = getattr(module, "arch", None)
+        if isinstance(arch, dict) and "cost_volume" in arch:
+            arch["cost_volume"] = name
+    return model
 
 
 def triton_available() -> bool:
@@ -71,9 +77,7 @@ def triton_available() -> bool:
 
 def resolve_implementation(name: str, tensor: torch.Tensor) -> str:
     """The concrete implementation ``name`` ('auto' or explicit) means for ``tensor``."""
-    if name not in IMPLEMENTATIONS:
-        raise ValueError(f"unknown correlation implementation {name!r}; "
-                         f"choose one of {IMPLEMENTATIONS}")
+    check_implementation(name)
     if name != "auto":
         return name
     if tensor.is_cuda and tensor.dtype == torch.float32 and triton_available():
@@ -83,12 +87,11 @@ def resolve_implementation(name: str, tensor: torch.Tensor) -> str:
 
 def local_correlation(first: torch.Tensor, second: torch.Tensor,
                       max_displacement: int = MAX_DISPLACEMENT,
-                      implementation: str | None = None) -> torch.Tensor:
+                      implementation: str = "auto") -> torch.Tensor:
     """Cost volume between ``first`` (B, C, H, W) and ``second`` (B, C, H, W).
 
-    ``implementation``: 'auto', 'loop', 'band', 'triton' or 'rows'; None uses the module default
-    (``set_default_implementation``). Returns (B, (2*max_displacement+1)**2, H, W) in float32
-    (float64 if an input is float64).
+    ``implementation``: 'auto', 'loop', 'band', 'triton' or 'rows'. Returns
+    (B, (2*max_displacement+1)**2, H, W) in float32 (float64 if an input is float64).
     """
     if first.shape != second.shape or first.dim() != 4:
         raise ValueError(f"correlation needs two (B, C, H, W) tensors of one shape, "
@@ -97,7 +100,7 @@ def local_correlation(first: torch.Tensor, second: torch.Tensor,
         raise ValueError(f"max_displacement must be >= 0, got {max_displacement}")
     dtype = torch.promote_types(torch.promote_types(first.dtype, second.dtype), torch.float32)
     first, second = first.to(dtype), second.to(dtype)
-    name = resolve_implementation(implementation or _default_implementation, first)
+    name = resolve_implementation(implementation, first)
     with torch.autocast(device_type=first.device.type, enabled=False):
         if name == "loop":
             return _shift_loop(first, second, max_displacement)
@@ -274,3 +277,4 @@ class BandCorrelation(torch.autograd.Function):
         if grad_second is not None:
             grad_second = layout.unflatten_second(grad_second)
         return grad_first, grad_second, None
+

@@ -105,6 +105,20 @@ class ChannelsLast(nn.Module):
             return getattr(model, name)
 
 
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module under its wrappers: DDP (``.module``), torch.compile (``._orig_mod``) and
+    ``ChannelsLast`` (``.model``)."""
+    while True:
+        if isinstance(model, nn.parallel.DistributedDataParallel):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif isinstance(model, ChannelsLast):
+            model = model.model
+        else:
+            return model
+
+
 def optimize_for_inference(model: nn.Module, fold_bn: bool = True, channels_last: bool = True,
                            compile: bool = False, compile_mode: str | None = None) -> nn.Module:
     """An eval-mode copy of ``model`` computing the same outputs faster.

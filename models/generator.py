@@ -66,6 +66,9 @@ class ResUnetGenerator(nn.Module):
             raise ValueError(f"ResUnetGenerator needs num_downs >= 5, got {num_downs}")
         self.input_nc = input_nc
         self.stride = 2 ** num_downs
+        # The constructor's arguments as ``models.registry`` describes an architecture.
+        self.arch = {"kind": "gen", "type": "resunet", "input_nc": input_nc,
+                     "output_nc": output_nc, "num_downs": num_downs, "ngf": ngf}
         block = ResUnetSkipConnectionBlock(ngf * 8, ngf * 8, innermost=True)
         for _ in range(num_downs - 5):
             block = ResUnetSkipConnectionBlock(ngf * 8, ngf * 8, submodule=block)

@@ -5,82 +5,27 @@ Every function takes explicit tensors and returns scalars; nothing depends on th
 the image size (the release hard-coded both).
 """
 
-import logging
-from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common.errors import UserError
 from models.afwm import WarpLevel
 from models.flow import downsample_to_level
 
-log = logging.getLogger(__name__)
-
-VGG19_FILE = "vgg19-dcbb9e9d.pth"
 # relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 of torchvision's vgg19().features
 VGG_SLICES = ((0, 2), (2, 7), (7, 12), (12, 21), (21, 30))
 VGG_WEIGHTS = (1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0)
 SMOOTH_EPSILON = 1e-3
 
 
-class VGGWeightsMissing(UserError, FileNotFoundError):
-    """No VGG19 ImageNet weights could be found locally."""
-
-
-def _find_vgg19_file(weights_path: Optional[str]) -> Path:
-    if weights_path:
-        path = Path(weights_path).expanduser()
-        if not path.is_file():
-            raise VGGWeightsMissing(f"--vgg_weights: file not found: {path}")
-        return path
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
-    if cached.is_file():
-        return cached
-    raise VGGWeightsMissing(
-        f"VGG19 ImageNet weights not found: looked for {cached}. The perceptual loss needs "
-        f"torchvision's {VGG19_FILE}: on a machine with internet run "
-        f"`python -c \"import torchvision; torchvision.models.vgg19(weights='IMAGENET1K_V1')\"` "
-        f"(it caches the file there), or download it and pass --vgg_weights PATH. "
-        f"Random VGG weights are for tests only: --allow_random_vgg.")
-
-
-def build_vgg19_features(weights_path: Optional[str] = None,
-                         allow_random: bool = False) -> nn.Sequential:
-    """torchvision's VGG19 ``features`` up to relu5_1 with ImageNet weights, frozen.
-
-    The weights come from ``weights_path`` or torchvision's cache; with neither, this raises
-    ``VGGWeightsMissing`` unless ``allow_random`` is set (then it logs a warning).
-    """
-    import torchvision
-
-    vgg = torchvision.models.vgg19(weights=None)
-    try:
-        path = _find_vgg19_file(weights_path)
-    except VGGWeightsMissing:
-        if not allow_random:
-            raise
-        log.warning("VGG19 perceptual loss uses RANDOM weights (--allow_random_vgg): "
-                    "for tests and demos only, results are not comparable to the paper")
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        try:
-            vgg.load_state_dict(state)
-        except RuntimeError as error:
-            raise VGGWeightsMissing(f"{path} is not a torchvision VGG19 state dict: {error}") \
-                from error
-    features = vgg.features[:VGG_SLICES[-1][1]]
-    features.eval()
-    features.requires_grad_(False)
-    return features
-
-
 class VGGLoss(nn.Module):
     """Sum over relu1_1..relu5_1 of ``w_k * L1(phi_k(x), phi_k(y).detach())``.
 
-    Inputs are fed as they are, in [-1, 1], as the release does (no ImageNet renormalisation).
+    ``features``: torchvision's VGG19 ``features`` (ImageNet weights for the paper's loss;
+    ``utils/training/parts.py`` finds and loads them). Inputs are fed as they are, in [-1, 1],
+    as the release does (no ImageNet renormalisation).
     ``num_levels`` < 5 keeps only the first levels (a cheaper loss for small CPU runs); 0 makes
     the loss identically zero.
     """

@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
+import torch.nn as nn
 
-from models.afwm import AFWM, WarpOutput
+from models.afwm import WarpOutput
 from models.flow import sample
-from models.generator import ResUnetGenerator
-from utils.checkpoint import unwrap
 
 
 def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
@@ -45,9 +44,9 @@ def compose(gen_output: torch.Tensor, warped: torch.Tensor, warped_edge: torch.T
     return Composite(tryon=tryon, rendered=rendered, mask=mask)
 
 
-def warp_edge(edge: torch.Tensor, warp: WarpOutput, align_corners: bool = True) -> torch.Tensor:
+def warp_edge(edge: torch.Tensor, warp: WarpOutput) -> torch.Tensor:
     """The garment mask (B, 1, H, W) warped by the final flow, zero outside the garment image."""
-    return sample(edge, warp.flow, padding_mode="zeros", align_corners=align_corners)
+    return sample(edge, warp.flow, padding_mode="zeros", align_corners=warp.align_corners)
 
 
 @dataclass
@@ -59,13 +58,13 @@ class TryOnResult:
     mask: torch.Tensor
 
 
-def parser_free_tryon(warp_model: AFWM, gen_model: ResUnetGenerator, person: torch.Tensor,
+def parser_free_tryon(warp_model: nn.Module, gen_model: nn.Module, person: torch.Tensor,
                       garment: torch.Tensor, garment_edge: torch.Tensor) -> TryOnResult:
     """Dress ``person`` (B, 3, H, W) in [-1, 1] in ``garment`` (B, 3, H, W) in [-1, 1], given the
     garment's mask ``garment_edge`` (B, 1, H, W) in {0, 1}: the test-time path of PF-AFN."""
     garment = garment * garment_edge
     warp = warp_model(person, garment)
-    warped_edge = warp_edge(garment_edge, warp, unwrap(warp_model).align_corners)
+    warped_edge = warp_edge(garment_edge, warp)
     gen_output = gen_model(torch.cat([person, warp.warped, warped_edge], 1))
     # The mask logit and the composite are computed in float32 (or float64) under autocast.
     out = compose(*(_at_least_float32(x) for x in (gen_output, warp.warped, warped_edge)))
@@ -85,7 +84,7 @@ class TutorOutput:
 
 
 @torch.no_grad()
-def tutor_image(pb_warp: AFWM, pb_gen: ResUnetGenerator, pb_condition: torch.Tensor,
+def tutor_image(pb_warp: nn.Module, pb_gen: nn.Module, pb_condition: torch.Tensor,
                 preserve_region: torch.Tensor, dense_preserve_mask: torch.Tensor,
                 unpaired_garment: torch.Tensor, unpaired_edge: torch.Tensor) -> TutorOutput:
     """The frozen parser-based teacher dresses the person in another garment ``c'``.
@@ -93,9 +92,8 @@ def tutor_image(pb_warp: AFWM, pb_gen: ResUnetGenerator, pb_condition: torch.Ten
     Inputs (B, C, H, W): the 45-channel condition, the preserved person pixels, the DensePose
     arm mask, the unpaired garment (already masked, [-1, 1]) and its mask.
     """
-    align_corners = unwrap(pb_warp).align_corners
     warp = pb_warp(pb_condition, unpaired_garment)
-    warped_edge = warp_edge(unpaired_edge, warp, align_corners)
+    warped_edge = warp_edge(unpaired_edge, warp)
     gen_input = torch.cat([preserve_region, warp.warped, warped_edge,
                            dense_preserve_mask * (1 - warped_edge)], 1)
     composite = compose(*(_at_least_float32(x) for x in (pb_gen(gen_input), warp.warped,

@@ -23,13 +23,15 @@ import yaml
 
 from common.errors import UserError
 from data.datasets import add_data_arguments
+from models.correlation import IMPLEMENTATIONS
 
 # Five levels, each halving the resolution: the working size must divide by 2**5.
 SIZE_MULTIPLE = 32
 NUM_LEVELS = 5
 MIN_TRAIN_SIZE = 64
 
-# Epoch counting of the learning-rate schedule and the phase switches (utils/engine.py).
+# Epoch counting of the learning-rate schedule and the phase switches
+# (utils/training/schedule.py).
 SCHEDULES = ("release", "zero_based")
 
 # Flags that change between two invocations of the same run without changing the run itself.
@@ -124,6 +126,10 @@ def build_parser(add_stage_arguments: Optional[Callable[[argparse.ArgumentParser
     optim.add_argument("--grad_clip", type=float, default=0.0,
                        help="clip the global gradient norm of the trained models to this; 0 = off "
                             "(the paper does not clip)")
+    optim.add_argument("--max_skipped_steps", type=int, default=50,
+                       help="with --amp fp16, stop the run when the gradient scaler skips more "
+                            "than this many steps in a row (non-finite loss or gradients at "
+                            "every scale: the run diverged); 0 = never stop")
 
     model = parser.add_argument_group("model")
     model.add_argument("--warp_channels", type=int_list, default=[64, 128, 256, 256, 256],
@@ -135,6 +141,10 @@ def build_parser(add_stage_arguments: Optional[Callable[[argparse.ArgumentParser
                        help="width of the generator's first layer")
     model.add_argument("--align_corners", action=argparse.BooleanOptionalAction, default=True,
                        help="grid_sample/interpolate convention for flows (the release: true)")
+    model.add_argument("--cost_volume", default="auto", choices=IMPLEMENTATIONS,
+                       help="implementation of the warp's cost volume, all computing the same "
+                            "values: auto (Triton kernels on CUDA, the band formulation "
+                            "elsewhere), loop (the plain 49-shift reference), band, triton, rows")
     model.add_argument("--vgg_weights", type=str, default=None,
                        help="torchvision VGG19 ImageNet weights (vgg19-dcbb9e9d.pth) for the "
                             "perceptual loss; default: the torch hub cache")
@@ -299,7 +309,8 @@ def validate_config(cfg: argparse.Namespace) -> None:
                             f"the smoothness term applies 3x3 filters to the coarsest flow, "
                             f"1/16 of the size")
     for key in ("batch_size", "niter_decay", "niter", "workers", "save_every", "save_epoch_freq",
-                "log_every", "sample_every", "max_steps", "val_max_pairs", "val_batch_size"):
+                "log_every", "sample_every", "max_steps", "val_max_pairs", "val_batch_size",
+                "max_skipped_steps"):
         if getattr(cfg, key) < 0:
             problems.append(f"--{key} must not be negative, got {getattr(cfg, key)}")
     if cfg.seed < 0:

@@ -12,14 +12,16 @@ import sys
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common.errors import exit_on_user_error  # noqa: E402
+from common.images import to_uint8  # noqa: E402
 from data.datasets import DataOptions, add_data_arguments, make_pairs_dataset  # noqa: E402
-from data.files import DatasetError  # noqa: E402
-from common.images import save_png  # noqa: E402
+from data.files import read_rgb  # noqa: E402
+from data.photo_fit import FIT_MODES, paste_back, plan_fit  # noqa: E402
+from utils.results import check_output_folder, write_result  # noqa: E402
 
 
 def paste(person: torch.Tensor, garment: torch.Tensor, edge: torch.Tensor) -> torch.Tensor:
@@ -40,23 +42,28 @@ def main(argv=None):
     p.add_argument("--method", default="paste", choices=sorted(BASELINES), help="the baseline")
     p.add_argument("--height", type=int, default=256, help="working height")
     p.add_argument("--width", type=int, default=192, help="working width")
+    p.add_argument("--fit", default="pad", choices=FIT_MODES,
+                   help="how person photos of another aspect ratio are fitted, as test.py does")
     args = p.parse_args(argv)
-    try:
-        dataset = make_pairs_dataset(DataOptions.from_config(args), args.dataroot, args.pairs,
-                                     args.height, args.width)
-    except DatasetError as error:
-        raise SystemExit(f"error: {error}")
-    results = Path(args.results_dir)
+    with exit_on_user_error():
+        write_baseline(args)
+
+
+def write_baseline(args) -> None:
+    results = check_output_folder(args.results_dir, "--results_dir", inputs=(args.dataroot,))
+    dataset = make_pairs_dataset(DataOptions.from_config(args), args.dataroot, args.pairs,
+                                 args.height, args.width, fit=args.fit)
     method = BASELINES[args.method]
     count = 0
     for batch in DataLoader(dataset, batch_size=16, num_workers=0):
         out = method(batch["image"], batch["garment"], batch["garment_edge"])
         for i, (person, cloth) in enumerate(zip(batch["person_name"], batch["cloth_name"])):
             size = (int(batch["original_size"][0][i]), int(batch["original_size"][1][i]))
-            image = out[i:i + 1]
+            image = to_uint8(out[i])
             if size != (args.height, args.width):
-                image = F.interpolate(image, size=size, mode="bilinear", align_corners=False)
-            save_png(image[0], results / f"{Path(person).stem}__{Path(cloth).stem}.png")
+                photo = read_rgb(batch["person_path"][i]) if args.fit == "crop" else None
+                image = paste_back(photo, image, plan_fit(size, image.shape[:2], args.fit))
+            write_result(results, person, cloth, image)
             count += 1
     print(f"wrote {count} '{args.method}' images to {results}")
 

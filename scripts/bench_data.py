@@ -18,8 +18,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import cv2  # noqa: E402
 import torch  # noqa: E402
 
+from common.errors import exit_on_user_error  # noqa: E402
 from data.inputs import TryOnInputs  # noqa: E402
-from data.viton import VitonTrainDataset  # noqa: E402
+from data.datasets import VitonTrainDataset  # noqa: E402
 
 
 def measure(loader, num_samples, build_inputs):
@@ -51,7 +52,8 @@ def main(argv=None):
 
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(0)
-    dataset = VitonTrainDataset(args.root, args.height, args.width)
+    with exit_on_user_error():
+        dataset = VitonTrainDataset(args.root, args.height, args.width)
     loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, shuffle=True,
                                          num_workers=args.num_workers,
                                          generator=torch.Generator().manual_seed(0))

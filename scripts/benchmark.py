@@ -5,6 +5,9 @@
 Every figure is measured for the plain path (shift-loop correlation, no folding, NCHW, float32)
 and for the fast paths, in the same run, and reported with its ratio to the plain path. The
 models have random weights (speed does not depend on them); the VGG of the training losses too.
+The training rows time the stages' own step, as ``train_*.py`` runs it (``Trainer.train_step``:
+the stage's losses on batches of a small synthetic dataset, the finiteness checks, backward,
+the gradient scaler and Adam), with ``--cost_volume`` and ``--amp`` as the path says.
 Figures are medians over ``--repeats`` timed runs after ``--warmup`` untimed ones; the paths
 take turns within each repeat so that load from other processes falls on all of them alike.
 The inference section also exports the same models to ONNX (a temporary file, as
@@ -13,9 +16,12 @@ fastest PyTorch path of plain float32 (``*+fold+cl``); ``--no_onnx`` skips that 
 """
 
 import argparse
+import copy
 import json
+import logging
 import math
 import os
+import pathlib
 import platform
 import statistics
 import sys
@@ -25,20 +31,21 @@ import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
 
 import models.correlation as correlation  # noqa: E402
-from models.afwm import AFWM  # noqa: E402
+from common.errors import exit_on_user_error  # noqa: E402
+from models import PF_GEN_INPUT, PF_WARP_INPUT, build_model  # noqa: E402
+from models.correlation import set_cost_volume  # noqa: E402
 from models.fast import CudaGraphRunner, optimize_for_inference  # noqa: E402
-from models.generator import ResUnetGenerator  # noqa: E402
-from models.losses import VGGLoss, build_vgg19_features, tryon_loss, warp_loss  # noqa: E402
-from models.tryon import compose, parser_free_tryon, warp_edge  # noqa: E402
+from models.tryon import parser_free_tryon  # noqa: E402
 
 
 @dataclass(frozen=True)
-class Path:
+class RunPath:
     """One way of running the models. ``correlation``: 'loop' | 'band' | 'triton' | 'auto'."""
 
     name: str
@@ -51,22 +58,22 @@ class Path:
     onnxruntime: bool = False
 
 
-PLAIN = Path("plain")
+PLAIN = RunPath("plain")
 
 
-def inference_paths(device: str, args) -> list[Path]:
+def inference_paths(device: str, args) -> list[RunPath]:
     fast_corr = "triton" if device == "cuda" and correlation.triton_available() else "band"
     paths = [PLAIN,
-             Path(f"{fast_corr}", fast_corr),
-             Path(f"{fast_corr}+fold", fast_corr, fold_bn=True),
-             Path(f"{fast_corr}+fold+cl", fast_corr, fold_bn=True, channels_last=True)]
+             RunPath(f"{fast_corr}", fast_corr),
+             RunPath(f"{fast_corr}+fold", fast_corr, fold_bn=True),
+             RunPath(f"{fast_corr}+fold+cl", fast_corr, fold_bn=True, channels_last=True)]
     if device == "cuda" or args.cpu_bf16:
-        paths.append(Path(f"{fast_corr}+fold+cl+bf16", fast_corr, True, True, bf16=True))
+        paths.append(RunPath(f"{fast_corr}+fold+cl+bf16", fast_corr, True, True, bf16=True))
     if device == "cuda" and not args.no_cuda_graphs:
-        paths.append(Path(f"{fast_corr}+fold+cl+bf16+graph", fast_corr, True, True, True,
+        paths.append(RunPath(f"{fast_corr}+fold+cl+bf16+graph", fast_corr, True, True, True,
                           cuda_graph=True))
     if args.compile:
-        paths.append(Path(f"{fast_corr}+fold+cl+compile", fast_corr, True, True,
+        paths.append(RunPath(f"{fast_corr}+fold+cl+compile", fast_corr, True, True,
                           bf16=device == "cuda", compile=True))
     if onnxruntime_note(device, args) is None:
         # The exported graph: BatchNorm folded, the 'rows' cost volume, float32.
@@ -74,7 +81,7 @@ def inference_paths(device: str, args) -> list[Path]:
     return selected(paths, args)
 
 
-def selected(paths: list[Path], args) -> list[Path]:
+def selected(paths: list[RunPath], args) -> list[RunPath]:
     """``paths`` restricted to ``--paths`` (all when it is not given)."""
     if not args.paths:
         return paths
@@ -82,7 +89,7 @@ def selected(paths: list[Path], args) -> list[Path]:
     return [path for path in paths if path.name in wanted]
 
 
-ONNX_PATH = Path("onnxruntime", "rows", fold_bn=True, onnxruntime=True)
+ONNX_PATH = RunPath("onnxruntime", "rows", fold_bn=True, onnxruntime=True)
 
 
 def onnxruntime_note(device: str, args) -> str | None:
@@ -97,15 +104,6 @@ def onnxruntime_note(device: str, args) -> str | None:
     if device == "cuda" and "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
         return "skipped on cuda: this onnxruntime has no CUDA execution provider"
     return None
-
-
-def training_paths(device: str, args) -> list[Path]:
-    fast_corr = "triton" if device == "cuda" and correlation.triton_available() else "band"
-    paths = [PLAIN, Path(fast_corr, fast_corr), Path(f"{fast_corr}+cl", fast_corr,
-                                                     channels_last=True)]
-    if device == "cuda" or args.cpu_bf16:
-        paths.append(Path(f"{fast_corr}+cl+bf16", fast_corr, channels_last=True, bf16=True))
-    return selected(paths, args)
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -190,7 +188,7 @@ def random_batch(batch: int, height: int, width: int, device: str, seed: int = 0
     return person.to(device), garment.to(device), edge.to(device)
 
 
-def autocast_for(path: Path, device: str):
+def autocast_for(path: RunPath, device: str):
     if path.bf16:
         return torch.autocast(device_type=device, dtype=torch.bfloat16)
     return nullcontext()
@@ -199,14 +197,14 @@ def autocast_for(path: Path, device: str):
 # ----------------------------------------------------------------------------- inference
 
 
-def build_inference(path: Path, warp: AFWM, gen: ResUnetGenerator, example, device: str,
-                    runtime=None):
+def build_inference(path: RunPath, warp, gen, example, device: str, runtime=None):
     """A no-argument callable running one try-on of ``example`` along ``path``; ``runtime``
     is the ONNX Runtime model that the onnxruntime path runs."""
     if path.onnxruntime:
         # Inputs go to ONNX Runtime as CPU arrays and the outputs come back as CPU tensors,
-        # transfers included, as utils/onnx_tryon.py serves test.py.
+        # transfers included, as utils/inference/onnx_runtime.py serves test.py.
         return lambda: runtime(*example).tryon
+    warp = set_cost_volume(copy.deepcopy(warp), path.correlation)
     if path.fold_bn or path.channels_last or path.compile:
         warp = optimize_for_inference(warp, fold_bn=path.fold_bn,
                                       channels_last=path.channels_last, compile=path.compile)
@@ -214,12 +212,10 @@ def build_inference(path: Path, warp: AFWM, gen: ResUnetGenerator, example, devi
                                      channels_last=path.channels_last, compile=path.compile)
 
     def tryon(person, garment, edge):
-        correlation.set_default_implementation(path.correlation)
         with torch.inference_mode(), autocast_for(path, device):
             return parser_free_tryon(warp, gen, person, garment, edge).tryon
 
     if path.cuda_graph:
-        correlation.set_default_implementation(path.correlation)
         runner = CudaGraphRunner(tryon, list(example))
         return lambda: runner(*example)
     return lambda: tryon(*example)
@@ -229,8 +225,8 @@ def export_for_onnxruntime(device: str, args, warp, gen):
     """Export ``warp`` and ``gen`` to a temporary ONNX file and open it in ONNX Runtime with
     torch's thread count (the session holds the graph; the file is then deleted). Returns
     (runtime model, export seconds)."""
-    from models.export import export_tryon
-    from utils.onnx_tryon import load_onnx_model
+    from utils.export import export_tryon
+    from utils.inference.onnx_runtime import load_onnx_model
     with tempfile.TemporaryDirectory(prefix="pfafn_bench_") as folder:
         path = os.path.join(folder, "tryon.onnx")
         info = export_tryon(warp, gen, args.height, args.width, onnx_path=path)
@@ -275,7 +271,6 @@ def bench_inference(device: str, args, warp, gen, runtime=None,
             print(f"  inference {device} b={batch} {path.name}: {1000 * latency:.0f} ms "
                   f"({batch / latency:.2f} img/s{versus}), peak {memory:.0f} MiB", flush=True)
         del runs
-    correlation.set_default_implementation("auto")
     return rows
 
 
@@ -316,65 +311,126 @@ def bench_correlation(device: str, args) -> list[dict]:
 # ----------------------------------------------------------------------------- training
 
 
-def training_step(stage: str, path: Path, warp, gen, vgg, optimizer, batch, device):
-    """One optimiser step of the warp stage (warp + warp loss) or of the joint stage
-    (warp + generator, warp loss + try-on loss), as the parser-free stages train."""
-    person, garment, edge = batch
-    correlation.set_default_implementation(path.correlation)
-    optimizer.zero_grad(set_to_none=True)
-    with autocast_for(path, device):
-        masked = garment * edge
-        out = warp(person, masked, edge, return_levels=True)
-        loss = sum(warp_loss(out.levels, masked, edge, vgg).values())
-        if stage == "warp+gen":
-            warped_edge = warp_edge(edge, out, True)
-            gen_out = gen(torch.cat([person, out.warped, warped_edge], 1))
-            result = compose(gen_out.float(), out.warped.float(), warped_edge.float())
-            loss = loss + sum(tryon_loss(result.tryon, result.rendered, result.mask, person,
-                                         vgg).values())
-    loss.backward()
-    optimizer.step()
+TRAIN_STAGES = ("pb_warp", "pb_gen", "pf_warp", "pf_gen")
+
+
+def training_paths(device: str, args) -> list[RunPath]:
+    """The cost volume and precision of ``train_*.py``'s ``--cost_volume``/``--amp``."""
+    fast_corr = "triton" if device == "cuda" and correlation.triton_available() else "band"
+    paths = [PLAIN, RunPath(fast_corr, fast_corr)]
+    if device == "cuda" or args.cpu_bf16:
+        paths.append(RunPath(f"{fast_corr}+bf16", fast_corr, bf16=True))
+    return selected(paths, args)
+
+
+def stage_of(name: str):
+    """The ``Stage`` of a training script (``train_pb_warp.py`` ...)."""
+    import importlib
+    module = importlib.import_module(f"train_{name}")
+    return next(value() for value in vars(module).values()
+                if isinstance(value, type) and getattr(value, "name", None) == name
+                and value.__module__ == module.__name__)
+
+
+class TrainingBench:
+    """Synthetic data and random earlier-stage checkpoints in a temporary folder, for
+    ``Trainer`` runs of every stage at the benchmark's size (the release's widths)."""
+
+    def __init__(self, folder: str, args):
+        from data.synthetic import make_dataset
+        self.folder, self.args = folder, args
+        count = max(2 * args.train_batch_size, 2)
+        roots = make_dataset(os.path.join(folder, "data"), num_train=count, num_test=0, seed=0,
+                             height=args.height, width=args.width)
+        self.dataroot = roots["train"]
+        self.checkpoints = self._earlier_stages()
+
+    def _earlier_stages(self) -> dict:
+        """Stage-1, 2 and 3 checkpoints of random weights, in this project's format."""
+        from models import PB_GEN_INPUT, PB_WARP_INPUT
+        from utils.checkpoint import checkpoint_payload, save_atomic
+        models = {"pb_warp": {"warp": ("pfafn", PB_WARP_INPUT)},
+                  "pb_gen": {"warp": ("pfafn", PB_WARP_INPUT), "gen": ("resunet", PB_GEN_INPUT)},
+                  "pf_warp": {"warp": ("pfafn", PF_WARP_INPUT)}}
+        paths = {}
+        for stage, parts in models.items():
+            torch.manual_seed(0)
+            built = {key: build_model({"kind": key, "type": kind, "input_nc": channels})
+                     for key, (kind, channels) in parts.items()}
+            payload, _ = checkpoint_payload(stage, built, {"height": self.args.height,
+                                                           "width": self.args.width})
+            paths[stage] = os.path.join(self.folder, f"{stage}.pth")
+            save_atomic(payload, paths[stage])
+        return paths
+
+    def argv(self, name: str, path: RunPath, device: str) -> list[str]:
+        args = self.args
+        argv = ["--dataroot", self.dataroot, "--checkpoints_dir", os.path.join(self.folder, "runs"),
+                "--name", f"{name}_{path.name}_{device}", "--overwrite", "--device", device,
+                "--height", str(args.height), "--width", str(args.width),
+                "--batch_size", str(args.train_batch_size), "--workers", "0",
+                "--allow_random_vgg", "--sample_every", "0", "--save_every", "0",
+                "--log_every", "1000000", "--cost_volume", path.correlation,
+                "--amp", "bf16" if path.bf16 else "none"]
+        if name == "pb_gen":
+            argv += ["--pb_warp_checkpoint", self.checkpoints["pb_warp"]]
+        if name in ("pf_warp", "pf_gen"):
+            argv += ["--pb_checkpoint", self.checkpoints["pb_gen"], "--kd_group_size", "0"]
+        if name == "pf_gen":
+            argv += ["--pf_warp_checkpoint", self.checkpoints["pf_warp"]]
+        return argv
+
+    def trainer(self, name: str, path: RunPath, device: str):
+        """A ``Trainer`` of stage ``name`` along ``path``, and an endless supply of batches."""
+        from options.config import parse_config
+        from utils.training.distributed import DistributedContext
+        from utils.training.engine import Trainer, _StopRequest
+
+        stage = stage_of(name)
+        cfg = parse_config(self.argv(name, path, device), stage.add_arguments, stage.defaults,
+                           default_name=name)
+        context = DistributedContext(rank=0, world_size=1, local_rank=0,
+                                     device=torch.device(device))
+        logger = logging.getLogger("pfafn.benchmark")
+        logger.addHandler(logging.NullHandler())
+        logger.propagate = False
+        run_dir = pathlib.Path(cfg.checkpoints_dir) / cfg.name
+        trainer = Trainer(stage, cfg, context, run_dir, logger, _StopRequest(),
+                          show_progress=False)
+        return trainer, self._batches(trainer)
+
+    @staticmethod
+    def _batches(trainer):
+        while True:
+            for batch in trainer._start_epoch():
+                yield batch
 
 
 def bench_training(device: str, args) -> list[dict]:
     rows = []
-    batch = random_batch(args.train_batch_size, args.height, args.width, device, seed=1)
-    vgg_features = build_vgg19_features(allow_random=True).to(device)
-    for stage in ("warp", "warp+gen"):
-        paths = training_paths(device, args)
-        steps = {path.name: make_training_step(stage, path, vgg_features, batch, device)
-                 for path in paths}
-        times = time_interleaved(steps, device, args.train_warmup, args.train_repeats)
-        for path in paths:
-            seconds = statistics.median(times[path.name])
-            memory = peak_memory(steps[path.name], device)
-            rows.append(dict(section="training", device=device, stage=stage, path=path.name,
-                             batch=args.train_batch_size, step_ms=1000 * seconds,
-                             samples_per_s=args.train_batch_size / seconds,
-                             min_step_ms=1000 * min(times[path.name]), peak_mib=memory,
-                             times_s=times[path.name], config=asdict(path)))
-            print(f"  training {device} {stage} b={args.train_batch_size} {path.name}: "
-                  f"{1000 * seconds:.0f} ms/step ({args.train_batch_size / seconds:.2f} "
-                  f"samples/s), peak {memory:.0f} MiB", flush=True)
-        del steps
-    correlation.set_default_implementation("auto")
+    with tempfile.TemporaryDirectory(prefix="pfafn_bench_train_") as folder:
+        bench = TrainingBench(folder, args)
+        for name in args.train_stages:
+            paths = training_paths(device, args)
+            steps = {}
+            for path in paths:
+                trainer, batches = bench.trainer(name, path, device)
+                steps[path.name] = (lambda trainer=trainer, batches=batches:
+                                    trainer.train_step(next(batches)))
+            times = time_interleaved(steps, device, args.train_warmup, args.train_repeats)
+            for path in paths:
+                seconds = statistics.median(times[path.name])
+                memory = peak_memory(steps[path.name], device)
+                rows.append(dict(section="training", device=device, stage=name, path=path.name,
+                                 batch=args.train_batch_size, step_ms=1000 * seconds,
+                                 samples_per_s=args.train_batch_size / seconds,
+                                 min_step_ms=1000 * min(times[path.name]), peak_mib=memory,
+                                 times_s=times[path.name], config=asdict(path)))
+                print(f"  training {device} {name} b={args.train_batch_size} {path.name}: "
+                      f"{1000 * seconds:.0f} ms/step ({args.train_batch_size / seconds:.2f} "
+                      f"samples/s), peak {memory:.0f} MiB", flush=True)
+            del steps
     return rows
-
-
-def make_training_step(stage: str, path: Path, vgg_features, batch, device: str):
-    """Fresh models and optimiser for ``path``; returns a no-argument callable doing one step."""
-    torch.manual_seed(0)
-    warp = AFWM(3).to(device).train()
-    gen = ResUnetGenerator(7).to(device).train()
-    vgg = VGGLoss(vgg_features)
-    params = list(warp.parameters()) + (list(gen.parameters()) if stage == "warp+gen" else [])
-    fmt = torch.channels_last if path.channels_last else torch.contiguous_format
-    warp.to(memory_format=fmt)
-    gen.to(memory_format=fmt)
-    vgg.to(memory_format=fmt)
-    step_batch = tuple(x.contiguous(memory_format=fmt) for x in batch)
-    optimizer = torch.optim.Adam(params, lr=1e-4)
-    return lambda: training_step(stage, path, warp, gen, vgg, optimizer, step_batch, device)
 
 
 # ----------------------------------------------------------------------------- data loading
@@ -468,6 +524,9 @@ def parse_args(argv=None):
     parser.add_argument("--warmup", type=int, default=1, help="untimed inference runs per figure")
     parser.add_argument("--repeats", type=int, default=3, help="timed inference runs per figure")
     parser.add_argument("--train_batch_size", type=int, default=2, help="training batch size")
+    parser.add_argument("--train_stages", default="pb_warp,pf_gen",
+                        help="comma-separated stages whose training step is timed: "
+                             + ", ".join(TRAIN_STAGES))
     parser.add_argument("--train_warmup", type=int, default=1, help="untimed training steps")
     parser.add_argument("--train_repeats", type=int, default=3, help="timed training steps")
     parser.add_argument("--threads", type=int, default=None,
@@ -490,6 +549,9 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     args.sections = args.sections.split(",")
+    args.train_stages = [name.strip() for name in args.train_stages.split(",") if name.strip()]
+    if set(args.train_stages) - set(TRAIN_STAGES):
+        parser.error(f"--train_stages: expected a subset of {', '.join(TRAIN_STAGES)}")
     unknown = set(args.sections) - {"correlation", "inference", "training", "data"}
     if unknown:
         parser.error(f"unknown sections: {sorted(unknown)}")
@@ -506,6 +568,11 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    with exit_on_user_error():
+        return benchmark(args)
+
+
+def benchmark(args) -> dict:
     load_at_start = os.getloadavg()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -518,9 +585,9 @@ def main(argv=None):
             rows += bench_correlation(device, args)
         if "inference" in args.sections:
             torch.manual_seed(0)
-            warp = AFWM(3).to(device).eval()
-            gen = ResUnetGenerator(7).to(device).eval()
-            rows += bench_inference(device, args, warp, gen)
+            warp = build_model({"kind": "warp", "type": "pfafn", "input_nc": PF_WARP_INPUT})
+            gen = build_model({"kind": "gen", "type": "resunet", "input_nc": PF_GEN_INPUT})
+            rows += bench_inference(device, args, warp.to(device).eval(), gen.to(device).eval())
         if "training" in args.sections:
             rows += bench_training(device, args)
     if "data" in args.sections:

@@ -46,6 +46,7 @@ from data.pose import (POSE_FORMATS, PoseFileError, is_dresscode_document,  # no
                        load_json, openpose_document, parse_keypoints)
 from data.files import IMAGE_EXTENSIONS, DatasetError  # noqa: E402
 from common.atomic import write_bytes_atomic  # noqa: E402
+from utils.results import OutputError, check_output_folder  # noqa: E402
 
 MAX_LISTED = 20
 _DRESSCODE_KEYPOINTS = re.compile(r"^(.+)_2$")
@@ -149,10 +150,6 @@ def convert_folder(src: str, out: str, extensions, convert, what: str, stream=No
     if not os.path.isdir(src):
         print(f"ERROR {src}: --src folder not found", file=stream)
         return 1
-    if os.path.abspath(src) == os.path.abspath(out):
-        print(f"ERROR {out}: --out must differ from --src (files would be overwritten in "
-              f"place)", file=stream)
-        return 1
     names = sorted(name for name in os.listdir(src)
                    if not name.startswith(".") and os.path.isfile(os.path.join(src, name)))
     inputs = [name for name in names if os.path.splitext(name)[1].lower() in extensions]
@@ -161,7 +158,13 @@ def convert_folder(src: str, out: str, extensions, convert, what: str, stream=No
         print(f"ERROR {src}: no {what} files ({', '.join(extensions)}); {skipped} other files",
               file=stream)
         return 1
-    os.makedirs(out, exist_ok=True)
+    try:
+        # Outputs keep their inputs' stems: a folder that is (or, through a link, resolves to)
+        # the sources', or lies inside it, would overwrite or mix with them.
+        check_output_folder(out, "--out", inputs=(src,))
+    except OutputError as error:
+        print(f"ERROR {error}", file=stream)
+        return 1
     written = {}
     failures = []
     for name in inputs:

@@ -6,9 +6,15 @@ sheet of try-on strips (person | garment | warped garment | try-on).
 
 import argparse
 import json
+import os
+import sys
 from pathlib import Path
 
 from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from common.errors import UserError, exit_on_user_error  # noqa: E402
 
 ROWS = (  # (label, scores file under --out, what it is)
     ("student (paired)", "results/paired/scores.json", "PF-AFN student, own garment"),
@@ -96,7 +102,14 @@ def main(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="demo_out", help="the demo's output folder")
     args = p.parse_args(argv)
-    out = Path(args.out)
+    with exit_on_user_error():
+        report(Path(args.out))
+
+
+def report(out: Path) -> None:
+    if not (out / "results").is_dir() and not (out / "runs").is_dir():
+        raise UserError(f"--out {out}: no demo results there (results/ or runs/); run "
+                        f"scripts/demo.sh first")
     table = score_table(out)
     report = out / "report.md"
     sheet = out / "tryon_examples.png"

@@ -19,12 +19,15 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from common.errors import exit_on_user_error  # noqa: E402
 from data.files import IMAGE_EXTENSIONS, DatasetError, read_gray, read_rgb  # noqa: E402
 from data.garment_mask import GarmentMaskError, compute_garment_mask  # noqa: E402
 
 
 def stems(folder: str) -> dict:
     """stem -> file name for the images of ``folder``."""
+    if not os.path.isdir(folder):
+        raise DatasetError(f"{folder}: not a folder")
     return {os.path.splitext(name)[0]: name for name in sorted(os.listdir(folder))
             if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)}
 
@@ -43,6 +46,11 @@ def main(argv=None) -> int:
     parser.add_argument("--grabcut", action="store_true", help="when computing masks, refine them with GrabCut")
     parser.add_argument("--show", type=int, default=10, help="list this many of the worst photos")
     args = parser.parse_args(argv)
+    with exit_on_user_error():
+        return evaluate(args, parser)
+
+
+def evaluate(args, parser) -> int:
     photos = stems(args.images)
     truths = stems(args.true)
     masks = stems(args.masks) if args.masks else None

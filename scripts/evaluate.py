@@ -18,9 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from common.errors import UserError, exit_on_user_error  # noqa: E402
 from data.datasets import DataOptions, add_data_arguments, pair_samples  # noqa: E402
-from data.files import DatasetError, person_id  # noqa: E402
-from utils.metrics import (METRIC_NAMES, MetricsError, MissingWeightsError, WeightsFileError,  # noqa: E402
+from data.files import person_id  # noqa: E402
+from utils.metrics import (METRIC_NAMES,  # noqa: E402
                            applicable_metrics, evaluate_folders, format_table, read_pairs,
                            resolve_pairs)
 
@@ -54,26 +55,34 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    with exit_on_user_error():
+        return score(args)
+
+
+def score(args) -> dict:
     metrics = tuple(name.strip() for name in args.metrics.split(",") if name.strip())
-    try:
-        if args.dataset == "viton" and args.pairs not in ("paired", "unpaired"):
-            # Scoring needs only the persons' photos: a VITON root with test_img/ will do.
-            names = read_pairs(str(resolve_pairs(args.dataroot, args.pairs)))
-            pairs = [(os.path.abspath(os.path.join(args.dataroot, "test_img", person)), cloth)
-                     for person, cloth in names]
-            paired = all(person_id(person) == person_id(cloth) for person, cloth in names)
-        else:
-            samples = pair_samples(DataOptions.from_config(args), args.dataroot, args.pairs)
-            pairs = [(os.path.abspath(sample.person.image), sample.garment.image)
-                     for sample in samples]
-            paired = all(sample.person.id == sample.garment.id for sample in samples)
-        metrics = applicable_metrics(metrics, paired)
-        scores = evaluate_folders(args.results_dir, args.dataroot, pairs, metrics=metrics,
-                                  device=args.device, batch_size=args.batch_size, fid_weights=args.fid_weights,
-                                  lpips_backbone_weights=args.lpips_backbone_weights,
-                                  allow_random_weights=args.allow_random_weights, lpips_net=args.lpips_net)
-    except (MetricsError, MissingWeightsError, WeightsFileError, DatasetError, ValueError) as error:
-        sys.exit(f"error: {error}")
+    unknown = sorted(set(metrics) - set(METRIC_NAMES))
+    if unknown or not metrics:
+        raise UserError(f"--metrics {args.metrics!r}: expected a comma-separated subset of "
+                        f"{','.join(METRIC_NAMES)}")
+    if args.dataset == "viton" and args.pairs not in ("paired", "unpaired"):
+        # Scoring needs only the persons' photos: a VITON root with test_img/ will do.
+        names = read_pairs(str(resolve_pairs(args.dataroot, args.pairs)))
+        pairs = [(os.path.abspath(os.path.join(args.dataroot, "test_img", person)), cloth)
+                 for person, cloth in names]
+        paired = all(person_id(person) == person_id(cloth) for person, cloth in names)
+    else:
+        samples = pair_samples(DataOptions.from_config(args), args.dataroot, args.pairs)
+        pairs = [(os.path.abspath(sample.person.image), sample.garment.image)
+                 for sample in samples]
+        paired = all(sample.person.id == sample.garment.id for sample in samples)
+    metrics = applicable_metrics(metrics, paired)
+    scores = evaluate_folders(args.results_dir, args.dataroot, pairs, metrics=metrics,
+                              device=args.device, batch_size=args.batch_size,
+                              fid_weights=args.fid_weights,
+                              lpips_backbone_weights=args.lpips_backbone_weights,
+                              allow_random_weights=args.allow_random_weights,
+                              lpips_net=args.lpips_net)
     print(format_table(scores))
     if args.out is not None:
         out = Path(args.out)

@@ -24,11 +24,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from models.export import DEFAULT_OPSET, OUTPUT_NAMES, PT2_METADATA, example_inputs  # noqa: E402
-from utils.checkpoint import CheckpointError  # noqa: E402
+from common.errors import UserError, exit_on_user_error  # noqa: E402
 from common.images import to_uint8  # noqa: E402
-from utils.inference import (add_model_arguments, check_model_arguments,  # noqa: E402
-                             load_model_from_args)
+from models.graph import OUTPUT_NAMES, example_inputs  # noqa: E402
+from utils.export import DEFAULT_OPSET, PT2_METADATA  # noqa: E402
+from utils.inference.loading import (add_model_arguments, check_model_arguments,  # noqa: E402
+                                     load_model_from_args)
+from utils.results import check_output_file  # noqa: E402
 
 FORMATS = ("onnx", "torch_export", "both")
 
@@ -65,8 +67,8 @@ def output_paths(args) -> tuple[Path | None, Path | None]:
     if args.format == "torch_export":
         return None, out
     if out.suffix == ".pt2":
-        raise SystemExit(f"error: --out {out}: with --format both, --out names the ONNX file "
-                         f"(the program is written beside it as .pt2)")
+        raise UserError(f"--out {out}: with --format both, --out names the ONNX file (the "
+                        f"program is written beside it as .pt2)")
     return out, out.with_suffix(".pt2")
 
 
@@ -78,9 +80,9 @@ def require_onnx_packages() -> None:
         except ImportError:
             missing.append(name)
     if missing:
-        raise SystemExit(f"error: exporting ONNX needs {' and '.join(missing)}, not installed; "
-                         f"pip install -r requirements.txt (it pins onnx, onnxscript and "
-                         f"onnxruntime)")
+        raise UserError(f"exporting ONNX needs {' and '.join(missing)}, not installed; pip "
+                        f"install -r requirements.txt (it pins onnx, onnxscript and "
+                        f"onnxruntime)")
 
 
 def _differences(reference, outputs: dict) -> str:
@@ -101,7 +103,7 @@ def verify(model, onnx_path: Path | None, program=None) -> None:
     inputs = example_inputs(model.height, model.width, batch=2, seed=1)
     reference = model(*inputs)
     if onnx_path is not None:
-        from utils.onnx_tryon import OnnxUnavailableError, load_onnx_model
+        from utils.inference.onnx_runtime import OnnxUnavailableError, load_onnx_model
         try:
             out = load_onnx_model(str(onnx_path), "cpu", what="--out")(*inputs)
         except OnnxUnavailableError as error:
@@ -122,17 +124,20 @@ def verify(model, onnx_path: Path | None, program=None) -> None:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    with exit_on_user_error():
+        return export(args)
+
+
+def export(args) -> dict:
     onnx_path, pt2_path = output_paths(args)
+    inputs = (args.warp_checkpoint, args.gen_checkpoint)
+    for path in (onnx_path, pt2_path):
+        if path is not None:
+            check_output_file(path, "--out", inputs)
     if onnx_path is not None:
         require_onnx_packages()
-    from models.export import export_tryon
-    try:
-        model = load_model_from_args(args, torch.device("cpu"))
-    except CheckpointError as error:
-        raise SystemExit(f"error: {error}")
-    if model.height % 32 or model.width % 32:
-        raise SystemExit(f"error: the checkpoint's size {model.height}x{model.width} is not a "
-                         f"multiple of 32; give --height and --width")
+    from utils.export import export_tryon
+    model = load_model_from_args(args, torch.device("cpu"))
     sources = {"warp_checkpoint": args.warp_checkpoint, "gen_checkpoint": args.gen_checkpoint}
     info = export_tryon(model.warp, model.gen, model.height, model.width, onnx_path=onnx_path,
                         pt2_path=pt2_path, sources=sources, opset=args.opset)

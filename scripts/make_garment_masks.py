@@ -18,8 +18,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from common.errors import exit_on_user_error  # noqa: E402
 from data.files import IMAGE_EXTENSIONS, DatasetError  # noqa: E402
 from data.garment_mask import GarmentMaskError, garment_mask_from_file, write_mask  # noqa: E402
+from utils.results import check_output_folder  # noqa: E402
 
 
 def list_images(folder: str) -> list:
@@ -38,12 +40,17 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not os.path.isdir(args.images):
         parser.error(f"--images {args.images}: not a folder")
-    if os.path.abspath(args.images) == os.path.abspath(args.out):
-        parser.error("--out must differ from --images: masks take the photos' file names")
     names = list_images(args.images)
     if not names:
         parser.error(f"--images {args.images}: no photos ({', '.join(IMAGE_EXTENSIONS)})")
-    os.makedirs(args.out, exist_ok=True)
+    with exit_on_user_error():
+        # Masks take the photos' file names: a folder that is (or, through a link, resolves
+        # to) the photos' own would overwrite every photo.
+        check_output_folder(args.out, "--out", inputs=(args.images,))
+        return write_masks(args, names)
+
+
+def write_masks(args, names: list) -> int:
 
     start = time.perf_counter()
     written, kept, failed = 0, 0, []

@@ -12,6 +12,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from common.errors import UserError, exit_on_user_error  # noqa: E402
 from data.synthetic import CATEGORIES, LAYOUTS, make_dataset  # noqa: E402
 
 
@@ -55,10 +56,17 @@ def main(argv=None):
         parser.error("--layout vitonhd holds upper-body garments only (--category upper_body)")
     if args.old_names and args.layout != "vitonhd":
         parser.error("--old_names applies to --layout vitonhd only")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        parser.error(f"--out {args.out}: exists and is not a folder")
     start = time.perf_counter()
-    roots = make_dataset(args.out, args.num_train, args.num_test, args.seed, args.height,
-                         args.width, args.workers, layout=args.layout, categories=categories,
-                         old_names=args.old_names)
+    with exit_on_user_error():
+        try:
+            roots = make_dataset(args.out, args.num_train, args.num_test, args.seed,
+                                 args.height, args.width, args.workers, layout=args.layout,
+                                 categories=categories, old_names=args.old_names)
+        except OSError as error:
+            raise UserError(f"--out {args.out}: cannot write the dataset "
+                            f"({error.strerror or error})") from None
     seconds = time.perf_counter() - start
     total = (args.num_train + args.num_test) * len(categories)
     where = ", ".join(f"{name}: {path}" for name, path in roots.items())

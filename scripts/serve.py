@@ -50,11 +50,13 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from common.errors import UserError, user_error_message  # noqa: E402
 from data.files import DatasetError, read_gray, read_rgb  # noqa: E402
 from data.photo_fit import FIT_MODES  # noqa: E402
-from utils.checkpoint import CheckpointError  # noqa: E402
-from utils.inference import (add_model_arguments, check_model_arguments,  # noqa: E402
-                             garment_mask_for, load_model_from_args, tryon_photos)
+from utils.inference.loading import (add_model_arguments, check_model_arguments,  # noqa: E402
+                                     load_model_from_args)
+from utils.inference.photos import garment_mask_for, tryon_photos  # noqa: E402
+from utils.results import write_result  # noqa: E402
 
 MEGABYTE = 1024 * 1024
 READABLE = "a JPEG, PNG, BMP or WebP image"
@@ -159,7 +161,7 @@ def downscaled(image: np.ndarray, max_side: int = PREVIEW_MAX_SIDE) -> np.ndarra
 @dataclass
 class TryOnOutcome:
     """A finished request: ``tryon`` uint8 (h, w, 3) at the person photo's size, saved as the
-    PNG ``download``; ``frame``: the model-frame pictures of ``utils.inference.PhotoTryOn``
+    PNG ``download``; ``frame``: the model-frame pictures of ``utils.inference.photos.PhotoTryOn``
     plus 'composition_mask' (H, W); ``notes``: what the user should know (how the mask was
     made); ``seconds``: the whole request, ``model_seconds``: fitting, the model, mapping back."""
 
@@ -216,12 +218,12 @@ class TryOnPage:
     def _save(self, tryon: np.ndarray, person_path: str, garment_path: str) -> str:
         """The try-on as a PNG named like test.py's results, ``{person}__{garment}.png``, in a
         folder of its own (two users may try the same files)."""
-        stems = [os.path.splitext(os.path.basename(p))[0] for p in (person_path, garment_path)]
         folder = os.path.join(self.results_dir, uuid.uuid4().hex)
-        os.makedirs(folder)
-        path = os.path.join(folder, f"{stems[0]}__{stems[1]}.png")
-        Image.fromarray(tryon).save(path)
-        return path
+        try:
+            return str(write_result(folder, os.path.basename(person_path),
+                                    os.path.basename(garment_path), tryon, "the result"))
+        except UserError as error:
+            raise RequestError(f"The server could not save the try-on: {error}.") from None
 
 
 # The uploads: (key, label of the upload box, label of its preview); UPLOAD_NAMES: how
@@ -463,9 +465,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def fail(message: str) -> None:
+def fail(message) -> None:
     """Stop at start-up: a usage problem, exit status 2 as argparse gives."""
-    print(f"error: {message}", file=sys.stderr, flush=True)
+    print(user_error_message(message), file=sys.stderr, flush=True)
     raise SystemExit(2)
 
 
@@ -495,12 +497,8 @@ def main(argv=None) -> None:
     try:
         model, title = load_model(args)
         seconds = warm_up(model)
-    except (CheckpointError, ValueError) as error:
-        fail(str(error))
-    except SystemExit as error:
-        if error.code in (0, None, 2):
-            raise
-        fail(str(error.code))    # pick_device: CUDA asked but not available
+    except UserError as error:
+        fail(error)
     title += f", input frame {model.height}×{model.width}"
     print(f"{title}; a blank try-on took {seconds:.2f} s", flush=True)
 
@@ -518,7 +516,7 @@ def main(argv=None) -> None:
             fail(f"the web page needs Gradio ({error}); {INSTALL_HINT}")
         try:
             examples = prepare_examples(args, os.path.join(workdir, "examples"))
-        except DatasetError as error:
+        except UserError as error:
             fail(f"--dataroot {args.dataroot}: {error}")
         limits = UploadLimits(max_bytes=int(args.max_upload_mb * MEGABYTE),
                               max_pixels=int(args.max_pixels * 1e6))

@@ -19,7 +19,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from utils.engine import Stage, StepResult, run
+from utils.training.engine import run
+from utils.training.stage import Stage, StepResult
 
 
 class FakeDataset(Dataset):
@@ -93,14 +94,15 @@ class FakeStage(Stage):
     def validation_outputs(self, models, batch, cfg):
         return models["net"](batch["image"]), batch["image"]
 
-    def losses(self, models, batch, cfg, step, want_images=False):
+    def losses(self, models, batch, context):
         person = batch["person"]
         output = models["net"](person)
         with torch.no_grad():
             teacher = models["teacher"](person)
         l1 = F.l1_loss(output, person)
         agree = F.mse_loss(output, teacher)
-        images = {"person": person, "output": output, "mask": batch["mask"]} if want_images else {}
+        images = ({"person": person, "output": output, "mask": batch["mask"]}
+                  if context.want_images else {})
         return StepResult(total=l1 + 0.1 * agree,
                           terms={"l1": l1.detach(), "agree": agree.detach()}, images=images)
 

@@ -14,7 +14,8 @@ from data.densepose import read_densepose_file
 from data.labels import (ATR_TO_VITON, LABEL_SCHEMES, LIP_TO_VITON, LabelError, convert_labels,
                          label_table, read_label_map)
 from data.pose import PoseFileError, parse_keypoints, read_keypoints_file
-from data.viton import DatasetError, VitonTrainDataset
+from data.datasets import VitonTrainDataset
+from data.files import DatasetError
 from scripts import convert_data
 
 # Expected 14-class label of every source label, as DATASETS.md section 4 lists them; CIHP's
@@ -583,5 +584,10 @@ def test_cli_densepose(tmp_path, capsys):
         array = np.load(out / name)
         assert array.dtype == np.uint8
         np.testing.assert_array_equal(array, PARTS)
-    status = convert_data.main(["densepose", "--src", str(src), "--out", str(src)])
-    assert status == 1 and "--out must differ from --src" in capsys.readouterr().out
+    before = {name: (src / name).read_bytes() for name in os.listdir(src)}
+    link = tmp_path / "link_to_src"
+    link.symlink_to(src, target_is_directory=True)
+    for target in (src, link, src / "inside"):
+        status = convert_data.main(["densepose", "--src", str(src), "--out", str(target)])
+        assert status == 1 and "is the input folder" in capsys.readouterr().out
+    assert {name: (src / name).read_bytes() for name in os.listdir(src)} == before

@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 
 from data.datasets import read_garment
-from data.viton import DatasetError, VitonTestDataset, VitonTrainDataset
+from data.datasets import VitonTestDataset, VitonTrainDataset
+from data.files import DatasetError
 
 H0, W0 = 100, 75        # size on disk
 H, W = 64, 48           # size served (scale 0.64)

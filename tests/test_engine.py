@@ -11,8 +11,10 @@ import torch
 from options import ConfigError
 from tests.fake_stage import FakeStage
 from utils.checkpoint import CHECKPOINT_FORMAT, CheckpointError, read_checkpoint
-from utils.engine import (ResumableSampler, Stage, StepResult, in_first_phase, lr_factor,
-                          make_optimizer, run, seed_everything)
+from utils.training.engine import TrainingDiverged, run
+from utils.training.sampling import ResumableSampler, seed_everything
+from utils.training.schedule import in_first_phase, lr_factor, make_optimizer
+from utils.training.stage import Stage, StepContext, StepResult
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = str(ROOT / "configs" / "tiny.yaml")
@@ -277,19 +279,118 @@ def test_two_process_ddp_on_cpu(tmp_path):
     assert (saved["epoch"], saved["step_in_epoch"], saved["steps_per_epoch"]) == (1, 1, 2)
 
 
-def test_step_result_from_terms_and_stage_without_image_flag(tmp_path):
+def test_step_result_from_terms():
     loss_a = torch.tensor(1.5, requires_grad=True)
     result = StepResult.from_terms({"a": loss_a * 2, "b": torch.tensor(0.25)})
     assert result.total.item() == 3.25 and result.total.requires_grad
     assert not result.terms["a"].requires_grad and result.images == {}
 
-    class NoImageFlag(FakeStage):
-        def losses(self, models, batch, cfg, step):     # the older four-argument form
-            out = models["net"](batch["person"])
-            return StepResult.from_terms({"l1": (out - batch["person"]).abs().mean()},
-                                         {"output": out})
 
-    done = run(NoImageFlag(6), fake_argv(tmp_path, "noflag", "--max_steps", "2",
-                                         "--sample_every", "2"))
-    assert done.terms.keys() == {"total", "l1"}
-    assert (tmp_path / "noflag" / "samples" / "step_0000002.png").is_file()
+class RecordingStage(FakeStage):
+    """Records the context of every step and the dtype of an activation under autocast."""
+
+    def __init__(self, size=6):
+        super().__init__(size)
+        self.contexts, self.dtypes = [], []
+
+    def losses(self, models, batch, context):
+        self.contexts.append(context)
+        self.dtypes.append(models["net"].head[0](batch["person"]).dtype)
+        return super().losses(models, batch, context)
+
+
+def test_each_step_receives_its_context(tmp_path):
+    stage = RecordingStage(6)
+    run(stage, fake_argv(tmp_path, "context", "--sample_every", "2"))
+    assert all(isinstance(c, StepContext) for c in stage.contexts)
+    assert [(c.epoch, c.step, c.want_images) for c in stage.contexts] == [
+        (0, 0, False), (0, 1, True), (0, 2, False), (1, 3, True), (1, 4, False), (1, 5, True)]
+    assert all(c.cfg.name == "context" for c in stage.contexts)
+    assert sorted(p.name for p in (tmp_path / "context" / "samples").iterdir()) == [
+        "step_0000002.png", "step_0000004.png", "step_0000006.png"]
+
+
+@pytest.mark.parametrize("amp, dtype", [("none", torch.float32), ("bf16", torch.bfloat16),
+                                        ("fp16", torch.float16)])
+def test_autocast_is_applied(tmp_path, amp, dtype):
+    stage = RecordingStage(6)
+    run(stage, fake_argv(tmp_path, amp, "--amp", amp, "--max_steps", "2"))
+    assert stage.dtypes == [dtype, dtype]
+
+
+def test_grad_clip_bounds_the_gradient_the_optimiser_sees(tmp_path):
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+    norms = []
+
+    def record(optimizer, args, kwargs):
+        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        norms.append(float(torch.nn.utils.get_total_norm(grads)))
+
+    handle = register_optimizer_step_pre_hook(record)
+    try:
+        run(FakeStage(6), fake_argv(tmp_path, "free", "--max_steps", "3"))
+        free = list(norms)
+        norms.clear()
+        run(FakeStage(6), fake_argv(tmp_path, "clipped", "--max_steps", "3", "--grad_clip", "0.01"))
+    finally:
+        handle.remove()
+    assert min(free) > 0.05                      # the fake task's gradients exceed the clip
+    assert len(norms) == 3 and max(norms) <= 0.01 * (1 + 1e-5)
+
+
+class DivergingStage(FakeStage):
+    """Its loss becomes NaN from step ``bad_from`` on (``terms['l1']`` among others)."""
+
+    def __init__(self, size=6, bad_from=2):
+        super().__init__(size)
+        self.bad_from = bad_from
+
+    def losses(self, models, batch, context):
+        result = super().losses(models, batch, context)
+        if context.step >= self.bad_from:
+            nan = torch.tensor(float("nan"))
+            return StepResult(total=result.total * nan, terms={"l1": nan,
+                                                               "agree": result.terms["agree"]})
+        return result
+
+
+def test_a_non_finite_loss_stops_before_backward_and_keeps_the_last_good_checkpoint(tmp_path):
+    with pytest.raises(TrainingDiverged, match=r"step 2 \(epoch 0\).*terms not finite: l1 nan"):
+        run(DivergingStage(6, bad_from=2), fake_argv(tmp_path, "nan"))
+    saved = read_checkpoint(tmp_path / "nan" / "latest.pth")
+    assert saved["step"] == 2                     # --save_every 1: the state after step 2
+    assert all(torch.isfinite(v).all() for v in saved["model"]["net"].values()
+               if v.is_floating_point())
+    resumed = run(FakeStage(6), fake_argv(tmp_path, "nan", "--resume"))
+    assert resumed.finished and resumed.step == 6
+
+
+def test_fp16_stops_when_every_step_is_skipped(tmp_path):
+    with pytest.raises(TrainingDiverged, match="fp16 skipped 4 steps in a row"):
+        run(DivergingStage(6, bad_from=0), fake_argv(tmp_path, "fp16nan", "--amp", "fp16",
+                                                      "--max_skipped_steps", "3"))
+    saved = read_checkpoint(tmp_path / "fp16nan" / "latest.pth")   # skipped steps change nothing
+    assert saved["step"] == 3 and saved["skipped_steps"] == 3
+
+
+def test_fp16_survives_a_few_skipped_steps(tmp_path):
+    class FewBad(DivergingStage):
+        def losses(self, models, batch, context):
+            if context.step in (1, 2):
+                return super().losses(models, batch, context)
+            return FakeStage.losses(self, models, batch, context)
+
+    result = run(FewBad(6, bad_from=0), fake_argv(tmp_path, "few", "--amp", "fp16",
+                                                 "--max_skipped_steps", "3"))
+    assert result.finished and result.skipped_steps >= 2
+
+
+def test_stale_temporary_checkpoints_are_removed_on_resume(tmp_path):
+    run(FakeStage(6), fake_argv(tmp_path, "stale", "--max_steps", "2"))
+    leftover = tmp_path / "stale" / ".latest.abcd1234.pth"
+    leftover.write_bytes(b"half a checkpoint")
+    other = tmp_path / "stale" / "notes.txt"
+    other.write_text("mine")
+    run(FakeStage(6), fake_argv(tmp_path, "stale", "--max_steps", "3", "--resume"))
+    assert not leftover.exists() and other.exists()
+    assert "removed .latest.abcd1234.pth" in (tmp_path / "stale" / "train.log").read_text()

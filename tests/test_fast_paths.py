@@ -109,14 +109,16 @@ def test_channels_last_inputs_give_the_same_volume():
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
 
-def test_default_implementation_switch():
-    previous = correlation.set_default_implementation("loop")
-    try:
-        assert correlation.get_default_implementation() == "loop"
-        with pytest.raises(ValueError, match="unknown correlation implementation"):
-            correlation.set_default_implementation("cupy")
-    finally:
-        correlation.set_default_implementation(previous)
+def test_cost_volume_is_chosen_per_model():
+    warp, _ = tiny_models(1)
+    other = copy.deepcopy(warp)
+    correlation.set_cost_volume(warp, "loop")
+    assert warp.aflow_net.cost_volume == "loop" and warp.arch["cost_volume"] == "loop"
+    assert other.aflow_net.cost_volume == "auto"                  # no process-wide default
+    with pytest.raises(ValueError, match="unknown correlation implementation"):
+        correlation.set_cost_volume(warp, "cupy")
+    with pytest.raises(ValueError, match="unknown correlation implementation"):
+        AFWM(3, cost_volume="cupy")
     assert correlation.resolve_implementation("auto", torch.zeros(1)) == "band"  # a CPU tensor
 
 
@@ -242,12 +244,9 @@ def test_fast_tryon_equals_plain_tryon():
     """BN folding + channels_last + band correlation vs the plain path (loop, no folding)."""
     warp, gen = tiny_models(2)
     person, garment, edge = tiny_inputs(seed=2)
-    previous = correlation.set_default_implementation("loop")
-    try:
-        with torch.no_grad():
-            plain = parser_free_tryon(warp, gen, person, garment, edge)
-    finally:
-        correlation.set_default_implementation(previous)
+    plain_warp = correlation.set_cost_volume(copy.deepcopy(warp), "loop")
+    with torch.no_grad():
+        plain = parser_free_tryon(plain_warp, gen, person, garment, edge)
     fast_warp = optimize_for_inference(warp, fold_bn=True, channels_last=True)
     fast_gen = optimize_for_inference(gen, fold_bn=True, channels_last=True)
     with torch.no_grad():

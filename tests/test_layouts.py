@@ -17,7 +17,7 @@ from train_pb_gen import ParserBasedGenerator
 from train_pb_warp import ParserBasedWarp
 from train_pf_gen import ParserFreeGenerator
 from train_pf_warp import ParserFreeWarp
-from utils.engine import run
+from utils.training.engine import run
 
 
 @pytest.fixture(scope="module")

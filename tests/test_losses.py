@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from models.afwm import WarpLevel
-from models.losses import (VGGLoss, VGGWeightsMissing, build_vgg19_features, distillation_gate,
-                           distillation_loss, distillation_weights, second_order_smoothness,
-                           total_variation, warp_loss)
+from models.losses import (VGGLoss, distillation_gate, distillation_loss, distillation_weights,
+                           second_order_smoothness, total_variation, warp_loss)
+from utils.training.parts import VGGWeightsMissing, build_vgg19_features
 
 
 def _level(cond, flow):

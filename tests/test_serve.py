@@ -30,7 +30,7 @@ from PIL import Image
 from data.synthetic import make_dataset
 from scripts import serve
 from tests.small_models import small_models, stage4_checkpoint
-from utils.inference import load_tryon_model
+from utils.inference.model import load_tryon_model
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_CHECKPOINT = ROOT / "demo_out" / "runs" / "pf_gen" / "final.pth"

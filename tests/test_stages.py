@@ -5,7 +5,7 @@ import torch
 
 from data.inputs import TryOnInputs
 from data.synthetic import make_dataset
-from data.viton import VitonTrainDataset
+from data.datasets import VitonTrainDataset
 from models import AFWM
 from models.losses import VGGLoss, warp_loss
 from train_pb_gen import ParserBasedGenerator
@@ -14,8 +14,8 @@ from options import parse_config
 from train_pf_gen import ParserFreeGenerator, skin_weights
 from train_pf_warp import STUDENT_NEW_PARTS, ParserFreeWarp
 from utils.checkpoint import CheckpointError, read_checkpoint
-from utils.engine import run
-from utils.stages import warp_learning_rate
+from utils.training.engine import run
+from utils.training.parts import warp_learning_rate
 
 
 def _config(stage, *argv):

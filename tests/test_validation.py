@@ -8,9 +8,9 @@ import torch
 from data.synthetic import make_dataset
 from train_pb_warp import ParserBasedWarp
 from utils.checkpoint import read_checkpoint
-from utils.distributed import DistributedContext
-from utils.engine import run
-from utils.validation import BestScore, Validator, is_better
+from utils.training.distributed import DistributedContext
+from utils.training.engine import run
+from utils.training.validation import BestScore, Validator, is_better
 
 
 @pytest.fixture(scope="module")

@@ -1,17 +1,25 @@
-"""Reading and writing checkpoints: this project's own and the released PF-AFN ``.pth`` files.
+"""Reading and writing checkpoints: this project's own and the released ``.pth`` files.
 
 A project checkpoint is a dict::
 
     {'format': CHECKPOINT_FORMAT, 'stage': 'pb_warp' | 'pb_gen' | 'pf_warp' | 'pf_gen',
      'model': {'warp': state_dict, 'gen': state_dict, ...},   # unwrapped modules
-     'optimizer', 'scaler', 'epoch', 'step', 'config': {...}}
+     'arch': {'warp': {...}, 'gen': {...}},                   # models.registry architectures
+     'checksums': {'warp': sha256, ...},                      # of each state dict's tensors
+     'optimizer', 'scaler', 'epoch', 'step', 'config': {...}, ...}
 
-A released checkpoint is a plain state dict of one module (``warp_model_final.pth``,
-``gen_model_final.pth``). ``load_weights`` takes either, strictly: a missing file, a missing or
-unexpected key, or a shape mismatch raises ``CheckpointError`` naming the file and the keys.
-Files are read with ``torch.load(weights_only=True)``, so a checkpoint cannot run code.
+Older checkpoints of this project carry no ``arch``: it is derived from their ``config`` and
+stage. A released checkpoint is a plain state dict of one module (``warp_model_final.pth``,
+``gen_model_final.pth``), whose architecture is recognised from its keys and shapes
+(``models.registry.recognise``).
+
+Everything is strict: a missing file, an unknown architecture, a missing or unexpected key, a
+shape mismatch, non-finite weights or a checksum that does not match raise ``CheckpointError``
+naming the file and what is wrong. Files are read with ``torch.load(weights_only=True)``, so a
+checkpoint cannot run code.
 """
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
@@ -19,17 +27,24 @@ from typing import Any, Iterable, Mapping, Optional
 import torch
 import torch.nn as nn
 
-from common.errors import UserError
 from common.atomic import write_atomic
+from common.errors import UserError
+from models.fast import unwrap
+from models.registry import RELEASE_EXTRA_KEYS, build_model, complete_arch, recognise, saved_arch
 
 CHECKPOINT_FORMAT = "pfafn-checkpoint-v1"
 
-# Saved by accident in the release's training checkpoints: the four fixed second-order filters.
-RELEASE_EXTRA_KEYS = ("aflow_net.weight",)
+# Input channels of each model of each stage, for checkpoints saved before ``arch`` was.
+LEGACY_INPUTS = {"pb_warp": {"warp": 45}, "pb_gen": {"warp": 45, "gen": 8},
+                 "pf_warp": {"warp": 3}, "pf_gen": {"warp": 3, "gen": 7}}
 
 
 class CheckpointError(UserError, RuntimeError):
     """A checkpoint that cannot be used: missing, unreadable, of the wrong stage or shape."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
 
 
 def read_checkpoint(path: str | os.PathLike, what: str = "checkpoint") -> dict:
@@ -47,15 +62,64 @@ def read_checkpoint(path: str | os.PathLike, what: str = "checkpoint") -> dict:
     return dict(data)
 
 
+def save_atomic(payload: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename over ``path``: a
+    crash mid-write leaves the previous file intact."""
+    def write(temporary: str) -> None:
+        with open(temporary, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+    write_atomic(path, write)
+
+
 def is_project_checkpoint(data: Mapping) -> bool:
     return data.get("format") == CHECKPOINT_FORMAT
 
 
+# ---------------------------------------------------------------------------------------------
+# What a checkpoint holds
+
+
+def state_checksum(state: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 of a state dict: every key, dtype, shape and the tensor's bytes, in key order."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        tensor = state[key].detach().cpu().contiguous()
+        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def non_finite_keys(state: Mapping[str, torch.Tensor]) -> list[str]:
+    """The floating-point tensors of ``state`` holding a NaN or an infinity."""
+    return [key for key, value in state.items()
+            if value.is_floating_point() and not bool(torch.isfinite(value).all())]
+
+
+def checkpoint_payload(stage: str, models: Mapping[str, nn.Module], config: Mapping,
+                       **fields) -> tuple[dict, list[str]]:
+    """(payload, non-finite) for ``models`` (unwrapped modules by name) of ``stage``: the
+    project checkpoint of their state dicts, architectures (None for a module that records
+    none) and checksums, the resolved ``config`` and the ``fields`` (optimizer, step, ...);
+    and the names of the models whose weights are not finite (which must not be saved)."""
+    states = {name: model.state_dict() for name, model in models.items()}
+    payload = {
+        "format": CHECKPOINT_FORMAT, "stage": stage, "model": states,
+        "arch": {name: saved_arch(model) if hasattr(unwrap(model), "arch") else None
+                 for name, model in models.items()},
+        "checksums": {name: state_checksum(state) for name, state in states.items()},
+        "config": dict(config), **fields,
+    }
+    bad = [name for name, state in states.items() if non_finite_keys(state)]
+    return payload, bad
+
+
 def state_dict_from(data: Mapping, key: str, path: str | os.PathLike,
                     what: str = "checkpoint", stages: Optional[Iterable[str]] = None) -> dict:
-    """The state dict of model ``key`` ('warp', 'gen') in a project checkpoint, or the whole
-    dict when ``data`` is a released plain state dict. ``stages``, if given, lists the stages a
-    project checkpoint may come from."""
+    """The state dict of model ``key`` ('warp', 'gen') in a project checkpoint (its checksum
+    verified), or the whole dict when ``data`` is a released plain state dict. ``stages``, if
+    given, lists the stages a project checkpoint may come from."""
     if not is_project_checkpoint(data):
         if not all(isinstance(v, torch.Tensor) for v in data.values()):
             raise CheckpointError(f"{what}: {path} is neither a checkpoint of this project nor a "
@@ -69,7 +133,65 @@ def state_dict_from(data: Mapping, key: str, path: str | os.PathLike,
     if key not in models:
         raise CheckpointError(f"{what}: {path} (stage '{stage}') has no '{key}' model; it has "
                               f"{sorted(models)}")
-    return dict(models[key])
+    state = dict(models[key])
+    stored = (data.get("checksums") or {}).get(key)
+    if stored is not None and state_checksum(state) != stored:
+        raise CheckpointError(f"{what}: {path} is corrupted: the weights of its '{key}' model do "
+                              f"not match the checksum stored with them")
+    return state
+
+
+def checkpoint_arch(data: Mapping, key: str, path: str | os.PathLike,
+                    what: str = "checkpoint", kind: Optional[str] = None) -> dict:
+    """The architecture of model ``key`` of a checkpoint: recorded (``arch``), derived from
+    an older project checkpoint's config and stage, or recognised from a plain state dict's
+    keys (``kind``: 'warp' or 'gen', default ``key``)."""
+    kind = kind or key
+    if is_project_checkpoint(data):
+        recorded = (data.get("arch") or {}).get(key)
+        if recorded is not None:
+            try:
+                return complete_arch(recorded)
+            except ValueError as error:
+                raise CheckpointError(f"{what}: {path}: {error}") from None
+        return _legacy_arch(data, key, path, what)
+    found = recognise(state_dict_from(data, key, path, what), kind)
+    if found.arch is not None:
+        return found.arch
+    problems = [f"{label}: {_list(keys)}" for label, keys in (
+        ("missing keys", found.missing), ("unexpected keys", found.unexpected),
+        ("shape mismatch", found.mismatched)) if keys]
+    raise CheckpointError(f"{what}: {path} is not a known {kind} architecture; the closest is "
+                          f"'{found.closest}' ({found.matching} keys fit), but " +
+                          "; ".join(problems))
+
+
+def _legacy_arch(data: Mapping, key: str, path, what: str) -> dict:
+    config, stage = data.get("config", {}), data.get("stage")
+    inputs = LEGACY_INPUTS.get(stage, {})
+    if key not in inputs:
+        raise CheckpointError(f"{what}: {path} (stage '{stage}') records no architecture for "
+                              f"its '{key}' model")
+    if key == "warp":
+        arch = {"kind": "warp", "type": "pfafn", "input_nc": inputs[key]}
+        arch.update({k: config[k] for k in ("fpn_dim", "align_corners") if k in config})
+        if "warp_channels" in config:
+            arch["channels"] = list(config["warp_channels"])
+    else:
+        arch = {"kind": "gen", "type": "resunet", "input_nc": inputs[key]}
+        if "ngf" in config:
+            arch["ngf"] = config["ngf"]
+    return complete_arch(arch)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def _list(keys: Iterable[str], limit: int = 8) -> str:
+    keys = sorted(keys)
+    shown = ", ".join(keys[:limit])
+    return shown + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
 
 
 def _strip_wrappers(state: Mapping[str, torch.Tensor]) -> dict:
@@ -83,16 +205,11 @@ def _strip_wrappers(state: Mapping[str, torch.Tensor]) -> dict:
     return out
 
 
-def _list(keys: Iterable[str], limit: int = 8) -> str:
-    keys = sorted(keys)
-    shown = ", ".join(keys[:limit])
-    return shown + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
-
-
 def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], source: str,
                skip_prefixes: Iterable[str] = ()) -> None:
     """Strictly copy ``state`` into ``model``; keys starting with one of ``skip_prefixes`` are
-    left as the model has them (on both sides). ``source`` names the file in errors."""
+    left as the model has them (on both sides). ``source`` names the file in errors. Weights
+    holding NaN or infinity are refused."""
     skip = tuple(skip_prefixes)
     state = {k: v for k, v in _strip_wrappers(state).items()
              if k not in RELEASE_EXTRA_KEYS and not k.startswith(skip)}
@@ -111,6 +228,10 @@ def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], source: str,
     if problems:
         raise CheckpointError(f"{source} does not fit {type(model).__name__}: "
                               + "; ".join(problems))
+    bad = non_finite_keys(state)
+    if bad:
+        raise CheckpointError(f"{source}: {len(bad)} weight tensor(s) hold NaN or infinity, e.g. "
+                              f"{_list(bad, 3)}; the file is damaged or the run diverged")
     model.load_state_dict(state, strict=not skip)
 
 
@@ -125,23 +246,18 @@ def load_weights(model: nn.Module, path: str | os.PathLike, key: str, what: str 
     return data
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    """The module under DDP (``.module``) and torch.compile (``._orig_mod``) wrappers."""
-    while True:
-        if hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        elif isinstance(model, nn.parallel.DistributedDataParallel):
-            model = model.module
-        else:
-            return model
-
-
-def save_atomic(payload: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename over ``path``: a
-    crash mid-write leaves the previous file intact."""
-    def write(temporary: str) -> None:
-        with open(temporary, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-    write_atomic(path, write)
+def load_model(data: Mapping, key: str, path: str | os.PathLike, what: str = "checkpoint",
+               stages: Optional[Iterable[str]] = None, kind: Optional[str] = None,
+               overrides: Optional[Mapping[str, Any]] = None) -> nn.Module:
+    """Build model ``key`` of a read checkpoint (``read_checkpoint``) with the architecture it
+    records or implies, ``overrides`` applied (e.g. ``{'align_corners': False}``), and load its
+    weights strictly. The cost volume's implementation is a choice of the machine that runs the
+    model, not of the one that saved it: 'auto' unless ``overrides`` names one. Errors name
+    ``what`` and ``path``."""
+    state = state_dict_from(data, key, path, what, stages)
+    arch = checkpoint_arch(data, key, path, what, kind)
+    overrides = {"cost_volume": "auto", **(overrides or {})}
+    arch = {**arch, **{k: v for k, v in overrides.items() if k in arch}}
+    model = build_model(arch)
+    load_state(model, state, f"{what}: {path}")
+    return model

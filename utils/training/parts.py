@@ -1,22 +1,23 @@
-"""Pieces the four stage scripts share: earlier-stage checkpoints, frozen teachers, the
-perceptual loss, the learning rate of the warp, and the teacher/student passes of stages 3
-and 4 (no stage script imports another)."""
+"""Pieces the four stage scripts share: the architectures the flags describe, earlier-stage
+checkpoints, frozen teachers, the perceptual loss, the learning rate of the warp, and the
+teacher/student passes of stages 3 and 4 (no stage script imports another)."""
 
 import logging
 from dataclasses import dataclass
-from typing import Iterable
+from pathlib import Path
+from typing import Iterable, Optional
 
 import torch
 import torch.nn as nn
 
+from common.errors import UserError
 from data.inputs import TryOnInputs, pose_radius_for
-from models import PB_GEN_INPUT, PB_WARP_INPUT, build_generator, build_warp
+from models import PB_GEN_INPUT, PB_WARP_INPUT, build_model
 from models.afwm import WarpOutput
-from models.losses import (VGGLoss, build_vgg19_features, distillation_gate, distillation_loss,
-                           warp_loss)
+from models.losses import VGG_SLICES, VGGLoss, distillation_gate, distillation_loss, warp_loss
 from models.tryon import TutorOutput, tutor_image
 from options.config import ConfigError
-from utils.checkpoint import CheckpointError, load_weights
+from utils.checkpoint import CheckpointError, load_model, load_weights, read_checkpoint
 from utils.flow_viz import flow_magnitude, flow_to_color
 from utils.logging_utils import LOGGER_NAME
 
@@ -24,6 +25,29 @@ from utils.logging_utils import LOGGER_NAME
 WARP_LR_RATIO = 0.2
 # Samples per GPU in the release (8 GPUs x 4): its distillation counted gated samples per 4.
 RELEASE_KD_GROUP = 4
+
+
+VGG19_FILE = "vgg19-dcbb9e9d.pth"
+
+
+def warp_arch(cfg, input_nc: int) -> dict:
+    """The architecture of a warp module the flags describe (``models.registry``)."""
+    return {"kind": "warp", "type": "pfafn", "input_nc": input_nc,
+            "channels": list(cfg.warp_channels), "fpn_dim": cfg.fpn_dim,
+            "align_corners": bool(cfg.align_corners), "cost_volume": cfg.cost_volume}
+
+
+def gen_arch(cfg, input_nc: int) -> dict:
+    """The architecture of a generator the flags describe."""
+    return {"kind": "gen", "type": "resunet", "input_nc": input_nc, "ngf": cfg.ngf}
+
+
+def build_warp(cfg, input_nc: int) -> nn.Module:
+    return build_model(warp_arch(cfg, input_nc))
+
+
+def build_generator(cfg, input_nc: int) -> nn.Module:
+    return build_model(gen_arch(cfg, input_nc))
 
 
 def batch_inputs(batch, cfg) -> TryOnInputs:
@@ -54,6 +78,58 @@ def freeze(model: nn.Module) -> nn.Module:
     model.eval()
     model.requires_grad_(False)
     return model
+
+
+class VGGWeightsMissing(UserError, FileNotFoundError):
+    """No VGG19 ImageNet weights could be found locally, or the file is not them."""
+
+
+def _find_vgg19_file(weights_path: Optional[str]) -> Path:
+    if weights_path:
+        path = Path(weights_path).expanduser()
+        if not path.is_file():
+            raise VGGWeightsMissing(f"--vgg_weights: file not found: {path}")
+        return path
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
+    if cached.is_file():
+        return cached
+    raise VGGWeightsMissing(
+        f"VGG19 ImageNet weights not found: looked for {cached}. The perceptual loss needs "
+        f"torchvision's {VGG19_FILE}: on a machine with internet run "
+        f"`python -c \"import torchvision; torchvision.models.vgg19(weights='IMAGENET1K_V1')\"` "
+        f"(it caches the file there), or download it and pass --vgg_weights PATH. "
+        f"Random VGG weights are for tests only: --allow_random_vgg.")
+
+
+def build_vgg19_features(weights_path: Optional[str] = None,
+                         allow_random: bool = False) -> nn.Sequential:
+    """torchvision's VGG19 ``features`` up to relu5_1 with ImageNet weights, frozen.
+
+    The weights come from ``weights_path`` or torchvision's cache; with neither, this raises
+    ``VGGWeightsMissing`` unless ``allow_random`` is set (then it logs a warning).
+    """
+    import torchvision
+
+    vgg = torchvision.models.vgg19(weights=None)
+    try:
+        path = _find_vgg19_file(weights_path)
+    except VGGWeightsMissing:
+        if not allow_random:
+            raise
+        logging.getLogger(LOGGER_NAME).warning(
+            "VGG19 perceptual loss uses RANDOM weights (--allow_random_vgg): for tests and "
+            "demos only, results are not comparable to the paper")
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            vgg.load_state_dict(state)
+        except Exception as error:   # unreadable, unsafe, or another network's weights
+            raise VGGWeightsMissing(f"{path} is not torchvision's VGG19 state dict "
+                                    f"({VGG19_FILE}): {str(error).splitlines()[0]}") from None
+    features = vgg.features[:VGG_SLICES[-1][1]]
+    features.eval()
+    features.requires_grad_(False)
+    return features
 
 
 def perceptual_loss(cfg, device) -> VGGLoss:
@@ -117,12 +193,19 @@ def teacher_source(cfg, part: str) -> tuple[str, str]:
 
 
 def parser_based_teacher(cfg, device) -> dict[str, nn.Module]:
-    """The frozen stage-2 teacher: AFWM(45) and ResUnet(8)."""
+    """The frozen stage-2 teacher, warp and generator, each built with the architecture its
+    checkpoint records (a released plain state dict: recognised from its keys)."""
     teacher = {}
-    for part, name, model in (("warp", "pb_warp", build_warp(cfg, PB_WARP_INPUT)),
-                              ("gen", "pb_gen", build_generator(cfg, PB_GEN_INPUT))):
-        flag, _ = teacher_source(cfg, part)
-        teacher[name] = freeze(load_from_flag(model, cfg, flag, part, ("pb_gen",)).to(device))
+    for part, name in (("warp", "pb_warp"), ("gen", "pb_gen")):
+        flag, path = teacher_source(cfg, part)
+        data = read_checkpoint(path, f"--{flag}")
+        model = load_model(data, part, path, f"--{flag}", stages=("pb_gen",))
+        wanted = PB_WARP_INPUT if part == "warp" else PB_GEN_INPUT
+        if model.arch["input_nc"] != wanted:
+            raise CheckpointError(f"--{flag}: {path} holds a {part} of {model.arch['input_nc']} "
+                                  f"input channels; the parser-based teacher's {part} takes "
+                                  f"{wanted} (is it a parser-free model?)")
+        teacher[name] = freeze(model.to(device))
     return teacher
 
 

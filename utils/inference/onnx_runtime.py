@@ -1,5 +1,5 @@
 """The exported try-on graph (``scripts/export.py``) run by ONNX Runtime, with the interface of
-``utils.inference.TryOnModel``:
+``utils.inference.model.TryOnModel``:
 
     model = load_onnx_model("pfafn.onnx", device="cpu")
     out = model(person, garment, garment_edge)      # (B, 3, H, W), (B, 3, H, W), (B, 1, H, W)
@@ -18,10 +18,10 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from models.export import EXPORT_FORMAT, INPUT_NAMES, OUTPUT_NAMES
+from models.graph import EXPORT_FORMAT, INPUT_NAMES, OUTPUT_NAMES
 from models.tryon import TryOnResult
 from utils.checkpoint import CheckpointError
-from utils.inference import check_inputs
+from utils.inference.model import check_inputs
 
 INPUT_CHANNELS = {"person": 3, "garment": 3, "garment_mask": 1}
 INSTALL_HINT = "pip install -r requirements.txt (it pins onnx and onnxruntime)"

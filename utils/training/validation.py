@@ -24,7 +24,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Subset
 
 from options.config import ConfigError
-from utils.distributed import DistributedContext
+from utils.training.distributed import DistributedContext
 from common.images import quantise  # as test.py's PNGs hold the try-ons
 
 METRIC_DIRECTIONS = {"ssim": "max", "lpips": "min", "fid": "min"}

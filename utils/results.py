@@ -1,0 +1,104 @@
+"""Where try-on results go: their names and their writing, in one place (test.py, the
+baselines, the web page and the metrics that find them again).
+
+A result is the image of a person wearing a garment, ``{person_stem}__{cloth_stem}.png``
+(e.g. ``000066_0__017575_1.png``), written atomically so that an interrupted run never leaves
+a half-written image under that name.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from common.errors import UserError
+from common.images import write_image
+
+RESULT_SUFFIX = ".png"
+
+
+class OutputError(UserError):
+    """An output location that cannot be written, or would overwrite an input."""
+
+
+def result_name(person: str, cloth: str) -> str:
+    """The file name of ``person`` wearing ``cloth`` (file names or paths):
+    ``{person_stem}__{cloth_stem}.png``."""
+    return f"{Path(person).stem}__{Path(cloth).stem}{RESULT_SUFFIX}"
+
+
+def write_output(path: str | os.PathLike, image: np.ndarray, flag: str) -> Path:
+    """Write a uint8 image to ``path`` atomically; a failure (disk full, permissions changed
+    since the check) is an ``OutputError`` naming ``flag`` and nothing is left at ``path``."""
+    try:
+        write_image(path, image)
+    except OSError as error:
+        raise OutputError(f"{flag}: cannot write {path} ({error.strerror or error})") from None
+    return Path(path)
+
+
+def write_result(folder: str | os.PathLike, person: str, cloth: str, image: np.ndarray,
+                 flag: str = "--results_dir") -> Path:
+    """Write the uint8 (h, w, 3) try-on of ``person`` in ``cloth`` into ``folder``; returns
+    its path."""
+    return write_output(Path(folder) / result_name(person, cloth), image, flag)
+
+
+def check_output_folder(folder: str | os.PathLike, flag: str,
+                        inputs: tuple[str | os.PathLike, ...] = ()) -> Path:
+    """Create ``folder`` (the value of ``flag``) if needed and check, before any work, that
+    files can be written there and that it is not one of ``inputs`` or inside one (paths
+    compared with symlinks resolved). Raises ``OutputError`` naming the flag."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{flag} {folder}: exists and is not a folder")
+    real = folder.resolve()
+    for given in inputs:
+        source = Path(given).resolve()
+        if real == source or source in real.parents:
+            raise OutputError(f"{flag} {folder}: is the input folder {given} or inside it; "
+                              f"choose a folder of its own, so that no input is overwritten")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"{flag} {folder}: cannot create the folder "
+                          f"({error.strerror or error})") from None
+    _probe_writable(folder, f"{flag} {folder}")
+    return folder
+
+
+def _probe_writable(folder: Path, what: str) -> None:
+    """Create and delete a file in ``folder``: permissions, read-only file systems and quotas
+    all show, whoever runs the program (``os.access`` says yes to root)."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write_test."):
+            pass
+    except OSError as error:
+        raise OutputError(f"{what}: cannot write in the folder ({error.strerror or error})") \
+            from None
+
+
+def check_output_file(path: str | os.PathLike, flag: str,
+                      inputs: tuple[str | os.PathLike, ...] = ()) -> Path:
+    """Check, before any work, that ``path`` (the value of ``flag``) can be written as a file
+    and is none of ``inputs`` (symlinks resolved). Raises ``OutputError`` naming the flag."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{flag} {path}: is a folder; give a file name")
+    real = path.resolve()
+    for given in inputs:
+        if given is not None and Path(given).resolve() == real:
+            raise OutputError(f"{flag} {path}: is the input {given}; writing it would destroy "
+                              f"the input, give another file name")
+    parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise OutputError(f"{flag} {path}: {parent} is not a folder")
+    if not parent.exists():
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise OutputError(f"{flag} {path}: cannot create {parent} "
+                              f"({error.strerror or error})") from None
+    _probe_writable(parent, f"{flag} {path}")
+    return path

@@ -1,0 +1,694 @@
+"""The one training loop behind the four stage scripts.
+
+A stage (``utils/training/stage.py``) says which models exist, which are trained, which
+parameters the optimiser updates in a given epoch and how a batch becomes losses. Everything
+else happens here, once: options, device, ``torchrun``/DDP, mixed precision, seeding, the data
+loader, Adam and its learning-rate schedule, checkpoints and resuming, validation, TensorBoard,
+the progress bar and the log file. ``Trainer`` reads top to bottom: building (``__init__``),
+one epoch (``run_epoch``), one step (``train_step``), logging (``log_interval``), validating
+(``validate``), saving (``save``) and the end of the run (``finish``).
+
+Run folder ``CHECKPOINTS_DIR/NAME/``: ``config.yaml`` (the resolved options), ``train.log``,
+``tensorboard/`` (event files), ``samples/step_NNNNNNN.png`` (image grids), ``latest.pth``
+(every ``--save_every`` steps and at each epoch end), ``epoch_NNN.pth`` (after every
+``--save_epoch_freq``-th epoch; NNN = epochs completed), ``final.pth`` (when the run ends
+at the last epoch or at ``--max_steps``) and, with ``--val_root``, ``best.pth``: a full copy
+of ``latest.pth`` (optimiser included) taken at the step of the best validation score, which
+every checkpoint records under ``best`` beside the last validation's scores. Every checkpoint
+holds the architecture of each trained model (``arch``) and the SHA-256 of its weights.
+
+Resuming (``--resume``) continues the same run exactly: weights, Adam state, gradient scaler,
+epoch, step and the position in the epoch's data order. The data order of epoch ``e`` is a
+pure function of ``(seed, e)`` (``ResumableSampler``), and every step reseeds ``random``,
+NumPy and torch from ``(seed + rank, step)``, so random choices inside a step (dropout, random
+garments) do not depend on how the run was split into invocations.
+
+Divergence. Every step checks that the loss terms are finite before ``backward`` (all ranks
+agree) and that the gradients are finite before the optimiser step; a non-finite value stops
+the run with a ``TrainingDiverged`` naming the step and the terms, and nothing is saved, so
+``latest.pth`` stays the last good state. Under fp16 the gradient scaler skips steps whose
+gradients overflow; more than ``--max_skipped_steps`` skipped in a row stop the run the same
+way.
+"""
+
+import argparse
+import logging
+import math
+import shutil
+import signal
+import threading
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torchvision
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from common.atomic import remove_stale_temporaries, write_atomic
+from common.errors import UserError, exit_on_user_error
+from options.config import ConfigError, config_differences, config_to_dict, parse_config, write_config
+from models.fast import unwrap
+from utils.checkpoint import (CHECKPOINT_FORMAT, CheckpointError, checkpoint_payload, load_state,
+                              read_checkpoint, save_atomic, state_dict_from)
+from utils.logging_utils import LOGGER_NAME, close_run_logger, format_terms, image_grid, open_run_logger
+from utils.training.distributed import (DistributedContext, barrier, init_distributed,
+                                        mean_over_ranks, shutdown_distributed)
+from utils.training.sampling import ResumableSampler, derived_seed, seed_everything, seed_worker, to_device
+from utils.training.schedule import (check_groups, group_signature, lr_factor, make_optimizer,
+                                     set_learning_rates)
+from utils.training.stage import Stage, StepContext, StepResult
+
+GRID_SAMPLES = 4
+CHECKPOINT_NAMES = ("latest", "best", "final", "epoch_*")
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class TrainingDiverged(UserError):
+    """A loss or gradient became non-finite (too high a learning rate, fp16 overflow...)."""
+
+
+@dataclass
+class RunResult:
+    """What ``run`` returns: ``step`` (optimiser steps in total), ``epoch`` (epochs completed),
+    ``terms`` (the last logged, rank-averaged loss terms incl. 'total'), ``scalars`` (the
+    stage's other scalars, likewise), ``validation`` (the last validation's step and scores)
+    and ``best`` (the best score, its metric and step), ``learning_rates`` (by
+    group, last epoch), ``run_dir``, ``models`` (all models, unwrapped), ``finished`` (the run
+    reached its last epoch or ``--max_steps``) and ``optimizer_builds`` (``(epoch, group
+    names)`` for every Adam created, in order), ``config`` (the resolved options),
+    ``rank`` and ``skipped_steps`` (fp16 steps the gradient scaler skipped)."""
+    step: int
+    epoch: int
+    terms: dict[str, float]
+    learning_rates: dict[str, float]
+    run_dir: Path
+    models: dict[str, nn.Module]
+    finished: bool
+    optimizer_builds: list[tuple[int, tuple[str, ...]]]
+    config: argparse.Namespace
+    rank: int
+    scalars: dict[str, float] = field(default_factory=dict)
+    validation: Optional[dict] = None
+    best: Optional[dict] = None
+    skipped_steps: int = 0
+
+
+# ----------------------------------------------------------------------------------------------
+# Entry points
+
+
+def run(stage: Stage, argv: Optional[Sequence[str]] = None) -> RunResult:
+    """Parse options (``argv``; ``None`` = the command line), then train ``stage``.
+    Raises a ``UserError`` (``ConfigError``, ``CheckpointError``...) for bad options or files."""
+    cfg = parse_config(argv, stage.add_arguments, stage.defaults, default_name=stage.name,
+                       description=stage.description)
+    context = init_distributed(cfg.device)
+    try:
+        return train(stage, cfg, context)
+    finally:
+        shutdown_distributed(context)
+
+
+def main(stage: Stage, argv: Optional[Sequence[str]] = None) -> RunResult:
+    """``run`` for scripts: an error in the user's input ends the process with one line and
+    exit status 2 instead of a traceback."""
+    with exit_on_user_error():
+        return run(stage, argv)
+
+
+def train(stage: Stage, cfg: argparse.Namespace, context: DistributedContext) -> RunResult:
+    """The training run of a parsed configuration in a given process context."""
+    run_dir = Path(cfg.checkpoints_dir) / cfg.name
+    latest_path = run_dir / "latest.pth"
+    if cfg.resume and not latest_path.is_file():
+        raise ConfigError(f"--resume: no checkpoint to continue from: {latest_path} does not "
+                          f"exist")
+    if not cfg.resume and not cfg.overwrite and latest_path.is_file():
+        raise ConfigError(f"{run_dir} already holds a run ({latest_path.name}); pass --resume to "
+                          f"continue it, --overwrite to start again, or another --name")
+    barrier(context)  # every rank has looked at the run folder before rank 0 writes to it
+    logger = open_run_logger(run_dir / "train.log" if context.is_main else None, context.is_main)
+    trainer = None
+    try:
+        with _StopRequest() as stop:
+            trainer = Trainer(stage, cfg, context, run_dir, logger, stop)
+            return trainer.fit()
+    finally:
+        if trainer is not None:
+            trainer.close()
+        close_run_logger(logger)
+
+
+# ----------------------------------------------------------------------------------------------
+# The trainer
+
+
+class Trainer:
+    """One run of one stage: everything is built in ``__init__`` (or restored with
+    ``--resume``), then ``fit`` loops over epochs and batches."""
+
+    def __init__(self, stage: Stage, cfg: argparse.Namespace, context: DistributedContext,
+                 run_dir: Path, logger: logging.Logger, stop: "_StopRequest",
+                 show_progress: bool = True):
+        self.stage, self.cfg, self.context = stage, cfg, context
+        self.device = context.device
+        self.run_dir, self.logger, self.stop = run_dir, logger, stop
+        self.latest_path = run_dir / "latest.pth"
+        self.config_dict = config_to_dict(cfg)
+        self.writer = None
+        self.show_progress = show_progress
+        self.last_terms: dict[str, float] = {}
+        self._start_run_folder()
+        self._build_data()
+        self._build_models()
+        checkpoint = self._restore() if cfg.resume else None
+        self._build_optimisation(checkpoint)
+        self._build_validation(checkpoint)
+        self._open_writer()
+        self._reset_interval()
+        self.stopping = self.step >= self.stop_at or stop.requested
+
+    # ------------------------------------------------------------------ building
+
+    def _start_run_folder(self) -> None:
+        cfg = self.cfg
+        if self.context.is_main:
+            write_config(cfg, self.run_dir / "config.yaml")
+            for stale in remove_stale_temporaries(self.run_dir, CHECKPOINT_NAMES):
+                self.logger.info(f"removed {stale.name}, left by a save that was interrupted")
+            self.logger.info(f"stage {self.stage.name}: {'resuming' if cfg.resume else 'starting'}"
+                             f" run {self.run_dir} on {self.device}, {self.context.world_size} "
+                             f"process(es)")
+            self.logger.info("configuration:\n" + "\n".join(
+                f"  {k}: {v}" for k, v in self.config_dict.items()))
+        set_tf32(cfg.tf32)
+        # Model initialisation must not depend on the rank (DDP also broadcasts rank 0's weights).
+        seed_everything(cfg.seed)
+
+    def _build_data(self) -> None:
+        cfg, context = self.cfg, self.context
+        self.dataset = self.stage.make_dataset(cfg)
+        if len(self.dataset) == 0:
+            raise ConfigError(f"the training dataset of stage {self.stage.name} is empty")
+        self.sampler = ResumableSampler(self.dataset, context.world_size, context.rank, cfg.seed)
+        self.steps_per_epoch = self.sampler.num_samples // cfg.batch_size
+        if self.steps_per_epoch == 0:
+            raise ConfigError(f"{len(self.dataset)} samples over {context.world_size} "
+                              f"process(es) give fewer than --batch_size {cfg.batch_size} per "
+                              f"process")
+        self.total_epochs = cfg.niter + cfg.niter_decay
+        total_steps = self.steps_per_epoch * self.total_epochs
+        self.stop_at = min(total_steps, cfg.max_steps) if cfg.max_steps else total_steps
+
+    def _build_models(self) -> None:
+        stage = self.stage
+        models = stage.build_models(self.cfg, self.device)
+        missing = [name for name in stage.trained if name not in models]
+        if missing:
+            raise ValueError(f"{type(stage).__name__}.build_models returned {sorted(models)}; "
+                             f"it lacks the trained model(s) {missing}")
+        self.models = {name: model.to(self.device) for name, model in models.items()}
+        self.epoch, self.step, self.step_in_epoch = 0, 0, 0
+
+    def _restore(self) -> dict:
+        """Read ``latest.pth`` for ``--resume``: the trained weights and the position."""
+        checkpoint = _read_resume_checkpoint(self.latest_path, self.stage, self.cfg,
+                                             self.context, self.steps_per_epoch)
+        for name in self.stage.trained:
+            state = state_dict_from(checkpoint, name, self.latest_path, "--resume")
+            load_state(self.models[name], state, f"--resume: {self.latest_path}")
+        self.epoch, self.step = checkpoint["epoch"], checkpoint["step"]
+        self.step_in_epoch = checkpoint["step_in_epoch"]
+        if self.context.is_main:
+            changed = config_differences(checkpoint["config"], self.config_dict)
+            for key, (old, new) in changed.items():
+                self.logger.warning(f"--resume: option {key} was {old!r}, now {new!r}")
+            self.logger.info(f"resumed from {self.latest_path}: epoch {self.epoch}, step "
+                             f"{self.step} ({self.step_in_epoch} into the epoch)")
+        return checkpoint
+
+    def _build_optimisation(self, checkpoint: Optional[dict]) -> None:
+        """DDP wrappers, the optimiser (restored with ``--resume``) and the gradient scaler."""
+        cfg, stage = self.cfg, self.stage
+        self.plain, self.wrapped = _wrap_for_training(self.models, stage, self.context)
+        trained = [p for name in stage.trained for p in self.plain[name].parameters()]
+        self.trained_ids = {id(p) for p in trained}
+        self.optimizer, self.signature, self.optimizer_epoch = None, None, None
+        self.optimizer_builds: list[tuple[int, tuple[str, ...]]] = []
+        if checkpoint is not None and checkpoint.get("optimizer") is not None:
+            epoch = self.optimizer_epoch = checkpoint["optimizer_epoch"]
+            groups = stage.param_groups(self.plain, cfg, epoch)
+            check_groups(groups, self.trained_ids, stage, epoch)
+            self.optimizer = make_optimizer(groups, cfg.beta1)
+            self.signature = group_signature(groups)
+            try:
+                self.optimizer.load_state_dict(checkpoint["optimizer"])
+            except (ValueError, KeyError) as error:
+                raise CheckpointError(f"--resume: the optimiser state in {self.latest_path} does "
+                                      f"not fit the parameter groups of epoch {epoch}: "
+                                      f"{error}") from error
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
+        if checkpoint is not None and checkpoint.get("scaler"):
+            self.scaler.load_state_dict(checkpoint["scaler"])
+        self.amp_dtype = AMP_DTYPES.get(cfg.amp)
+        self.skipped_in_a_row = checkpoint.get("skipped_in_a_row", 0) if checkpoint else 0
+        self.skipped_steps = checkpoint.get("skipped_steps", 0) if checkpoint else 0
+        self.rates: dict[str, float] = {}
+
+    def _build_validation(self, checkpoint: Optional[dict]) -> None:
+        cfg = self.cfg
+        self.validator, self.best, self.last_validation = None, None, None
+        self.best_pending = False   # best.pth is written with the next save
+        if not cfg.val_root:
+            return
+        from utils.training.validation import BestScore, Validator
+        self.validator = Validator(self.stage, cfg, self.context)
+        metrics = self.validator.metrics()
+        metric = cfg.best_metric
+        if metric == "auto":
+            metric = "fid" if "fid" in metrics else "ssim"
+        if metric not in metrics:
+            raise ConfigError(f"--best_metric {metric}: stage {self.stage.name} validated on "
+                              f"{cfg.val_pairs} pairs gives {', '.join(metrics)}")
+        self.best = BestScore.from_dict(checkpoint.get("best") if checkpoint else None, metric)
+        self.last_validation = checkpoint.get("validation") if checkpoint else None
+        if self.context.is_main:
+            so_far = (f" (so far {self.best.value:.4g} at step {self.best.step})"
+                      if self.best.value is not None else "")
+            self.logger.info(f"validation on {cfg.val_root}: {', '.join(metrics)} every "
+                             f"{cfg.val_every} {cfg.val_unit}(s) and at the end; best.pth keeps "
+                             f"the best {metric}{so_far}")
+
+    def _open_writer(self) -> None:
+        if self.context.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+            # purge_step drops events a crashed invocation logged after its last checkpoint;
+            # the events of the checkpoint's own step were all logged before it was saved.
+            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"),
+                                        purge_step=self.step + 1 if self.step else None)
+        self.progress = tqdm(total=self.stop_at, initial=min(self.step, self.stop_at),
+                             desc=self.stage.name, unit="step", dynamic_ncols=True,
+                             disable=None if self.context.is_main and self.show_progress
+                             else True)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if getattr(self, "progress", None) is not None:
+            self.progress.close()
+
+    # ------------------------------------------------------------------ the loop
+
+    def fit(self) -> RunResult:
+        while self.epoch < self.total_epochs and not self.stopping:
+            self.run_epoch()
+        return self.finish()
+
+    def run_epoch(self) -> None:
+        """Train from the current position to the end of the epoch (or until stopping), then
+        save."""
+        loader = self._start_epoch()
+        for batch in loader:
+            result = self.train_step(batch)
+            self._record(result)
+            epoch_end = self.step_in_epoch == self.steps_per_epoch
+            if self.step % self.cfg.log_every == 0:
+                self.log_interval()  # also agrees across ranks on a stop request
+            if (not self.context.distributed and self.stop.requested) or self.step >= self.stop_at:
+                self.stopping = True
+            if self._validation_due(epoch_end) and self.validate() and not (
+                    self.stopping or epoch_end):
+                self.save(self.epoch, self.step_in_epoch)    # best.pth: this very step's model
+            if self.stopping or epoch_end:
+                break
+            if self.cfg.save_every and self.step % self.cfg.save_every == 0:
+                self.save(self.epoch, self.step_in_epoch)
+        if self.sums:
+            self.log_interval()
+        if self.step_in_epoch == self.steps_per_epoch:
+            self.epoch, self.step_in_epoch = self.epoch + 1, 0
+            freq = self.cfg.save_epoch_freq
+            keep = [f"epoch_{self.epoch:03d}.pth"] if freq and self.epoch % freq == 0 else []
+            self.save(self.epoch, 0, keep)
+        else:
+            self.save(self.epoch, self.step_in_epoch)
+        if self.step >= self.stop_at:
+            self.stopping = True
+
+    def _start_epoch(self) -> DataLoader:
+        """The optimiser of this epoch (a fresh Adam when the groups change), its learning
+        rates, and the loader of the rest of the epoch's data order."""
+        cfg, stage, epoch = self.cfg, self.stage, self.epoch
+        groups = stage.param_groups(self.plain, cfg, epoch)
+        check_groups(groups, self.trained_ids, stage, epoch)
+        if self.optimizer is None or group_signature(groups) != self.signature:
+            # A new set of trained parameters (stage 3's second phase) gets a fresh Adam.
+            self.optimizer = make_optimizer(groups, cfg.beta1)
+            self.signature, self.optimizer_epoch = group_signature(groups), epoch
+            self.optimizer_builds.append((epoch, tuple(g["name"] for g in groups)))
+            if self.context.is_main:
+                self.logger.info(f"epoch {epoch}: new Adam over groups " + ", ".join(
+                    f"{g['name']} ({sum(p.numel() for p in g['params']):,} parameters)"
+                    for g in groups))
+        factor = lr_factor(epoch, cfg.niter, cfg.niter_decay, cfg.schedule)
+        self.rates = set_learning_rates(self.optimizer, groups, factor)
+        self.optimised = [p for group in self.optimizer.param_groups for p in group["params"]]
+        self.sampler.set_epoch(epoch)
+        self.sampler.start_index = self.step_in_epoch * cfg.batch_size
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+        for name in stage.trained:
+            self.plain[name].train()
+        seed = derived_seed(cfg.seed + self.context.rank, epoch, 1)
+        return DataLoader(self.dataset, batch_size=cfg.batch_size, sampler=self.sampler,
+                          num_workers=cfg.workers, pin_memory=self.device.type == "cuda",
+                          drop_last=True, worker_init_fn=seed_worker,
+                          generator=torch.Generator().manual_seed(seed))
+
+    def train_step(self, batch) -> StepResult:
+        """One optimiser step on ``batch``: forward, the finiteness checks, backward, clipping,
+        the (scaled) optimiser step."""
+        cfg = self.cfg
+        seed_everything(derived_seed(cfg.seed + self.context.rank, self.step))
+        batch = to_device(batch, self.device)
+        context = StepContext(cfg=cfg, epoch=self.epoch, step=self.step, want_images=(
+            self.context.is_main and cfg.sample_every > 0
+            and (self.step + 1) % cfg.sample_every == 0))
+        autocast = (torch.autocast(self.device.type, dtype=self.amp_dtype)
+                    if self.amp_dtype is not None else nullcontext())
+        with autocast:
+            result = self.stage.losses(self.wrapped, batch, context)
+        if not isinstance(result, StepResult):
+            raise TypeError(f"{type(self.stage).__name__}.losses must return a StepResult, got "
+                            f"{type(result).__name__}")
+        for name in self.stage.trained:
+            self.plain[name].zero_grad(set_to_none=True)
+        if self._all_ranks_finite(result.total):
+            self.scaler.scale(result.total).backward()
+            self._optimiser_step()
+        else:
+            self._skip_non_finite_loss(result)
+        self.step += 1
+        self.step_in_epoch += 1
+        self.interval_steps += 1
+        self.progress.update(1)
+        if context.want_images and result.images:
+            self._write_grid(result.images)
+        return result
+
+    def _optimiser_step(self) -> None:
+        cfg = self.cfg
+        if self.scaler.is_enabled():
+            # fp16: the scaler skips a step whose gradients overflowed and lowers its scale.
+            if cfg.grad_clip > 0:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.optimised, cfg.grad_clip)
+            scale = self.scaler.get_scale()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self._count_skip(self.scaler.get_scale() < scale, "the gradients overflowed")
+            return
+        if cfg.grad_clip > 0:
+            norm = torch.nn.utils.clip_grad_norm_(self.optimised, cfg.grad_clip)
+        else:
+            norm = torch.nn.utils.get_total_norm(
+                [p.grad for p in self.optimised if p.grad is not None])
+        if not torch.isfinite(norm):
+            raise TrainingDiverged(
+                f"step {self.step} (epoch {self.epoch}): the gradients are not finite (norm "
+                f"{float(norm)}) though the loss is; nothing was saved after the last good "
+                f"checkpoint {self.latest_path}. Lower --lr, or set --grad_clip, and --resume")
+        self.optimizer.step()
+
+    def _all_ranks_finite(self, total: torch.Tensor) -> bool:
+        """Whether the loss is finite on every rank (one all-reduce when distributed: a rank
+        that skipped ``backward`` alone would leave the others waiting in DDP's)."""
+        finite = torch.isfinite(total.detach()).to(torch.float32).reshape(1)
+        if self.context.distributed:
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        return bool(finite.item())
+
+    def _skip_non_finite_loss(self, result: StepResult) -> None:
+        """A non-finite loss: stop at once, or under fp16 skip the step (no ``backward``: the
+        sampling's CPU backward can crash on a NaN grid) and count it."""
+        bad = {name: float(value) for name, value in result.terms.items()
+               if not math.isfinite(float(value))}
+        where = (f"step {self.step} (epoch {self.epoch}): loss {float(result.total.detach())}; terms not "
+                 f"finite: {format_terms(bad) if bad else '(on another process)'}")
+        if not self.scaler.is_enabled():
+            raise TrainingDiverged(f"{where}. Nothing was saved after the last good checkpoint "
+                                   f"{self.latest_path}; lower --lr (or --amp none) and --resume")
+        self.logger.warning(f"{where}; fp16: the step is skipped")
+        self._count_skip(True, "the loss was not finite")
+
+    def _count_skip(self, skipped: bool, why: str) -> None:
+        self.skipped_in_a_row = self.skipped_in_a_row + 1 if skipped else 0
+        self.skipped_steps += int(skipped)
+        limit = self.cfg.max_skipped_steps
+        if limit and self.skipped_in_a_row > limit:
+            raise TrainingDiverged(
+                f"step {self.step} (epoch {self.epoch}): fp16 skipped {self.skipped_in_a_row} "
+                f"steps in a row (last: {why}; loss scale {self.scaler.get_scale():.3g}); the run "
+                f"has diverged or overflows float16. Nothing was saved after the last good "
+                f"checkpoint {self.latest_path}: --resume with a lower --lr or --amp bf16")
+
+    def _record(self, result: StepResult) -> None:
+        for name, value in {"total": result.total, **result.terms, **result.scalars}.items():
+            value = value.detach().float().reshape(())
+            self.sums[name] = self.sums[name] + value if name in self.sums else value
+            self.counts[name] = self.counts.get(name, 0) + 1
+
+    def _write_grid(self, images) -> None:
+        grid = image_grid(images, GRID_SAMPLES)
+        self.writer.add_image("samples", grid, self.step)
+        self.writer.add_text("samples/columns", ", ".join(images), self.step)
+        (self.run_dir / "samples").mkdir(exist_ok=True)
+        torchvision.utils.save_image(grid, self.run_dir / "samples" / f"step_{self.step:07d}.png")
+
+    # ------------------------------------------------------------------ logging
+
+    def _reset_interval(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {}
+        self.interval_start, self.interval_steps = time.perf_counter(), 0
+
+    def log_interval(self) -> None:
+        """Average the interval's terms over steps and ranks (and agree on a stop request),
+        then write them to TensorBoard, the log and the progress bar."""
+        cfg, step = self.cfg, self.step
+        keys = ["total"] + sorted(k for k in self.sums if k != "total")
+        local = {k: self.sums[k] / self.counts[k] for k in keys}
+        local["_stop"] = torch.tensor(float(self.stop.requested), device=self.device)
+        averaged = mean_over_ranks(local, self.context)
+        self.stopping = self.stopping or averaged.pop("_stop") > 0
+        elapsed = time.perf_counter() - self.interval_start
+        samples_per_s = (self.interval_steps * cfg.batch_size * self.context.world_size
+                         / max(elapsed, 1e-9))
+        self.last_terms = averaged
+        self._reset_interval()
+        if not self.context.is_main:
+            return
+        for name, value in averaged.items():
+            self.writer.add_scalar(name if "/" in name else f"loss/{name}", value, step)
+        for name, value in self.rates.items():
+            self.writer.add_scalar(f"lr/{name}", value, step)
+        self.writer.add_scalar("speed/samples_per_s", samples_per_s, step)
+        self.writer.add_scalar("progress/epoch",
+                               self.epoch + self.step_in_epoch / self.steps_per_epoch, step)
+        if self.scaler.is_enabled():
+            self.writer.add_scalar("amp/loss_scale", self.scaler.get_scale(), step)
+            self.writer.add_scalar("amp/skipped_steps", self.skipped_steps, step)
+        self.progress.set_postfix(loss=f"{averaged['total']:.4g}")
+        # The log line holds the losses; the other scalars (flow lengths...) are in
+        # TensorBoard, except the distillation gate, which says how distillation weighs.
+        shown = {name: value for name, value in averaged.items()
+                 if "/" not in name or name == "distill/teacher_better_fraction"}
+        self.logger.info(f"epoch {self.epoch} step {step}/{self.stop_at}: {format_terms(shown)} "
+                         f"| lr {format_terms(self.rates)} | {samples_per_s:.3g} samples/s")
+
+    # ------------------------------------------------------------------ validation
+
+    def _validation_due(self, epoch_end: bool) -> bool:
+        cfg = self.cfg
+        if self.validator is None:
+            return False
+        return ((cfg.val_unit == "step" and self.step % cfg.val_every == 0)
+                or (cfg.val_unit == "epoch" and epoch_end and (self.epoch + 1) % cfg.val_every == 0)
+                or self.step >= self.stop_at)
+
+    def validate(self) -> bool:
+        """Score the models on --val_root (every process its share); True on a new best."""
+        from utils.training.validation import is_better
+        for name in self.stage.trained:
+            self.plain[name].eval()
+        try:
+            scores = self.validator.run(self.plain, self.device)
+        finally:
+            for name in self.stage.trained:
+                self.plain[name].train()
+        best = self.best
+        value = scores[best.metric]
+        improved = is_better(best.metric, value, best.value)
+        if improved:
+            best.value, best.step = value, self.step
+            self.best_pending = True
+        self.last_validation = {"step": self.step, "epoch": self.epoch, "scores": scores}
+        if self.context.is_main:
+            self._log_validation(scores, improved)
+        return improved
+
+    def _log_validation(self, scores: dict, improved: bool) -> None:
+        best, metrics = self.best, self.validator.metrics()
+        for name in metrics:
+            self.writer.add_scalar(f"val/{name}", scores[name], self.step)
+        self.writer.add_scalar("val/seconds", scores["seconds"], self.step)
+        random = self.validator.random_weights
+        self.logger.info(
+            f"validation at step {self.step} ({scores['pairs']} pairs, {scores['seconds']:.1f} "
+            f"s): " + " ".join(f"{name} {scores[name]:.4g}" for name in metrics)
+            + f" | best {best.metric} {best.value:.4g} at step {best.step}"
+            + (" (new best)" if improved else "")
+            + (f" [RANDOM {', '.join(random)} weights: not comparable to published scores]"
+               if random else ""))
+
+    # ------------------------------------------------------------------ saving and the end
+
+    def save(self, epoch: int, in_epoch: int, copies: Iterable[str] = ()) -> None:
+        """Write ``latest.pth`` (and ``copies`` of it, and ``best.pth`` when a new best waits)
+        from rank 0; a state with non-finite weights is never written."""
+        copies = list(copies) + (["best.pth"] if self.best_pending else [])
+        self.best_pending = False
+        if not self.context.is_main:
+            return
+        trained = {name: unwrap(self.plain[name]) for name in self.stage.trained}
+        payload, non_finite = checkpoint_payload(
+            self.stage.name, trained, self.config_dict,
+            optimizer=self.optimizer.state_dict(), optimizer_epoch=self.optimizer_epoch,
+            scaler=self.scaler.state_dict(), epoch=epoch, step=self.step, step_in_epoch=in_epoch,
+            steps_per_epoch=self.steps_per_epoch, world_size=self.context.world_size,
+            batch_size=self.cfg.batch_size, best=self.best.as_dict() if self.best else None,
+            validation=self.last_validation, skipped_steps=self.skipped_steps,
+            skipped_in_a_row=self.skipped_in_a_row)
+        if non_finite:
+            raise TrainingDiverged(
+                f"step {self.step}: the weights of {', '.join(non_finite)} are not "
+                f"finite; not saved, the last good checkpoint is {self.latest_path}")
+        save_atomic(payload, self.latest_path)
+        for copy in copies:
+            _copy_atomic(self.latest_path, self.run_dir / copy)
+        self.logger.info(f"saved {self.latest_path.name}{''.join(', ' + c for c in copies)} at "
+                         f"step {self.step}")
+
+    def finish(self) -> RunResult:
+        finished = self.step >= self.stop_at
+        if finished and self.context.is_main:
+            final = self.run_dir / "final.pth"
+            if self.latest_path.is_file():
+                _copy_atomic(self.latest_path, final)
+            self.logger.info(f"finished at epoch {self.epoch}, step {self.step}: {final}")
+        elif self.context.is_main:
+            self.logger.info(f"stopped at epoch {self.epoch}, step {self.step}; continue with "
+                             f"--resume")
+        self.progress.close()
+        if self.writer is not None:
+            self.writer.flush()
+        terms = self.last_terms
+        return RunResult(step=self.step, epoch=self.epoch, validation=self.last_validation,
+                         best=self.best.as_dict() if self.best else None,
+                         terms={k: v for k, v in terms.items() if "/" not in k},
+                         learning_rates=self.rates, run_dir=self.run_dir,
+                         models={k: unwrap(v) for k, v in self.plain.items()}, finished=finished,
+                         optimizer_builds=self.optimizer_builds, config=self.cfg,
+                         rank=self.context.rank,
+                         scalars={k: v for k, v in terms.items() if "/" in k},
+                         skipped_steps=self.skipped_steps)
+
+
+# ----------------------------------------------------------------------------------------------
+# Pieces
+
+
+def set_tf32(enabled: bool) -> None:
+    """Allow (or forbid) TF32 in CUDA convolutions and matrix products, process-wide.
+
+    Through the ``allow_tf32`` switches: PyTorch's newer per-backend ``fp32_precision``
+    settings, once used, make those switches unreadable (an error "mix of the legacy and new
+    APIs"), which torch.compile's convolution code reads."""
+    torch.backends.cudnn.allow_tf32 = enabled
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+
+
+class _StopRequest:
+    """SIGINT/SIGTERM ask the loop to save and stop at the next step boundary (a second
+    SIGINT interrupts at once). Installed only in the main thread."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
+
+
+def _copy_atomic(source: Path, target: Path) -> None:
+    write_atomic(target, lambda temporary: shutil.copyfile(source, temporary))
+
+
+def _read_resume_checkpoint(path: Path, stage: Stage, cfg: argparse.Namespace,
+                            context: DistributedContext, steps_per_epoch: int) -> dict:
+    """Read ``latest.pth`` for ``--resume`` and check it can continue this run exactly."""
+    checkpoint = read_checkpoint(path, "--resume")
+    if checkpoint.get("format") != CHECKPOINT_FORMAT or checkpoint.get("stage") != stage.name:
+        raise CheckpointError(f"--resume: {path} is a '{checkpoint.get('stage')}' checkpoint "
+                              f"(format {checkpoint.get('format')!r}); this is stage "
+                              f"'{stage.name}'")
+    missing = [name for name in stage.trained if name not in checkpoint.get("model", {})]
+    if missing:
+        raise CheckpointError(f"--resume: {path} lacks the trained model(s) {missing}")
+    if checkpoint["step_in_epoch"] and (checkpoint["world_size"] != context.world_size
+                                        or checkpoint["batch_size"] != cfg.batch_size):
+        raise ConfigError(
+            f"--resume: {path} stopped mid-epoch with {checkpoint['world_size']} process(es) x "
+            f"batch {checkpoint['batch_size']}; its data order can only be continued with the "
+            f"same (now {context.world_size} x {cfg.batch_size})")
+    if checkpoint["steps_per_epoch"] != steps_per_epoch:
+        raise ConfigError(f"--resume: {path} had {checkpoint['steps_per_epoch']} steps per "
+                          f"epoch, this configuration has {steps_per_epoch} (the dataset size, "
+                          f"batch size or process count changed)")
+    return checkpoint
+
+
+def _wrap_for_training(models: dict, stage: Stage, context: DistributedContext) -> tuple[dict, dict]:
+    """(plain, wrapped) model dicts. When distributed, each trained model is wrapped in DDP,
+    after turning its BatchNorms into SyncBatchNorm on CUDA (SyncBatchNorm has no CPU kernel);
+    frozen models run as they are on every rank."""
+    plain, wrapped = dict(models), dict(models)
+    if not context.distributed:
+        return plain, wrapped
+    device = context.device
+    for name in stage.trained:
+        if device.type == "cuda":
+            plain[name] = nn.SyncBatchNorm.convert_sync_batchnorm(plain[name])
+        wrapped[name] = nn.parallel.DistributedDataParallel(
+            plain[name], device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=stage.find_unused_parameters)
+    return plain, wrapped

@@ -1,0 +1,58 @@
+"""The data order and the random state of a run, as pure functions of the seed, the rank, the
+epoch and the step, so that a resumed run repeats an uninterrupted one bit for bit."""
+
+import random
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torch.utils.data.distributed import DistributedSampler
+
+
+class ResumableSampler(DistributedSampler):
+    """``DistributedSampler`` (shuffled; its order of epoch ``e`` is a pure function of
+    ``(seed, e)``, split across ranks) that can start part-way through the epoch:
+    ``start_index`` samples of this rank's share are skipped."""
+
+    def __init__(self, dataset: Dataset, num_replicas: int, rank: int, seed: int):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed,
+                         drop_last=False)
+        self.start_index = 0
+
+    def __iter__(self):
+        indices = list(super().__iter__())
+        return iter(indices[self.start_index:])
+
+    def __len__(self) -> int:
+        return self.num_samples - self.start_index
+
+
+def derived_seed(*parts: int) -> int:
+    """A 32-bit seed that is a pure function of ``parts`` (non-negative ints), different
+    tuples giving unrelated seeds."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, NumPy's global generator and torch (CPU and all CUDA devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def seed_worker(worker_id: int) -> None:
+    # torch seeds each worker from the loader's generator; pass that on to random and NumPy.
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return {key: to_device(value, device) for key, value in batch.items()}
+    if isinstance(batch, (list, tuple)) and any(isinstance(v, torch.Tensor) for v in batch):
+        return type(batch)(to_device(value, device) for value in batch)
+    return batch

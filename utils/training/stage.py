@@ -1,0 +1,164 @@
+"""What a training stage is, as the engine sees it: ``Stage`` (subclassed by each
+``train_*.py``), the ``StepContext`` it receives with every batch, and the ``StepResult`` it
+returns.
+
+A stage script says what its stage is and nothing else::
+
+    class PbWarpStage(Stage):
+        name = "pb_warp"
+        trained = ("warp",)
+        defaults = {"lr": 5e-5, "niter": 50, "niter_decay": 50}
+        def build_models(self, cfg, device): ...          # {'warp': ..., 'vgg': ...}
+        def losses(self, models, batch, context): ...     # -> StepResult
+
+    if __name__ == "__main__":
+        main(PbWarpStage())
+"""
+
+import argparse
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import torch
+import torch.nn as nn
+from torch.utils.data import Dataset
+
+from options.config import ConfigError
+from utils.logging_utils import LOGGER_NAME
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """Everything a stage's ``losses`` may depend on besides the models and the batch:
+    ``cfg`` (the resolved options), ``epoch`` (0-based), ``step`` (optimiser steps done before
+    this one) and ``want_images`` (fill ``StepResult.images`` this time)."""
+
+    cfg: argparse.Namespace
+    epoch: int
+    step: int
+    want_images: bool = False
+
+
+@dataclass
+class StepResult:
+    """What a stage returns for one batch.
+
+    ``total``: the scalar loss to minimise (graph attached).
+    ``terms``: named scalar tensors for logging, detached (e.g. ``{'warp_l1': ..., 'gen_vgg':
+    ...}``); the engine averages them over the logging interval and over ranks, and stops the
+    run when one is not finite.
+    ``images``: named (B, C, H, W) tensors for the image grid, in column order: images in
+    [-1, 1] (C = 3) or masks in [0, 1] (C = 1); filled only when ``context.want_images``. The
+    grid's header names each column after its key.
+    ``scalars``: other named scalar tensors to watch, detached, logged under their own name
+    (which holds a '/', e.g. ``'distill/teacher_better_fraction'``), averaged like the terms.
+    """
+    total: torch.Tensor
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)
+    images: dict[str, torch.Tensor] = field(default_factory=dict)
+    scalars: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @classmethod
+    def from_terms(cls, terms: Mapping[str, torch.Tensor],
+                   images: Optional[Mapping[str, torch.Tensor]] = None,
+                   scalars: Optional[Mapping[str, torch.Tensor]] = None) -> "StepResult":
+        """``total`` = the sum of ``terms`` (each already weighted); the terms are kept,
+        detached, for logging."""
+        if not terms:
+            raise ValueError("StepResult.from_terms needs at least one loss term")
+        total = sum(terms.values())
+        return cls(total=total, terms={name: value.detach() for name, value in terms.items()},
+                   images=dict(images or {}),
+                   scalars={name: value.detach() for name, value in (scalars or {}).items()})
+
+
+class Stage:
+    """One training stage. Subclass it, set the class attributes, implement ``build_models``
+    and ``losses``, and call ``main(stage)`` from a script (``run(stage, argv)`` from code).
+
+    Class attributes:
+        name: 'pb_warp' | 'pb_gen' | 'pf_warp' | 'pf_gen'; stored in checkpoints, the default
+            run name, and checked on ``--resume``.
+        trained: names (keys of ``build_models``' dict) of the models this stage trains and
+            saves, e.g. ``('warp',)`` or ``('warp', 'gen')``. Only these are wrapped in DDP,
+            put in train mode and written to checkpoints (with their architectures).
+        defaults: this stage's paper values overriding the common defaults (any flag, common or
+            added by ``add_arguments``), e.g. ``{'lr': 5e-5, 'niter': 50, 'niter_decay': 50}``.
+        description: the ``--help`` text of the script.
+        find_unused_parameters: passed to DDP; set True only if a trained model has parameters
+            that some steps do not use.
+        validation_kind: what ``--val_root`` scores (``utils/training/validation.py``): 'warp'
+            (the warped garment against the worn one) or 'tryon' (the try-on against the
+            photo); None: the stage cannot be validated.
+        validation_needs_parser: validation pairs must have parsing and keypoints.
+    """
+    name: str = "stage"
+    trained: tuple[str, ...] = ()
+    defaults: dict[str, Any] = {}
+    description: Optional[str] = None
+    find_unused_parameters: bool = False
+    validation_kind: Optional[str] = None
+    validation_needs_parser: bool = False
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Add this stage's own flags (e.g. ``--pb_warp_checkpoint``, ``--lr_gen``), each with
+        a help string. ``parser`` is an argument group of the script's parser."""
+
+    def make_dataset(self, cfg: argparse.Namespace) -> Dataset:
+        """The map-style training dataset. Items are dicts of tensors (plus e.g. an 'id'
+        string); an optional ``set_epoch(epoch)`` is called before each epoch.
+        Default: the training set at ``--dataroot`` in the ``--dataset`` layout."""
+        if not cfg.dataroot:
+            raise ConfigError("--dataroot is required: the training data (a VITON_traindata "
+                              "folder, or the top folder of VITON-HD or DressCode)")
+        if not Path(cfg.dataroot).is_dir():
+            raise ConfigError(f"--dataroot: not a folder: {cfg.dataroot}")
+        from data.datasets import DataOptions, make_train_dataset
+        options = DataOptions.from_config(cfg)
+        dataset = make_train_dataset(options, cfg.dataroot, cfg.height, cfg.width, cfg.seed)
+        logger = logging.getLogger(LOGGER_NAME)
+        logger.info(f"training data: {len(dataset)} samples of {cfg.dataroot} ({options.dataset} "
+                    f"layout, {', '.join(options.categories)}; labels "
+                    f"{dataset.formats.label_scheme}, keypoints {dataset.formats.pose_format})")
+        if not dataset.has_densepose:
+            logger.info("no DensePose part indices for some or all samples: the parser-based "
+                        "inputs use the replacement of data/inputs.py (DensePose channels "
+                        "empty, hands near the wrist keypoints, skin from the parsing)")
+        return dataset
+
+    def build_models(self, cfg: argparse.Namespace, device: torch.device) -> dict[str, nn.Module]:
+        """All modules of the stage by name, on ``device``: the trained ones, frozen teachers
+        (with the weights of earlier stages already loaded; a missing file is an error) and
+        loss networks (the perceptual loss's VGG). Frozen modules must be in ``eval()`` with
+        ``requires_grad_(False)``. Called after seeding torch with ``--seed`` (the same on
+        every rank); ``--resume`` then overwrites the trained ones."""
+        raise NotImplementedError
+
+    def param_groups(self, models: Mapping[str, nn.Module], cfg: argparse.Namespace,
+                     epoch: int) -> list[dict[str, Any]]:
+        """The optimiser's parameter groups for ``epoch`` (0-based):
+        ``[{'name': 'warp', 'params': [...], 'lr': base_lr}, ...]``. ``models`` are the
+        unwrapped modules, so submodules can be picked by attribute. The schedule multiplies
+        each ``lr`` by ``lr_factor``. When the groups (names and parameter objects) differ from
+        the previous epoch's, the engine starts a fresh Adam. Default: one group per trained
+        model, all its parameters, at ``cfg.lr``."""
+        return [{"name": name, "params": list(models[name].parameters()), "lr": cfg.lr}
+                for name in self.trained]
+
+    def validation_outputs(self, models: Mapping[str, nn.Module], batch: Mapping[str, Any],
+                           cfg: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor]:
+        """(prediction, target), each (B, 3, H, W) in [-1, 1], of a batch of validation pairs
+        (``data.datasets.TryOnPairsDataset`` items on the device): what is scored and what it
+        is compared with on paired pairs. ``models`` are unwrapped, in eval mode, under
+        ``torch.no_grad``."""
+        raise NotImplementedError(f"stage {self.name} has no validation")
+
+    def losses(self, models: Mapping[str, nn.Module], batch: Mapping[str, Any],
+               context: StepContext) -> StepResult:
+        """Forward one batch and return its losses. ``models``: the trained models wrapped in
+        DDP when distributed (call them, so gradients are synchronised), the others as built.
+        ``batch``: the collated dataset items, tensors on the device. Runs under autocast when
+        ``--amp`` is set."""
+        raise NotImplementedError
