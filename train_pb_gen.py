@@ -18,8 +18,8 @@ from models.losses import tryon_loss, warp_loss
 from models.tryon import compose, tutor_image
 from utils.training.engine import main
 from utils.training.parts import (add_warp_lr_argument, batch_inputs, build_generator, build_warp,
-                                  flow_picture, flow_scalars, load_from_flag, perceptual_loss,
-                                  warp_learning_rate)
+                                  check_earlier_stages, flow_picture, flow_scalars, load_from_flag,
+                                  perceptual_loss, warp_learning_rate)
 from utils.training.stage import Stage, StepResult
 
 
@@ -36,6 +36,7 @@ class ParserBasedGenerator(Stage):
         add_warp_lr_argument(parser)
 
     def build_models(self, cfg, device):
+        check_earlier_stages(cfg, "pb_warp_checkpoint")
         vgg = perceptual_loss(cfg, device)
         warp = load_from_flag(build_warp(cfg, PB_WARP_INPUT), cfg, "pb_warp_checkpoint", "warp",
                               ("pb_warp",))

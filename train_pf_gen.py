@@ -22,9 +22,10 @@ from models.losses import skin_loss, tryon_loss
 from models.tryon import compose, parser_free_tryon
 from utils.training.engine import main
 from utils.training.parts import (add_teacher_arguments, add_warp_lr_argument, batch_inputs,
-                                  build_generator, build_warp, check_kd_group, flow_picture,
-                                  flow_scalars, load_from_flag, parser_based_teacher,
-                                  perceptual_loss, teacher_and_student_warps, warp_learning_rate)
+                                  build_generator, build_warp, check_earlier_stages,
+                                  check_kd_group, flow_picture, flow_scalars, load_from_flag,
+                                  parser_based_teacher, perceptual_loss, teacher_and_student_warps,
+                                  warp_learning_rate)
 from utils.training.schedule import in_first_phase
 from utils.training.stage import Stage, StepResult
 
@@ -52,6 +53,7 @@ class ParserFreeGenerator(Stage):
 
     def build_models(self, cfg, device):
         check_kd_group(cfg)
+        check_earlier_stages(cfg, "teacher", "pf_warp_checkpoint")
         vgg = perceptual_loss(cfg, device)
         models = {**parser_based_teacher(cfg, device), "vgg": vgg}
         models["warp"] = load_from_flag(build_warp(cfg, PF_WARP_INPUT), cfg,

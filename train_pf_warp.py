@@ -17,9 +17,9 @@ epochs) and the rate decays as the release's; ``--schedule zero_based`` gives ``
 
 from models import PF_WARP_INPUT
 from utils.training.engine import main
-from utils.training.parts import (add_teacher_arguments, batch_inputs, build_warp, check_kd_group,
-                                  flow_picture, flow_scalars, load_from_flag,
-                                  named_parameters_matching, parser_based_teacher,
+from utils.training.parts import (add_teacher_arguments, batch_inputs, build_warp,
+                                  check_earlier_stages, check_kd_group, flow_picture, flow_scalars,
+                                  load_from_flag, named_parameters_matching, parser_based_teacher,
                                   perceptual_loss, teacher_and_student_warps, teacher_source)
 from utils.training.schedule import in_first_phase
 from utils.training.stage import Stage, StepResult
@@ -40,6 +40,7 @@ class ParserFreeWarp(Stage):
 
     def build_models(self, cfg, device):
         check_kd_group(cfg)
+        check_earlier_stages(cfg, "teacher")
         vgg = perceptual_loss(cfg, device)
         models = {**parser_based_teacher(cfg, device), "vgg": vgg}
         flag, _ = teacher_source(cfg, "warp")

@@ -346,26 +346,33 @@ class TrainingBench:
         self.checkpoints = self._earlier_stages()
 
     def _earlier_stages(self) -> dict:
-        """Stage-1, 2 and 3 checkpoints of random weights, in this project's format."""
+        """Stage-1, 2 and 3 checkpoints of random weights, in this project's format, with the
+        architectures the flags (``--train_config``) describe."""
         from models import PB_GEN_INPUT, PB_WARP_INPUT
+        from options.config import parse_config
         from utils.checkpoint import checkpoint_payload, save_atomic
-        models = {"pb_warp": {"warp": ("pfafn", PB_WARP_INPUT)},
-                  "pb_gen": {"warp": ("pfafn", PB_WARP_INPUT), "gen": ("resunet", PB_GEN_INPUT)},
-                  "pf_warp": {"warp": ("pfafn", PF_WARP_INPUT)}}
+        from utils.training.parts import gen_arch, warp_arch
+        cfg = parse_config(self._config_argv(), default_name="earlier_stages")
+        models = {"pb_warp": {"warp": warp_arch(cfg, PB_WARP_INPUT)},
+                  "pb_gen": {"warp": warp_arch(cfg, PB_WARP_INPUT),
+                             "gen": gen_arch(cfg, PB_GEN_INPUT)},
+                  "pf_warp": {"warp": warp_arch(cfg, PF_WARP_INPUT)}}
         paths = {}
         for stage, parts in models.items():
             torch.manual_seed(0)
-            built = {key: build_model({"kind": key, "type": kind, "input_nc": channels})
-                     for key, (kind, channels) in parts.items()}
+            built = {key: build_model(arch) for key, arch in parts.items()}
             payload, _ = checkpoint_payload(stage, built, {"height": self.args.height,
                                                            "width": self.args.width})
             paths[stage] = os.path.join(self.folder, f"{stage}.pth")
             save_atomic(payload, paths[stage])
         return paths
 
+    def _config_argv(self) -> list[str]:
+        return ["--config", self.args.train_config] if self.args.train_config else []
+
     def argv(self, name: str, path: RunPath, device: str) -> list[str]:
         args = self.args
-        argv = ["--dataroot", self.dataroot, "--checkpoints_dir", os.path.join(self.folder, "runs"),
+        argv = self._config_argv() + ["--dataroot", self.dataroot, "--checkpoints_dir", os.path.join(self.folder, "runs"),
                 "--name", f"{name}_{path.name}_{device}", "--overwrite", "--device", device,
                 "--height", str(args.height), "--width", str(args.width),
                 "--batch_size", str(args.train_batch_size), "--workers", "0",
@@ -524,6 +531,9 @@ def parse_args(argv=None):
     parser.add_argument("--warmup", type=int, default=1, help="untimed inference runs per figure")
     parser.add_argument("--repeats", type=int, default=3, help="timed inference runs per figure")
     parser.add_argument("--train_batch_size", type=int, default=2, help="training batch size")
+    parser.add_argument("--train_config", default=None,
+                        help="YAML file of training flags (widths, VGG levels) for the training "
+                             "rows, e.g. configs/tiny.yaml; default: the paper's")
     parser.add_argument("--train_stages", default="pb_warp,pf_gen",
                         help="comma-separated stages whose training step is timed: "
                              + ", ".join(TRAIN_STAGES))

@@ -39,14 +39,14 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from common.errors import UserError  # noqa: E402
+from common.errors import UserError, exit_on_user_error  # noqa: E402
 from data.densepose import DENSEPOSE_EXTENSIONS, IUV_CHANNELS, read_densepose_file  # noqa: E402
 from data.labels import LABEL_SCHEMES, NECK_CHOICES, NECK_HELP, LabelError, read_label_map  # noqa: E402
 from data.pose import (POSE_FORMATS, PoseFileError, is_dresscode_document,  # noqa: E402
                        load_json, openpose_document, parse_keypoints)
 from data.files import IMAGE_EXTENSIONS, DatasetError  # noqa: E402
 from common.atomic import write_bytes_atomic  # noqa: E402
-from utils.results import OutputError, check_output_folder  # noqa: E402
+from utils.results import check_output_folder  # noqa: E402
 
 MAX_LISTED = 20
 _DRESSCODE_KEYPOINTS = re.compile(r"^(.+)_2$")
@@ -144,27 +144,23 @@ def convert_folder(src: str, out: str, extensions, convert, what: str, stream=No
     """Convert every file of ``src`` whose extension is in ``extensions`` into ``out``.
 
     ``convert(path) -> (output name, bytes)``. Returns the exit status: 0 when every file was
-    converted, 1 otherwise (or when there was nothing to convert).
+    converted, 1 when some failed (each named on its ``ERROR`` line). A missing ``src``, nothing
+    to convert, or an ``out`` that cannot be written or would overwrite the inputs is a
+    ``UserError`` raised before anything is written.
     """
     stream = stream or sys.stdout
     if not os.path.isdir(src):
-        print(f"ERROR {src}: --src folder not found", file=stream)
-        return 1
+        raise ConversionError(f"--src {src}: folder not found")
     names = sorted(name for name in os.listdir(src)
                    if not name.startswith(".") and os.path.isfile(os.path.join(src, name)))
     inputs = [name for name in names if os.path.splitext(name)[1].lower() in extensions]
     skipped = len(names) - len(inputs)
     if not inputs:
-        print(f"ERROR {src}: no {what} files ({', '.join(extensions)}); {skipped} other files",
-              file=stream)
-        return 1
-    try:
-        # Outputs keep their inputs' stems: a folder that is (or, through a link, resolves to)
-        # the sources', or lies inside it, would overwrite or mix with them.
-        check_output_folder(out, "--out", inputs=(src,))
-    except OutputError as error:
-        print(f"ERROR {error}", file=stream)
-        return 1
+        raise ConversionError(f"--src {src}: no {what} files ({', '.join(extensions)}); "
+                              f"{skipped} other files")
+    # Outputs keep their inputs' stems: a folder that is (or, through a link, resolves to) the
+    # sources', or lies inside it, would overwrite or mix with them.
+    check_output_folder(out, "--out", inputs=(src,))
     written = {}
     failures = []
     for name in inputs:
@@ -224,15 +220,18 @@ def main(argv=None) -> int:
                        help="channel of I in IUV PNGs (b: DensePose's IUV files, written in "
                             "OpenCV's BGR order)")
     args = parser.parse_args(argv)
+    with exit_on_user_error():
+        return convert(args)
 
+
+def convert(args) -> int:
     if args.command == "labels":
         return convert_folder(args.src, args.out, IMAGE_EXTENSIONS,
                               lambda path: convert_label_file(path, args.scheme, args.neck),
                               "labels")
     if args.command == "pose":
         if args.images is not None and not os.path.isdir(args.images):
-            print(f"ERROR {args.images}: --images folder not found")
-            return 1
+            raise ConversionError(f"--images {args.images}: folder not found")
         return convert_folder(args.src, args.out, (".json",),
                               lambda path: convert_pose_file(path, args.format, args.images,
                                                              args.image_size, args.min_score),

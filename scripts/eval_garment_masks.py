@@ -47,15 +47,15 @@ def main(argv=None) -> int:
     parser.add_argument("--show", type=int, default=10, help="list this many of the worst photos")
     args = parser.parse_args(argv)
     with exit_on_user_error():
-        return evaluate(args, parser)
+        return evaluate(args)
 
 
-def evaluate(args, parser) -> int:
+def evaluate(args) -> int:
     photos = stems(args.images)
     truths = stems(args.true)
     masks = stems(args.masks) if args.masks else None
     if not photos:
-        parser.error(f"--images {args.images}: no photos")
+        raise DatasetError(f"--images {args.images}: no photos")
 
     scores, problems = [], []
     start = time.perf_counter()

@@ -38,12 +38,13 @@ def main(argv=None) -> int:
     parser.add_argument("--grabcut", action="store_true", help="refine each mask with OpenCV's GrabCut (slower)")
     parser.add_argument("--overwrite", action="store_true", help="replace masks already in --out (default: keep them)")
     args = parser.parse_args(argv)
-    if not os.path.isdir(args.images):
-        parser.error(f"--images {args.images}: not a folder")
-    names = list_images(args.images)
-    if not names:
-        parser.error(f"--images {args.images}: no photos ({', '.join(IMAGE_EXTENSIONS)})")
     with exit_on_user_error():
+        if not os.path.isdir(args.images):
+            raise DatasetError(f"--images {args.images}: not a folder")
+        names = list_images(args.images)
+        if not names:
+            raise DatasetError(f"--images {args.images}: no photos "
+                               f"({', '.join(IMAGE_EXTENSIONS)})")
         # Masks take the photos' file names: a folder that is (or, through a link, resolves
         # to) the photos' own would overwrite every photo.
         check_output_folder(args.out, "--out", inputs=(args.images,))

@@ -1,8 +1,11 @@
 """The benchmark script runs end to end at tiny sizes and reports every path with its ratio."""
 
 import json
+from pathlib import Path
 
 from scripts import benchmark
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_benchmark_reports_plain_and_fast_paths_with_ratios(tmp_path):
@@ -25,3 +28,20 @@ def test_benchmark_reports_plain_and_fast_paths_with_ratios(tmp_path):
         else:
             assert row["speedup_vs_plain"] > 0
     assert json.loads(out.read_text())["results"][0]["section"] == "correlation"
+
+
+def test_training_rows_time_every_stage_step(tmp_path):
+    # The tiny test widths without the perceptual loss's VGG, which takes seconds to build.
+    config = tmp_path / "tiny_no_vgg.yaml"
+    config.write_text((ROOT / "configs" / "tiny.yaml").read_text() + "vgg_layers: 0\n")
+    report = benchmark.main(["--devices", "cpu", "--sections", "training", "--height", "64",
+                             "--width", "64", "--train_batch_size", "1", "--train_warmup", "0",
+                             "--train_repeats", "1", "--train_config", str(config),
+                             "--train_stages", "pb_warp,pb_gen,pf_warp,pf_gen",
+                             "--json", str(tmp_path / "train.json")])
+    rows = report["results"]
+    assert {(r["stage"], r["path"]) for r in rows} == {
+        (stage, path) for stage in ("pb_warp", "pb_gen", "pf_warp", "pf_gen")
+        for path in ("plain", "band")}
+    for row in rows:
+        assert row["section"] == "training" and row["step_ms"] > 0 and row["samples_per_s"] > 0

@@ -128,3 +128,88 @@ def test_saved_files_get_the_usual_permissions(tmp_path):
         os.umask(previous)
     mode = stat.S_IMODE(os.stat(tmp_path / "c.pth").st_mode)
     assert mode == 0o644, oct(mode)      # not mkstemp's 0o600
+
+
+# ---------------------------------------------------------------------------------------------
+# Architectures as data
+
+
+def test_a_checkpoint_rebuilds_its_own_architecture(tmp_path):
+    from utils.checkpoint import checkpoint_payload, load_model
+    warp = _randomise(AFWM(3, channels=(8, 16, 16, 16, 32), fpn_dim=24, align_corners=False), 4)
+    gen = _randomise(ResUnetGenerator(7, ngf=8, num_downs=6), 5)
+    payload, bad = checkpoint_payload("pf_gen", {"warp": warp, "gen": gen}, {"height": 64})
+    assert bad == []
+    save_atomic(payload, tmp_path / "final.pth")
+    data = read_checkpoint(tmp_path / "final.pth")
+    assert data["arch"]["warp"] == {"kind": "warp", "type": "pfafn", "input_nc": 3,
+                                    "channels": [8, 16, 16, 16, 32], "fpn_dim": 24,
+                                    "align_corners": False, "cost_volume": "auto"}
+    rebuilt = {key: load_model(data, key, tmp_path / "final.pth") for key in ("warp", "gen")}
+    assert rebuilt["warp"].align_corners is False and rebuilt["gen"].arch["num_downs"] == 6
+    for key, model in (("warp", warp), ("gen", gen)):
+        for name, value in model.state_dict().items():
+            assert torch.equal(rebuilt[key].state_dict()[name], value), name
+
+
+def test_an_older_checkpoint_with_only_a_config_still_loads(tmp_path):
+    from utils.checkpoint import load_model
+    warp = _randomise(AFWM(45, **SMALL), 6)
+    path = tmp_path / "old.pth"
+    save_atomic({"format": CHECKPOINT_FORMAT, "stage": "pb_warp", "model": {"warp": warp.state_dict()},
+                 "config": {"warp_channels": list(SMALL["channels"]), "fpn_dim": 16,
+                            "align_corners": True}}, path)
+    model = load_model(read_checkpoint(path), "warp", path)
+    assert model.arch["input_nc"] == 45 and model.arch["channels"] == list(SMALL["channels"])
+
+
+def test_released_files_are_recognised_from_their_keys(tmp_path):
+    from utils.checkpoint import checkpoint_arch
+    state = dict(AFWM(45, **SMALL).state_dict(), **{"aflow_net.weight": torch.zeros(4, 1, 3, 3)})
+    arch = checkpoint_arch(state, "warp", "pb_warp.pth")
+    assert (arch["type"], arch["input_nc"], arch["channels"], arch["fpn_dim"]) == (
+        "pfafn", 45, list(SMALL["channels"]), 16)
+    arch = checkpoint_arch(ResUnetGenerator(8, ngf=16).state_dict(), "gen", "gen.pth")
+    assert (arch["type"], arch["input_nc"], arch["ngf"], arch["num_downs"]) == ("resunet", 8, 16, 5)
+
+
+def test_an_unknown_set_of_keys_names_the_closest_architecture(tmp_path):
+    from utils.checkpoint import checkpoint_arch
+    state = AFWM(3, **SMALL).state_dict()
+    state["aflow_net.netStyle.0.conv0.weight"] = torch.zeros(1)
+    del state["aflow_net.netMain.0.0.weight"]
+    with pytest.raises(CheckpointError) as info:
+        checkpoint_arch(state, "warp", "odd_warp.pth", "--warp_checkpoint")
+    message = str(info.value)
+    assert "--warp_checkpoint: odd_warp.pth is not a known warp architecture" in message
+    assert "closest is 'pfafn'" in message
+    assert "aflow_net.netStyle.0.conv0.weight" in message and "netMain.0.0.weight" in message
+
+
+def test_corrupted_or_non_finite_weights_are_refused(tmp_path):
+    from utils.checkpoint import checkpoint_payload, load_model
+    warp = _randomise(AFWM(3, **SMALL), 7)
+    payload, _ = checkpoint_payload("pf_warp", {"warp": warp}, {})
+    path = tmp_path / "latest.pth"
+    save_atomic(payload, path)
+    # Flip bytes inside one weight tensor's storage: the file still unpickles.
+    raw = bytearray(path.read_bytes())
+    tensor = warp.aflow_net.netMain[0][0].weight.detach().numpy().tobytes()
+    start = bytes(raw).find(tensor[:64])
+    assert start > 0
+    raw[start + 8:start + 16] = bytes(8)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="is corrupted: the weights of its 'warp' model"):
+        load_model(read_checkpoint(path), "warp", path)
+
+    state = warp.state_dict()
+    state["aflow_net.netMain.0.0.bias"] = torch.full_like(state["aflow_net.netMain.0.0.bias"],
+                                                          float("nan"))
+    torch.save(state, tmp_path / "nan.pth")
+    with pytest.raises(CheckpointError, match="hold NaN or infinity, e.g. aflow_net.netMain.0.0.bias"):
+        load_weights(AFWM(3, **SMALL), tmp_path / "nan.pth", key="warp")
+    diverged = AFWM(3, **SMALL)
+    with torch.no_grad():
+        diverged.aflow_net.netRefine[0][0].weight.fill_(float("inf"))
+    _, bad = checkpoint_payload("pf_warp", {"warp": diverged}, {})
+    assert bad == ["warp"]

@@ -164,8 +164,11 @@ class Trainer:
         self.writer = None
         self.show_progress = show_progress
         self.last_terms: dict[str, float] = {}
+        set_tf32(cfg.tf32)
+        # Model initialisation must not depend on the rank (DDP also broadcasts rank 0's weights).
+        seed_everything(cfg.seed)
+        self._build_data()     # first: a bad dataset stops the run before anything is written
         self._start_run_folder()
-        self._build_data()
         self._build_models()
         checkpoint = self._restore() if cfg.resume else None
         self._build_optimisation(checkpoint)
@@ -187,9 +190,8 @@ class Trainer:
                              f"process(es)")
             self.logger.info("configuration:\n" + "\n".join(
                 f"  {k}: {v}" for k, v in self.config_dict.items()))
-        set_tf32(cfg.tf32)
-        # Model initialisation must not depend on the rank (DDP also broadcasts rank 0's weights).
-        seed_everything(cfg.seed)
+            for line in self.stage.describe_dataset(self.dataset, cfg):
+                self.logger.info(line)
 
     def _build_data(self) -> None:
         cfg, context = self.cfg, self.context

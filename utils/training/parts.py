@@ -64,6 +64,21 @@ def require_flag(cfg, flag: str) -> str:
     return path
 
 
+def check_earlier_stages(cfg, *flags: str) -> None:
+    """Each earlier-stage checkpoint a stage needs (``--pb_checkpoint``... or, for 'teacher',
+    the teacher's warp and generator files) is named and exists: checked before anything is
+    built, so a typo costs no time."""
+    sources = []
+    for flag in flags:
+        if flag == "teacher":
+            sources += [teacher_source(cfg, part) for part in ("warp", "gen")]
+        else:
+            sources.append((flag, require_flag(cfg, flag)))
+    for flag, path in sources:
+        if not Path(path).is_file():
+            raise CheckpointError(f"--{flag}: file not found: {path}")
+
+
 def load_from_flag(model: nn.Module, cfg, flag: str, key: str, stages: Iterable[str],
                    skip_prefixes: Iterable[str] = ()) -> nn.Module:
     """Load model ``key`` from the checkpoint named by ``--flag``; the file must come from one

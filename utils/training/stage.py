@@ -16,7 +16,6 @@ A stage script says what its stage is and nothing else::
 """
 
 import argparse
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -26,7 +25,6 @@ import torch.nn as nn
 from torch.utils.data import Dataset
 
 from options.config import ConfigError
-from utils.logging_utils import LOGGER_NAME
 
 
 @dataclass(frozen=True)
@@ -117,16 +115,23 @@ class Stage:
             raise ConfigError(f"--dataroot: not a folder: {cfg.dataroot}")
         from data.datasets import DataOptions, make_train_dataset
         options = DataOptions.from_config(cfg)
-        dataset = make_train_dataset(options, cfg.dataroot, cfg.height, cfg.width, cfg.seed)
-        logger = logging.getLogger(LOGGER_NAME)
-        logger.info(f"training data: {len(dataset)} samples of {cfg.dataroot} ({options.dataset} "
-                    f"layout, {', '.join(options.categories)}; labels "
-                    f"{dataset.formats.label_scheme}, keypoints {dataset.formats.pose_format})")
+        return make_train_dataset(options, cfg.dataroot, cfg.height, cfg.width, cfg.seed)
+
+    def describe_dataset(self, dataset: Dataset, cfg: argparse.Namespace) -> list[str]:
+        """Lines for the log about the dataset ``make_dataset`` returned."""
+        formats = getattr(dataset, "formats", None)
+        if formats is None:
+            return [f"training data: {len(dataset)} samples"]
+        from data.datasets import DataOptions
+        options = DataOptions.from_config(cfg)
+        lines = [f"training data: {len(dataset)} samples of {cfg.dataroot} ({options.dataset} "
+                 f"layout, {', '.join(options.categories)}; labels {formats.label_scheme}, "
+                 f"keypoints {formats.pose_format})"]
         if not dataset.has_densepose:
-            logger.info("no DensePose part indices for some or all samples: the parser-based "
-                        "inputs use the replacement of data/inputs.py (DensePose channels "
-                        "empty, hands near the wrist keypoints, skin from the parsing)")
-        return dataset
+            lines.append("no DensePose part indices for some or all samples: the parser-based "
+                         "inputs use the replacement of data/inputs.py (DensePose channels "
+                         "empty, hands near the wrist keypoints, skin from the parsing)")
+        return lines
 
     def build_models(self, cfg: argparse.Namespace, device: torch.device) -> dict[str, nn.Module]:
         """All modules of the stage by name, on ``device``: the trained ones, frozen teachers
