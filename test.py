@@ -184,7 +184,7 @@ def _to_photo(tryon: np.ndarray, photo_size: tuple[int, int], fit: str,
     """A frame-sized uint8 try-on mapped back to the person photo (``data.photo_fit``), as one
     pair of photos is; the crop fit keeps the photo's own pixels outside its window."""
     placement = plan_fit(photo_size, tryon.shape[:2], fit)
-    photo = read_rgb(person_path) if fit == "crop" else None
+    photo = read_rgb(person_path, max_pixels=None) if fit == "crop" else None
     return paste_back(photo, tryon, placement)
 
 
@@ -195,9 +195,10 @@ def tryon_pair(args) -> dict:
     grid_path = output.with_name(f"{output.stem}_grid.png")
     if args.save_grid:
         check_output_file(grid_path, "--save_grid", inputs)
-    person_photo = read_rgb(args.person)
-    garment_photo = read_rgb(args.garment)
-    user_mask = read_gray(args.garment_mask) if args.garment_mask else None
+    limit = int(args.max_megapixels * 1e6)
+    person_photo = read_rgb(args.person, limit)
+    garment_photo = read_rgb(args.garment, limit)
+    user_mask = read_gray(args.garment_mask, limit) if args.garment_mask else None
     mask, notes = garment_mask_for(
         garment_photo, user_mask, args.grabcut, garment_name=f"garment photo {args.garment}",
         mask_name=f"--garment_mask {args.garment_mask}")

@@ -36,8 +36,8 @@ import torch
 from common.atomic import write_atomic
 from data import dresscode, viton, vitonhd
 from data.densepose import IUV_CHANNELS, read_densepose_file
-from data.files import (EDGE_THRESHOLD, DatasetError, photo_tensor, read_gray, read_rgb,
-                        resize_nearest, resize_photo)
+from data.files import (DEFAULT_MAX_PIXELS, EDGE_THRESHOLD, DatasetError, photo_tensor,
+                        read_gray, read_rgb, resize_nearest, resize_photo)
 from data.labels import LABEL_SCHEMES, NECK_CHOICES, NECK_HELP, read_label_map
 from data.photo_fit import FIT_MODES, apply_placement, fit_to_frame
 from data.pose import POSE_FORMATS, PoseFileError, read_keypoints_file, scale_keypoints
@@ -69,6 +69,7 @@ class GarmentMasks:
 
     cache_dir: Optional[str] = None
     grabcut: bool = False
+    max_pixels: Optional[int] = None
 
     def cache_path(self, image_path: str) -> str:
         folder = os.path.dirname(os.path.abspath(image_path))
@@ -92,7 +93,7 @@ class GarmentMasks:
     def read(self, garment: GarmentFiles, photo: np.ndarray) -> np.ndarray:
         """uint8 (h, w) in {0, 1}, the size of ``photo`` (the garment's decoded photo)."""
         if garment.mask is not None:
-            mask = read_gray(garment.mask)
+            mask = read_gray(garment.mask, self.max_pixels)
             if mask.shape != photo.shape[:2]:
                 raise DatasetError(f"{garment.mask}: size {mask.shape[1]}x{mask.shape[0]} "
                                    f"differs from its garment {garment.image} "
@@ -129,7 +130,7 @@ def read_garment(garment: GarmentFiles, masks: GarmentMasks, height: int, width:
     """(3, H, W) photo in [-1, 1] and (1, H, W) mask in {0, 1}: resized to the frame, or with
     ``fit`` set padded to its aspect ratio first (``data.photo_fit``; a garment is always
     padded, never cropped: its whole outline matters to the warp)."""
-    photo = read_rgb(garment.image)
+    photo = read_rgb(garment.image, masks.max_pixels)
     mask = masks.read(garment, photo)
     if fit is not None:
         photo, placement = fit_to_frame(photo, (height, width), "pad")
@@ -160,12 +161,14 @@ def _missing(person: PersonFiles, what: str) -> DatasetError:
 
 
 def read_person(person: PersonFiles, formats: DataFormats, height: int, width: int,
-                parser_inputs: bool = True, fit: Optional[str] = None) -> dict:
+                parser_inputs: bool = True, fit: Optional[str] = None,
+                max_pixels: Optional[int] = None) -> dict:
     """The person photo, and with ``parser_inputs`` the parsing, DensePose and keypoints, each
     checked against the photo's size and brought to (height, width). ``fit`` ('pad' or
     'crop', photos only) fits the photo to the frame's aspect ratio first, as one pair of
-    photos is fitted (``data.photo_fit``); None resizes it, as the maps are."""
-    image = read_rgb(person.image)
+    photos is fitted (``data.photo_fit``); None resizes it, as the maps are. Images of more
+    than ``max_pixels`` pixels are refused before they are decoded."""
+    image = read_rgb(person.image, max_pixels)
     original = image.shape[:2]
     if fit is not None:
         if parser_inputs:
@@ -180,10 +183,10 @@ def read_person(person: PersonFiles, formats: DataFormats, height: int, width: i
         raise _missing(person, "parsing")
     if person.pose is None:
         raise _missing(person, "keypoints")
-    label = read_label_map(person.label, formats.label_scheme, formats.neck)
+    label = read_label_map(person.label, formats.label_scheme, formats.neck, max_pixels)
     _check_map_size(label, person.label, person.image, original)
     if person.densepose is not None:
-        densepose = read_densepose_file(person.densepose, formats.iuv_channel)
+        densepose = read_densepose_file(person.densepose, formats.iuv_channel, max_pixels)
         _check_map_size(densepose, person.densepose, person.image, original)
         densepose = resize_nearest(densepose, height, width)
     else:
@@ -279,7 +282,8 @@ class TryOnTrainDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict:
         sample = self.samples[index]
-        item = read_person(sample.person, self.formats, self.height, self.width)
+        item = read_person(sample.person, self.formats, self.height, self.width,
+                           max_pixels=self.masks.max_pixels)
         item.pop("original_size")
         if self.has_densepose:
             # Every sample has it: the batch says nothing, and data/inputs.py skips the
@@ -335,7 +339,7 @@ class TryOnPairsDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         pair = self.pairs[index]
         item = read_person(pair.person, self.formats, self.height, self.width,
-                           self.parser_inputs, self.fit)
+                           self.parser_inputs, self.fit, self.masks.max_pixels)
         if self._all_densepose:
             item.pop("has_densepose", None)
         garment, edge = read_garment(pair.garment, self.masks, self.height, self.width,
@@ -424,6 +428,7 @@ class DataOptions:
     mask_cache: Optional[str] = None
     rebuild_masks: bool = False
     grabcut: bool = False
+    max_megapixels: float = DEFAULT_MAX_PIXELS / 1e6
 
     @classmethod
     def from_config(cls, cfg) -> "DataOptions":
@@ -431,7 +436,8 @@ class DataOptions:
         defaults = cls()
         values = {name: getattr(cfg, name, getattr(defaults, name))
                   for name in ("dataset", "label_scheme", "neck", "pose_format", "iuv_channel",
-                               "densepose_dir", "mask_cache", "rebuild_masks", "grabcut")}
+                               "densepose_dir", "mask_cache", "rebuild_masks", "grabcut",
+                               "max_megapixels")}
         category = getattr(cfg, "category", None)
         held = layout(values["dataset"]).HELD_CATEGORIES
         values["categories"] = parse_categories(category, held) if category else held[:1]
@@ -445,8 +451,13 @@ class DataOptions:
             pose_format=own.pose_format if self.pose_format == "auto" else self.pose_format,
             iuv_channel=self.iuv_channel)
 
+    @property
+    def max_pixels(self) -> int:
+        return int(self.max_megapixels * 1e6)
+
     def masks(self) -> GarmentMasks:
-        return GarmentMasks(cache_dir=self.mask_cache, grabcut=self.grabcut)
+        return GarmentMasks(cache_dir=self.mask_cache, grabcut=self.grabcut,
+                            max_pixels=self.max_pixels)
 
 
 def layout(name: str):
@@ -526,3 +537,7 @@ def add_data_arguments(parser, default_pairs: Optional[str] = None) -> None:
                         help="compute cached garment masks again")
     parser.add_argument("--grabcut", action="store_true",
                         help="refine computed garment masks with OpenCV's GrabCut (slower)")
+    parser.add_argument("--max_megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6,
+                        help="largest image read, in megapixels (width x height / 1e6): larger "
+                             "files are refused before they are decoded, whatever their size "
+                             "on disk")

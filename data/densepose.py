@@ -18,6 +18,7 @@ JPEGs are colour renderings of DensePose, not part indices).
 import io
 import os
 import re
+from typing import Optional
 
 import numpy as np
 
@@ -87,7 +88,8 @@ def read_densepose(path: str) -> np.ndarray:
     return part_indices(load_npy(path), path)
 
 
-def read_densepose_png(path: str, iuv_channel: str = "b") -> np.ndarray:
+def read_densepose_png(path: str, iuv_channel: str = "b",
+                       max_pixels: Optional[int] = None) -> np.ndarray:
     """A PNG of part indices -> uint8 (h, w) in 0..24.
 
     Grey and palette PNGs hold I directly (a palette PNG as its palette index); a colour PNG
@@ -97,7 +99,7 @@ def read_densepose_png(path: str, iuv_channel: str = "b") -> np.ndarray:
     """
     if iuv_channel not in _RGB_INDEX:
         raise ValueError(f"iuv_channel={iuv_channel!r}: expected one of {', '.join(IUV_CHANNELS)}")
-    array, mode = decode_index_image(path)
+    array, mode = decode_index_image(path, max_pixels)
     hint = ""
     if array.ndim == 3:
         if np.array_equal(array[:, :, 0], array[:, :, 1]) and \
@@ -110,7 +112,8 @@ def read_densepose_png(path: str, iuv_channel: str = "b") -> np.ndarray:
     return part_indices(array, path, hint)
 
 
-def read_densepose_file(path: str, iuv_channel: str = "b") -> np.ndarray:
+def read_densepose_file(path: str, iuv_channel: str = "b",
+                        max_pixels: Optional[int] = None) -> np.ndarray:
     """Any accepted DensePose file (module docstring) -> uint8 (h, w) part indices in 0..24.
 
     Chosen by extension: ``.npy`` -> read_densepose, ``.png`` -> read_densepose_png.
@@ -123,7 +126,7 @@ def read_densepose_file(path: str, iuv_channel: str = "b") -> np.ndarray:
     if extension == ".npy":
         return read_densepose(path)
     if extension == ".png":
-        return read_densepose_png(path, iuv_channel)
+        return read_densepose_png(path, iuv_channel, max_pixels)
     if extension in (".jpg", ".jpeg"):
         raise DatasetError(f"{path}: a JPEG cannot hold exact DensePose part indices (lossy "
                            f"compression; VITON-HD's image-densepose JPEGs are colour "

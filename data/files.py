@@ -6,6 +6,10 @@ pairs files, folder listings, resizing and tensors. The format modules (``data/l
 
 import io
 import os
+import sys
+import tempfile
+import warnings
+from contextlib import contextmanager
 from typing import Optional, Sequence, Tuple
 
 import cv2
@@ -17,6 +21,12 @@ from common.errors import UserError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 EDGE_THRESHOLD = 127      # garment mask foreground: value / 255 > 0.5
+# Largest image read, in pixels (--max_megapixels): a 48-megapixel phone photo fits; a few
+# kilobytes of PNG claiming 20000 x 20000 pixels (1.2 GB decoded) do not.
+DEFAULT_MAX_PIXELS = 50_000_000
+# What libjpeg prints when the entropy-coded data ends before the image does: it then fills
+# the rest with grey and OpenCV returns that as if it were the photo.
+JPEG_DAMAGE_MESSAGES = (b"Corrupt JPEG data", b"Premature end of JPEG file")
 
 
 class DatasetError(UserError, ValueError):
@@ -49,26 +59,90 @@ def _check_complete(data: bytes, path: str) -> None:
             raise DatasetError(f"{path}: truncated PNG (no IEND chunk)")
 
 
-def _decode(path: str, flags: int) -> np.ndarray:
-    data = read_bytes(path)
-    _check_complete(data, path)
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+def header_size(data: bytes) -> Optional[Tuple[int, int]]:
+    """(width, height) from an image file's header, without decoding it; None when Pillow
+    cannot tell (the decoder then says what is wrong)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                return image.size
+        except Image.DecompressionBombError:
+            limit = Image.MAX_IMAGE_PIXELS or 0
+            return (2 * limit + 1, 1)    # over twice Pillow's own limit: at least that large
+        except Exception:
+            return None
+
+
+def check_pixels(data: bytes, path: str, max_pixels: Optional[int] = None) -> None:
+    """Refuse, before decoding, an image of more than ``max_pixels`` pixels (default
+    ``DEFAULT_MAX_PIXELS``): its decoded size, not its file size, is what memory pays."""
+    limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+    size = header_size(data)
+    if size is not None and size[0] * size[1] > limit:
+        raise DatasetError(f"{path}: {size[0]}x{size[1]} pixels ({size[0] * size[1] / 1e6:.1f} "
+                           f"megapixels) is more than the {limit / 1e6:g} megapixels read "
+                           f"(--max_megapixels); downscale it")
+
+
+@contextmanager
+def _libjpeg_messages():
+    """Collect what C libraries print on stderr (libjpeg's warnings) in the enclosed code;
+    the text is printed again afterwards, so nothing is lost."""
+    captured = {"text": b""}
+    try:
+        saved = os.dup(2)
+    except OSError:     # no stderr to redirect
+        yield captured
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            captured["text"] = sink.read()
+    if captured["text"] and not any(m in captured["text"] for m in JPEG_DAMAGE_MESSAGES):
+        sys.stderr.write(captured["text"].decode(errors="replace"))
+
+
+def _imdecode(data: bytes, flags: int, path: str) -> np.ndarray:
+    if data[:2] != b"\xff\xd8":
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    else:
+        with _libjpeg_messages() as messages:
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+        damage = [line for line in messages["text"].decode(errors="replace").splitlines()
+                  if line.encode().startswith(JPEG_DAMAGE_MESSAGES)]
+        if damage:
+            raise DatasetError(f"{path}: damaged JPEG ({damage[0].strip()}): its data ends "
+                               f"before the image does, and the rest would be grey")
     if image is None:
         raise DatasetError(f"{path}: not a readable image")
     return image
 
 
-def read_rgb(path: str) -> np.ndarray:
-    """Decode a photo -> uint8 (h, w, 3) RGB. Raises DatasetError if unreadable or truncated."""
-    return _decode(path, cv2.IMREAD_COLOR)[:, :, ::-1]
+def _decode(path: str, flags: int, max_pixels: Optional[int] = None) -> np.ndarray:
+    data = read_bytes(path)
+    _check_complete(data, path)
+    check_pixels(data, path, max_pixels)
+    return _imdecode(data, flags, path)
 
 
-def read_gray(path: str) -> np.ndarray:
+def read_rgb(path: str, max_pixels: Optional[int] = None) -> np.ndarray:
+    """Decode a photo -> uint8 (h, w, 3) RGB. Raises DatasetError if unreadable, truncated,
+    damaged or larger than ``max_pixels`` (default ``DEFAULT_MAX_PIXELS``)."""
+    return _decode(path, cv2.IMREAD_COLOR, max_pixels)[:, :, ::-1]
+
+
+def read_gray(path: str, max_pixels: Optional[int] = None) -> np.ndarray:
     """Decode an image as grey levels -> uint8 (h, w)."""
-    return _decode(path, cv2.IMREAD_GRAYSCALE)
+    return _decode(path, cv2.IMREAD_GRAYSCALE, max_pixels)
 
 
-def decode_index_image(path: str) -> Tuple[np.ndarray, str]:
+def decode_index_image(path: str, max_pixels: Optional[int] = None) -> Tuple[np.ndarray, str]:
     """Decode an image whose pixels are indices (parsing labels, DensePose parts).
 
     Returns:
@@ -83,13 +157,11 @@ def decode_index_image(path: str) -> Tuple[np.ndarray, str]:
     """
     data = read_bytes(path)
     _check_complete(data, path)
+    check_pixels(data, path, max_pixels)
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25 and data[24] == 8 and data[25] == 0:
         # 8-bit grey PNG (byte 24: bit depth, 25: colour type), the usual case: OpenCV is
         # several times faster than PIL here.
-        array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-        if array is None:
-            raise DatasetError(f"{path}: not a readable image")
-        return array, "L"
+        return _imdecode(data, cv2.IMREAD_UNCHANGED, path), "L"
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()

@@ -26,7 +26,7 @@ A conversion is a table ``{source_label: target_label}`` and one function applyi
 for upper-body try-on, not for lower-body or dress try-on.
 """
 
-from typing import Mapping
+from typing import Mapping, Optional
 
 import numpy as np
 
@@ -192,14 +192,14 @@ def convert_labels(labels: np.ndarray, table: Mapping[int, int],
                      f"(it maps {sorted(int(k) for k in table)})")
 
 
-def read_label(path: str) -> np.ndarray:
+def read_label(path: str, max_pixels: Optional[int] = None) -> np.ndarray:
     """Parsing labels of the 14-class scheme -> uint8 (h, w) with values 0..13.
 
     Grey images hold the class index; palette images hold it as the palette index; RGB images
     are accepted only when the three channels agree (decode_index_image). Labels of other
     schemes: data.labels.read_label_map.
     """
-    array, mode = decode_index_image(path)
+    array, mode = decode_index_image(path, max_pixels)
     return _check_labels(single_channel(array, mode, path, "label image"), path)
 
 
@@ -212,7 +212,8 @@ def _check_labels(array: np.ndarray, path: str) -> np.ndarray:
     return array.astype(np.uint8, copy=False)
 
 
-def read_label_map(path: str, scheme: str = "viton", neck: str = "skin") -> np.ndarray:
+def read_label_map(path: str, scheme: str = "viton", neck: str = "skin",
+                   max_pixels: Optional[int] = None) -> np.ndarray:
     """A parsing image of ``scheme`` -> uint8 (h, w) labels of the 14-class scheme (0..13).
 
     Grey PNGs hold the class index; palette PNGs hold it as the palette index (SCHP and
@@ -227,9 +228,9 @@ def read_label_map(path: str, scheme: str = "viton", neck: str = "skin") -> np.n
     if neck not in NECK_TARGETS:
         raise ValueError(f"neck={neck!r}: expected one of {', '.join(NECK_CHOICES)}")
     if scheme == "viton":
-        return read_label(path)
+        return read_label(path, max_pixels)
     table = label_table(scheme, neck)
-    array, mode = decode_index_image(path)
+    array, mode = decode_index_image(path, max_pixels)
     array = single_channel(array, mode, path, "label image")
     count = len(table)
     if int(array.max()) >= count:

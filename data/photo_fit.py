@@ -3,10 +3,10 @@
 The model works on a fixed frame, 3:4 at 256x192 (any H x W of the checkpoint). A user's photo
 is fitted to it in one of two ways, both centred:
 
-- ``pad`` (default): the photo is padded to the frame's aspect ratio at its own resolution,
-  on the short side only, with the median colour of the photo's outermost rows and columns (so
-  the padding continues a studio backdrop), then resized to the frame. Nothing of the photo is
-  cut off.
+- ``pad`` (default): the photo is padded to the frame's aspect ratio on the short side only,
+  with the median colour of the photo's outermost rows and columns (so the padding continues a
+  studio backdrop), and resized to the frame; the padded canvas is laid out in frame pixels,
+  never built at the photo's resolution. Nothing of the photo is cut off.
 - ``crop``: the largest centred window of the frame's aspect ratio is cut from the photo and
   resized to the frame; the parts outside the window are not seen by the model.
 
@@ -103,6 +103,29 @@ def fit_to_frame(image: np.ndarray, frame_size: tuple[int, int], mode: str = "pa
     return apply_placement(image, placement, interpolation), placement
 
 
+def _photo_box(placement: Placement) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of the photo inside the frame, in frame pixels (pad): the
+    padded canvas is never built at the photo's resolution, so memory follows the photo and
+    the frame, not the canvas (a 16 x 20000 strip pads to 20000 x 15000)."""
+    (frame_h, frame_w), (canvas_h, canvas_w) = placement.frame_size, placement.canvas_size
+    (top, left), (h, w) = placement.offset, placement.photo_size
+
+    def span(start, length, canvas, frame):
+        first = min(frame - 1, round(start * frame / canvas))
+        last = min(frame, max(first + 1, round((start + length) * frame / canvas)))
+        return first, last
+    y0, y1 = span(top, h, canvas_h, frame_h)
+    x0, x1 = span(left, w, canvas_w, frame_w)
+    return y0, y1, x0, x1
+
+
+def _resize_to(image: np.ndarray, size: tuple[int, int], interpolation: str) -> np.ndarray:
+    image = np.ascontiguousarray(image)
+    if interpolation == "nearest":
+        return cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_NEAREST_EXACT)
+    return _resize(image, size)
+
+
 def apply_placement(image: np.ndarray, placement: Placement, interpolation: str = "photo",
                     fill=None) -> np.ndarray:
     """Fit another image of the photo's size exactly as ``placement`` says: its mask, say,
@@ -111,39 +134,34 @@ def apply_placement(image: np.ndarray, placement: Placement, interpolation: str 
         raise ValueError(f"image of size {image.shape[1]}x{image.shape[0]} does not match the "
                          f"placement's photo size {placement.photo_size[1]}x"
                          f"{placement.photo_size[0]}")
-    (canvas_h, canvas_w), (top, left) = placement.canvas_size, placement.offset
-    if placement.mode == "pad":
-        shape = (canvas_h, canvas_w) + image.shape[2:]
-        if fill is None:
-            fill = placement.fill if image.ndim == 3 else placement.fill[0]
-        canvas = np.empty(shape, dtype=image.dtype)
-        canvas[...] = np.asarray(fill, dtype=image.dtype)
-        canvas[top:top + image.shape[0], left:left + image.shape[1]] = image
-    else:
-        canvas = image[top:top + canvas_h, left:left + canvas_w]
-    if interpolation == "nearest":
-        frame_h, frame_w = placement.frame_size
-        return cv2.resize(np.ascontiguousarray(canvas), (frame_w, frame_h),
-                          interpolation=cv2.INTER_NEAREST_EXACT)
-    return _resize(np.ascontiguousarray(canvas), placement.frame_size)
+    if placement.mode == "crop":
+        (canvas_h, canvas_w), (top, left) = placement.canvas_size, placement.offset
+        window = image[top:top + canvas_h, left:left + canvas_w]
+        return _resize_to(window, placement.frame_size, interpolation)
+    if fill is None:
+        fill = placement.fill if image.ndim == 3 else placement.fill[0]
+    frame = np.empty(placement.frame_size + image.shape[2:], dtype=image.dtype)
+    frame[...] = np.asarray(fill, dtype=image.dtype)
+    y0, y1, x0, x1 = _photo_box(placement)
+    frame[y0:y1, x0:x1] = _resize_to(image, (y1 - y0, x1 - x0), interpolation)
+    return frame
 
 
 def paste_back(photo: Optional[np.ndarray], frame_result: np.ndarray,
                placement: Placement) -> np.ndarray:
     """The model's (H, W, 3) uint8 output mapped onto a copy of the (h, w, 3) ``photo``.
 
-    ``pad``: the output is resized to the canvas and the photo's part cut out of it, so every
+    ``pad``: the photo's part of the output is cut out and resized to the photo, so every
     pixel comes from the output (``photo`` may be None). ``crop``: the output is resized to
     the crop window and pasted there; pixels outside the window stay the photo's own."""
     if photo is None and placement.mode != "pad":
         raise ValueError("paste_back with a crop placement needs the photo")
     if photo is not None and photo.shape[:2] != placement.photo_size:
         raise ValueError("photo size differs from the placement's")
-    (canvas_h, canvas_w), (top, left) = placement.canvas_size, placement.offset
-    result = _resize(frame_result, (canvas_h, canvas_w))
     if placement.mode == "pad":
-        h, w = placement.photo_size
-        return np.ascontiguousarray(result[top:top + h, left:left + w])
+        y0, y1, x0, x1 = _photo_box(placement)
+        return _resize(np.ascontiguousarray(frame_result[y0:y1, x0:x1]), placement.photo_size)
+    (canvas_h, canvas_w), (top, left) = placement.canvas_size, placement.offset
     out = photo.copy()
-    out[top:top + canvas_h, left:left + canvas_w] = result
+    out[top:top + canvas_h, left:left + canvas_w] = _resize(frame_result, (canvas_h, canvas_w))
     return out

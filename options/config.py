@@ -336,6 +336,8 @@ def validate_config(cfg: argparse.Namespace) -> None:
         problems.append(f"--fpn_dim and --ngf must be positive, got {cfg.fpn_dim}, {cfg.ngf}")
     if not cfg.name or "/" in cfg.name or "\\" in cfg.name or cfg.name in (".", ".."):
         problems.append(f"--name must be a plain folder name, got {cfg.name!r}")
+    if not (math.isfinite(cfg.max_megapixels) and cfg.max_megapixels > 0):
+        problems.append(f"--max_megapixels must be a positive number, got {cfg.max_megapixels}")
     if cfg.val_every < 1:
         problems.append(f"--val_every must be at least 1, got {cfg.val_every}")
     if cfg.val_root and not Path(cfg.val_root).is_dir():

@@ -18,7 +18,7 @@ With ``--dataroot`` the first pairs of the dataset's unpaired test pairs are sho
 examples.
 
 A request with bad input (not an image, a file over ``--max_upload_mb``, more than
-``--max_pixels`` megapixels, a product photo without a clear garment, a mask of another size
+``--max_megapixels`` megapixels, a product photo without a clear garment, a mask of another size
 than the garment) gets a message on the page; the server goes on serving. The model is loaded
 once at start-up (a missing or wrong checkpoint stops it with exit status 2) and requests run it
 one at a time. Nothing is kept: uploads and results live in a temporary folder that Gradio
@@ -38,7 +38,6 @@ import threading
 import time
 import traceback
 import uuid
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -51,7 +50,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from common.errors import UserError, user_error_message  # noqa: E402
-from data.files import DatasetError, read_gray, read_rgb  # noqa: E402
+from data.files import DatasetError, header_size, read_gray, read_rgb  # noqa: E402
 from data.photo_fit import FIT_MODES  # noqa: E402
 from utils.inference.loading import (add_model_arguments, check_model_arguments,  # noqa: E402
                                      load_model_from_args)
@@ -99,22 +98,6 @@ class UploadLimits:
 # Reading uploads
 
 
-def _header_pixels(path: str) -> Optional[int]:
-    """Width x height from the image file's header, without decoding it: a few kilobytes of
-    PNG can hold gigapixels. None when Pillow cannot tell (the reader then says what is wrong)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            with Image.open(path) as image:
-                width, height = image.size
-                return width * height
-        except Image.DecompressionBombError:
-            # Pillow refuses to open images over twice its own limit; it is at least that large.
-            return 2 * (Image.MAX_IMAGE_PIXELS or 0) + 1
-        except Exception:
-            return None
-
-
 def read_upload(path: Optional[str], what: str, limits: UploadLimits,
                 grey: bool = False) -> np.ndarray:
     """Decode an uploaded image with the project's readers: uint8 (h, w, 3) RGB, or (h, w)
@@ -132,13 +115,16 @@ def read_upload(path: Optional[str], what: str, limits: UploadLimits,
     if size > limits.max_bytes:
         raise RequestError(f"The {what} {name} is {size / MEGABYTE:.1f} MB; this server takes "
                            f"files of at most {limits.max_bytes / MEGABYTE:g} MB.")
-    pixels = _header_pixels(path)
+    with open(path, "rb") as handle:      # at most --max_upload_mb: checked above
+        size = header_size(handle.read())
+    pixels = None if size is None else size[0] * size[1]
     if pixels is not None and pixels > limits.max_pixels:
         raise RequestError(f"The {what} {name} has {pixels / 1e6:.3g} megapixels; this server "
                            f"takes images of at most {limits.max_pixels / 1e6:g} megapixels. "
                            f"Downscale it and upload it again.")
     try:
-        return read_gray(path) if grey else read_rgb(path)
+        return (read_gray(path, limits.max_pixels) if grey
+                else read_rgb(path, limits.max_pixels))
     except DatasetError as error:
         # The reader names the file by its path in the upload folder; the user knows its name.
         message = str(error).replace(path, name)
@@ -446,8 +432,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     server.add_argument("--port", type=int, default=7860, help="port to listen on")
     server.add_argument("--max_upload_mb", type=float, default=20.0,
                         help="largest file accepted per upload, in MB (MiB)")
-    server.add_argument("--max_pixels", type=float, default=40.0,
-                        help="largest image accepted, in megapixels (width x height / 1e6)")
+    server.add_argument("--max_pixels", dest="max_megapixels", type=float,
+                        help="the earlier name of --max_megapixels")
     data = p.add_argument_group("examples")
     data.add_argument("--dataroot", default=None,
                       help="a test set whose first unpaired pairs are shown as clickable "
@@ -456,10 +442,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     data.add_argument("--num_examples", type=int, default=6,
                       help="how many pairs of --dataroot to show")
     add_data_arguments(data)
+    # Uploads: at most 40 megapixels (--max_megapixels, width x height / 1e6) each.
+    p.set_defaults(max_megapixels=40.0)
     args = p.parse_args(argv)
     check_model_arguments(p, args)
-    if args.max_upload_mb <= 0 or args.max_pixels <= 0:
-        p.error("--max_upload_mb and --max_pixels must be positive")
+    if args.max_upload_mb <= 0 or args.max_megapixels <= 0:
+        p.error("--max_upload_mb and --max_megapixels must be positive")
     if not 0 <= args.port < 65536:
         p.error(f"--port {args.port}: expected 0..65535")
     return args
@@ -519,7 +507,7 @@ def main(argv=None) -> None:
         except UserError as error:
             fail(f"--dataroot {args.dataroot}: {error}")
         limits = UploadLimits(max_bytes=int(args.max_upload_mb * MEGABYTE),
-                              max_pixels=int(args.max_pixels * 1e6))
+                              max_pixels=int(args.max_megapixels * 1e6))
         page = TryOnPage(model=model, results_dir=os.path.join(cache, "results"),
                          limits=limits, grabcut=args.grabcut)
         demo = build_page(page, examples, title)
