@@ -1,4 +1,4 @@
-"""Write a synthetic try-on dataset in the VITON, VITON-HD or DressCode layout (data/synthetic.py).
+"""Write a synthetic try-on dataset in the VITON, VITON-HD or DressCode layout (data/synthetic/).
 
     python scripts/make_synthetic_data.py --out data_synth --num_train 2000 --num_test 200 --seed 0
     python scripts/make_synthetic_data.py --out data_synth --layout dresscode \\

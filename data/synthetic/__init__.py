@@ -43,7 +43,7 @@ Modules, from the bottom:
     dataset     ``make_dataset``: folders, samples, pairs files
 """
 
-from data.inputs import CATEGORIES
+from data.samples import CATEGORIES
 from data.synthetic.dataset import LAYOUTS, make_dataset, sample_rng
 from data.synthetic.drawing import SCALE, SHIFT
 from data.synthetic.dresscode import (DRESSCODE_FIRST_ID, DRESSCODE_FOLDERS,

@@ -8,7 +8,7 @@ from typing import List, NamedTuple, Sequence, Tuple
 
 import numpy as np
 
-from data.inputs import CATEGORIES
+from data.samples import CATEGORIES
 from data.synthetic.dresscode import DRESSCODE_FOLDERS, dresscode_first_ids, write_dresscode_sample
 from data.synthetic.person import draw_sample
 from data.synthetic.regions import checked_categories

@@ -10,7 +10,7 @@ from typing import Sequence, Tuple, Union
 
 import numpy as np
 
-from data.inputs import CATEGORIES
+from data.samples import CATEGORIES
 
 # Parsing labels (ACGPN scheme) and DensePose I values drawn here.
 LABEL = dict(background=0, hair=1, clothes=4, left_shoe=5, right_shoe=6, noise=7, pants=8,
