@@ -6,6 +6,7 @@ pairs files, folder listings, resizing and tensors. The format modules (``data/l
 
 import io
 import os
+import re
 import sys
 import tempfile
 import warnings
@@ -59,17 +60,20 @@ def _check_complete(data: bytes, path: str) -> None:
             raise DatasetError(f"{path}: truncated PNG (no IEND chunk)")
 
 
-def header_size(data: bytes) -> Optional[Tuple[int, int]]:
-    """(width, height) from an image file's header, without decoding it; None when Pillow
+def header_size(data: bytes) -> Optional[Tuple[str, int]]:
+    """('WxH', pixels) from an image file's header, without decoding it; None when Pillow
     cannot tell (the decoder then says what is wrong)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             with Image.open(io.BytesIO(data)) as image:
-                return image.size
-        except Image.DecompressionBombError:
-            limit = Image.MAX_IMAGE_PIXELS or 0
-            return (2 * limit + 1, 1)    # over twice Pillow's own limit: at least that large
+                width, height = image.size
+                return f"{width}x{height}", width * height
+        except Image.DecompressionBombError as error:
+            # Pillow refuses to open more than twice its own limit; its message has the count.
+            found = re.search(r"\((\d+) pixels\)", str(error))
+            pixels = int(found.group(1)) if found else 2 * (Image.MAX_IMAGE_PIXELS or 0) + 1
+            return f"{pixels}-pixel", pixels
         except Exception:
             return None
 
@@ -79,10 +83,10 @@ def check_pixels(data: bytes, path: str, max_pixels: Optional[int] = None) -> No
     ``DEFAULT_MAX_PIXELS``): its decoded size, not its file size, is what memory pays."""
     limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
     size = header_size(data)
-    if size is not None and size[0] * size[1] > limit:
-        raise DatasetError(f"{path}: {size[0]}x{size[1]} pixels ({size[0] * size[1] / 1e6:.1f} "
-                           f"megapixels) is more than the {limit / 1e6:g} megapixels read "
-                           f"(--max_megapixels); downscale it")
+    if size is not None and size[1] > limit:
+        raise DatasetError(f"{path}: {size[0]} image ({size[1] / 1e6:.1f} megapixels) is more "
+                           f"than the {limit / 1e6:g} megapixels read (--max_megapixels); "
+                           f"downscale it")
 
 
 @contextmanager

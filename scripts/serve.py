@@ -117,7 +117,7 @@ def read_upload(path: Optional[str], what: str, limits: UploadLimits,
                            f"files of at most {limits.max_bytes / MEGABYTE:g} MB.")
     with open(path, "rb") as handle:      # at most --max_upload_mb: checked above
         size = header_size(handle.read())
-    pixels = None if size is None else size[0] * size[1]
+    pixels = None if size is None else size[1]
     if pixels is not None and pixels > limits.max_pixels:
         raise RequestError(f"The {what} {name} has {pixels / 1e6:.3g} megapixels; this server "
                            f"takes images of at most {limits.max_pixels / 1e6:g} megapixels. "

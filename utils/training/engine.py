@@ -25,10 +25,12 @@ garments) do not depend on how the run was split into invocations.
 
 Divergence. Every step checks that the loss terms are finite before ``backward`` (all ranks
 agree) and that the gradients are finite before the optimiser step; a non-finite value stops
-the run with a ``TrainingDiverged`` naming the step and the terms, and nothing is saved, so
-``latest.pth`` stays the last good state. Under fp16 the gradient scaler skips steps whose
-gradients overflow; more than ``--max_skipped_steps`` skipped in a row stop the run the same
-way.
+the run with a ``TrainingDiverged`` naming the step and the terms. A saved state is written
+to ``latest.pth`` only once the next step's loss proves it finite (weights can be finite yet
+give NaN after one step of a far too high learning rate), so ``latest.pth`` is always a state
+that trains on: a kill loses at most the save interval and one step. Under fp16 the gradient
+scaler skips steps whose gradients overflow; more than ``--max_skipped_steps`` skipped in a
+row stop the run the same way.
 """
 
 import argparse
@@ -164,6 +166,7 @@ class Trainer:
         self.writer = None
         self.show_progress = show_progress
         self.last_terms: dict[str, float] = {}
+        self.pending = None         # a saved state waiting for the next step's finite loss
         set_tf32(cfg.tf32)
         # Model initialisation must not depend on the rank (DDP also broadcasts rank 0's weights).
         seed_everything(cfg.seed)
@@ -392,6 +395,7 @@ class Trainer:
         for name in self.stage.trained:
             self.plain[name].zero_grad(set_to_none=True)
         if self._all_ranks_finite(result.total):
+            self.write_pending()      # the state it was saved from gives a finite loss
             self.scaler.scale(result.total).backward()
             self._optimiser_step()
         else:
@@ -562,8 +566,11 @@ class Trainer:
     # ------------------------------------------------------------------ saving and the end
 
     def save(self, epoch: int, in_epoch: int, copies: Iterable[str] = ()) -> None:
-        """Write ``latest.pth`` (and ``copies`` of it, and ``best.pth`` when a new best waits)
-        from rank 0; a state with non-finite weights is never written."""
+        """Take the state to write as ``latest.pth`` (with ``copies`` of it, and ``best.pth``
+        when a new best waits), on rank 0. It is written once the next step's loss proves the
+        state finite (``write_pending``: weights can be finite yet give NaN, after a step of a
+        far too high learning rate), or at the end of the run; a state with non-finite weights
+        is never taken."""
         copies = list(copies) + (["best.pth"] if self.best_pending else [])
         self.best_pending = False
         if not self.context.is_main:
@@ -581,13 +588,25 @@ class Trainer:
             raise TrainingDiverged(
                 f"step {self.step}: the weights of {', '.join(non_finite)} are not "
                 f"finite; not saved, the last good checkpoint is {self.latest_path}")
+        copies = sorted(set(copies) | set(self.pending[1] if self.pending else ()))
+        # A copy on the CPU: the next step changes the weights, Adam's state, BatchNorm's
+        # running statistics in place.
+        self.pending = (_cpu_copy(payload), copies)
+
+    def write_pending(self) -> None:
+        """Write the state ``save`` took, if any."""
+        if self.pending is None:
+            return
+        payload, copies = self.pending
+        self.pending = None
         save_atomic(payload, self.latest_path)
         for copy in copies:
             _copy_atomic(self.latest_path, self.run_dir / copy)
         self.logger.info(f"saved {self.latest_path.name}{''.join(', ' + c for c in copies)} at "
-                         f"step {self.step}")
+                         f"step {payload['step']}")
 
     def finish(self) -> RunResult:
+        self.write_pending()
         finished = self.step >= self.stop_at
         if finished and self.context.is_main:
             final = self.run_dir / "final.pth"
@@ -649,6 +668,18 @@ class _StopRequest:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         return False
+
+
+def _cpu_copy(value):
+    """``value`` (nested dicts and lists of tensors and plain values) with every tensor copied
+    to the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {key: _cpu_copy(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cpu_copy(item) for item in value)
+    return value
 
 
 def _copy_atomic(source: Path, target: Path) -> None:

@@ -1,0 +1,202 @@
+"""Inputs a careless or hostile user gives: images whose decoded size is a memory bomb, strips
+whose padded canvas would be, damaged JPEGs, outputs that are folders or inputs, sizes no
+model has, and training runs that diverge. Each gets one clear line and a non-zero exit, and
+nothing the user gave is overwritten."""
+
+import io
+import os
+import struct
+import subprocess
+import sys
+import tracemalloc
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+import test as test_script
+from data.files import DatasetError, read_gray, read_rgb
+from data.photo_fit import apply_placement, fit_to_frame, paste_back
+from data.synthetic import make_dataset
+from tests.small_models import SMALL_ARCH, small_models, stage4_checkpoint
+from utils.checkpoint import CHECKPOINT_FORMAT, save_atomic
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A few hundred bytes of PNG whose header says ``width`` x ``height`` grey pixels."""
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    rows = zlib.compress(b"\x00" * (width + 1) * 4)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows)
+            + chunk(b"IEND", b""))
+
+
+def damaged_jpeg(path: Path) -> Path:
+    """A JPEG cut in the middle of its data, with an end-of-image marker appended: decoders
+    fill the missing half with grey and say nothing but a warning."""
+    rng = np.random.default_rng(0)
+    image = cv2.GaussianBlur((rng.random((128, 96, 3)) * 255).astype(np.uint8), (9, 9), 3)
+    data = cv2.imencode(".jpg", image)[1].tobytes()
+    path.write_bytes(data[:len(data) // 2] + b"\xff\xd9")
+    return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return stage4_checkpoint(tmp_path_factory.mktemp("model") / "final.pth", *small_models(0))
+
+
+@pytest.fixture(scope="module")
+def test_root(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data")
+    make_dataset(str(out), num_train=0, num_test=2, seed=3, height=128, width=96)
+    return out / "VITON_test"
+
+
+def test_an_image_claiming_gigapixels_is_refused_before_decoding(tmp_path):
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_claiming(20000, 20000))
+    assert bomb.stat().st_size < 2000
+    tracemalloc.start()
+    with pytest.raises(DatasetError, match=r"bomb\.png: 400000000-pixel image \(400\.0 megapixels"
+                                           r"\) is more than the 50 megapixels"):
+        read_rgb(str(bomb))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 20 * 2 ** 20
+    with pytest.raises(DatasetError, match="more than the 0.1 megapixels"):
+        read_gray(str(bomb), max_pixels=100_000)
+
+
+def test_a_long_strip_never_builds_its_padded_canvas():
+    # 16 x 20000 pixels pad to a 20000 x 15000 canvas at 3:4 (900 MB in RGB): the fit and the
+    # paste-back must work in frame pixels instead.
+    strip = np.full((16, 20000, 3), 200, np.uint8)
+    strip[:, ::100] = 20
+    tracemalloc.start()
+    frame, placement = fit_to_frame(strip, (256, 192), "pad")
+    mask = apply_placement(np.ones((16, 20000), np.uint8), placement, "nearest", fill=0)
+    back = paste_back(None, frame, placement)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert frame.shape == (256, 192, 3) and back.shape == strip.shape
+    assert peak < 40 * 2 ** 20, f"peak {peak / 2 ** 20:.0f} MiB"
+    rows = np.nonzero(mask.any(axis=1))[0]
+    assert len(rows) >= 1 and mask.sum() > 0        # the strip is in the frame, centred
+    assert abs((rows[0] + rows[-1]) / 2 - 127.5) <= 1
+
+
+def test_a_padded_photo_of_the_frames_aspect_is_only_resized():
+    photo = (np.random.default_rng(1).random((512, 384, 3)) * 255).astype(np.uint8)
+    frame, placement = fit_to_frame(photo, (256, 192), "pad")
+    np.testing.assert_array_equal(frame, cv2.resize(photo, (192, 256),
+                                                    interpolation=cv2.INTER_AREA))
+
+
+def test_damaged_jpegs_are_refused_everywhere(tmp_path, test_root, checkpoint, user_error):
+    photo = damaged_jpeg(tmp_path / "cut.jpg")
+    with pytest.raises(DatasetError, match=r"cut\.jpg: damaged JPEG"):
+        read_rgb(str(photo))
+    garment = test_root / "test_clothes" / "000001_1.jpg"
+    message = user_error(lambda: test_script.main([
+        "--person", str(photo), "--garment", str(garment), "--checkpoint", str(checkpoint),
+        "--output", str(tmp_path / "out.png"), "--device", "cpu"]))
+    assert "cut.jpg: damaged JPEG" in message and not (tmp_path / "out.png").exists()
+    from scripts import serve
+    limits = serve.UploadLimits(max_bytes=20 * serve.MEGABYTE, max_pixels=40_000_000)
+    with pytest.raises(serve.RequestError, match="damaged JPEG"):
+        serve.read_upload(str(photo), "person photo", limits)
+
+
+def test_outputs_that_are_folders_or_inputs_are_refused_before_the_model_runs(
+        tmp_path, test_root, checkpoint, user_error):
+    person = test_root / "test_img" / "000000_0.jpg"
+    garment = test_root / "test_clothes" / "000001_1.jpg"
+    copy = tmp_path / "me.jpg"
+    copy.write_bytes(person.read_bytes())
+    link = tmp_path / "link.jpg"
+    link.symlink_to(copy)
+    folder = tmp_path / "a_folder.png"
+    folder.mkdir()
+    base = ["--garment", str(garment), "--checkpoint", str(checkpoint), "--device", "cpu"]
+    for output, expected in ((copy, "is the input"), (link, "is the input"),
+                             (folder, "is a folder")):
+        message = user_error(lambda: test_script.main(base + ["--person", str(copy),
+                                                              "--output", str(output)]))
+        assert f"--output {output}: {expected}" in message
+    assert copy.read_bytes() == person.read_bytes()
+    message = user_error(lambda: test_script.main([
+        "--dataroot", str(test_root), "--results_dir", str(test_root / "test_img"),
+        "--checkpoint", str(checkpoint), "--device", "cpu"]))
+    assert "is the input folder" in message
+
+
+def test_a_write_that_fails_after_the_model_ran_is_one_line(tmp_path, test_root, checkpoint,
+                                                            monkeypatch, user_error):
+    import common.images
+
+    def disk_full(path, array, jpeg_quality=95):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr("utils.results.write_image", disk_full)
+    message = user_error(lambda: test_script.main([
+        "--person", str(test_root / "test_img" / "000000_0.jpg"),
+        "--garment", str(test_root / "test_clothes" / "000001_1.jpg"),
+        "--checkpoint", str(checkpoint), "--output", str(tmp_path / "out.png"),
+        "--device", "cpu"]))
+    assert "--output: cannot write" in message and "No space left on device" in message
+    assert common.images.write_image is not disk_full
+
+
+@pytest.mark.parametrize("height", [0, 50, 200000])
+def test_impossible_sizes_are_refused(tmp_path, test_root, checkpoint, height, user_error):
+    argv = ["--dataroot", str(test_root), "--results_dir", str(tmp_path / "r"), "--device",
+            "cpu", "--checkpoint", str(checkpoint)]
+    message = user_error(lambda: test_script.main(argv + ["--height", str(height)]))
+    assert f"--height: height {height} is not a model size" in message
+    warp, gen = small_models(0)
+    stored = tmp_path / "odd.pth"
+    save_atomic({"format": CHECKPOINT_FORMAT, "stage": "pf_gen",
+                 "model": {"warp": warp.state_dict(), "gen": gen.state_dict()},
+                 "config": dict(SMALL_ARCH, height=height)}, stored)
+    message = user_error(lambda: test_script.main(argv[:-1] + [str(stored)]))
+    assert f"height {height} is not a model size" in message and "stored in" in message
+
+
+def test_a_diverging_run_stops_with_a_message_and_resumes_from_the_last_good_state(tmp_path):
+    """--lr 1e6 used to crash in grid_sample's CPU backward on a NaN grid (exit 139), and
+    could leave the diverged weights in latest.pth for every --resume to crash on again."""
+    import torch
+    root = make_dataset(str(tmp_path / "data"), num_train=4, num_test=0, seed=0, height=64,
+                        width=64)["train"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+
+    def train(*extra):
+        return subprocess.run(
+            [sys.executable, str(ROOT / "train_pb_warp.py"), "--config",
+             str(ROOT / "configs" / "tiny.yaml"), "--dataroot", root, "--checkpoints_dir",
+             str(tmp_path / "runs"), "--device", "cpu", "--save_every", "1", "--niter", "20",
+             "--niter_decay", "0", "--log_every", "1", "--vgg_layers", "1", *extra],
+            capture_output=True, text=True, env=env, timeout=300)
+
+    latest = tmp_path / "runs" / "pb_warp" / "latest.pth"
+    assert train("--max_steps", "3").returncode == 0
+    good = torch.load(latest, weights_only=True)
+    diverged = train("--resume", "--lr", "1e6", "--max_steps", "10")
+    assert diverged.returncode == 2, diverged.stderr[-2000:]
+    errors = [line for line in diverged.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "not finite" in errors[0], diverged.stderr[-2000:]
+    saved = torch.load(latest, weights_only=True)
+    # latest.pth is the last state whose next loss was finite: not the diverged one.
+    assert saved["step"] >= good["step"]
+    assert all(torch.isfinite(value).all() for value in saved["model"]["warp"].values()
+               if value.is_floating_point())
+    resumed = train("--resume", "--lr", "1e-4", "--max_steps", str(saved["step"] + 2))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert torch.load(latest, weights_only=True)["step"] == saved["step"] + 2
