@@ -15,6 +15,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common.errors import UserError, exit_on_user_error  # noqa: E402
 from data.synthetic import CATEGORIES, LAYOUTS, make_dataset  # noqa: E402
 
+# The folders each layout writes under --out.
+DATASET_FOLDERS = {"viton": ("VITON_traindata", "VITON_test", "lower_body", "dresses"),
+                   "vitonhd": ("VITON-HD",), "dresscode": ("DressCode",)}
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -36,6 +40,8 @@ def main(argv=None):
                         help="garment categories, comma-separated: " + ", ".join(CATEGORIES) +
                              "; with --layout viton the upper body goes to OUT/, the others to "
                              "OUT/<category>/")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into dataset folders that --out already holds")
     parser.add_argument("--old_names", action="store_true",
                         help="VITON-HD: the older folder names image-parse, openpose-json and "
                              "openpose-img instead of image-parse-v3, openpose_json, openpose_img")
@@ -58,6 +64,12 @@ def main(argv=None):
         parser.error("--old_names applies to --layout vitonhd only")
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         parser.error(f"--out {args.out}: exists and is not a folder")
+    held = [name for name in DATASET_FOLDERS[args.layout]
+            if os.path.isdir(os.path.join(args.out, name))
+            and os.listdir(os.path.join(args.out, name))]
+    if held and not args.overwrite:
+        parser.error(f"--out {args.out} already holds {', '.join(held)}; this tool writes its "
+                     f"files there: choose another --out, or --overwrite to replace them")
     start = time.perf_counter()
     with exit_on_user_error():
         try:

@@ -502,3 +502,19 @@ def test_deformation_is_learnable(one_thread):
     learned_iou = iou(edge, test.person_clothes_edge)
     assert learned_iou > identity_iou + 0.25, (learned_iou, identity_iou)
     assert learned_l1 < 0.5 * identity_l1, (learned_l1, identity_l1)
+
+
+def test_cli_never_writes_over_a_dataset_it_finds(tmp_path, capsys):
+    main = load_cli()
+    out = tmp_path / "synth"
+    argv = ["--out", str(out), "--num_train", "1", "--num_test", "0", "--height", "64",
+            "--width", "48"]
+    main(argv)
+    photo = out / "VITON_traindata" / "train_img" / "000000_0.jpg"
+    photo.write_bytes(b"the user's own photo")
+    with pytest.raises(SystemExit) as error:
+        main(argv)
+    assert error.value.code == 2 and "already holds VITON_traindata" in capsys.readouterr().err
+    assert photo.read_bytes() == b"the user's own photo"
+    main(argv + ["--overwrite"])
+    assert photo.read_bytes() != b"the user's own photo"
