@@ -156,7 +156,7 @@ def generate(args) -> dict:
         for i, (person_name, cloth_name) in enumerate(zip(batch["person_name"],
                                                           batch["cloth_name"])):
             original = (int(batch["original_size"][0][i]), int(batch["original_size"][1][i]))
-            tryon = to_uint8(out.tryon[i].float())
+            tryon = to_uint8(out.tryon[i].float(), model.rounding)
             if args.save_size == "photo" and original != (height, width):
                 tryon = _to_photo(tryon, original, args.fit, batch["person_path"][i])
                 resized += 1

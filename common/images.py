@@ -10,18 +10,20 @@ from PIL import Image
 from common.atomic import write_atomic
 
 
-def quantise(images: torch.Tensor) -> torch.Tensor:
-    """Images in [-1, 1] (any shape) -> uint8 CPU tensor, truncated as the release does."""
-    return ((images.detach().float().cpu().clamp(-1, 1) + 1) / 2 * 255).to(torch.uint8)
+def quantise(images: torch.Tensor, rounding: bool = False) -> torch.Tensor:
+    """Images in [-1, 1] (any shape) -> uint8 CPU tensor: ``(x + 1) / 2 * 255`` truncated, as
+    PF-AFN's release saves, or with ``rounding`` rounded (+ 0.5), as torchvision's
+    ``save_image`` does for FS-VTON and DM-VTON."""
+    values = (images.detach().float().cpu().clamp(-1, 1) + 1) / 2 * 255
+    if rounding:
+        values = (values + 0.5).clamp(0, 255)
+    return values.to(torch.uint8)
 
 
-def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """(3, H, W) or (1, H, W) tensor in [-1, 1] -> (H, W, 3) or (H, W) uint8.
-
-    Quantised as the release does, ``((x + 1) / 2 * 255)`` truncated, so images match its
-    output to the level rather than differing by the rounding of every pixel.
-    """
-    array = quantise(image).permute(1, 2, 0).numpy()
+def to_uint8(image: torch.Tensor, rounding: bool = False) -> np.ndarray:
+    """(3, H, W) or (1, H, W) tensor in [-1, 1] -> (H, W, 3) or (H, W) uint8 (``quantise``:
+    truncated by default, so images match PF-AFN's to the level)."""
+    array = quantise(image, rounding).permute(1, 2, 0).numpy()
     return array[..., 0] if array.shape[-1] == 1 else array
 
 

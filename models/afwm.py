@@ -91,13 +91,18 @@ class RefinePyramid(nn.Module):
         return pyramid[::-1]
 
 
-def _flow_head(in_channels: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_channels, 128, 3, padding=1), nn.LeakyReLU(0.1),
-        nn.Conv2d(128, 64, 3, padding=1), nn.LeakyReLU(0.1),
-        nn.Conv2d(64, 32, 3, padding=1), nn.LeakyReLU(0.1),
-        nn.Conv2d(32, 2, 3, padding=1),
-    )
+RELEASE_HEAD_CHANNELS = (128, 64, 32)
+
+
+def flow_head(in_channels: int, channels: Sequence[int] = RELEASE_HEAD_CHANNELS) -> nn.Sequential:
+    """conv3x3 -> LeakyReLU(0.1) through ``channels``, then conv3x3 to 2 (a pixel offset); all
+    with bias. The release: 128, 64, 32."""
+    layers, width = [], in_channels
+    for out in channels:
+        layers += [nn.Conv2d(width, out, 3, padding=1), nn.LeakyReLU(0.1)]
+        width = out
+    layers.append(nn.Conv2d(width, 2, 3, padding=1))
+    return nn.Sequential(*layers)
 
 
 @dataclass
@@ -108,7 +113,8 @@ class WarpLevel:
     ``warped_garment``/``warped_edge`` are the garment and its edge downsampled to (h, w) and
     warped by it; ``cond_feature`` is the condition pyramid feature the level used, (B, F, h/2, w/2);
     ``delta_main``/``delta_refine`` the two predicted pixel offsets; ``flow_dx``/``flow_dy`` the
-    second-order differences of each flow component, (B, 4, h-2, w-2).
+    second-order differences of each flow component, (B, 4, h-2, w-2); ``garment_feature`` the
+    garment pyramid feature of the level, unwarped.
     """
 
     flow: torch.Tensor
@@ -119,6 +125,7 @@ class WarpLevel:
     flow_dy: torch.Tensor
     warped_garment: Optional[torch.Tensor] = None
     warped_edge: Optional[torch.Tensor] = None
+    garment_feature: Optional[torch.Tensor] = None
 
 
 @dataclass
@@ -134,59 +141,73 @@ class WarpOutput:
     align_corners: bool = True
 
 
-class AFlowNet(nn.Module):
-    """Coarse-to-fine flow estimation from garment and condition pyramids."""
+class CoarseToFineFlow(nn.Module):
+    """The coarse-to-fine loop shared by the flow networks of the family: at each level a
+    "main" pixel offset (``main_offset``: PF-AFN's cost volume and netMain, FS-VTON's style
+    convolutions) updates the flow, then ``netRefine`` refines it from the warped garment and
+    the condition features, and the flow is upsampled x2.
 
-    def __init__(self, num_levels: int = 5, fpn_dim: int = RELEASE_FPN_DIM,
-                 align_corners: bool = True, cost_volume: str = "auto"):
+    ``align_corners``: the convention of every sampling; ``offset_align_corners``: that of
+    turning pixel offsets into sampling positions (None: the same; DM-VTON always uses the
+    align_corners=True one, whatever its sampling flag says).
+    """
+
+    def __init__(self, align_corners: bool = True, offset_align_corners: Optional[bool] = None):
         super().__init__()
         self.align_corners = align_corners
-        self.cost_volume = check_implementation(cost_volume)
-        correlation_channels = (2 * 3 + 1) ** 2
-        self.netMain = nn.ModuleList(_flow_head(correlation_channels) for _ in range(num_levels))
-        self.netRefine = nn.ModuleList(_flow_head(2 * fpn_dim) for _ in range(num_levels))
+        self.offset_align_corners = (align_corners if offset_align_corners is None
+                                     else offset_align_corners)
+
+    def prepare(self, garment_pyramid, cond_pyramid):
+        """Whatever every level's ``main_offset`` shares (FS-VTON: its style vector)."""
+        return None
+
+    def main_offset(self, level: int, prewarped: torch.Tensor, cond_feature: torch.Tensor,
+                    prepared) -> torch.Tensor:
+        raise NotImplementedError
 
     def forward(self, garment, garment_pyramid, cond_pyramid, garment_edge=None,
                 return_levels: bool = False) -> WarpOutput:
-        ac = self.align_corners
+        ac, offsets_ac = self.align_corners, self.offset_align_corners
         num_levels = len(garment_pyramid)
+        prepared = self.prepare(garment_pyramid, cond_pyramid)
         flow = None
         levels = []
         for i in range(num_levels):
             garment_feature = garment_pyramid[num_levels - 1 - i]
             cond_feature = cond_pyramid[num_levels - 1 - i]
 
-            # The cost volume compares the condition with the garment already warped by the
-            # coarser flow; that flow is detached so the correlation does not train it.
+            # The main offset sees the garment already warped by the coarser flow; that flow is
+            # detached, so this comparison does not train it.
             prewarped = garment_feature if flow is None else sample(garment_feature, flow.detach(),
                                                                     align_corners=ac)
-            cost = F.leaky_relu(local_correlation(prewarped, cond_feature,
-                                                  implementation=self.cost_volume), 0.1)
-            delta_main = self.netMain[i](cost)
-            step = offset_to_grid(delta_main, ac)
+            delta_main = self.main_offset(i, prewarped, cond_feature, prepared)
+            step = offset_to_grid(delta_main, offsets_ac)
             # F(t) = F(t-1) o (id + delta): compose by sampling the coarser flow at the new grid.
             flow = step if flow is None else sample(flow, step, align_corners=ac)
 
             warped_feature = sample(garment_feature, flow, align_corners=ac)
             delta_refine = self.netRefine[i](torch.cat([warped_feature, cond_feature], 1))
-            flow = sample(flow, offset_to_grid(delta_refine, ac), align_corners=ac)
+            flow = sample(flow, offset_to_grid(delta_refine, offsets_ac), align_corners=ac)
             flow = upsample_flow(flow)
 
             if return_levels:
                 levels.append(self._level(i, num_levels, flow, garment, garment_edge,
-                                          cond_feature, delta_main, delta_refine))
+                                          cond_feature, garment_feature, delta_main,
+                                          delta_refine))
 
         warped = sample(garment, flow, align_corners=ac)
         return WarpOutput(warped=warped, flow=flow, levels=levels if return_levels else None,
                           align_corners=ac)
 
-    def _level(self, i, num_levels, flow, garment, garment_edge, cond_feature,
+    def _level(self, i, num_levels, flow, garment, garment_edge, cond_feature, garment_feature,
                delta_main, delta_refine) -> WarpLevel:
         ac = self.align_corners
 
         flow_dx, flow_dy = second_order_differences(flow)
         level = WarpLevel(flow=flow, cond_feature=cond_feature, delta_main=delta_main,
-                          delta_refine=delta_refine, flow_dx=flow_dx, flow_dy=flow_dy)
+                          delta_refine=delta_refine, flow_dx=flow_dx, flow_dy=flow_dy,
+                          garment_feature=garment_feature)
         level.warped_garment = sample(downsample_to_level(garment, i, num_levels), flow,
                                       "border", ac)
         if garment_edge is not None:
@@ -195,8 +216,65 @@ class AFlowNet(nn.Module):
         return level
 
 
-class AFWM(nn.Module):
-    """Appearance-flow warping module.
+class AFlowNet(CoarseToFineFlow):
+    """PF-AFN's flow network: per level, the local cost volume between the (pre-warped) garment
+    and the condition features through ``netMain`` gives the main offset."""
+
+    def __init__(self, num_levels: int = 5, fpn_dim: int = RELEASE_FPN_DIM,
+                 align_corners: bool = True, cost_volume: str = "auto",
+                 head_channels: Sequence[int] = RELEASE_HEAD_CHANNELS,
+                 offset_align_corners: Optional[bool] = None):
+        super().__init__(align_corners, offset_align_corners)
+        self.cost_volume = check_implementation(cost_volume)
+        correlation_channels = (2 * 3 + 1) ** 2
+        self.netMain = nn.ModuleList(flow_head(correlation_channels, head_channels)
+                                     for _ in range(num_levels))
+        self.netRefine = nn.ModuleList(flow_head(2 * fpn_dim, head_channels)
+                                       for _ in range(num_levels))
+
+    def main_offset(self, level, prewarped, cond_feature, prepared):
+        cost = local_correlation(prewarped, cond_feature, implementation=self.cost_volume)
+        return self.netMain[level](F.leaky_relu(cost, 0.1))
+
+
+class WarpModule(nn.Module):
+    """What every warp module of the family shares: a garment pyramid and a condition
+    pyramid (``pyramids``), then the coarse-to-fine flow network ``aflow_net``.
+
+    ``forward(cond, garment, garment_edge=None, return_levels=False)`` warps ``garment``
+    (B, 3, H, W) in [-1, 1] to the person described by ``cond`` (B, input_nc, H, W); H and W
+    must be multiples of 32. ``garment_edge`` (B, 1, H, W) in [0, 1] is only needed for the
+    per-level warped edges of the training losses.
+    """
+
+    stride = 32
+
+    @property
+    def align_corners(self) -> bool:
+        return self.aflow_net.align_corners
+
+    def pyramids(self, cond: torch.Tensor, garment: torch.Tensor):
+        """(condition pyramid, garment pyramid), each fine to coarse."""
+        raise NotImplementedError
+
+    def forward(self, cond: torch.Tensor, garment: torch.Tensor,
+                garment_edge: Optional[torch.Tensor] = None,
+                return_levels: bool = False) -> WarpOutput:
+        height, width = garment.shape[-2:]
+        name = type(self).__name__
+        if height % self.stride or width % self.stride:
+            raise ValueError(f"{name} needs height and width divisible by {self.stride}, "
+                             f"got {height}x{width}")
+        if cond.shape[1] != self.input_nc:
+            raise ValueError(f"{name} was built for {self.input_nc} condition channels, "
+                             f"got {cond.shape[1]}")
+        cond_pyramid, garment_pyramid = self.pyramids(cond, garment)
+        return self.aflow_net(garment, garment_pyramid, cond_pyramid, garment_edge, return_levels)
+
+
+class AFWM(WarpModule):
+    """PF-AFN's appearance-flow warping module: two feature encoders and refine pyramids, and
+    AFlowNet.
 
     Args:
         input_nc: channels of the condition input (45 parser-based, 3 parser-free).
@@ -205,42 +283,29 @@ class AFWM(nn.Module):
         align_corners: sampling convention (True reproduces the released weights).
         cost_volume: implementation of the cost volume (``models.correlation``; all compute
             the same values).
+        head_channels: hidden widths of the flow heads netMain and netRefine (128, 64, 32).
     """
 
     def __init__(self, input_nc: int, channels: Sequence[int] = RELEASE_CHANNELS,
                  fpn_dim: int = RELEASE_FPN_DIM, align_corners: bool = True,
-                 cost_volume: str = "auto"):
+                 cost_volume: str = "auto",
+                 head_channels: Sequence[int] = RELEASE_HEAD_CHANNELS):
         super().__init__()
         self.input_nc = input_nc
         # The constructor's arguments as ``models.registry`` describes an architecture; a
         # checkpoint stores them so that the file rebuilds this module.
         self.arch = {"kind": "warp", "type": "pfafn", "input_nc": input_nc,
                      "channels": list(channels), "fpn_dim": fpn_dim,
-                     "align_corners": bool(align_corners), "cost_volume": cost_volume}
+                     "align_corners": bool(align_corners), "cost_volume": cost_volume,
+                     "head_channels": list(head_channels)}
         self.image_features = FeatureEncoder(3, channels)
         self.cond_features = FeatureEncoder(input_nc, channels)
         self.image_FPN = RefinePyramid(channels, fpn_dim)
         self.cond_FPN = RefinePyramid(channels, fpn_dim)
-        self.aflow_net = AFlowNet(len(channels), fpn_dim, align_corners, cost_volume)
+        self.aflow_net = AFlowNet(len(channels), fpn_dim, align_corners, cost_volume,
+                                  head_channels)
         self.stride = 2 ** len(channels)
 
-    @property
-    def align_corners(self) -> bool:
-        return self.aflow_net.align_corners
-
-    def forward(self, cond: torch.Tensor, garment: torch.Tensor,
-                garment_edge: Optional[torch.Tensor] = None,
-                return_levels: bool = False) -> WarpOutput:
-        """Warp ``garment`` (B, 3, H, W) in [-1, 1] to the person described by ``cond``
-        (B, input_nc, H, W). H and W must be multiples of 32. ``garment_edge`` (B, 1, H, W) in
-        [0, 1] is only needed for the per-level warped edges of the training losses."""
-        height, width = garment.shape[-2:]
-        if height % self.stride or width % self.stride:
-            raise ValueError(f"AFWM needs height and width divisible by {self.stride}, "
-                             f"got {height}x{width}")
-        if cond.shape[1] != self.input_nc:
-            raise ValueError(f"AFWM was built for {self.input_nc} condition channels, "
-                             f"got {cond.shape[1]}")
-        cond_pyramid = self.cond_FPN(self.cond_features(cond))
-        garment_pyramid = self.image_FPN(self.image_features(garment))
-        return self.aflow_net(garment, garment_pyramid, cond_pyramid, garment_edge, return_levels)
+    def pyramids(self, cond, garment):
+        return (self.cond_FPN(self.cond_features(cond)),
+                self.image_FPN(self.image_features(garment)))

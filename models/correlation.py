@@ -76,13 +76,59 @@ def triton_available() -> bool:
 
 
 def resolve_implementation(name: str, tensor: torch.Tensor) -> str:
-    """The concrete implementation ``name`` ('auto' or explicit) means for ``tensor``."""
+    """The concrete implementation ``name`` ('auto' or explicit) means for ``tensor``. 'auto'
+    picks the Triton kernels for float32 CUDA tensors only once they have matched the band
+    formulation on this GPU (``triton_agrees``), and the band formulation otherwise."""
     check_implementation(name)
     if name != "auto":
         return name
-    if tensor.is_cuda and tensor.dtype == torch.float32 and triton_available():
+    if tensor.is_cuda and tensor.dtype == torch.float32 and triton_available() \
+            and triton_agrees(tensor.device):
         return "triton"
     return "band"
+
+
+# CUDA device index -> whether the Triton kernels matched the band formulation there.
+_TRITON_AGREES: dict[int, bool] = {}
+AGREEMENT_TOLERANCE = 1e-4
+
+
+def triton_agrees(device: torch.device) -> bool:
+    """Compare the Triton kernels with the band formulation on ``device``, forward and both
+    gradients, on a small random input; once per device and process. A disagreement (a driver,
+    a Triton version, a GPU the kernels were not tested on) is warned about, and 'auto' then
+    uses the band formulation on that device."""
+    device = torch.device(device)
+    index = device.index or 0
+    if index in _TRITON_AGREES:
+        return _TRITON_AGREES[index]
+    import warnings
+
+    from models.correlation_triton import triton_correlation
+    generator = torch.Generator(device="cpu").manual_seed(0)
+    first, second = (torch.randn(2, 32, 12, 10, generator=generator).to(device)
+                     for _ in range(2))
+    grad = torch.randn(2, 49, 12, 10, generator=generator).to(device)
+    results = []
+    try:
+        with torch.autocast(device_type=device.type, enabled=False), torch.enable_grad():
+            for compute in (triton_correlation,
+                            lambda a, b, d: BandCorrelation.apply(a, b, d)):
+                a, b = first.clone().requires_grad_(), second.clone().requires_grad_()
+                volume = compute(a, b, MAX_DISPLACEMENT)
+                volume.backward(grad)
+                results.append((volume.detach(), a.grad, b.grad))
+        worst = max(float((x - y).abs().max()) for x, y in zip(*results))
+        error = None if worst <= AGREEMENT_TOLERANCE else f"differs by up to {worst:.3g}"
+    except Exception as failure:     # a kernel that does not compile or launch here
+        error = f"failed: {type(failure).__name__}: {failure}"
+    _TRITON_AGREES[index] = error is None
+    if error is not None:
+        where = torch.cuda.get_device_name(index) if device.type == "cuda" else str(device)
+        warnings.warn(f"the Triton cost volume on {where} {error} "
+                      f"from the band formulation; correlation 'auto' uses the band "
+                      f"formulation on this GPU", RuntimeWarning, stacklevel=3)
+    return _TRITON_AGREES[index]
 
 
 def local_correlation(first: torch.Tensor, second: torch.Tensor,

@@ -27,9 +27,11 @@ from typing import Any, Callable, Mapping, Optional
 import torch
 import torch.nn as nn
 
-from models.afwm import AFWM, RELEASE_CHANNELS, RELEASE_FPN_DIM
+from models.afwm import AFWM, RELEASE_CHANNELS, RELEASE_FPN_DIM, RELEASE_HEAD_CHANNELS
 from models.fast import unwrap
+from models.fsvton import STYLE_GRID, StyleAFWM
 from models.generator import ResUnetGenerator
+from models.mobile import DMVTON_FPN_DIM, MobileAFWM, MobileUNet
 
 KINDS = ("warp", "gen")
 
@@ -182,15 +184,31 @@ def recognise(state: Mapping[str, torch.Tensor], kind: str) -> Recognition:
 # PF-AFN's architectures
 
 
-def _afwm_from_state(state: Mapping[str, torch.Tensor]) -> Optional[dict]:
-    if "aflow_net.netMain.0.0.weight" not in state:
-        return None
+def _encoder_pyramid_args(state: Mapping[str, torch.Tensor]) -> dict:
+    """input_nc, channels, fpn_dim and head_channels of a warp module built on PF-AFN's
+    feature encoders and refine pyramids."""
     levels = sum(1 for k in state if k.startswith("image_features.encoders.")
                  and k.endswith(".0.block.2.weight"))
     return {"input_nc": int(state["cond_features.encoders.0.0.block.2.weight"].shape[1]),
             "channels": [int(state[f"image_features.encoders.{i}.0.block.2.weight"].shape[0])
                          for i in range(levels)],
-            "fpn_dim": int(state["image_FPN.smooth.0.weight"].shape[0])}
+            "fpn_dim": int(state["image_FPN.smooth.0.weight"].shape[0]),
+            "head_channels": head_channels(state, "aflow_net.netRefine.0")}
+
+
+def _afwm_from_state(state: Mapping[str, torch.Tensor]) -> Optional[dict]:
+    if "aflow_net.netMain.0.0.weight" not in state:
+        return None
+    return _encoder_pyramid_args(state)
+
+
+def head_channels(state: Mapping[str, torch.Tensor], prefix: str) -> list[int]:
+    """The hidden widths of a flow head (``models.afwm.flow_head``) stored under ``prefix``."""
+    widths, index = [], 0
+    while f"{prefix}.{index + 2}.weight" in state:
+        widths.append(int(state[f"{prefix}.{index}.weight"].shape[0]))
+        index += 2
+    return widths
 
 
 def _resunet_from_state(state: Mapping[str, torch.Tensor]) -> Optional[dict]:
@@ -206,7 +224,8 @@ def _resunet_from_state(state: Mapping[str, torch.Tensor]) -> Optional[dict]:
 register(Architecture(
     kind="warp", type="pfafn", build=AFWM,
     defaults={"channels": list(RELEASE_CHANNELS), "fpn_dim": RELEASE_FPN_DIM,
-              "align_corners": True, "cost_volume": "auto"},
+              "align_corners": True, "cost_volume": "auto",
+              "head_channels": list(RELEASE_HEAD_CHANNELS)},
     from_state=_afwm_from_state,
     description="PF-AFN's AFWM: feature pyramids, local cost volume, AFlowNet"))
 
@@ -215,3 +234,53 @@ register(Architecture(
     defaults={"output_nc": 4, "num_downs": 5, "ngf": 64},
     from_state=_resunet_from_state,
     description="PF-AFN's Res-UNet generator"))
+
+
+# ---------------------------------------------------------------------------------------------
+# FS-VTON's and DM-VTON's architectures
+
+
+def _fsvton_from_state(state: Mapping[str, torch.Tensor]) -> Optional[dict]:
+    if "aflow_net.netStyle.0.conv0.weight" not in state:
+        return None
+    args = _encoder_pyramid_args(state)
+    args["style_grid"] = list(state["aflow_net.cond_style.0.weight"].shape[-2:])
+    return args
+
+
+def _mobile_from_state(state: Mapping[str, torch.Tensor]) -> Optional[dict]:
+    first = state.get("image_mobile.first_layer.0.weight")
+    if first is None:
+        return None
+    return {"input_nc": int(state["cond_mobile.first_layer.0.weight"].shape[1]),
+            "fpn_dim": int(state["image_mobile.top_layer.weight"].shape[0]),
+            "width_mult": int(first.shape[0]) / 32,
+            "head_channels": head_channels(state, "aflow_net.netRefine.0")}
+
+
+def _mobile_unet_from_state(state: Mapping[str, torch.Tensor]) -> Optional[dict]:
+    first = state.get("backbone.features.0.0.weight")
+    if first is None or "conv_last.weight" not in state:
+        return None
+    return {"input_nc": int(first.shape[1]), "output_nc": int(state["conv_last.weight"].shape[0])}
+
+
+register(Architecture(
+    kind="warp", type="fsvton", build=StyleAFWM,
+    defaults={"channels": list(RELEASE_CHANNELS), "fpn_dim": RELEASE_FPN_DIM,
+              "align_corners": True, "head_channels": list(RELEASE_HEAD_CHANNELS),
+              "style_grid": list(STYLE_GRID)},
+    from_state=_fsvton_from_state,
+    description="FS-VTON's style-based flow: PF-AFN's pyramids, modulated-conv flow heads"))
+
+register(Architecture(
+    kind="warp", type="mobile", build=MobileAFWM,
+    defaults={"fpn_dim": DMVTON_FPN_DIM, "width_mult": 1.0, "align_corners": True,
+              "cost_volume": "auto", "head_channels": list(RELEASE_HEAD_CHANNELS)},
+    from_state=_mobile_from_state,
+    description="DM-VTON's MobileNetV2 feature pyramids on PF-AFN's AFlowNet"))
+
+register(Architecture(
+    kind="gen", type="mobile", build=MobileUNet, defaults={"output_nc": 4},
+    from_state=_mobile_unet_from_state,
+    description="DM-VTON's MobileNetV2 U-Net generator"))

@@ -140,7 +140,8 @@ def export(args) -> dict:
     model = load_model_from_args(args, torch.device("cpu"))
     sources = {"warp_checkpoint": args.warp_checkpoint, "gen_checkpoint": args.gen_checkpoint}
     info = export_tryon(model.warp, model.gen, model.height, model.width, onnx_path=onnx_path,
-                        pt2_path=pt2_path, sources=sources, opset=args.opset)
+                        pt2_path=pt2_path, sources=sources, opset=args.opset,
+                        family=model.family, rounding=model.rounding)
     steps = [f"capture {info['capture_seconds']:.1f} s"]
     for kind, path, label in (("onnx", onnx_path, f"ONNX opset {args.opset}"),
                               ("pt2", pt2_path, "torch.export program")):

@@ -144,7 +144,8 @@ def test_a_checkpoint_rebuilds_its_own_architecture(tmp_path):
     data = read_checkpoint(tmp_path / "final.pth")
     assert data["arch"]["warp"] == {"kind": "warp", "type": "pfafn", "input_nc": 3,
                                     "channels": [8, 16, 16, 16, 32], "fpn_dim": 24,
-                                    "align_corners": False, "cost_volume": "auto"}
+                                    "align_corners": False, "cost_volume": "auto",
+                                    "head_channels": [128, 64, 32]}
     rebuilt = {key: load_model(data, key, tmp_path / "final.pth") for key in ("warp", "gen")}
     assert rebuilt["warp"].align_corners is False and rebuilt["gen"].arch["num_downs"] == 6
     for key, model in (("warp", warp), ("gen", gen)):

@@ -316,3 +316,23 @@ def test_cuda_graph_runner_equals_eager():
         expected = tryon(person.flip(0), garment.flip(0), edge.flip(0))
     got = runner(person.flip(0), garment.flip(0), edge.flip(0))
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_auto_falls_back_to_band_when_the_triton_kernels_disagree(monkeypatch):
+    import types
+    calls = []
+
+    def wrong_kernel(first, second, d):
+        calls.append(1)
+        return correlation.BandCorrelation.apply(first, second, d) + 0.01
+
+    fake = types.ModuleType("models.correlation_triton")
+    fake.triton_correlation = wrong_kernel
+    monkeypatch.setitem(sys.modules, "models.correlation_triton", fake)
+    monkeypatch.setattr(correlation, "_TRITON_AGREES", {})
+    with pytest.warns(RuntimeWarning, match="differs by up to 0.01.*uses the band formulation"):
+        assert correlation.triton_agrees(torch.device("cpu")) is False
+    assert correlation.triton_agrees(torch.device("cpu")) is False and len(calls) == 1  # once
+    fake.triton_correlation = lambda a, b, d: correlation.BandCorrelation.apply(a, b, d)
+    monkeypatch.setattr(correlation, "_TRITON_AGREES", {})
+    assert correlation.triton_agrees(torch.device("cpu")) is True

@@ -53,13 +53,25 @@ def read_checkpoint(path: str | os.PathLike, what: str = "checkpoint") -> dict:
     if not path.is_file():
         raise CheckpointError(f"{what}: file not found: {path}")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(_released_globals()):
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for corrupt or unsafe files
         raise CheckpointError(f"{what}: cannot read {path}: {error}") from error
     if not isinstance(data, Mapping):
         raise CheckpointError(f"{what}: {path} holds a {type(data).__name__}, not a state dict "
                               f"or checkpoint dict")
     return dict(data)
+
+
+def _released_globals() -> list:
+    """What the released files of the family pickle besides tensors, allowed to
+    ``torch.load(weights_only=True)``: DM-VTON's training scripts store ``best_fid``, a NumPy
+    float64, which pickles as ``numpy.core.multiarray.scalar`` (NumPy 1.x's name) with its
+    dtype. These only rebuild numbers; nothing that runs code is allowed."""
+    import numpy as np
+    scalar = np._core.multiarray.scalar if hasattr(np, "_core") else np.core.multiarray.scalar
+    return [(scalar, "numpy.core.multiarray.scalar"), (scalar, "numpy._core.multiarray.scalar"),
+            np.dtype, type(np.dtype(np.float64))]
 
 
 def save_atomic(payload: Any, path: str | os.PathLike) -> None:
@@ -121,9 +133,12 @@ def state_dict_from(data: Mapping, key: str, path: str | os.PathLike,
     verified), or the whole dict when ``data`` is a released plain state dict. ``stages``, if
     given, lists the stages a project checkpoint may come from."""
     if not is_project_checkpoint(data):
-        if not all(isinstance(v, torch.Tensor) for v in data.values()):
+        # DM-VTON's training scripts save {'epoch', 'best_fid', 'model', 'optimizer'}.
+        if isinstance(data.get("model"), Mapping) and "format" not in data:
+            data = data["model"]
+        if not data or not all(isinstance(v, torch.Tensor) for v in data.values()):
             raise CheckpointError(f"{what}: {path} is neither a checkpoint of this project nor a "
-                                  f"plain state dict")
+                                  f"plain state dict (or a {{'model': state dict}} file)")
         return dict(data)
     stage = data.get("stage")
     if stages is not None and stage not in set(stages):

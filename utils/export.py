@@ -45,10 +45,13 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def graph_metadata(graph: TryOnGraph, height: int, width: int,
-                   sources: Optional[Mapping[str, str]] = None) -> dict:
+                   sources: Optional[Mapping[str, str]] = None, family: str = "pfafn",
+                   rounding: bool = False) -> dict:
     """The key-value strings stored with an export: the format tag, the input size, the
-    sampling convention, the two models' architectures (JSON) and the source checkpoints (path
-    and SHA-256 of each file in ``sources``, e.g. {'warp_checkpoint': PATH})."""
+    sampling convention, the two models' architectures (JSON), the family whose conventions
+    the try-on follows and whether its images are rounded to 8 bits (``quantise``), and the
+    source checkpoints (path and SHA-256 of each file in ``sources``, e.g.
+    {'warp_checkpoint': PATH})."""
     warp_arch, gen_arch = (saved_arch(model) for model in (graph.warp, graph.gen))
     meta = {
         "format": EXPORT_FORMAT,
@@ -60,6 +63,8 @@ def graph_metadata(graph: TryOnGraph, height: int, width: int,
         "warp_arch": json.dumps(warp_arch),
         "gen_arch": json.dumps(gen_arch),
         "correlation": EXPORT_CORRELATION,
+        "family": family,
+        "rounding": "true" if rounding else "false",
         "torch_version": torch.__version__,
     }
     digests = {}   # one stage-4 file is often both sources: hash it once
@@ -103,7 +108,8 @@ def save_torch_export(program: torch.export.ExportedProgram, path: str | os.Path
 def export_tryon(warp: nn.Module, gen: nn.Module, height: int, width: int,
                  onnx_path: Optional[str | os.PathLike] = None,
                  pt2_path: Optional[str | os.PathLike] = None,
-                 sources: Optional[Mapping[str, str]] = None, opset: int = DEFAULT_OPSET) -> dict:
+                 sources: Optional[Mapping[str, str]] = None, opset: int = DEFAULT_OPSET,
+                 family: str = "pfafn", rounding: bool = False) -> dict:
     """Export the try-on of ``warp`` and ``gen`` at ``height`` x ``width``: an ONNX file to
     ``onnx_path`` and/or a torch.export archive to ``pt2_path``, both from one capture.
 
@@ -115,7 +121,7 @@ def export_tryon(warp: nn.Module, gen: nn.Module, height: int, width: int,
         raise ValueError("export_tryon needs onnx_path, pt2_path or both")
     start = time.perf_counter()
     graph = TryOnGraph(warp, gen)
-    metadata = graph_metadata(graph, height, width, sources)
+    metadata = graph_metadata(graph, height, width, sources, family, rounding)
     program = capture(graph, height, width)
     info = {"capture_seconds": time.perf_counter() - start, "program": program,
             "metadata": metadata, "folded": graph.folded, "affine": graph.affine}

@@ -6,7 +6,7 @@ from typing import Optional
 
 import torch
 
-from utils.inference.model import AMP_DTYPES, load_tryon_model, pick_device
+from utils.inference.model import AMP_DTYPES, FAMILIES, load_tryon_model, pick_device
 
 
 def add_model_arguments(group, run: bool = True) -> None:
@@ -16,11 +16,18 @@ def add_model_arguments(group, run: bool = True) -> None:
                        help="a stage-4 checkpoint of this project: sets both --warp_checkpoint "
                             "and --gen_checkpoint")
     group.add_argument("--warp_checkpoint", default=None,
-                       help="parser-free warp weights: released warp_model_final.pth or a "
-                            "stage-3/4 checkpoint")
+                       help="parser-free warp weights: a released file (PF-AFN's "
+                            "warp_model_final.pth, FS-VTON's PFAFN_warp_epoch_101.pth, "
+                            "DM-VTON's dmvton_pf_warp.pt; the architecture is recognised from "
+                            "its keys) or a stage-3/4 checkpoint")
     group.add_argument("--gen_checkpoint", default=None,
-                       help="generator weights: released gen_model_final.pth or a stage-4 "
+                       help="generator weights: a released file (gen_model_final.pth, "
+                            "PFAFN_gen_epoch_101.pth, dmvton_pf_gen.pt) or a stage-4 "
                             "checkpoint")
+    group.add_argument("--arch", default="auto", choices=["auto", *FAMILIES],
+                       help="the family the files must be (auto: recognised from their keys); "
+                            "released FS-VTON and DM-VTON files run as their authors' code "
+                            "ran them, rounding their images as it did")
     group.add_argument("--height", type=int, default=None,
                        help="model input height (default: from the checkpoint's config, else 256)")
     group.add_argument("--width", type=int, default=None,
@@ -82,4 +89,5 @@ def load_model_from_args(args, device: Optional[torch.device] = None):
                             height=args.height, width=args.width, align_corners=align_corners,
                             fast=getattr(args, "fast", False),
                             compile=getattr(args, "compile", False),
-                            amp=getattr(args, "amp", "none"))
+                            amp=getattr(args, "amp", "none"),
+                            family=getattr(args, "arch", "auto"))

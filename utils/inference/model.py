@@ -30,6 +30,14 @@ RELEASE_SIZE = (256, 192)
 SIZE_MULTIPLE = 32
 MAX_SIDE = 4096
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# The released families: (warp architecture, generator architecture, rounds its images).
+FAMILIES = {"pfafn": ("pfafn", "resunet", False), "fsvton": ("fsvton", "resunet", True),
+            "dmvton": ("mobile", "mobile", True)}
+
+
+def family_of(warp_type: str, gen_type: str) -> Optional[str]:
+    return next((name for name, (warp, gen, _) in FAMILIES.items()
+                 if (warp, gen) == (warp_type, gen_type)), None)
 
 
 class DeviceError(UserError):
@@ -57,7 +65,10 @@ class TryOnModel:
     """Warp module and generator of the parser-free student, ready for inference.
 
     ``height``, ``width``: the input size; ``device``: where inputs are moved; ``amp``:
-    'none' | 'bf16' | 'fp16' autocast (the cost volume and the sampling stay float32)."""
+    'none' | 'bf16' | 'fp16' autocast (the cost volume and the sampling stay float32);
+    ``family``: whose conventions the try-on follows (``FAMILIES``); ``rounding``: how its
+    images are quantised to 8 bits (``common.images.quantise``): PF-AFN's release truncates,
+    FS-VTON's and DM-VTON's test scripts round."""
 
     warp: nn.Module
     gen: nn.Module
@@ -66,6 +77,8 @@ class TryOnModel:
     device: torch.device
     amp: str = "none"
     backend: str = "pytorch"
+    family: str = "pfafn"
+    rounding: bool = False
 
     @torch.inference_mode()
     def __call__(self, person: torch.Tensor, garment: torch.Tensor,
@@ -99,7 +112,7 @@ def load_tryon_model(warp_checkpoint: str, gen_checkpoint: str, device: torch.de
                      align_corners: Optional[bool] = None, fast: bool = False,
                      compile: bool = False, amp: str = "none",
                      warp_flag: str = "--warp_checkpoint",
-                     gen_flag: str = "--gen_checkpoint") -> TryOnModel:
+                     gen_flag: str = "--gen_checkpoint", family: str = "auto") -> TryOnModel:
     """Build the warp module and the generator with the architectures and the size their
     checkpoints record (or imply) and load them strictly.
 
@@ -107,8 +120,11 @@ def load_tryon_model(warp_checkpoint: str, gen_checkpoint: str, device: torch.de
     this project's stage-3/4 files (the warp) and stage-4 files (the generator); one stage-4
     file may be passed as both. ``height`` and ``width`` override the size stored in a project
     checkpoint (released files: 256x192); ``align_corners`` overrides the sampling convention.
-    ``fast``: fold BatchNorm and run channels_last; ``compile``: ``torch.compile``. Errors
-    (``CheckpointError``) name the flag and the file."""
+    ``fast``: fold BatchNorm and run channels_last; ``compile``: ``torch.compile``.
+    ``family``: 'auto', or a name of ``FAMILIES`` that the files must be: a released file of
+    FS-VTON or DM-VTON then runs as its authors' code ran it (its images rounded, not
+    truncated); this project's checkpoints keep PF-AFN's truncation unless ``family`` says
+    otherwise. Errors (``CheckpointError``) name the flag and the file."""
     if amp not in AMP_DTYPES:
         raise ValueError(f"amp must be one of {sorted(AMP_DTYPES)}, got {amp!r}")
     device = torch.device(device)
@@ -125,6 +141,22 @@ def load_tryon_model(warp_checkpoint: str, gen_checkpoint: str, device: torch.de
             raise CheckpointError(f"{flag}: {path} holds a model of {model.arch['input_nc']} "
                                   f"input channels; the parser-free try-on's takes {wanted} (is "
                                   f"it a parser-based teacher?)")
+    found = family_of(warp.arch["type"], gen.arch["type"])
+    if family != "auto":
+        if family not in FAMILIES:
+            raise CheckpointError(f"--arch {family}: expected auto or one of "
+                                  f"{', '.join(FAMILIES)}")
+        expected = FAMILIES[family][:2]
+        if (warp.arch["type"], gen.arch["type"]) != expected:
+            raise CheckpointError(
+                f"--arch {family}: {warp_flag} {warp_checkpoint} and {gen_flag} "
+                f"{gen_checkpoint} hold a {warp.arch['type']} warp and a {gen.arch['type']} "
+                f"generator; {family} is a {expected[0]} warp and a {expected[1]} generator")
+        rounding = FAMILIES[family][2]
+    else:
+        released = not is_project_checkpoint(warp_data)
+        rounding = bool(released and found and FAMILIES[found][2])
+        family = found or "mixed"
     size = dict(zip(("height", "width"), RELEASE_SIZE))
     for data in (warp_data, gen_data):
         if is_project_checkpoint(data):
@@ -142,7 +174,7 @@ def load_tryon_model(warp_checkpoint: str, gen_checkpoint: str, device: torch.de
         warp, gen = (optimize_for_inference(m, fold_bn=fast, channels_last=fast, compile=compile)
                      for m in (warp, gen))
     return TryOnModel(warp=warp, gen=gen, height=int(size["height"]), width=int(size["width"]),
-                      device=device, amp=amp)
+                      device=device, amp=amp, family=family, rounding=rounding)
 
 
 def check_side(name: str, value, source: str) -> None:

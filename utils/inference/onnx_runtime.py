@@ -79,6 +79,8 @@ class OnnxTryOnModel:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     amp: str = "none"
     backend: str = "onnxruntime"
+    family: str = "pfafn"
+    rounding: bool = False
 
     def __call__(self, person: torch.Tensor, garment: torch.Tensor,
                  garment_edge: torch.Tensor) -> TryOnResult:
@@ -165,4 +167,6 @@ def load_onnx_model(path: str, device: torch.device | str = "cpu",
                               f"of the graph")
     return OnnxTryOnModel(session=session, path=str(path), height=graph_height,
                           width=graph_width, align_corners=stored, metadata=metadata,
-                          providers=session.get_providers())
+                          providers=session.get_providers(),
+                          family=metadata.get("family", "pfafn"),
+                          rounding=metadata.get("rounding") == "true")

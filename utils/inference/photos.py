@@ -80,7 +80,7 @@ def tryon_photos(model, person: np.ndarray, garment: np.ndarray, garment_mask: n
         "garment": to_uint8(on_white(garment_t[0], edge_t[0])),
         "warped_garment": to_uint8(on_white(out.warped[0].float().cpu(),
                                              out.warped_edge[0].float().cpu())),
-        "tryon": to_uint8(tryon),
+        "tryon": to_uint8(tryon, model.rounding),
     }
     mask = (out.mask[0, 0].float().cpu().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
     result = paste_back(person, pictures["tryon"], placement)

@@ -2,7 +2,8 @@
 
 A plain ``python train_x.py`` is one process (rank 0 of 1). Under ``torchrun`` the environment
 holds ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; each process then joins a process group
-(NCCL on CUDA, gloo on CPU) and uses ``cuda:LOCAL_RANK``.
+(NCCL on CUDA, gloo on CPU) and uses ``cuda:LOCAL_RANK``, with DDP and SyncBatchNorm, even
+when it is the only one (``torchrun --nproc_per_node 1`` runs the multi-GPU code on one GPU).
 """
 
 import os
@@ -23,6 +24,7 @@ class DistributedContext:
     local_rank: int
     device: torch.device
     owns_group: bool = False
+    launched: bool = False      # started by torchrun (a process group, however many ranks)
 
     @property
     def is_main(self) -> bool:
@@ -31,7 +33,7 @@ class DistributedContext:
 
     @property
     def distributed(self) -> bool:
-        return self.world_size > 1
+        return self.launched or self.world_size > 1
 
 
 def _env_int(name: str) -> int:
@@ -71,7 +73,7 @@ def init_distributed(device_choice: str = "auto") -> DistributedContext:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     owns_group = False
-    if world_size > 1 and not dist.is_initialized():
+    if not dist.is_initialized():
         if device.type == "cuda":
             dist.init_process_group(backend="nccl", init_method="env://", rank=rank,
                                     world_size=world_size, device_id=device)
@@ -80,7 +82,7 @@ def init_distributed(device_choice: str = "auto") -> DistributedContext:
                                     world_size=world_size)
         owns_group = True
     return DistributedContext(rank=rank, world_size=world_size, local_rank=local_rank,
-                              device=device, owns_group=owns_group)
+                              device=device, owns_group=owns_group, launched=True)
 
 
 def shutdown_distributed(context: DistributedContext) -> None:

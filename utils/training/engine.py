@@ -515,8 +515,11 @@ class Trainer:
         # TensorBoard, except the distillation gate, which says how distillation weighs.
         shown = {name: value for name, value in averaged.items()
                  if "/" not in name or name == "distill/teacher_better_fraction"}
+        memory = peak_memory_mib(self.device)
+        self.writer.add_scalar("speed/peak_memory_mib", memory, step)
         self.logger.info(f"epoch {self.epoch} step {step}/{self.stop_at}: {format_terms(shown)} "
-                         f"| lr {format_terms(self.rates)} | {samples_per_s:.3g} samples/s")
+                         f"| lr {format_terms(self.rates)} | {samples_per_s:.3g} samples/s "
+                         f"| peak {memory:.0f} MiB")
 
     # ------------------------------------------------------------------ validation
 
@@ -633,6 +636,15 @@ class Trainer:
 
 # ----------------------------------------------------------------------------------------------
 # Pieces
+
+
+def peak_memory_mib(device: torch.device) -> float:
+    """The most memory this process has held: CUDA's allocator peak on a GPU, the peak resident
+    set on the CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024      # KiB on Linux
 
 
 def set_tf32(enabled: bool) -> None:
