@@ -13,13 +13,13 @@ region. Loss: ``0.5 warp + generator``. The warp learns at ``--lr_warp`` (defaul
 import torch
 
 from data.inputs import arms_outside
-from models import PB_GEN_INPUT, PB_WARP_INPUT
+from models import PB_GEN_INPUT
 from models.losses import tryon_loss, warp_loss
 from models.tryon import compose, tutor_image
 from utils.training.engine import main
-from utils.training.parts import (add_warp_lr_argument, batch_inputs, build_generator, build_warp,
-                                  check_earlier_stages, flow_picture, flow_scalars, load_from_flag,
-                                  perceptual_loss, warp_learning_rate)
+from utils.training.parts import (add_warp_lr_argument, batch_inputs, build_generator,
+                                  check_earlier_stages, continue_from_flag, flow_picture,
+                                  flow_scalars, perceptual_loss, warp_learning_rate)
 from utils.training.stage import Stage, StepResult
 
 
@@ -38,8 +38,7 @@ class ParserBasedGenerator(Stage):
     def build_models(self, cfg, device):
         check_earlier_stages(cfg, "pb_warp_checkpoint")
         vgg = perceptual_loss(cfg, device)
-        warp = load_from_flag(build_warp(cfg, PB_WARP_INPUT), cfg, "pb_warp_checkpoint", "warp",
-                              ("pb_warp",))
+        warp = continue_from_flag(cfg, "pb_warp_checkpoint", "warp", ("pb_warp",))
         return {"warp": warp.to(device), "gen": build_generator(cfg, PB_GEN_INPUT).to(device),
                 "vgg": vgg}
 

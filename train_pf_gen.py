@@ -17,15 +17,15 @@ gives ``niter``.
 
 import torch
 
-from models import PF_GEN_INPUT, PF_WARP_INPUT
+from models import PF_GEN_INPUT
 from models.losses import skin_loss, tryon_loss
 from models.tryon import compose, parser_free_tryon
 from utils.training.engine import main
 from utils.training.parts import (add_teacher_arguments, add_warp_lr_argument, batch_inputs,
-                                  build_generator, build_warp, check_earlier_stages,
-                                  check_kd_group, flow_picture, flow_scalars, load_from_flag,
-                                  parser_based_teacher, perceptual_loss, teacher_and_student_warps,
-                                  warp_learning_rate)
+                                  build_generator, check_earlier_stages, check_kd_group,
+                                  continue_from_flag, distillation_adapter, flow_picture,
+                                  flow_scalars, load_from_flag, parser_based_teacher,
+                                  perceptual_loss, teacher_and_student_warps, warp_learning_rate)
 from utils.training.schedule import in_first_phase
 from utils.training.stage import Stage, StepResult
 
@@ -56,15 +56,26 @@ class ParserFreeGenerator(Stage):
         check_earlier_stages(cfg, "teacher", "pf_warp_checkpoint")
         vgg = perceptual_loss(cfg, device)
         models = {**parser_based_teacher(cfg, device), "vgg": vgg}
-        models["warp"] = load_from_flag(build_warp(cfg, PF_WARP_INPUT), cfg,
-                                        "pf_warp_checkpoint", "warp", ("pf_warp",)).to(device)
+        models["warp"] = continue_from_flag(cfg, "pf_warp_checkpoint", "warp",
+                                            ("pf_warp",)).to(device)
         models["gen"] = build_generator(cfg, PF_GEN_INPUT).to(device)
+        adapter = distillation_adapter(models["pb_warp"], models["warp"])
+        if adapter is not None:
+            load_from_flag(adapter, cfg, "pf_warp_checkpoint", "adapter", ("pf_warp",))
+            models["adapter"] = adapter.to(device)
         return models
 
+    def trained_models(self, models):
+        return self.trained + (("adapter",) if "adapter" in models else ())
+
     def param_groups(self, models, cfg, epoch):
-        return [{"name": "warp", "params": list(models["warp"].parameters()),
-                 "lr": warp_learning_rate(cfg)},
-                {"name": "gen", "params": list(models["gen"].parameters()), "lr": cfg.lr}]
+        groups = [{"name": "warp", "params": list(models["warp"].parameters()),
+                   "lr": warp_learning_rate(cfg)},
+                  {"name": "gen", "params": list(models["gen"].parameters()), "lr": cfg.lr}]
+        if "adapter" in models:
+            groups.append({"name": "adapter", "params": list(models["adapter"].parameters()),
+                           "lr": warp_learning_rate(cfg)})
+        return groups
 
     def validation_outputs(self, models, batch, cfg):
         # The try-on of test.py: person photo, garment and its mask alone.

@@ -18,9 +18,10 @@ epochs) and the rate decays as the release's; ``--schedule zero_based`` gives ``
 from models import PF_WARP_INPUT
 from utils.training.engine import main
 from utils.training.parts import (add_teacher_arguments, batch_inputs, build_warp,
-                                  check_earlier_stages, check_kd_group, flow_picture, flow_scalars,
-                                  load_from_flag, named_parameters_matching, parser_based_teacher,
-                                  perceptual_loss, teacher_and_student_warps, teacher_source)
+                                  check_earlier_stages, check_kd_group, distillation_adapter,
+                                  flow_picture, flow_scalars, load_from_flag,
+                                  named_parameters_matching, parser_based_teacher, perceptual_loss,
+                                  same_architecture, teacher_and_student_warps, teacher_source)
 from utils.training.schedule import in_first_phase
 from utils.training.stage import Stage, StepResult
 
@@ -43,17 +44,31 @@ class ParserFreeWarp(Stage):
         check_earlier_stages(cfg, "teacher")
         vgg = perceptual_loss(cfg, device)
         models = {**parser_based_teacher(cfg, device), "vgg": vgg}
-        flag, _ = teacher_source(cfg, "warp")
-        student = load_from_flag(build_warp(cfg, PF_WARP_INPUT), cfg, flag, "warp", ("pb_gen",),
-                                 skip_prefixes=STUDENT_NEW_PARTS)
+        student = build_warp(cfg, PF_WARP_INPUT)
+        if same_architecture(student, models["pb_warp"]):
+            flag, _ = teacher_source(cfg, "warp")
+            load_from_flag(student, cfg, flag, "warp", ("pb_gen",),
+                           skip_prefixes=STUDENT_NEW_PARTS)
         models["warp"] = student.to(device)
+        adapter = distillation_adapter(models["pb_warp"], student)
+        if adapter is not None:
+            models["adapter"] = adapter.to(device)
         return models
 
+    def trained_models(self, models):
+        return self.trained + (("adapter",) if "adapter" in models else ())
+
     def param_groups(self, models, cfg, epoch):
-        if in_first_phase(epoch, cfg.niter, cfg.schedule):
+        adapter = ([{"name": "adapter", "params": list(models["adapter"].parameters()),
+                     "lr": cfg.lr}] if "adapter" in models else [])
+        # A student that starts from the teacher first trains only its new parts; one of
+        # another architecture starts from random weights and trains everything at once.
+        if (same_architecture(models["warp"], models["pb_warp"])
+                and in_first_phase(epoch, cfg.niter, cfg.schedule)):
             params = named_parameters_matching(models["warp"], STUDENT_NEW_PARTS)
-            return [{"name": "warp_new_parts", "params": params, "lr": cfg.lr}]
-        return [{"name": "warp", "params": list(models["warp"].parameters()), "lr": cfg.lr}]
+            return [{"name": "warp_new_parts", "params": params, "lr": cfg.lr}] + adapter
+        return [{"name": "warp", "params": list(models["warp"].parameters()),
+                 "lr": cfg.lr}] + adapter
 
     def validation_outputs(self, models, batch, cfg):
         # Parser-free, as at test time: the real photo, not a tutor image.

@@ -41,7 +41,7 @@ from data.files import (DEFAULT_MAX_PIXELS, EDGE_THRESHOLD, DatasetError, photo_
 from data.labels import LABEL_SCHEMES, NECK_CHOICES, NECK_HELP, read_label_map
 from data.photo_fit import FIT_MODES, apply_placement, fit_to_frame
 from data.pose import POSE_FORMATS, PoseFileError, read_keypoints_file, scale_keypoints
-from data.samples import (CATEGORIES, DataFormats, GarmentFiles, PersonFiles, Sample,
+from data.samples import (DataFormats, GarmentFiles, PersonFiles, Sample,
                           category_index, parse_categories)
 
 DATASETS = ("viton", "vitonhd", "dresscode")

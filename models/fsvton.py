@@ -22,8 +22,9 @@ Modulated convolution (FS-VTON's ``ModulatedConv2d``): the weight is stored unsc
 multiplied by sqrt(2 / (fin k k)) at every call (equalised learning rate); the style is
 projected to ``fin`` scales by a linear layer whose weight is likewise scaled by
 sqrt(2 / latent_dim) (its bias is not); ``w' = s w``, demodulated by
-``rsqrt(sum_{fin,kh,kw} w'^2 + 1e-5)``; a grouped convolution with zero padding k // 2, then
-a bias of shape (1, fout, 1, 1).
+``rsqrt(sum_{fin,kh,kw} w'^2 + 1e-5)``; a convolution with zero padding k // 2 (FS-VTON
+groups it by sample; here the scales move onto the input, the same values), then a bias of
+shape (1, fout, 1, 1).
 """
 
 import math
@@ -84,15 +85,15 @@ class ModulatedConv2d(nn.Module):
         self.weight_scale = math.sqrt(2.0 / (in_channels * kernel_size * kernel_size))
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        batch, _, height, width = x.shape
-        scales = self.mlp_class_std(style).view(batch, 1, self.in_channels, 1, 1)
-        weight = self.weight.unsqueeze(0) * self.weight_scale * scales  # (B, fout, fin, k, k)
-        weight = weight * torch.rsqrt(weight.pow(2).sum(dim=(2, 3, 4), keepdim=True) + 1e-5)
-        weight = weight.view(batch * self.out_channels, self.in_channels, self.kernel_size,
-                             self.kernel_size)
-        out = F.conv2d(x.reshape(1, batch * self.in_channels, height, width), weight,
-                       padding=self.kernel_size // 2, groups=batch)
-        return out.view(batch, self.out_channels, height, width) + self.bias
+        # conv(x, s w) = conv(s x, w) per sample, and the demodulation of s w is
+        # rsqrt(sum_fin s^2 sum_k w^2 + eps) per (sample, output channel): one convolution
+        # shared by the batch instead of FS-VTON's grouped one (the same values; it also
+        # exports with a free batch size).
+        scales = self.mlp_class_std(style)                                   # (B, fin)
+        weight = self.weight * self.weight_scale                             # (fout, fin, k, k)
+        demodulation = torch.rsqrt(scales.pow(2) @ weight.pow(2).sum(dim=(2, 3)).t() + 1e-5)
+        out = F.conv2d(x * scales[:, :, None, None], weight, padding=self.kernel_size // 2)
+        return out * demodulation[:, :, None, None] + self.bias
 
 
 class StyledConvBlock(nn.Module):
@@ -143,8 +144,13 @@ class StyleFlowNet(CoarseToFineFlow):
                                          nn.LeakyReLU(0.1))
 
     def _on_style_grid(self, feature: torch.Tensor) -> torch.Tensor:
-        if tuple(feature.shape[-2:]) == self.style_grid:
+        size = tuple(feature.shape[-2:])
+        if size == self.style_grid:
             return feature
+        if all(side % cell == 0 for side, cell in zip(size, self.style_grid)):
+            # An exact block average (what exporters take) where the level tiles the grid.
+            return F.avg_pool2d(feature, [side // cell for side, cell in
+                                          zip(size, self.style_grid)])
         return F.adaptive_avg_pool2d(feature, self.style_grid)
 
     def prepare(self, garment_pyramid, cond_pyramid) -> torch.Tensor:

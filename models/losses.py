@@ -119,15 +119,33 @@ def distillation_weights(gate: torch.Tensor, group_size: int = 4) -> torch.Tenso
     return gate / (counts[group] * num_groups)
 
 
+class FeatureAdapter(nn.Module):
+    """1x1 convolutions, one per pyramid level, from the student's feature width to the
+    teacher's: what lets a narrow student (a mobile pyramid of 64 channels) be distilled from a
+    teacher of 256. Trained with the student during stages 3 and 4, never used at test time.
+    (DM-VTON needs none: its student's pyramids are as wide as its teacher's.)"""
+
+    def __init__(self, student_dim: int, teacher_dim: int, num_levels: int = 5):
+        super().__init__()
+        self.levels = nn.ModuleList(nn.Conv2d(student_dim, teacher_dim, 1)
+                                    for _ in range(num_levels))
+
+    def forward(self, level: int, feature: torch.Tensor) -> torch.Tensor:
+        """The student feature of ``level`` (coarse to fine) at the teacher's width."""
+        return self.levels[level](feature)
+
+
 def distillation_loss(teacher_levels: Sequence[WarpLevel], student_levels: Sequence[WarpLevel],
                       gate: torch.Tensor, first_flow_level: int = 2,
-                      group_size: int = 4) -> dict[str, torch.Tensor]:
+                      group_size: int = 4,
+                      adapter: Optional[FeatureAdapter] = None) -> dict[str, torch.Tensor]:
     """Adjustable knowledge distillation (spec §3), gated per sample by ``gate`` (B,).
 
     Feature term per level i: ``(L-i) * 0.04 * sum_b g_b ||c_T - c_S||^2 / (C h w n)``;
     flow term for i >= 2: ``(i+1) * sum_b g_b sum_pixels ||f_T - f_S||_2 / (h w n)``, with
     ``n = max(1, sum_b g_b)`` counted per group of ``group_size`` samples and the groups'
-    terms averaged (``distillation_weights``). (C is the pyramid width, 256 in the release.)
+    terms averaged (``distillation_weights``). (C is the teacher's pyramid width, 256 in the
+    release.) ``adapter`` maps student features to the teacher's width when they differ.
     Returns {'distill_feature', 'distill_flow'}.
     """
     num_levels = len(student_levels)
@@ -135,8 +153,14 @@ def distillation_loss(teacher_levels: Sequence[WarpLevel], student_levels: Seque
     feature_term = gate.new_zeros(())
     flow_term = gate.new_zeros(())
     for i, (teacher, student) in enumerate(zip(teacher_levels, student_levels)):
-        channels, height, width = student.cond_feature.shape[1:]
-        squared = (teacher.cond_feature.detach() - student.cond_feature).pow(2)
+        student_feature = (student.cond_feature if adapter is None
+                           else adapter(i, student.cond_feature))
+        channels, height, width = student_feature.shape[1:]
+        if teacher.cond_feature.shape != student_feature.shape:
+            raise ValueError(f"distillation level {i}: teacher features "
+                             f"{tuple(teacher.cond_feature.shape)}, student features "
+                             f"{tuple(student_feature.shape)}: pass an adapter")
+        squared = (teacher.cond_feature.detach() - student_feature).pow(2)
         per_sample = squared.flatten(1).sum(1)
         feature_term = feature_term + (num_levels - i) * 0.04 * (weights * per_sample).sum() / (
             channels * height * width)

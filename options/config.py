@@ -24,6 +24,10 @@ import yaml
 from common.errors import UserError
 from data.datasets import add_data_arguments
 from models.correlation import IMPLEMENTATIONS
+from models.registry import types_of
+
+WARP_ARCHS = types_of("warp")
+GEN_ARCHS = types_of("gen")
 
 # Five levels, each halving the resolution: the working size must divide by 2**5.
 SIZE_MULTIPLE = 32
@@ -132,6 +136,20 @@ def build_parser(add_stage_arguments: Optional[Callable[[argparse.ArgumentParser
                             "every scale: the run diverged); 0 = never stop")
 
     model = parser.add_argument_group("model")
+    model.add_argument("--warp_arch", default="pfafn", choices=WARP_ARCHS,
+                       help="the warp module stages 1 and 3 build: pfafn (PF-AFN's AFWM), fsvton "
+                            "(FS-VTON's style-based flow), mobile (DM-VTON's MobileNetV2 "
+                            "pyramids); stages 2 and 4 continue the one of their earlier-stage "
+                            "checkpoint, and the teacher is always the one its file records")
+    model.add_argument("--gen_arch", default="resunet", choices=GEN_ARCHS,
+                       help="the generator stages 2 and 4 build: resunet (PF-AFN's and "
+                            "FS-VTON's Res-UNet) or mobile (DM-VTON's MobileNetV2 U-Net)")
+    model.add_argument("--mobile_width", type=float, default=1.0,
+                       help="width multiplier of the mobile warp's MobileNetV2 blocks "
+                            "(DM-VTON: 1.0)")
+    model.add_argument("--head_channels", type=int_list, default=[128, 64, 32],
+                       help="hidden widths of the warp's flow heads (netMain, netRefine); the "
+                            "release: 128,64,32")
     model.add_argument("--warp_channels", type=int_list, default=[64, 128, 256, 256, 256],
                        help=f"feature-encoder widths of the warping module, {NUM_LEVELS} "
                             f"comma-separated integers")
@@ -332,6 +350,10 @@ def validate_config(cfg: argparse.Namespace) -> None:
     if len(cfg.warp_channels) != NUM_LEVELS or min(cfg.warp_channels) < 1:
         problems.append(f"--warp_channels needs {NUM_LEVELS} positive widths, got "
                         f"{cfg.warp_channels}")
+    if not cfg.head_channels or min(cfg.head_channels) < 1:
+        problems.append(f"--head_channels needs positive widths, got {cfg.head_channels}")
+    if not 0 < cfg.mobile_width <= 4:
+        problems.append(f"--mobile_width must be in (0, 4], got {cfg.mobile_width}")
     if cfg.fpn_dim < 1 or cfg.ngf < 1:
         problems.append(f"--fpn_dim and --ngf must be positive, got {cfg.fpn_dim}, {cfg.ngf}")
     if not cfg.name or "/" in cfg.name or "\\" in cfg.name or cfg.name in (".", ".."):

@@ -16,7 +16,7 @@ from models.fsvton import StyleAFWM
 from models.mobile import MobileAFWM, MobileUNet
 from models.registry import build_model
 from tests.family_weights import write_family_weights
-from utils.checkpoint import CheckpointError, checkpoint_arch, read_checkpoint
+from utils.checkpoint import checkpoint_arch, read_checkpoint
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 

@@ -3,7 +3,6 @@ whose padded canvas would be, damaged JPEGs, outputs that are folders or inputs,
 model has, and training runs that diverge. Each gets one clear line and a non-zero exit, and
 nothing the user gave is overwritten."""
 
-import io
 import os
 import struct
 import subprocess
@@ -15,7 +14,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
 
 import test as test_script
 from data.files import DatasetError, read_gray, read_rgb

@@ -9,7 +9,6 @@ from PIL import Image
 
 import test as test_script
 from data.synthetic import make_dataset
-from data.datasets import VitonTestDataset
 from models import AFWM, ResUnetGenerator
 from models.tryon import parser_free_tryon
 from data.files import read_gray, read_rgb

@@ -28,7 +28,8 @@ def test_phase_and_skin_weight_switch_at_the_boundary_epoch(schedule, last_early
     release's niter - 1 epochs (its 1-based test epoch < niter); zero_based: niter epochs."""
     stage3 = ParserFreeWarp()
     cfg3 = _config(stage3, "--schedule", schedule)            # niter 100
-    warp = {"warp": AFWM(3, channels=(4, 4, 4, 4, 4), fpn_dim=4)}
+    warp = {"warp": AFWM(3, channels=(4, 4, 4, 4, 4), fpn_dim=4),
+            "pb_warp": AFWM(45, channels=(4, 4, 4, 4, 4), fpn_dim=4)}
     new_parts = {id(p) for p in warp["warp"].parameters()} - {
         id(p) for n, p in warp["warp"].named_parameters()
         if not any(part in n for part in STUDENT_NEW_PARTS)}
@@ -39,6 +40,12 @@ def test_phase_and_skin_weight_switch_at_the_boundary_epoch(schedule, last_early
         params = {id(p) for p in group["params"]}
         assert params == (new_parts if expected == "warp_new_parts"
                           else {id(p) for p in warp["warp"].parameters()})
+    # A student of another architecture than its teacher starts from random weights and trains
+    # all of it from the first epoch (as DM-VTON's mobile student does).
+    from models.mobile import MobileAFWM
+    other = {"warp": MobileAFWM(3, fpn_dim=4, width_mult=0.25), "pb_warp": warp["pb_warp"]}
+    groups = stage3.param_groups(other, cfg3, 0)
+    assert [g["name"] for g in groups] == ["warp"]
     cfg4 = _config(ParserFreeGenerator(), "--schedule", schedule)   # niter 50
     assert skin_weights(last_early, cfg4) == (30.0, 2.0)
     assert skin_weights(last_early + 1, cfg4) == (60.0, 4.0)
@@ -131,9 +138,11 @@ def test_missing_or_wrong_earlier_checkpoints_stop_at_start(train_root, tmp_path
                                               r"expected one of \['pb_gen'\]"):
         run(ParserFreeWarp(), _args(train_root, runs, "c", "--pb_checkpoint",
                                     str(runs / "s1/final.pth")))
-    with pytest.raises(CheckpointError, match="shape mismatch"):
-        run(ParserBasedGenerator(), _args(train_root, runs, "d", "--pb_warp_checkpoint",
-                                          str(runs / "s1/final.pth"), "--fpn_dim", "16"))
+    # Stage 2 goes on training the warp of its stage-1 file, whatever the width flags say.
+    continued = run(ParserBasedGenerator(), _args(train_root, runs, "d", "--pb_warp_checkpoint",
+                                                  str(runs / "s1/final.pth"), "--fpn_dim",
+                                                  "16", "--max_steps", "1"))
+    assert continued.models["warp"].arch == read_checkpoint(runs / "s1/final.pth")["arch"]["warp"]
 
 
 def test_warp_loss_falls_on_a_fixed_batch(train_root):

@@ -65,7 +65,6 @@ def tryon_photos(model, person: np.ndarray, garment: np.ndarray, garment_mask: n
     size) with its (h', w') {0, 1} mask. The person photo is fitted to the model's frame by
     ``fit`` ('pad' or 'crop', ``data.photo_fit``); the garment is always padded (its whole
     outline matters to the warp), its mask alike with zeros."""
-    from data.photo_fit import apply_placement, fit_to_frame, paste_back
     start = time.perf_counter()
     frame_size = (model.height, model.width)
     person_frame, placement = fit_to_frame(person, frame_size, fit)

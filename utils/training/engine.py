@@ -58,7 +58,7 @@ from options.config import ConfigError, config_differences, config_to_dict, pars
 from models.fast import unwrap
 from utils.checkpoint import (CHECKPOINT_FORMAT, CheckpointError, checkpoint_payload, load_state,
                               read_checkpoint, save_atomic, state_dict_from)
-from utils.logging_utils import LOGGER_NAME, close_run_logger, format_terms, image_grid, open_run_logger
+from utils.logging_utils import close_run_logger, format_terms, image_grid, open_run_logger
 from utils.training.distributed import (DistributedContext, barrier, init_distributed,
                                         mean_over_ranks, shutdown_distributed)
 from utils.training.sampling import ResumableSampler, derived_seed, seed_everything, seed_worker, to_device
@@ -214,7 +214,8 @@ class Trainer:
     def _build_models(self) -> None:
         stage = self.stage
         models = stage.build_models(self.cfg, self.device)
-        missing = [name for name in stage.trained if name not in models]
+        self.trained = tuple(stage.trained_models(models))
+        missing = [name for name in self.trained if name not in models]
         if missing:
             raise ValueError(f"{type(stage).__name__}.build_models returned {sorted(models)}; "
                              f"it lacks the trained model(s) {missing}")
@@ -223,9 +224,9 @@ class Trainer:
 
     def _restore(self) -> dict:
         """Read ``latest.pth`` for ``--resume``: the trained weights and the position."""
-        checkpoint = _read_resume_checkpoint(self.latest_path, self.stage, self.cfg,
+        checkpoint = _read_resume_checkpoint(self.latest_path, self.stage, self.trained, self.cfg,
                                              self.context, self.steps_per_epoch)
-        for name in self.stage.trained:
+        for name in self.trained:
             state = state_dict_from(checkpoint, name, self.latest_path, "--resume")
             load_state(self.models[name], state, f"--resume: {self.latest_path}")
         self.epoch, self.step = checkpoint["epoch"], checkpoint["step"]
@@ -241,15 +242,16 @@ class Trainer:
     def _build_optimisation(self, checkpoint: Optional[dict]) -> None:
         """DDP wrappers, the optimiser (restored with ``--resume``) and the gradient scaler."""
         cfg, stage = self.cfg, self.stage
-        self.plain, self.wrapped = _wrap_for_training(self.models, stage, self.context)
-        trained = [p for name in stage.trained for p in self.plain[name].parameters()]
+        self.plain, self.wrapped = _wrap_for_training(self.models, self.trained, stage,
+                                                      self.context)
+        trained = [p for name in self.trained for p in self.plain[name].parameters()]
         self.trained_ids = {id(p) for p in trained}
         self.optimizer, self.signature, self.optimizer_epoch = None, None, None
         self.optimizer_builds: list[tuple[int, tuple[str, ...]]] = []
         if checkpoint is not None and checkpoint.get("optimizer") is not None:
             epoch = self.optimizer_epoch = checkpoint["optimizer_epoch"]
             groups = stage.param_groups(self.plain, cfg, epoch)
-            check_groups(groups, self.trained_ids, stage, epoch)
+            check_groups(groups, self.trained_ids, self.trained, stage, epoch)
             self.optimizer = make_optimizer(groups, cfg.beta1)
             self.signature = group_signature(groups)
             try:
@@ -351,7 +353,7 @@ class Trainer:
         rates, and the loader of the rest of the epoch's data order."""
         cfg, stage, epoch = self.cfg, self.stage, self.epoch
         groups = stage.param_groups(self.plain, cfg, epoch)
-        check_groups(groups, self.trained_ids, stage, epoch)
+        check_groups(groups, self.trained_ids, self.trained, stage, epoch)
         if self.optimizer is None or group_signature(groups) != self.signature:
             # A new set of trained parameters (stage 3's second phase) gets a fresh Adam.
             self.optimizer = make_optimizer(groups, cfg.beta1)
@@ -368,7 +370,7 @@ class Trainer:
         self.sampler.start_index = self.step_in_epoch * cfg.batch_size
         if hasattr(self.dataset, "set_epoch"):
             self.dataset.set_epoch(epoch)
-        for name in stage.trained:
+        for name in self.trained:
             self.plain[name].train()
         seed = derived_seed(cfg.seed + self.context.rank, epoch, 1)
         return DataLoader(self.dataset, batch_size=cfg.batch_size, sampler=self.sampler,
@@ -392,7 +394,7 @@ class Trainer:
         if not isinstance(result, StepResult):
             raise TypeError(f"{type(self.stage).__name__}.losses must return a StepResult, got "
                             f"{type(result).__name__}")
-        for name in self.stage.trained:
+        for name in self.trained:
             self.plain[name].zero_grad(set_to_none=True)
         if self._all_ranks_finite(result.total):
             self.write_pending()      # the state it was saved from gives a finite loss
@@ -534,12 +536,12 @@ class Trainer:
     def validate(self) -> bool:
         """Score the models on --val_root (every process its share); True on a new best."""
         from utils.training.validation import is_better
-        for name in self.stage.trained:
+        for name in self.trained:
             self.plain[name].eval()
         try:
             scores = self.validator.run(self.plain, self.device)
         finally:
-            for name in self.stage.trained:
+            for name in self.trained:
                 self.plain[name].train()
         best = self.best
         value = scores[best.metric]
@@ -578,7 +580,7 @@ class Trainer:
         self.best_pending = False
         if not self.context.is_main:
             return
-        trained = {name: unwrap(self.plain[name]) for name in self.stage.trained}
+        trained = {name: unwrap(self.plain[name]) for name in self.trained}
         payload, non_finite = checkpoint_payload(
             self.stage.name, trained, self.config_dict,
             optimizer=self.optimizer.state_dict(), optimizer_epoch=self.optimizer_epoch,
@@ -698,15 +700,16 @@ def _copy_atomic(source: Path, target: Path) -> None:
     write_atomic(target, lambda temporary: shutil.copyfile(source, temporary))
 
 
-def _read_resume_checkpoint(path: Path, stage: Stage, cfg: argparse.Namespace,
-                            context: DistributedContext, steps_per_epoch: int) -> dict:
+def _read_resume_checkpoint(path: Path, stage: Stage, trained: Sequence[str],
+                            cfg: argparse.Namespace, context: DistributedContext,
+                            steps_per_epoch: int) -> dict:
     """Read ``latest.pth`` for ``--resume`` and check it can continue this run exactly."""
     checkpoint = read_checkpoint(path, "--resume")
     if checkpoint.get("format") != CHECKPOINT_FORMAT or checkpoint.get("stage") != stage.name:
         raise CheckpointError(f"--resume: {path} is a '{checkpoint.get('stage')}' checkpoint "
                               f"(format {checkpoint.get('format')!r}); this is stage "
                               f"'{stage.name}'")
-    missing = [name for name in stage.trained if name not in checkpoint.get("model", {})]
+    missing = [name for name in trained if name not in checkpoint.get("model", {})]
     if missing:
         raise CheckpointError(f"--resume: {path} lacks the trained model(s) {missing}")
     if checkpoint["step_in_epoch"] and (checkpoint["world_size"] != context.world_size
@@ -722,7 +725,8 @@ def _read_resume_checkpoint(path: Path, stage: Stage, cfg: argparse.Namespace,
     return checkpoint
 
 
-def _wrap_for_training(models: dict, stage: Stage, context: DistributedContext) -> tuple[dict, dict]:
+def _wrap_for_training(models: dict, trained: Sequence[str], stage: Stage,
+                       context: DistributedContext) -> tuple[dict, dict]:
     """(plain, wrapped) model dicts. When distributed, each trained model is wrapped in DDP,
     after turning its BatchNorms into SyncBatchNorm on CUDA (SyncBatchNorm has no CPU kernel);
     frozen models run as they are on every rank."""
@@ -730,7 +734,7 @@ def _wrap_for_training(models: dict, stage: Stage, context: DistributedContext) 
     if not context.distributed:
         return plain, wrapped
     device = context.device
-    for name in stage.trained:
+    for name in trained:
         if device.type == "cuda":
             plain[name] = nn.SyncBatchNorm.convert_sync_batchnorm(plain[name])
         wrapped[name] = nn.parallel.DistributedDataParallel(

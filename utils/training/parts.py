@@ -14,7 +14,9 @@ from common.errors import UserError
 from data.inputs import TryOnInputs, pose_radius_for
 from models import PB_GEN_INPUT, PB_WARP_INPUT, build_model
 from models.afwm import WarpOutput
-from models.losses import VGG_SLICES, VGGLoss, distillation_gate, distillation_loss, warp_loss
+from models.fast import unwrap
+from models.losses import (VGG_SLICES, FeatureAdapter, VGGLoss, distillation_gate,
+                           distillation_loss, warp_loss)
 from models.tryon import TutorOutput, tutor_image
 from options.config import ConfigError
 from utils.checkpoint import CheckpointError, load_model, load_weights, read_checkpoint
@@ -31,15 +33,25 @@ VGG19_FILE = "vgg19-dcbb9e9d.pth"
 
 
 def warp_arch(cfg, input_nc: int) -> dict:
-    """The architecture of a warp module the flags describe (``models.registry``)."""
-    return {"kind": "warp", "type": "pfafn", "input_nc": input_nc,
-            "channels": list(cfg.warp_channels), "fpn_dim": cfg.fpn_dim,
-            "align_corners": bool(cfg.align_corners), "cost_volume": cfg.cost_volume}
+    """The architecture of a warp module the flags describe (``models.registry``):
+    ``--warp_arch`` and the widths that architecture takes."""
+    arch = {"kind": "warp", "type": cfg.warp_arch, "input_nc": input_nc, "fpn_dim": cfg.fpn_dim,
+            "align_corners": bool(cfg.align_corners), "head_channels": list(cfg.head_channels)}
+    if cfg.warp_arch in ("pfafn", "fsvton"):
+        arch["channels"] = list(cfg.warp_channels)
+    if cfg.warp_arch == "mobile":
+        arch["width_mult"] = float(cfg.mobile_width)
+    if cfg.warp_arch != "fsvton":
+        arch["cost_volume"] = cfg.cost_volume
+    return arch
 
 
 def gen_arch(cfg, input_nc: int) -> dict:
-    """The architecture of a generator the flags describe."""
-    return {"kind": "gen", "type": "resunet", "input_nc": input_nc, "ngf": cfg.ngf}
+    """The architecture of a generator the flags describe: ``--gen_arch`` (and ``--ngf``)."""
+    arch = {"kind": "gen", "type": cfg.gen_arch, "input_nc": input_nc}
+    if cfg.gen_arch == "resunet":
+        arch["ngf"] = cfg.ngf
+    return arch
 
 
 def build_warp(cfg, input_nc: int) -> nn.Module:
@@ -86,6 +98,32 @@ def load_from_flag(model: nn.Module, cfg, flag: str, key: str, stages: Iterable[
     load_weights(model, require_flag(cfg, flag), key=key, what=f"--{flag}", stages=stages,
                  skip_prefixes=skip_prefixes)
     return model
+
+
+def continue_from_flag(cfg, flag: str, key: str, stages: Iterable[str]) -> nn.Module:
+    """Model ``key`` of the earlier-stage checkpoint named by ``--flag``, built with the
+    architecture the file records (not the flags: stages 2 and 4 go on training the warp of
+    stages 1 and 3) and its weights; the cost volume as ``--cost_volume`` says."""
+    path = require_flag(cfg, flag)
+    data = read_checkpoint(path, f"--{flag}")
+    return load_model(data, key, path, f"--{flag}", stages=stages,
+                      overrides={"cost_volume": cfg.cost_volume})
+
+
+def same_architecture(first: nn.Module, second: nn.Module) -> bool:
+    """Whether two warp modules differ only in their condition input and cost volume: then
+    the student can start from the teacher's weights (all but its condition branch)."""
+    def core(model):
+        return {k: v for k, v in unwrap(model).arch.items() if k not in ("input_nc",
+                                                                          "cost_volume")}
+    return core(first) == core(second)
+
+
+def distillation_adapter(teacher: nn.Module, student: nn.Module) -> Optional[FeatureAdapter]:
+    """1x1 adapters from the student's pyramid width to the teacher's, or None when they are
+    equally wide (PF-AFN, FS-VTON and DM-VTON all have 256)."""
+    teacher_dim, student_dim = unwrap(teacher).arch["fpn_dim"], unwrap(student).arch["fpn_dim"]
+    return None if teacher_dim == student_dim else FeatureAdapter(student_dim, teacher_dim)
 
 
 def freeze(model: nn.Module) -> nn.Module:
@@ -256,7 +294,7 @@ def teacher_and_student_warps(models, inputs, vgg: VGGLoss, kd_group_size: int) 
     terms = warp_loss(student.levels, inputs.person_clothes, inputs.person_clothes_edge, vgg)
     gate = distillation_gate(teacher.warped, student.warped, inputs.person_clothes)
     terms.update(distillation_loss(teacher.levels, student.levels, gate,
-                                   group_size=kd_group_size))
+                                   group_size=kd_group_size, adapter=models.get("adapter")))
     return StudentPass(tutor=tutor, teacher=teacher, student=student, terms=terms, gate=gate)
 
 

@@ -48,7 +48,7 @@ def in_first_phase(epoch: int, niter: int, schedule: str = "release") -> bool:
 
 
 def check_groups(groups: Sequence[Mapping[str, Any]], trained_parameters: set[int],
-                 stage, epoch: int) -> None:
+                 trained: Sequence[str], stage, epoch: int) -> None:
     """Raise ``ValueError`` unless ``groups`` are distinct, named, non-empty groups of
     trainable parameters of the models ``stage`` trains (``trained_parameters``: their ids)."""
     where = f"{type(stage).__name__}.param_groups(epoch={epoch})"
@@ -66,7 +66,7 @@ def check_groups(groups: Sequence[Mapping[str, Any]], trained_parameters: set[in
         outside = [p for p in params if id(p) not in trained_parameters]
         if outside:
             raise ValueError(f"{where}: group '{group['name']}' holds {len(outside)} parameters "
-                             f"that belong to no model in Stage.trained={stage.trained}; they "
+                             f"that belong to no trained model {tuple(trained)}; they "
                              f"would never be saved")
         if not all(p.requires_grad for p in params):
             raise ValueError(f"{where}: group '{group['name']}' holds parameters with "

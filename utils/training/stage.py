@@ -141,6 +141,12 @@ class Stage:
         every rank); ``--resume`` then overwrites the trained ones."""
         raise NotImplementedError
 
+    def trained_models(self, models: Mapping[str, nn.Module]) -> tuple[str, ...]:
+        """The names of the models this run trains and saves, given those ``build_models``
+        built: ``trained`` by default (stages 3 and 4 add a distillation adapter when the
+        student's features are narrower than the teacher's)."""
+        return self.trained
+
     def param_groups(self, models: Mapping[str, nn.Module], cfg: argparse.Namespace,
                      epoch: int) -> list[dict[str, Any]]:
         """The optimiser's parameter groups for ``epoch`` (0-based):
