@@ -34,7 +34,8 @@ from tests.small_models import small_models, stage4_checkpoint  # noqa: E402
 from tests.test_fast_paths import randomise_batchnorms  # noqa: E402
 from common.images import to_uint8  # noqa: E402
 from utils.checkpoint import CheckpointError  # noqa: E402
-from utils.export import PT2_METADATA, file_sha256  # noqa: E402
+from utils.export import PT2_METADATA  # noqa: E402
+from utils.weights import file_sha256  # noqa: E402
 from utils.inference.model import load_tryon_model  # noqa: E402
 from utils.inference.onnx_runtime import (OnnxUnavailableError, load_onnx_model,  # noqa: E402
                                           select_providers)

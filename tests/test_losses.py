@@ -151,7 +151,7 @@ def test_vgg_weights_missing_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     with pytest.raises(VGGWeightsMissing, match="vgg19-dcbb9e9d.pth.*--vgg_weights.*--allow_random_vgg"):
         build_vgg19_features()
-    with pytest.raises(VGGWeightsMissing, match="--vgg_weights: file not found"):
+    with pytest.raises(VGGWeightsMissing, match="weights file given with --vgg_weights not found"):
         build_vgg19_features(str(tmp_path / "missing.pth"))
 
 

@@ -1,4 +1,5 @@
-"""Tests for utils/metrics.py: closed forms, independent references, the weight-file rules."""
+"""Tests for utils/metrics/ and utils/weights.py: closed forms, independent references, the
+weight-file rules, and the FID network against pytorch-fid's own."""
 
 import importlib.util
 import json
@@ -12,11 +13,11 @@ import torch
 from PIL import Image, ImageFilter
 from scipy import ndimage
 
-from utils import metrics
 from utils.metrics import (FID_WEIGHTS_FILE, LPIPS_BACKBONE_FILES, MetricsError, MissingWeightsError,
                            WeightsFileError, build_fid_inception, build_lpips, evaluate_folders,
                            feature_statistics, fid_from_features, frechet_distance, lpips_distance,
                            read_pairs, resolve_weights_file, result_file_name, ssim)
+from utils.metrics.fid import _random_fid_inception_state
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -233,7 +234,7 @@ def test_lpips_trunk_loaded_from_named_file_and_checked(tmp_path):
 
 
 def test_fid_inception_loaded_from_named_file(tmp_path):
-    state = metrics._random_fid_inception_state()
+    state = _random_fid_inception_state()
     path = tmp_path / "inception.pth"
     torch.save(state, path)
     # pytorch-fid never checks its file's hash, so a mismatch is a warning here, not an error.
@@ -244,6 +245,33 @@ def test_fid_inception_loaded_from_named_file(tmp_path):
     torch.save({"fc.weight": torch.zeros(3)}, path)
     with pytest.raises(WeightsFileError, match="not the FID Inception weights"):
         build_fid_inception(weights=path, check_hash=False)
+    # Right keys, one wrong shape: refused too, naming the file and the key.
+    state["Conv2d_1a_3x3.conv.weight"] = torch.zeros(1, 3, 3, 3)
+    torch.save(state, path)
+    with pytest.raises(WeightsFileError, match="Conv2d_1a_3x3.conv.weight") as caught:
+        build_fid_inception(weights=path, check_hash=False)
+    assert str(path) in str(caught.value)
+
+
+def test_fid_inception_features_equal_pytorch_fid(monkeypatch):
+    # pytorch-fid's own InceptionV3([3]), its download replaced by the same random state: our
+    # network, built from the library's blocks without the download, must give its features.
+    from pytorch_fid import inception as fid_inception
+
+    state = _random_fid_inception_state()
+    monkeypatch.setattr(fid_inception, "load_state_dict_from_url", lambda url, *args, **kwargs: state)
+    library = fid_inception.InceptionV3([fid_inception.InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).eval()
+    ours = build_fid_inception(allow_random_weights=True)
+    assert list(ours.state_dict()) == list(library.state_dict())
+    generator = torch.Generator().manual_seed(8)
+    # Not 299x299, so that the resize is compared too.
+    images = torch.rand(2, 3, 64, 48, generator=generator)
+    with torch.no_grad():
+        expected = library(images)
+        found = ours(images)
+    assert len(found) == len(expected) == 1 and found[0].shape == (2, 2048, 1, 1)
+    assert float(expected[0].abs().mean()) > 1e-2  # features far from zero, so equality means something
+    torch.testing.assert_close(found[0], expected[0], rtol=1e-6, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------

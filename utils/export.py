@@ -6,7 +6,6 @@ architectures of the two models and the source checkpoints (path and SHA-256), s
 (``utils/inference/onnx_runtime.py``) can refuse a file made for another size or convention.
 """
 
-import hashlib
 import json
 import os
 import time
@@ -20,6 +19,7 @@ from common.atomic import write_atomic
 from models.graph import (EXPORT_CORRELATION, EXPORT_FORMAT, INPUT_NAMES, OUTPUT_NAMES, TryOnGraph,
                           example_inputs)
 from models.registry import saved_arch
+from utils.weights import file_sha256
 
 # The dynamo exporter writes opset 18 or newer. 18 is the oldest it emits (so the widest
 # choice of runtimes) and has GridSample (since opset 16) with align_corners and the 'border'
@@ -34,14 +34,6 @@ def capture(graph: TryOnGraph, height: int, width: int) -> torch.export.Exported
     with torch.no_grad():
         return torch.export.export(graph, example_inputs(height, width),
                                    dynamic_shapes=({0: batch}, {0: batch}, {0: batch}))
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def graph_metadata(graph: TryOnGraph, height: int, width: int,

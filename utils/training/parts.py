@@ -10,7 +10,6 @@ from typing import Iterable, Optional
 import torch
 import torch.nn as nn
 
-from common.errors import UserError
 from data.inputs import TryOnInputs, pose_radius_for
 from models import PB_GEN_INPUT, PB_WARP_INPUT, build_model
 from models.afwm import WarpOutput
@@ -22,6 +21,7 @@ from options.config import ConfigError
 from utils.checkpoint import CheckpointError, load_model, load_weights, read_checkpoint
 from utils.flow_viz import flow_magnitude, flow_to_color
 from utils.logging_utils import LOGGER_NAME
+from utils.weights import MissingWeightsError, read_weights_file, resolve_weights_file
 
 # The release trains the warp of the end-to-end stages (2 and 4) at 0.2 x the generator's rate.
 WARP_LR_RATIO = 0.2
@@ -133,50 +133,37 @@ def freeze(model: nn.Module) -> nn.Module:
     return model
 
 
-class VGGWeightsMissing(UserError, FileNotFoundError):
+class VGGWeightsMissing(MissingWeightsError):
     """No VGG19 ImageNet weights could be found locally, or the file is not them."""
-
-
-def _find_vgg19_file(weights_path: Optional[str]) -> Path:
-    if weights_path:
-        path = Path(weights_path).expanduser()
-        if not path.is_file():
-            raise VGGWeightsMissing(f"--vgg_weights: file not found: {path}")
-        return path
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
-    if cached.is_file():
-        return cached
-    raise VGGWeightsMissing(
-        f"VGG19 ImageNet weights not found: looked for {cached}. The perceptual loss needs "
-        f"torchvision's {VGG19_FILE}: on a machine with internet run "
-        f"`python -c \"import torchvision; torchvision.models.vgg19(weights='IMAGENET1K_V1')\"` "
-        f"(it caches the file there), or download it and pass --vgg_weights PATH. "
-        f"Random VGG weights are for tests only: --allow_random_vgg.")
 
 
 def build_vgg19_features(weights_path: Optional[str] = None,
                          allow_random: bool = False) -> nn.Sequential:
     """torchvision's VGG19 ``features`` up to relu5_1 with ImageNet weights, frozen.
 
-    The weights come from ``weights_path`` or torchvision's cache; with neither, this raises
-    ``VGGWeightsMissing`` unless ``allow_random`` is set (then it logs a warning).
-    """
+    The weights come from ``weights_path`` or the torch hub cache (``utils.weights``); with
+    neither, this raises ``VGGWeightsMissing`` unless ``allow_random`` is set (then it logs a
+    warning)."""
     import torchvision
 
     vgg = torchvision.models.vgg19(weights=None)
     try:
-        path = _find_vgg19_file(weights_path)
-    except VGGWeightsMissing:
-        if not allow_random:
-            raise
+        path = resolve_weights_file(weights_path, VGG19_FILE, "--vgg_weights",
+                                    "VGG19 perceptual loss", allow_random,
+                                    random_opt_in="--allow_random_vgg")
+    except MissingWeightsError as error:
+        raise VGGWeightsMissing(
+            f"{error} On a machine with internet, `python -c \"import torchvision; "
+            f"torchvision.models.vgg19(weights='IMAGENET1K_V1')\"` caches it.") from None
+    if path is None:
         logging.getLogger(LOGGER_NAME).warning(
             "VGG19 perceptual loss uses RANDOM weights (--allow_random_vgg): for tests and "
             "demos only, results are not comparable to the paper")
     else:
+        state = read_weights_file(path, VGG19_FILE, check_hash=True, mismatch_is_error=False)
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
             vgg.load_state_dict(state)
-        except Exception as error:   # unreadable, unsafe, or another network's weights
+        except RuntimeError as error:
             raise VGGWeightsMissing(f"{path} is not torchvision's VGG19 state dict "
                                     f"({VGG19_FILE}): {str(error).splitlines()[0]}") from None
     features = vgg.features[:VGG_SLICES[-1][1]]

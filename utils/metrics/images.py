@@ -1,0 +1,69 @@
+"""The metrics' image conventions: the range conversion every metric starts from, reading image
+files, and ``MetricsError`` for inputs the metrics cannot use.
+
+Images reach the metrics as ``uint8`` in [0, 255] (files, test.py's PNGs) or as floating point
+in [-1, 1] (the project's tensors); each metric converts with ``to_unit_range`` to [0, 1] and
+from there to the range its network wants.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from PIL import Image
+
+from common.errors import UserError
+
+
+class MetricsError(UserError, RuntimeError):
+    """Inputs the metrics cannot use: a missing or unreadable image, mismatched sizes, bad pairs."""
+
+
+def to_unit_range(images: torch.Tensor) -> torch.Tensor:
+    """Images as float in [0, 1].
+
+    Args:
+        images: (N, 3, H, W) or (3, H, W); ``uint8`` in [0, 255], or floating point in [-1, 1]
+            (the project's image convention).
+    Returns:
+        (N, 3, H, W) float32 in [0, 1].
+    """
+    if images.dim() == 3:
+        images = images.unsqueeze(0)
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected images of shape (N, 3, H, W), got {tuple(images.shape)}")
+    if images.dtype == torch.uint8:
+        return images.float() / 255.0
+    if not images.is_floating_point():
+        raise ValueError(f"expected uint8 or floating-point images, got {images.dtype}")
+    low, high = float(images.min()), float(images.max())
+    # A little slack for the generator's tanh and float round-off; anything beyond is another
+    # convention (e.g. [0, 255] floats) and would give meaningless scores.
+    if low < -1.0 - 1e-3 or high > 1.0 + 1e-3:
+        raise ValueError(f"floating-point images must lie in [-1, 1]; got values in [{low:.4g}, {high:.4g}]")
+    return ((images.float() + 1.0) / 2.0).clamp(0.0, 1.0)
+
+
+def load_image(path: str | os.PathLike, size: Optional[tuple[int, int]] = None) -> torch.Tensor:
+    """Read an image file as a (3, H, W) uint8 RGB tensor.
+
+    ``size`` = (H, W): when given and different from the file's size, the image is resized
+    bilinearly (PIL, which low-pass filters when shrinking), as if it had been saved at that size.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MetricsError(f"image not found: {path}")
+    try:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            if size is not None and (image.height, image.width) != tuple(size):
+                image = image.resize((size[1], size[0]), Image.BILINEAR)
+            array = np.asarray(image, dtype=np.uint8).copy()
+    except OSError as error:
+        raise MetricsError(f"cannot read image {path}: {error}") from error
+    return torch.from_numpy(array).permute(2, 0, 1)
+

@@ -1,0 +1,116 @@
+"""Pretrained weight files: finding them, reading them safely, and saying so when there are none.
+
+The rules, for every network that needs published ImageNet-style weights (the metrics' FID
+Inception and LPIPS trunks; later the perceptual loss's VGG19):
+
+- Nothing is ever downloaded. A file comes from the path a flag names, else from the torch hub
+  cache (``$TORCH_HOME/hub/checkpoints``), where torchvision and pytorch-fid keep their
+  downloads under their published names.
+- A missing file raises ``MissingWeightsError`` naming the file, the folder it was looked for
+  in and the flag that names it. A path given by a flag that does not exist is always an error.
+- A published name carries the start of the file's sha256 (``alexnet-owt-7be5be79.pth``);
+  ``read_weights_file`` can check it, so that a different file is not taken for the published one.
+- Files are read with ``torch.load(weights_only=True)``: a file from the internet must not run code.
+- Random weights only where the caller allows them (``allow_random_weights``); they are
+  announced loudly on stderr (``announce_random_weights``), seeded with ``RANDOM_WEIGHTS_SEED``
+  and, by the caller, recorded with whatever they produce.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from common.errors import UserError
+
+RANDOM_WEIGHTS_SEED = 0
+
+
+class MissingWeightsError(UserError, FileNotFoundError):
+    """A pretrained weights file that a network needs is not on this machine."""
+
+
+class WeightsFileError(UserError, RuntimeError):
+    """A weights file exists but is not the expected one (unreadable, wrong keys, wrong hash)."""
+
+
+def hub_checkpoint_dir() -> Path:
+    """Where torchvision and pytorch-fid cache downloaded weights: ``$TORCH_HOME/hub/checkpoints``."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def resolve_weights_file(path: Optional[str | os.PathLike], file_name: str, flag: str, purpose: str,
+                         allow_random_weights: bool,
+                         random_opt_in: str = "--allow_random_weights / allow_random_weights=True") -> Optional[Path]:
+    """Find a weights file: the named ``path``, else ``file_name`` in the hub cache.
+
+    ``flag`` is the option that names the file and ``purpose`` what the file is for (both appear
+    in the errors); ``random_opt_in`` is how the caller's user allows random weights.
+    Returns the path, or None when no file exists and ``allow_random_weights`` is set.
+    Raises ``MissingWeightsError`` (naming the file, the folder and the flag) otherwise; a named
+    path that does not exist is always an error, even with ``allow_random_weights``.
+    """
+    if path is not None:
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise MissingWeightsError(f"{purpose}: weights file given with {flag} not found: {path} "
+                                      f"(expected a copy of {file_name})")
+        return path
+    cached = hub_checkpoint_dir() / file_name
+    if cached.is_file():
+        return cached
+    if allow_random_weights:
+        return None
+    raise MissingWeightsError(
+        f"{purpose}: pretrained weights {file_name} not found, and this machine does not download them. "
+        f"Copy {file_name} into {cached.parent}/ (the torch hub cache), or pass its path with {flag} PATH. "
+        f"({random_opt_in} runs with random weights, for tests only: "
+        f"such scores are not comparable to published ones.)")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_weights_file(path: Path, file_name: str, check_hash: bool, mismatch_is_error: bool = True) -> dict:
+    """Load a state dict safely (``weights_only=True``).
+
+    With ``check_hash``, compare the file's sha256 with the prefix its published name carries
+    (``alexnet-owt-7be5be79.pth``), so that scores stay comparable: a mismatch raises
+    ``WeightsFileError``, or only warns when ``mismatch_is_error`` is False.
+    """
+    if check_hash:
+        expected = file_name.rsplit("-", 1)[-1].split(".")[0]
+        actual = file_sha256(path)
+        if not actual.startswith(expected):
+            message = (f"{path}: sha256 {actual[:8]}... does not match {file_name} (expected prefix {expected}); "
+                       f"this is not the published file")
+            if mismatch_is_error:
+                raise WeightsFileError(message)
+            warnings.warn(message + ": scores may not be comparable to published ones", stacklevel=3)
+            print(f"WARNING: {message}", file=sys.stderr, flush=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for corrupt or unsafe files
+        raise WeightsFileError(f"cannot read weights file {path}: {error}") from error
+    if not isinstance(state, dict):
+        raise WeightsFileError(f"{path}: expected a state dict, found {type(state).__name__}")
+    return state
+
+
+def announce_random_weights(what: str) -> None:
+    """Say loudly, on stderr, that a network runs on random weights."""
+    line = "!" * 78
+    print(f"{line}\n!! RANDOM WEIGHTS: {what}.\n!! Scores from it are NOT comparable to published numbers "
+          f"(tests and demos only).\n{line}", file=sys.stderr, flush=True)
