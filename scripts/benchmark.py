@@ -238,8 +238,33 @@ def export_for_onnxruntime(device: str, args, warp, gen):
     return runtime, info["seconds"]
 
 
+ARCHITECTURES = {
+    # name: (warp architecture, generator architecture) at the released widths, or a config
+    "pfafn": ({"type": "pfafn"}, {"type": "resunet"}),
+    "fsvton": ({"type": "fsvton"}, {"type": "resunet"}),
+    "dmvton": ({"type": "mobile"}, {"type": "mobile"}),
+    "mobile_student": "configs/mobile_student.yaml",
+}
+
+
+def architecture_models(name: str, device: str):
+    """Random parser-free warp and generator of a benchmarked architecture, eval mode."""
+    from models import PF_GEN_INPUT, PF_WARP_INPUT
+    spec = ARCHITECTURES[name]
+    if isinstance(spec, str):
+        from options.config import parse_config
+        from utils.training.parts import gen_arch, warp_arch
+        cfg = parse_config(["--config", os.path.join(ROOT, spec)], default_name=name)
+        warp_spec, gen_spec = warp_arch(cfg, PF_WARP_INPUT), gen_arch(cfg, PF_GEN_INPUT)
+    else:
+        warp_spec = {"kind": "warp", "input_nc": PF_WARP_INPUT, **spec[0]}
+        gen_spec = {"kind": "gen", "input_nc": PF_GEN_INPUT, **spec[1]}
+    torch.manual_seed(0)
+    return (build_model(warp_spec).to(device).eval(), build_model(gen_spec).to(device).eval())
+
+
 def bench_inference(device: str, args, warp, gen, runtime=None,
-                    export_seconds=None) -> list[dict]:
+                    export_seconds=None, arch: str = "pfafn") -> list[dict]:
     """Inference rows of every path and batch size. ``runtime``: an ONNX Runtime model of
     ``warp`` and ``gen`` already exported (default: export them here)."""
     rows = []
@@ -257,18 +282,19 @@ def bench_inference(device: str, args, warp, gen, runtime=None,
         for path in paths:
             latency = statistics.median(times[path.name])
             memory = peak_memory(runs[path.name], device)
-            rows.append(dict(section="inference", device=device, path=path.name, batch=batch,
+            rows.append(dict(section="inference", device=device, arch=arch, path=path.name,
+                             batch=batch,
                              latency_ms=1000 * latency, images_per_s=batch / latency,
                              min_latency_ms=1000 * min(times[path.name]), peak_mib=memory,
                              times_s=times[path.name], config=asdict(path)))
             versus = ""
             if path.onnxruntime:
                 fast = next(r for r in rows if r["batch"] == batch
-                            and r["path"].endswith("+fold+cl"))
+                            and r["path"].endswith("+fold+cl"))  # this architecture's rows
                 rows[-1].update(export_s=export_seconds, fast_path=fast["path"],
                                 speedup_vs_fast=fast["latency_ms"] / rows[-1]["latency_ms"])
                 versus = f", {rows[-1]['speedup_vs_fast']:.2f}x {fast['path']}"
-            print(f"  inference {device} b={batch} {path.name}: {1000 * latency:.0f} ms "
+            print(f"  inference {device} {arch} b={batch} {path.name}: {1000 * latency:.0f} ms "
                   f"({batch / latency:.2f} img/s{versus}), peak {memory:.0f} MiB", flush=True)
         del runs
     return rows
@@ -467,7 +493,8 @@ def bench_data(args) -> list[dict]:
 def add_ratios(rows: list[dict]) -> None:
     """Each row's speed and memory as a ratio to the plain path's row of the same setting."""
     def key(row):
-        return (row["section"], row.get("device"), row.get("stage"), row.get("batch"))
+        return (row["section"], row.get("device"), row.get("arch"), row.get("stage"),
+                row.get("batch"))
     plain = {key(r): r for r in rows if r.get("path") == PLAIN.name}
     for row in rows:
         base = plain.get(key(row))
@@ -496,7 +523,7 @@ def print_table(rows: list[dict]) -> None:
             continue
         ms = row.get("latency_ms", row.get("step_ms"))
         rate = row.get("images_per_s", row.get("samples_per_s"))
-        print(f"{row['section']:<12}{row['device']:<7}{row.get('stage', 'tryon'):<18}"
+        print(f"{row['section']:<12}{row['device']:<7}{row.get('stage', row.get('arch', '')):<18}"
               f"{row['batch']:>6}  {row['path']:<32}{ms:>10.1f}{rate:>9.2f}"
               f"{row.get('speedup_vs_plain', float('nan')):>9.2f}{row['peak_mib']:>10.0f}"
               f"{row.get('memory_vs_plain', float('nan')):>7.2f}")
@@ -531,6 +558,9 @@ def parse_args(argv=None):
     parser.add_argument("--warmup", type=int, default=1, help="untimed inference runs per figure")
     parser.add_argument("--repeats", type=int, default=3, help="timed inference runs per figure")
     parser.add_argument("--train_batch_size", type=int, default=2, help="training batch size")
+    parser.add_argument("--archs", default="pfafn",
+                        help="comma-separated architectures of the inference rows: "
+                             + ", ".join(ARCHITECTURES) + " (random weights, parser-free)")
     parser.add_argument("--train_config", default=None,
                         help="YAML file of training flags (widths, VGG levels) for the training "
                              "rows, e.g. configs/tiny.yaml; default: the paper's")
@@ -560,6 +590,9 @@ def parse_args(argv=None):
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     args.sections = args.sections.split(",")
     args.train_stages = [name.strip() for name in args.train_stages.split(",") if name.strip()]
+    args.archs = [name.strip() for name in args.archs.split(",") if name.strip()]
+    if set(args.archs) - set(ARCHITECTURES):
+        parser.error(f"--archs: expected a subset of {', '.join(ARCHITECTURES)}")
     if set(args.train_stages) - set(TRAIN_STAGES):
         parser.error(f"--train_stages: expected a subset of {', '.join(TRAIN_STAGES)}")
     unknown = set(args.sections) - {"correlation", "inference", "training", "data"}
@@ -594,10 +627,9 @@ def benchmark(args) -> dict:
         if "correlation" in args.sections:
             rows += bench_correlation(device, args)
         if "inference" in args.sections:
-            torch.manual_seed(0)
-            warp = build_model({"kind": "warp", "type": "pfafn", "input_nc": PF_WARP_INPUT})
-            gen = build_model({"kind": "gen", "type": "resunet", "input_nc": PF_GEN_INPUT})
-            rows += bench_inference(device, args, warp.to(device).eval(), gen.to(device).eval())
+            for arch in args.archs:
+                warp, gen = architecture_models(arch, device)
+                rows += bench_inference(device, args, warp, gen, arch=arch)
         if "training" in args.sections:
             rows += bench_training(device, args)
     if "data" in args.sections:
