@@ -39,7 +39,7 @@ from common.errors import exit_on_user_error
 from common.images import on_white, to_uint8
 from data.datasets import (DataOptions, add_data_arguments, default_mask_cache,
                            make_pairs_dataset)
-from data.files import read_gray, read_rgb
+from data.files import read_alpha, read_gray, read_rgb
 from data.photo_fit import FIT_MODES, paste_back, plan_fit
 from utils.inference.loading import add_model_arguments, check_model_arguments, load_model_from_args
 from utils.inference.model import pick_device
@@ -199,9 +199,10 @@ def tryon_pair(args) -> dict:
     person_photo = read_rgb(args.person, limit)
     garment_photo = read_rgb(args.garment, limit)
     user_mask = read_gray(args.garment_mask, limit) if args.garment_mask else None
+    alpha = None if user_mask is not None else read_alpha(args.garment, limit)
     mask, notes = garment_mask_for(
         garment_photo, user_mask, args.grabcut, garment_name=f"garment photo {args.garment}",
-        mask_name=f"--garment_mask {args.garment_mask}")
+        mask_name=f"--garment_mask {args.garment_mask}", alpha=alpha)
     for note in notes:
         print(f"{note}; pass --garment_mask to use your own" if note.startswith("garment mask")
               else f"note: {note}")

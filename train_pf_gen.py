@@ -8,12 +8,15 @@ skin terms weigh the region the tutor's garment covered but the person's does no
 warp learns at ``--lr_warp`` (default 0.2 x ``--lr``, tied as in the release), the generator
 at ``--lr``. With ``--schedule release`` (the default) the early skin weights last the
 release's ``niter - 1`` epochs and the rates decay as the release's; ``--schedule zero_based``
-gives ``niter``.
+gives ``niter``. The generator's BatchNorm running statistics follow the real photos (an
+extra no-grad pass; ``--bn_statistics tutor``: the release's, of the tutor images).
 
     python train_pf_gen.py --dataroot VITON_traindata --name pf_gen \\
         --pb_checkpoint checkpoints/pb_gen/final.pth \\
         --pf_warp_checkpoint checkpoints/pf_warp/final.pth
 """
+
+from contextlib import nullcontext
 
 import torch
 
@@ -21,11 +24,13 @@ from models import PF_GEN_INPUT
 from models.losses import skin_loss, tryon_loss
 from models.tryon import compose, parser_free_tryon
 from utils.training.engine import main
-from utils.training.parts import (add_teacher_arguments, add_warp_lr_argument, batch_inputs,
-                                  build_generator, check_earlier_stages, check_kd_group,
-                                  continue_from_flag, distillation_adapter, flow_picture,
-                                  flow_scalars, load_from_flag, parser_based_teacher,
-                                  perceptual_loss, teacher_and_student_warps, warp_learning_rate)
+from utils.training.parts import (add_bn_statistics_argument, add_teacher_arguments,
+                                  add_warp_lr_argument, batch_inputs, build_generator,
+                                  check_earlier_stages, check_kd_group, continue_from_flag,
+                                  distillation_adapter, flow_picture, flow_scalars,
+                                  load_from_flag, parser_based_teacher, perceptual_loss,
+                                  running_statistics_frozen, teacher_and_student_warps,
+                                  track_running_statistics, warp_learning_rate)
 from utils.training.schedule import in_first_phase
 from utils.training.stage import Stage, StepResult
 
@@ -50,6 +55,7 @@ class ParserFreeGenerator(Stage):
         parser.add_argument("--pf_warp_checkpoint", default=None,
                             help="stage-3 (train_pf_warp.py) checkpoint to start the warp from")
         add_warp_lr_argument(parser)
+        add_bn_statistics_argument(parser)
 
     def build_models(self, cfg, device):
         check_kd_group(cfg)
@@ -89,8 +95,15 @@ class ParserFreeGenerator(Stage):
         out = teacher_and_student_warps(models, inputs, vgg, cfg.kd_group_size)
         terms = {name: 0.25 * value for name, value in out.terms.items()}
         warped_edge = out.student.levels[-1].warped_edge
-        gen_output = models["gen"](torch.cat([out.tutor.image, out.student.warped,
-                                              warped_edge], 1))
+        photos = cfg.bn_statistics == "photos"
+        with running_statistics_frozen(models["gen"]) if photos else nullcontext():
+            gen_output = models["gen"](torch.cat([out.tutor.image, out.student.warped,
+                                                  warped_edge], 1))
+        if photos:
+            # Differs from the release on purpose: the BatchNorm statistics of the photos that
+            # test.py feeds the generator, not of the tutor images it trains on.
+            track_running_statistics(models["gen"], torch.cat(
+                [inputs.image, out.student.warped.detach(), warped_edge.detach()], 1))
         composite = compose(gen_output, out.student.warped, warped_edge,
                             gate=inputs.person_clothes_edge)
         terms.update(tryon_loss(composite.tryon, composite.rendered, composite.mask,

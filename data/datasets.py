@@ -37,7 +37,7 @@ from common.atomic import write_atomic
 from data import dresscode, viton, vitonhd
 from data.densepose import IUV_CHANNELS, read_densepose_file
 from data.files import (DEFAULT_MAX_PIXELS, EDGE_THRESHOLD, DatasetError, photo_tensor,
-                        read_gray, read_rgb, resize_nearest, resize_photo)
+                        read_alpha, read_gray, read_rgb, resize_nearest, resize_photo)
 from data.labels import LABEL_SCHEMES, NECK_CHOICES, NECK_HELP, read_label_map
 from data.photo_fit import FIT_MODES, apply_placement, fit_to_frame
 from data.pose import POSE_FORMATS, PoseFileError, read_keypoints_file, scale_keypoints
@@ -106,7 +106,8 @@ class GarmentMasks:
                 return (cached > EDGE_THRESHOLD).astype(np.uint8)
         from data.garment_mask import GarmentMaskError, compute_garment_mask
         try:
-            mask = compute_garment_mask(photo, grabcut=self.grabcut, source=garment.image).mask
+            mask = compute_garment_mask(photo, grabcut=self.grabcut, source=garment.image,
+                                        alpha=read_alpha(garment.image, self.max_pixels)).mask
         except GarmentMaskError as error:
             raise DatasetError(f"{error} (no mask file: the mask is computed from the product "
                                f"photo)") from None

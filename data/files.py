@@ -141,6 +141,28 @@ def read_rgb(path: str, max_pixels: Optional[int] = None) -> np.ndarray:
     return _decode(path, cv2.IMREAD_COLOR, max_pixels)[:, :, ::-1]
 
 
+# Alpha at or above this everywhere: an opaque image, whose alpha says nothing of the garment.
+OPAQUE_ALPHA = 250
+
+
+def read_alpha(path: str, max_pixels: Optional[int] = None) -> Optional[np.ndarray]:
+    """The alpha channel of a PNG with one (grey + alpha or RGBA, e.g. a shop's cut-out), as
+    uint8 (h, w); None for other files and for an alpha that is opaque everywhere."""
+    data = read_bytes(path)
+    # Bytes 24 and 25 of a PNG: bit depth and colour type (4: grey + alpha, 6: RGBA).
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or len(data) < 26 or data[25] not in (4, 6):
+        return None
+    _check_complete(data, path)
+    check_pixels(data, path, max_pixels)
+    image = _imdecode(data, cv2.IMREAD_UNCHANGED, path)
+    if image.ndim != 3 or image.shape[2] != 4:
+        return None
+    alpha = image[:, :, 3]
+    if alpha.dtype == np.uint16:
+        alpha = (alpha >> 8).astype(np.uint8)
+    return None if int(alpha.min()) >= OPAQUE_ALPHA else alpha
+
+
 def read_gray(path: str, max_pixels: Optional[int] = None) -> np.ndarray:
     """Decode an image as grey levels -> uint8 (h, w)."""
     return _decode(path, cv2.IMREAD_GRAYSCALE, max_pixels)

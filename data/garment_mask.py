@@ -56,7 +56,7 @@ import cv2
 import numpy as np
 
 from common.errors import UserError
-from data.files import read_rgb
+from data.files import read_alpha, read_rgb
 from common.atomic import write_bytes_atomic
 
 WORK_MAX_SIDE = 512          # steps 1-4 run at most at this size (pixels, longer side)
@@ -432,14 +432,32 @@ def _grabcut(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 # Public API
 
 
+def mask_from_alpha(alpha: np.ndarray, size: Tuple[int, int], source: str) -> GarmentMask:
+    """The mask a cut-out's alpha channel gives (alpha > 127), checked as a computed one."""
+    if alpha.shape != tuple(size):
+        raise GarmentMaskError(f"{source}: its alpha channel is {alpha.shape[1]}x"
+                               f"{alpha.shape[0]}, the image {size[1]}x{size[0]}")
+    mask = alpha > 127
+    area = float(mask.mean())
+    if not MIN_AREA_FRACTION <= area <= MAX_AREA_FRACTION:
+        raise GarmentMaskError(f"{source}: its alpha channel covers {100 * area:.1f}% of the "
+                               f"image, which is not a garment's cut-out; pass a mask of your "
+                               f"own")
+    return GarmentMask(mask=np.where(mask, 255, 0).astype(np.uint8), background=(255, 255, 255),
+                       light_background=True, uniform_background=True,
+                       notes=[f"{source}: the mask is the image's alpha channel"])
+
+
 def compute_garment_mask(image: np.ndarray, grabcut: bool = False,
-                         source: str = "<image>") -> GarmentMask:
+                         source: str = "<image>", alpha=None) -> GarmentMask:
     """Mask of the garment in a product photo.
 
     Args:
         image: uint8 (H, W, 3) RGB, any size (H, W >= 16).
         grabcut: refine with OpenCV's GrabCut (slower; see the module docstring).
         source: the photo's name for messages (a path, usually).
+        alpha: the photo's alpha channel (``data.files.read_alpha``), uint8 (H, W), or None:
+            when given, the mask is ``alpha > 127`` (``mask_from_alpha``; a note says so).
 
     Returns a GarmentMask whose ``mask`` is uint8 (H, W) with values 0 and 255.
     Raises GarmentMaskError (a ValueError) naming ``source`` when the array is not an
@@ -455,8 +473,15 @@ def compute_garment_mask(image: np.ndarray, grabcut: bool = False,
     if min(height, width) < 16:
         raise GarmentMaskError(f"{source}: image of {height}x{width} pixels is too small "
                                f"(at least 16x16)")
+    if alpha is not None:
+        return mask_from_alpha(alpha, (height, width), source)
 
     scale = max(1.0, max(height, width) / WORK_MAX_SIDE)
+    if min(height, width) / scale < 16:
+        raise GarmentMaskError(f"{source}: a {width}x{height} image is too elongated for a "
+                               f"product photo (its short side would be "
+                               f"{min(height, width) / scale:.1f} pixels at the "
+                               f"{WORK_MAX_SIDE}-pixel working size); pass a mask of your own")
     if scale > 1.0:
         work_h, work_w = int(round(height / scale)), int(round(width / scale))
         work = cv2.resize(image, (work_w, work_h), interpolation=cv2.INTER_AREA)
@@ -539,8 +564,10 @@ def compute_garment_mask(image: np.ndarray, grabcut: bool = False,
 
 def garment_mask_from_file(path: str, grabcut: bool = False) -> GarmentMask:
     """Read a product photo (data.files.read_rgb: DatasetError for unreadable or truncated
-    files) and compute its mask; GarmentMaskError names ``path``."""
-    return compute_garment_mask(read_rgb(path), grabcut=grabcut, source=path)
+    files) and compute its mask, or take its alpha channel when it has one;
+    GarmentMaskError names ``path``."""
+    return compute_garment_mask(read_rgb(path), grabcut=grabcut, source=path,
+                                alpha=read_alpha(path))
 
 
 def encode_mask(mask: np.ndarray, extension: str) -> bytes:

@@ -26,6 +26,9 @@ def offset_to_grid(offset: torch.Tensor, align_corners: bool = True) -> torch.Te
     With align_corners=True: ``x_n = (x + dx) / ((W - 1) / 2) - 1`` (the release's
     ``apply_offset``); with False the pixel-centre convention ``(2 (x + dx) + 1) / W - 1``.
     """
+    # Positions are computed in at least float32: from a bf16 offset (a convolution's output
+    # under autocast) they would be a third of a pixel apart at 192 wide.
+    offset = offset.to(torch.promote_types(offset.dtype, torch.float32))
     height, width = offset.shape[-2:]
     ys = torch.arange(height, device=offset.device, dtype=offset.dtype).view(1, height, 1)
     xs = torch.arange(width, device=offset.device, dtype=offset.dtype).view(1, 1, width)
@@ -42,10 +45,11 @@ def offset_to_grid(offset: torch.Tensor, align_corners: bool = True) -> torch.Te
 
 def sample(image: torch.Tensor, flow: torch.Tensor, padding_mode: str = "border",
            align_corners: bool = True) -> torch.Tensor:
-    """Bilinear ``grid_sample`` of ``image`` (B, C, h, w) at ``flow`` (B, 2, H, W) -> (B, C, H, W)."""
-    grid = flow.permute(0, 2, 3, 1)
-    if grid.dtype != image.dtype:
-        grid = grid.to(image.dtype)
+    """Bilinear ``grid_sample`` of ``image`` (B, C, h, w) at ``flow`` (B, 2, H, W) -> (B, C, H, W),
+    in the wider dtype of the two and at least float32 (a bf16 grid under autocast would move
+    every sample by up to a third of a pixel); the result has that dtype."""
+    dtype = torch.promote_types(torch.promote_types(image.dtype, flow.dtype), torch.float32)
+    image, grid = image.to(dtype), flow.permute(0, 2, 3, 1).to(dtype)
     return F.grid_sample(image, grid, mode="bilinear", padding_mode=padding_mode,
                          align_corners=align_corners)
 

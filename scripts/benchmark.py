@@ -12,7 +12,17 @@ Figures are medians over ``--repeats`` timed runs after ``--warmup`` untimed one
 take turns within each repeat so that load from other processes falls on all of them alike.
 The inference section also exports the same models to ONNX (a temporary file, as
 ``scripts/export.py`` does) and times ONNX Runtime on the same inputs, with its ratio to the
-fastest PyTorch path of plain float32 (``*+fold+cl``); ``--no_onnx`` skips that row.
+fastest PyTorch path of plain float32 (``*+fold+cl``), and on the CPU its int8 version
+(``utils/quantize.py``, calibrated on random inputs); ``--no_onnx`` / ``--no_int8`` skip them.
+bf16 autocast is timed on CUDA and on CPUs with native bf16. Every inference row carries the
+try-on's GFLOP (``torch.utils.flop_counter``) and, on the CPU, its fraction of this CPU's peak:
+a large 3x3 convolution through oneDNN with the same threads, fp32 and bf16 (the 'peak' row).
+The 'profile' section splits one try-on (batch 1) of the fp32 fast path and of the fastest
+path into encoders, flow heads, cost volumes per level, sampling and generator
+(``utils/profiling.py``).
+
+    OMP_NUM_THREADS=2 python scripts/benchmark.py --devices cpu --sections inference,profile \
+        --archs pfafn,mobile_student,dmvton --batch_sizes 1,8 --json docs/benchmarks/cpu.json
 """
 
 import argparse
@@ -40,8 +50,10 @@ import models.correlation as correlation  # noqa: E402
 from common.errors import exit_on_user_error  # noqa: E402
 from models import PF_GEN_INPUT, PF_WARP_INPUT, build_model  # noqa: E402
 from models.correlation import set_cost_volume  # noqa: E402
+from utils.profiling import PEAK_SHAPE, conv_peak_gflops, count_flops  # noqa: E402
 from models.fast import CudaGraphRunner, optimize_for_inference  # noqa: E402
 from models.tryon import parser_free_tryon  # noqa: E402
+from utils.inference.precision import unsupported  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,7 @@ class RunPath:
     compile: bool = False
     cuda_graph: bool = False
     onnxruntime: bool = False
+    int8: bool = False
 
 
 PLAIN = RunPath("plain")
@@ -67,7 +80,7 @@ def inference_paths(device: str, args) -> list[RunPath]:
              RunPath(f"{fast_corr}", fast_corr),
              RunPath(f"{fast_corr}+fold", fast_corr, fold_bn=True),
              RunPath(f"{fast_corr}+fold+cl", fast_corr, fold_bn=True, channels_last=True)]
-    if device == "cuda" or args.cpu_bf16:
+    if device == "cuda" or args.cpu_bf16 or unsupported("bf16", torch.device("cpu")) is None:
         paths.append(RunPath(f"{fast_corr}+fold+cl+bf16", fast_corr, True, True, bf16=True))
     if device == "cuda" and not args.no_cuda_graphs:
         paths.append(RunPath(f"{fast_corr}+fold+cl+bf16+graph", fast_corr, True, True, True,
@@ -76,8 +89,11 @@ def inference_paths(device: str, args) -> list[RunPath]:
         paths.append(RunPath(f"{fast_corr}+fold+cl+compile", fast_corr, True, True,
                           bf16=device == "cuda", compile=True))
     if onnxruntime_note(device, args) is None:
-        # The exported graph: BatchNorm folded, the 'rows' cost volume, float32.
+        # The exported graph: BatchNorm folded, the 'rows' cost volume, float32; and its
+        # int8 version (utils/quantize.py) on the CPU.
         paths.append(ONNX_PATH)
+        if device == "cpu" and not args.no_int8:
+            paths.append(ONNX_INT8_PATH)
     return selected(paths, args)
 
 
@@ -90,6 +106,7 @@ def selected(paths: list[RunPath], args) -> list[RunPath]:
 
 
 ONNX_PATH = RunPath("onnxruntime", "rows", fold_bn=True, onnxruntime=True)
+ONNX_INT8_PATH = RunPath("onnxruntime+int8", "rows", fold_bn=True, onnxruntime=True, int8=True)
 
 
 def onnxruntime_note(device: str, args) -> str | None:
@@ -197,12 +214,13 @@ def autocast_for(path: RunPath, device: str):
 # ----------------------------------------------------------------------------- inference
 
 
-def build_inference(path: RunPath, warp, gen, example, device: str, runtime=None):
-    """A no-argument callable running one try-on of ``example`` along ``path``; ``runtime``
-    is the ONNX Runtime model that the onnxruntime path runs."""
+def build_inference(path: RunPath, warp, gen, example, device: str, runtimes=None):
+    """A no-argument callable running one try-on of ``example`` along ``path``; ``runtimes``
+    holds the ONNX Runtime models ('fp32', 'int8') that the onnxruntime paths run."""
     if path.onnxruntime:
         # Inputs go to ONNX Runtime as CPU arrays and the outputs come back as CPU tensors,
         # transfers included, as utils/inference/onnx_runtime.py serves test.py.
+        runtime = runtimes["int8" if path.int8 else "fp32"]
         return lambda: runtime(*example).tryon
     warp = set_cost_volume(copy.deepcopy(warp), path.correlation)
     if path.fold_bn or path.channels_last or path.compile:
@@ -221,21 +239,33 @@ def build_inference(path: RunPath, warp, gen, example, device: str, runtime=None
     return lambda: tryon(*example)
 
 
-def export_for_onnxruntime(device: str, args, warp, gen):
-    """Export ``warp`` and ``gen`` to a temporary ONNX file and open it in ONNX Runtime with
-    torch's thread count (the session holds the graph; the file is then deleted). Returns
-    (runtime model, export seconds)."""
+def export_for_onnxruntime(device: str, args, warp, gen, folder: str) -> dict:
+    """Export ``warp`` and ``gen`` to ONNX in ``folder`` (as ``scripts/export.py`` does) and
+    open it in ONNX Runtime with torch's thread count; on the CPU also its int8 version
+    (``utils/quantize.py``), calibrated on random inputs: speed does not depend on the ranges.
+    Returns {'fp32': model, 'int8': model, 'files': {...}, 'export_s', 'quantise_s'}."""
     from utils.export import export_tryon
     from utils.inference.onnx_runtime import load_onnx_model
-    with tempfile.TemporaryDirectory(prefix="pfafn_bench_") as folder:
-        path = os.path.join(folder, "tryon.onnx")
-        info = export_tryon(warp, gen, args.height, args.width, onnx_path=path)
-        runtime = load_onnx_model(path, device, threads=torch.get_num_threads(),
-                                  what="benchmark")
+    path = os.path.join(folder, "tryon.onnx")
+    info = export_tryon(warp, gen, args.height, args.width, onnx_path=path)
+    found = {"fp32": load_onnx_model(path, device, threads=torch.get_num_threads(),
+                                     what="benchmark"),
+             "files": {"fp32": path}, "export_s": info["seconds"]}
     print(f"  exported the try-on to ONNX in {info['seconds']:.1f} s "
-          f"({info['onnx_bytes'] / 2 ** 20:.0f} MiB); ONNX Runtime providers "
-          f"{runtime.providers}", flush=True)
-    return runtime, info["seconds"]
+          f"({info['onnx_bytes'] / 2 ** 20:.1f} MiB); ONNX Runtime providers "
+          f"{found['fp32'].providers}", flush=True)
+    if device == "cpu" and not args.no_int8:
+        from utils.quantize import quantize_graph
+        int8_path = os.path.join(folder, "tryon_int8.onnx")
+        batches = [random_batch(2, args.height, args.width, "cpu", seed) for seed in (1, 2)]
+        quantised = quantize_graph(path, int8_path, batches, {"calibration": "random inputs"})
+        found["int8"] = load_onnx_model(int8_path, device, threads=torch.get_num_threads(),
+                                        what="benchmark")
+        found["files"]["int8"] = int8_path
+        found["quantise_s"] = quantised["seconds"]
+        print(f"  quantised it to int8 in {quantised['seconds']:.1f} s "
+              f"({quantised['bytes'] / 2 ** 20:.1f} MiB)", flush=True)
+    return found
 
 
 ARCHITECTURES = {
@@ -249,7 +279,7 @@ ARCHITECTURES = {
 
 def architecture_models(name: str, device: str):
     """Random parser-free warp and generator of a benchmarked architecture, eval mode."""
-    from models import PF_GEN_INPUT, PF_WARP_INPUT
+    from models import PF_WARP_INPUT
     spec = ARCHITECTURES[name]
     if isinstance(spec, str):
         from options.config import parse_config
@@ -263,41 +293,117 @@ def architecture_models(name: str, device: str):
     return (build_model(warp_spec).to(device).eval(), build_model(gen_spec).to(device).eval())
 
 
-def bench_inference(device: str, args, warp, gen, runtime=None,
-                    export_seconds=None, arch: str = "pfafn") -> list[dict]:
-    """Inference rows of every path and batch size. ``runtime``: an ONNX Runtime model of
-    ``warp`` and ``gen`` already exported (default: export them here)."""
-    rows = []
-    note = onnxruntime_note(device, args)
-    if note is None and runtime is None:
-        runtime, export_seconds = export_for_onnxruntime(device, args, warp, gen)
-    elif note is not None:
-        print(f"  inference {device} onnxruntime: {note}")
-    for batch in args.batch_sizes:
-        example = random_batch(batch, args.height, args.width, device)
-        paths = inference_paths(device, args)
-        runs = {path.name: build_inference(path, warp, gen, example, device, runtime)
-                for path in paths}
-        times = time_interleaved(runs, device, args.warmup, args.repeats)
-        for path in paths:
-            latency = statistics.median(times[path.name])
-            memory = peak_memory(runs[path.name], device)
-            rows.append(dict(section="inference", device=device, arch=arch, path=path.name,
-                             batch=batch,
-                             latency_ms=1000 * latency, images_per_s=batch / latency,
-                             min_latency_ms=1000 * min(times[path.name]), peak_mib=memory,
-                             times_s=times[path.name], config=asdict(path)))
-            versus = ""
-            if path.onnxruntime:
-                fast = next(r for r in rows if r["batch"] == batch
-                            and r["path"].endswith("+fold+cl"))  # this architecture's rows
-                rows[-1].update(export_s=export_seconds, fast_path=fast["path"],
-                                speedup_vs_fast=fast["latency_ms"] / rows[-1]["latency_ms"])
-                versus = f", {rows[-1]['speedup_vs_fast']:.2f}x {fast['path']}"
-            print(f"  inference {device} {arch} b={batch} {path.name}: {1000 * latency:.0f} ms "
-                  f"({batch / latency:.2f} img/s{versus}), peak {memory:.0f} MiB", flush=True)
-        del runs
+def bench_inference(device: str, args, warp, gen, arch: str = "pfafn",
+                    runtimes: dict | None = None) -> list[dict]:
+    """Inference rows of every path and batch size of one architecture (with the try-on's
+    GFLOP/s) and, in the 'profile' section, where the time of fp32 and of the fastest path
+    goes. ``runtimes``: ONNX Runtime models of ``warp`` and ``gen`` already exported (as
+    ``export_for_onnxruntime`` returns them; default: export them here)."""
+    with tempfile.TemporaryDirectory(prefix="pfafn_bench_") as folder:
+        note = onnxruntime_note(device, args)
+        if note is None and runtimes is None:
+            runtimes = export_for_onnxruntime(device, args, warp, gen, folder)
+        elif note is not None:
+            print(f"  inference {device} onnxruntime: {note}")
+        gflop = count_flops(lambda: parser_free_tryon(
+            warp, gen, *random_batch(1, args.height, args.width, device))) / 1e9
+        rows = []
+        for batch in args.batch_sizes:
+            rows += _inference_rows(device, args, warp, gen, arch, batch, runtimes, gflop)
+        if "profile" in args.sections and device == "cpu":
+            rows += bench_profile(args, warp, gen, arch, rows, runtimes)
     return rows
+
+
+def _inference_rows(device, args, warp, gen, arch, batch, runtimes, gflop) -> list:
+    example = random_batch(batch, args.height, args.width, device)
+    paths = inference_paths(device, args)
+    runs = {path.name: build_inference(path, warp, gen, example, device, runtimes)
+            for path in paths}
+    times = time_interleaved(runs, device, args.warmup, args.repeats)
+    rows = []
+    for path in paths:
+        latency = statistics.median(times[path.name])
+        memory = peak_memory(runs[path.name], device)
+        rows.append(dict(section="inference", device=device, arch=arch, path=path.name,
+                         batch=batch, latency_ms=1000 * latency, images_per_s=batch / latency,
+                         min_latency_ms=1000 * min(times[path.name]), peak_mib=memory,
+                         gflop_per_image=gflop, gflops=gflop * batch / latency,
+                         times_s=times[path.name], config=asdict(path)))
+        versus = f", {rows[-1]['gflops']:.0f} GFLOP/s"
+        if path.onnxruntime:
+            fast = next(r for r in rows if r["path"].endswith("+fold+cl"))
+            rows[-1].update(export_s=runtimes["export_s"], fast_path=fast["path"],
+                            speedup_vs_fast=fast["latency_ms"] / rows[-1]["latency_ms"])
+            versus += f", {rows[-1]['speedup_vs_fast']:.2f}x {fast['path']}"
+        print(f"  inference {device} {arch} b={batch} {path.name}: {1000 * latency:.0f} ms "
+              f"({batch / latency:.2f} img/s{versus}), peak {memory:.0f} MiB", flush=True)
+    return rows
+
+
+def bench_peak(args, when: str) -> dict:
+    """This CPU's peak: a large 3x3 convolution through oneDNN (``utils.profiling``) with the
+    benchmark's thread count, fp32, and bf16 where the CPU has native bf16 (or --cpu_bf16)."""
+    peaks = {"fp32": conv_peak_gflops(torch.float32)}
+    if args.cpu_bf16 or unsupported("bf16", torch.device("cpu")) is None:
+        peaks["bf16"] = conv_peak_gflops(torch.bfloat16)
+    print(f"  peak {when} (3x3 convolution, oneDNN, {torch.get_num_threads()} threads): "
+          + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()), flush=True)
+    return peaks
+
+
+def bench_profile(args, warp, gen, arch, rows, runtimes) -> list[dict]:
+    """Where one try-on's time goes (batch 1), for the fp32 fast path (``*+fold+cl``) and for
+    the fastest path of ``rows``."""
+    from utils.profiling import module_profile, onnx_profile
+    from models.graph import INPUT_NAMES
+    first = [r for r in rows if r["batch"] == rows[0]["batch"]]
+    fp32 = next(r for r in first if r["path"].endswith("+fold+cl"))
+    fastest = min(first, key=lambda r: r["latency_ms"])
+    example = random_batch(first[0]["batch"], args.height, args.width, "cpu")
+    profiled = []
+    for row in [fp32] + ([fastest] if fastest is not fp32 else []):
+        path = RunPath(**row["config"])
+        if path.onnxruntime:
+            kind = "int8" if path.int8 else "fp32"
+            feeds = {name: x.numpy() for name, x in zip(INPUT_NAMES, example)}
+            profile = onnx_profile(runtimes["files"][kind], feeds, torch.get_num_threads(),
+                                   repeats=args.repeats)
+            # FLOPs per category are the model's, whatever runs it.
+            for name, found in profile["categories"].items():
+                found["gflop"] = profiled[0]["categories"].get(name, {}).get("gflop")
+        else:
+            fast_warp = set_cost_volume(copy.deepcopy(warp), path.correlation)
+            fast_warp, fast_gen = (optimize_for_inference(m, fold_bn=path.fold_bn,
+                                                          channels_last=path.channels_last)
+                                   for m in (fast_warp, gen))
+            profile = module_profile(fast_warp, fast_gen, example,
+                                     torch.bfloat16 if path.bf16 else None, args.repeats)
+        profile.update(section="profile", device="cpu", arch=arch, path=row["path"],
+                       batch=row["batch"], latency_ms=row["latency_ms"], config=row["config"])
+        profiled.append(profile)
+        print(f"  profile {arch} {row['path']} (per try-on, ms / GFLOP):", flush=True)
+        for name, found in sorted(profile["categories"].items(), key=lambda kv: -kv[1]["ms"]):
+            gflop = found.get("gflop")
+            print(f"    {name:<30}{found['ms']:>8.1f}"
+                  + (f"{gflop:>8.2f}" if gflop is not None else ""), flush=True)
+    return profiled
+
+
+def add_fractions_of_peak(rows: list[dict], peaks: dict) -> None:
+    """Each CPU inference row's and profile part's GFLOP/s as a fraction of ``peaks`` (bf16
+    rows against the bf16 peak; fp32 and int8 rows against the fp32 one: no int8 peak is
+    measured)."""
+    from utils.profiling import fractions_of_peak
+    for row in rows:
+        if row.get("device") != "cpu" or row["section"] not in ("inference", "profile"):
+            continue
+        kind = "bf16" if row["config"]["bf16"] else "fp32"
+        row["peak_dtype"] = kind
+        if row["section"] == "inference":
+            row["fraction_of_peak"] = row["gflops"] / peaks[kind]
+        else:
+            fractions_of_peak(row, peaks[kind])
 
 
 def bench_correlation(device: str, args) -> list[dict]:
@@ -344,7 +450,7 @@ def training_paths(device: str, args) -> list[RunPath]:
     """The cost volume and precision of ``train_*.py``'s ``--cost_volume``/``--amp``."""
     fast_corr = "triton" if device == "cuda" and correlation.triton_available() else "band"
     paths = [PLAIN, RunPath(fast_corr, fast_corr)]
-    if device == "cuda" or args.cpu_bf16:
+    if device == "cuda" or args.cpu_bf16 or unsupported("bf16", torch.device("cpu")) is None:
         paths.append(RunPath(f"{fast_corr}+bf16", fast_corr, bf16=True))
     return selected(paths, args)
 
@@ -434,9 +540,14 @@ class TrainingBench:
 
     @staticmethod
     def _batches(trainer):
+        """Batches epoch after epoch, as ``Trainer.run_epoch`` turns them (its position in
+        the epoch back to 0 at the end of each)."""
         while True:
-            for batch in trainer._start_epoch():
-                yield batch
+            trainer.step_in_epoch = 0
+            loader = trainer._start_epoch()
+            if len(loader) == 0:
+                raise RuntimeError("the benchmark's training set gives no batch")
+            yield from loader
 
 
 def bench_training(device: str, args) -> list[dict]:
@@ -508,10 +619,16 @@ def add_ratios(rows: list[dict]) -> None:
 
 def print_table(rows: list[dict]) -> None:
     header = (f"{'section':<12}{'device':<7}{'stage':<18}{'batch':>6}  {'path':<32}"
-              f"{'ms':>10}{'per s':>9}{'x plain':>9}{'peak MiB':>10}{'x mem':>7}")
+              f"{'ms':>10}{'per s':>9}{'x plain':>9}{'peak MiB':>10}{'x mem':>7}{'% peak':>8}")
     print(header)
     print("-" * len(header))
     for row in rows:
+        if row["section"] == "profile":
+            continue                    # printed as measured, and in the JSON
+        if row["section"] == "peak":
+            print(f"{'peak':<12}{row['device']:<7}{'3x3 conv oneDNN':<18}{'':>6}  "
+                  + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in row["gflops"].items()))
+            continue
         if "path" not in row:
             if row["section"] == "data" and "note" not in row:
                 print(f"{'data':<12}{'cpu':<7}{'loader':<18}{row['batch_size']:>6}  "
@@ -526,20 +643,55 @@ def print_table(rows: list[dict]) -> None:
         print(f"{row['section']:<12}{row['device']:<7}{row.get('stage', row.get('arch', '')):<18}"
               f"{row['batch']:>6}  {row['path']:<32}{ms:>10.1f}{rate:>9.2f}"
               f"{row.get('speedup_vs_plain', float('nan')):>9.2f}{row['peak_mib']:>10.0f}"
-              f"{row.get('memory_vs_plain', float('nan')):>7.2f}")
+              f"{row.get('memory_vs_plain', float('nan')):>7.2f}"
+              f"{100 * row.get('fraction_of_peak', float('nan')):>8.1f}")
+
+
+def print_profiles(rows: list[dict]) -> None:
+    """Where one try-on's time goes, per profiled path: ms and % of peak per part."""
+    for row in (r for r in rows if r["section"] == "profile"):
+        print(f"\nprofile {row['arch']} {row['path']} b={row['batch']} (timed "
+              f"{row['latency_ms']:.1f} ms; the parts {row['total_ms']:.1f} ms)")
+        for name, found in sorted(row["categories"].items(), key=lambda kv: -kv[1]["ms"]):
+            share = found.get("fraction_of_peak")
+            print(f"  {name:<30}{found['ms']:>8.1f} ms"
+                  + (f"{found['gflop']:>8.2f} GFLOP{100 * share:>6.1f}% of peak"
+                     if share is not None else ""))
+
+
+def cpu_description() -> dict:
+    """The CPU's model name and the instruction sets the models' speed depends on (Linux)."""
+    found = {"model": platform.processor() or None, "flags": []}
+    try:
+        with open("/proc/cpuinfo") as handle:
+            text = handle.read()
+    except OSError:
+        return found
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name":
+            found["model"] = value.strip()
+        elif key.strip() == "flags":
+            wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16",
+                      "amx_int8", "fma")
+            found["flags"] = [flag for flag in value.split() if flag in wanted]
+            break
+    found["logical_cpus"] = os.cpu_count()
+    return found
 
 
 def environment(args, load) -> dict:
-    info = dict(torch=torch.__version__, python=platform.python_version(),
+    info = dict(command="python " + " ".join(sys.argv), cpu=cpu_description(),
+                torch=torch.__version__, python=platform.python_version(),
                 machine=platform.machine(), cpu_capability=torch.backends.cpu.get_cpu_capability(),
                 torch_threads=torch.get_num_threads(), omp_num_threads=os.environ.get(
                     "OMP_NUM_THREADS"), load_average_at_start=load, size=[args.height, args.width],
                 cuda=torch.cuda.get_device_name() if torch.cuda.is_available() else None)
-    try:
-        import triton
-        info["triton"] = triton.__version__
-    except ImportError:
-        info["triton"] = None
+    for package in ("triton", "onnxruntime", "onnx"):
+        try:
+            info[package] = __import__(package).__version__
+        except ImportError:
+            info[package] = None
     return info
 
 
@@ -551,7 +703,9 @@ def parse_args(argv=None):
                         type=lambda text: [int(v) for v in text.split(",")],
                         help="B,C,H,W of the correlation section (the finest 256x192 level)")
     parser.add_argument("--sections", default="correlation,inference,training,data",
-                        help="comma-separated subset of correlation,inference,training,data")
+                        help="comma-separated subset of correlation,inference,profile,"
+                             "training,data (profile: where the time of batch 1 goes, with "
+                             "inference, on the CPU)")
     parser.add_argument("--batch_sizes", default="1,4", help="inference batch sizes")
     parser.add_argument("--height", type=int, default=256, help="image height")
     parser.add_argument("--width", type=int, default=192, help="image width")
@@ -572,9 +726,12 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: OMP_NUM_THREADS or torch's choice)")
     parser.add_argument("--cpu_bf16", action="store_true",
-                        help="also time bf16 autocast on CPU (slow without AVX-512 BF16/AMX)")
+                        help="also time bf16 autocast on a CPU without native bf16 (AVX-512 "
+                             "BF16 or AMX; timed by itself where the CPU has it): emulated, slow")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
     parser.add_argument("--no_cuda_graphs", action="store_true", help="skip the CUDA-graph path")
+    parser.add_argument("--no_int8", action="store_true",
+                        help="skip the int8 ONNX Runtime row (it quantises the exported graph)")
     parser.add_argument("--no_onnx", action="store_true",
                         help="skip the ONNX Runtime row (it exports the models first: about "
                              "half a minute on CPU)")
@@ -595,7 +752,7 @@ def parse_args(argv=None):
         parser.error(f"--archs: expected a subset of {', '.join(ARCHITECTURES)}")
     if set(args.train_stages) - set(TRAIN_STAGES):
         parser.error(f"--train_stages: expected a subset of {', '.join(TRAIN_STAGES)}")
-    unknown = set(args.sections) - {"correlation", "inference", "training", "data"}
+    unknown = set(args.sections) - {"correlation", "inference", "profile", "training", "data"}
     if unknown:
         parser.error(f"unknown sections: {sorted(unknown)}")
     if args.devices == "auto":
@@ -627,9 +784,19 @@ def benchmark(args) -> dict:
         if "correlation" in args.sections:
             rows += bench_correlation(device, args)
         if "inference" in args.sections:
+            peaks = bench_peak(args, "at start") if device == "cpu" else None
             for arch in args.archs:
                 warp, gen = architecture_models(arch, device)
                 rows += bench_inference(device, args, warp, gen, arch=arch)
+            if peaks:
+                # Measured before and after; the higher of the two (load from other processes
+                # only lowers it) is the peak the rows are fractions of.
+                late = bench_peak(args, "at end")
+                peaks = {k: max(v, late[k]) for k, v in peaks.items()}
+                rows.append(dict(section="peak", device=device, gflops=peaks,
+                                 threads=torch.get_num_threads(), shape=list(PEAK_SHAPE),
+                                 note="3x3 convolution, oneDNN, best of the start and end"))
+                add_fractions_of_peak(rows, peaks)
         if "training" in args.sections:
             rows += bench_training(device, args)
     if "data" in args.sections:
@@ -639,6 +806,7 @@ def benchmark(args) -> dict:
                   load_average_at_end=os.getloadavg(), results=rows)
     print()
     print_table(rows)
+    print_profiles(rows)
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as handle:
         json.dump(report, handle, indent=2)

@@ -18,6 +18,10 @@ from common.errors import UserError, exit_on_user_error  # noqa: E402
 
 ROWS = (  # (label, scores file under --out, what it is)
     ("student (paired)", "results/paired/scores.json", "PF-AFN student, own garment"),
+    ("FS-VTON student (paired)", "results/paired_fsvton/scores.json",
+     "FS-VTON's warp, distilled from the PF-AFN teacher"),
+    ("mobile student (paired)", "results/paired_mobile/scores.json",
+     "DM-VTON's mobile warp and generator, narrowed, distilled from the PF-AFN teacher"),
     ("paste baseline (paired)", "results/paste_paired/scores.json", "unwarped garment pasted"),
     ("student (unpaired)", "results/unpaired/scores.json", "PF-AFN student, other garment"),
     ("paste baseline (unpaired)", "results/paste_unpaired/scores.json", "unwarped garment pasted"),
@@ -46,7 +50,11 @@ def score_table(out: Path) -> str:
 STAGES = (("pb_warp", "1 parser-based warp", "warped garment vs worn garment"),
           ("pb_gen", "2 teacher", "tutor try-on vs photo"),
           ("pf_warp", "3 student warp", "warped garment vs worn garment"),
-          ("pf_gen", "4 student", "try-on vs photo"))
+          ("pf_gen", "4 student", "try-on vs photo"),
+          ("pf_warp_fsvton", "3 FS-VTON student warp", "warped garment vs worn garment"),
+          ("pf_gen_fsvton", "4 FS-VTON student", "try-on vs photo"),
+          ("pf_warp_mobile", "3 mobile student warp", "warped garment vs worn garment"),
+          ("pf_gen_mobile", "4 mobile student", "try-on vs photo"))
 
 
 def _validation_series(run_dir: Path, tag: str) -> list:

@@ -12,6 +12,14 @@ the cost volume is plain matmuls, and the file carries its size, sampling conven
 checkpoints in ``metadata_props``. ``--format torch_export`` writes a ``torch.export`` program
 (.pt2) instead, ``--format both`` the two from one capture. After writing, the graph is run
 beside the PyTorch model on random inputs and the largest difference printed.
+
+``--int8 --calibration DIR`` writes the graph with int8 convolutions instead (``utils/
+quantize.py``: ONNX Runtime's static quantisation, activation ranges from the first
+``--calibration_samples`` pairs of the test folder DIR; the cost volume, the flows and the
+sampling stay float32), and compares it with the float32 model on those pairs in 8-bit levels:
+
+    python scripts/export.py --checkpoint pf_gen/final.pth --out tryon_int8.onnx \
+        --int8 --calibration VITON_test
 """
 
 import argparse
@@ -25,7 +33,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from common.errors import UserError, exit_on_user_error  # noqa: E402
-from common.images import to_uint8  # noqa: E402
+from common.images import quantise, to_uint8  # noqa: E402
+from data.datasets import DataOptions, add_data_arguments, make_pairs_dataset  # noqa: E402
 from models.graph import OUTPUT_NAMES, example_inputs  # noqa: E402
 from utils.export import DEFAULT_OPSET, PT2_METADATA  # noqa: E402
 from utils.inference.loading import (add_model_arguments, check_model_arguments,  # noqa: E402
@@ -48,8 +57,29 @@ def parse_args(argv=None):
                    help="ONNX opset (18 or newer: the oldest the exporter writes)")
     p.add_argument("--no_verify", action="store_true",
                    help="skip running the written graph beside the PyTorch model")
+    int8 = p.add_argument_group("int8")
+    int8.add_argument("--int8", action="store_true",
+                      help="write the graph with int8 convolutions (ONNX Runtime static "
+                           "quantisation), calibrated on --calibration")
+    int8.add_argument("--calibration", default=None,
+                      help="test folder whose pairs calibrate the int8 activation ranges (any "
+                           "layout of --dataset; garment masks computed when absent)")
+    int8.add_argument("--calibration_pairs", default="unpaired",
+                      help="unpaired, paired or a pairs file of --calibration")
+    int8.add_argument("--calibration_samples", type=int, default=32,
+                      help="how many pairs calibrate (the first of the pairs file)")
+    add_data_arguments(int8)
     args = p.parse_args(argv)
     check_model_arguments(p, args)
+    if args.int8 and not args.calibration:
+        p.error("--int8 needs --calibration DIR: a test folder whose pairs set the activation "
+                "ranges")
+    if args.calibration and not args.int8:
+        p.error("--calibration is for --int8")
+    if args.int8 and args.format != "onnx":
+        p.error("--int8 writes an ONNX graph (--format onnx)")
+    if args.calibration_samples < 1:
+        p.error("--calibration_samples must be at least 1")
     for flag in ("height", "width"):
         value = getattr(args, flag)
         if value is not None and (value <= 0 or value % 32):
@@ -97,6 +127,27 @@ def _differences(reference, outputs: dict) -> str:
     return f"max |difference|: {', '.join(parts)}; try-on images within {levels} level(s)"
 
 
+def level_differences(reference: torch.Tensor, tryon: torch.Tensor) -> dict:
+    """Mean, 99.9th percentile and largest absolute difference of two batches of try-ons in
+    8-bit levels (each image quantised as it is saved)."""
+    levels = (quantise(reference).to(torch.int16) - quantise(tryon).to(torch.int16)).abs().numpy()
+    return {"mean": float(levels.mean()), "p99.9": float(np.percentile(levels, 99.9)),
+            "max": int(levels.max())}
+
+
+def verify_int8(model, int8_path: Path, batches) -> dict:
+    """The int8 graph against the float32 PyTorch model on the calibration pairs."""
+    from utils.inference.onnx_runtime import load_onnx_model
+    runtime = load_onnx_model(str(int8_path), "cpu", what="--out")
+    found = [level_differences(model(*batch).tryon, runtime(*batch).tryon) for batch in batches]
+    count = sum(len(batch[0]) for batch in batches)
+    mean = sum(f["mean"] * len(b[0]) for f, b in zip(found, batches)) / count
+    worst = max(f["max"] for f in found)
+    print(f"int8 graph vs float32 PyTorch on the {count} calibration pairs: try-ons differ by "
+          f"{mean:.2f} levels on average, {worst} at most")
+    return {"pairs": count, "mean_levels": mean, "max_levels": worst}
+
+
 def verify(model, onnx_path: Path | None, program=None) -> None:
     """Run the written ONNX file (in ONNX Runtime) and the captured program beside the PyTorch
     model on two random input sets and print the largest differences."""
@@ -138,6 +189,8 @@ def export(args) -> dict:
         require_onnx_packages()
     from utils.export import export_tryon
     model = load_model_from_args(args, torch.device("cpu"))
+    if args.int8:
+        return export_int8(args, model, onnx_path)
     sources = {"warp_checkpoint": args.warp_checkpoint, "gen_checkpoint": args.gen_checkpoint}
     info = export_tryon(model.warp, model.gen, model.height, model.width, onnx_path=onnx_path,
                         pt2_path=pt2_path, sources=sources, opset=args.opset,
@@ -155,6 +208,27 @@ def export(args) -> dict:
           f"{info['folded']} folded into convolutions, {info['affine']} as multiply-adds")
     if not args.no_verify:
         verify(model, onnx_path, info["program"] if pt2_path is not None else None)
+    return info
+
+
+def export_int8(args, model, int8_path: Path) -> dict:
+    """The int8 graph of ``model`` at ``int8_path``, calibrated on ``--calibration``."""
+    from utils.quantize import calibration_batches, export_int8 as write_int8
+    options = DataOptions.from_config(args)
+    dataset = make_pairs_dataset(options, args.calibration, args.calibration_pairs,
+                                 model.height, model.width, fit="pad")
+    batches = calibration_batches(dataset, args.calibration_samples)
+    sources = {"warp_checkpoint": args.warp_checkpoint, "gen_checkpoint": args.gen_checkpoint}
+    quantised = write_int8(model, int8_path, batches, {"calibration": str(args.calibration)},
+                           sources=sources, opset=args.opset)
+    print(f"wrote {int8_path}: ONNX opset {args.opset} with int8 convolutions "
+          f"({quantised['quantised']} of {quantised['convolutions']} quantised; float32: "
+          f"{', '.join(quantised['kept_float'])}), {quantised['bytes'] / 2 ** 20:.1f} MiB, "
+          f"calibrated on {quantised['calibration_pairs']} pairs of {args.calibration} in "
+          f"{quantised['seconds'] + quantised['export_seconds']:.1f} s")
+    info = {"int8": quantised}
+    if not args.no_verify:
+        info["int8"]["verify"] = verify_int8(model, int8_path, batches)
     return info
 
 

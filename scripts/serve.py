@@ -50,7 +50,8 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from common.errors import UserError, user_error_message  # noqa: E402
-from data.files import DatasetError, header_size, read_gray, read_rgb  # noqa: E402
+from data.files import (DatasetError, header_size, read_alpha, read_gray,  # noqa: E402
+                        read_rgb)
 from data.photo_fit import FIT_MODES  # noqa: E402
 from utils.inference.loading import (add_model_arguments, check_model_arguments,  # noqa: E402
                                      load_model_from_args)
@@ -186,9 +187,11 @@ class TryOnPage:
                      if mask_path else None)
         garment_name = f"garment photo {os.path.basename(garment_path)}"
         try:
+            alpha = (None if user_mask is not None
+                     else read_alpha(garment_path, self.limits.max_pixels))
             mask, notes = garment_mask_for(
                 garment, user_mask, self.grabcut, garment_name=garment_name,
-                mask_name=f"garment mask {os.path.basename(mask_path or '')}")
+                mask_name=f"garment mask {os.path.basename(mask_path or '')}", alpha=alpha)
         except DatasetError as error:
             hint = ("" if user_mask is not None else
                     " You can upload the garment's mask under 'Garment mask' (white = garment, "
@@ -424,7 +427,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_model_arguments(p.add_argument_group("model"))
+    add_model_arguments(p.add_argument_group("model"), precision="auto")
     server = p.add_argument_group("server")
     server.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (0.0.0.0: every interface; the page has no "
@@ -463,10 +466,13 @@ def load_model(args):
     """The try-on model, loaded once, and a description of it for the page."""
     model = load_model_from_args(args)
     if args.onnx:
-        return model, f"Model: {os.path.basename(args.onnx)} on {runs_on(model)}"
-    names = sorted({os.path.basename(args.warp_checkpoint),
-                    os.path.basename(args.gen_checkpoint)})
-    return model, f"Model: {' + '.join(names)} on {model.device}"
+        title = f"Model: {os.path.basename(args.onnx)} on {runs_on(model)}"
+    else:
+        names = sorted({os.path.basename(args.warp_checkpoint),
+                        os.path.basename(args.gen_checkpoint)})
+        title = f"Model: {' + '.join(names)} on {model.device}"
+    choice = getattr(model, "choice", None)
+    return model, title + f", precision {choice.describe() if choice else model.precision}"
 
 
 def warm_up(model) -> float:

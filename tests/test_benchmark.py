@@ -14,7 +14,9 @@ def test_benchmark_reports_plain_and_fast_paths_with_ratios(tmp_path):
                              "--batch_sizes", "1", "--height", "64", "--width", "64",
                              "--warmup", "0", "--repeats", "1", "--corr_shape", "1,8,16,16",
                              "--json", str(out), "--no_onnx"])
-    rows = report["results"]
+    peaks = [r for r in report["results"] if r["section"] == "peak"]
+    assert len(peaks) == 1 and peaks[0]["gflops"]["fp32"] > 0
+    rows = [r for r in report["results"] if r["section"] != "peak"]
     paths = {(r["section"], r["path"]) for r in rows}
     assert {("correlation", "plain"), ("correlation", "band"), ("inference", "plain"),
             ("inference", "band+fold+cl")} <= paths
@@ -22,6 +24,9 @@ def test_benchmark_reports_plain_and_fast_paths_with_ratios(tmp_path):
     # ONNX Runtime row with its own small exported graph.
     assert ("inference", "onnxruntime") not in paths
     for row in rows:
+        if row["section"] == "inference":   # GFLOP/s against the peak of its number format
+            peak = peaks[0]["gflops"][row["peak_dtype"]]
+            assert row["fraction_of_peak"] == row["gflops"] / peak > 0
         assert row["latency_ms"] > 0
         if row["path"] == "plain":
             assert row["speedup_vs_plain"] == 1.0
@@ -36,7 +41,9 @@ def test_training_rows_time_every_stage_step(tmp_path):
     config.write_text((ROOT / "configs" / "tiny.yaml").read_text() + "vgg_layers: 0\n")
     report = benchmark.main(["--devices", "cpu", "--sections", "training", "--height", "64",
                              "--width", "64", "--train_batch_size", "1", "--train_warmup", "0",
-                             "--train_repeats", "1", "--train_config", str(config),
+                             # 3 steps of a 2-sample set: the second epoch must start too.
+                             "--train_repeats", "3", "--train_config", str(config),
+                             "--paths", "plain,band",
                              "--train_stages", "pb_warp,pb_gen,pf_warp,pf_gen",
                              "--json", str(tmp_path / "train.json")])
     rows = report["results"]

@@ -36,6 +36,7 @@ from common.images import to_uint8  # noqa: E402
 from utils.checkpoint import CheckpointError  # noqa: E402
 from utils.export import PT2_METADATA  # noqa: E402
 from utils.weights import file_sha256  # noqa: E402
+from utils.inference.loading import load_model_from_args  # noqa: E402
 from utils.inference.model import load_tryon_model  # noqa: E402
 from utils.inference.onnx_runtime import (OnnxUnavailableError, load_onnx_model,  # noqa: E402
                                           select_providers)
@@ -196,7 +197,7 @@ def test_export_prints_time_size_and_its_own_check(exported):
 def test_onnx_runtime_equals_pytorch(exported, pytorch_model):
     runtime = load_onnx_model(str(exported["onnx"]), "cpu")
     assert (runtime.height, runtime.width, runtime.device) == (64, 64, torch.device("cpu"))
-    assert (runtime.amp, runtime.backend, runtime.align_corners) == ("none", "onnxruntime", True)
+    assert (runtime.precision, runtime.backend, runtime.align_corners) == ("fp32", "onnxruntime", True)
     person, garment, edge = example_inputs(64, 64, batch=3, seed=7)
     got = runtime(person, garment, edge)
     expected = pytorch_model(person, garment, edge)
@@ -237,22 +238,42 @@ def test_torch_export_program_equals_pytorch(exported, pytorch_model):
 
 def test_benchmark_times_onnx_runtime_beside_the_pytorch_paths(exported, pytorch_model):
     from scripts import benchmark
-    args = benchmark.parse_args(["--devices", "cpu", "--sections", "inference", "--batch_sizes",
-                                 "1,2", "--height", "64", "--width", "64", "--warmup", "0",
-                                 "--repeats", "1"])
-    runtime = load_onnx_model(str(exported["onnx"]))
+    args = benchmark.parse_args(["--devices", "cpu", "--sections", "inference,profile",
+                                 "--batch_sizes", "1,2", "--height", "64", "--width", "64",
+                                 "--warmup", "0", "--repeats", "1", "--no_int8"])
+    runtimes = {"fp32": load_onnx_model(str(exported["onnx"])), "export_s": 1.5,
+                "files": {"fp32": str(exported["onnx"])}}
     rows = benchmark.bench_inference("cpu", args, pytorch_model.warp, pytorch_model.gen,
-                                     runtime=runtime, export_seconds=1.5)
+                                     runtimes=runtimes)
     benchmark.add_ratios(rows)
-    onnx_rows = [r for r in rows if r["path"] == "onnxruntime"]
+    benchmark.add_fractions_of_peak(rows, {"fp32": 100.0, "bf16": 200.0})
+    onnx_rows = [r for r in rows if r["section"] == "inference" and r["path"] == "onnxruntime"]
     assert [r["batch"] for r in onnx_rows] == [1, 2]
     for row in onnx_rows:
-        fast = next(r for r in rows if r["batch"] == row["batch"] and r["path"] == "band+fold+cl")
+        fast = next(r for r in rows if r["section"] == "inference" and r["batch"] == row["batch"]
+                    and r["path"] == "band+fold+cl")
         assert row["latency_ms"] > 0 and row["export_s"] == 1.5
         assert row["fast_path"] == "band+fold+cl"
         assert row["speedup_vs_fast"] == pytest.approx(fast["latency_ms"] / row["latency_ms"])
         assert row["speedup_vs_plain"] > 0
-    benchmark.print_table(rows)   # the row fits the table
+        assert row["fraction_of_peak"] == pytest.approx(row["gflops"] / 100.0)
+    # The profile of the fp32 fast path and of the fastest one: parts that add up to the
+    # whole, with the FLOPs of the convolutions found in the encoders, heads and generator.
+    profiles = [r for r in rows if r["section"] == "profile"]
+    assert profiles[0]["path"] == "band+fold+cl"
+    fastest = min((r for r in rows if r["section"] == "inference" and r["batch"] == 1),
+                  key=lambda r: r["latency_ms"])
+    assert [p["path"] for p in profiles] == ["band+fold+cl"] + (
+        [fastest["path"]] if fastest["path"] != "band+fold+cl" else [])
+    first = profiles[0]
+    assert {"encoders", "flow heads", "cost volumes", "sampling", "generator"} <= set(
+        first["categories"])
+    assert first["total_ms"] == pytest.approx(sum(p["ms"] for p in first["parts"].values()))
+    assert first["total_gflop"] == pytest.approx(fast["gflop_per_image"], rel=1e-6)
+    for name in ("encoders", "flow heads", "generator"):
+        assert first["categories"][name]["gflop"] > 0
+    benchmark.print_table(rows)   # the rows fit the table
+    benchmark.print_profiles(rows)
 
 
 # ---------------------------------------------------------------------------- test.py --onnx
@@ -338,7 +359,8 @@ def test_cuda_provider_when_asked_and_available_else_cpu():
 
 
 @pytest.mark.parametrize("extra", [["--checkpoint", "x.pth"], ["--gen_checkpoint", "x.pth"],
-                                   ["--fast"], ["--compile"], ["--amp", "bf16"]])
+                                   ["--fast"], ["--compile"], ["--precision", "bf16"],
+                                   ["--precision", "fp16"]])
 def test_onnx_with_checkpoint_or_fast_path_flags_is_a_usage_error(extra, capsys):
     with pytest.raises(SystemExit) as stop:
         test_script.parse_args(["--dataroot", "d", "--results_dir", "r", "--onnx", "m.onnx",
@@ -381,3 +403,76 @@ def test_released_checkpoints_at_full_size(test_root, tmp_path):
     assert len(pytorch) == 5 and pytorch.keys() == runtime.keys()
     for name, image in pytorch.items():
         assert np.abs(runtime[name] - image).max() <= 1, name
+
+
+# --------------------------------------------------------------------------------- int8
+
+
+@pytest.fixture(scope="module")
+def int8_graph(checkpoint, exported, test_root, tmp_path_factory):
+    """scripts/export.py --int8 of ``checkpoint``. Its float32 export is the one ``exported``
+    already made of the same checkpoint, copied instead of made again (half a minute)."""
+    import shutil
+
+    import utils.export
+
+    def copy_the_export(warp, gen, height, width, onnx_path, **_):
+        shutil.copyfile(exported["onnx"], onnx_path)
+        return {"seconds": 0.0}
+
+    out = tmp_path_factory.mktemp("int8") / "tryon_int8.onnx"
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
+        patch.setattr(utils.export, "export_tryon", copy_the_export)
+        info = export_script.main(["--checkpoint", str(checkpoint), "--out", str(out), "--int8",
+                                   "--calibration", str(test_root),
+                                   "--calibration_samples", "3"])
+    return {"path": out, "info": info, "printed": printed.getvalue()}
+
+
+def test_int8_export_quantises_the_convolutions_and_keeps_the_flow_float(int8_graph):
+    model = onnx.load(str(int8_graph["path"]))
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["precision"] == "int8" and meta["calibration_pairs"] == "3"
+    assert "GridSample" in meta["int8_kept_float32"]
+    nodes = list(model.graph.node)
+    produced = {out: node for node in nodes for out in node.output}
+    convs = [node for node in nodes if node.op_type == "Conv"]
+    quantised = [c for c in convs if produced.get(c.input[1]) is not None
+                 and produced[c.input[1]].op_type == "DequantizeLinear"]
+    info = int8_graph["info"]["int8"]
+    assert len(quantised) == info["quantised"] > 0
+    assert len(convs) - len(quantised) == info["convolutions"] - info["quantised"] > 0
+    # The float ones are the offset predictors: two output channels.
+    weights = {init.name: init for init in model.graph.initializer}
+    for conv in convs:
+        if conv not in quantised:
+            assert weights[conv.input[1]].dims[0] == 2
+    assert not any(n.op_type == "QuantizeLinear" and produced.get(n.input[0]) is not None
+                   and produced[n.input[0]].op_type == "GridSample" for n in nodes)
+    verify = info["verify"]
+    assert verify["pairs"] == 3 and 0 <= verify["mean_levels"] < 20
+    assert "int8 graph vs float32 PyTorch on the 3 calibration pairs" in int8_graph["printed"]
+
+
+def test_the_int8_graph_runs_in_test_py_and_says_its_precision(int8_graph, test_root, tmp_path):
+    args = test_script.parse_args(["--dataroot", str(test_root), "--results_dir",
+                                   str(tmp_path), "--onnx", str(int8_graph["path"])])
+    model = load_model_from_args(args)
+    assert model.precision == "int8"
+    wrong = test_script.parse_args(["--dataroot", str(test_root), "--results_dir",
+                                    str(tmp_path), "--onnx", str(int8_graph["path"]),
+                                    "--precision", "fp32"])
+    with pytest.raises(CheckpointError, match="is a int8 graph, but --precision fp32"):
+        load_model_from_args(wrong)
+    test_script.main(["--dataroot", str(test_root), "--results_dir", str(tmp_path / "out"),
+                      "--onnx", str(int8_graph["path"]), "--workers", "0"])
+    assert len(list((tmp_path / "out").rglob("*.png"))) == 5
+
+
+def test_int8_export_needs_a_calibration_folder(checkpoint, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        export_script.parse_args(["--checkpoint", str(checkpoint), "--out",
+                                  str(tmp_path / "x.onnx"), "--int8"])
+    assert stop.value.code == 2
+    assert "--int8 needs --calibration DIR" in capsys.readouterr().err

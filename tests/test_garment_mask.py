@@ -292,3 +292,41 @@ def test_product_photos_are_reproducible_and_true_masks_are_the_drawn_garment():
     lab = cv2.cvtColor(a.image.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
     gap = np.linalg.norm(np.median(lab[inside], 0) - np.median(lab[outside], 0))
     assert 2.0 < gap < 20.0 and 4.0 <= a.delta_e <= 12.0
+
+
+def test_a_cut_out_with_alpha_gives_its_alpha_as_the_mask(tmp_path):
+    """A shop's PNG cut-out: the alpha channel is the mask (and says so), whatever colour the
+    transparent pixels hold; an opaque alpha is ignored and the mask computed."""
+    from data.files import read_alpha
+    photo = make_product_photo(np.random.default_rng(3), 256, 192)
+    true = photo.mask
+    rgba = np.dstack([np.zeros_like(photo.image), true])      # transparent pixels are black
+    rgba[true > 127, :3] = photo.image[true > 127]
+    path = tmp_path / "cutout.png"
+    cv2.imwrite(str(path), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    np.testing.assert_array_equal(read_alpha(str(path)), true)
+    result = garment_mask_from_file(str(path))
+    np.testing.assert_array_equal(result.mask, np.where(true > 127, 255, 0))
+    assert any("alpha channel" in note for note in result.notes)
+
+    opaque = tmp_path / "opaque.png"
+    cv2.imwrite(str(opaque), cv2.cvtColor(np.dstack([photo.image, np.full_like(true, 255)]),
+                                          cv2.COLOR_RGBA2BGRA))
+    assert read_alpha(str(opaque)) is None
+    assert not any("alpha" in note for note in garment_mask_from_file(str(opaque)).notes)
+    jpeg = tmp_path / "photo.jpg"
+    cv2.imwrite(str(jpeg), photo.image[:, :, ::-1])
+    assert read_alpha(str(jpeg)) is None
+
+    empty = tmp_path / "empty.png"
+    cv2.imwrite(str(empty), cv2.cvtColor(np.dstack([photo.image, np.zeros_like(true)]),
+                                         cv2.COLOR_RGBA2BGRA))
+    with pytest.raises(GarmentMaskError, match=r"empty\.png: its alpha channel covers 0\.0%"):
+        garment_mask_from_file(str(empty))
+
+
+def test_a_thin_strip_is_a_clear_error_not_an_opencv_assertion():
+    strip = np.full((16, 20000, 3), 240, np.uint8)
+    strip[4:12, 5000:15000] = 40
+    with pytest.raises(GarmentMaskError, match=r"strip: a 20000x16 image is too elongated"):
+        compute_garment_mask(strip, source="strip")

@@ -185,3 +185,22 @@ def test_one_pair_errors_name_the_file_and_write_nothing(test_root, tmp_path, us
         test_script.main(base + ["--person", str(person_path), "--garment", str(garment_path),
                                  "--dataroot", str(test_root)])
     assert not output.exists() and not list(tmp_path.glob(".never*"))
+
+
+def test_a_cut_out_garment_uses_its_alpha_channel_as_the_mask(test_root, tmp_path, capsys):
+    """A product photo with an alpha channel and no --garment_mask: the alpha is the mask
+    (the log says so), so the try-on equals the one with that mask given explicitly."""
+    warp, gen = small_models(6)
+    checkpoint = stage4_checkpoint(tmp_path / "final.pth", warp, gen)
+    person_path, garment_path, mask_path = _own_photos(tmp_path, test_root)
+    cutout = tmp_path / "cutout.png"
+    rgba = Image.open(garment_path).convert("RGB")
+    rgba.putalpha(Image.open(mask_path).convert("L"))
+    rgba.save(cutout)
+    common = ["--person", str(person_path), "--checkpoint", str(checkpoint), "--device", "cpu"]
+    test_script.main(common + ["--garment", str(cutout), "--output", str(tmp_path / "a.png")])
+    assert "garment mask from the alpha channel of the garment photo" in capsys.readouterr().out
+    test_script.main(common + ["--garment", str(garment_path), "--garment_mask", str(mask_path),
+                               "--output", str(tmp_path / "b.png")])
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")),
+                          np.asarray(Image.open(tmp_path / "b.png")))

@@ -201,3 +201,23 @@ def test_vgg_loss_on_maps_too_small_for_the_last_pool_skips_those_slices():
         h_x, h_y = features[a:b](h_x), features[a:b](h_y)
         expected += weight * (h_x - h_y).abs().mean().item()
     assert loss(x, y).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_bn_running_statistics_follow_only_the_tracked_inputs():
+    """Stage 4's --bn_statistics photos: the training pass on tutor images leaves the running
+    statistics alone; the no-grad pass on photos moves them by the momentum."""
+    from utils.training.parts import running_statistics_frozen, track_running_statistics
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4)).train()
+    norm = model[1]
+    tutor, photos = torch.randn(2, 3, 5, 5) + 3, torch.randn(2, 3, 5, 5)
+    with running_statistics_frozen(model):
+        out = model(tutor)
+    assert torch.equal(norm.running_mean, torch.zeros(4)) and norm.momentum == 0.1
+    # Still normalised by the batch (train mode), and differentiable.
+    torch.testing.assert_close(out.mean((0, 2, 3)), torch.zeros(4), atol=1e-5, rtol=0)
+    assert out.requires_grad
+    track_running_statistics(model, photos)
+    with torch.no_grad():
+        expected = 0.1 * model[0](photos).mean((0, 2, 3))
+    torch.testing.assert_close(norm.running_mean, expected)

@@ -200,6 +200,7 @@ def test_requests_run_the_model_one_at_a_time(checkpoint, photos, tmp_path):
     class Watched:
         def __init__(self):
             self.height, self.width, self.device = inner.height, inner.width, inner.device
+            self.rounding = inner.rounding
 
         def __call__(self, *inputs):
             running[0] += 1
@@ -209,15 +210,19 @@ def test_requests_run_the_model_one_at_a_time(checkpoint, photos, tmp_path):
             return inner(*inputs)
 
     page.model = Watched()
-    threads = [threading.Thread(target=page.run, args=(str(photos["person"]),
-                                                       str(photos["garment"]),
-                                                       str(photos["mask"])))
-               for _ in range(3)]
+    outcomes = []
+
+    def request():
+        outcomes.append(page.run(str(photos["person"]), str(photos["garment"]),
+                                 str(photos["mask"])))
+
+    threads = [threading.Thread(target=request) for _ in range(3)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert overlaps == [1, 1, 1]
+    assert len(outcomes) == 3 and all(o.tryon.ndim == 3 for o in outcomes)
 
 
 def test_a_missing_checkpoint_stops_the_server_at_start(tmp_path, capsys):
@@ -377,6 +382,9 @@ def test_browser_uploads_get_a_try_on_and_bad_files_a_message(checkpoint, photos
                                   "--dataroot", str(photos["test_root"]), "--num_examples", "3"])
     try:
         url = server.wait_for(r"Try-on page: (\S+)", timeout=90).group(1)
+        # --precision auto by default: the page was timed in the formats offered here.
+        assert re.search(r", precision (fp32|bf16) \((fastest of|fp32 \d+ ms per try-on)",
+                         server.log()), server.log()
         workdir = Path(server.wait_for(r"kept in (\S+) while", timeout=5).group(1))
         assert workdir.is_dir()
         big = tmp_path / "huge.png"

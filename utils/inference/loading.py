@@ -2,16 +2,21 @@
 export) and the model they name: checkpoints (``utils/inference/model.py``) or an exported ONNX
 graph run by ONNX Runtime (``utils/inference/onnx_runtime.py``)."""
 
+import argparse
 from typing import Optional
 
 import torch
 
-from utils.inference.model import AMP_DTYPES, FAMILIES, load_tryon_model, pick_device
+from utils.checkpoint import CheckpointError
+
+from utils.inference.model import FAMILIES, load_tryon_model, pick_device
+from utils.inference.precision import AMP_NAMES, PRECISIONS, choose_fastest
 
 
-def add_model_arguments(group, run: bool = True) -> None:
+def add_model_arguments(group, run: bool = True, precision: Optional[str] = None) -> None:
     """The flags naming a parser-free try-on model (test.py, the web page, the export):
-    checkpoints and the size; with ``run``, also ``--onnx`` and how to run the model."""
+    checkpoints and the size; with ``run``, also ``--onnx`` and how to run the model
+    (``precision``: the default of ``--precision``; None: fp32, or an ONNX graph's own)."""
     group.add_argument("--checkpoint", default=None,
                        help="a stage-4 checkpoint of this project: sets both --warp_checkpoint "
                             "and --gen_checkpoint")
@@ -39,31 +44,44 @@ def add_model_arguments(group, run: bool = True) -> None:
         return
     group.add_argument("--onnx", default=None,
                        help="run a graph exported by scripts/export.py in ONNX Runtime instead "
-                            "of checkpoints (no checkpoint flags, --fast, --compile or --amp; "
-                            "--device cuda uses ONNX Runtime's CUDA provider when installed)")
+                            "of checkpoints (no checkpoint flags, --fast or --compile; the "
+                            "graph's own precision, fp32 or int8; --device cuda uses ONNX "
+                            "Runtime's CUDA provider when installed)")
     group.add_argument("--device", default="auto",
                        help="auto (cuda when available), cpu, cuda or cuda:N")
-    group.add_argument("--amp", default="none", choices=sorted(AMP_DTYPES),
-                       help="autocast precision on GPUs (the cost volume and sampling stay "
-                            "float32)")
+    group.add_argument("--precision", default=precision, choices=("auto",) + PRECISIONS,
+                       help="number format: fp32; bf16 (autocast, CPU or GPU) or fp16 (GPU) "
+                            "for checkpoints; int8 is an --onnx graph exported with --int8; "
+                            "auto: the fastest format offered, timed at start-up. The cost "
+                            "volume, flows and sampling stay float32 in all of them "
+                            "(default: " + (precision or "fp32, or an --onnx graph's own")
+                            + ")")
+    group.add_argument("--amp", default=None, choices=sorted(AMP_NAMES), help=argparse.SUPPRESS)
     group.add_argument("--fast", action="store_true",
                        help="fold BatchNorm into convolutions and run channels_last (same "
-                            "outputs to ~1e-5; ~1.6x on CPU with the default cost volume)")
+                            "outputs to ~1e-5; on a 2-core CPU 1.06x PF-AFN and 1.33x the "
+                            "mobile student at batch 1: docs/benchmarks/cpu_2core.json)")
     group.add_argument("--compile", action="store_true", help="also torch.compile the models")
 
 
 def check_model_arguments(parser, args) -> None:
     """``--checkpoint`` sets both parts; both are required unless ``--onnx`` (where present)
     names a graph, which takes no checkpoint or speed flags. Errors through ``parser``."""
+    if getattr(args, "amp", None) is not None:     # the earlier name of --precision
+        args.precision = AMP_NAMES[args.amp]
     if getattr(args, "onnx", None):
-        # The graph holds the weights, BatchNorm folded, in float32: nothing to load or tune.
+        # The graph holds the weights, BatchNorm folded, in its own format: nothing to tune.
         clashing = [f"--{flag}" for flag in ("checkpoint", "warp_checkpoint", "gen_checkpoint",
                                              "fast", "compile") if getattr(args, flag, None)]
-        clashing += ["--amp"] if getattr(args, "amp", "none") != "none" else []
+        if getattr(args, "precision", None) in ("bf16", "fp16"):
+            clashing.append(f"--precision {args.precision} (autocast runs checkpoints)")
         if clashing:
             parser.error(f"--onnx runs an exported graph; it cannot be combined with "
                          f"{', '.join(clashing)}")
         return
+    if getattr(args, "precision", None) == "int8":
+        parser.error("--precision int8 runs an ONNX graph quantised by scripts/export.py --int8 "
+                     "--calibration DIR: pass it with --onnx")
     if args.checkpoint:
         args.warp_checkpoint = args.warp_checkpoint or args.checkpoint
         args.gen_checkpoint = args.gen_checkpoint or args.checkpoint
@@ -79,15 +97,23 @@ def load_model_from_args(args, device: Optional[torch.device] = None):
     the ``--device`` flag itself: 'auto' means CUDA when ONNX Runtime has it, whatever torch
     has)."""
     align_corners = None if args.align_corners is None else args.align_corners == "true"
+    precision = getattr(args, "precision", None)
     if getattr(args, "onnx", None):
         from utils.inference.onnx_runtime import load_onnx_model
-        return load_onnx_model(args.onnx, args.device, height=args.height, width=args.width,
-                               align_corners=align_corners)
-    if device is None:
-        device = pick_device(getattr(args, "device", "cpu"))
-    return load_tryon_model(args.warp_checkpoint, args.gen_checkpoint, device,
-                            height=args.height, width=args.width, align_corners=align_corners,
-                            fast=getattr(args, "fast", False),
-                            compile=getattr(args, "compile", False),
-                            amp=getattr(args, "amp", "none"),
-                            family=getattr(args, "arch", "auto"))
+        model = load_onnx_model(args.onnx, args.device, height=args.height, width=args.width,
+                                align_corners=align_corners)
+        if precision not in (None, "auto", model.precision):
+            raise CheckpointError(f"--onnx {args.onnx} is a {model.precision} graph, but "
+                                  f"--precision {precision} was asked (export an int8 graph "
+                                  f"with scripts/export.py --int8)")
+    else:
+        if device is None:
+            device = pick_device(getattr(args, "device", "cpu"))
+        model = load_tryon_model(args.warp_checkpoint, args.gen_checkpoint, device,
+                                 height=args.height, width=args.width,
+                                 align_corners=align_corners, fast=getattr(args, "fast", False),
+                                 compile=getattr(args, "compile", False),
+                                 precision=precision if precision in PRECISIONS else "fp32",
+                                 family=getattr(args, "arch", "auto"))
+    model.choice = choose_fastest(model) if precision == "auto" else None
+    return model

@@ -13,7 +13,7 @@ Inputs of another size are an error: fitting a photo to that size is the caller'
 """
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 import torch.nn as nn
@@ -22,6 +22,7 @@ from common.errors import UserError
 from models import PF_GEN_INPUT, PF_WARP_INPUT
 from models.tryon import TryOnResult, parser_free_tryon
 from utils.checkpoint import CheckpointError, is_project_checkpoint, load_model, read_checkpoint
+from utils.inference.precision import AUTOCAST_DTYPES, autocast_dtype
 
 WARP_STAGES = ("pf_warp", "pf_gen")
 GEN_STAGES = ("pf_gen",)
@@ -29,7 +30,6 @@ RELEASE_SIZE = (256, 192)
 # The warp module halves the size five times; above this side a try-on needs tens of GB.
 SIZE_MULTIPLE = 32
 MAX_SIDE = 4096
-AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # The released families: (warp architecture, generator architecture, rounds its images).
 FAMILIES = {"pfafn": ("pfafn", "resunet", False), "fsvton": ("fsvton", "resunet", True),
             "dmvton": ("mobile", "mobile", True)}
@@ -64,8 +64,9 @@ def pick_device(name: str) -> torch.device:
 class TryOnModel:
     """Warp module and generator of the parser-free student, ready for inference.
 
-    ``height``, ``width``: the input size; ``device``: where inputs are moved; ``amp``:
-    'none' | 'bf16' | 'fp16' autocast (the cost volume and the sampling stay float32);
+    ``height``, ``width``: the input size; ``device``: where inputs are moved; ``precision``:
+    'fp32' | 'bf16' | 'fp16' autocast (``utils.inference.precision``: the cost volume, the flow
+    arithmetic and the sampling stay float32);
     ``family``: whose conventions the try-on follows (``FAMILIES``); ``rounding``: how its
     images are quantised to 8 bits (``common.images.quantise``): PF-AFN's release truncates,
     FS-VTON's and DM-VTON's test scripts round."""
@@ -75,10 +76,12 @@ class TryOnModel:
     height: int
     width: int
     device: torch.device
-    amp: str = "none"
+    precision: str = "fp32"
     backend: str = "pytorch"
     family: str = "pfafn"
     rounding: bool = False
+    # How --precision auto chose (``utils.inference.precision.Choice``), when it did.
+    choice: Optional[Any] = None
 
     @torch.inference_mode()
     def __call__(self, person: torch.Tensor, garment: torch.Tensor,
@@ -88,7 +91,7 @@ class TryOnModel:
         check_inputs(person, garment, garment_edge, self.height, self.width)
         person, garment, garment_edge = (x.to(self.device, non_blocking=True)
                                          for x in (person, garment, garment_edge))
-        dtype = AMP_DTYPES[self.amp]
+        dtype = autocast_dtype(self.precision)
         with torch.autocast(self.device.type, dtype=dtype or torch.float32,
                             enabled=dtype is not None):
             return parser_free_tryon(self.warp, self.gen, person, garment, garment_edge)
@@ -110,7 +113,7 @@ def check_inputs(person: torch.Tensor, garment: torch.Tensor, garment_edge: torc
 def load_tryon_model(warp_checkpoint: str, gen_checkpoint: str, device: torch.device | str = "cpu",
                      height: Optional[int] = None, width: Optional[int] = None,
                      align_corners: Optional[bool] = None, fast: bool = False,
-                     compile: bool = False, amp: str = "none",
+                     compile: bool = False, precision: str = "fp32",
                      warp_flag: str = "--warp_checkpoint",
                      gen_flag: str = "--gen_checkpoint", family: str = "auto") -> TryOnModel:
     """Build the warp module and the generator with the architectures and the size their
@@ -120,13 +123,15 @@ def load_tryon_model(warp_checkpoint: str, gen_checkpoint: str, device: torch.de
     this project's stage-3/4 files (the warp) and stage-4 files (the generator); one stage-4
     file may be passed as both. ``height`` and ``width`` override the size stored in a project
     checkpoint (released files: 256x192); ``align_corners`` overrides the sampling convention.
-    ``fast``: fold BatchNorm and run channels_last; ``compile``: ``torch.compile``.
+    ``fast``: fold BatchNorm and run channels_last; ``compile``: ``torch.compile``;
+    ``precision``: 'fp32', 'bf16' or 'fp16' (autocast).
     ``family``: 'auto', or a name of ``FAMILIES`` that the files must be: a released file of
     FS-VTON or DM-VTON then runs as its authors' code ran it (its images rounded, not
     truncated); this project's checkpoints keep PF-AFN's truncation unless ``family`` says
     otherwise. Errors (``CheckpointError``) name the flag and the file."""
-    if amp not in AMP_DTYPES:
-        raise ValueError(f"amp must be one of {sorted(AMP_DTYPES)}, got {amp!r}")
+    if precision not in AUTOCAST_DTYPES:
+        raise ValueError(f"precision must be one of {', '.join(AUTOCAST_DTYPES)} for "
+                         f"checkpoints, got {precision!r}")
     device = torch.device(device)
     warp_data = read_checkpoint(warp_checkpoint, warp_flag)
     gen_data = warp_data if gen_checkpoint == warp_checkpoint else read_checkpoint(gen_checkpoint,
@@ -174,7 +179,7 @@ def load_tryon_model(warp_checkpoint: str, gen_checkpoint: str, device: torch.de
         warp, gen = (optimize_for_inference(m, fold_bn=fast, channels_last=fast, compile=compile)
                      for m in (warp, gen))
     return TryOnModel(warp=warp, gen=gen, height=int(size["height"]), width=int(size["width"]),
-                      device=device, amp=amp, family=family, rounding=rounding)
+                      device=device, precision=precision, family=family, rounding=rounding)
 
 
 def check_side(name: str, value, source: str) -> None:

@@ -66,7 +66,8 @@ class OnnxTryOnModel:
     """An ONNX Runtime session of the exported try-on graph.
 
     ``height``, ``width``: the input size; ``device``: where results are returned (the CPU;
-    ``providers`` says where the graph runs); ``amp``: always 'none' (the graph is float32);
+    ``providers`` says where the graph runs); ``precision``: 'fp32', or 'int8' for a graph
+    quantised by ``scripts/export.py --int8`` (its metadata says which);
     ``metadata``: the file's ``metadata_props``."""
 
     session: Any
@@ -77,10 +78,12 @@ class OnnxTryOnModel:
     metadata: dict = field(default_factory=dict)
     providers: list = field(default_factory=list)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    amp: str = "none"
+    precision: str = "fp32"
     backend: str = "onnxruntime"
     family: str = "pfafn"
     rounding: bool = False
+    # How --precision auto chose (``utils.inference.precision.Choice``), when it did.
+    choice: Optional[Any] = None
 
     def __call__(self, person: torch.Tensor, garment: torch.Tensor,
                  garment_edge: torch.Tensor) -> TryOnResult:
@@ -159,6 +162,9 @@ def load_onnx_model(path: str, device: torch.device | str = "cpu",
                               f"inputs, but {asked[0]}x{asked[1]} was asked (--height/--width); "
                               f"export the checkpoints again with --height {asked[0]} "
                               f"--width {asked[1]}")
+    if metadata.get("precision", "fp32") not in ("fp32", "int8"):
+        raise CheckpointError(f"{what}: {path} says precision '{metadata['precision']}' in its "
+                              f"metadata; this code runs fp32 and int8 graphs")
     stored = {"true": True, "false": False}.get(metadata.get("align_corners", ""))
     if align_corners is not None and stored is not None and align_corners != stored:
         raise CheckpointError(f"{what}: {path} was exported with align_corners="
@@ -169,4 +175,5 @@ def load_onnx_model(path: str, device: torch.device | str = "cpu",
                           width=graph_width, align_corners=stored, metadata=metadata,
                           providers=session.get_providers(),
                           family=metadata.get("family", "pfafn"),
+                          precision=metadata.get("precision", "fp32"),
                           rounding=metadata.get("rounding") == "true")

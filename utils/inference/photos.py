@@ -16,12 +16,14 @@ from data.photo_fit import apply_placement, fit_to_frame, paste_back
 
 def garment_mask_for(garment: np.ndarray, mask: Optional[np.ndarray] = None,
                      grabcut: bool = False, garment_name: str = "garment photo",
-                     mask_name: str = "garment mask") -> tuple[np.ndarray, list[str]]:
+                     mask_name: str = "garment mask",
+                     alpha: Optional[np.ndarray] = None) -> tuple[np.ndarray, list[str]]:
     """The garment's mask, uint8 (h, w) in {0, 1} of the (h, w, 3) photo's size, and notes.
 
     ``mask``: a grey (h, w) uint8 image from the user (white = garment), checked; None: the
-    mask is computed from the product photo (``data.garment_mask``), with notes saying so and
-    what may make it poor. Raises ``DatasetError`` naming ``garment_name`` / ``mask_name``."""
+    photo's ``alpha`` channel when it has one (``data.files.read_alpha``), else the mask is
+    computed from the product photo (``data.garment_mask``), with notes saying which and what
+    may make it poor. Raises ``DatasetError`` naming ``garment_name`` / ``mask_name``."""
     if mask is not None:
         if mask.shape != garment.shape[:2]:
             raise DatasetError(f"{mask_name} is {mask.shape[1]}x{mask.shape[0]} but the "
@@ -34,10 +36,14 @@ def garment_mask_for(garment: np.ndarray, mask: Optional[np.ndarray] = None,
         return binary, []
     from data.garment_mask import GarmentMaskError, compute_garment_mask
     try:
-        result = compute_garment_mask(garment, grabcut=grabcut, source=garment_name)
+        result = compute_garment_mask(garment, grabcut=grabcut, source=garment_name,
+                                      alpha=alpha)
     except GarmentMaskError as error:
         raise DatasetError(str(error)) from None
     binary = (result.mask > EDGE_THRESHOLD).astype(np.uint8)
+    if alpha is not None:
+        return binary, [f"garment mask from the alpha channel of the {garment_name} "
+                        f"({binary.mean() * 100:.0f}% of the photo)"]
     notes = [f"garment mask computed from the {garment_name} ({binary.mean() * 100:.0f}% of "
              f"the photo{', refined with GrabCut' if grabcut else ''})"] + list(result.notes)
     return binary, notes

@@ -3,6 +3,7 @@ checkpoints, frozen teachers, the perceptual loss, the learning rate of the warp
 teacher/student passes of stages 3 and 4 (no stage script imports another)."""
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
@@ -189,6 +190,39 @@ def add_warp_lr_argument(parser) -> None:
 def warp_learning_rate(cfg) -> float:
     """``--lr_warp``, or ``WARP_LR_RATIO x --lr`` when it is not set."""
     return cfg.lr_warp if cfg.lr_warp is not None else WARP_LR_RATIO * cfg.lr
+
+
+BN_STATISTICS = ("photos", "tutor")
+
+
+def add_bn_statistics_argument(parser) -> None:
+    parser.add_argument("--bn_statistics", default="photos", choices=BN_STATISTICS,
+                        help="what the student generator's BatchNorm running statistics follow: "
+                             "photos (default; an extra no-grad pass on the real photo, what "
+                             "test.py feeds it) or tutor (the release: the tutor images it "
+                             "trains on, which a weak teacher makes unlike photos)")
+
+
+@contextmanager
+def running_statistics_frozen(model: nn.Module):
+    """Train-mode BatchNorms of ``model`` normalise by the batch but leave their running
+    statistics as they are (momentum 0) inside the block."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in norms]
+    for norm in norms:
+        norm.momentum = 0.0
+    try:
+        yield
+    finally:
+        for norm, momentum in zip(norms, saved):
+            norm.momentum = momentum
+
+
+def track_running_statistics(model: nn.Module, inputs: torch.Tensor) -> None:
+    """One no-grad train-mode pass of ``model`` on ``inputs``: its BatchNorm running
+    statistics move towards those of ``inputs`` (nothing else changes)."""
+    with torch.no_grad():
+        model(inputs)
 
 
 def add_teacher_arguments(parser) -> None:
