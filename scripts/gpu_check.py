@@ -226,10 +226,22 @@ def check_stages(device, args) -> dict:
         size = (256, 192) if args.size == "paper" else (64, 64)
         roots = make_dataset(os.path.join(folder, "data"), num_train=max(8, args.batch_size),
                              num_test=0, seed=0, height=size[0], width=size[1])
-        for amp in ("bf16", "fp16"):
+        for amp in _training_precisions(device, args):
             figures[amp] = _chain(roots["train"], os.path.join(folder, amp), amp, size, device,
                                   args)
-    return {"figures": figures}
+    # On a CPU fp16 is emulated (and bf16 too without AVX-512 BF16 or AMX): minutes per step.
+    skipped = [amp for amp in ("bf16", "fp16") if amp not in figures]
+    details = f"stages ran in {', '.join(figures)}"
+    if skipped:
+        details += f"; {', '.join(skipped)} skipped on {device.type} (not native here)"
+    return {"figures": figures, "details": details}
+
+
+def _training_precisions(device, args) -> tuple:
+    if device.type == "cuda":
+        return ("bf16", "fp16")
+    from utils.inference.precision import unsupported
+    return ("bf16",) if args.cpu_bf16 or unsupported("bf16", device) is None else ("none",)
 
 
 def _chain(dataroot, runs, amp, size, device, args) -> dict:
@@ -283,7 +295,7 @@ def check_inference(device, args) -> dict:
     figures = []
     for batch in batches:
         example = _inputs(batch, 256, 192, device)
-        for amp in ((None, torch.bfloat16) if device.type == "cuda" or args.cpu_bf16
+        for amp in ((None, torch.bfloat16) if "bf16" in _training_precisions(device, args)
                     else (None,)):
             def run():
                 with torch.inference_mode(), torch.autocast(device.type, dtype=amp or
