@@ -19,7 +19,7 @@ common=(--config configs/demo.yaml --dataroot "$train" --checkpoints_dir "$runs"
         --val_root "$test_root")
 
 echo "== synthetic data"
-python scripts/make_synthetic_data.py --out "$OUT/data" --num_train "${DEMO_TRAIN:-128}" \
+python scripts/make_synthetic_data.py --out "$OUT/data" --num_train "${DEMO_TRAIN:-160}" \
   --num_test "${DEMO_TEST:-32}" --seed "${DEMO_SEED:-0}" --height 128 --width 96
 
 echo "== stage 1: parser-based warp"
@@ -29,7 +29,7 @@ python train_pb_gen.py "${common[@]}" --pb_warp_checkpoint "$runs/pb_warp/final.
   --lr_warp 0.0002 --niter 1 --niter_decay 0
 echo "== stage 3: parser-free warp (student), distilled from the teacher"
 python train_pf_warp.py "${common[@]}" --pb_checkpoint "$runs/pb_gen/final.pth" --lr 0.001 \
-  --niter 2 --niter_decay 0
+  --niter 1 --niter_decay 0
 echo "== stage 4: parser-free warp + generator (student)"
 python train_pf_gen.py "${common[@]}" --pb_checkpoint "$runs/pb_gen/final.pth" \
   --pf_warp_checkpoint "$runs/pf_warp/final.pth" --lr_warp 0.0002 --niter 2 --niter_decay 0 \
