@@ -42,7 +42,7 @@ for arch in fsvton mobile; do
     family=(--warp_arch mobile --gen_arch mobile --fpn_dim 32 --mobile_width 0.5
             --head_channels 16,16,8)      # configs/mobile_student.yaml at the demo's size
   fi
-  # Half the PF-AFN student's steps (one epoch each), to keep the demo within minutes.
+  # One epoch each (the PF-AFN student's stage 4 has two), to keep the demo within minutes.
   python train_pf_warp.py "${common[@]}" "${family[@]}" --name "pf_warp_$arch" \
     --pb_checkpoint "$runs/pb_gen/final.pth" --lr 0.001 --niter 1 --niter_decay 0
   python train_pf_gen.py "${common[@]}" "${family[@]}" --name "pf_gen_$arch" \
