@@ -38,10 +38,11 @@ class DatasetError(UserError, ValueError):
 # Reading single files
 
 
-def read_bytes(path: str) -> bytes:
+def read_bytes(path: str, size: int = -1) -> bytes:
+    """The file's bytes (its first ``size`` when given)."""
     try:
         with open(path, "rb") as handle:
-            data = handle.read()
+            data = handle.read(size)
     except OSError as error:
         raise DatasetError(f"{path}: cannot read ({error.strerror or error})") from None
     if not data:
@@ -148,10 +149,12 @@ OPAQUE_ALPHA = 250
 def read_alpha(path: str, max_pixels: Optional[int] = None) -> Optional[np.ndarray]:
     """The alpha channel of a PNG with one (grey + alpha or RGBA, e.g. a shop's cut-out), as
     uint8 (h, w); None for other files and for an alpha that is opaque everywhere."""
-    data = read_bytes(path)
-    # Bytes 24 and 25 of a PNG: bit depth and colour type (4: grey + alpha, 6: RGBA).
-    if data[:8] != b"\x89PNG\r\n\x1a\n" or len(data) < 26 or data[25] not in (4, 6):
+    # Bytes 24 and 25 of a PNG: bit depth and colour type (4: grey + alpha, 6: RGBA); the
+    # header alone tells, so other files are not read whole a second time.
+    header = read_bytes(path, 26)
+    if header[:8] != b"\x89PNG\r\n\x1a\n" or len(header) < 26 or header[25] not in (4, 6):
         return None
+    data = read_bytes(path)
     _check_complete(data, path)
     check_pixels(data, path, max_pixels)
     image = _imdecode(data, cv2.IMREAD_UNCHANGED, path)

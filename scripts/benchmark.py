@@ -52,6 +52,7 @@ from models import PF_GEN_INPUT, PF_WARP_INPUT, build_model  # noqa: E402
 from models.correlation import set_cost_volume  # noqa: E402
 from utils.profiling import PEAK_SHAPE, conv_peak_gflops, count_flops  # noqa: E402
 from models.fast import CudaGraphRunner, optimize_for_inference  # noqa: E402
+from models.graph import example_inputs  # noqa: E402
 from models.tryon import parser_free_tryon  # noqa: E402
 from utils.inference.precision import unsupported  # noqa: E402
 
@@ -198,11 +199,7 @@ def peak_memory(fn, device: str) -> float:
 
 
 def random_batch(batch: int, height: int, width: int, device: str, seed: int = 0):
-    generator = torch.Generator().manual_seed(seed)
-    person = torch.rand(batch, 3, height, width, generator=generator) * 2 - 1
-    garment = torch.rand(batch, 3, height, width, generator=generator) * 2 - 1
-    edge = (torch.rand(batch, 1, height, width, generator=generator) > 0.5).float()
-    return person.to(device), garment.to(device), edge.to(device)
+    return tuple(x.to(device) for x in example_inputs(height, width, batch, seed))
 
 
 def autocast_for(path: RunPath, device: str):
@@ -214,6 +211,17 @@ def autocast_for(path: RunPath, device: str):
 # ----------------------------------------------------------------------------- inference
 
 
+def models_for(path: RunPath, warp, gen):
+    """``warp`` (a copy, with the path's cost volume) and ``gen`` prepared as ``path`` runs
+    them: BatchNorm folded, channels-last, compiled, as it says."""
+    warp = set_cost_volume(copy.deepcopy(warp), path.correlation)
+    if path.fold_bn or path.channels_last or path.compile:
+        warp, gen = (optimize_for_inference(m, fold_bn=path.fold_bn,
+                                            channels_last=path.channels_last,
+                                            compile=path.compile) for m in (warp, gen))
+    return warp, gen
+
+
 def build_inference(path: RunPath, warp, gen, example, device: str, runtimes=None):
     """A no-argument callable running one try-on of ``example`` along ``path``; ``runtimes``
     holds the ONNX Runtime models ('fp32', 'int8') that the onnxruntime paths run."""
@@ -222,12 +230,7 @@ def build_inference(path: RunPath, warp, gen, example, device: str, runtimes=Non
         # transfers included, as utils/inference/onnx_runtime.py serves test.py.
         runtime = runtimes["int8" if path.int8 else "fp32"]
         return lambda: runtime(*example).tryon
-    warp = set_cost_volume(copy.deepcopy(warp), path.correlation)
-    if path.fold_bn or path.channels_last or path.compile:
-        warp = optimize_for_inference(warp, fold_bn=path.fold_bn,
-                                      channels_last=path.channels_last, compile=path.compile)
-        gen = optimize_for_inference(gen, fold_bn=path.fold_bn,
-                                     channels_last=path.channels_last, compile=path.compile)
+    warp, gen = models_for(path, warp, gen)
 
     def tryon(person, garment, edge):
         with torch.inference_mode(), autocast_for(path, device):
@@ -373,10 +376,7 @@ def bench_profile(args, warp, gen, arch, rows, runtimes) -> list[dict]:
             for name, found in profile["categories"].items():
                 found["gflop"] = profiled[0]["categories"].get(name, {}).get("gflop")
         else:
-            fast_warp = set_cost_volume(copy.deepcopy(warp), path.correlation)
-            fast_warp, fast_gen = (optimize_for_inference(m, fold_bn=path.fold_bn,
-                                                          channels_last=path.channels_last)
-                                   for m in (fast_warp, gen))
+            fast_warp, fast_gen = models_for(path, warp, gen)
             profile = module_profile(fast_warp, fast_gen, example,
                                      torch.bfloat16 if path.bf16 else None, args.repeats)
         profile.update(section="profile", device="cpu", arch=arch, path=row["path"],

@@ -39,6 +39,7 @@ from models.graph import OUTPUT_NAMES, example_inputs  # noqa: E402
 from utils.export import DEFAULT_OPSET, PT2_METADATA  # noqa: E402
 from utils.inference.loading import (add_model_arguments, check_model_arguments,  # noqa: E402
                                      load_model_from_args)
+from utils.metrics.images import level_differences  # noqa: E402
 from utils.results import check_output_file  # noqa: E402
 
 FORMATS = ("onnx", "torch_export", "both")
@@ -127,19 +128,12 @@ def _differences(reference, outputs: dict) -> str:
     return f"max |difference|: {', '.join(parts)}; try-on images within {levels} level(s)"
 
 
-def level_differences(reference: torch.Tensor, tryon: torch.Tensor) -> dict:
-    """Mean, 99.9th percentile and largest absolute difference of two batches of try-ons in
-    8-bit levels (each image quantised as it is saved)."""
-    levels = (quantise(reference).to(torch.int16) - quantise(tryon).to(torch.int16)).abs().numpy()
-    return {"mean": float(levels.mean()), "p99.9": float(np.percentile(levels, 99.9)),
-            "max": int(levels.max())}
-
-
 def verify_int8(model, int8_path: Path, batches) -> dict:
     """The int8 graph against the float32 PyTorch model on the calibration pairs."""
     from utils.inference.onnx_runtime import load_onnx_model
     runtime = load_onnx_model(str(int8_path), "cpu", what="--out")
-    found = [level_differences(model(*batch).tryon, runtime(*batch).tryon) for batch in batches]
+    found = [level_differences(quantise(model(*batch).tryon), quantise(runtime(*batch).tryon))
+             for batch in batches]
     count = sum(len(batch[0]) for batch in batches)
     mean = sum(f["mean"] * len(b[0]) for f, b in zip(found, batches)) / count
     worst = max(f["max"] for f in found)

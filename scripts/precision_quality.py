@@ -27,7 +27,6 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from common.atomic import write_bytes_atomic  # noqa: E402
@@ -36,6 +35,7 @@ from common.images import quantise  # noqa: E402
 from data.datasets import DataOptions, add_data_arguments, make_pairs_dataset  # noqa: E402
 from utils.inference.model import load_tryon_model, pick_device  # noqa: E402
 from utils.inference.precision import MAX_SSIM_LOSS, PRECISIONS, unsupported  # noqa: E402
+from utils.metrics.images import level_differences  # noqa: E402
 from utils.metrics.ssim import ssim  # noqa: E402
 from utils.quantize import calibration_batches  # noqa: E402
 from utils.results import check_output_file  # noqa: E402
@@ -97,21 +97,17 @@ def int8_model(model, calibration_dataset, samples: int, folder: str):
 def dress(model, dataset, batch_size: int, limit: int):
     """(try-ons, photos): uint8 tensors (N, 3, H, W) of the first ``limit`` pairs."""
     tryons, photos = [], []
-    for start in range(0, limit, batch_size):
-        items = [dataset[i] for i in range(start, min(start + batch_size, limit))]
-        person, garment, edge = (torch.stack([item[key] for item in items])
-                                 for key in ("image", "garment", "garment_edge"))
+    for person, garment, edge in calibration_batches(dataset, limit, batch_size):
         tryons.append(quantise(model(person, garment, edge).tryon.float(), model.rounding))
         photos.append(quantise(person, model.rounding))
     return torch.cat(tryons), torch.cat(photos)
 
 
 def compare(tryons: torch.Tensor, reference: torch.Tensor, photos: torch.Tensor) -> dict:
-    levels = (tryons.to(torch.int16) - reference.to(torch.int16)).abs().numpy()
+    levels = level_differences(tryons, reference)
     vs_fp32 = ssim(tryons, reference)
     return {"ssim_vs_fp32": float(vs_fp32.mean()), "ssim_vs_fp32_worst": float(vs_fp32.min()),
-            "levels_mean": float(levels.mean()),
-            "levels_p99.9": float(np.percentile(levels, 99.9)), "levels_max": int(levels.max()),
+            **{f"levels_{name}": value for name, value in levels.items()},
             "paired_ssim": float(ssim(tryons, photos).mean())}
 
 

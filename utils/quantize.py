@@ -111,8 +111,9 @@ def export_int8(model, int8_path: str | os.PathLike, batches: Sequence[Sequence[
 
 
 def calibration_batches(dataset, samples: int, batch_size: int = 4) -> list[tuple]:
-    """The first ``samples`` pairs of ``dataset`` (a ``TryOnPairsDataset``), as
-    (person, garment, garment_mask) batches of ``batch_size``."""
+    """The first ``samples`` pairs of ``dataset`` (a ``TryOnPairsDataset``), in order, as
+    (person, garment, garment_mask) batches of ``batch_size`` (the calibration's, and the
+    pairs ``scripts/precision_quality.py`` dresses)."""
     count = min(samples, len(dataset))
     batches = []
     for start in range(0, count, batch_size):

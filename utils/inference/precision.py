@@ -82,14 +82,6 @@ class Choice:
         return text + "".join(f"; {name}: {why}" for name, why in self.skipped.items())
 
 
-def blank_inputs(height: int, width: int, batch: int = 1):
-    shape = (batch, 3, height, width)
-    generator = torch.Generator().manual_seed(0)
-    person = torch.rand(shape, generator=generator) * 2 - 1
-    garment = torch.rand(shape, generator=generator) * 2 - 1
-    return person, garment, torch.ones((batch, 1, height, width))
-
-
 def time_tryon(model, inputs, warmup: int = 1, repeats: int = 3) -> float:
     """Median seconds of ``model(*inputs)``, after ``warmup`` untimed runs."""
     for _ in range(warmup):
@@ -108,7 +100,8 @@ def choose_fastest(model, candidates=DEFAULT_CANDIDATES, repeats: int = 3) -> Ch
     """Set ``model.precision`` (a ``TryOnModel``) to the fastest of ``candidates`` that its
     device runs natively, timed on one try-on of random images each; returns the ``Choice``.
     A model of one fixed format (an ONNX graph) is timed as it is."""
-    inputs = blank_inputs(model.height, model.width)
+    from models.graph import example_inputs
+    inputs = example_inputs(model.height, model.width, batch=1)
     if getattr(model, "backend", "pytorch") != "pytorch":
         seconds = time_tryon(model, inputs, repeats=repeats)
         return Choice(model.precision, {model.precision: 1000 * seconds})

@@ -19,6 +19,14 @@ from PIL import Image
 from common.errors import UserError
 
 
+def level_differences(first: torch.Tensor, second: torch.Tensor) -> dict:
+    """Mean, 99.9th percentile and largest absolute difference of two uint8 image batches of
+    one shape, in 8-bit levels."""
+    levels = (first.to(torch.int16) - second.to(torch.int16)).abs().numpy()
+    return {"mean": float(levels.mean()), "p99.9": float(np.percentile(levels, 99.9)),
+            "max": int(levels.max())}
+
+
 class MetricsError(UserError, RuntimeError):
     """Inputs the metrics cannot use: a missing or unreadable image, mismatched sizes, bad pairs."""
 
