@@ -18,34 +18,44 @@ the garment), so the garment is what differs from it:
    a pale garment (white, cream, light grey on white).
 3. Edge evidence. Canny on the step strength of the Lab image: the colour gradient at a fine
    scale minus the one at a coarse scale, which is large across the sharp outline of a garment
-   and small across a soft shadow's ramp. Thresholds sit above the border's gradient noise;
-   steps below EDGE_RELATIVE of the strongest nearby are ringing. Near strong colour evidence
-   only steps in lightness are kept: chroma steps there are the pattern or JPEG's chroma
-   blocks, while a pale part of the garment meets the backdrop with a step in lightness.
+   and small across a soft shadow's ramp. Thresholds sit above the border's gradient noise.
+   Near strong colour evidence only steps in lightness are kept: chroma steps there are the
+   pattern or JPEG's chroma blocks, while a pale part of the garment meets the backdrop with a
+   step in lightness. A faint step next to a strong one is kept: it is the outline of a pale
+   stripe or print where it meets the backdrop.
 4. Region. Strong, weak and edge pixels, holes filled (what the image border cannot reach
    through background is garment). Then the background grows back from outside into the weak
-   pixels, 4-connected and stopped by edges and strong pixels, for at most SHADOW_REACH of the
-   image: it takes soft shadows and halos, and where a pale garment's outline has a gap it
-   takes a dent of bounded depth, not the garment. When strong evidence makes up most of the
-   garment, weak pixels outside its hull (the closing of the strong pixels) are shadow
-   however wide. The largest connected region is kept, with any other of at least
-   SECOND_REGION_FRACTION of its area (two pieces photographed together).
-5. Boundary, at full resolution. Each pixel near the outline is compared with the nearest pixel
+   pixels, 4-connected, for at most SHADOW_REACH of the image, stopped by strong pixels and by
+   edges whose gaps of up to EDGE_GAP pixels are closed: it takes soft shadows and halos, and
+   where a pale garment's outline has a wider gap it takes a dent of bounded depth, not the
+   garment. When strong evidence makes up most of the garment, weak pixels outside its hull
+   (the closing of the strong pixels) are shadow however wide. The largest connected region
+   is kept, with any other of at least SECOND_REGION_FRACTION of its area (two pieces
+   photographed together).
+5. Silhouette. The outline's neighbourhood is decided again by a marker watershed: garment
+   seeds a few pixels inside the region, background seeds outside the reach of step 4, the
+   rest flooded from both in order of the colour step between neighbours. A dent that the
+   background took through a gap in a pale stripe's outline goes back to the garment, joined
+   to the rest of the stripe without a step, while a shadow stays with the backdrop it ramps
+   into.
+6. Boundary, at full resolution. Each pixel near the outline is compared with the nearest pixel
    a few pixels inside (its garment colour g) and outside (its background colour o): a pixel
    mixing them as a*g + (1-a)*o is garment when a >= 1/2, the rule that makes a mask from
    coverage. First in a band of SNAP_WIDE pixels, removing only mixtures nearer o that keep
    o's lightness (JPEG's chroma bleeding), then in a narrow band both ways. A pixel off the
    line from o to g (a third colour), or where g and o are too close to tell apart, keeps the
-   label of step 4.
-6. Optional ``grabcut=True``: OpenCV's GrabCut initialised from the mask (sure garment inside,
+   label of step 5.
+7. Optional ``grabcut=True``: OpenCV's GrabCut initialised from the mask (sure garment inside,
    sure background outside, probable labels in a band around the outline) at most
-   GRABCUT_MAX_SIDE pixels wide, then step 5 on its result.
+   GRABCUT_MAX_SIDE pixels wide, then step 6 on its result.
 
-Steps 1-4 and 6 run on a copy at most WORK_MAX_SIDE pixels long. Limits: background enclosed by
+Steps 1-5 and 7 run on a copy at most WORK_MAX_SIDE pixels long. Limits: background enclosed by
 the garment (a sleeve resting on the hip) is filled in, as it cannot be told from a white
 garment's own interior; a narrow slit between a hanging sleeve and the body stays garment where
-its shadow, or JPEG's chroma bleeding into it, makes it differ from the background; parts of a
-pale pattern on a strong garment (white stripes) that touch the outline may be dented.
+its shadow, or JPEG's chroma bleeding into it, makes it differ from the background; a pale part
+of a patterned garment that touches the outline and nothing pale inside (a light hem stripe,
+a light blot along a trouser leg) may be dented where its outline is faint, and a pale part
+in chroma only (cream) is trimmed by step 6's bleeding rule where it is a few pixels wide.
 """
 
 import os
@@ -59,7 +69,7 @@ from common.errors import UserError
 from data.files import read_alpha, read_rgb
 from common.atomic import write_bytes_atomic
 
-WORK_MAX_SIDE = 512          # steps 1-4 run at most at this size (pixels, longer side)
+WORK_MAX_SIDE = 512          # steps 1-5 run at most at this size (pixels, longer side)
 BORDER_BAND = 0.03           # border band width, fraction of the shorter side
 FIT_NOISE_FACTOR = 5.0       # background fit: outliers beyond this many pixel-noise sigmas ...
 FIT_MIN_CUTOFF = 1.5         # ... and beyond at least this many Lab units
@@ -77,13 +87,16 @@ EDGE_COARSE_SIGMA = 2.5      # working pixels: the scale of a soft shadow's ramp
 EDGE_FLOOR = 0.6             # least Canny high threshold, Lab units per pixel
 EDGE_NOISE_FACTOR = 6.0      # Canny high threshold in medians of the border gradient
 EDGE_LOW_RATIO = 0.4         # Canny low / high threshold
-EDGE_RELATIVE = 0.2          # steps below this fraction of the strongest nearby are ignored
+EDGE_GAP = 3                 # working pixels: gaps in the outline the background cannot pass
+WATERSHED_GAIN = 4.0         # step 5: grey levels per Lab unit of the flooded image ...
+WATERSHED_ERODE = 4          # ... garment seeds this many working pixels inside the region ...
+WATERSHED_MARGIN = 2         # ... background seeds beyond the shadow reach plus this
 SHADOW_REACH = 0.06          # how far background grows into weak pixels, x the shorter side
 HULL_FRACTION = 0.5          # a garment this much strong evidence (of its area) has a hull ...
 HULL_RADIUS = 0.03           # ... the closing of its strong pixels by this x the shorter side ...
 HULL_ZONE = 0.12             # ... and weak pixels this far outside it are shadow
 SECOND_REGION_FRACTION = 0.1  # other regions kept: at least this fraction of the largest
-SNAPPED_PIECE_FRACTION = 0.01  # ... and after step 5, which may cut a thin part off
+SNAPPED_PIECE_FRACTION = 0.01  # ... and after step 6, which may cut a thin part off
 MIN_AREA_FRACTION = 0.002    # a mask smaller than this fraction of the image: nothing found
 MAX_AREA_FRACTION = 0.95     # a mask larger than this fraction: nothing told apart
 SNAP_PIXEL_SIGMA = 0.7       # photo pixels: smoothing of the pixels re-decided ...
@@ -93,8 +106,7 @@ SNAP_WIDE = 8                # photo pixels: the band where bleeding is removed
 SNAP_MIN_CONTRAST = 4.0      # Lab units between g and o for a decision
 SNAP_RESIDUAL = 0.25         # a mixture lies within this x |g - o| of the line from o to g ...
 SNAP_MIN_RESIDUAL = 3.0      # ... or within this many Lab units
-SNAP_BLEED_LIGHTNESS = 1.5   # bleeding keeps o's lightness within this many L* units ...
-SNAP_BLEED_SHARE = 0.15      # ... or this share of the lightness step from o to g
+SNAP_BLEED_LIGHTNESS = 1.5   # bleeding keeps o's lightness within this many L* units
 LIGHT_MIN_L = 70.0           # background L* of at least this is light
 UNIFORM_MAX_NOISE = 4.0      # Lab units: border residual noise of a uniform background ...
 UNIFORM_MIN_INLIERS = 0.6    # ... the fraction of the border that fits its surface ...
@@ -286,7 +298,6 @@ def _evidence(lab_fine: np.ndarray, lab_coarse: np.ndarray, background: _Backgro
     fine, gx, gy = _colour_gradient(lab_fine)
     coarse = _colour_gradient(lab_coarse)[0]
     step = np.maximum(fine - coarse, 0)
-    step[step < EDGE_RELATIVE * cv2.dilate(step, nearby)] = 0
     gain = step / np.maximum(fine, 1e-6)
     # Noise: the fine gradient's median over the border band (Rayleigh: median ~1.18 sigma).
     high = max(EDGE_FLOOR, EDGE_NOISE_FACTOR * float(np.median(fine[band])))
@@ -310,7 +321,11 @@ def _region(strong: np.ndarray, weak: np.ndarray, edges: np.ndarray, shadow_reac
     candidate = strong | weak | edges
     candidate = cv2.morphologyEx(candidate.astype(np.uint8), cv2.MORPH_CLOSE, _disc(1)) > 0
     filled = _fill_holes(candidate)
-    passable = (weak & ~strong & ~edges).astype(np.uint8)
+    # A faint outline (a pale stripe's against the backdrop) breaks up into pieces; the
+    # background must not leak through the gaps between them.
+    barrier = cv2.morphologyEx((strong | edges).astype(np.uint8), cv2.MORPH_CLOSE,
+                               _disc(EDGE_GAP))
+    passable = (weak & (barrier == 0)).astype(np.uint8)
     outside = (~filled).astype(np.uint8)
     # 4-connected growth: a 1-pixel 8-connected edge stops it.
     cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
@@ -336,6 +351,29 @@ def _region(strong: np.ndarray, weak: np.ndarray, edges: np.ndarray, shadow_reac
     return _main_regions(_fill_holes(filled & (outside == 0)), min_area)
 
 
+def _watershed(lab: np.ndarray, surface: np.ndarray, region: np.ndarray, weak: np.ndarray,
+               reach: int, min_area: float) -> np.ndarray:
+    """Step 5: re-decide the outline's neighbourhood by flooding from both sides. lab, surface:
+    float32 (h, w, 3) Lab of the photo and of the background; region, weak: bool (h, w).
+
+    Garment seeds are the region a few pixels in, background seeds every pixel beyond the
+    reach of the background's growth and every pixel outside the region that differs from the
+    background by less than a weak pixel does. OpenCV's watershed floods the rest from both
+    in order of the colour step between neighbours, so a pixel goes to the side it is joined
+    to by the smaller steps: the end of a pale stripe to the rest of its stripe inside the
+    garment (no step), not to the backdrop across its outline (a step of a few Lab units);
+    a soft shadow to the backdrop across its ramp, not to the garment across its outline."""
+    steps = np.clip(128 + WATERSHED_GAIN * (lab - surface), 0, 255).astype(np.uint8)
+    markers = np.zeros(region.shape, np.int32)
+    background = ~(cv2.dilate(region.astype(np.uint8), _disc(reach + WATERSHED_MARGIN)) > 0)
+    markers[background | (~region & ~weak)] = 2
+    markers[cv2.erode(region.astype(np.uint8), _disc(WATERSHED_ERODE)) > 0] = 1
+    cv2.watershed(np.ascontiguousarray(steps), markers)
+    # -1 marks the pixels between the two floods; they keep their label of step 4.
+    garment = (markers == 1) | ((markers == -1) & region)
+    return _main_regions(_fill_holes(garment), min_area)
+
+
 def _nearest(source: np.ndarray, values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """For every pixel, ``values`` at the nearest pixel where ``source`` is True, and the
     distance to it. source: bool (h, w) with at least one True; values: (h, w, c)
@@ -348,7 +386,7 @@ def _nearest(source: np.ndarray, values: np.ndarray) -> Tuple[np.ndarray, np.nda
 
 def _snap(lab: np.ndarray, sample_lab: np.ndarray, mask: np.ndarray, radius: int,
           remove_only: bool = False) -> np.ndarray:
-    """Step 5: re-decide the pixels within ``radius`` of the outline. lab, sample_lab: float32
+    """Step 6: re-decide the pixels within ``radius`` of the outline. lab, sample_lab: float32
     (H, W, 3) Lab of the photo smoothed for the pixels and for the colours compared with;
     mask: bool (H, W) -> bool (H, W).
 
@@ -391,8 +429,7 @@ def _snap(lab: np.ndarray, sample_lab: np.ndarray, mask: np.ndarray, radius: int
     if remove_only:
         # Bleeding carries the garment's chroma, not its lightness (JPEG keeps lightness at
         # full resolution): a pixel darker or lighter than o is a pale part of the garment.
-        same_lightness = np.abs(pixel[:, 0] - background[:, 0]) <= np.maximum(
-            SNAP_BLEED_LIGHTNESS, SNAP_BLEED_SHARE * np.abs(axis[:, 0]))
+        same_lightness = np.abs(pixel[:, 0] - background[:, 0]) <= SNAP_BLEED_LIGHTNESS
         labels[decided & same_lightness & (position < 0.5)] = False
     else:
         labels[decided] = position[decided] >= 0.5
@@ -403,7 +440,7 @@ def _snap(lab: np.ndarray, sample_lab: np.ndarray, mask: np.ndarray, radius: int
 
 
 def _grabcut(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Step 6 at a reduced size. image uint8 (H, W, 3) RGB, mask bool -> bool (H, W)."""
+    """Step 7 at a reduced size. image uint8 (H, W, 3) RGB, mask bool -> bool (H, W)."""
     height, width = mask.shape
     scale = min(1.0, GRABCUT_MAX_SIDE / max(height, width))
     small_h, small_w = max(8, int(round(height * scale))), max(8, int(round(width * scale)))
@@ -494,18 +531,21 @@ def compute_garment_mask(image: np.ndarray, grabcut: bool = False,
     min_area = MIN_AREA_FRACTION * work_h * work_w
     artefact_radius = int(np.ceil(ARTEFACT_RADIUS / scale))
 
-    border_fit = _fit_background(lab, band)
+    fit = border_fit = _fit_background(lab, band)
     shadow_reach = max(2, int(round(SHADOW_REACH * min(work_h, work_w))))
-    region = _region(*_evidence(lab, lab_coarse, border_fit, band, artefact_radius),
-                     shadow_reach, min_area)
+    evidence = _evidence(lab, lab_coarse, border_fit, band, artefact_radius)
+    region = _region(*evidence, shadow_reach, min_area)
     if region.any():
         # Refit the background to everything well away from the first mask: the border alone
         # extrapolates a lighting falloff into the middle of the frame.
         away = cv2.dilate(region.astype(np.uint8), _disc(max(3, int(0.03 * min(work_h, work_w)))))
         if (away == 0).sum() > 100:
-            refit = _fit_background(lab, away == 0)
-            region = _region(*_evidence(lab, lab_coarse, refit, band, artefact_radius),
-                             shadow_reach, min_area)
+            fit = _fit_background(lab, away == 0)
+            evidence = _evidence(lab, lab_coarse, fit, band, artefact_radius)
+            region = _region(*evidence, shadow_reach, min_area)
+    if region.any():
+        region = _watershed(lab, fit.surface(work_h, work_w), region, evidence[1],
+                            shadow_reach, min_area)
 
     if grabcut and region.any():
         region = _grabcut(work, region)

@@ -4,10 +4,11 @@
 
 Photos, masks and true masks are matched by file stem (``0001.jpg`` <-> ``0001.png``). Masks
 are read from --masks, as scripts/make_garment_masks.py writes them; without --masks they are
-computed here (data/garment_mask.py, --grabcut to refine; a photo where none is found scores
-0). A mask or true mask is garment where it is > 127. A photo lacking a mask or a true mask is
+computed here as scripts/make_garment_masks.py would (data/garment_mask.py: a PNG's alpha
+channel when it has one, unless --ignore_alpha; --grabcut to refine; a photo where none is
+found scores 0). A mask or true mask is garment where it is > 127. A photo lacking a mask or a true mask is
 reported and counts as a failure (exit status 1). ``python -m tests.product_photos --out DIR``
-writes photos with true masks (DIR/images, DIR/true) to try it.
+writes photos with true masks (DIR/images, DIR/true) to try it (``--alpha``: as cut-outs).
 """
 
 import argparse
@@ -20,7 +21,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from common.errors import exit_on_user_error  # noqa: E402
-from data.files import IMAGE_EXTENSIONS, DatasetError, read_gray, read_rgb  # noqa: E402
+from data.files import IMAGE_EXTENSIONS, DatasetError, read_alpha, read_gray, read_rgb  # noqa: E402
 from data.garment_mask import GarmentMaskError, compute_garment_mask  # noqa: E402
 
 
@@ -44,6 +45,8 @@ def main(argv=None) -> int:
     parser.add_argument("--true", required=True, help="folder of true masks (> 127 = garment)")
     parser.add_argument("--masks", default=None, help="folder of masks to score; default: compute them here")
     parser.add_argument("--grabcut", action="store_true", help="when computing masks, refine them with GrabCut")
+    parser.add_argument("--ignore_alpha", action="store_true",
+                        help="when computing masks, leave a PNG's alpha channel unused")
     parser.add_argument("--show", type=int, default=10, help="list this many of the worst photos")
     args = parser.parse_args(argv)
     with exit_on_user_error():
@@ -57,7 +60,7 @@ def evaluate(args) -> int:
     if not photos:
         raise DatasetError(f"--images {args.images}: no photos")
 
-    scores, problems = [], []
+    scores, problems, from_alpha = [], [], 0
     start = time.perf_counter()
     for stem, name in photos.items():
         try:
@@ -66,9 +69,11 @@ def evaluate(args) -> int:
             true = read_gray(os.path.join(args.true, truths[stem])) > 127
             if masks is None:
                 path = os.path.join(args.images, name)
+                alpha = None if args.ignore_alpha else read_alpha(path)
+                from_alpha += alpha is not None
                 try:
                     mask = compute_garment_mask(read_rgb(path), grabcut=args.grabcut,
-                                                source=path).mask > 127
+                                                source=path, alpha=alpha).mask > 127
                 except GarmentMaskError as error:
                     # No mask is a wrong mask: it scores 0, not a gap in the mean.
                     print(f"error: {error}", file=sys.stderr)
@@ -94,7 +99,8 @@ def evaluate(args) -> int:
             print(f"  {stem}: IoU {value:.4f}")
         print(f"{len(values)} photos: mean IoU {values.mean():.4f}, worst {values.min():.4f}, "
               f"median {np.median(values):.4f}, below 0.95: {int((values < 0.95).sum())}"
-              + (f" ({1000 * seconds / len(photos):.0f} ms per photo)" if masks is None else ""))
+              + (f" ({1000 * seconds / len(photos):.0f} ms per photo; {from_alpha} masks from an "
+                 f"alpha channel)" if masks is None else ""))
     if problems:
         print(f"{len(problems)} photos not scored", file=sys.stderr)
     return 1 if problems or not scores else 0

@@ -11,10 +11,12 @@ Shapes: t-shirt, tank top, camisole (thin straps), long sleeves, shirt with coll
 placket, dress, trousers, skirt; tilted by up to 3 degrees, some cut by the frame. Colour
 classes: ``close`` (white, cream, very light grey or pastel garments 4-12 Lab units from the
 backdrop, some with a dark print), ``light``, ``mid``, ``dark``; plain, striped, checked or
-dotted. JPEG quality 70-95 (4:2:0). A photo taken to sell a garment shows its outline, so a
+dotted. On request, ``close_stripes`` and ``close_print``: two colours, one of them 4-12 Lab
+units from the backdrop, touching the outline all along it. JPEG quality 70-95 (4:2:0). A photo taken to sell a garment shows its outline, so a
 garment whose outline would be invisible (see MIN_OUTLINE_CONTRAST) gets another colour.
 
-    python -m tests.product_photos --out /tmp/photos --num 200 [--source synthetic]
+    python -m tests.product_photos --out /tmp/photos --num 200 [--colour_class close_stripes]
+                                   [--source synthetic]
 
 writes ``images/NNNN.png`` (the decoded JPEG photo), ``true/NNNN.png`` (0/255) and
 ``index.csv`` (size, kind and colour class of each) for ``scripts/eval_garment_masks.py``;
@@ -32,6 +34,10 @@ SUPERSAMPLE = 4
 SHIFT = 4                      # fractional bits for cv2 drawing
 KINDS = ("tshirt", "tank", "camisole", "long_sleeve", "shirt", "dress", "trousers", "skirt")
 COLOUR_CLASSES = ("close", "light", "mid", "dark")
+# Two-colour garments whose one colour lies 4-12 Lab units from the backdrop and the other is
+# light, mid or dark: wide stripes, or a print (blots, checks, large dots). Either colour may
+# be the ground. Drawn only when asked for (``colour_class``), not in the random mix.
+PATTERN_CLASSES = ("close_stripes", "close_print")
 SIZES = ((256, 192), (512, 384), (1024, 768), (320, 320), (240, 360))
 # A photo taken to sell a garment shows its outline: garments whose outline would show less
 # than MIN_OUTLINE_CONTRAST Lab units (about one just-noticeable difference) along more than
@@ -46,9 +52,10 @@ class ProductPhoto:
     image: np.ndarray        # uint8 (H, W, 3) RGB, after JPEG compression
     mask: np.ndarray         # uint8 (H, W), 0 or 255: the garment's pixels (coverage >= 0.5)
     kind: str                # one of KINDS
-    colour_class: str        # one of COLOUR_CLASSES
-    delta_e: float           # Lab distance of the garment's base colour from the backdrop
+    colour_class: str        # one of COLOUR_CLASSES or PATTERN_CLASSES
+    delta_e: float           # Lab distance of the base (or the close) colour from the backdrop
     draws: int               # colours drawn until the outline was visible (1: the first)
+    alpha: np.ndarray = None  # uint8 (H, W): the garment's coverage x 255, a cut-out's alpha
 
 
 # ---------------------------------------------------------------------------------------------
@@ -287,13 +294,43 @@ def _pattern(rng, height, width, unit, colour_class, base):
     return second, np.clip(colour, 0, 255)
 
 
+def _close_pattern(rng, height, width, unit, colour_class, backdrop):
+    """A two-colour pattern of PATTERN_CLASSES: (second-colour mask (H, W) bool, ground colour,
+    second colour, the colour 4-12 Lab units from the backdrop)."""
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    angle = rng.choice([0.0, np.pi / 2, rng.uniform(0, np.pi)])
+    u = xs * np.cos(angle) + ys * np.sin(angle)
+    v = -xs * np.sin(angle) + ys * np.cos(angle)
+    period = rng.uniform(12, 40) * unit
+    if colour_class == "close_stripes":
+        second = (u % period) < period * rng.uniform(0.3, 0.7)
+    else:
+        style = rng.choice(["blots", "checks", "dots"])
+        if style == "blots":
+            field = _smooth_noise(rng, height, width, rng.uniform(6, 20) * unit)
+            second = field > np.quantile(field, rng.uniform(0.3, 0.7))
+        elif style == "checks":
+            second = ((u // (period / 2) + v // (period / 2)) % 2) == 0
+        else:
+            second = ((u % period - period / 2) ** 2 + (v % period - period / 2) ** 2
+                      < (period * rng.uniform(0.3, 0.45)) ** 2)
+    close = _garment_colour(rng, "close", backdrop)
+    other = _garment_colour(rng, str(rng.choice(["light", "mid", "dark"])), backdrop)
+    ground, second_colour = (close, other) if rng.random() < 0.5 else (other, close)
+    return second, ground, second_colour, close
+
+
 def _fabric(rng, coverage, colour_class, backdrop, unit, box_w, place, info):
     """The garment's colours, float32 (H, W, 3) RGB 0..255 (meaningful where coverage > 0),
-    and its base colour."""
+    and its base colour (for PATTERN_CLASSES, the one close to the backdrop)."""
     height, width = coverage.shape
-    base = _garment_colour(rng, colour_class, backdrop)
-    fabric = np.broadcast_to(base, (height, width, 3)).astype(np.float32).copy()
-    second, second_colour = _pattern(rng, height, width, unit, colour_class, base)
+    if colour_class in PATTERN_CLASSES:
+        second, ground, second_colour, base = _close_pattern(rng, height, width, unit,
+                                                              colour_class, backdrop)
+    else:
+        base = ground = _garment_colour(rng, colour_class, backdrop)
+        second, second_colour = _pattern(rng, height, width, unit, colour_class, base)
+    fabric = np.broadcast_to(ground, (height, width, 3)).astype(np.float32).copy()
     if second is not None:
         fabric[second] = second_colour
     if colour_class == "close" and rng.random() < 0.3:
@@ -305,7 +342,7 @@ def _fabric(rng, coverage, colour_class, backdrop, unit, box_w, place, info):
                     float(rng.uniform(0, 180)), 0, 360, tuple(float(c) for c in logo), -1)
     folds = _smooth_noise(rng, height, width, 30 * unit) * rng.uniform(0.005, 0.02)
     shading = 1.0 + folds
-    lighter = rgb_to_lab(base)[0, 0] > rgb_to_lab(backdrop)[0, 0]
+    lighter = rgb_to_lab(ground)[0, 0] > rgb_to_lab(backdrop)[0, 0]
     # Fabric turning away from the light darkens along the outline; a garment lighter than
     # the backdrop (a white shirt on grey paper) lies flat and shows no such rim.
     if not lighter and rng.random() < 0.75:
@@ -316,17 +353,17 @@ def _fabric(rng, coverage, colour_class, backdrop, unit, box_w, place, info):
     fabric *= shading[..., None]
     if info.get("placket"):
         top, bottom = place(np.array([[0.0, 0.12], [0.0, 1.0]]))
-        darker = tuple(float(c) for c in base * 0.9)
+        darker = tuple(float(c) for c in ground * 0.9)
         cv2.line(fabric, tuple(int(v) for v in top), tuple(int(v) for v in bottom), darker,
                  max(1, int(round(unit))), cv2.LINE_AA)
         for k in range(5):
             button = place(np.array([[0.03, 0.2 + 0.16 * k]]))[0]
             cv2.circle(fabric, tuple(int(v) for v in button), max(1, int(round(2 * unit))),
-                       tuple(float(c) for c in base * 0.8), -1, cv2.LINE_AA)
+                       tuple(float(c) for c in ground * 0.8), -1, cv2.LINE_AA)
     if info.get("waistband"):
         a, b = place(np.array([[-0.5, 0.06], [0.5, 0.06]]))
         cv2.line(fabric, tuple(int(v) for v in a), tuple(int(v) for v in b),
-                 tuple(float(c) for c in base * 0.88), max(1, int(round(unit))), cv2.LINE_AA)
+                 tuple(float(c) for c in ground * 0.88), max(1, int(round(unit))), cv2.LINE_AA)
     return fabric, base
 
 
@@ -419,7 +456,8 @@ def make_product_photo(rng: np.random.Generator, height: int = 256, width: int =
     data = cv2.imencode(".jpg", photo[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])[1]
     photo = cv2.imdecode(data, cv2.IMREAD_COLOR)[:, :, ::-1].copy()
     return ProductPhoto(image=photo, mask=true_mask, kind=kind, colour_class=colour_class,
-                        delta_e=delta_e(base, backdrop), draws=draws)
+                        delta_e=delta_e(base, backdrop), draws=draws,
+                        alpha=np.round(coverage * 255).astype(np.uint8))
 
 
 def product_photo_set(seed: int, count: int, sizes=SIZES, colour_class: str = None) -> list:
@@ -455,8 +493,11 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="folder; images/, true/ and index.csv go inside")
     parser.add_argument("--num", type=int, default=200, help="number of photos")
     parser.add_argument("--seed", type=int, default=0, help="seed; the same seed writes the same files")
-    parser.add_argument("--colour_class", default=None, choices=COLOUR_CLASSES,
-                        help="draw only this colour class (default: a mix)")
+    parser.add_argument("--colour_class", default=None, choices=COLOUR_CLASSES + PATTERN_CLASSES,
+                        help="draw only this colour class (default: a mix of COLOUR_CLASSES)")
+    parser.add_argument("--alpha", action="store_true",
+                        help="write the photos as cut-outs: RGBA PNGs whose alpha is the "
+                             "garment's coverage (product photos only)")
     parser.add_argument("--source", default="product", choices=["product", "synthetic"],
                         help="product: the studio photos of this module; synthetic: "
                              "data/synthetic.py's garments on pure white")
@@ -471,7 +512,10 @@ def main(argv=None):
     for index, photo in enumerate(photos):
         name = f"{index:04d}"
         # PNG: the photo has been through its own JPEG compression already.
-        cv2.imwrite(os.path.join(args.out, "images", name + ".png"), photo.image[:, :, ::-1])
+        image = photo.image[:, :, ::-1]
+        if args.alpha and photo.alpha is not None:
+            image = np.dstack([image, photo.alpha])
+        cv2.imwrite(os.path.join(args.out, "images", name + ".png"), image)
         cv2.imwrite(os.path.join(args.out, "true", name + ".png"), photo.mask)
         height, width = photo.mask.shape
         rows.append(f"{name},{height},{width},{photo.kind},{photo.colour_class},"

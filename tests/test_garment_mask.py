@@ -42,10 +42,11 @@ def scores(photos, grabcut=False) -> np.ndarray:
 
 
 def studio_photo(garment_rgb, backdrop_rgb, shadow=0.1, rim=0.0, size=(256, 192), seed=0,
-                 quality=90):
+                 quality=90, stripes=None):
     """A hand-drawn photo (independent of the generator): a shirt-like polygon on a backdrop
     with a linear lighting gradient, a drop shadow (offset, blurred, darkening up to
-    ``shadow``), an optional darker rim, noise and JPEG. Returns (photo, true mask)."""
+    ``shadow``), an optional darker rim, noise and JPEG. ``stripes``: (RGB, period in pixels)
+    for horizontal stripes of that colour, half of each period. Returns (photo, true mask)."""
     rng = np.random.default_rng(seed)
     height, width = size
     points = np.array([[0.38, 0.2], [0.62, 0.2], [0.8, 0.27], [0.9, 0.45], [0.78, 0.5],
@@ -62,7 +63,11 @@ def studio_photo(garment_rgb, backdrop_rgb, shadow=0.1, rim=0.0, size=(256, 192)
                              0.03 * width)
     scene *= (1 - shadow * shade)[..., None]
     inside = cv2.distanceTransform((coverage > 0.5).astype(np.uint8), cv2.DIST_L2, 3)
-    fabric = np.asarray(garment_rgb, float) * (1 - rim * np.clip(1 - inside / 2.0, 0, 1))[..., None]
+    fabric = np.asarray(garment_rgb, float) * np.ones((height, width, 1))
+    if stripes is not None:
+        stripe_rgb, period = stripes
+        fabric[(np.arange(height) % period) < period / 2] = stripe_rgb
+    fabric *= (1 - rim * np.clip(1 - inside / 2.0, 0, 1))[..., None]
     photo = coverage[..., None] * fabric + (1 - coverage[..., None]) * scene
     photo = np.clip(photo + rng.normal(0, 1.0, photo.shape), 0, 255).astype(np.uint8)
     ok, data = cv2.imencode(".jpg", photo[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
@@ -100,6 +105,32 @@ def test_masks_of_garments_close_to_the_backdrop():
     assert all(4.0 <= photo.delta_e <= 12.0 for photo in photos)
     values = scores(photos)
     assert values.mean() >= 0.96 and values.min() >= 0.90, np.round(values, 3)
+
+
+def test_pale_stripes_touching_the_outline_are_garment():
+    # Wide stripes 6.3 Lab units from the backdrop alternate with dark ones, every stripe
+    # meeting the outline on both sides. Before the silhouette step (step 5) the background
+    # took the pale stripes' ends through gaps in their faint outline: IoU 0.861 on this
+    # photo, 0.964 with it.
+    backdrop = (240, 240, 238)
+    pale = (222, 222, 220)
+    assert 6.0 <= delta_e(pale, backdrop) <= 7.0
+    photo, true = studio_photo((60, 50, 90), backdrop, stripes=(pale, 32), size=(320, 240))
+    assert iou(compute_garment_mask(photo).mask, true) >= 0.95
+
+
+def test_masks_of_garments_with_stripes_and_prints_close_to_the_backdrop():
+    # Two-colour garments, one colour 4-12 Lab units from the backdrop: stripes 12-40 units
+    # wide, blots, checks and dots (tests/product_photos.py's PATTERN_CLASSES). Measured on
+    # these 12 photos of each set: stripes mean 0.949 / worst 0.878, prints 0.955 / 0.872
+    # (without step 5 and the closed edge gaps: 0.911 / 0.838 and 0.897 / 0.701). The 0.98 /
+    # 0.93 asked for are not reached; see scripts/eval_garment_masks.py on 200 of each.
+    for colour_class, bounds in (("close_stripes", (0.94, 0.86)), ("close_print", (0.945, 0.86))):
+        photos = product_photo_set(1, 12, sizes=SMALL_SIZES, colour_class=colour_class)
+        assert all(4.0 <= photo.delta_e <= 12.0 for photo in photos)
+        values = scores(photos)
+        assert values.mean() >= bounds[0] and values.min() >= bounds[1], (colour_class,
+                                                                         np.round(values, 3))
 
 
 def test_large_photo():
@@ -330,3 +361,19 @@ def test_a_thin_strip_is_a_clear_error_not_an_opencv_assertion():
     strip[4:12, 5000:15000] = 40
     with pytest.raises(GarmentMaskError, match=r"strip: a 20000x16 image is too elongated"):
         compute_garment_mask(strip, source="strip")
+
+
+def test_cut_outs_written_with_alpha_are_scored_by_their_alpha(tmp_path, capsys):
+    from scripts.eval_garment_masks import main as evaluate
+    from tests.product_photos import main as write_photos
+    write_photos(["--out", str(tmp_path), "--num", "2", "--colour_class", "close_stripes",
+                  "--alpha"])
+    assert cv2.imread(str(tmp_path / "images" / "0000.png"), cv2.IMREAD_UNCHANGED).shape[2] == 4
+    capsys.readouterr()
+    assert evaluate(["--images", str(tmp_path / "images"), "--true", str(tmp_path / "true")]) == 0
+    report = capsys.readouterr().out
+    # alpha > 127 is coverage >= 0.5, the true mask's own rule
+    assert "mean IoU 1.0000" in report and "2 masks from an alpha channel" in report, report
+    assert evaluate(["--images", str(tmp_path / "images"), "--true", str(tmp_path / "true"),
+                     "--ignore_alpha"]) == 0
+    assert "0 masks from an alpha channel" in capsys.readouterr().out
