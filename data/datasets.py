@@ -63,8 +63,9 @@ def default_mask_cache() -> str:
 @dataclass
 class GarmentMasks:
     """Masks of product photos: read from the layout's mask file, or computed with
-    ``data.garment_mask`` and cached as ``CACHE/<hash of the photo's folder>/<stem>.png``
-    (written once, atomically, by whichever process computes it first). ``forget`` drops
+    ``data.garment_mask`` and cached as ``CACHE/<hash>/<stem>.png``, the hash of the photo's
+    folder, the method's version and the GrabCut choice, so a mask made another way is not
+    reused (written once, atomically, by whichever process computes it first). ``forget`` drops
     cached masks so that they are computed again (``--rebuild_masks``)."""
 
     cache_dir: Optional[str] = None
@@ -72,8 +73,10 @@ class GarmentMasks:
     max_pixels: Optional[int] = None
 
     def cache_path(self, image_path: str) -> str:
+        from data.garment_mask import METHOD_VERSION
         folder = os.path.dirname(os.path.abspath(image_path))
-        key = hashlib.sha1(folder.encode("utf-8")).hexdigest()[:16]
+        made = f"{folder}\0{METHOD_VERSION}\0{'grabcut' if self.grabcut else 'plain'}"
+        key = hashlib.sha1(made.encode("utf-8")).hexdigest()[:16]
         stem = os.path.splitext(os.path.basename(image_path))[0]
         return os.path.join(self.cache_dir or default_mask_cache(), key, f"{stem}.png")
 

@@ -69,6 +69,9 @@ from common.errors import UserError
 from data.files import read_alpha, read_rgb
 from common.atomic import write_bytes_atomic
 
+# Part of the cache key of computed masks (data.datasets.GarmentMasks): raise it when a change
+# gives other masks. 2: the silhouette step (5) and the faint edges kept beside strong ones.
+METHOD_VERSION = 2
 WORK_MAX_SIDE = 512          # steps 1-5 run at most at this size (pixels, longer side)
 BORDER_BAND = 0.03           # border band width, fraction of the shorter side
 FIT_NOISE_FACTOR = 5.0       # background fit: outliers beyond this many pixel-noise sigmas ...

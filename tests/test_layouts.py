@@ -9,7 +9,7 @@ from PIL import Image
 
 import test as test_script
 from data.check import main as check_main
-from data.datasets import DataOptions, make_pairs_dataset, make_train_dataset
+from data.datasets import DataOptions, GarmentMasks, make_pairs_dataset, make_train_dataset
 from data.inputs import TryOnInputs
 from data.synthetic import make_dataset
 from tests.small_models import small_models, stage4_checkpoint
@@ -135,6 +135,18 @@ def test_computed_masks_are_cached_and_rebuilt(roots, mask_cache):
                                              rebuild_masks=True), roots["dresscode"], 64, 64)
     assert not list(mask_cache.rglob("*.png"))                      # forgotten at start
     assert torch.equal(rebuilt[1]["garment_edge"], item["garment_edge"])
+
+
+def test_a_cached_mask_is_not_reused_by_another_method(monkeypatch, tmp_path):
+    import data.garment_mask
+    photo = str(tmp_path / "shirt.jpg")
+    plain = GarmentMasks(cache_dir=str(tmp_path / "cache"))
+    assert plain.cache_path(photo) == GarmentMasks(cache_dir=str(tmp_path / "cache")).cache_path(photo)
+    assert GarmentMasks(cache_dir=str(tmp_path / "cache"), grabcut=True).cache_path(photo) \
+        != plain.cache_path(photo)
+    before = plain.cache_path(photo)
+    monkeypatch.setattr(data.garment_mask, "METHOD_VERSION", data.garment_mask.METHOD_VERSION + 1)
+    assert plain.cache_path(photo) != before
 
 
 def test_vitonhd_takes_densepose_from_a_folder(roots, tmp_path):
