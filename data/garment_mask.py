@@ -370,7 +370,10 @@ def _watershed(lab: np.ndarray, surface: np.ndarray, region: np.ndarray, weak: n
     markers = np.zeros(region.shape, np.int32)
     background = ~(cv2.dilate(region.astype(np.uint8), _disc(reach + WATERSHED_MARGIN)) > 0)
     markers[background | (~region & ~weak)] = 2
-    markers[cv2.erode(region.astype(np.uint8), _disc(WATERSHED_ERODE)) > 0] = 1
+    seeds = cv2.erode(region.astype(np.uint8), _disc(WATERSHED_ERODE)) > 0
+    if not seeds.any() or not (markers == 2).any():
+        return region       # a garment too thin for seeds inside it, or nothing around it
+    markers[seeds] = 1
     cv2.watershed(np.ascontiguousarray(steps), markers)
     # -1 marks the pixels between the two floods; they keep their label of step 4.
     garment = (markers == 1) | ((markers == -1) & region)

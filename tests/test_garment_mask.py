@@ -377,3 +377,13 @@ def test_cut_outs_written_with_alpha_are_scored_by_their_alpha(tmp_path, capsys)
     assert evaluate(["--images", str(tmp_path / "images"), "--true", str(tmp_path / "true"),
                      "--ignore_alpha"]) == 0
     assert "0 masks from an alpha channel" in capsys.readouterr().out
+
+
+def test_a_garment_too_small_for_watershed_seeds_keeps_its_mask():
+    # Step 5 seeds the garment 4 working pixels inside it; a 6x6 garment in a 16x16 photo has
+    # no such pixel, and its mask is step 4's.
+    photo = np.full((16, 16, 3), 240, np.uint8)
+    photo[5:11, 5:11] = (30, 30, 30)
+    true = np.zeros((16, 16), np.uint8)
+    true[5:11, 5:11] = 255
+    assert iou(compute_garment_mask(photo).mask, true) == 1.0
