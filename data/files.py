@@ -146,13 +146,46 @@ def read_rgb(path: str, max_pixels: Optional[int] = None) -> np.ndarray:
 OPAQUE_ALPHA = 250
 
 
+def _png_has_transparency(path: str) -> bool:
+    """Whether a PNG's chunks before its image data include tRNS (a palette, grey or RGB image
+    with transparent colours); only the chunk headers are read."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(8)
+            for _ in range(4096):
+                head = handle.read(8)
+                if len(head) < 8 or head[4:] in (b"IDAT", b"IEND"):
+                    return False
+                if head[4:] == b"tRNS":
+                    return True
+                handle.seek(int.from_bytes(head[:4], "big") + 4, os.SEEK_CUR)
+    except OSError as error:
+        raise DatasetError(f"{path}: cannot read ({error.strerror or error})") from None
+    return False
+
+
+def _may_have_alpha(path: str) -> bool:
+    """Whether a file's header says it may hold an alpha channel: a PNG of colour type 4 or 6
+    or with a tRNS chunk, a WebP whose header flags alpha, or a TIFF (its decoding tells)."""
+    header = read_bytes(path, 32)
+    if header[:8] == b"\x89PNG\r\n\x1a\n":
+        # Byte 25: the colour type (4: grey + alpha, 6: RGBA).
+        return len(header) >= 26 and (header[25] in (4, 6) or _png_has_transparency(path))
+    if header[:4] == b"RIFF" and header[8:12] == b"WEBP" and len(header) >= 25:
+        if header[12:16] == b"VP8X":        # extended format: flags byte, alpha bit 0x10
+            return bool(header[20] & 0x10)
+        if header[12:16] == b"VP8L":        # lossless: bit 28 after the signature byte
+            return bool((int.from_bytes(header[21:25], "little") >> 28) & 1)
+        return False                        # simple lossy WebP: no alpha
+    return header[:4] in (b"II*\x00", b"MM\x00*")
+
+
 def read_alpha(path: str, max_pixels: Optional[int] = None) -> Optional[np.ndarray]:
-    """The alpha channel of a PNG with one (grey + alpha or RGBA, e.g. a shop's cut-out), as
-    uint8 (h, w); None for other files and for an alpha that is opaque everywhere."""
-    # Bytes 24 and 25 of a PNG: bit depth and colour type (4: grey + alpha, 6: RGBA); the
-    # header alone tells, so other files are not read whole a second time.
-    header = read_bytes(path, 26)
-    if header[:8] != b"\x89PNG\r\n\x1a\n" or len(header) < 26 or header[25] not in (4, 6):
+    """The alpha channel of an image with one (a shop's cut-out: PNG with alpha or a
+    transparent palette colour, WebP, TIFF), as uint8 (h, w); None for other files and for an
+    alpha that is opaque everywhere."""
+    # The header tells, so files without alpha are not read whole a second time.
+    if not _may_have_alpha(path):
         return None
     data = read_bytes(path)
     _check_complete(data, path)
@@ -163,6 +196,8 @@ def read_alpha(path: str, max_pixels: Optional[int] = None) -> Optional[np.ndarr
     alpha = image[:, :, 3]
     if alpha.dtype == np.uint16:
         alpha = (alpha >> 8).astype(np.uint8)
+    elif alpha.dtype != np.uint8:           # a float TIFF: alpha in 0..1
+        alpha = np.clip(np.round(alpha.astype(np.float64) * 255), 0, 255).astype(np.uint8)
     return None if int(alpha.min()) >= OPAQUE_ALPHA else alpha
 
 

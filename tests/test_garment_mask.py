@@ -356,6 +356,48 @@ def test_a_cut_out_with_alpha_gives_its_alpha_as_the_mask(tmp_path):
         garment_mask_from_file(str(empty))
 
 
+@pytest.mark.parametrize("kind", ["webp_lossless", "webp_lossy", "png_palette", "png_grey",
+                                  "png_16bit", "tiff"])
+def test_cut_outs_in_other_formats_give_their_alpha(tmp_path, kind):
+    from PIL import Image
+    from data.files import read_alpha
+    true = np.zeros((64, 48), np.uint8)
+    true[10:50, 12:40] = 255
+    rgba = np.zeros((64, 48, 4), np.uint8)
+    rgba[..., 3] = true
+    rgba[true > 0, :3] = (200, 30, 30)
+    path = str(tmp_path / {"webp_lossless": "a.webp", "webp_lossy": "b.webp",
+                           "png_16bit": "c.png", "tiff": "d.tiff"}.get(kind, "e.png"))
+    image = Image.fromarray(rgba)
+    if kind == "webp_lossless":
+        image.save(path, lossless=True)
+    elif kind == "webp_lossy":
+        image.save(path, quality=90)
+    elif kind == "png_palette":         # one transparent palette colour (a tRNS chunk)
+        image.quantize(colors=4, method=Image.Quantize.FASTOCTREE).save(path)
+        assert Image.open(path).mode == "P" and "transparency" in Image.open(path).info
+    elif kind == "png_grey":
+        image.convert("LA").save(path)
+    elif kind == "png_16bit":
+        cv2.imwrite(path, rgba[:, :, [2, 1, 0, 3]].astype(np.uint16) * 257)
+    else:
+        image.save(path)
+    np.testing.assert_array_equal(read_alpha(path) > 127, true > 127)
+
+
+@pytest.mark.parametrize("kind", ["webp_lossless", "webp_lossy", "png_palette", "bmp"])
+def test_images_without_alpha_have_none(tmp_path, kind):
+    from PIL import Image
+    from data.files import read_alpha
+    image = Image.fromarray(np.full((32, 24, 3), 200, np.uint8))
+    name, options = {"webp_lossless": ("a.webp", dict(lossless=True)),
+                     "webp_lossy": ("b.webp", dict(quality=90)),
+                     "png_palette": ("c.png", {}), "bmp": ("d.bmp", {})}[kind]
+    path = str(tmp_path / name)
+    (image.convert("P") if kind == "png_palette" else image).save(path, **options)
+    assert read_alpha(path) is None
+
+
 def test_a_thin_strip_is_a_clear_error_not_an_opencv_assertion():
     strip = np.full((16, 20000, 3), 240, np.uint8)
     strip[4:12, 5000:15000] = 40
