@@ -101,6 +101,7 @@ HULL_ZONE = 0.12             # ... and weak pixels this far outside it are shado
 SECOND_REGION_FRACTION = 0.1  # other regions kept: at least this fraction of the largest
 SNAPPED_PIECE_FRACTION = 0.01  # ... and after step 6, which may cut a thin part off
 MIN_AREA_FRACTION = 0.002    # a mask smaller than this fraction of the image: nothing found
+SMALL_AREA_FRACTION = 0.05   # ... smaller than this: found, with a note to check it
 MAX_AREA_FRACTION = 0.95     # a mask larger than this fraction: nothing told apart
 SNAP_PIXEL_SIGMA = 0.7       # photo pixels: smoothing of the pixels re-decided ...
 SNAP_SAMPLE_SIGMA = 1.0      # ... and of the colours g and o they are compared with
@@ -603,6 +604,11 @@ def compute_garment_mask(image: np.ndarray, grabcut: bool = False,
         raise GarmentMaskError(f"{source}: the mask would cover {100 * area:.0f}% of the image: "
                                f"nothing distinguishes a garment from the background{context}; "
                                f"pass a mask of your own")
+    if area < SMALL_AREA_FRACTION:
+        # A product photo shows its garment large; a small mask is most often a print or a
+        # logo found on a garment whose outline was not (a pale garment in a noisy photo).
+        notes.append(f"{source}: the mask covers only {100 * area:.1f}% of the image, less "
+                     f"than a product photo's garment does; {advice}")
 
     return GarmentMask(mask=np.where(mask, 255, 0).astype(np.uint8), background=background,
                        light_background=light, uniform_background=uniform, notes=notes)

@@ -429,3 +429,15 @@ def test_a_garment_too_small_for_watershed_seeds_keeps_its_mask():
     true = np.zeros((16, 16), np.uint8)
     true[5:11, 5:11] = 255
     assert iou(compute_garment_mask(photo).mask, true) == 1.0
+
+
+def test_a_small_mask_comes_with_a_note_to_check_it():
+    # A 20x16 garment in a 256x192 photo (0.7% of it) is found and flagged; a garment of
+    # the usual size is not.
+    usual = studio_photo((40, 40, 120), (240, 240, 238), size=(256, 192))[0]
+    photo = np.full_like(usual, 240)
+    photo[100:120, 80:96] = (40, 40, 120)
+    result = compute_garment_mask(photo)
+    assert (result.mask > 0).sum() == 20 * 16
+    assert any("covers only 0.7% of the image" in note for note in result.notes), result.notes
+    assert not any("covers only" in note for note in compute_garment_mask(usual).notes)
