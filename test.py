@@ -25,6 +25,7 @@ checkpoint (``--checkpoint`` gives both parts from one file). ``--eval`` scores 
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -39,11 +40,11 @@ from common.errors import exit_on_user_error
 from common.images import on_white, to_uint8
 from data.datasets import (DataOptions, add_data_arguments, default_mask_cache,
                            make_pairs_dataset)
-from data.files import read_alpha, read_gray, read_rgb
+from data.files import DatasetError, read_alpha, read_gray, read_rgb
 from data.photo_fit import FIT_MODES, paste_back, plan_fit
 from utils.inference.loading import add_model_arguments, check_model_arguments, load_model_from_args
 from utils.inference.model import pick_device
-from utils.inference.photos import garment_mask_for, tryon_photos
+from utils.inference.photos import MIN_PERSON_SIDE, garment_mask_for, tryon_photos
 from utils.results import (check_output_file, check_output_folder, result_name, write_output,
                            write_result)
 
@@ -84,7 +85,7 @@ def parse_args(argv=None):
                         "mapped back to the photo")
     add_model_arguments(p.add_argument_group("model"))
     p.add_argument("--batch_size", type=int, default=8, help="pairs per forward pass")
-    p.add_argument("--workers", type=int, default=2, help="data loading processes")
+    p.add_argument("--workers", type=int, default=2, help="data loading processes (0: none)")
     p.add_argument("--save_grid", action="store_true",
                    help="also save person | garment | warped garment | try-on strips")
     metrics = p.add_argument_group("scores (test folders)")
@@ -120,6 +121,10 @@ def parse_args(argv=None):
     check_model_arguments(p, args)
     if args.batch_size < 1:
         p.error("--batch_size must be at least 1")
+    if args.workers < 0:
+        p.error("--workers must be 0 or more")
+    if not (math.isfinite(args.max_megapixels) and args.max_megapixels > 0):
+        p.error(f"--max_megapixels must be a positive number, got {args.max_megapixels}")
     return args
 
 
@@ -197,6 +202,10 @@ def tryon_pair(args) -> dict:
         check_output_file(grid_path, "--save_grid", inputs)
     limit = int(args.max_megapixels * 1e6)
     person_photo = read_rgb(args.person, limit)
+    if min(person_photo.shape[:2]) < MIN_PERSON_SIDE:
+        raise DatasetError(f"{args.person}: {person_photo.shape[1]}x{person_photo.shape[0]} "
+                           f"pixels; a person photo is at least {MIN_PERSON_SIDE}x"
+                           f"{MIN_PERSON_SIDE}")
     garment_photo = read_rgb(args.garment, limit)
     user_mask = read_gray(args.garment_mask, limit) if args.garment_mask else None
     alpha = None if user_mask is not None else read_alpha(args.garment, limit)

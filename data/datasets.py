@@ -36,8 +36,9 @@ import torch
 from common.atomic import write_atomic
 from data import dresscode, viton, vitonhd
 from data.densepose import IUV_CHANNELS, read_densepose_file
-from data.files import (DEFAULT_MAX_PIXELS, EDGE_THRESHOLD, DatasetError, photo_tensor,
-                        read_alpha, read_gray, read_rgb, resize_nearest, resize_photo)
+from data.files import (DEFAULT_MAX_PIXELS, EDGE_THRESHOLD, DatasetError, check_garment_mask,
+                        photo_tensor, read_alpha, read_gray, read_rgb, resize_nearest,
+                        resize_photo)
 from data.labels import LABEL_SCHEMES, NECK_CHOICES, NECK_HELP, read_label_map
 from data.photo_fit import FIT_MODES, apply_placement, fit_to_frame
 from data.pose import POSE_FORMATS, PoseFileError, read_keypoints_file, scale_keypoints
@@ -101,7 +102,7 @@ class GarmentMasks:
                 raise DatasetError(f"{garment.mask}: size {mask.shape[1]}x{mask.shape[0]} "
                                    f"differs from its garment {garment.image} "
                                    f"({photo.shape[1]}x{photo.shape[0]})")
-            return (mask > EDGE_THRESHOLD).astype(np.uint8)
+            return check_garment_mask((mask > EDGE_THRESHOLD).astype(np.uint8), garment.mask)
         path = self.cache_path(garment.image)
         if os.path.isfile(path):
             cached = read_gray(path)

@@ -19,7 +19,7 @@ a pairs file of the caller's inside each category folder.
 import os
 from typing import Optional, Sequence
 
-from data.files import DatasetError, list_folder, read_pairs, report_missing
+from data.files import DatasetError, list_folder, read_pairs, report_missing, resolve_path
 from data.samples import CATEGORIES, DataFormats, GarmentFiles, PersonFiles, Sample
 
 NAME = "dresscode"
@@ -67,7 +67,7 @@ class _Category:
 
     def pairs_file(self, which: str) -> str:
         name = PAIRS_FILES.get(which, which)
-        path = name if os.path.isabs(name) else os.path.join(self.root, name)
+        path = resolve_path(self.root, name)
         if not os.path.isfile(path):
             raise DatasetError(f"{path}: pairs file not found")
         return path

@@ -7,6 +7,7 @@ pairs files, folder listings, resizing and tensors. The format modules (``data/l
 import io
 import os
 import re
+import stat
 import sys
 import tempfile
 import warnings
@@ -20,7 +21,7 @@ from PIL import Image
 
 from common.errors import UserError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 EDGE_THRESHOLD = 127      # garment mask foreground: value / 255 > 0.5
 # Largest image read, in pixels (--max_megapixels): a 48-megapixel phone photo fits; a few
 # kilobytes of PNG claiming 20000 x 20000 pixels (1.2 GB decoded) do not.
@@ -38,9 +39,21 @@ class DatasetError(UserError, ValueError):
 # Reading single files
 
 
+# Largest image file read (bytes): far above any photo's, below what would exhaust memory.
+MAX_FILE_BYTES = 1 << 30
+
+
 def read_bytes(path: str, size: int = -1) -> bytes:
-    """The file's bytes (its first ``size`` when given)."""
+    """The file's bytes (its first ``size`` when given). Only regular files of at most
+    MAX_FILE_BYTES are read: a device or a pipe (/dev/zero, a FIFO) would never end."""
     try:
+        status = os.stat(path)
+        if not stat.S_ISREG(status.st_mode):
+            kind = "a folder" if stat.S_ISDIR(status.st_mode) else "not a regular file"
+            raise DatasetError(f"{path}: {kind}, not an image file")
+        if size < 0 and status.st_size > MAX_FILE_BYTES:
+            raise DatasetError(f"{path}: {status.st_size / 2 ** 30:.1f} GiB, more than the "
+                               f"{MAX_FILE_BYTES / 2 ** 30:g} GiB an image file may take")
         with open(path, "rb") as handle:
             data = handle.read(size)
     except OSError as error:
@@ -180,6 +193,20 @@ def _may_have_alpha(path: str) -> bool:
     return header[:4] in (b"II*\x00", b"MM\x00*")
 
 
+def _exif_oriented(array: np.ndarray, data: bytes) -> np.ndarray:
+    """``array`` (h, w) of an image file's pixels as stored, turned as the file's EXIF
+    orientation tag (1-8) says the picture is shown."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            orientation = image.getexif().get(0x0112, 1)
+    except Exception:
+        return array
+    turns = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+             5: lambda a: a.T, 6: lambda a: np.rot90(a, -1), 7: lambda a: a[::-1, ::-1].T,
+             8: lambda a: np.rot90(a, 1)}
+    return np.ascontiguousarray(turns[orientation](array)) if orientation in turns else array
+
+
 def read_alpha(path: str, max_pixels: Optional[int] = None) -> Optional[np.ndarray]:
     """The alpha channel of an image with one (a shop's cut-out: PNG with alpha or a
     transparent palette colour, WebP, TIFF), as uint8 (h, w); None for other files and for an
@@ -193,12 +220,32 @@ def read_alpha(path: str, max_pixels: Optional[int] = None) -> Optional[np.ndarr
     image = _imdecode(data, cv2.IMREAD_UNCHANGED, path)
     if image.ndim != 3 or image.shape[2] != 4:
         return None
-    alpha = image[:, :, 3]
+    # IMREAD_COLOR (read_rgb) turns the picture by its EXIF orientation, IMREAD_UNCHANGED
+    # does not: the alpha is turned alike so that it stays on the garment.
+    alpha = _exif_oriented(image[:, :, 3], data)
     if alpha.dtype == np.uint16:
         alpha = (alpha >> 8).astype(np.uint8)
     elif alpha.dtype != np.uint8:           # a float TIFF: alpha in 0..1
         alpha = np.clip(np.round(alpha.astype(np.float64) * 255), 0, 255).astype(np.uint8)
     return None if int(alpha.min()) >= OPAQUE_ALPHA else alpha
+
+
+# A garment mask covering more than this fraction of its photo marks no outline.
+MAX_MASK_FRACTION = 0.99
+
+
+def check_garment_mask(binary: np.ndarray, name: str) -> np.ndarray:
+    """A garment mask in {0, 1} (h, w), returned when it marks a garment: an empty mask, or one
+    covering all but a sliver of its photo (a blank or inverted file), is a DatasetError
+    naming ``name``."""
+    if not binary.any():
+        raise DatasetError(f"{name} is empty (no pixel above {EDGE_THRESHOLD}); white marks "
+                           f"the garment")
+    if binary.mean() > MAX_MASK_FRACTION:
+        raise DatasetError(f"{name} covers {100 * binary.mean():.1f}% of its photo, so it marks "
+                           f"no garment's outline (white marks the garment, black the "
+                           f"background; is it inverted or blank?)")
+    return binary
 
 
 def read_gray(path: str, max_pixels: Optional[int] = None) -> np.ndarray:
@@ -361,7 +408,11 @@ def read_pairs(path: str) -> list:
 
 
 def resolve_path(root: str, name: Optional[str]) -> Optional[str]:
-    """``name`` inside ``root`` unless it is an absolute path (None stays None)."""
+    """``name`` inside ``root``; else ``name`` itself when it is an absolute path or a file
+    that exists from the current folder (None stays None)."""
     if name is None:
         return None
-    return name if os.path.isabs(name) else os.path.join(root, name)
+    inside = os.path.join(root, name)
+    if os.path.isabs(name) or (not os.path.exists(inside) and os.path.isfile(name)):
+        return name
+    return inside

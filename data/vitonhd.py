@@ -22,7 +22,8 @@ folder of part-index maps (``{stem}.npy`` or ``{stem}.png``) to use instead.
 import os
 from typing import Optional, Sequence
 
-from data.files import IMAGE_EXTENSIONS, DatasetError, list_folder, read_pairs, report_missing
+from data.files import (IMAGE_EXTENSIONS, DatasetError, list_folder, read_pairs, report_missing,
+                        resolve_path)
 from data.samples import DataFormats, GarmentFiles, PersonFiles, Sample
 
 NAME = "vitonhd"
@@ -153,8 +154,8 @@ def test_pairs(root: str, pairs: str = "unpaired", categories: Sequence[str] = H
         listed = [(name, name) for name in names]
         source = f"{files.image_dir} (paired)"
     else:
-        path = os.path.join(root, f"{split}_pairs.txt") if pairs == "unpaired" else (
-            pairs if os.path.isabs(pairs) or os.path.isfile(pairs) else os.path.join(root, pairs))
+        path = (os.path.join(root, f"{split}_pairs.txt") if pairs == "unpaired"
+                else resolve_path(root, pairs))
         listed = read_pairs(path)
         source = path
     return _collect(files, listed, f"pairs of {source}", problems)

@@ -441,3 +441,24 @@ def test_a_small_mask_comes_with_a_note_to_check_it():
     assert (result.mask > 0).sum() == 20 * 16
     assert any("covers only 0.7% of the image" in note for note in result.notes), result.notes
     assert not any("covers only" in note for note in compute_garment_mask(usual).notes)
+
+
+@pytest.mark.parametrize("extension, orientation", [("png", o) for o in range(1, 9)]
+                         + [("webp", 6)])
+def test_the_alpha_of_a_rotated_cut_out_is_turned_with_its_picture(tmp_path, extension,
+                                                                   orientation):
+    # OpenCV shows a PNG or WebP turned by its EXIF orientation, and the alpha must follow.
+    from PIL import Image
+    from data.files import read_alpha, read_rgb
+    rgba = np.zeros((60, 40, 4), np.uint8)
+    rgba[..., :3] = 255
+    rgba[5:30, 3:15] = (200, 0, 0, 255)
+    rgba[30:50, 20:38] = (200, 0, 0, 255)
+    image = Image.fromarray(rgba)
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    path = str(tmp_path / f"cut.{extension}")
+    image.save(path, exif=exif, **({"lossless": True} if extension == "webp" else {}))
+    shown = read_rgb(path)
+    red = (shown[..., 0] > 150) & (shown[..., 1] < 80)
+    np.testing.assert_array_equal(read_alpha(path) > 127, red)

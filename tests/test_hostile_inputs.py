@@ -198,3 +198,59 @@ def test_a_diverging_run_stops_with_a_message_and_resumes_from_the_last_good_sta
     resumed = train("--resume", "--lr", "1e-4", "--max_steps", str(saved["step"] + 2))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert torch.load(latest, weights_only=True)["step"] == saved["step"] + 2
+
+
+def test_devices_pipes_and_folders_are_not_read_as_images(tmp_path):
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)              # reading it would wait for a writer for ever
+    with pytest.raises(DatasetError, match=r"photo\.jpg: not a regular file"):
+        read_rgb(str(fifo))
+    with pytest.raises(DatasetError, match=r"/dev/zero: not a regular file"):
+        read_rgb("/dev/zero")
+    with pytest.raises(DatasetError, match=r"a_folder: a folder"):
+        (tmp_path / "a_folder").mkdir()
+        read_rgb(str(tmp_path / "a_folder"))
+
+
+def test_bad_counts_and_tiny_person_photos_are_one_line(tmp_path, test_root, checkpoint,
+                                                        user_error):
+    garment = test_root / "test_clothes" / "000001_1.jpg"
+    base = ["--garment", str(garment), "--checkpoint", str(checkpoint), "--device", "cpu",
+            "--output", str(tmp_path / "out.png")]
+    tiny = tmp_path / "tiny.png"
+    cv2.imwrite(str(tiny), np.full((1, 1, 3), 128, np.uint8))
+    message = user_error(lambda: test_script.main(base + ["--person", str(tiny)]))
+    assert "tiny.png: 1x1 pixels; a person photo is at least 16x16" in message
+    person = ["--person", str(test_root / "test_img" / "000000_0.jpg")]
+    for flags, expected in ((["--max_megapixels", "nan"], "--max_megapixels must be a positive"),
+                            (["--max_megapixels", "-1"], "--max_megapixels must be a positive"),
+                            (["--workers", "-1"], "--workers must be 0 or more")):
+        assert expected in user_error(lambda: test_script.main(base + person + flags))
+    assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize("content", ["empty", "full"])
+def test_blank_mask_files_of_a_test_folder_are_refused(tmp_path, checkpoint, content,
+                                                      user_error):
+    make_dataset(str(tmp_path), num_train=0, num_test=2, seed=3, height=128, width=96)
+    root = tmp_path / "VITON_test"
+    for name in os.listdir(root / "test_edge"):
+        mask = read_gray(str(root / "test_edge" / name))
+        cv2.imwrite(str(root / "test_edge" / name), np.full_like(mask, 0 if content == "empty"
+                                                                  else 255))
+    message = user_error(lambda: test_script.main([
+        "--dataroot", str(root), "--results_dir", str(tmp_path / "out"), "--checkpoint",
+        str(checkpoint), "--device", "cpu", "--workers", "0"]))
+    assert "test_edge" in message and ("is empty" if content == "empty"
+                                       else "covers 100.0% of its photo") in message
+
+
+def test_a_pairs_file_given_from_the_current_folder_is_found(tmp_path, test_root, checkpoint,
+                                                            monkeypatch):
+    pairs = tmp_path / "mine.txt"
+    pairs.write_text("000000_0.jpg 000001_1.jpg\n")
+    monkeypatch.chdir(tmp_path)
+    test_script.main(["--dataroot", str(test_root), "--pairs", "mine.txt", "--results_dir",
+                      str(tmp_path / "out"), "--checkpoint", str(checkpoint), "--device", "cpu",
+                      "--workers", "0"])
+    assert len(os.listdir(tmp_path / "out")) == 1

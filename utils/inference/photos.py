@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from common.images import on_white, to_uint8
-from data.files import EDGE_THRESHOLD, DatasetError, photo_tensor
+from data.files import EDGE_THRESHOLD, DatasetError, check_garment_mask, photo_tensor
 from data.photo_fit import apply_placement, fit_to_frame, paste_back
 
 
@@ -29,11 +29,7 @@ def garment_mask_for(garment: np.ndarray, mask: Optional[np.ndarray] = None,
             raise DatasetError(f"{mask_name} is {mask.shape[1]}x{mask.shape[0]} but the "
                                f"{garment_name} is {garment.shape[1]}x{garment.shape[0]}; the "
                                f"mask must have the photo's size")
-        binary = (mask > EDGE_THRESHOLD).astype(np.uint8)
-        if not binary.any():
-            raise DatasetError(f"{mask_name} is empty (no pixel above {EDGE_THRESHOLD}); white "
-                               f"marks the garment")
-        return binary, []
+        return check_garment_mask((mask > EDGE_THRESHOLD).astype(np.uint8), mask_name), []
     from data.garment_mask import GarmentMaskError, compute_garment_mask
     try:
         result = compute_garment_mask(garment, grabcut=grabcut, source=garment_name,
@@ -65,6 +61,9 @@ class PhotoTryOn:
     seconds: float
 
 
+MIN_PERSON_SIDE = 16   # pixels: a smaller photo shows no person to dress
+
+
 def tryon_photos(model, person: np.ndarray, garment: np.ndarray, garment_mask: np.ndarray,
                  fit: str = "pad") -> PhotoTryOn:
     """Dress the person of a uint8 (h, w, 3) photo in the garment of a product photo (any
@@ -72,6 +71,9 @@ def tryon_photos(model, person: np.ndarray, garment: np.ndarray, garment_mask: n
     ``fit`` ('pad' or 'crop', ``data.photo_fit``); the garment is always padded (its whole
     outline matters to the warp), its mask alike with zeros."""
     start = time.perf_counter()
+    if min(person.shape[:2]) < MIN_PERSON_SIDE:
+        raise DatasetError(f"the person photo is {person.shape[1]}x{person.shape[0]} pixels; "
+                           f"a person photo is at least {MIN_PERSON_SIDE}x{MIN_PERSON_SIDE}")
     frame_size = (model.height, model.width)
     person_frame, placement = fit_to_frame(person, frame_size, fit)
     garment_frame, garment_placement = fit_to_frame(garment, frame_size, "pad")
