@@ -186,6 +186,10 @@ def main(argv=None) -> int:
     parser.add_argument("--width", type=int, default=192, help="size samples are served at")
     add_data_arguments(parser)
     args = parser.parse_args(argv)
+    for key in ("height", "width"):
+        value = getattr(args, key)
+        if value < 16:
+            parser.error(f"--{key} {value}: samples are served at 16 pixels or more")
     with exit_on_user_error():
         return _check_root(args)
 

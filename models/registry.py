@@ -21,6 +21,7 @@ defaults and ``from_state``.
 """
 
 import copy
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
@@ -85,6 +86,27 @@ def architecture(arch: Mapping[str, Any]) -> Architecture:
     return REGISTRY[(kind, name)]
 
 
+def _wrong_value(value: Any, default: Any) -> str:
+    """What is wrong with an architecture argument of the default's type ('' when nothing):
+    a flag is a bool, a count a positive int, a list a list of positive ints."""
+    if isinstance(default, bool):
+        return "" if isinstance(value, bool) else "is not true or false"
+    if isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+        return "" if ok else "is not a positive whole number"
+    if isinstance(default, float):
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+              and math.isfinite(value) and value > 0)
+        return "" if ok else "is not a positive number"
+    if isinstance(default, (list, tuple)):
+        ok = (isinstance(value, (list, tuple)) and len(value) > 0
+              and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value))
+        return "" if ok else "is not a list of positive whole numbers"
+    if isinstance(default, str):
+        return "" if isinstance(value, str) else "is not a name"
+    return ""
+
+
 def complete_arch(arch: Mapping[str, Any]) -> dict:
     """``arch`` with every constructor argument filled in from the defaults, checked: an
     unknown key or a missing ``input_nc`` is a ``ValueError``."""
@@ -96,6 +118,11 @@ def complete_arch(arch: Mapping[str, Any]) -> dict:
                          f"{', '.join(unknown)}; it takes input_nc, {', '.join(spec.defaults)}")
     if "input_nc" not in given:
         raise ValueError(f"architecture {spec.kind}/{spec.type} needs input_nc")
+    for name, value in given.items():
+        problem = _wrong_value(value, spec.defaults.get(name, 1))
+        if problem:
+            raise ValueError(f"architecture {spec.kind}/{spec.type}: {name} = {value!r} "
+                             f"{problem}")
     args = {"input_nc": given.pop("input_nc"), **copy.deepcopy(dict(spec.defaults)), **given}
     args = {k: list(v) if isinstance(v, tuple) else v for k, v in args.items()}
     return {"kind": spec.kind, "type": spec.type, **args}

@@ -26,6 +26,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -85,8 +86,11 @@ def parse_args(argv=None):
         value = getattr(args, flag)
         if value is not None and (value <= 0 or value % 32):
             p.error(f"--{flag} {value}: the models need a positive multiple of 32")
-    if args.opset < 18:
-        p.error(f"--opset {args.opset}: the exporter writes opset 18 or newer")
+    import onnx
+    newest = onnx.defs.onnx_opset_version()
+    if not 18 <= args.opset <= newest:
+        p.error(f"--opset {args.opset}: the exporter writes opsets 18 to {newest} (the newest "
+                f"this onnx {onnx.__version__} knows)")
     return args
 
 
@@ -190,7 +194,7 @@ def export(args) -> dict:
                         pt2_path=pt2_path, sources=sources, opset=args.opset,
                         family=model.family, rounding=model.rounding)
     steps = [f"capture {info['capture_seconds']:.1f} s"]
-    for kind, path, label in (("onnx", onnx_path, f"ONNX opset {args.opset}"),
+    for kind, path, label in (("onnx", onnx_path, f"ONNX opset {written_opset(onnx_path)}"),
                               ("pt2", pt2_path, "torch.export program")):
         if path is not None:
             steps.append(f"{kind} {info[f'{kind}_seconds']:.1f} s")
@@ -205,6 +209,17 @@ def export(args) -> dict:
     return info
 
 
+def written_opset(path: Optional[Path]):
+    """The default-domain opset an ONNX file declares (the exporter may write another than
+    the one asked for); None without a file."""
+    if path is None:
+        return None
+    import onnx
+    graph = onnx.load(str(path), load_external_data=False)
+    return next((entry.version for entry in graph.opset_import if entry.domain in ("", "ai.onnx")),
+                None)
+
+
 def export_int8(args, model, int8_path: Path) -> dict:
     """The int8 graph of ``model`` at ``int8_path``, calibrated on ``--calibration``."""
     from utils.quantize import calibration_batches, export_int8 as write_int8
@@ -215,7 +230,7 @@ def export_int8(args, model, int8_path: Path) -> dict:
     sources = {"warp_checkpoint": args.warp_checkpoint, "gen_checkpoint": args.gen_checkpoint}
     quantised = write_int8(model, int8_path, batches, {"calibration": str(args.calibration)},
                            sources=sources, opset=args.opset)
-    print(f"wrote {int8_path}: ONNX opset {args.opset} with int8 convolutions "
+    print(f"wrote {int8_path}: ONNX opset {written_opset(int8_path)} with int8 convolutions "
           f"({quantised['quantised']} of {quantised['convolutions']} quantised; float32: "
           f"{', '.join(quantised['kept_float'])}), {quantised['bytes'] / 2 ** 20:.1f} MiB, "
           f"calibrated on {quantised['calibration_pairs']} pairs of {args.calibration} in "

@@ -105,8 +105,20 @@ def test_files_that_would_run_code_or_are_corrupt_are_refused(tmp_path):
     evil = tmp_path / "evil.pth"
     with open(evil, "wb") as f:
         pickle.dump({"x": _Payload()}, f)
-    with pytest.raises(CheckpointError, match="cannot read"):
+    with pytest.raises(CheckpointError, match="cannot read") as refused:
         read_checkpoint(evil)
+    # one line, and no advice to load it unsafely
+    assert "\n" not in str(refused.value) and "weights_only" not in str(refused.value)
+    assert "it is refused" in str(refused.value)
+    text = tmp_path / "notes.pth"
+    text.write_text("not a checkpoint\nat all\n")
+    with pytest.raises(CheckpointError, match=r"notes\.pth: not a PyTorch checkpoint"):
+        read_checkpoint(text)
+    (tmp_path / "empty.pth").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"empty\.pth is an empty file"):
+        read_checkpoint(tmp_path / "empty.pth")
+    with pytest.raises(CheckpointError, match="is a folder, not a checkpoint file"):
+        read_checkpoint(tmp_path)
     torn = tmp_path / "torn.pth"
     torch.save(AFWM(3, **SMALL).state_dict(), torn)
     torn.write_bytes(torn.read_bytes()[:1000])
@@ -214,3 +226,19 @@ def test_corrupted_or_non_finite_weights_are_refused(tmp_path):
         diverged.aflow_net.netRefine[0][0].weight.fill_(float("inf"))
     _, bad = checkpoint_payload("pf_warp", {"warp": diverged}, {})
     assert bad == ["warp"]
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("align_corners", "maybe", "align_corners = 'maybe' is not true or false"),
+    ("align_corners", 1, "align_corners = 1 is not true or false"),
+    ("fpn_dim", -3, "fpn_dim = -3 is not a positive whole number"),
+    ("warp_channels", "abc", "channels = ['a', 'b', 'c'] is not a list of positive whole")])
+def test_garbage_in_a_checkpoints_config_is_one_line(tmp_path, field, value, expected):
+    from tests.small_models import small_models, stage4_checkpoint
+    from utils.checkpoint import load_model
+    path = stage4_checkpoint(tmp_path / "final.pth", *small_models(0))
+    data = read_checkpoint(path)
+    data["config"][field] = value
+    with pytest.raises(CheckpointError, match="final.pth") as refused:
+        load_model(data, "warp", path)
+    assert expected in str(refused.value) and "\n" not in str(refused.value)

@@ -254,3 +254,27 @@ def test_a_pairs_file_given_from_the_current_folder_is_found(tmp_path, test_root
                       str(tmp_path / "out"), "--checkpoint", str(checkpoint), "--device", "cpu",
                       "--workers", "0"])
     assert len(os.listdir(tmp_path / "out")) == 1
+
+
+def test_sizes_and_opsets_no_tool_can_use_are_one_line(tmp_path, user_error):
+    from data.check import main as check_main
+    from scripts import export
+    assert "--height -32: samples are served at 16 pixels or more" in user_error(
+        lambda: check_main([str(tmp_path), "--height", "-32"]))
+    message = user_error(lambda: export.main(["--checkpoint", "x.pth", "--out",
+                                              str(tmp_path / "m.onnx"), "--opset", "99"]))
+    assert "--opset 99: the exporter writes opsets 18 to" in message
+
+
+def test_a_run_folder_on_a_file_or_inside_the_data_is_refused(tmp_path):
+    from options.config import ConfigError
+    from utils.training.engine import check_run_folder
+    blocker = tmp_path / "photo.jpg"
+    blocker.write_bytes(b"x")
+    with pytest.raises(ConfigError, match=r"photo\.jpg is a file"):
+        check_run_folder(blocker / "run", None)
+    data = tmp_path / "VITON_traindata"
+    (data / "train_img").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="is inside the training data"):
+        check_run_folder(data / "train_img", str(data))
+    check_run_folder(tmp_path / "checkpoints" / "run", str(data))      # beside it: fine

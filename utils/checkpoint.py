@@ -21,6 +21,7 @@ checkpoint cannot run code.
 
 import hashlib
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
@@ -50,17 +51,37 @@ class CheckpointError(UserError, RuntimeError):
 def read_checkpoint(path: str | os.PathLike, what: str = "checkpoint") -> dict:
     """Load a checkpoint file onto the CPU, safely. ``what`` names it in errors (e.g. a flag)."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{what}: {path} is a folder, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"{what}: file not found: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{what}: {path} is an empty file")
     try:
         with torch.serialization.safe_globals(_released_globals()):
             data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for corrupt or unsafe files
-        raise CheckpointError(f"{what}: cannot read {path}: {error}") from error
+        raise CheckpointError(f"{what}: cannot read {path}: {_load_problem(error)}") from None
     if not isinstance(data, Mapping):
         raise CheckpointError(f"{what}: {path} holds a {type(data).__name__}, not a state dict "
                               f"or checkpoint dict")
     return dict(data)
+
+
+def _load_problem(error: Exception) -> str:
+    """One line for what ``torch.load`` refused (its own messages run to many lines, with
+    advice to load untrusted files unsafely)."""
+    text = str(error)
+    if "Weights only load failed" in text and "GLOBAL" in text:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        return ("it pickles objects other than tensors and numbers"
+                + (f" ({found.group(1)})" if found else "") + ", which could run code when "
+                "loaded; it is refused")
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    detail = (f" ({first[:160]})" if len(first) > 12 and "Weights only" not in first
+              else "")
+    return (f"not a PyTorch checkpoint, or a damaged one, or one pickling more than tensors "
+            f"and numbers{detail}; it is refused")
 
 
 def _released_globals() -> list:
@@ -196,7 +217,10 @@ def _legacy_arch(data: Mapping, key: str, path, what: str) -> dict:
         arch = {"kind": "gen", "type": "resunet", "input_nc": inputs[key]}
         if "ngf" in config:
             arch["ngf"] = config["ngf"]
-    return complete_arch(arch)
+    try:
+        return complete_arch(arch)
+    except ValueError as error:
+        raise CheckpointError(f"{what}: {path}: {error} (stored in its config)") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,6 +297,10 @@ def load_model(data: Mapping, key: str, path: str | os.PathLike, what: str = "ch
     arch = checkpoint_arch(data, key, path, what, kind)
     overrides = {"cost_volume": "auto", **(overrides or {})}
     arch = {**arch, **{k: v for k, v in overrides.items() if k in arch}}
-    model = build_model(arch)
+    try:
+        model = build_model(arch)
+    except (ValueError, TypeError, RuntimeError) as error:
+        raise CheckpointError(f"{what}: {path}: its '{key}' architecture cannot be built: "
+                              f"{str(error).splitlines()[0] if str(error) else error}") from None
     load_state(model, state, f"{what}: {path}")
     return model

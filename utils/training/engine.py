@@ -124,9 +124,25 @@ def main(stage: Stage, argv: Optional[Sequence[str]] = None) -> RunResult:
         return run(stage, argv)
 
 
+def check_run_folder(run_dir: Path, dataroot: Optional[str]) -> None:
+    """Refuse a run folder that cannot be one (a file on its path) or that lies inside the
+    training data, before anything is written: a run writes checkpoints, logs and TensorBoard
+    files into it."""
+    for folder in [run_dir, *run_dir.parents]:
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"--checkpoints_dir/--name: {folder} is a file, so the run "
+                              f"folder {run_dir} cannot be made")
+    if dataroot:
+        data = Path(dataroot).resolve()
+        if run_dir.resolve() == data or data in run_dir.resolve().parents:
+            raise ConfigError(f"--checkpoints_dir/--name: the run folder {run_dir} is inside "
+                              f"the training data {dataroot}; runs are written elsewhere")
+
+
 def train(stage: Stage, cfg: argparse.Namespace, context: DistributedContext) -> RunResult:
     """The training run of a parsed configuration in a given process context."""
     run_dir = Path(cfg.checkpoints_dir) / cfg.name
+    check_run_folder(run_dir, getattr(cfg, "dataroot", None))
     latest_path = run_dir / "latest.pth"
     if cfg.resume and not latest_path.is_file():
         raise ConfigError(f"--resume: no checkpoint to continue from: {latest_path} does not "
