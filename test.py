@@ -40,11 +40,11 @@ from common.errors import exit_on_user_error
 from common.images import on_white, to_uint8
 from data.datasets import (DataOptions, add_data_arguments, default_mask_cache,
                            make_pairs_dataset)
-from data.files import DatasetError, read_alpha, read_gray, read_rgb
+from data.files import read_alpha, read_gray, read_rgb
 from data.photo_fit import FIT_MODES, paste_back, plan_fit
 from utils.inference.loading import add_model_arguments, check_model_arguments, load_model_from_args
 from utils.inference.model import pick_device
-from utils.inference.photos import MIN_PERSON_SIDE, garment_mask_for, tryon_photos
+from utils.inference.photos import check_person_photo, garment_mask_for, tryon_photos
 from utils.results import (check_output_file, check_output_folder, result_name, write_output,
                            write_result)
 
@@ -202,10 +202,7 @@ def tryon_pair(args) -> dict:
         check_output_file(grid_path, "--save_grid", inputs)
     limit = int(args.max_megapixels * 1e6)
     person_photo = read_rgb(args.person, limit)
-    if min(person_photo.shape[:2]) < MIN_PERSON_SIDE:
-        raise DatasetError(f"{args.person}: {person_photo.shape[1]}x{person_photo.shape[0]} "
-                           f"pixels; a person photo is at least {MIN_PERSON_SIDE}x"
-                           f"{MIN_PERSON_SIDE}")
+    check_person_photo(person_photo, args.person)     # before the model is loaded
     garment_photo = read_rgb(args.garment, limit)
     user_mask = read_gray(args.garment_mask, limit) if args.garment_mask else None
     alpha = None if user_mask is not None else read_alpha(args.garment, limit)

@@ -119,6 +119,7 @@ def complete_arch(arch: Mapping[str, Any]) -> dict:
     if "input_nc" not in given:
         raise ValueError(f"architecture {spec.kind}/{spec.type} needs input_nc")
     for name, value in given.items():
+        # input_nc has no default: it is a count, as the int stands for
         problem = _wrong_value(value, spec.defaults.get(name, 1))
         if problem:
             raise ValueError(f"architecture {spec.kind}/{spec.type}: {name} = {value!r} "

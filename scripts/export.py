@@ -26,7 +26,6 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -194,7 +193,7 @@ def export(args) -> dict:
                         pt2_path=pt2_path, sources=sources, opset=args.opset,
                         family=model.family, rounding=model.rounding)
     steps = [f"capture {info['capture_seconds']:.1f} s"]
-    for kind, path, label in (("onnx", onnx_path, f"ONNX opset {written_opset(onnx_path)}"),
+    for kind, path, label in (("onnx", onnx_path, f"ONNX opset {info.get('onnx_opset')}"),
                               ("pt2", pt2_path, "torch.export program")):
         if path is not None:
             steps.append(f"{kind} {info[f'{kind}_seconds']:.1f} s")
@@ -209,17 +208,6 @@ def export(args) -> dict:
     return info
 
 
-def written_opset(path: Optional[Path]):
-    """The default-domain opset an ONNX file declares (the exporter may write another than
-    the one asked for); None without a file."""
-    if path is None:
-        return None
-    import onnx
-    graph = onnx.load(str(path), load_external_data=False)
-    return next((entry.version for entry in graph.opset_import if entry.domain in ("", "ai.onnx")),
-                None)
-
-
 def export_int8(args, model, int8_path: Path) -> dict:
     """The int8 graph of ``model`` at ``int8_path``, calibrated on ``--calibration``."""
     from utils.quantize import calibration_batches, export_int8 as write_int8
@@ -230,7 +218,7 @@ def export_int8(args, model, int8_path: Path) -> dict:
     sources = {"warp_checkpoint": args.warp_checkpoint, "gen_checkpoint": args.gen_checkpoint}
     quantised = write_int8(model, int8_path, batches, {"calibration": str(args.calibration)},
                            sources=sources, opset=args.opset)
-    print(f"wrote {int8_path}: ONNX opset {written_opset(int8_path)} with int8 convolutions "
+    print(f"wrote {int8_path}: ONNX opset {quantised['opset']} with int8 convolutions "
           f"({quantised['quantised']} of {quantised['convolutions']} quantised; float32: "
           f"{', '.join(quantised['kept_float'])}), {quantised['bytes'] / 2 ** 20:.1f} MiB, "
           f"calibrated on {quantised['calibration_pairs']} pairs of {args.calibration} in "

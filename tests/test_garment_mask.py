@@ -360,6 +360,7 @@ def test_a_cut_out_with_alpha_gives_its_alpha_as_the_mask(tmp_path):
                                   "png_16bit", "tiff"])
 def test_cut_outs_in_other_formats_give_their_alpha(tmp_path, kind):
     from PIL import Image
+
     from data.files import read_alpha
     true = np.zeros((64, 48), np.uint8)
     true[10:50, 12:40] = 255
@@ -388,10 +389,11 @@ def test_cut_outs_in_other_formats_give_their_alpha(tmp_path, kind):
 @pytest.mark.parametrize("kind", ["webp_lossless", "webp_lossy", "png_palette", "bmp"])
 def test_images_without_alpha_have_none(tmp_path, kind):
     from PIL import Image
+
     from data.files import read_alpha
     image = Image.fromarray(np.full((32, 24, 3), 200, np.uint8))
-    name, options = {"webp_lossless": ("a.webp", dict(lossless=True)),
-                     "webp_lossy": ("b.webp", dict(quality=90)),
+    name, options = {"webp_lossless": ("a.webp", {"lossless": True}),
+                     "webp_lossy": ("b.webp", {"quality": 90}),
                      "png_palette": ("c.png", {}), "bmp": ("d.bmp", {})}[kind]
     path = str(tmp_path / name)
     (image.convert("P") if kind == "png_palette" else image).save(path, **options)
@@ -449,6 +451,7 @@ def test_the_alpha_of_a_rotated_cut_out_is_turned_with_its_picture(tmp_path, ext
                                                                    orientation):
     # OpenCV shows a PNG or WebP turned by its EXIF orientation, and the alpha must follow.
     from PIL import Image
+
     from data.files import read_alpha, read_rgb
     rgba = np.zeros((60, 40, 4), np.uint8)
     rgba[..., :3] = 255

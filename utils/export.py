@@ -68,10 +68,16 @@ def graph_metadata(graph: TryOnGraph, height: int, width: int,
     return meta
 
 
+def declared_opset(proto) -> int:
+    """The default-domain opset an ONNX model declares."""
+    return next(entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx"))
+
+
 def save_onnx(program: torch.export.ExportedProgram, path: str | os.PathLike,
-              metadata: Mapping[str, str], opset: int = DEFAULT_OPSET) -> None:
-    """Convert a captured program to ONNX, add ``metadata`` as ``metadata_props``, check it
-    with ``onnx.checker`` and write it as one self-contained file."""
+              metadata: Mapping[str, str], opset: int = DEFAULT_OPSET) -> int:
+    """Convert a captured program to ONNX, add ``metadata`` as ``metadata_props`` (with the
+    'opset' the graph declares), check it with ``onnx.checker`` and write it as one
+    self-contained file. Returns that opset: the exporter may write another than ``opset``."""
     import onnx
     # The dynamo (torch.export-based) exporter: the batch stays a symbolic dimension checked by
     # torch.export, the graph comes out constant-folded, and the same capture serves .pt2.
@@ -81,11 +87,14 @@ def save_onnx(program: torch.export.ExportedProgram, path: str | os.PathLike,
                                      output_names=list(OUTPUT_NAMES), external_data=False,
                                      optimize=True, verbose=False)
     proto = onnx_program.model_proto
-    onnx.helper.set_model_props(proto, {str(k): str(v) for k, v in metadata.items()})
+    written = declared_opset(proto)
+    onnx.helper.set_model_props(proto, {**{str(k): str(v) for k, v in metadata.items()},
+                                        "opset": str(written)})
     proto.doc_string = (__doc__ or "").strip()
     onnx.checker.check_model(proto)
     # A failed or interrupted export leaves no half-written file under the final name.
     write_atomic(Path(path), lambda tmp: onnx.save_model(proto, tmp))
+    return written
 
 
 def save_torch_export(program: torch.export.ExportedProgram, path: str | os.PathLike,
@@ -122,7 +131,7 @@ def export_tryon(warp: nn.Module, gen: nn.Module, height: int, width: int,
             continue
         begin = time.perf_counter()
         if kind == "onnx":
-            save_onnx(program, path, {**metadata, "opset": str(opset)}, opset)
+            info["onnx_opset"] = save_onnx(program, path, metadata, opset)
         else:
             save_torch_export(program, path, metadata)
         info[f"{kind}_seconds"] = time.perf_counter() - begin

@@ -54,10 +54,12 @@ def quantize_graph(fp32_path: str | os.PathLike, int8_path: str | os.PathLike,
     """Write the int8 version of the float32 try-on graph ``fp32_path`` to ``int8_path``,
     its activation ranges calibrated on ``batches`` (each (person, garment, garment_mask) at
     the graph's size). ``metadata`` (strings) is added to the graph's own (``precision``:
-    'int8' among them). Returns {'seconds', 'bytes', 'quantised', 'kept_float'}."""
+    'int8' among them). Returns {'seconds', 'bytes', 'quantised', 'kept_float', 'opset'}
+    ('opset': the one the int8 graph declares)."""
     import onnx
     from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
                                           quant_pre_process, quantize_static)
+    from utils.export import declared_opset
 
     class Reader(_Feeds, CalibrationDataReader):
         pass
@@ -89,7 +91,7 @@ def quantize_graph(fp32_path: str | os.PathLike, int8_path: str | os.PathLike,
     write_atomic(Path(int8_path), lambda tmp: onnx.save_model(model, tmp))
     return {"seconds": time.perf_counter() - start, "bytes": os.path.getsize(int8_path),
             "quantised": convs - len(excluded), "convolutions": convs,
-            "kept_float": list(KEPT_FLOAT)}
+            "kept_float": list(KEPT_FLOAT), "opset": declared_opset(model)}
 
 
 def export_int8(model, int8_path: str | os.PathLike, batches: Sequence[Sequence[torch.Tensor]],
