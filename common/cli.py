@@ -1,8 +1,31 @@
-"""Pieces every command line shares: comma-separated integer lists, and flags that were
-removed, which answer with their replacement in one line instead of living on as aliases."""
+"""Pieces every command line shares: help texts that state each default once, comma-separated
+integer lists, and flags that were removed, which answer with their replacement in one line
+instead of living on as aliases."""
 
 import argparse
 from typing import Mapping
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help texts that state each default once, as the parser holds it: ``(default: X)`` is
+    added to a flag whose default is a value; a flag whose default is None says in its own
+    words what happens when it is not given, and switches (off by default) say nothing."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (action.option_strings and action.default not in (None, False, argparse.SUPPRESS)
+                and "%(default)" not in text):
+            text += " (default: " + shown_default(action.default).replace("%", "%%") + ")"
+        return text
+
+
+def shown_default(value) -> str:
+    """A default as a user types it: lists comma-separated, switches true/false."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
 
 
 def int_list(text: str) -> list[int]:
@@ -14,6 +37,10 @@ def int_list(text: str) -> list[int]:
     if not values:
         raise argparse.ArgumentTypeError(f"expected at least one integer, got {text!r}")
     return values
+
+
+# The destination of a refused flag: REFUSED_PREFIX + its name.
+REFUSED_PREFIX = "refused_"
 
 
 class _Refused(argparse.Action):
@@ -31,9 +58,12 @@ class _Refused(argparse.Action):
 
 def refuse_flags(parser: argparse.ArgumentParser, reasons: Mapping[str, str]) -> None:
     """Make each flag of ``reasons`` ({'--amp': 'removed; use --precision fp32|bf16|fp16'})
-    an error with that reason, hidden from ``--help``."""
+    an error with that reason, hidden from ``--help``. A flag the parser has already (taken,
+    or refused before) is left as it is."""
     for flag, why in reasons.items():
-        parser.add_argument(flag, action=_Refused, why=why, dest=f"refused_{flag.lstrip('-')}")
+        if flag in parser._option_string_actions:
+            continue
+        parser.add_argument(flag, action=_Refused, why=why, dest=REFUSED_PREFIX + flag.lstrip("-"))
 
 
 # Flags of earlier versions, and what replaced each.
