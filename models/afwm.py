@@ -7,15 +7,18 @@ Indexing conventions of those keys: ``encoders.k`` counts from the finest level 
 """
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from common.cli import int_list
 from models.correlation import check_implementation, local_correlation
 from models.flow import (downsample_to_level, offset_to_grid, sample,
                          second_order_differences, upsample_flow)
+from models.registry import (ArchFlag, Architecture, Family, is_bool, is_name, positive_int,
+                             register, register_family, width_list)
 
 RELEASE_CHANNELS = (64, 128, 256, 256, 256)
 RELEASE_FPN_DIM = 256
@@ -309,3 +312,64 @@ class AFWM(WarpModule):
     def pyramids(self, cond, garment):
         return (self.cond_FPN(self.cond_features(cond)),
                 self.image_FPN(self.image_features(garment)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Registration: PF-AFN's warp, its flags (shared with the warps built on its parts) and family
+
+WARP_CHANNELS_FLAG = ArchFlag("warp_channels", "channels", int_list,
+                              "feature-encoder widths of the warp module, one per level, fine "
+                              "to coarse (5 comma-separated integers)")
+FPN_DIM_FLAG = ArchFlag("fpn_dim", "fpn_dim", int, "width of the warp module's feature pyramids")
+HEAD_CHANNELS_FLAG = ArchFlag("head_channels", "head_channels", int_list,
+                              "hidden widths of the warp's flow heads (netMain, netRefine)")
+ALIGN_CORNERS_FLAG = ArchFlag("align_corners", "align_corners", bool,
+                              "grid_sample/interpolate convention of the flows (released "
+                              "weights need true)")
+# Keys the released training checkpoints carry by accident (the four fixed second-order
+# filters of the warp loss, once an attribute of AFlowNet); loaders drop them.
+RELEASE_EXTRA_KEYS = ("aflow_net.weight",)
+NUM_LEVELS = len(RELEASE_CHANNELS)
+
+
+def flow_head_widths(state: Mapping[str, torch.Tensor], prefix: str) -> list[int]:
+    """The hidden widths of a flow head (``flow_head``) stored under ``prefix``."""
+    widths, index = [], 0
+    while f"{prefix}.{index + 2}.weight" in state:
+        widths.append(int(state[f"{prefix}.{index}.weight"].shape[0]))
+        index += 2
+    return widths
+
+
+def encoder_pyramid_args(state: Mapping[str, torch.Tensor]) -> dict:
+    """input_nc, channels, fpn_dim and head_channels of a warp module built on PF-AFN's
+    feature encoders and refine pyramids."""
+    levels = sum(1 for k in state if k.startswith("image_features.encoders.")
+                 and k.endswith(".0.block.2.weight"))
+    return {"input_nc": int(state["cond_features.encoders.0.0.block.2.weight"].shape[1]),
+            "channels": [int(state[f"image_features.encoders.{i}.0.block.2.weight"].shape[0])
+                         for i in range(levels)],
+            "fpn_dim": int(state["image_FPN.smooth.0.weight"].shape[0]),
+            "head_channels": flow_head_widths(state, "aflow_net.netRefine.0")}
+
+
+def _afwm_from_state(state: Mapping[str, torch.Tensor]) -> Optional[dict]:
+    if "aflow_net.netMain.0.0.weight" not in state:
+        return None
+    return encoder_pyramid_args(state)
+
+
+register(Architecture(
+    kind="warp", type="pfafn", build=AFWM,
+    defaults={"channels": list(RELEASE_CHANNELS), "fpn_dim": RELEASE_FPN_DIM,
+              "align_corners": True, "cost_volume": "auto",
+              "head_channels": list(RELEASE_HEAD_CHANNELS)},
+    checks={"channels": width_list(NUM_LEVELS), "fpn_dim": positive_int,
+            "align_corners": is_bool, "cost_volume": is_name, "head_channels": width_list()},
+    flags=(WARP_CHANNELS_FLAG, FPN_DIM_FLAG, HEAD_CHANNELS_FLAG, ALIGN_CORNERS_FLAG),
+    from_state=_afwm_from_state, ignored_keys=RELEASE_EXTRA_KEYS,
+    description="PF-AFN's AFWM: feature pyramids, local cost volume, AFlowNet"))
+
+register_family(Family(name="pfafn", warp="pfafn", gen="resunet", rounding=False,
+                       description="PF-AFN (CVPR 2021): AFWM and the Res-UNet; its test script "
+                                   "truncates images to 8 bits"))

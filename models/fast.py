@@ -19,6 +19,9 @@ from typing import Callable, Sequence
 import torch
 import torch.nn as nn
 
+from models.registry import ModuleWrapper
+from models.registry import unwrap  # noqa: F401  (its earlier home; import it from the registry)
+
 
 @torch.no_grad()
 def batchnorm_affine(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,7 +80,7 @@ def fold_batchnorms(model: nn.Module) -> int:
     return folded
 
 
-class ChannelsLast(nn.Module):
+class ChannelsLast(ModuleWrapper):
     """Runs ``model`` with its floating inputs (B, C, H, W) converted to channels_last; the
     outputs keep that memory format (values and shapes are unchanged)."""
 
@@ -103,20 +106,6 @@ class ChannelsLast(nn.Module):
             if name.startswith("_") or model is None:
                 raise
             return getattr(model, name)
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The module under its wrappers: DDP (``.module``), torch.compile (``._orig_mod``) and
-    ``ChannelsLast`` (``.model``)."""
-    while True:
-        if isinstance(model, nn.parallel.DistributedDataParallel):
-            model = model.module
-        elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        elif isinstance(model, ChannelsLast):
-            model = model.model
-        else:
-            return model
 
 
 def optimize_for_inference(model: nn.Module, fold_bn: bool = True, channels_last: bool = True,

@@ -28,14 +28,19 @@ shape (1, fout, 1, 1).
 """
 
 import math
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.afwm import (RELEASE_CHANNELS, RELEASE_FPN_DIM, RELEASE_HEAD_CHANNELS,
-                         CoarseToFineFlow, FeatureEncoder, RefinePyramid, WarpModule, flow_head)
+from models.afwm import (ALIGN_CORNERS_FLAG, FPN_DIM_FLAG, HEAD_CHANNELS_FLAG, NUM_LEVELS,
+                         RELEASE_CHANNELS, RELEASE_EXTRA_KEYS, RELEASE_FPN_DIM,
+                         RELEASE_HEAD_CHANNELS, WARP_CHANNELS_FLAG, CoarseToFineFlow,
+                         FeatureEncoder, RefinePyramid, WarpModule, encoder_pyramid_args,
+                         flow_head)
+from models.registry import (Architecture, Family, is_bool, positive_int, register,
+                             register_family, width_list)
 
 STYLE_DIM = 256            # cond_style (128) + image_style (128)
 STYLE_GRID = (8, 6)        # the coarsest level of a 256 x 192 input
@@ -195,3 +200,32 @@ class StyleAFWM(WarpModule):
     def pyramids(self, cond, garment):
         return (self.cond_FPN(self.cond_features(cond)),
                 self.image_FPN(self.image_features(garment)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Registration: FS-VTON's warp and its family
+
+
+def _fsvton_from_state(state: Mapping[str, torch.Tensor]) -> Optional[dict]:
+    if "aflow_net.netStyle.0.conv0.weight" not in state:
+        return None
+    args = encoder_pyramid_args(state)
+    args["style_grid"] = list(state["aflow_net.cond_style.0.weight"].shape[-2:])
+    return args
+
+
+register(Architecture(
+    kind="warp", type="fsvton", build=StyleAFWM,
+    defaults={"channels": list(RELEASE_CHANNELS), "fpn_dim": RELEASE_FPN_DIM,
+              "align_corners": True, "head_channels": list(RELEASE_HEAD_CHANNELS),
+              "style_grid": list(STYLE_GRID)},
+    checks={"channels": width_list(NUM_LEVELS), "fpn_dim": positive_int,
+            "align_corners": is_bool, "head_channels": width_list(),
+            "style_grid": width_list(2)},
+    flags=(WARP_CHANNELS_FLAG, FPN_DIM_FLAG, HEAD_CHANNELS_FLAG, ALIGN_CORNERS_FLAG),
+    from_state=_fsvton_from_state, ignored_keys=RELEASE_EXTRA_KEYS,
+    description="FS-VTON's style-based flow: PF-AFN's pyramids, modulated-conv flow heads"))
+
+register_family(Family(name="fsvton", warp="fsvton", gen="resunet", rounding=True,
+                       description="FS-VTON (CVPR 2022): the style-based flow and PF-AFN's "
+                                   "Res-UNet; its test script rounds images to 8 bits"))

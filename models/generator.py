@@ -5,8 +5,12 @@ and (except the outermost) two on the way up. Attribute names follow the release
 (``model.model.0.weight`` is the outermost down-convolution).
 """
 
+from typing import Mapping, Optional
+
 import torch
 import torch.nn as nn
+
+from models.registry import ArchFlag, Architecture, positive_int, register
 
 
 class ResidualBlock(nn.Module):
@@ -87,3 +91,26 @@ class ResUnetGenerator(nn.Module):
             raise ValueError(f"generator was built for {self.input_nc} input channels, "
                              f"got {x.shape[1]}")
         return self.model(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Registration
+
+
+def _resunet_from_state(state: Mapping[str, torch.Tensor]) -> Optional[dict]:
+    first = state.get("model.model.0.weight")
+    if first is None:
+        return None
+    # Each U-Net level nests one 'model.model.<index>.' deeper; the innermost has no submodule.
+    depth = max(k.count(".model.") for k in state if k.startswith("model."))
+    return {"input_nc": int(first.shape[1]), "ngf": int(first.shape[0]), "num_downs": depth,
+            "output_nc": 4}
+
+
+register(Architecture(
+    kind="gen", type="resunet", build=ResUnetGenerator,
+    defaults={"output_nc": 4, "num_downs": 5, "ngf": 64},
+    checks={"output_nc": positive_int, "num_downs": positive_int, "ngf": positive_int},
+    flags=(ArchFlag("ngf", "ngf", int, "width of the generator's first layer"),),
+    from_state=_resunet_from_state,
+    description="PF-AFN's Res-UNet generator"))

@@ -31,7 +31,8 @@ import torch
 import torch.nn as nn
 
 from models.correlation import set_cost_volume
-from models.fast import batchnorm_affine, fold_batchnorms, unwrap
+from models.fast import batchnorm_affine, fold_batchnorms
+from models.registry import unwrap
 from models.tryon import parser_free_tryon
 
 # Written into every exported file (``metadata_props`` of the ONNX model, ``metadata.json`` of a

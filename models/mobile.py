@@ -26,13 +26,17 @@ always turned into sampling positions with the align_corners=True convention; it
 passes the flag (True).
 """
 
-from typing import Sequence
+from typing import Mapping, Optional, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.afwm import RELEASE_HEAD_CHANNELS, AFlowNet, WarpModule
+from models.afwm import (ALIGN_CORNERS_FLAG, FPN_DIM_FLAG, HEAD_CHANNELS_FLAG,
+                         RELEASE_EXTRA_KEYS, RELEASE_HEAD_CHANNELS, AFlowNet, WarpModule,
+                         flow_head_widths)
+from models.registry import (ArchFlag, Architecture, Family, at_most, is_bool, is_name,
+                             positive_int, register, register_family, width_list)
 
 # (expansion, width, stride) of the extractor's blocks.
 FPN_BLOCKS = ((1, 16, 1), (6, 24, 2), (6, 32, 2), (6, 64, 2), (6, 96, 2), (6, 160, 2),
@@ -208,3 +212,50 @@ class MobileUNet(nn.Module):
             x = getattr(self, f"invres{index}")(torch.cat([skip, up], 1))
         x = F.interpolate(x, scale_factor=2, mode="nearest")
         return self.conv_last(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Registration: DM-VTON's warp and generator, and its family
+
+
+def _mobile_from_state(state: Mapping[str, torch.Tensor]) -> Optional[dict]:
+    first = state.get("image_mobile.first_layer.0.weight")
+    if first is None:
+        return None
+    return {"input_nc": int(state["cond_mobile.first_layer.0.weight"].shape[1]),
+            "fpn_dim": int(state["image_mobile.top_layer.weight"].shape[0]),
+            "width_mult": int(first.shape[0]) / FPN_FIRST_WIDTH,
+            "head_channels": flow_head_widths(state, "aflow_net.netRefine.0")}
+
+
+def _mobile_unet_from_state(state: Mapping[str, torch.Tensor]) -> Optional[dict]:
+    first = state.get("backbone.features.0.0.weight")
+    if first is None or "conv_last.weight" not in state:
+        return None
+    return {"input_nc": int(first.shape[1]), "output_nc": int(state["conv_last.weight"].shape[0])}
+
+
+# Wider than 4x, a MobileNetV2 block outgrows the PF-AFN pyramids it replaces many times over.
+MAX_WIDTH_MULT = 4.0
+
+register(Architecture(
+    kind="warp", type="mobile", build=MobileAFWM,
+    defaults={"fpn_dim": DMVTON_FPN_DIM, "width_mult": 1.0, "align_corners": True,
+              "cost_volume": "auto", "head_channels": list(RELEASE_HEAD_CHANNELS)},
+    checks={"fpn_dim": positive_int, "width_mult": at_most(MAX_WIDTH_MULT),
+            "align_corners": is_bool, "cost_volume": is_name, "head_channels": width_list()},
+    flags=(FPN_DIM_FLAG,
+           ArchFlag("mobile_width", "width_mult", float,
+                    "width multiplier of the mobile warp's MobileNetV2 blocks, at most 4"),
+           HEAD_CHANNELS_FLAG, ALIGN_CORNERS_FLAG),
+    from_state=_mobile_from_state, ignored_keys=RELEASE_EXTRA_KEYS,
+    description="DM-VTON's MobileNetV2 feature pyramids on PF-AFN's AFlowNet"))
+
+register(Architecture(
+    kind="gen", type="mobile", build=MobileUNet, defaults={"output_nc": 4},
+    checks={"output_nc": positive_int}, from_state=_mobile_unet_from_state,
+    description="DM-VTON's MobileNetV2 U-Net generator"))
+
+register_family(Family(name="dmvton", warp="mobile", gen="mobile", rounding=True,
+                       description="DM-VTON (2023): MobileNetV2 pyramids and U-Net; its test "
+                                   "script rounds images to 8 bits"))

@@ -30,8 +30,8 @@ import torch.nn as nn
 
 from common.atomic import write_atomic
 from common.errors import UserError
-from models.fast import unwrap
-from models.registry import RELEASE_EXTRA_KEYS, build_model, complete_arch, recognise, saved_arch
+from models.registry import (build_model, complete_arch, ignored_keys, recognise, saved_arch,
+                             unwrap)
 
 CHECKPOINT_FORMAT = "pfafn-checkpoint-v1"
 
@@ -249,9 +249,9 @@ def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], source: str,
     """Strictly copy ``state`` into ``model``; keys starting with one of ``skip_prefixes`` are
     left as the model has them (on both sides). ``source`` names the file in errors. Weights
     holding NaN or infinity are refused."""
-    skip = tuple(skip_prefixes)
+    skip, ignored = tuple(skip_prefixes), ignored_keys(model)
     state = {k: v for k, v in _strip_wrappers(state).items()
-             if k not in RELEASE_EXTRA_KEYS and not k.startswith(skip)}
+             if k not in ignored and not k.startswith(skip)}
     own = {k: v for k, v in model.state_dict().items() if not k.startswith(skip)}
     missing = own.keys() - state.keys()
     unexpected = state.keys() - own.keys()

@@ -14,7 +14,7 @@ import torch.nn as nn
 from data.inputs import TryOnInputs, pose_radius_for
 from models import PB_GEN_INPUT, PB_WARP_INPUT, build_model
 from models.afwm import WarpOutput
-from models.fast import unwrap
+from models.registry import unwrap
 from models.losses import (VGG_SLICES, FeatureAdapter, VGGLoss, distillation_gate,
                            distillation_loss, warp_loss)
 from models.tryon import TutorOutput, tutor_image
