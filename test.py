@@ -38,8 +38,8 @@ from tqdm import tqdm
 
 from common.errors import exit_on_user_error
 from common.images import on_white, to_uint8
-from data.datasets import (DataOptions, add_data_arguments, default_mask_cache,
-                           make_pairs_dataset)
+from data.datasets import DataOptions, add_data_arguments, default_mask_cache
+from data.pairs import make_pairs_dataset
 from data.files import read_alpha, read_gray, read_rgb
 from data.photo_fit import FIT_MODES, paste_back, plan_fit
 from utils.inference.loading import add_model_arguments, check_model_arguments, load_model_from_args

@@ -1,4 +1,4 @@
-"""One dataset interface over every layout: the training set and the pairs of a test set.
+"""One dataset interface over every layout: the training set, and what every reader shares.
 
 A layout module (``data/viton.py``, ``data/vitonhd.py``, ``data/dresscode.py``) only says where
 a dataset's files are and how they are encoded: it lists ``Sample``s (a person's files and a
@@ -7,7 +7,8 @@ Everything else happens here, once: reading each file with the reader of its for
 sizes, converting parsing to the 14-class scheme and keypoints to COCO-18 in the photo's
 pixels, resizing to the working size, garment masks (read, or computed from the product photo
 and cached), the unpaired garment of training, and the tensors of one item. The stage scripts
-and ``data/inputs.py`` never learn which layout a batch came from.
+and ``data/inputs.py`` never learn which layout a batch came from. The pairs of a test set
+(test.py, validation) are ``data/pairs.py``'s.
 
 Training items (``TryOnTrainDataset``), CPU tensors:
     id: str; category: int64 () index into ``CATEGORIES``; image (3, H, W) in [-1, 1];
@@ -16,11 +17,6 @@ Training items (``TryOnTrainDataset``), CPU tensors:
     merged); densepose int64 (H, W) in 0..24 (zeros when ``has_densepose`` is False);
     has_densepose: bool (), only when some sample of the dataset has no DensePose; keypoints
     float32 (18, 3) x, y, confidence in pixels of (H, W).
-
-Pair items (``TryOnPairsDataset``): image, garment, garment_edge as above; person_name,
-cloth_name (file names, which name the results), person_path; paired (same id); category;
-original_size (h, w) of the person photo; with ``parser_inputs=True`` also label, densepose,
-has_densepose and keypoints.
 """
 
 import hashlib
@@ -40,7 +36,6 @@ from data.files import (DEFAULT_MAX_PIXELS, EDGE_THRESHOLD, DatasetError, check_
                         photo_tensor, read_alpha, read_gray, read_rgb, resize_nearest,
                         resize_photo)
 from data.labels import LABEL_SCHEMES, NECK_CHOICES, NECK_HELP, read_label_map
-from data.photo_fit import FIT_MODES, apply_placement, fit_to_frame
 from data.pose import POSE_FORMATS, PoseFileError, read_keypoints_file, scale_keypoints
 from data.samples import (DataFormats, GarmentFiles, PersonFiles, Sample,
                           category_index, parse_categories)
@@ -130,21 +125,18 @@ def _write_png_atomic(array: np.ndarray, path: str) -> None:
 # Reading one person or one garment at the working size
 
 
-def read_garment(garment: GarmentFiles, masks: GarmentMasks, height: int, width: int,
-                 fit: Optional[str] = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(3, H, W) photo in [-1, 1] and (1, H, W) mask in {0, 1}: resized to the frame, or with
-    ``fit`` set padded to its aspect ratio first (``data.photo_fit``; a garment is always
-    padded, never cropped: its whole outline matters to the warp)."""
+def read_garment(garment: GarmentFiles, masks: GarmentMasks, height: int,
+                 width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(3, H, W) photo in [-1, 1] and (1, H, W) mask in {0, 1}, resized to the frame."""
     photo = read_rgb(garment.image, masks.max_pixels)
-    mask = masks.read(garment, photo)
-    if fit is not None:
-        photo, placement = fit_to_frame(photo, (height, width), "pad")
-        mask = apply_placement(mask, placement, interpolation="nearest", fill=0)
-    else:
-        photo = resize_photo(photo, height, width)
-        # Binarised before resizing so a nearest resize keeps it binary.
-        mask = resize_nearest(mask, height, width)
-    return photo_tensor(photo), torch.from_numpy(mask).to(torch.float32)[None]
+    # Binarised before resizing so a nearest resize keeps it binary.
+    mask = resize_nearest(masks.read(garment, photo), height, width)
+    return photo_tensor(resize_photo(photo, height, width)), mask_tensor(mask)
+
+
+def mask_tensor(mask: np.ndarray) -> torch.Tensor:
+    """uint8 (h, w) in {0, 1} -> float32 (1, h, w)."""
+    return torch.from_numpy(mask).to(torch.float32)[None]
 
 
 def _check_map_size(array: np.ndarray, path: str, photo: str, photo_size) -> None:
@@ -166,22 +158,15 @@ def _missing(person: PersonFiles, what: str) -> DatasetError:
 
 
 def read_person(person: PersonFiles, formats: DataFormats, height: int, width: int,
-                parser_inputs: bool = True, fit: Optional[str] = None,
-                max_pixels: Optional[int] = None) -> dict:
+                parser_inputs: bool = True, max_pixels: Optional[int] = None) -> dict:
     """The person photo, and with ``parser_inputs`` the parsing, DensePose and keypoints, each
-    checked against the photo's size and brought to (height, width). ``fit`` ('pad' or
-    'crop', photos only) fits the photo to the frame's aspect ratio first, as one pair of
-    photos is fitted (``data.photo_fit``); None resizes it, as the maps are. Images of more
-    than ``max_pixels`` pixels are refused before they are decoded."""
+    checked against the photo's size and resized to (height, width) alike, so that the maps
+    stay aligned with the photo. Images of more than ``max_pixels`` pixels are refused before
+    they are decoded."""
     image = read_rgb(person.image, max_pixels)
     original = image.shape[:2]
-    if fit is not None:
-        if parser_inputs:
-            raise ValueError("fitting applies to photos only; parser inputs are resized")
-        frame, _ = fit_to_frame(image, (height, width), fit)
-    else:
-        frame = resize_photo(image, height, width)
-    item = {"image": photo_tensor(frame), "original_size": (int(original[0]), int(original[1]))}
+    item = {"image": photo_tensor(resize_photo(image, height, width)),
+            "original_size": (int(original[0]), int(original[1]))}
     if not parser_inputs:
         return item
     if person.label is None:
@@ -306,60 +291,6 @@ class TryOnTrainDataset(torch.utils.data.Dataset):
         return item
 
 
-class TryOnPairsDataset(torch.utils.data.Dataset):
-    """Person/garment pairs of a test set (items: module docstring): what test.py dresses and
-    what validation scores. ``parser_inputs``: also read parsing, keypoints and DensePose (the
-    parser-based stages, and the worn-garment region the warp stages are scored on). ``fit``:
-    'pad' or 'crop' fits the photos to the frame as test.py's one pair is fitted (photos of
-    the frame's aspect ratio are only resized); None resizes them, as the maps are."""
-
-    def __init__(self, pairs: Sequence[Sample], height: int, width: int,
-                 formats: DataFormats = DataFormats(), masks: Optional[GarmentMasks] = None,
-                 parser_inputs: bool = False, fit: Optional[str] = None):
-        if fit is not None and (parser_inputs or fit not in FIT_MODES):
-            raise ValueError(f"fit {fit!r}: 'pad' or 'crop', for photos without parser inputs")
-        self.fit = fit
-        self.pairs = list(pairs)
-        self.height, self.width = int(height), int(width)
-        self.formats = formats
-        self.masks = masks or GarmentMasks()
-        self.parser_inputs = parser_inputs
-        self._all_densepose = all(pair.person.densepose is not None for pair in self.pairs)
-        if parser_inputs:
-            lacking = [pair.person.image for pair in self.pairs
-                       if pair.person.label is None or pair.person.pose is None]
-            if lacking:
-                raise DatasetError(f"{len(lacking)} of {len(self.pairs)} persons have no "
-                                   f"parsing or keypoints, e.g. {lacking[0]}; the parser-based "
-                                   f"inputs need both")
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    @property
-    def computes_masks(self) -> bool:
-        """Whether some garment masks are computed from the product photos."""
-        return any(pair.garment.mask is None for pair in self.pairs)
-
-    def __getitem__(self, index: int) -> dict:
-        pair = self.pairs[index]
-        item = read_person(pair.person, self.formats, self.height, self.width,
-                           self.parser_inputs, self.fit, self.masks.max_pixels)
-        if self._all_densepose:
-            item.pop("has_densepose", None)
-        garment, edge = read_garment(pair.garment, self.masks, self.height, self.width,
-                                     self.fit)
-        item.update({
-            "garment": garment, "garment_edge": edge,
-            "person_name": os.path.basename(pair.person.image),
-            "cloth_name": os.path.basename(pair.garment.image),
-            "person_path": pair.person.image,
-            "paired": pair.person.id == pair.garment.id,
-            "category": torch.tensor(category_index(pair.person.category)),
-        })
-        return item
-
-
 def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
     if value not in choices:
         raise ValueError(f"{name}={value!r}: expected one of {', '.join(choices)}")
@@ -375,7 +306,7 @@ class VitonTrainDataset(TryOnTrainDataset):
             Default: ``train_pairs.txt`` in ``root`` when present, else every photo of train_img.
         seed: base of the unpaired-garment draw.
         label_scheme, neck, pose_format, iuv_channel: how train_label/, train_pose/ and
-            train_densepose/ are encoded (``data.datasets.DataFormats``).
+            train_densepose/ are encoded (``data.samples.DataFormats``).
         category: the garment category of every sample.
     """
 
@@ -395,21 +326,6 @@ class VitonTrainDataset(TryOnTrainDataset):
         formats = DataFormats(label_scheme, neck, pose_format, iuv_channel)
         super().__init__(viton.train_samples(root, (category,), pairs_file=pairs_file), height,
                          width, formats, masks, seed)
-
-
-class VitonTestDataset(TryOnPairsDataset):
-    """The pairs of a ``VITON_test`` folder (items: module docstring). ``pairs_file``: a pairs
-    file (a name inside ``root``, or a path), or 'unpaired' / 'paired'."""
-
-    def __init__(self, root: str, pairs_file: str = "test_pairs.txt", height: int = 256,
-                 width: int = 192, masks: Optional[GarmentMasks] = None,
-                 parser_inputs: bool = False, category: str = "upper_body",
-                 formats: DataFormats = viton.FORMATS):
-        self.root = root
-        self.pairs_file = viton.resolve_test_pairs(root, pairs_file)[0]
-        super().__init__(viton.test_pairs(root, pairs_file, (category,),
-                                          parser_inputs=parser_inputs), height, width, formats,
-                         masks, parser_inputs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -490,7 +406,9 @@ def pair_samples(options: DataOptions, root: str, pairs: str = "unpaired",
                                               problems=problems)
 
 
-def _prepared_masks(options: DataOptions, samples: Sequence[Sample]) -> GarmentMasks:
+def prepared_masks(options: DataOptions, samples: Sequence[Sample]) -> GarmentMasks:
+    """The garment masks of ``samples``; with ``rebuild_masks`` their cached copies are deleted
+    first, so that they are computed again."""
     masks = options.masks()
     if options.rebuild_masks:
         masks.forget([sample.garment for sample in samples])
@@ -501,14 +419,7 @@ def make_train_dataset(options: DataOptions, root: str, height: int, width: int,
                        seed: int = 0) -> TryOnTrainDataset:
     samples = train_samples(options, root)
     return TryOnTrainDataset(samples, height, width, options.formats(),
-                             _prepared_masks(options, samples), seed)
-
-
-def make_pairs_dataset(options: DataOptions, root: str, pairs: str, height: int, width: int,
-                       parser_inputs: bool = False, fit: Optional[str] = None) -> TryOnPairsDataset:
-    samples = pair_samples(options, root, pairs, parser_inputs)
-    return TryOnPairsDataset(samples, height, width, options.formats(),
-                             _prepared_masks(options, samples), parser_inputs, fit)
+                             prepared_masks(options, samples), seed)
 
 
 def add_data_arguments(parser, default_pairs: Optional[str] = None) -> None:

@@ -34,7 +34,8 @@ import torch  # noqa: E402
 
 from common.errors import UserError, exit_on_user_error  # noqa: E402
 from common.images import quantise, to_uint8  # noqa: E402
-from data.datasets import DataOptions, add_data_arguments, make_pairs_dataset  # noqa: E402
+from data.datasets import DataOptions, add_data_arguments  # noqa: E402
+from data.pairs import make_pairs_dataset  # noqa: E402
 from models.graph import OUTPUT_NAMES, example_inputs  # noqa: E402
 from utils.export import DEFAULT_OPSET, PT2_METADATA  # noqa: E402
 from utils.inference.loading import (add_model_arguments, check_model_arguments,  # noqa: E402

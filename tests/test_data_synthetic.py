@@ -18,7 +18,8 @@ from data.inputs import TryOnInputs
 from data.synthetic import (CATEGORIES, LABEL, REGION, draw_garment, draw_sample,
                             dresscode_first_ids, garment_region, make_dataset, sample_rng,
                             scheme_labels)
-from data.datasets import VitonTestDataset, VitonTrainDataset
+from data.datasets import VitonTrainDataset
+from data.pairs import VitonTestDataset
 from models.flow import identity_flow, sample
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 
 from data.datasets import read_garment
-from data.datasets import VitonTestDataset, VitonTrainDataset
+from data.datasets import VitonTrainDataset
+from data.pairs import VitonTestDataset
 from data.files import DatasetError
 
 H0, W0 = 100, 75        # size on disk

@@ -76,7 +76,8 @@ class Validator:
     'lpips': ..., 'fid': ...}`` (those that apply) plus ``seconds`` and ``pairs``."""
 
     def __init__(self, stage, cfg, context: DistributedContext):
-        from data.datasets import DataOptions, make_pairs_dataset
+        from data.datasets import DataOptions
+        from data.pairs import make_pairs_dataset
 
         self.stage, self.cfg, self.context = stage, cfg, context
         self.kind = stage.validation_kind
