@@ -3,7 +3,7 @@ rates and what changes at the phase boundary (stage 3's optimised parts, stage 4
 weights), as the training scripts compute them.
 
     python scripts/schedule.py                       # the four stages, their default schedules
-    python scripts/schedule.py --stage pf_warp --niter 2 --niter_decay 1 --schedule zero_based
+    python scripts/schedule.py --stage pf_warp --niter 2 --niter_decay 1
 """
 
 import argparse
@@ -12,7 +12,6 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from options.config import SCHEDULES  # noqa: E402
 from train_pb_gen import ParserBasedGenerator  # noqa: E402
 from train_pb_warp import ParserBasedWarp  # noqa: E402
 from train_pf_gen import EARLY_SKIN_WEIGHTS, LATE_SKIN_WEIGHTS, ParserFreeGenerator  # noqa: E402
@@ -41,15 +40,15 @@ STAGES = {
 }
 
 
-def rows(stage: str, niter: int, niter_decay: int, schedule: str, lr: float) -> list[str]:
+def rows(stage: str, niter: int, niter_decay: int, lr: float) -> list[str]:
     _, ratio, _, _, phases = STAGES[stage]
     lines = []
     for epoch in range(niter + niter_decay):
-        factor = lr_factor(epoch, niter, niter_decay, schedule)
+        factor = lr_factor(epoch, niter, niter_decay)
         rates = f"lr {lr * factor:.3g}" + (f", warp {ratio * lr * factor:.3g}" if ratio else "")
         phase = ""
         if phases:
-            phase = phases[0] if in_first_phase(epoch, niter, schedule) else phases[1]
+            phase = phases[0] if in_first_phase(epoch, niter) else phases[1]
         lines.append(f"  epoch {epoch:>3} (release's {epoch + 1:>3}): factor {factor:.4f}  "
                      f"{rates}  {phase}")
     return lines
@@ -63,8 +62,6 @@ def main(argv=None):
     parser.add_argument("--niter", type=int, default=None, help="default: the stage's")
     parser.add_argument("--niter_decay", type=int, default=None, help="default: the stage's")
     parser.add_argument("--lr", type=float, default=None, help="default: the stage's")
-    parser.add_argument("--schedule", choices=SCHEDULES, default="release",
-                        help="epoch counting, as the training scripts' --schedule")
     parser.add_argument("--all", action="store_true",
                         help="every epoch (default: the first and last three)")
     args = parser.parse_args(argv)
@@ -72,8 +69,8 @@ def main(argv=None):
         lr, _, niter, niter_decay, _ = STAGES[stage]
         niter = niter if args.niter is None else args.niter
         niter_decay = niter_decay if args.niter_decay is None else args.niter_decay
-        lines = rows(stage, niter, niter_decay, args.schedule, lr if args.lr is None else args.lr)
-        print(f"{stage}: {niter} + {niter_decay} epochs, --schedule {args.schedule}")
+        lines = rows(stage, niter, niter_decay, lr if args.lr is None else args.lr)
+        print(f"{stage}: {niter} + {niter_decay} epochs")
         if args.all or len(lines) <= 8:
             print("\n".join(lines))
         else:

@@ -47,17 +47,6 @@ def test_release_lr_factor_values(niter, niter_decay, expected):
     assert factors[-1] > 0
 
 
-@pytest.mark.parametrize("niter, niter_decay, expected",
-                         [(2, 3, [1.0, 1.0, 0.75, 0.5, 0.25]),
-                          (1, 1, [1.0, 0.5]),
-                          (0, 4, [0.8, 0.6, 0.4, 0.2]),
-                          (3, 0, [1.0, 1.0, 1.0])])
-def test_zero_based_lr_factor_values(niter, niter_decay, expected):
-    factors = [lr_factor(e, niter, niter_decay, "zero_based") for e in range(niter + niter_decay)]
-    assert factors == pytest.approx(expected)
-    assert lr_factor(niter + niter_decay + 5, niter, niter_decay, "zero_based") == 0.0
-
-
 def _release_factors(niter, niter_decay):
     """The release's own bookkeeping, 1-based epochs: train epoch E at the current rate, then
     ``if E > niter: lr -= lr0 / niter_decay``. Returns the factor of each epoch."""
@@ -79,11 +68,9 @@ def test_paper_schedules_follow_the_release(niter, niter_decay):
     assert factors[-3:] == pytest.approx([3 / niter_decay, 2 / niter_decay, 1 / niter_decay])
 
 
-@pytest.mark.parametrize("schedule, niter, first_phase", [
-    ("release", 50, 49), ("release", 100, 99), ("release", 1, 0), ("release", 0, 0),
-    ("zero_based", 50, 50), ("zero_based", 1, 1)])
-def test_first_phase_length(schedule, niter, first_phase):
-    phases = [in_first_phase(e, niter, schedule) for e in range(niter + 3)]
+@pytest.mark.parametrize("niter, first_phase", [(50, 49), (100, 99), (1, 0), (0, 0)])
+def test_first_phase_length(niter, first_phase):
+    phases = [in_first_phase(e, niter) for e in range(niter + 3)]
     assert phases == [True] * first_phase + [False] * (niter + 3 - first_phase)
 
 
@@ -174,7 +161,7 @@ def test_make_optimizer_keeps_names_and_betas():
 def test_checkpoints_and_logs_are_written(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     argv = fake_argv(tmp_path, "logs", "--sample_every", "2", "--log_every", "2",
-                     "--save_every", "0", "--save_epoch_freq", "2")
+                     "--save_every", "0", "--keep_epoch_every", "2")
     result = run(FakeStage(6), argv)
     run_dir = tmp_path / "logs"
     assert result.finished and result.step == 6 and result.epoch == 2
@@ -203,12 +190,13 @@ def test_checkpoints_and_logs_are_written(tmp_path):
     assert result.terms["total"] == pytest.approx(events.Scalars("loss/total")[-1].value)
 
 
-@pytest.mark.parametrize("amp", ["bf16", "fp16"])
-def test_mixed_precision_runs(tmp_path, amp):
-    result = run(FakeStage(6), fake_argv(tmp_path, amp, "--amp", amp, "--max_steps", "2"))
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_runs(tmp_path, precision):
+    result = run(FakeStage(6), fake_argv(tmp_path, precision, "--precision", precision,
+                                         "--max_steps", "2"))
     assert result.step == 2 and torch.isfinite(torch.tensor(result.terms["total"]))
-    saved = read_checkpoint(tmp_path / amp / "latest.pth")
-    assert bool(saved["scaler"]) == (amp == "fp16")   # a gradient scaler only for fp16
+    saved = read_checkpoint(tmp_path / precision / "latest.pth")
+    assert bool(saved["scaler"]) == (precision == "fp16")   # a gradient scaler only for fp16
 
 
 def test_run_folder_errors(tmp_path):
@@ -255,7 +243,7 @@ def test_two_process_ddp_on_cpu(tmp_path):
                "--nproc_per_node", "2", str(ROOT / "tests" / "fake_stage.py"),
                *fake_argv(tmp_path, "ddp", "--max_steps", "3", "--save_every", "0",
                           "--dump_dir", str(tmp_path / "dump"), "--val_root", val_root,
-                          "--val_pairs", "paired", "--allow_random_metric_weights")]
+                          "--val_pairs", "paired", "--allow_random_weights")]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -310,11 +298,11 @@ def test_each_step_receives_its_context(tmp_path):
         "step_0000002.png", "step_0000004.png", "step_0000006.png"]
 
 
-@pytest.mark.parametrize("amp, dtype", [("none", torch.float32), ("bf16", torch.bfloat16),
-                                        ("fp16", torch.float16)])
-def test_autocast_is_applied(tmp_path, amp, dtype):
+@pytest.mark.parametrize("precision, dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16),
+                                              ("fp16", torch.float16)])
+def test_autocast_is_applied(tmp_path, precision, dtype):
     stage = RecordingStage(6)
-    run(stage, fake_argv(tmp_path, amp, "--amp", amp, "--max_steps", "2"))
+    run(stage, fake_argv(tmp_path, precision, "--precision", precision, "--max_steps", "2"))
     assert stage.dtypes == [dtype, dtype]
 
 
@@ -368,7 +356,7 @@ def test_a_non_finite_loss_stops_before_backward_and_keeps_the_last_good_checkpo
 
 def test_fp16_stops_when_every_step_is_skipped(tmp_path):
     with pytest.raises(TrainingDiverged, match="fp16 skipped 4 steps in a row"):
-        run(DivergingStage(6, bad_from=0), fake_argv(tmp_path, "fp16nan", "--amp", "fp16",
+        run(DivergingStage(6, bad_from=0), fake_argv(tmp_path, "fp16nan", "--precision", "fp16",
                                                       "--max_skipped_steps", "3"))
     # No state was ever followed by a finite loss: none is written.
     assert not (tmp_path / "fp16nan" / "latest.pth").exists()
@@ -381,7 +369,7 @@ def test_fp16_survives_a_few_skipped_steps(tmp_path):
                 return super().losses(models, batch, context)
             return FakeStage.losses(self, models, batch, context)
 
-    result = run(FewBad(6, bad_from=0), fake_argv(tmp_path, "few", "--amp", "fp16",
+    result = run(FewBad(6, bad_from=0), fake_argv(tmp_path, "few", "--precision", "fp16",
                                                  "--max_skipped_steps", "3"))
     assert result.finished and result.skipped_steps >= 2
 

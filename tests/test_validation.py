@@ -25,7 +25,7 @@ def _argv(roots, runs, name, *extra):
     return ["--config", "configs/tiny.yaml", "--dataroot", train, "--checkpoints_dir",
             str(runs), "--name", name, "--vgg_layers", "1", "--device", "cpu",
             "--sample_every", "0", "--val_root", test, "--val_every", "2", "--val_unit", "step",
-            "--allow_random_metric_weights", *extra]
+            "--allow_random_weights", *extra]
 
 
 def _logged(run_dir, tag):
@@ -87,7 +87,7 @@ def test_validator_scores_paired_and_unpaired(roots):
     cfg = argparse.Namespace(val_pairs="both", dataset="viton", val_root=roots[1], height=64,
                              width=64, val_max_pairs=3, val_batch_size=2, batch_size=2,
                              workers=0, fid_weights=None, lpips_backbone_weights=None,
-                             allow_random_metric_weights=True)
+                             allow_random_weights=True)
     context = DistributedContext(rank=0, world_size=1, local_rank=0,
                                  device=torch.device("cpu"))
     validator = Validator(_Echo(), cfg, context)

@@ -1,36 +1,26 @@
 """The one training loop behind the four stage scripts.
 
 A stage (``utils/training/stage.py``) says which models exist, which are trained, which
-parameters the optimiser updates in a given epoch and how a batch becomes losses. Everything
-else happens here, once: options, device, ``torchrun``/DDP, mixed precision, seeding, the data
-loader, Adam and its learning-rate schedule, checkpoints and resuming, validation, TensorBoard,
-the progress bar and the log file. ``Trainer`` reads top to bottom: building (``__init__``),
-one epoch (``run_epoch``), one step (``train_step``), logging (``log_interval``), validating
-(``validate``), saving (``save``) and the end of the run (``finish``).
+parameters the optimiser updates in an epoch and how a batch becomes losses. Everything else
+happens here, once: device, DDP, precision, seeding, data order, Adam and its schedule,
+checkpoints, validation, TensorBoard, the progress bar and the log. ``Trainer.__init__`` builds
+a run (or restores it with ``--resume``), ``Trainer.fit`` loops over epochs, and
+``Trainer.train_step`` holds every phase of one step in the order it happens.
 
-Run folder ``CHECKPOINTS_DIR/NAME/``: ``config.yaml`` (the resolved options), ``train.log``,
-``tensorboard/`` (event files), ``samples/step_NNNNNNN.png`` (image grids), ``latest.pth``
-(every ``--save_every`` steps and at each epoch end), ``epoch_NNN.pth`` (after every
-``--save_epoch_freq``-th epoch; NNN = epochs completed), ``final.pth`` (when the run ends
-at the last epoch or at ``--max_steps``) and, with ``--val_root``, ``best.pth``: a full copy
-of ``latest.pth`` (optimiser included) taken at the step of the best validation score, which
-every checkpoint records under ``best`` beside the last validation's scores. Every checkpoint
-holds the architecture of each trained model (``arch``) and the SHA-256 of its weights.
+Run folder ``CHECKPOINTS_DIR/NAME/``: ``config.yaml``, ``train.log``, ``tensorboard/``,
+``samples/step_NNNNNNN.png``, ``latest.pth`` (every ``--save_every`` steps and at each epoch's
+end), ``epoch_NNN.pth`` (every ``--keep_epoch_every``-th epoch; NNN = epochs completed),
+``final.pth`` (at the last epoch or ``--max_steps``) and, with ``--val_root``, ``best.pth``: a
+full copy of ``latest.pth`` at the step of the best validation score.
 
-Resuming (``--resume``) continues the same run exactly: weights, Adam state, gradient scaler,
-epoch, step and the position in the epoch's data order. The data order of epoch ``e`` is a
-pure function of ``(seed, e)`` (``ResumableSampler``), and every step reseeds ``random``,
-NumPy and torch from ``(seed + rank, step)``, so random choices inside a step (dropout, random
-garments) do not depend on how the run was split into invocations.
+``--resume`` continues the run exactly: weights, Adam, gradient scaler, best score, epoch, step
+and the position in the epoch's data order, a pure function of ``(seed, epoch)``; every step
+reseeds ``random``, NumPy and torch from ``(seed + rank, step)``.
 
-Divergence. Every step checks that the loss terms are finite before ``backward`` (all ranks
-agree) and that the gradients are finite before the optimiser step; a non-finite value stops
-the run with a ``TrainingDiverged`` naming the step and the terms. A saved state is written
-to ``latest.pth`` only once the next step's loss proves it finite (weights can be finite yet
-give NaN after one step of a far too high learning rate), so ``latest.pth`` is always a state
-that trains on: a kill loses at most the save interval and one step. Under fp16 the gradient
-scaler skips steps whose gradients overflow; more than ``--max_skipped_steps`` skipped in a
-row stop the run the same way.
+A non-finite loss (on any rank) or gradient stops the run with ``TrainingDiverged``; under fp16
+the gradient scaler skips such steps instead, and more than ``--max_skipped_steps`` skipped in
+a row stop it. A save is written only once the next step's loss proves its state finite, so
+``latest.pth`` always trains on.
 """
 
 import argparse
@@ -43,7 +33,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import torch
 import torch.distributed as dist
@@ -54,8 +44,9 @@ from tqdm import tqdm
 
 from common.atomic import remove_stale_temporaries, write_atomic
 from common.errors import UserError, exit_on_user_error
-from options.config import ConfigError, config_differences, config_to_dict, parse_config, write_config
+from common.precision import AUTOCAST_DTYPES
 from models.fast import unwrap
+from options.config import ConfigError, config_differences, config_to_dict, parse_config, write_config
 from utils.checkpoint import (CHECKPOINT_FORMAT, CheckpointError, checkpoint_payload, load_state,
                               read_checkpoint, save_atomic, state_dict_from)
 from utils.logging_utils import close_run_logger, format_terms, image_grid, open_run_logger
@@ -68,7 +59,6 @@ from utils.training.stage import Stage, StepContext, StepResult
 
 GRID_SAMPLES = 4
 CHECKPOINT_NAMES = ("latest", "best", "final", "epoch_*")
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class TrainingDiverged(UserError):
@@ -77,14 +67,12 @@ class TrainingDiverged(UserError):
 
 @dataclass
 class RunResult:
-    """What ``run`` returns: ``step`` (optimiser steps in total), ``epoch`` (epochs completed),
-    ``terms`` (the last logged, rank-averaged loss terms incl. 'total'), ``scalars`` (the
-    stage's other scalars, likewise), ``validation`` (the last validation's step and scores)
-    and ``best`` (the best score, its metric and step), ``learning_rates`` (by
-    group, last epoch), ``run_dir``, ``models`` (all models, unwrapped), ``finished`` (the run
-    reached its last epoch or ``--max_steps``) and ``optimizer_builds`` (``(epoch, group
-    names)`` for every Adam created, in order), ``config`` (the resolved options),
-    ``rank`` and ``skipped_steps`` (fp16 steps the gradient scaler skipped)."""
+    """What ``run`` returns. ``terms``/``scalars``: the last logged loss terms (with 'total')
+    and other scalars, averaged over ranks; ``validation``: the last validation's step and
+    scores; ``best``: the best score, its metric and step; ``learning_rates``: by group, last
+    epoch; ``models``: all models, unwrapped; ``finished``: the run reached its last epoch or
+    ``--max_steps``; ``optimizer_builds``: ``(epoch, group names)`` of every Adam created;
+    ``skipped_steps``: fp16 steps the gradient scaler skipped."""
     step: int
     epoch: int
     terms: dict[str, float]
@@ -99,10 +87,6 @@ class RunResult:
     validation: Optional[dict] = None
     best: Optional[dict] = None
     skipped_steps: int = 0
-
-
-# ----------------------------------------------------------------------------------------------
-# Entry points
 
 
 def run(stage: Stage, argv: Optional[Sequence[str]] = None) -> RunResult:
@@ -126,8 +110,7 @@ def main(stage: Stage, argv: Optional[Sequence[str]] = None) -> RunResult:
 
 def check_run_folder(run_dir: Path, dataroot: Optional[str]) -> None:
     """Refuse a run folder that cannot be one (a file on its path) or that lies inside the
-    training data, before anything is written: a run writes checkpoints, logs and TensorBoard
-    files into it."""
+    training data, before anything is written."""
     for folder in [run_dir, *run_dir.parents]:
         if folder.exists() and not folder.is_dir():
             raise ConfigError(f"--checkpoints_dir/--name: {folder} is a file, so the run "
@@ -154,7 +137,7 @@ def train(stage: Stage, cfg: argparse.Namespace, context: DistributedContext) ->
     logger = open_run_logger(run_dir / "train.log" if context.is_main else None, context.is_main)
     trainer = None
     try:
-        with _StopRequest() as stop:
+        with StopRequest() as stop:
             trainer = Trainer(stage, cfg, context, run_dir, logger, stop)
             return trainer.fit()
     finally:
@@ -163,54 +146,374 @@ def train(stage: Stage, cfg: argparse.Namespace, context: DistributedContext) ->
         close_run_logger(logger)
 
 
-# ----------------------------------------------------------------------------------------------
-# The trainer
-
-
 class Trainer:
-    """One run of one stage: everything is built in ``__init__`` (or restored with
-    ``--resume``), then ``fit`` loops over epochs and batches."""
+    """One run of one stage, built (or restored with ``--resume``) in ``__init__``. ``fit``
+    trains it to its end; ``train_step`` is one step; ``timed_steps`` steps it endlessly for
+    ``scripts/benchmark.py``."""
 
     def __init__(self, stage: Stage, cfg: argparse.Namespace, context: DistributedContext,
-                 run_dir: Path, logger: logging.Logger, stop: "_StopRequest",
+                 run_dir: Path, logger: logging.Logger, stop: Optional["StopRequest"] = None,
                  show_progress: bool = True):
-        self.stage, self.cfg, self.context = stage, cfg, context
-        self.device = context.device
-        self.run_dir, self.logger, self.stop = run_dir, logger, stop
+        self.stage, self.cfg, self.context, self.device = stage, cfg, context, context.device
+        self.run_dir, self.logger, self.stop = run_dir, logger, stop or StopRequest()
         self.latest_path = run_dir / "latest.pth"
         self.config_dict = config_to_dict(cfg)
-        self.writer = None
-        self.show_progress = show_progress
+        self.pending = None   # (payload, copies): a save waiting for the next step's finite loss
         self.last_terms: dict[str, float] = {}
-        self.pending = None         # a saved state waiting for the next step's finite loss
+        self.writer, self.grid_written = None, False
         set_tf32(cfg.tf32)
-        # Model initialisation must not depend on the rank (DDP also broadcasts rank 0's weights).
-        seed_everything(cfg.seed)
-        self._build_data()     # first: a bad dataset stops the run before anything is written
+        seed_everything(cfg.seed)   # initial weights must not depend on the rank
+        self._build_data()          # first: a bad dataset stops the run before anything is written
         self._start_run_folder()
         self._build_models()
         checkpoint = self._restore() if cfg.resume else None
         self._build_optimisation(checkpoint)
         self._build_validation(checkpoint)
-        self._open_writer()
-        self._reset_interval()
-        self.stopping = self.step >= self.stop_at or stop.requested
+        self._open_writer(show_progress)
+        self._start_interval()
+        self.stopping = self.step >= self.stop_at or self.stop.requested
+
+    # ------------------------------------------------------------------ the loop
+
+    def fit(self) -> RunResult:
+        """Train from the current position until the last epoch, ``--max_steps`` or a stop
+        request (SIGINT/SIGTERM), saving at every epoch's end and where it stops."""
+        while self.epoch < self.total_epochs and not self.stopping:
+            for batch in self._start_epoch():
+                if self.train_step(batch):
+                    break
+            self._log_interval()           # the steps since the last log line
+            self._end_epoch()
+        return self._finish()
+
+    def train_step(self, batch) -> bool:
+        """One optimiser step on ``batch`` and what follows it, in the order it happens.
+        Returns True when the epoch ends here or the run stops (``fit`` then saves)."""
+        cfg = self.cfg
+        seed_everything(derived_seed(cfg.seed + self.context.rank, self.step))
+        want_images = self._grid_due()
+        result = self._stage_losses(batch, want_images)
+        if self._all_ranks_finite(result.total):
+            self._write_save_proven_finite()   # the state it was taken from gives a finite loss
+            self.scaler.scale(result.total).backward()
+            self._optimiser_step()
+        else:
+            self._stop_or_skip_non_finite_loss(result)
+        self.step, self.step_in_epoch = self.step + 1, self.step_in_epoch + 1
+        self.progress.update(1)
+        self._record(result)
+        if want_images and result.images:
+            self._write_grid(result.images)
+        epoch_end = self.step_in_epoch == self.steps_per_epoch
+        if self.step % cfg.log_every == 0:
+            self._log_interval()
+        self.stopping = self._agree_to_stop() or self.step >= self.stop_at
+        if self._validation_due(epoch_end):
+            self._validate()                   # a new best is saved with this step's state
+        if self.stopping or epoch_end:
+            return True
+        if self.best_pending or (cfg.save_every and self.step % cfg.save_every == 0):
+            self._save()
+        return False
+
+    def timed_steps(self) -> Iterator[None]:
+        """``train_step`` on batch after batch, endlessly: each ``next`` is one step. At the
+        epoch's end the same epoch's data starts again, without saving. For timing the step
+        (``scripts/benchmark.py``): give the trainer ``--save_every 0``, ``--sample_every 0``
+        and a ``--log_every`` beyond the steps timed, so that no step writes a file."""
+        while True:
+            self.step_in_epoch = 0
+            for batch in self._start_epoch():
+                self.train_step(batch)
+                yield
+
+    # ------------------------------------------------------------------ a step's phases
+
+    def _start_epoch(self) -> DataLoader:
+        """The epoch's optimiser (a fresh Adam when its parameter groups change, as in stage
+        3's second phase) and learning rates, and a loader of the rest of its data order."""
+        cfg, stage, epoch = self.cfg, self.stage, self.epoch
+        groups = stage.param_groups(self.plain, cfg, epoch)
+        check_groups(groups, self.trained_ids, self.trained, stage, epoch)
+        if self.optimizer is None or group_signature(groups) != self.signature:
+            self.optimizer = make_optimizer(groups, cfg.beta1)
+            self.signature, self.optimizer_epoch = group_signature(groups), epoch
+            self.optimizer_builds.append((epoch, tuple(g["name"] for g in groups)))
+            if self.context.is_main:
+                self.logger.info(f"epoch {epoch}: new Adam over groups " + ", ".join(
+                    f"{g['name']} ({sum(p.numel() for p in g['params']):,} parameters)"
+                    for g in groups))
+        self.rates = set_learning_rates(self.optimizer, groups,
+                                        lr_factor(epoch, cfg.niter, cfg.niter_decay))
+        self.optimised = [p for group in self.optimizer.param_groups for p in group["params"]]
+        self.sampler.set_epoch(epoch)
+        self.sampler.start_index = self.step_in_epoch * cfg.batch_size
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+        for name in self.trained:
+            self.plain[name].train()
+        seed = derived_seed(cfg.seed + self.context.rank, epoch, 1)
+        return DataLoader(self.dataset, batch_size=cfg.batch_size, sampler=self.sampler,
+                          num_workers=cfg.workers, pin_memory=self.device.type == "cuda",
+                          drop_last=True, worker_init_fn=seed_worker,
+                          generator=torch.Generator().manual_seed(seed))
+
+    def _grid_due(self) -> bool:
+        """Rank 0 writes an image grid every ``--sample_every`` steps, and at the run's last
+        step when it has written none, so that every run shows its images."""
+        every = self.cfg.sample_every
+        last = self.step + 1 == self.stop_at and not self.grid_written
+        return self.context.is_main and every > 0 and ((self.step + 1) % every == 0 or last)
+
+    def _stage_losses(self, batch, want_images: bool) -> StepResult:
+        """The stage's losses on ``batch`` (moved to the device), under autocast with
+        ``--precision bf16|fp16``."""
+        context = StepContext(cfg=self.cfg, epoch=self.epoch, step=self.step,
+                              want_images=want_images)
+        dtype = AUTOCAST_DTYPES[self.cfg.precision]
+        with torch.autocast(self.device.type, dtype=dtype) if dtype is not None else nullcontext():
+            result = self.stage.losses(self.wrapped, to_device(batch, self.device), context)
+        if not isinstance(result, StepResult):
+            raise TypeError(f"{type(self.stage).__name__}.losses must return a StepResult, got "
+                            f"{type(result).__name__}")
+        return result
+
+    def _all_ranks_finite(self, total: torch.Tensor) -> bool:
+        """Whether the loss is finite on every rank (one all-reduce: a rank that skipped
+        ``backward`` alone would leave the others waiting in DDP's)."""
+        finite = torch.isfinite(total.detach()).to(torch.float32).reshape(1)
+        if self.context.distributed:
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        return bool(finite.item())
+
+    def _write_save_proven_finite(self) -> None:
+        """Write the state ``_save`` took, now that a finite loss came from it."""
+        if self.pending is None:
+            return
+        payload, copies = self.pending
+        self.pending = None
+        save_atomic(payload, self.latest_path)
+        for copy in copies:
+            _copy_atomic(self.latest_path, self.run_dir / copy)
+        self.logger.info(f"saved {self.latest_path.name}{''.join(', ' + c for c in copies)} at "
+                         f"step {payload['step']}")
+
+    def _optimiser_step(self) -> None:
+        """Clip (``--grad_clip``), step, and clear the gradients. Non-finite gradients stop the
+        run, except under fp16, where the scaler skips the step and lowers its scale."""
+        fp16 = self.scaler.is_enabled()
+        if self.cfg.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            norm = torch.nn.utils.clip_grad_norm_(self.optimised, self.cfg.grad_clip)
+        elif not fp16:
+            norm = torch.nn.utils.get_total_norm(
+                [p.grad for p in self.optimised if p.grad is not None])
+        if not fp16 and not torch.isfinite(norm):
+            raise TrainingDiverged(
+                f"step {self.step} (epoch {self.epoch}): the gradients are not finite (norm "
+                f"{float(norm)}) though the loss is; nothing was saved after the last good "
+                f"checkpoint {self.latest_path}. Lower --lr, or set --grad_clip, and --resume")
+        scale = self.scaler.get_scale()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if fp16:
+            self._count_fp16_skip(self.scaler.get_scale() < scale, "the gradients overflowed")
+        for name in self.trained:
+            self.plain[name].zero_grad(set_to_none=True)
+
+    def _stop_or_skip_non_finite_loss(self, result: StepResult) -> None:
+        """Stop at once, or under fp16 skip the step (no ``backward``: the sampling's CPU
+        backward can crash on a NaN grid) and count it."""
+        bad = {name: float(value) for name, value in result.terms.items()
+               if not math.isfinite(float(value))}
+        where = (f"step {self.step} (epoch {self.epoch}): loss {float(result.total.detach())}; "
+                 f"terms not finite: {format_terms(bad) if bad else '(on another process)'}")
+        if not self.scaler.is_enabled():
+            raise TrainingDiverged(f"{where}. Nothing was saved after the last good checkpoint "
+                                   f"{self.latest_path}; lower --lr (or --precision fp32) and "
+                                   f"--resume")
+        self.logger.warning(f"{where}; fp16: the step is skipped")
+        self._count_fp16_skip(True, "the loss was not finite")
+
+    def _count_fp16_skip(self, skipped: bool, why: str) -> None:
+        """Count a step fp16 skipped; more than ``--max_skipped_steps`` in a row stop the run."""
+        self.skipped_in_a_row = self.skipped_in_a_row + 1 if skipped else 0
+        self.skipped_steps += int(skipped)
+        limit = self.cfg.max_skipped_steps
+        if limit and self.skipped_in_a_row > limit:
+            raise TrainingDiverged(
+                f"step {self.step} (epoch {self.epoch}): fp16 skipped {self.skipped_in_a_row} "
+                f"steps in a row (last: {why}; loss scale {self.scaler.get_scale():.3g}); the run "
+                f"has diverged or overflows float16. Nothing was saved after the last good "
+                f"checkpoint {self.latest_path}: --resume with a lower --lr or --precision bf16")
+
+    def _record(self, result: StepResult) -> None:
+        """Add the step's terms and scalars to the interval's sums."""
+        self.interval_steps += 1
+        for name, value in {"total": result.total, **result.terms, **result.scalars}.items():
+            value = value.detach().float().reshape(())
+            self.sums[name] = self.sums[name] + value if name in self.sums else value
+            self.counts[name] = self.counts.get(name, 0) + 1
+
+    def _write_grid(self, images) -> None:
+        grid = image_grid(images, GRID_SAMPLES)
+        self.writer.add_image("samples", grid, self.step)
+        self.writer.add_text("samples/columns", ", ".join(images), self.step)
+        (self.run_dir / "samples").mkdir(exist_ok=True)
+        torchvision.utils.save_image(grid, self.run_dir / "samples" / f"step_{self.step:07d}.png")
+        self.grid_written = True
+
+    def _start_interval(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {}
+        self.interval_start, self.interval_steps = time.perf_counter(), 0
+
+    def _log_interval(self) -> None:
+        """The interval's terms, averaged over its steps and the ranks, to TensorBoard, the log
+        and the progress bar; nothing when no step was taken since the last call."""
+        if not self.sums:
+            return
+        keys = ["total"] + sorted(k for k in self.sums if k != "total")
+        averaged = mean_over_ranks({k: self.sums[k] / self.counts[k] for k in keys}, self.context)
+        seconds = max(time.perf_counter() - self.interval_start, 1e-9)
+        samples_per_s = self.interval_steps * self.cfg.batch_size * self.context.world_size / seconds
+        self.last_terms = averaged
+        self._start_interval()
+        if not self.context.is_main:
+            return
+        step, memory = self.step, peak_memory_mib(self.device)
+        scalars = {name if "/" in name else f"loss/{name}": value for name, value in averaged.items()}
+        scalars.update({f"lr/{name}": value for name, value in self.rates.items()})
+        scalars.update({"speed/samples_per_s": samples_per_s, "speed/peak_memory_mib": memory,
+                        "progress/epoch": self.epoch + self.step_in_epoch / self.steps_per_epoch})
+        if self.scaler.is_enabled():
+            scalars.update({"amp/loss_scale": self.scaler.get_scale(),
+                            "amp/skipped_steps": self.skipped_steps})
+        for name, value in scalars.items():
+            self.writer.add_scalar(name, value, step)
+        self.progress.set_postfix(loss=f"{averaged['total']:.4g}")
+        # The log line holds the losses; the other scalars (flow lengths...) are in
+        # TensorBoard, except the distillation gate, which says how distillation weighs.
+        shown = {name: value for name, value in averaged.items()
+                 if "/" not in name or name == "distill/teacher_better_fraction"}
+        self.logger.info(f"epoch {self.epoch} step {step}/{self.stop_at}: {format_terms(shown)} "
+                         f"| lr {format_terms(self.rates)} | {samples_per_s:.3g} samples/s "
+                         f"| peak {memory:.0f} MiB")
+
+    def _agree_to_stop(self) -> bool:
+        """Whether any rank was asked to stop (SIGINT/SIGTERM), the same answer on every rank,
+        so that all stop after the same step."""
+        if not self.context.distributed:
+            return self.stop.requested
+        requested = torch.tensor([float(self.stop.requested)], device=self.device)
+        dist.all_reduce(requested, op=dist.ReduceOp.MAX)
+        return bool(requested.item())
+
+    def _validation_due(self, epoch_end: bool) -> bool:
+        cfg = self.cfg
+        return self.validator is not None and (
+            (cfg.val_unit == "step" and self.step % cfg.val_every == 0)
+            or (cfg.val_unit == "epoch" and epoch_end and (self.epoch + 1) % cfg.val_every == 0)
+            or self.step >= self.stop_at)
+
+    def _validate(self) -> None:
+        """Score the models on --val_root (every process its share); a new best is marked for
+        the next save (``best.pth``)."""
+        from utils.training.validation import is_better
+        for name in self.trained:
+            self.plain[name].eval()
+        try:
+            scores = self.validator.run(self.plain, self.device)
+        finally:
+            for name in self.trained:
+                self.plain[name].train()
+        best, value = self.best, scores[self.best.metric]
+        improved = is_better(best.metric, value, best.value)
+        if improved:
+            best.value, best.step, self.best_pending = value, self.step, True
+        self.last_validation = {"step": self.step, "epoch": self.epoch, "scores": scores}
+        if not self.context.is_main:
+            return
+        metrics = self.validator.metrics()
+        for name in (*metrics, "seconds"):
+            self.writer.add_scalar(f"val/{name}", scores[name], self.step)
+        random = self.validator.random_weights
+        self.logger.info(
+            f"validation at step {self.step} ({scores['pairs']} pairs, {scores['seconds']:.1f} "
+            f"s): " + " ".join(f"{name} {scores[name]:.4g}" for name in metrics)
+            + f" | best {best.metric} {best.value:.4g} at step {best.step}"
+            + (" (new best)" if improved else "")
+            + (f" [RANDOM {', '.join(random)} weights: not comparable to published scores]"
+               if random else ""))
+
+    def _save(self, copies: Sequence[str] = ()) -> None:
+        """Take the current state for ``latest.pth`` (with ``copies`` of it, and ``best.pth``
+        when a new best waits), on rank 0. It is written by ``_write_save_proven_finite`` or at
+        the end of the run; a state with non-finite weights is never taken. The state is
+        copied to the CPU: the next step changes weights, Adam's state and BatchNorm's
+        statistics in place."""
+        copies = list(copies) + (["best.pth"] if self.best_pending else [])
+        self.best_pending = False
+        if not self.context.is_main:
+            return
+        trained = {name: unwrap(self.plain[name]) for name in self.trained}
+        payload, non_finite = checkpoint_payload(
+            self.stage.name, trained, self.config_dict,
+            optimizer=self.optimizer.state_dict(), optimizer_epoch=self.optimizer_epoch,
+            scaler=self.scaler.state_dict(), epoch=self.epoch, step=self.step,
+            step_in_epoch=self.step_in_epoch, steps_per_epoch=self.steps_per_epoch,
+            world_size=self.context.world_size, batch_size=self.cfg.batch_size,
+            best=self.best.as_dict() if self.best else None, validation=self.last_validation,
+            skipped_steps=self.skipped_steps, skipped_in_a_row=self.skipped_in_a_row)
+        if non_finite:
+            raise TrainingDiverged(
+                f"step {self.step}: the weights of {', '.join(non_finite)} are not "
+                f"finite; not saved, the last good checkpoint is {self.latest_path}")
+        copies = sorted(set(copies) | set(self.pending[1] if self.pending else ()))
+        self.pending = (_cpu_copy(payload), copies)
+
+    def _end_epoch(self) -> None:
+        """Save where the epoch's loop ended: at its end, counting the epoch and keeping
+        ``epoch_NNN.pth`` every ``--keep_epoch_every`` epochs, or mid-epoch when stopping."""
+        keep = []
+        if self.step_in_epoch == self.steps_per_epoch:
+            self.epoch, self.step_in_epoch = self.epoch + 1, 0
+            every = self.cfg.keep_epoch_every
+            if every and self.epoch % every == 0:
+                keep.append(f"epoch_{self.epoch:03d}.pth")
+        self._save(keep)
+
+    def _finish(self) -> RunResult:
+        self._write_save_proven_finite()       # the run's last state: nothing follows it
+        finished = self.step >= self.stop_at
+        if finished and self.context.is_main:
+            final = self.run_dir / "final.pth"
+            if self.latest_path.is_file():
+                _copy_atomic(self.latest_path, final)
+            self.logger.info(f"finished at epoch {self.epoch}, step {self.step}: {final}")
+        elif self.context.is_main:
+            self.logger.info(f"stopped at epoch {self.epoch}, step {self.step}; continue with "
+                             f"--resume")
+        self.progress.close()
+        if self.writer is not None:
+            self.writer.flush()
+        terms = self.last_terms
+        return RunResult(step=self.step, epoch=self.epoch, validation=self.last_validation,
+                         best=self.best.as_dict() if self.best else None,
+                         terms={k: v for k, v in terms.items() if "/" not in k},
+                         scalars={k: v for k, v in terms.items() if "/" in k},
+                         learning_rates=self.rates, run_dir=self.run_dir,
+                         models={k: unwrap(v) for k, v in self.plain.items()}, finished=finished,
+                         optimizer_builds=self.optimizer_builds, config=self.cfg,
+                         rank=self.context.rank, skipped_steps=self.skipped_steps)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if getattr(self, "progress", None) is not None:
+            self.progress.close()
 
     # ------------------------------------------------------------------ building
-
-    def _start_run_folder(self) -> None:
-        cfg = self.cfg
-        if self.context.is_main:
-            write_config(cfg, self.run_dir / "config.yaml")
-            for stale in remove_stale_temporaries(self.run_dir, CHECKPOINT_NAMES):
-                self.logger.info(f"removed {stale.name}, left by a save that was interrupted")
-            self.logger.info(f"stage {self.stage.name}: {'resuming' if cfg.resume else 'starting'}"
-                             f" run {self.run_dir} on {self.device}, {self.context.world_size} "
-                             f"process(es)")
-            self.logger.info("configuration:\n" + "\n".join(
-                f"  {k}: {v}" for k, v in self.config_dict.items()))
-            for line in self.stage.describe_dataset(self.dataset, cfg):
-                self.logger.info(line)
 
     def _build_data(self) -> None:
         cfg, context = self.cfg, self.context
@@ -227,14 +530,26 @@ class Trainer:
         total_steps = self.steps_per_epoch * self.total_epochs
         self.stop_at = min(total_steps, cfg.max_steps) if cfg.max_steps else total_steps
 
+    def _start_run_folder(self) -> None:
+        if not self.context.is_main:
+            return
+        cfg, log = self.cfg, self.logger.info
+        write_config(cfg, self.run_dir / "config.yaml")
+        for stale in remove_stale_temporaries(self.run_dir, CHECKPOINT_NAMES):
+            log(f"removed {stale.name}, left by a save that was interrupted")
+        log(f"stage {self.stage.name}: {'resuming' if cfg.resume else 'starting'} run "
+            f"{self.run_dir} on {self.device}, {self.context.world_size} process(es)")
+        log("configuration:\n" + "\n".join(f"  {k}: {v}" for k, v in self.config_dict.items()))
+        for line in self.stage.describe_dataset(self.dataset, cfg):
+            log(line)
+
     def _build_models(self) -> None:
-        stage = self.stage
-        models = stage.build_models(self.cfg, self.device)
-        self.trained = tuple(stage.trained_models(models))
+        models = self.stage.build_models(self.cfg, self.device)
+        self.trained = tuple(self.stage.trained_models(models))
         missing = [name for name in self.trained if name not in models]
         if missing:
-            raise ValueError(f"{type(stage).__name__}.build_models returned {sorted(models)}; "
-                             f"it lacks the trained model(s) {missing}")
+            raise ValueError(f"{type(self.stage).__name__}.build_models returned "
+                             f"{sorted(models)}; it lacks the trained model(s) {missing}")
         self.models = {name: model.to(self.device) for name, model in models.items()}
         self.epoch, self.step, self.step_in_epoch = 0, 0, 0
 
@@ -257,35 +572,33 @@ class Trainer:
 
     def _build_optimisation(self, checkpoint: Optional[dict]) -> None:
         """DDP wrappers, the optimiser (restored with ``--resume``) and the gradient scaler."""
-        cfg, stage = self.cfg, self.stage
+        cfg, stage, saved = self.cfg, self.stage, checkpoint or {}
         self.plain, self.wrapped = _wrap_for_training(self.models, self.trained, stage,
                                                       self.context)
-        trained = [p for name in self.trained for p in self.plain[name].parameters()]
-        self.trained_ids = {id(p) for p in trained}
+        self.trained_ids = {id(p) for name in self.trained for p in self.plain[name].parameters()}
         self.optimizer, self.signature, self.optimizer_epoch = None, None, None
         self.optimizer_builds: list[tuple[int, tuple[str, ...]]] = []
-        if checkpoint is not None and checkpoint.get("optimizer") is not None:
-            epoch = self.optimizer_epoch = checkpoint["optimizer_epoch"]
+        self.rates: dict[str, float] = {}
+        if saved.get("optimizer") is not None:
+            epoch = self.optimizer_epoch = saved["optimizer_epoch"]
             groups = stage.param_groups(self.plain, cfg, epoch)
             check_groups(groups, self.trained_ids, self.trained, stage, epoch)
             self.optimizer = make_optimizer(groups, cfg.beta1)
             self.signature = group_signature(groups)
             try:
-                self.optimizer.load_state_dict(checkpoint["optimizer"])
+                self.optimizer.load_state_dict(saved["optimizer"])
             except (ValueError, KeyError) as error:
                 raise CheckpointError(f"--resume: the optimiser state in {self.latest_path} does "
                                       f"not fit the parameter groups of epoch {epoch}: "
                                       f"{error}") from error
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
-        if checkpoint is not None and checkpoint.get("scaler"):
-            self.scaler.load_state_dict(checkpoint["scaler"])
-        self.amp_dtype = AMP_DTYPES.get(cfg.amp)
-        self.skipped_in_a_row = checkpoint.get("skipped_in_a_row", 0) if checkpoint else 0
-        self.skipped_steps = checkpoint.get("skipped_steps", 0) if checkpoint else 0
-        self.rates: dict[str, float] = {}
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
+        if saved.get("scaler"):
+            self.scaler.load_state_dict(saved["scaler"])
+        self.skipped_in_a_row = saved.get("skipped_in_a_row", 0)
+        self.skipped_steps = saved.get("skipped_steps", 0)
 
     def _build_validation(self, checkpoint: Optional[dict]) -> None:
-        cfg = self.cfg
+        cfg, saved = self.cfg, checkpoint or {}
         self.validator, self.best, self.last_validation = None, None, None
         self.best_pending = False   # best.pth is written with the next save
         if not cfg.val_root:
@@ -299,8 +612,8 @@ class Trainer:
         if metric not in metrics:
             raise ConfigError(f"--best_metric {metric}: stage {self.stage.name} validated on "
                               f"{cfg.val_pairs} pairs gives {', '.join(metrics)}")
-        self.best = BestScore.from_dict(checkpoint.get("best") if checkpoint else None, metric)
-        self.last_validation = checkpoint.get("validation") if checkpoint else None
+        self.best = BestScore.from_dict(saved.get("best"), metric)
+        self.last_validation = saved.get("validation")
         if self.context.is_main:
             so_far = (f" (so far {self.best.value:.4g} at step {self.best.step})"
                       if self.best.value is not None else "")
@@ -308,7 +621,7 @@ class Trainer:
                              f"{cfg.val_every} {cfg.val_unit}(s) and at the end; best.pth keeps "
                              f"the best {metric}{so_far}")
 
-    def _open_writer(self) -> None:
+    def _open_writer(self, show_progress: bool) -> None:
         if self.context.is_main:
             from torch.utils.tensorboard import SummaryWriter
             # purge_step drops events a crashed invocation logged after its last checkpoint;
@@ -317,367 +630,16 @@ class Trainer:
                                         purge_step=self.step + 1 if self.step else None)
         self.progress = tqdm(total=self.stop_at, initial=min(self.step, self.stop_at),
                              desc=self.stage.name, unit="step", dynamic_ncols=True,
-                             disable=None if self.context.is_main and self.show_progress
-                             else True)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        if getattr(self, "progress", None) is not None:
-            self.progress.close()
-
-    # ------------------------------------------------------------------ the loop
-
-    def fit(self) -> RunResult:
-        while self.epoch < self.total_epochs and not self.stopping:
-            self.run_epoch()
-        return self.finish()
-
-    def run_epoch(self) -> None:
-        """Train from the current position to the end of the epoch (or until stopping), then
-        save."""
-        loader = self._start_epoch()
-        for batch in loader:
-            result = self.train_step(batch)
-            self._record(result)
-            epoch_end = self.step_in_epoch == self.steps_per_epoch
-            if self.step % self.cfg.log_every == 0:
-                self.log_interval()  # also agrees across ranks on a stop request
-            if (not self.context.distributed and self.stop.requested) or self.step >= self.stop_at:
-                self.stopping = True
-            if self._validation_due(epoch_end) and self.validate() and not (
-                    self.stopping or epoch_end):
-                self.save(self.epoch, self.step_in_epoch)    # best.pth: this very step's model
-            if self.stopping or epoch_end:
-                break
-            if self.cfg.save_every and self.step % self.cfg.save_every == 0:
-                self.save(self.epoch, self.step_in_epoch)
-        if self.sums:
-            self.log_interval()
-        if self.step_in_epoch == self.steps_per_epoch:
-            self.epoch, self.step_in_epoch = self.epoch + 1, 0
-            freq = self.cfg.save_epoch_freq
-            keep = [f"epoch_{self.epoch:03d}.pth"] if freq and self.epoch % freq == 0 else []
-            self.save(self.epoch, 0, keep)
-        else:
-            self.save(self.epoch, self.step_in_epoch)
-        if self.step >= self.stop_at:
-            self.stopping = True
-
-    def _start_epoch(self) -> DataLoader:
-        """The optimiser of this epoch (a fresh Adam when the groups change), its learning
-        rates, and the loader of the rest of the epoch's data order."""
-        cfg, stage, epoch = self.cfg, self.stage, self.epoch
-        groups = stage.param_groups(self.plain, cfg, epoch)
-        check_groups(groups, self.trained_ids, self.trained, stage, epoch)
-        if self.optimizer is None or group_signature(groups) != self.signature:
-            # A new set of trained parameters (stage 3's second phase) gets a fresh Adam.
-            self.optimizer = make_optimizer(groups, cfg.beta1)
-            self.signature, self.optimizer_epoch = group_signature(groups), epoch
-            self.optimizer_builds.append((epoch, tuple(g["name"] for g in groups)))
-            if self.context.is_main:
-                self.logger.info(f"epoch {epoch}: new Adam over groups " + ", ".join(
-                    f"{g['name']} ({sum(p.numel() for p in g['params']):,} parameters)"
-                    for g in groups))
-        factor = lr_factor(epoch, cfg.niter, cfg.niter_decay, cfg.schedule)
-        self.rates = set_learning_rates(self.optimizer, groups, factor)
-        self.optimised = [p for group in self.optimizer.param_groups for p in group["params"]]
-        self.sampler.set_epoch(epoch)
-        self.sampler.start_index = self.step_in_epoch * cfg.batch_size
-        if hasattr(self.dataset, "set_epoch"):
-            self.dataset.set_epoch(epoch)
-        for name in self.trained:
-            self.plain[name].train()
-        seed = derived_seed(cfg.seed + self.context.rank, epoch, 1)
-        return DataLoader(self.dataset, batch_size=cfg.batch_size, sampler=self.sampler,
-                          num_workers=cfg.workers, pin_memory=self.device.type == "cuda",
-                          drop_last=True, worker_init_fn=seed_worker,
-                          generator=torch.Generator().manual_seed(seed))
-
-    def train_step(self, batch) -> StepResult:
-        """One optimiser step on ``batch``: forward, the finiteness checks, backward, clipping,
-        the (scaled) optimiser step."""
-        cfg = self.cfg
-        seed_everything(derived_seed(cfg.seed + self.context.rank, self.step))
-        batch = to_device(batch, self.device)
-        context = StepContext(cfg=cfg, epoch=self.epoch, step=self.step, want_images=(
-            self.context.is_main and cfg.sample_every > 0
-            and (self.step + 1) % cfg.sample_every == 0))
-        autocast = (torch.autocast(self.device.type, dtype=self.amp_dtype)
-                    if self.amp_dtype is not None else nullcontext())
-        with autocast:
-            result = self.stage.losses(self.wrapped, batch, context)
-        if not isinstance(result, StepResult):
-            raise TypeError(f"{type(self.stage).__name__}.losses must return a StepResult, got "
-                            f"{type(result).__name__}")
-        for name in self.trained:
-            self.plain[name].zero_grad(set_to_none=True)
-        if self._all_ranks_finite(result.total):
-            self.write_pending()      # the state it was saved from gives a finite loss
-            self.scaler.scale(result.total).backward()
-            self._optimiser_step()
-        else:
-            self._skip_non_finite_loss(result)
-        self.step += 1
-        self.step_in_epoch += 1
-        self.interval_steps += 1
-        self.progress.update(1)
-        if context.want_images and result.images:
-            self._write_grid(result.images)
-        return result
-
-    def _optimiser_step(self) -> None:
-        cfg = self.cfg
-        if self.scaler.is_enabled():
-            # fp16: the scaler skips a step whose gradients overflowed and lowers its scale.
-            if cfg.grad_clip > 0:
-                self.scaler.unscale_(self.optimizer)
-                torch.nn.utils.clip_grad_norm_(self.optimised, cfg.grad_clip)
-            scale = self.scaler.get_scale()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            self._count_skip(self.scaler.get_scale() < scale, "the gradients overflowed")
-            return
-        if cfg.grad_clip > 0:
-            norm = torch.nn.utils.clip_grad_norm_(self.optimised, cfg.grad_clip)
-        else:
-            norm = torch.nn.utils.get_total_norm(
-                [p.grad for p in self.optimised if p.grad is not None])
-        if not torch.isfinite(norm):
-            raise TrainingDiverged(
-                f"step {self.step} (epoch {self.epoch}): the gradients are not finite (norm "
-                f"{float(norm)}) though the loss is; nothing was saved after the last good "
-                f"checkpoint {self.latest_path}. Lower --lr, or set --grad_clip, and --resume")
-        self.optimizer.step()
-
-    def _all_ranks_finite(self, total: torch.Tensor) -> bool:
-        """Whether the loss is finite on every rank (one all-reduce when distributed: a rank
-        that skipped ``backward`` alone would leave the others waiting in DDP's)."""
-        finite = torch.isfinite(total.detach()).to(torch.float32).reshape(1)
-        if self.context.distributed:
-            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-        return bool(finite.item())
-
-    def _skip_non_finite_loss(self, result: StepResult) -> None:
-        """A non-finite loss: stop at once, or under fp16 skip the step (no ``backward``: the
-        sampling's CPU backward can crash on a NaN grid) and count it."""
-        bad = {name: float(value) for name, value in result.terms.items()
-               if not math.isfinite(float(value))}
-        where = (f"step {self.step} (epoch {self.epoch}): loss {float(result.total.detach())}; terms not "
-                 f"finite: {format_terms(bad) if bad else '(on another process)'}")
-        if not self.scaler.is_enabled():
-            raise TrainingDiverged(f"{where}. Nothing was saved after the last good checkpoint "
-                                   f"{self.latest_path}; lower --lr (or --amp none) and --resume")
-        self.logger.warning(f"{where}; fp16: the step is skipped")
-        self._count_skip(True, "the loss was not finite")
-
-    def _count_skip(self, skipped: bool, why: str) -> None:
-        self.skipped_in_a_row = self.skipped_in_a_row + 1 if skipped else 0
-        self.skipped_steps += int(skipped)
-        limit = self.cfg.max_skipped_steps
-        if limit and self.skipped_in_a_row > limit:
-            raise TrainingDiverged(
-                f"step {self.step} (epoch {self.epoch}): fp16 skipped {self.skipped_in_a_row} "
-                f"steps in a row (last: {why}; loss scale {self.scaler.get_scale():.3g}); the run "
-                f"has diverged or overflows float16. Nothing was saved after the last good "
-                f"checkpoint {self.latest_path}: --resume with a lower --lr or --amp bf16")
-
-    def _record(self, result: StepResult) -> None:
-        for name, value in {"total": result.total, **result.terms, **result.scalars}.items():
-            value = value.detach().float().reshape(())
-            self.sums[name] = self.sums[name] + value if name in self.sums else value
-            self.counts[name] = self.counts.get(name, 0) + 1
-
-    def _write_grid(self, images) -> None:
-        grid = image_grid(images, GRID_SAMPLES)
-        self.writer.add_image("samples", grid, self.step)
-        self.writer.add_text("samples/columns", ", ".join(images), self.step)
-        (self.run_dir / "samples").mkdir(exist_ok=True)
-        torchvision.utils.save_image(grid, self.run_dir / "samples" / f"step_{self.step:07d}.png")
-
-    # ------------------------------------------------------------------ logging
-
-    def _reset_interval(self) -> None:
-        self.sums: dict[str, torch.Tensor] = {}
-        self.counts: dict[str, int] = {}
-        self.interval_start, self.interval_steps = time.perf_counter(), 0
-
-    def log_interval(self) -> None:
-        """Average the interval's terms over steps and ranks (and agree on a stop request),
-        then write them to TensorBoard, the log and the progress bar."""
-        cfg, step = self.cfg, self.step
-        keys = ["total"] + sorted(k for k in self.sums if k != "total")
-        local = {k: self.sums[k] / self.counts[k] for k in keys}
-        local["_stop"] = torch.tensor(float(self.stop.requested), device=self.device)
-        averaged = mean_over_ranks(local, self.context)
-        self.stopping = self.stopping or averaged.pop("_stop") > 0
-        elapsed = time.perf_counter() - self.interval_start
-        samples_per_s = (self.interval_steps * cfg.batch_size * self.context.world_size
-                         / max(elapsed, 1e-9))
-        self.last_terms = averaged
-        self._reset_interval()
-        if not self.context.is_main:
-            return
-        for name, value in averaged.items():
-            self.writer.add_scalar(name if "/" in name else f"loss/{name}", value, step)
-        for name, value in self.rates.items():
-            self.writer.add_scalar(f"lr/{name}", value, step)
-        self.writer.add_scalar("speed/samples_per_s", samples_per_s, step)
-        self.writer.add_scalar("progress/epoch",
-                               self.epoch + self.step_in_epoch / self.steps_per_epoch, step)
-        if self.scaler.is_enabled():
-            self.writer.add_scalar("amp/loss_scale", self.scaler.get_scale(), step)
-            self.writer.add_scalar("amp/skipped_steps", self.skipped_steps, step)
-        self.progress.set_postfix(loss=f"{averaged['total']:.4g}")
-        # The log line holds the losses; the other scalars (flow lengths...) are in
-        # TensorBoard, except the distillation gate, which says how distillation weighs.
-        shown = {name: value for name, value in averaged.items()
-                 if "/" not in name or name == "distill/teacher_better_fraction"}
-        memory = peak_memory_mib(self.device)
-        self.writer.add_scalar("speed/peak_memory_mib", memory, step)
-        self.logger.info(f"epoch {self.epoch} step {step}/{self.stop_at}: {format_terms(shown)} "
-                         f"| lr {format_terms(self.rates)} | {samples_per_s:.3g} samples/s "
-                         f"| peak {memory:.0f} MiB")
-
-    # ------------------------------------------------------------------ validation
-
-    def _validation_due(self, epoch_end: bool) -> bool:
-        cfg = self.cfg
-        if self.validator is None:
-            return False
-        return ((cfg.val_unit == "step" and self.step % cfg.val_every == 0)
-                or (cfg.val_unit == "epoch" and epoch_end and (self.epoch + 1) % cfg.val_every == 0)
-                or self.step >= self.stop_at)
-
-    def validate(self) -> bool:
-        """Score the models on --val_root (every process its share); True on a new best."""
-        from utils.training.validation import is_better
-        for name in self.trained:
-            self.plain[name].eval()
-        try:
-            scores = self.validator.run(self.plain, self.device)
-        finally:
-            for name in self.trained:
-                self.plain[name].train()
-        best = self.best
-        value = scores[best.metric]
-        improved = is_better(best.metric, value, best.value)
-        if improved:
-            best.value, best.step = value, self.step
-            self.best_pending = True
-        self.last_validation = {"step": self.step, "epoch": self.epoch, "scores": scores}
-        if self.context.is_main:
-            self._log_validation(scores, improved)
-        return improved
-
-    def _log_validation(self, scores: dict, improved: bool) -> None:
-        best, metrics = self.best, self.validator.metrics()
-        for name in metrics:
-            self.writer.add_scalar(f"val/{name}", scores[name], self.step)
-        self.writer.add_scalar("val/seconds", scores["seconds"], self.step)
-        random = self.validator.random_weights
-        self.logger.info(
-            f"validation at step {self.step} ({scores['pairs']} pairs, {scores['seconds']:.1f} "
-            f"s): " + " ".join(f"{name} {scores[name]:.4g}" for name in metrics)
-            + f" | best {best.metric} {best.value:.4g} at step {best.step}"
-            + (" (new best)" if improved else "")
-            + (f" [RANDOM {', '.join(random)} weights: not comparable to published scores]"
-               if random else ""))
-
-    # ------------------------------------------------------------------ saving and the end
-
-    def save(self, epoch: int, in_epoch: int, copies: Iterable[str] = ()) -> None:
-        """Take the state to write as ``latest.pth`` (with ``copies`` of it, and ``best.pth``
-        when a new best waits), on rank 0. It is written once the next step's loss proves the
-        state finite (``write_pending``: weights can be finite yet give NaN, after a step of a
-        far too high learning rate), or at the end of the run; a state with non-finite weights
-        is never taken."""
-        copies = list(copies) + (["best.pth"] if self.best_pending else [])
-        self.best_pending = False
-        if not self.context.is_main:
-            return
-        trained = {name: unwrap(self.plain[name]) for name in self.trained}
-        payload, non_finite = checkpoint_payload(
-            self.stage.name, trained, self.config_dict,
-            optimizer=self.optimizer.state_dict(), optimizer_epoch=self.optimizer_epoch,
-            scaler=self.scaler.state_dict(), epoch=epoch, step=self.step, step_in_epoch=in_epoch,
-            steps_per_epoch=self.steps_per_epoch, world_size=self.context.world_size,
-            batch_size=self.cfg.batch_size, best=self.best.as_dict() if self.best else None,
-            validation=self.last_validation, skipped_steps=self.skipped_steps,
-            skipped_in_a_row=self.skipped_in_a_row)
-        if non_finite:
-            raise TrainingDiverged(
-                f"step {self.step}: the weights of {', '.join(non_finite)} are not "
-                f"finite; not saved, the last good checkpoint is {self.latest_path}")
-        copies = sorted(set(copies) | set(self.pending[1] if self.pending else ()))
-        # A copy on the CPU: the next step changes the weights, Adam's state, BatchNorm's
-        # running statistics in place.
-        self.pending = (_cpu_copy(payload), copies)
-
-    def write_pending(self) -> None:
-        """Write the state ``save`` took, if any."""
-        if self.pending is None:
-            return
-        payload, copies = self.pending
-        self.pending = None
-        save_atomic(payload, self.latest_path)
-        for copy in copies:
-            _copy_atomic(self.latest_path, self.run_dir / copy)
-        self.logger.info(f"saved {self.latest_path.name}{''.join(', ' + c for c in copies)} at "
-                         f"step {payload['step']}")
-
-    def finish(self) -> RunResult:
-        self.write_pending()
-        finished = self.step >= self.stop_at
-        if finished and self.context.is_main:
-            final = self.run_dir / "final.pth"
-            if self.latest_path.is_file():
-                _copy_atomic(self.latest_path, final)
-            self.logger.info(f"finished at epoch {self.epoch}, step {self.step}: {final}")
-        elif self.context.is_main:
-            self.logger.info(f"stopped at epoch {self.epoch}, step {self.step}; continue with "
-                             f"--resume")
-        self.progress.close()
-        if self.writer is not None:
-            self.writer.flush()
-        terms = self.last_terms
-        return RunResult(step=self.step, epoch=self.epoch, validation=self.last_validation,
-                         best=self.best.as_dict() if self.best else None,
-                         terms={k: v for k, v in terms.items() if "/" not in k},
-                         learning_rates=self.rates, run_dir=self.run_dir,
-                         models={k: unwrap(v) for k, v in self.plain.items()}, finished=finished,
-                         optimizer_builds=self.optimizer_builds, config=self.cfg,
-                         rank=self.context.rank,
-                         scalars={k: v for k, v in terms.items() if "/" in k},
-                         skipped_steps=self.skipped_steps)
+                             disable=None if self.context.is_main and show_progress else True)
 
 
 # ----------------------------------------------------------------------------------------------
 # Pieces
 
 
-def peak_memory_mib(device: torch.device) -> float:
-    """The most memory this process has held: CUDA's allocator peak on a GPU, the peak resident
-    set on the CPU."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2 ** 20
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024      # KiB on Linux
-
-
-def set_tf32(enabled: bool) -> None:
-    """Allow (or forbid) TF32 in CUDA convolutions and matrix products, process-wide.
-
-    Through the ``allow_tf32`` switches: PyTorch's newer per-backend ``fp32_precision``
-    settings, once used, make those switches unreadable (an error "mix of the legacy and new
-    APIs"), which torch.compile's convolution code reads."""
-    torch.backends.cudnn.allow_tf32 = enabled
-    torch.backends.cuda.matmul.allow_tf32 = enabled
-
-
-class _StopRequest:
-    """SIGINT/SIGTERM ask the loop to save and stop at the next step boundary (a second
-    SIGINT interrupts at once). Installed only in the main thread."""
+class StopRequest:
+    """SIGINT/SIGTERM ask the loop to save and stop after the current step (a second SIGINT
+    interrupts at once). The handlers are installed by ``with``, in the main thread only."""
 
     def __init__(self):
         self.requested = False
@@ -698,6 +660,25 @@ class _StopRequest:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         return False
+
+
+def peak_memory_mib(device: torch.device) -> float:
+    """The most memory this process has held: CUDA's allocator peak on a GPU, the peak resident
+    set on the CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024      # KiB on Linux
+
+
+def set_tf32(enabled: bool) -> None:
+    """Allow (or forbid) TF32 in CUDA convolutions and matrix products, process-wide.
+
+    Through the ``allow_tf32`` switches: PyTorch's newer per-backend ``fp32_precision``
+    settings, once used, make those switches unreadable (an error "mix of the legacy and new
+    APIs"), which torch.compile's convolution code reads."""
+    torch.backends.cudnn.allow_tf32 = enabled
+    torch.backends.cuda.matmul.allow_tf32 = enabled
 
 
 def _cpu_copy(value):

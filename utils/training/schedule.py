@@ -8,43 +8,27 @@ import torch
 ADAM_BETA2 = 0.999
 
 
-def lr_factor(epoch: int, niter: int, niter_decay: int, schedule: str = "release") -> float:
-    """Learning-rate multiplier for 0-based ``epoch``: constant, then linear decay.
-
-    ``release`` (the released code, whose epochs count from 1 and whose rate drops by
-    ``lr / niter_decay`` at the end of every epoch ``E > niter``)::
+def lr_factor(epoch: int, niter: int, niter_decay: int) -> float:
+    """Learning-rate multiplier for 0-based ``epoch``: constant, then linear decay, as the
+    released code counts (its epochs count from 1 and its rate drops by ``lr / niter_decay``
+    at the end of every epoch ``E > niter``)::
 
         factor(e) = 1 - max(0, e - niter) / niter_decay
 
     full rate for epochs 0..niter (niter + 1 of them), the last epoch
     (e = niter + niter_decay - 1) at 1 / niter_decay; niter_decay = 0 keeps the full rate.
-
-    ``zero_based`` (this project's earlier schedule)::
-
-        factor(e) = 1                                      for e < niter
-        factor(e) = 1 - (e - niter + 1) / (niter_decay + 1)  for e >= niter
     """
-    if schedule == "release":
-        if niter_decay <= 0:
-            return 1.0
-        return max(0.0, 1.0 - max(0, epoch - niter) / niter_decay)
-    if schedule == "zero_based":
-        if epoch < niter:
-            return 1.0
-        return max(0.0, 1.0 - (epoch - niter + 1) / (niter_decay + 1))
-    raise ValueError(f"unknown schedule {schedule!r}")
+    if niter_decay <= 0:
+        return 1.0
+    return max(0.0, 1.0 - max(0, epoch - niter) / niter_decay)
 
 
-def in_first_phase(epoch: int, niter: int, schedule: str = "release") -> bool:
+def in_first_phase(epoch: int, niter: int) -> bool:
     """Whether 0-based ``epoch`` belongs to "the first niter epochs" of stages 3 and 4.
 
     The release tests ``epoch < niter`` on its 1-based epoch, so its first phase is
-    ``niter - 1`` epochs: ``e + 1 < niter``. ``zero_based``: ``e < niter``."""
-    if schedule == "release":
-        return epoch + 1 < niter
-    if schedule == "zero_based":
-        return epoch < niter
-    raise ValueError(f"unknown schedule {schedule!r}")
+    ``niter - 1`` epochs: ``e + 1 < niter``."""
+    return epoch + 1 < niter
 
 
 def check_groups(groups: Sequence[Mapping[str, Any]], trained_parameters: set[int],

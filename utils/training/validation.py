@@ -7,8 +7,8 @@ unpaired pairs, FID between the try-ons and the persons' photos. Stage 2 is scor
 teacher's try-on as the tutor makes it, stage 4 on the parser-free try-on as test.py makes it.
 
 Images are scored as test.py would save them (quantised to 8 bits the release's way) but at
-the working size, with the metric networks of ``utils/metrics.py`` (real weights, or random
-only with ``--allow_random_metric_weights``). Under DDP every process scores its share of the
+the working size, with the metric networks of ``utils/metrics/`` (real weights, or random
+only with ``--allow_random_weights``). Under DDP every process scores its share of the
 pairs and the per-image scores and features are gathered, so no process waits on another for
 longer than its own share.
 """
@@ -127,10 +127,10 @@ class Validator:
         cfg = self.cfg
         if "paired" in self.datasets and self._lpips is None:
             self._lpips = build_lpips("alex", cfg.lpips_backbone_weights,
-                                      cfg.allow_random_metric_weights, device)
+                                      cfg.allow_random_weights, device)
         if "unpaired" in self.datasets and self._inception is None:
             self._inception = build_fid_inception(cfg.fid_weights,
-                                                   cfg.allow_random_metric_weights, device)
+                                                   cfg.allow_random_weights, device)
 
     @property
     def random_weights(self) -> list[str]:
