@@ -5,7 +5,7 @@
 
 Try-on images are ``{person_stem}__{cloth_stem}.png`` in --results_dir; the persons' photos are
 found in --dataroot by its layout (``--dataset``: VITON's test_img/, VITON-HD's test/image/,
-DressCode's images/). The protocol and the weight rules are in ``utils/metrics.py``:
+DressCode's images/). The protocol and the weight rules are in ``utils/metrics/folders.py``:
 pretrained backbones come from the torch hub cache or from --fid_weights /
 --lpips_backbone_weights, never from the network.
 """

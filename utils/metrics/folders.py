@@ -88,32 +88,70 @@ def evaluate_folders(results_dir: str | os.PathLike, reference_dir: str | os.Pat
     if unknown or not metrics:
         raise ValueError(f"metrics must be a non-empty subset of {METRIC_NAMES}, got {metrics}")
     results_dir, reference_dir = Path(results_dir), Path(reference_dir)
+    pairs, result_paths = _checked_inputs(results_dir, reference_dir, pairs)
+    image_size = _common_image_size(result_paths)
+    people = sorted({person for person, _ in pairs})
+    lpips_model = inception = None
+    if "lpips" in metrics:
+        lpips_model = build_lpips(lpips_net, lpips_backbone_weights, allow_random_weights, device)
+    if "fid" in metrics:
+        inception = build_fid_inception(fid_weights, allow_random_weights, device)
+    per_pair, result_features = _score_pairs(result_paths, reference_dir, pairs, metrics,
+                                             image_size, lpips_model, inception, batch_size)
+    scores = {"num_pairs": len(pairs), "image_size": list(image_size), "metrics": list(metrics),
+              "ssim_definition": SSIM_DEFINITION, "weights": {}, "warnings": []}
+    for name in ("ssim", "lpips"):
+        if name in metrics:
+            scores[name] = float(np.mean([entry[name] for entry in per_pair]))
+    if lpips_model is not None:
+        scores["weights"]["lpips"] = f"{lpips_net}: {lpips_model.weights_source}"
+    if inception is not None:
+        scores.update(_fid_scores(inception, result_features, reference_dir, people, image_size,
+                                  batch_size, scores["warnings"]))
+        scores["weights"]["fid"] = inception.weights_source
+    resized = [person for person in people if _image_size(reference_dir / person) != image_size]
+    scores["num_resized_references"] = len(resized)
+    if resized:
+        scores["warnings"].append(f"{len(resized)} reference photo(s) resized (bilinear) to the "
+                                  f"results' size {image_size[0]}x{image_size[1]}")
+    random_models = [name for name, model in (("lpips", lpips_model), ("fid", inception))
+                     if model is not None and not model.pretrained]
+    scores["random_weights"] = random_models
+    scores["comparable_to_published"] = not random_models
+    if random_models:
+        scores["warnings"].append(f"RANDOM WEIGHTS for {', '.join(random_models)}: these scores "
+                                  f"are NOT comparable to published numbers")
+    scores["per_pair"] = per_pair
+    return scores
+
+
+def _checked_inputs(results_dir: Path, reference_dir: Path, pairs) -> tuple[list, list[Path]]:
+    """(pairs, result paths): both folders exist, and every result and person photo is there."""
     for folder, what in ((results_dir, "results"), (reference_dir, "reference photos")):
         if not folder.is_dir():
             raise MetricsError(f"{what} folder not found: {folder}")
-    pairs = read_pairs(pairs) if isinstance(pairs, (str, os.PathLike)) else [tuple(pair) for pair in pairs]
+    pairs = (read_pairs(pairs) if isinstance(pairs, (str, os.PathLike))
+             else [tuple(pair) for pair in pairs])
     if not pairs:
         raise MetricsError("no pairs to evaluate")
-
     result_paths = [results_dir / result_file_name(person, cloth) for person, cloth in pairs]
     missing = [str(path) for path in result_paths if not path.is_file()]
     if missing:
-        raise MetricsError(f"{len(missing)} try-on image(s) missing from {results_dir}, e.g. {missing[:3]}")
+        raise MetricsError(f"{len(missing)} try-on image(s) missing from {results_dir}, "
+                           f"e.g. {missing[:3]}")
     missing = sorted({person for person, _ in pairs if not (reference_dir / person).is_file()})
     if missing:
-        raise MetricsError(f"{len(missing)} person photo(s) missing from {reference_dir}, e.g. {missing[:3]}")
-    image_size = _common_image_size(result_paths)
-    people = sorted({person for person, _ in pairs})
-    resized_references = [person for person in people if _image_size(reference_dir / person) != image_size]
+        raise MetricsError(f"{len(missing)} person photo(s) missing from {reference_dir}, "
+                           f"e.g. {missing[:3]}")
+    return pairs, result_paths
 
-    lpips_model = None
-    if "lpips" in metrics:
-        lpips_model = build_lpips(lpips_net, lpips_backbone_weights, allow_random_weights, device)
-    inception = None
-    if "fid" in metrics:
-        inception = build_fid_inception(fid_weights, allow_random_weights, device)
 
-    per_pair = [{"result": path.name, "reference": person} for path, (person, _) in zip(result_paths, pairs)]
+def _score_pairs(result_paths, reference_dir, pairs, metrics, image_size, lpips_model,
+                 inception, batch_size) -> tuple[list[dict], list[np.ndarray]]:
+    """Per-pair SSIM and LPIPS of each result against its person's photo, and the results'
+    Inception features (when FID is asked for), in batches."""
+    per_pair = [{"result": path.name, "reference": person}
+                for path, (person, _) in zip(result_paths, pairs)]
     result_features = []
     for batch_indices in _batches(range(len(pairs)), batch_size):
         results = torch.stack([load_image(result_paths[index]) for index in batch_indices])
@@ -124,50 +162,33 @@ def evaluate_folders(results_dir: str | os.PathLike, reference_dir: str | os.Pat
                 for index, value in zip(batch_indices, ssim(results, references).tolist()):
                     per_pair[index]["ssim"] = value
             if "lpips" in metrics:
-                for index, value in zip(batch_indices, lpips_distance(lpips_model, results, references).tolist()):
+                distances = lpips_distance(lpips_model, results, references).tolist()
+                for index, value in zip(batch_indices, distances):
                     per_pair[index]["lpips"] = value
         if inception is not None:
             result_features.append(inception_features(inception, results, batch_size))
+    return per_pair, result_features
 
-    scores = {"num_pairs": len(pairs), "image_size": list(image_size), "metrics": list(metrics),
-              "ssim_definition": SSIM_DEFINITION,
-              "weights": {}, "warnings": []}
-    for name in ("ssim", "lpips"):
-        if name in metrics:
-            scores[name] = float(np.mean([entry[name] for entry in per_pair]))
-    if lpips_model is not None:
-        scores["weights"]["lpips"] = f"{lpips_net}: {lpips_model.weights_source}"
 
-    if inception is not None:
-        reference_features = []
-        for batch_people in _batches(people, batch_size):
-            references = torch.stack([load_image(reference_dir / person, size=image_size) for person in batch_people])
-            reference_features.append(inception_features(inception, references, batch_size))
-        result_features = np.concatenate(result_features, axis=0)
-        reference_features = np.concatenate(reference_features, axis=0)
-        scores["fid"] = fid_from_features(result_features, reference_features)
-        scores["fid_num_results"] = len(result_features)
-        scores["fid_num_references"] = len(reference_features)
-        scores["weights"]["fid"] = inception.weights_source
-        smallest = min(len(result_features), len(reference_features))
-        if smallest < PUBLISHED_FID_SAMPLE_COUNT:
-            scores["warnings"].append(
-                f"FID from {len(result_features)} results and {len(reference_features)} photos: FID is biased by "
-                f"sample count; published VITON figures use {PUBLISHED_FID_SAMPLE_COUNT} of each")
-
-    scores["num_resized_references"] = len(resized_references)
-    if resized_references:
-        scores["warnings"].append(f"{len(resized_references)} reference photo(s) resized (bilinear) to the "
-                                  f"results' size {image_size[0]}x{image_size[1]}")
-    random_models = [name for name, model in (("lpips", lpips_model), ("fid", inception))
-                     if model is not None and not model.pretrained]
-    scores["random_weights"] = random_models
-    scores["comparable_to_published"] = not random_models
-    if random_models:
-        scores["warnings"].append(f"RANDOM WEIGHTS for {', '.join(random_models)}: these scores are NOT "
-                                  f"comparable to published numbers")
-    scores["per_pair"] = per_pair
-    return scores
+def _fid_scores(inception, result_features, reference_dir, people, image_size, batch_size,
+                warnings: list) -> dict:
+    """FID of the results' features against the distinct person photos', with the counts; a
+    warning when fewer than the published protocol's samples went in."""
+    reference_features = []
+    for batch_people in _batches(people, batch_size):
+        references = torch.stack([load_image(reference_dir / person, size=image_size)
+                                  for person in batch_people])
+        reference_features.append(inception_features(inception, references, batch_size))
+    result_features = np.concatenate(result_features, axis=0)
+    reference_features = np.concatenate(reference_features, axis=0)
+    smallest = min(len(result_features), len(reference_features))
+    if smallest < PUBLISHED_FID_SAMPLE_COUNT:
+        warnings.append(f"FID from {len(result_features)} results and {len(reference_features)} "
+                        f"photos: FID is biased by sample count; published VITON figures use "
+                        f"{PUBLISHED_FID_SAMPLE_COUNT} of each")
+    return {"fid": fid_from_features(result_features, reference_features),
+            "fid_num_results": len(result_features),
+            "fid_num_references": len(reference_features)}
 
 
 def _image_size(path: Path) -> tuple[int, int]:
