@@ -508,6 +508,21 @@ def compute_garment_mask(image: np.ndarray, grabcut: bool = False,
     (H, W, 3) uint8 image, when nothing distinguishes a garment from the background (empty
     mask), or when the mask would cover almost the whole image.
     """
+    _check_photo(image, source)
+    if alpha is not None:
+        return mask_from_alpha(alpha, image.shape[:2], source)
+    work, scale = _working_copy(image, source)
+    lab, band, border_fit, region = _garment_region(work, scale, grabcut)
+    mask = _outline_at_full_size(image, region, scale)
+    background, light, problems = _describe_backdrop(lab, band, border_fit)
+    notes = _backdrop_notes(source, background, light, problems)
+    notes += _check_area(float(mask.mean()), source, problems)
+    return GarmentMask(mask=np.where(mask, 255, 0).astype(np.uint8), background=background,
+                       light_background=light, uniform_background=not problems, notes=notes)
+
+
+def _check_photo(image: np.ndarray, source: str) -> None:
+    """A uint8 (H, W, 3) array of at least 16 x 16 pixels, or GarmentMaskError."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \
             or image.shape[2] != 3:
         described = (f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray)
@@ -517,20 +532,31 @@ def compute_garment_mask(image: np.ndarray, grabcut: bool = False,
     if min(height, width) < 16:
         raise GarmentMaskError(f"{source}: image of {height}x{width} pixels is too small "
                                f"(at least 16x16)")
-    if alpha is not None:
-        return mask_from_alpha(alpha, (height, width), source)
 
+
+def _working_copy(image: np.ndarray, source: str) -> Tuple[np.ndarray, float]:
+    """The photo shrunk to at most WORK_MAX_SIDE pixels long, and the factor it was shrunk by
+    (1 when it was not)."""
+    height, width = image.shape[:2]
     scale = max(1.0, max(height, width) / WORK_MAX_SIDE)
     if min(height, width) / scale < 16:
         raise GarmentMaskError(f"{source}: a {width}x{height} image is too elongated for a "
                                f"product photo (its short side would be "
                                f"{min(height, width) / scale:.1f} pixels at the "
                                f"{WORK_MAX_SIDE}-pixel working size); pass a mask of your own")
-    if scale > 1.0:
-        work_h, work_w = int(round(height / scale)), int(round(width / scale))
-        work = cv2.resize(image, (work_w, work_h), interpolation=cv2.INTER_AREA)
-    else:
-        work_h, work_w, work = height, width, image
+    if scale == 1.0:
+        return image, scale
+    work_h, work_w = int(round(height / scale)), int(round(width / scale))
+    return cv2.resize(image, (work_w, work_h), interpolation=cv2.INTER_AREA), scale
+
+
+def _garment_region(work: np.ndarray, scale: float, grabcut: bool):
+    """Steps 1-5 (and 7 with ``grabcut``) on the working copy.
+
+    Returns (lab, band, border_fit, region): the smoothed Lab image float32 (h, w, 3), the
+    border band bool (h, w), the background fitted to the border alone, and the garment
+    region bool (h, w)."""
+    work_h, work_w = work.shape[:2]
     work_lab = _to_lab(work)
     lab = cv2.GaussianBlur(work_lab, (0, 0), EDGE_FINE_SIGMA)
     lab_coarse = cv2.GaussianBlur(work_lab, (0, 0), EDGE_COARSE_SIGMA)
@@ -553,9 +579,15 @@ def compute_garment_mask(image: np.ndarray, grabcut: bool = False,
     if region.any():
         region = _watershed(lab, fit.surface(work_h, work_w), region, evidence[1],
                             shadow_reach, min_area)
-
     if grabcut and region.any():
         region = _grabcut(work, region)
+    return lab, band, border_fit, region
+
+
+def _outline_at_full_size(image: np.ndarray, region: np.ndarray, scale: float) -> np.ndarray:
+    """Step 6: the working-size ``region`` at the photo's size, each pixel near its outline
+    decided again from the photo's colours -> bool (H, W)."""
+    height, width = image.shape[:2]
     full_lab = _to_lab(image)
     pixel_lab = cv2.GaussianBlur(full_lab, (0, 0), SNAP_PIXEL_SIGMA)
     sample_lab = cv2.GaussianBlur(full_lab, (0, 0), SNAP_SAMPLE_SIGMA)
@@ -568,9 +600,13 @@ def compute_garment_mask(image: np.ndarray, grabcut: bool = False,
         # the region stay unless they are specks.
         mask = _main_regions(_fill_holes(mask), MIN_AREA_FRACTION * height * width,
                              fraction=SNAPPED_PIECE_FRACTION)
+    return mask
 
-    # The background as the border shows it: its median colour, how well a smooth surface
-    # explains it.
+
+def _describe_backdrop(lab: np.ndarray, band: np.ndarray, border_fit: _Background):
+    """The background as the border shows it: (its median colour RGB 0..255, whether it is
+    light, what keeps it from being uniform: a list of phrases, empty when it is)."""
+    work_h, work_w = lab.shape[:2]
     median_lab = np.median(lab[band], 0).astype(np.float32)
     median_rgb = cv2.cvtColor(median_lab.reshape(1, 1, 3), cv2.COLOR_Lab2RGB).reshape(3)
     background = tuple(int(v) for v in np.clip(np.round(median_rgb * 255), 0, 255))
@@ -586,17 +622,28 @@ def compute_garment_mask(image: np.ndarray, grabcut: bool = False,
     if float(surface_l.max() - surface_l.min()) > UNIFORM_MAX_RANGE:
         problems.append(f"the backdrop's lightness varies by "
                         f"{surface_l.max() - surface_l.min():.0f} L* units across the frame")
-    uniform = not problems
-    context = "".join(f"; {problem}" for problem in problems)
+    return background, light, problems
+
+
+MASK_ADVICE = "the mask may be poor: check it, or pass your own with --garment_mask"
+
+
+def _backdrop_notes(source: str, background, light: bool, problems: List[str]) -> List[str]:
+    """Notes on a backdrop that is not what the method expects (light and uniform)."""
     notes = []
-    advice = "the mask may be poor: check it, or pass your own with --garment_mask"
     if not light:
         notes.append(f"{source}: the background (RGB {background}) is not light; this method "
-                     f"expects product photos on a near-white background; {advice}")
+                     f"expects product photos on a near-white background; {MASK_ADVICE}")
     if problems:
-        notes.append(f"{source}: the background is not uniform: {'; '.join(problems)}; {advice}")
+        notes.append(f"{source}: the background is not uniform: {'; '.join(problems)}; "
+                     f"{MASK_ADVICE}")
+    return notes
 
-    area = float(mask.mean())
+
+def _check_area(area: float, source: str, problems: List[str]) -> List[str]:
+    """GarmentMaskError for a mask covering almost none or almost all of the photo (``area``,
+    a fraction); a note for a small one."""
+    context = "".join(f"; {problem}" for problem in problems)
     if area < MIN_AREA_FRACTION:
         raise GarmentMaskError(f"{source}: no garment found (nothing differs from the "
                                f"background){context}; pass a mask of your own")
@@ -607,11 +654,9 @@ def compute_garment_mask(image: np.ndarray, grabcut: bool = False,
     if area < SMALL_AREA_FRACTION:
         # A product photo shows its garment large; a small mask is most often a print or a
         # logo found on a garment whose outline was not (a pale garment in a noisy photo).
-        notes.append(f"{source}: the mask covers only {100 * area:.1f}% of the image, less "
-                     f"than a product photo's garment does; {advice}")
-
-    return GarmentMask(mask=np.where(mask, 255, 0).astype(np.uint8), background=background,
-                       light_background=light, uniform_background=uniform, notes=notes)
+        return [f"{source}: the mask covers only {100 * area:.1f}% of the image, less than a "
+                f"product photo's garment does; {MASK_ADVICE}"]
+    return []
 
 
 def garment_mask_from_file(path: str, grabcut: bool = False) -> GarmentMask:
