@@ -29,10 +29,21 @@ from data import viton
 from data.datasets import (DataOptions, add_data_arguments, pair_samples, read_person,
                            train_samples)
 from data.files import DatasetError, read_rgb
-from data.labels import describe_scheme
+from data.labels import NECK_TARGETS, SCHEME_NAMES, label_table
 from data.pose import PoseFileError, load_json, parse_keypoints
 
 MAX_LISTED = 10
+
+
+def describe_scheme(scheme: str, neck: str = "skin") -> str:
+    """One line naming a scheme conversion (``data.labels``), for the report."""
+    if scheme == "viton":
+        return "14-class scheme, read as it is"
+    text = (f"converted from {SCHEME_NAMES[scheme]}, {len(label_table(scheme))} classes, to "
+            f"the 14-class scheme")
+    if scheme == "cihp":
+        text += f", neck 10 -> {neck} {NECK_TARGETS[neck]}"
+    return text
 
 
 def _pose_format(path: str, pose_format: str, image_size) -> str:
@@ -55,6 +66,62 @@ class _Report:
         self.missing_points = []
         self.without_densepose = 0
         self.masks = collections.Counter()
+        self.garments_seen = set()
+
+    def add_garment(self, garment, masks) -> None:
+        """Read a garment's photo and its mask file or cached mask, once per garment; masks to
+        be computed are counted, not computed."""
+        if garment.image in self.garments_seen:
+            return
+        self.garments_seen.add(garment.image)
+        photo = read_rgb(garment.image)
+        if garment.mask is not None:
+            masks.read(garment, photo)
+            self.masks["mask files"] += 1
+        elif masks.is_cached(garment):
+            masks.read(garment, photo)
+            self.masks["computed, cached"] += 1
+        else:
+            self.masks["to compute on first use"] += 1
+
+    def add_person(self, person, item: dict, formats) -> None:
+        """Count a person's photo size and, when ``item`` holds them, its labels, DensePose
+        parts and keypoints."""
+        with Image.open(person.image) as photo:   # reads the header only
+            self.sizes["{}x{}".format(*photo.size)] += 1
+            size = photo.size[::-1]
+        if "label" not in item:
+            return
+        self.labels.update(np.unique(item["label"].numpy()).tolist())
+        self.parts.update(np.unique(item["densepose"].numpy()).tolist())
+        keypoints = item["keypoints"]
+        visible = int(((keypoints[:, 0] > 1) & (keypoints[:, 1] > 1)).sum())
+        self.missing_points.append(18 - visible)
+        self.formats[_pose_format(person.pose, formats.pose_format, size)] += 1
+        if person.densepose is None:
+            self.without_densepose += 1
+        else:
+            self.densepose_files[os.path.splitext(person.densepose)[1]] += 1
+
+    def print(self, formats, height: int, width: int, out) -> None:
+        if self.labels:
+            print(f"  parsing labels, {describe_scheme(formats.label_scheme, formats.neck)}: "
+                  f"present {sorted(self.labels)} (samples containing each: "
+                  f"{dict(sorted(self.labels.items()))})", file=out)
+            if self.densepose_files:
+                channel = (f", I read from channel {formats.iuv_channel} of IUV PNGs"
+                           if ".png" in self.densepose_files else "")
+                print(f"  DensePose parts present: {sorted(self.parts)} (files: "
+                      f"{dict(self.densepose_files)}{channel})", file=out)
+            if self.without_densepose:
+                print(f"  {self.without_densepose} samples without DensePose part indices: the "
+                      f"parser-based stages use the replacement of data/inputs.py (give part "
+                      f"indices with --densepose_dir)", file=out)
+            print(f"  keypoint files: {dict(self.formats)}; keypoints not drawn per sample: "
+                  f"mean {np.mean(self.missing_points):.1f}, max {max(self.missing_points)}",
+                  file=out)
+        print(f"  garment masks: {dict(self.masks)}", file=out)
+        print(f"  photo sizes (WxH): {dict(self.sizes)}; served at {width}x{height}", file=out)
 
 
 def _scan(samples, options: DataOptions, height: int, width: int, parser_inputs: bool,
@@ -65,64 +132,22 @@ def _scan(samples, options: DataOptions, height: int, width: int, parser_inputs:
     masks = options.masks()
     report = _Report()
     failures = []
-    garments_seen = set()
     start = time.perf_counter()
     for sample in samples:
-        person = sample.person
         try:
-            item = read_person(person, formats, height, width, parser_inputs)
-            if sample.garment.image not in garments_seen:
-                garments_seen.add(sample.garment.image)
-                photo = read_rgb(sample.garment.image)
-                if sample.garment.mask is not None:
-                    masks.read(sample.garment, photo)
-                    report.masks["mask files"] += 1
-                elif masks.is_cached(sample.garment):
-                    masks.read(sample.garment, photo)
-                    report.masks["computed, cached"] += 1
-                else:
-                    report.masks["to compute on first use"] += 1
+            item = read_person(sample.person, formats, height, width, parser_inputs)
+            report.add_garment(sample.garment, masks)
         except DatasetError as error:
             failures.append(str(error))
             continue
-        with Image.open(person.image) as photo:   # reads the header only
-            report.sizes["{}x{}".format(*photo.size)] += 1
-            size = photo.size[::-1]
-        if "label" in item:
-            report.labels.update(np.unique(item["label"].numpy()).tolist())
-            report.parts.update(np.unique(item["densepose"].numpy()).tolist())
-            keypoints = item["keypoints"]
-            visible = int(((keypoints[:, 0] > 1) & (keypoints[:, 1] > 1)).sum())
-            report.missing_points.append(18 - visible)
-            report.formats[_pose_format(person.pose, formats.pose_format, size)] += 1
-            if person.densepose is None:
-                report.without_densepose += 1
-            else:
-                report.densepose_files[os.path.splitext(person.densepose)[1]] += 1
+        report.add_person(sample.person, item, formats)
     seconds = time.perf_counter() - start
     print(f"  read {len(samples)} samples in {seconds:.1f} s; {len(failures)} failed", file=out)
     for message in failures[:MAX_LISTED]:
         print(f"  ERROR {message}", file=out)
     if len(failures) > MAX_LISTED:
         print(f"  ... and {len(failures) - MAX_LISTED} more errors", file=out)
-    if report.labels:
-        print(f"  parsing labels, {describe_scheme(formats.label_scheme, formats.neck)}: "
-              f"present {sorted(report.labels)} (samples containing each: "
-              f"{dict(sorted(report.labels.items()))})", file=out)
-        if report.densepose_files:
-            channel = (f", I read from channel {formats.iuv_channel} of IUV PNGs"
-                       if ".png" in report.densepose_files else "")
-            print(f"  DensePose parts present: {sorted(report.parts)} (files: "
-                  f"{dict(report.densepose_files)}{channel})", file=out)
-        if report.without_densepose:
-            print(f"  {report.without_densepose} samples without DensePose part indices: the "
-                  f"parser-based stages use the replacement of data/inputs.py (give part "
-                  f"indices with --densepose_dir)", file=out)
-        print(f"  keypoint files: {dict(report.formats)}; keypoints not drawn per sample: "
-              f"mean {np.mean(report.missing_points):.1f}, max {max(report.missing_points)}",
-              file=out)
-    print(f"  garment masks: {dict(report.masks)}", file=out)
-    print(f"  photo sizes (WxH): {dict(report.sizes)}; served at {width}x{height}", file=out)
+    report.print(formats, height, width, out)
     return len(failures)
 
 

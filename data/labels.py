@@ -105,7 +105,7 @@ ATR_TO_VITON = {
     17: 11,  # scarf
 }
 
-_SCHEME_NAMES = {"viton": "14-class VITON", "lip": "LIP", "cihp": "CIHP", "atr": "ATR"}
+SCHEME_NAMES = {"viton": "14-class VITON", "lip": "LIP", "cihp": "CIHP", "atr": "ATR"}
 
 
 class LabelError(UserError, ValueError):
@@ -143,11 +143,6 @@ def label_table(scheme: str, neck: str = "skin") -> dict:
     if scheme == "atr":
         return dict(ATR_TO_VITON)
     raise ValueError(f"label scheme {scheme!r}: expected one of {', '.join(LABEL_SCHEMES)}")
-
-
-def scheme_size(scheme: str) -> int:
-    """Number of source classes of ``scheme``: values run 0..scheme_size - 1."""
-    return len(label_table(scheme))
 
 
 def lookup_table(table: Mapping[int, int]) -> np.ndarray:
@@ -235,20 +230,9 @@ def read_label_map(path: str, scheme: str = "viton", neck: str = "skin",
     count = len(table)
     if int(array.max()) >= count:
         bad = np.unique(array[array >= count])[:8].tolist()
-        raise DatasetError(f"{path}: label values {bad} outside the {_SCHEME_NAMES[scheme]} "
+        raise DatasetError(f"{path}: label values {bad} outside the {SCHEME_NAMES[scheme]} "
                            f"scheme 0..{count - 1} (label scheme {scheme!r})")
     try:
         return convert_labels(array, table, path)
     except LabelError as error:
         raise DatasetError(str(error)) from None
-
-
-def describe_scheme(scheme: str, neck: str = "skin") -> str:
-    """One line naming a scheme conversion, for reports."""
-    if scheme == "viton":
-        return "14-class scheme, read as it is"
-    text = (f"converted from {_SCHEME_NAMES[scheme]}, {scheme_size(scheme)} classes, to the "
-            f"14-class scheme")
-    if scheme == "cihp":
-        text += f", neck 10 -> {neck} {NECK_TARGETS[neck]}"
-    return text

@@ -34,7 +34,7 @@ COCO-17 has no neck: COCO-18's neck is the midpoint of the shoulders when both a
 """
 
 import json
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -397,15 +397,3 @@ def scale_keypoints(keypoints: np.ndarray, scale_x: float, scale_y: float) -> np
     scaled[:, 0] *= scale_x
     scaled[:, 1] *= scale_y
     return scaled
-
-
-def openpose_document(keypoints: Union[np.ndarray, list], key: str = "pose_keypoints") -> dict:
-    """Keypoints (K, 3) as an OpenPose JSON document with one person under ``key``."""
-    flat = [float(v) for v in np.asarray(keypoints, dtype=np.float64).reshape(-1)]
-    return {"version": 1.0, "people": [{key: flat}]}
-
-
-def write_openpose(path: str, keypoints: Union[np.ndarray, list], key: str = "pose_keypoints") -> None:
-    """Write keypoints (K, 3) as an OpenPose JSON file with one person under ``key``."""
-    with open(path, "w") as handle:
-        json.dump(openpose_document(keypoints, key), handle)

@@ -43,7 +43,7 @@ from common.errors import UserError, exit_on_user_error  # noqa: E402
 from data.densepose import DENSEPOSE_EXTENSIONS, IUV_CHANNELS, read_densepose_file  # noqa: E402
 from data.labels import LABEL_SCHEMES, NECK_CHOICES, NECK_HELP, LabelError, read_label_map  # noqa: E402
 from data.pose import (POSE_FORMATS, PoseFileError, is_dresscode_document,  # noqa: E402
-                       load_json, openpose_document, parse_keypoints)
+                       load_json, parse_keypoints)
 from data.files import IMAGE_EXTENSIONS, DatasetError  # noqa: E402
 from common.atomic import write_bytes_atomic  # noqa: E402
 from utils.results import check_output_folder  # noqa: E402
@@ -98,6 +98,12 @@ def find_photo(images: str, stem: str):
         if os.path.isfile(candidate):
             return candidate
     return None
+
+
+def openpose_document(keypoints: np.ndarray, key: str = "pose_keypoints") -> dict:
+    """Keypoints (K, 3) as an OpenPose JSON document with one person under ``key``."""
+    flat = [float(v) for v in np.asarray(keypoints, dtype=np.float64).reshape(-1)]
+    return {"version": 1.0, "people": [{key: flat}]}
 
 
 def convert_pose_file(path: str, pose_format: str, images, image_size, min_score: float):
