@@ -36,11 +36,13 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from common.cli import REMOVED_FLAGS, HelpFormatter, refuse_flags
 from common.errors import exit_on_user_error
 from common.images import on_white, to_uint8
 from data.datasets import DataOptions, add_data_arguments, default_mask_cache
 from data.pairs import make_pairs_dataset
-from data.files import read_alpha, read_gray, read_rgb
+from data.alpha import read_alpha
+from data.files import read_gray, read_rgb
 from data.photo_fit import FIT_MODES, paste_back, plan_fit
 from utils.inference.loading import add_model_arguments, check_model_arguments, load_model_from_args
 from utils.inference.model import pick_device
@@ -51,9 +53,9 @@ from utils.results import (check_output_file, check_output_folder, result_name, 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    """test.py's flags: a test folder or one pair, the model, how to run it, the scores."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     folder = p.add_argument_group("a test folder")
     folder.add_argument("--dataroot", default=None,
                         help="the test data: a VITON_test folder (test_img/, test_clothes/ or "
@@ -75,7 +77,7 @@ def parse_args(argv=None):
                         help="product photo of the garment (on a light, plain background)")
     single.add_argument("--garment_mask", default=None,
                         help="mask of the garment, the size of --garment (white = garment); "
-                             "default: computed from the product photo")
+                             "when not given, computed from the product photo")
     single.add_argument("--output", default=None,
                         help="try-on image to write (PNG or JPEG), the size of --person")
     p.add_argument("--fit", default="pad", choices=FIT_MODES,
@@ -97,7 +99,28 @@ def parse_args(argv=None):
                          help="local LPIPS backbone (AlexNet) weights file")
     metrics.add_argument("--allow_random_weights", action="store_true",
                          help="metrics with random network weights (tests and demos only)")
+    refuse_flags(p, {flag: why for flag, why in REMOVED_FLAGS.items()
+                     if flag in ("--amp", "--max_pixels", "--allow_random_metric_weights")})
+    return p
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """The checked flags: one of the two modes, complete, and values that can run."""
+    p = build_parser()
     args = p.parse_args(argv)
+    _check_mode(p, args)
+    check_model_arguments(p, args)
+    if args.batch_size < 1:
+        p.error("--batch_size must be at least 1")
+    if args.workers < 0:
+        p.error("--workers must be 0 or more")
+    if not (math.isfinite(args.max_megapixels) and args.max_megapixels > 0):
+        p.error(f"--max_megapixels must be a positive number, got {args.max_megapixels}")
+    return args
+
+
+def _check_mode(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Either a test folder with --results_dir, or one complete pair with an image --output."""
     single_flags = [f for f in ("person", "garment", "garment_mask", "output")
                     if getattr(args, f)]
     if single_flags and args.dataroot:
@@ -118,14 +141,6 @@ def parse_args(argv=None):
                 "--garment PHOTO --output FILE (one pair)")
     elif not args.results_dir:
         p.error("--results_dir is required with --dataroot")
-    check_model_arguments(p, args)
-    if args.batch_size < 1:
-        p.error("--batch_size must be at least 1")
-    if args.workers < 0:
-        p.error("--workers must be 0 or more")
-    if not (math.isfinite(args.max_megapixels) and args.max_megapixels > 0):
-        p.error(f"--max_megapixels must be a positive number, got {args.max_megapixels}")
-    return args
 
 
 def _grid_strip(person, garment, edge, out, index):

@@ -16,16 +16,20 @@ from data.inputs import arms_outside
 from models import PB_GEN_INPUT
 from models.losses import tryon_loss, warp_loss
 from models.tryon import compose, tutor_image
+from models.registry import unwrap
 from utils.training.engine import main
 from utils.training.parts import (add_warp_lr_argument, batch_inputs, build_generator,
                                   check_earlier_stages, continue_from_flag, flow_picture,
-                                  flow_scalars, perceptual_loss, warp_learning_rate)
+                                  flow_scalars, perceptual_loss,
+                                  warp_learning_rate)
 from utils.training.stage import Stage, StepResult
 
 
 class ParserBasedGenerator(Stage):
     name = "pb_gen"
     trained = ("warp", "gen")
+    builds = ("gen",)
+    continues = {"warp": "pb_warp_checkpoint"}
     defaults = {"lr": 5e-5, "niter": 50, "niter_decay": 50}
     validation_kind = "tryon"
     validation_needs_parser = True
@@ -56,6 +60,7 @@ class ParserBasedGenerator(Stage):
         return tutor.image, inputs.image
 
     def losses(self, models, batch, context):
+        align_corners = unwrap(models["warp"]).arch["align_corners"]
         cfg, vgg = context.cfg, models["vgg"]
         inputs = batch_inputs(batch, cfg)
         warp = models["warp"](inputs.pb_condition, inputs.garment, inputs.garment_edge,
@@ -72,10 +77,10 @@ class ParserBasedGenerator(Stage):
         images = {}
         if context.want_images:
             images = {"person": inputs.image, "garment": inputs.garment,
-                      "warped_garment": warp.warped, "flow": flow_picture(warp, cfg.align_corners),
+                      "warped_garment": warp.warped, "flow": flow_picture(warp, align_corners),
                       "warped_edge": warped_edge, "rendered": out.rendered, "mask": out.mask,
                       "try_on": out.tryon}
-        return StepResult.from_terms(terms, images, flow_scalars(warp, cfg.align_corners))
+        return StepResult.from_terms(terms, images, flow_scalars(warp, align_corners))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ multi-level warp loss against the garment region of the real photo. Nothing is f
 
 from models import PB_WARP_INPUT
 from models.losses import warp_loss
+from models.registry import unwrap
 from utils.training.engine import main
 from utils.training.parts import (batch_inputs, build_warp, flow_picture, flow_scalars,
                                   perceptual_loss)
@@ -18,6 +19,7 @@ from utils.training.stage import Stage, StepResult
 class ParserBasedWarp(Stage):
     name = "pb_warp"
     trained = ("warp",)
+    builds = ("warp",)
     defaults = {"lr": 5e-5, "niter": 50, "niter_decay": 50}
     validation_kind = "warp"
     validation_needs_parser = True
@@ -41,7 +43,7 @@ class ParserBasedWarp(Stage):
                               return_levels=True)
         terms = warp_loss(warp.levels, inputs.person_clothes, inputs.person_clothes_edge,
                           models["vgg"])
-        align_corners = cfg.align_corners
+        align_corners = unwrap(models["warp"]).arch["align_corners"]
         images = {}
         if context.want_images:
             images = {"person": inputs.image, "garment": inputs.garment,

@@ -6,9 +6,8 @@ reproduce the real photo. Loss: ``0.25 (warp + distillation) + generator + skin`
 skin terms weigh the region the tutor's garment covered but the person's does not
 (30 L1 + 2 VGG during "the first niter epochs", then 60 and 4). The teacher stays frozen. The
 warp learns at ``--lr_warp`` (default 0.2 x ``--lr``, tied as in the release), the generator
-at ``--lr``. With ``--schedule release`` (the default) the early skin weights last the
-release's ``niter - 1`` epochs and the rates decay as the release's; ``--schedule zero_based``
-gives ``niter``. The generator's BatchNorm running statistics follow the real photos (an
+at ``--lr``. The early skin weights last the release's ``niter - 1`` epochs and the rates decay
+as the release's. The generator's BatchNorm running statistics follow the real photos (an
 extra no-grad pass; ``--bn_statistics tutor``: the release's, of the tutor images).
 
     python train_pf_gen.py --dataroot VITON_traindata --name pf_gen \\
@@ -23,6 +22,7 @@ import torch
 from models import PF_GEN_INPUT
 from models.losses import skin_loss, tryon_loss
 from models.tryon import compose, parser_free_tryon
+from models.registry import unwrap
 from utils.training.engine import main
 from utils.training.parts import (add_bn_statistics_argument, add_teacher_arguments,
                                   add_warp_lr_argument, batch_inputs, build_generator,
@@ -30,7 +30,8 @@ from utils.training.parts import (add_bn_statistics_argument, add_teacher_argume
                                   distillation_adapter, flow_picture, flow_scalars,
                                   load_from_flag, parser_based_teacher, perceptual_loss,
                                   running_statistics_frozen, teacher_and_student_warps,
-                                  track_running_statistics, warp_learning_rate)
+                                  track_running_statistics,
+                                  warp_learning_rate)
 from utils.training.schedule import in_first_phase
 from utils.training.stage import Stage, StepResult
 
@@ -40,13 +41,15 @@ LATE_SKIN_WEIGHTS = (60.0, 4.0)
 
 def skin_weights(epoch: int, cfg) -> tuple[float, float]:
     """(L1, VGG) weights of the skin terms in 0-based ``epoch``."""
-    return EARLY_SKIN_WEIGHTS if in_first_phase(epoch, cfg.niter, cfg.schedule) \
+    return EARLY_SKIN_WEIGHTS if in_first_phase(epoch, cfg.niter) \
         else LATE_SKIN_WEIGHTS
 
 
 class ParserFreeGenerator(Stage):
     name = "pf_gen"
     trained = ("warp", "gen")
+    builds = ("gen",)
+    continues = {"warp": "pf_warp_checkpoint"}
     defaults = {"lr": 5e-5, "niter": 50, "niter_decay": 50}
     validation_kind = "tryon"
 
@@ -90,6 +93,7 @@ class ParserFreeGenerator(Stage):
         return out.tryon, batch["image"]
 
     def losses(self, models, batch, context):
+        align_corners = unwrap(models["warp"]).arch["align_corners"]
         cfg, vgg = context.cfg, models["vgg"]
         inputs = batch_inputs(batch, cfg)
         out = teacher_and_student_warps(models, inputs, vgg, cfg.kd_group_size)
@@ -116,11 +120,11 @@ class ParserFreeGenerator(Stage):
         if context.want_images:
             images = {"person": inputs.image, "tutor": out.tutor.image,
                       "garment": inputs.garment, "warped_garment": out.student.warped,
-                      "flow": flow_picture(out.student, cfg.align_corners),
+                      "flow": flow_picture(out.student, align_corners),
                       "warped_edge": warped_edge, "rendered": composite.rendered,
                       "mask": composite.mask, "try_on": composite.tryon}
         scalars = {"distill/teacher_better_fraction": out.gate.mean(),
-                   **flow_scalars(out.student, cfg.align_corners)}
+                   **flow_scalars(out.student, align_corners)}
         return StepResult.from_terms(terms, images, scalars)
 
 

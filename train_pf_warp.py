@@ -7,15 +7,15 @@ and flow distillation from the teacher run on (parser inputs, c), gated per samp
 teacher warps better, counted per ``--kd_group_size`` samples (4, as the release's per-GPU
 batch). The student starts from the teacher's warp except its condition encoder, condition
 pyramid and refinement heads (new input channels); during "the first niter epochs" only those
-are optimised, then all of it with a fresh Adam. With ``--schedule release`` (the default)
-that phase is the release's ``niter - 1`` epochs (it tests ``epoch < niter`` on 1-based
-epochs) and the rate decays as the release's; ``--schedule zero_based`` gives ``niter``.
+are optimised, then all of it with a fresh Adam. That phase is the release's ``niter - 1``
+epochs (it tests ``epoch < niter`` on 1-based epochs), and the rate decays as the release's.
 
     python train_pf_warp.py --dataroot VITON_traindata --name pf_warp \\
         --pb_checkpoint checkpoints/pb_gen/final.pth
 """
 
 from models import PF_WARP_INPUT
+from models.registry import unwrap
 from utils.training.engine import main
 from utils.training.parts import (add_teacher_arguments, batch_inputs, build_warp,
                                   check_earlier_stages, check_kd_group, distillation_adapter,
@@ -32,6 +32,7 @@ STUDENT_NEW_PARTS = ("cond_", "aflow_net.netRefine")
 class ParserFreeWarp(Stage):
     name = "pf_warp"
     trained = ("warp",)
+    builds = ("warp",)
     defaults = {"lr": 3e-5, "niter": 100, "niter_decay": 100}
     validation_kind = "warp"
     validation_needs_parser = True     # the worn garment region it is scored against
@@ -64,7 +65,7 @@ class ParserFreeWarp(Stage):
         # A student that starts from the teacher first trains only its new parts; one of
         # another architecture starts from random weights and trains everything at once.
         if (same_architecture(models["warp"], models["pb_warp"])
-                and in_first_phase(epoch, cfg.niter, cfg.schedule)):
+                and in_first_phase(epoch, cfg.niter)):
             params = named_parameters_matching(models["warp"], STUDENT_NEW_PARTS)
             return [{"name": "warp_new_parts", "params": params, "lr": cfg.lr}] + adapter
         return [{"name": "warp", "params": list(models["warp"].parameters()),
@@ -77,6 +78,7 @@ class ParserFreeWarp(Stage):
         return warp.warped, inputs.person_clothes
 
     def losses(self, models, batch, context):
+        align_corners = unwrap(models["warp"]).arch["align_corners"]
         cfg = context.cfg
         inputs = batch_inputs(batch, cfg)
         out = teacher_and_student_warps(models, inputs, models["vgg"], cfg.kd_group_size)
@@ -85,10 +87,10 @@ class ParserFreeWarp(Stage):
             images = {"person": inputs.image, "tutor": out.tutor.image,
                       "garment": inputs.garment, "teacher_warped": out.teacher.warped,
                       "warped_garment": out.student.warped,
-                      "flow": flow_picture(out.student, cfg.align_corners),
+                      "flow": flow_picture(out.student, align_corners),
                       "warped_edge": out.student.levels[-1].warped_edge}
         scalars = {"distill/teacher_better_fraction": out.gate.mean(),
-                   **flow_scalars(out.student, cfg.align_corners)}
+                   **flow_scalars(out.student, align_corners)}
         return StepResult.from_terms(out.terms, images, scalars)
 
 

@@ -53,7 +53,8 @@ class _Refused(argparse.Action):
         self.why = why
 
     def __call__(self, parser, namespace, values, option_string=None):
-        parser.error(f"{option_string}: {self.why}")
+        # One line, not the whole usage: the flag exists in the user's memory, not here.
+        parser.exit(2, f"error: {option_string}: {self.why}\n")
 
 
 def refuse_flags(parser: argparse.ArgumentParser, reasons: Mapping[str, str]) -> None:

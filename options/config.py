@@ -8,35 +8,34 @@ A YAML file is a flat mapping from flag name (without ``--``) to value::
     height: 64
     width: 48
     warp_channels: [16, 32, 32, 32, 32]   # or "16,32,32,32,32"
-    amp: none
+    precision: fp32
 
 An unknown key or a value of the wrong type is a ``ConfigError`` naming the key and the file.
-Nothing here is parsed at import time; ``parse_config(argv)`` is called by the training engine.
+The architecture flags are those the registered architectures declare (``models/registry.py``),
+for the kinds the stage builds. Nothing here is parsed at import time; ``parse_config(argv)``
+is called by the training engine.
 """
 
 import argparse
 import math
+import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 import yaml
 
+from common.cli import (REFUSED_PREFIX, REMOVED_FLAGS, HelpFormatter, int_list, refuse_flags,
+                        shown_default)
 from common.errors import UserError
+from common.precision import AUTOCAST_DTYPES
 from data.datasets import add_data_arguments
+from models import SIZE_MULTIPLE
 from models.correlation import IMPLEMENTATIONS
-from models.registry import types_of
+from models.registry import (KIND_NAMES, KINDS, ArchitectureError, arch_from_flags, architecture,
+                             architecture_flags, types_of)
 
-WARP_ARCHS = types_of("warp")
-GEN_ARCHS = types_of("gen")
-
-# Five levels, each halving the resolution: the working size must divide by 2**5.
-SIZE_MULTIPLE = 32
-NUM_LEVELS = 5
+# The smoothness term applies 3x3 filters to the coarsest flow (1/16 of the size).
 MIN_TRAIN_SIZE = 64
-
-# Epoch counting of the learning-rate schedule and the phase switches
-# (utils/training/schedule.py).
-SCHEDULES = ("release", "zero_based")
 
 # Flags that change between two invocations of the same run without changing the run itself.
 PER_INVOCATION_KEYS = ("config", "resume", "overwrite", "max_steps", "workers", "device")
@@ -46,32 +45,41 @@ class ConfigError(UserError, ValueError):
     """A configuration that cannot be used: unknown key, wrong type, impossible value."""
 
 
-def int_list(text: str) -> list[int]:
-    """'64,128,256' -> [64, 128, 256]; argparse ``type`` for comma-separated integer lists."""
-    try:
-        values = [int(part) for part in str(text).split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
-    if not values:
-        raise argparse.ArgumentTypeError(f"expected at least one integer, got {text!r}")
-    return values
-
-
 def build_parser(add_stage_arguments: Optional[Callable[[argparse.ArgumentParser], None]] = None,
                  stage_defaults: Optional[Mapping[str, Any]] = None,
-                 description: Optional[str] = None) -> argparse.ArgumentParser:
-    """The common training flags, then the stage's own (``add_stage_arguments(parser)``), with
-    ``stage_defaults`` replacing the common defaults. A key of ``stage_defaults`` that is not a
-    flag is a ``ConfigError``."""
-    parser = argparse.ArgumentParser(description=description,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                 description: Optional[str] = None, builds: Sequence[str] = KINDS,
+                 continues: Optional[Mapping[str, str]] = None) -> argparse.ArgumentParser:
+    """The common training flags, the flags of the architectures the stage ``builds`` ('warp',
+    'gen'), then the stage's own (``add_stage_arguments(parser)``), with ``stage_defaults``
+    replacing the common defaults. ``continues`` maps a kind the stage does not build to the
+    flag of the earlier-stage checkpoint whose architecture it continues: that kind's
+    architecture flags are refused with a message naming that flag. A key of
+    ``stage_defaults`` that is not a flag is a ``ConfigError``."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
+    _add_run_flags(parser.add_argument_group("run"))
+    _add_data_flags(parser.add_argument_group("data"))
+    _add_optimisation_flags(parser.add_argument_group("optimisation"))
+    _add_model_flags(parser, builds, continues or {})
+    _add_logging_flags(parser.add_argument_group("checkpoints and logging"))
+    _add_validation_flags(parser.add_argument_group("validation"))
+    if add_stage_arguments is not None:
+        add_stage_arguments(parser.add_argument_group("stage"))
+    refuse_flags(parser, REMOVED_FLAGS)
+    if stage_defaults:
+        unknown = sorted(set(stage_defaults) - flag_names(parser))
+        if unknown:
+            raise ConfigError(f"stage defaults name unknown flags: {', '.join(unknown)}")
+        parser.set_defaults(**stage_defaults)
+    return parser
 
-    run = parser.add_argument_group("run")
+
+def _add_run_flags(run) -> None:
     run.add_argument("--config", type=str, default=None,
                      help="YAML file setting any of these flags by name; flags given on the "
                           "command line override it")
     run.add_argument("--name", type=str, default=None,
-                     help="run name: outputs go to CHECKPOINTS_DIR/NAME (default: the stage name)")
+                     help="run name: outputs go to CHECKPOINTS_DIR/NAME; when not given, the "
+                          "stage's name")
     run.add_argument("--checkpoints_dir", type=str, default="checkpoints",
                      help="folder holding one sub-folder per run")
     run.add_argument("--resume", action="store_true",
@@ -83,21 +91,27 @@ def build_parser(add_stage_arguments: Optional[Callable[[argparse.ArgumentParser
     run.add_argument("--device", type=str, default="auto", choices=["auto", "cpu", "cuda"],
                      help="auto = CUDA when available, else CPU; under torchrun each process "
                           "uses cuda:LOCAL_RANK")
-    run.add_argument("--amp", type=str, default="none", choices=["none", "bf16", "fp16"],
-                     help="mixed precision: autocast to bfloat16, or float16 with a gradient "
-                          "scaler; none = float32 throughout")
+    run.add_argument("--precision", type=str, default="fp32", choices=list(AUTOCAST_DTYPES),
+                     help="number format: fp32 throughout, or autocast to bf16, or to fp16 "
+                          "with a gradient scaler (the cost volume, flows and sampling stay "
+                          "float32)")
     run.add_argument("--tf32", action=argparse.BooleanOptionalAction, default=False,
                      help="let CUDA convolutions and matrix products use TF32 on Ampere and "
-                          "newer GPUs (faster, ~1e-3 relative error); off by default, since the "
-                          "release trained in full FP32 (PyTorch's own default is TF32 for "
-                          "convolutions)")
+                          "newer GPUs (faster, ~1e-3 relative error); off, as the release "
+                          "trained in full FP32 (PyTorch by itself uses TF32 for convolutions)")
     run.add_argument("--seed", type=int, default=0,
                      help="base random seed; process RANK uses SEED + RANK")
     run.add_argument("--max_steps", type=int, default=0,
                      help="stop (saving a checkpoint) after this many optimiser steps in total, "
                           "counted from the start of the run; 0 = no limit")
+    run.add_argument("--allow_random_weights", action="store_true",
+                     help="when pretrained weights are missing (VGG19 for the perceptual loss, "
+                          "LPIPS and FID networks for validation), use randomly initialised "
+                          "networks instead of stopping: for tests and demos only, their "
+                          "losses and scores are not the paper's")
 
-    data = parser.add_argument_group("data")
+
+def _add_data_flags(data) -> None:
     data.add_argument("--dataroot", type=str, default=None,
                       help="the training data: a VITON_traindata folder (holding train_img/, "
                            "...), or the top folder of VITON-HD or DressCode (--dataset)")
@@ -111,86 +125,92 @@ def build_parser(add_stage_arguments: Optional[Callable[[argparse.ArgumentParser
     data.add_argument("--workers", type=int, default=4,
                       help="data-loading worker processes per training process")
 
-    optim = parser.add_argument_group("optimisation")
+
+def _add_optimisation_flags(optim) -> None:
     optim.add_argument("--lr", type=float, default=5e-5,
                        help="Adam learning rate (stages may define per-model rates)")
     optim.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (beta2 is 0.999)")
     optim.add_argument("--niter", type=int, default=50,
-                       help="epochs at the initial learning rate")
+                       help="epochs at the full learning rate, counted as the release counts "
+                            "them (1-based): the rate stays full for niter + 1 epochs, and "
+                            "'the first niter epochs' of stages 3 and 4 last niter - 1 epochs")
     optim.add_argument("--niter_decay", type=int, default=50,
-                       help="epochs over which the learning rate decays linearly towards 0")
-    optim.add_argument("--schedule", type=str, default="release", choices=SCHEDULES,
-                       help="epoch counting of the schedule. release: as the released code "
-                            "(1-based epochs): full rate for niter + 1 epochs, then lr / "
-                            "niter_decay less per epoch, and 'the first niter epochs' (stage 3's "
-                            "partial training, stage 4's early skin weights) last niter - 1 "
-                            "epochs; zero_based: this project's earlier schedule, full rate "
-                            "and first phase for exactly niter epochs, decay steps of "
-                            "1 / (niter_decay + 1)")
+                       help="epochs after those over which the learning rate falls by lr / "
+                            "niter_decay per epoch (the last epoch trains at lr / niter_decay)")
     optim.add_argument("--grad_clip", type=float, default=0.0,
                        help="clip the global gradient norm of the trained models to this; 0 = off "
                             "(the paper does not clip)")
     optim.add_argument("--max_skipped_steps", type=int, default=50,
-                       help="with --amp fp16, stop the run when the gradient scaler skips more "
-                            "than this many steps in a row (non-finite loss or gradients at "
+                       help="with --precision fp16, stop the run when the gradient scaler skips "
+                            "more than this many steps in a row (non-finite loss or gradients at "
                             "every scale: the run diverged); 0 = never stop")
 
+
+def _add_model_flags(parser, builds: Sequence[str], continues: Mapping[str, str]) -> None:
+    """``--warp_arch``/``--gen_arch`` and the flags the registered architectures declare, one
+    group per kind the stage builds (the other kinds' flags are refused, saying why); the cost
+    volume and the perceptual loss."""
+    for kind in KINDS:
+        if kind in builds:
+            add_architecture_arguments(parser.add_argument_group(f"{kind} architecture"), kind)
+            continue
+        what = KIND_NAMES[kind]
+        why = (f"this stage continues the {what} of --{continues[kind]}, with the "
+               f"architecture that file records" if kind in continues
+               else f"this stage builds no {what}")
+        refuse_flags(parser, {f"--{name}": why for name in
+                              [f"{kind}_arch"] + [f.flag for f, _ in architecture_flags(kind)]})
     model = parser.add_argument_group("model")
-    model.add_argument("--warp_arch", default="pfafn", choices=WARP_ARCHS,
-                       help="the warp module stages 1 and 3 build: pfafn (PF-AFN's AFWM), fsvton "
-                            "(FS-VTON's style-based flow), mobile (DM-VTON's MobileNetV2 "
-                            "pyramids); stages 2 and 4 continue the one of their earlier-stage "
-                            "checkpoint, and the teacher is always the one its file records")
-    model.add_argument("--gen_arch", default="resunet", choices=GEN_ARCHS,
-                       help="the generator stages 2 and 4 build: resunet (PF-AFN's and "
-                            "FS-VTON's Res-UNet) or mobile (DM-VTON's MobileNetV2 U-Net)")
-    model.add_argument("--mobile_width", type=float, default=1.0,
-                       help="width multiplier of the mobile warp's MobileNetV2 blocks "
-                            "(DM-VTON: 1.0)")
-    model.add_argument("--head_channels", type=int_list, default=[128, 64, 32],
-                       help="hidden widths of the warp's flow heads (netMain, netRefine); the "
-                            "release: 128,64,32")
-    model.add_argument("--warp_channels", type=int_list, default=[64, 128, 256, 256, 256],
-                       help=f"feature-encoder widths of the warping module, {NUM_LEVELS} "
-                            f"comma-separated integers")
-    model.add_argument("--fpn_dim", type=int, default=256,
-                       help="width of the warping module's feature pyramid")
-    model.add_argument("--ngf", type=int, default=64,
-                       help="width of the generator's first layer")
-    model.add_argument("--align_corners", action=argparse.BooleanOptionalAction, default=True,
-                       help="grid_sample/interpolate convention for flows (the release: true)")
     model.add_argument("--cost_volume", default="auto", choices=IMPLEMENTATIONS,
                        help="implementation of the warp's cost volume, all computing the same "
                             "values: auto (Triton kernels on CUDA, the band formulation "
                             "elsewhere), loop (the plain 49-shift reference), band, triton, rows")
     model.add_argument("--vgg_weights", type=str, default=None,
                        help="torchvision VGG19 ImageNet weights (vgg19-dcbb9e9d.pth) for the "
-                            "perceptual loss; default: the torch hub cache")
+                            "perceptual loss; when not given, the torch hub cache")
     model.add_argument("--vgg_layers", type=int, default=5, choices=range(0, 6),
                        help="VGG19 feature levels in the perceptual loss, relu1_1 up to "
                             "relu5_1 (the paper: 5); fewer is cheaper for small CPU runs, "
                             "0 drops the perceptual loss")
-    model.add_argument("--allow_random_vgg", action="store_true",
-                       help="let the perceptual loss use a randomly initialised VGG19 when no "
-                            "weights are found: for tests and demos only")
 
-    logs = parser.add_argument_group("checkpoints and logging")
+
+def add_architecture_arguments(group, kind: str) -> None:
+    """``--KIND_arch`` and every flag a registered architecture of ``kind`` declares. A flag's
+    default is None (not given): the chosen architecture's own default, listed in the help."""
+    types = types_of(kind)
+    described = [f"{name} ({architecture({'kind': kind, 'type': name}).description})"
+                 for name in types]
+    group.add_argument(f"--{kind}_arch", default=types[0], choices=types,
+                       help=f"the {KIND_NAMES[kind]} to build: " + "; ".join(described))
+    for flag, defaults in architecture_flags(kind):
+        shown = "; ".join(f"{name}: {shown_default(value)}" for name, value in defaults.items())
+        kwargs = {"type": flag.type}
+        if flag.type is bool:
+            kwargs = {"action": argparse.BooleanOptionalAction}
+        group.add_argument(f"--{flag.flag}", default=None, choices=flag.choices,
+                           help=f"{flag.help}; taken by {shown} (when not given: the "
+                                f"architecture's value)", **kwargs)
+
+
+def _add_logging_flags(logs) -> None:
     logs.add_argument("--save_every", type=int, default=1000,
                       help="optimiser steps between saves of latest.pth (also saved at each "
                            "epoch end); 0 = only at epoch ends")
-    logs.add_argument("--save_epoch_freq", type=int, default=20,
-                      help="keep epoch_NNN.pth after every this many epochs; 0 = never")
+    logs.add_argument("--keep_epoch_every", type=int, default=20,
+                      help="keep a copy epoch_NNN.pth after every this many epochs; 0 = never")
     logs.add_argument("--log_every", type=int, default=100,
                       help="optimiser steps between loss lines (log file, TensorBoard)")
     logs.add_argument("--sample_every", type=int, default=1000,
-                      help="optimiser steps between image grids; 0 = never")
+                      help="optimiser steps between image grids (and one at the end of the "
+                           "run); 0 = never")
 
-    val = parser.add_argument_group("validation")
+
+def _add_validation_flags(val) -> None:
     val.add_argument("--val_root", type=str, default=None,
                      help="held-out pairs to score while training, in the --dataset layout (a "
                           "test root as test.py reads it: VITON_test, or the VITON-HD / "
-                          "DressCode top folder; a VITON training folder works too); none: no "
-                          "validation")
+                          "DressCode top folder; a VITON training folder works too); when not "
+                          "given, no validation")
     val.add_argument("--val_every", type=int, default=1,
                      help="validate every this many --val_unit (and at the end of the run)")
     val.add_argument("--val_unit", type=str, default="epoch", choices=["epoch", "step"],
@@ -201,45 +221,32 @@ def build_parser(add_stage_arguments: Optional[Callable[[argparse.ArgumentParser
                           "warp stages (the warped garment against the worn one), both for the "
                           "generator stages (the try-on)")
     val.add_argument("--val_max_pairs", type=int, default=500,
-                     help="score at most this many pairs of each kind (the first ones of the "
-                          "pairs list); 0 = all")
+                     help="score at most this many pairs of each kind, spread evenly over the "
+                          "pairs list; 0 = all")
     val.add_argument("--val_batch_size", type=int, default=0,
-                     help="pairs per forward pass in validation (0 = --batch_size)")
+                     help="pairs per forward pass in validation; 0 = --batch_size")
     val.add_argument("--best_metric", type=str, default="auto",
                      choices=["auto", "ssim", "lpips", "fid"],
                      help="the score best.pth keeps the best of (higher SSIM, lower LPIPS and "
                           "FID are better); auto: fid when validated, else ssim")
     val.add_argument("--fid_weights", type=str, default=None,
-                     help="FID Inception weights (pt_inception-2015-12-05-6726825d.pth); "
-                          "default: the torch hub cache")
+                     help="FID Inception weights (pt_inception-2015-12-05-6726825d.pth); when "
+                          "not given, the torch hub cache")
     val.add_argument("--lpips_backbone_weights", type=str, default=None,
-                     help="LPIPS AlexNet weights (alexnet-owt-7be5be79.pth); default: the torch "
-                          "hub cache")
-    val.add_argument("--allow_random_metric_weights", action="store_true",
-                     help="validate with random LPIPS/FID networks when their weights are "
-                          "missing: tests and demos only, the scores are not comparable")
-
-    if add_stage_arguments is not None:
-        stage_group = parser.add_argument_group("stage")
-        add_stage_arguments(stage_group)
-    if stage_defaults:
-        known = flag_names(parser)
-        unknown = sorted(set(stage_defaults) - known)
-        if unknown:
-            raise ConfigError(f"stage defaults name unknown flags: {', '.join(unknown)}")
-        parser.set_defaults(**stage_defaults)
-    return parser
+                     help="LPIPS AlexNet weights (alexnet-owt-7be5be79.pth); when not given, "
+                          "the torch hub cache")
 
 
 def flag_names(parser: argparse.ArgumentParser) -> set[str]:
     """The destinations of every optional flag of ``parser`` ('help' excluded)."""
-    return {action.dest for action in parser._actions
-            if action.option_strings and action.dest != "help"}
+    return set(_actions_by_dest(parser))
 
 
 def _actions_by_dest(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    """The optional flags of ``parser`` by destination, without help and refused flags."""
     return {action.dest: action for action in parser._actions
-            if action.option_strings and action.dest != "help"}
+            if action.option_strings and action.dest != "help"
+            and not action.dest.startswith(REFUSED_PREFIX)}
 
 
 def _coerce(action: argparse.Action, value: Any, where: str) -> Any:
@@ -289,7 +296,9 @@ def _coerce(action: argparse.Action, value: Any, where: str) -> Any:
 
 
 def read_yaml_config(path: str, parser: argparse.ArgumentParser) -> dict[str, Any]:
-    """The flag values set by the YAML file at ``path``, checked against ``parser``."""
+    """The flag values set by the YAML file at ``path``, checked against ``parser``. A file may
+    hold the architecture flags of every stage (one file for a whole run of four stages): a
+    key of a kind this stage neither builds nor takes is left out here."""
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"--config: file not found: {file}")
@@ -303,10 +312,15 @@ def read_yaml_config(path: str, parser: argparse.ArgumentParser) -> dict[str, An
         raise ConfigError(f"--config: {file} must hold a mapping of flag names to values, "
                           f"not a {type(content).__name__}")
     actions = _actions_by_dest(parser)
+    other_stages = _architecture_flag_names() - set(actions)
     values = {}
     for key, value in content.items():
         if key == "config":
             raise ConfigError(f"--config: {file}: key 'config' cannot be set inside a config file")
+        if key in other_stages:
+            continue
+        if f"--{key}" in REMOVED_FLAGS:
+            raise ConfigError(f"--config: {file}: key '{key}' was {REMOVED_FLAGS[f'--{key}']}")
         if key not in actions:
             raise ConfigError(f"--config: {file}: unknown key '{key}' (not a flag of this "
                               f"script; see --help)")
@@ -314,31 +328,15 @@ def read_yaml_config(path: str, parser: argparse.ArgumentParser) -> dict[str, An
     return values
 
 
+def _architecture_flag_names() -> set[str]:
+    """Every architecture flag of every kind, '--' left off ('warp_arch', 'ngf'...)."""
+    return {name for kind in KINDS
+            for name in [f"{kind}_arch"] + [flag.flag for flag, _ in architecture_flags(kind)]}
+
+
 def validate_config(cfg: argparse.Namespace) -> None:
     """Raise ``ConfigError`` for values that cannot train (checked before anything is built)."""
-    problems = []
-    for key in ("height", "width"):
-        value = getattr(cfg, key)
-        if value <= 0 or value % SIZE_MULTIPLE:
-            problems.append(f"--{key} {value} must be a positive multiple of {SIZE_MULTIPLE} "
-                            f"(the warping module halves the size {NUM_LEVELS} times)")
-        elif value < MIN_TRAIN_SIZE:
-            problems.append(f"--{key} {value} must be at least {MIN_TRAIN_SIZE} for training: "
-                            f"the smoothness term applies 3x3 filters to the coarsest flow, "
-                            f"1/16 of the size")
-    for key in ("batch_size", "niter_decay", "niter", "workers", "save_every", "save_epoch_freq",
-                "log_every", "sample_every", "max_steps", "val_max_pairs", "val_batch_size",
-                "max_skipped_steps"):
-        if getattr(cfg, key) < 0:
-            problems.append(f"--{key} must not be negative, got {getattr(cfg, key)}")
-    if cfg.seed < 0:
-        problems.append(f"--seed must not be negative, got {cfg.seed}")
-    if cfg.batch_size < 1:
-        problems.append(f"--batch_size must be at least 1, got {cfg.batch_size}")
-    if cfg.log_every < 1:
-        problems.append(f"--log_every must be at least 1, got {cfg.log_every}")
-    if cfg.niter + cfg.niter_decay < 1:
-        problems.append("--niter + --niter_decay must be at least one epoch")
+    problems = _size_problems(cfg) + _count_problems(cfg) + _architecture_problems(cfg)
     for key in [k for k in vars(cfg) if k == "lr" or k.startswith("lr_")]:
         value = getattr(cfg, key)
         if value is not None and not (math.isfinite(value) and value > 0):
@@ -347,21 +345,10 @@ def validate_config(cfg: argparse.Namespace) -> None:
         problems.append(f"--beta1 must be in [0, 1), got {cfg.beta1}")
     if not (math.isfinite(cfg.grad_clip) and cfg.grad_clip >= 0):
         problems.append(f"--grad_clip must be >= 0, got {cfg.grad_clip}")
-    if len(cfg.warp_channels) != NUM_LEVELS or min(cfg.warp_channels) < 1:
-        problems.append(f"--warp_channels needs {NUM_LEVELS} positive widths, got "
-                        f"{cfg.warp_channels}")
-    if not cfg.head_channels or min(cfg.head_channels) < 1:
-        problems.append(f"--head_channels needs positive widths, got {cfg.head_channels}")
-    if not 0 < cfg.mobile_width <= 4:
-        problems.append(f"--mobile_width must be in (0, 4], got {cfg.mobile_width}")
-    if cfg.fpn_dim < 1 or cfg.ngf < 1:
-        problems.append(f"--fpn_dim and --ngf must be positive, got {cfg.fpn_dim}, {cfg.ngf}")
     if not cfg.name or "/" in cfg.name or "\\" in cfg.name or cfg.name in (".", ".."):
         problems.append(f"--name must be a plain folder name, got {cfg.name!r}")
     if not (math.isfinite(cfg.max_megapixels) and cfg.max_megapixels > 0):
         problems.append(f"--max_megapixels must be a positive number, got {cfg.max_megapixels}")
-    if cfg.val_every < 1:
-        problems.append(f"--val_every must be at least 1, got {cfg.val_every}")
     if cfg.val_root and not Path(cfg.val_root).is_dir():
         problems.append(f"--val_root: not a folder: {cfg.val_root}")
     if cfg.resume and cfg.overwrite:
@@ -371,24 +358,106 @@ def validate_config(cfg: argparse.Namespace) -> None:
         raise ConfigError("bad configuration" + source + ":\n  " + "\n  ".join(problems))
 
 
+def _size_problems(cfg: argparse.Namespace) -> list[str]:
+    problems = []
+    for key in ("height", "width"):
+        value = getattr(cfg, key)
+        if value <= 0 or value % SIZE_MULTIPLE:
+            problems.append(f"--{key} {value} must be a positive multiple of {SIZE_MULTIPLE} "
+                            f"(the warping module halves the size five times)")
+        elif value < MIN_TRAIN_SIZE:
+            problems.append(f"--{key} {value} must be at least {MIN_TRAIN_SIZE} for training: "
+                            f"the smoothness term applies 3x3 filters to the coarsest flow, "
+                            f"1/16 of the size")
+    return problems
+
+
+def _count_problems(cfg: argparse.Namespace) -> list[str]:
+    problems = [f"--{key} must not be negative, got {getattr(cfg, key)}"
+                for key in ("batch_size", "niter_decay", "niter", "workers", "save_every",
+                            "keep_epoch_every", "log_every", "sample_every", "max_steps",
+                            "val_max_pairs", "val_batch_size", "max_skipped_steps", "seed")
+                if getattr(cfg, key) < 0]
+    for key in ("batch_size", "log_every", "val_every"):
+        if getattr(cfg, key) < 1:
+            problems.append(f"--{key} must be at least 1, got {getattr(cfg, key)}")
+    if cfg.niter + cfg.niter_decay < 1:
+        problems.append("--niter + --niter_decay must be at least one epoch")
+    return problems
+
+
+def architecture_values(cfg: argparse.Namespace, kind: str) -> dict[str, Any]:
+    """The architecture flags of ``kind`` in ``cfg``, by flag name (None: not given)."""
+    return {flag.flag: getattr(cfg, flag.flag, None) for flag, _ in architecture_flags(kind)}
+
+
+def _architecture_problems(cfg: argparse.Namespace) -> list[str]:
+    """What is wrong with the architecture flags of each kind the stage builds."""
+    problems = []
+    for kind in KINDS:
+        choice = getattr(cfg, f"{kind}_arch", None)
+        if choice is None:
+            continue
+        try:
+            arch_from_flags(kind, choice, 1, architecture_values(cfg, kind))
+        except ArchitectureError as error:
+            problems.append(str(error))
+    return problems
+
+
 def parse_config(argv: Optional[Sequence[str]] = None,
                  add_stage_arguments: Optional[Callable[[argparse.ArgumentParser], None]] = None,
                  stage_defaults: Optional[Mapping[str, Any]] = None,
                  default_name: Optional[str] = None,
-                 description: Optional[str] = None) -> argparse.Namespace:
+                 description: Optional[str] = None, builds: Sequence[str] = KINDS,
+                 continues: Optional[Mapping[str, str]] = None) -> argparse.Namespace:
     """Parse ``argv`` (``None``: ``sys.argv[1:]``) into the resolved, validated configuration.
 
-    ``default_name`` fills ``--name`` when neither the file nor the command line sets it."""
-    parser = build_parser(add_stage_arguments, stage_defaults, description)
-    # First pass: only to find --config; everything else is parsed once its values are known.
+    ``default_name`` fills ``--name`` when neither the file nor the command line sets it;
+    ``builds`` and ``continues`` are the stage's (``build_parser``)."""
+    parser = build_parser(add_stage_arguments, stage_defaults, description, builds, continues)
+    command_line = _given_on_command_line(parser, argv)
+    # --config first: everything else is parsed once its values are known.
     config_path = parser.parse_known_args(argv)[0].config
     if config_path:
         parser.set_defaults(**read_yaml_config(config_path, parser))
     cfg = parser.parse_args(argv)
     if cfg.name is None:
         cfg.name = default_name
+    _drop_flags_of_other_architectures(cfg, command_line)
     validate_config(cfg)
     return cfg
+
+
+def _given_on_command_line(parser: argparse.ArgumentParser,
+                           argv: Optional[Sequence[str]]) -> set[str]:
+    """The destinations of the flags ``argv`` itself gives (not defaults, not a config file).
+    ``--help`` is left for the real parse, which shows the defaults."""
+    argv = [arg for arg in (sys.argv[1:] if argv is None else argv) if arg not in ("-h", "--help")]
+    saved = ({a.dest: a.default for a in parser._actions}, dict(parser._defaults))
+    try:
+        for action in parser._actions:
+            action.default = argparse.SUPPRESS
+        parser._defaults.clear()
+        return set(vars(parser.parse_known_args(argv)[0]))
+    finally:
+        for action in parser._actions:
+            action.default = saved[0][action.dest]
+        parser._defaults.update(saved[1])
+
+
+def _drop_flags_of_other_architectures(cfg: argparse.Namespace, command_line: set[str]) -> None:
+    """A config file's architecture flag that the chosen architecture does not take is left
+    unset (the file serves every architecture of the run); on the command line it stays, and
+    ``validate_config`` refuses it."""
+    for kind in KINDS:
+        choice = getattr(cfg, f"{kind}_arch", None)
+        if choice is None:
+            continue
+        taken = {flag.flag for flag, defaults in architecture_flags(kind) if choice in defaults}
+        for flag, _ in architecture_flags(kind):
+            if flag.flag not in taken and flag.flag not in command_line:
+                setattr(cfg, flag.flag, None)
 
 
 def config_to_dict(cfg: argparse.Namespace) -> dict[str, Any]:

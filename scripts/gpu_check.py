@@ -241,7 +241,7 @@ def _training_precisions(device, args) -> tuple:
     if device.type == "cuda":
         return ("bf16", "fp16")
     from utils.inference.precision import unsupported
-    return ("bf16",) if args.cpu_bf16 or unsupported("bf16", device) is None else ("none",)
+    return ("bf16",) if args.cpu_bf16 or unsupported("bf16", device) is None else ("fp32",)
 
 
 def _chain(dataroot, runs, amp, size, device, args) -> dict:
@@ -250,10 +250,10 @@ def _chain(dataroot, runs, amp, size, device, args) -> dict:
     for name, script in STAGES:
         argv = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                 "--nproc_per_node", "1", str(ROOT / script), "--dataroot", dataroot,
-                "--checkpoints_dir", runs, "--device", device.type, "--amp", amp,
+                "--checkpoints_dir", runs, "--device", device.type, "--precision", amp,
                 "--height", str(size[0]), "--width", str(size[1]), "--max_steps",
                 str(args.steps), "--log_every", "1", "--save_every", "0", "--sample_every", "0",
-                "--workers", "0", "--batch_size", str(args.batch_size), "--allow_random_vgg",
+                "--workers", "0", "--batch_size", str(args.batch_size), "--allow_random_weights",
                 "--niter", "1", "--niter_decay", "0"]
         if args.size != "paper":
             argv += ["--config", str(ROOT / "configs" / "tiny.yaml")]

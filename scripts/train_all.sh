@@ -2,7 +2,7 @@
 # The four stages in order, each from the previous one's final checkpoint, on NGPU GPUs.
 # Re-running resumes: a finished stage (final.pth present) is skipped, an interrupted one
 # continues from its latest checkpoint.
-#   NGPU=8 DATAROOT=dataset/VITON_traindata bash scripts/train_all.sh [--amp bf16 ...]
+#   NGPU=8 DATAROOT=dataset/VITON_traindata bash scripts/train_all.sh [--precision bf16 ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-checkpoints}

@@ -112,7 +112,7 @@ def test_synthetic_data_refuses_a_file_as_its_folder(tmp_path, capsys):
 def test_training_without_vgg19_says_how_to_get_it(tmp_path, roots, monkeypatch, user_error):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
     config = tmp_path / "tiny_real_vgg.yaml"
-    config.write_text(TINY.read_text().replace("allow_random_vgg: true", ""))
+    config.write_text(TINY.read_text().replace("allow_random_weights: true", ""))
     argv = ["--config", str(config), "--dataroot", roots["train"], "--checkpoints_dir",
             str(tmp_path / "runs"), "--device", "cpu", "--max_steps", "1"]
     message = user_error(lambda: stage_main(train_pb_warp)(argv))

@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from models.registry import arch_from_flags
 from options import ConfigError, parse_config, write_config
+from options.config import architecture_values
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,11 +27,15 @@ def test_defaults_are_the_papers():
     assert cfg.name == "pb_warp"
     assert (cfg.lr, cfg.beta1, cfg.niter, cfg.niter_decay) == (5e-5, 0.5, 50, 50)
     assert (cfg.height, cfg.width, cfg.batch_size) == (256, 192, 4)
-    assert cfg.warp_channels == [64, 128, 256, 256, 256]
-    assert (cfg.fpn_dim, cfg.ngf, cfg.align_corners) == (256, 64, True)
-    assert (cfg.checkpoints_dir, cfg.amp, cfg.device, cfg.grad_clip) == ("checkpoints", "none",
-                                                                         "auto", 0.0)
-    assert cfg.allow_random_vgg is False and cfg.resume is False
+    # Architecture flags left out mean the architecture's own values: the release's widths.
+    assert (cfg.warp_arch, cfg.gen_arch) == ("pfafn", "resunet")
+    warp = arch_from_flags("warp", cfg.warp_arch, 45, architecture_values(cfg, "warp"))
+    gen = arch_from_flags("gen", cfg.gen_arch, 8, architecture_values(cfg, "gen"))
+    assert warp["channels"] == [64, 128, 256, 256, 256]
+    assert (warp["fpn_dim"], gen["ngf"], warp["align_corners"]) == (256, 64, True)
+    assert (cfg.checkpoints_dir, cfg.precision, cfg.device, cfg.grad_clip) == (
+        "checkpoints", "fp32", "auto", 0.0)
+    assert cfg.allow_random_weights is False and cfg.resume is False
 
 
 def test_precedence_default_stage_file_command_line(tmp_path):
@@ -104,3 +110,50 @@ def test_tiny_config_is_valid():
     cfg = parse_config(["--config", str(ROOT / "configs" / "tiny.yaml")], default_name="x")
     assert (cfg.height, cfg.width, cfg.batch_size, cfg.fpn_dim, cfg.ngf) == (64, 64, 2, 32, 8)
     assert cfg.warp_channels == [16, 32, 32, 32, 32]
+
+
+def _exit_message(capsys, argv, **stage) -> str:
+    with pytest.raises(SystemExit) as stop:
+        parse_config(argv, default_name="x", **stage)
+    assert stop.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag, replacement", [("--amp", "--precision"),
+                                               ("--allow_random_vgg", "--allow_random_weights"),
+                                               ("--save_epoch_freq", "--keep_epoch_every"),
+                                               ("--schedule", "the release's")])
+def test_a_removed_flag_answers_with_its_replacement_in_one_line(capsys, flag, replacement):
+    message = _exit_message(capsys, [flag, "1"])
+    assert message.count("\n") == 1 and flag in message and replacement in message
+
+
+def test_a_stage_takes_only_the_architecture_flags_of_what_it_builds(capsys):
+    warp_only = {"builds": ("warp",)}
+    assert "builds no generator" in _exit_message(capsys, ["--ngf", "8"], **warp_only)
+    continued = {"builds": ("gen",), "continues": {"warp": "pf_warp_checkpoint"}}
+    message = _exit_message(capsys, ["--warp_arch", "mobile"], **continued)
+    assert "--warp_arch" in message and "--pf_warp_checkpoint" in message
+    cfg = parse_config(["--ngf", "8"], default_name="x", **continued)
+    assert cfg.ngf == 8 and not hasattr(cfg, "warp_channels")
+
+
+def test_a_flag_the_chosen_architecture_does_not_take_is_an_error_on_the_command_line():
+    with pytest.raises(ConfigError, match="--warp_channels.*mobile"):
+        parse_config(["--warp_arch", "mobile", "--warp_channels", "8,8,8,8,8"],
+                     default_name="x", builds=("warp",))
+
+
+def test_a_config_file_serves_every_stage_and_architecture(tmp_path):
+    """One file for a whole run: a stage leaves out the flags of what it does not build, and
+    of architectures other than the one chosen."""
+    config = write_yaml(tmp_path, "warp_channels: 8,8,8,8,8\nfpn_dim: 16\nngf: 8\n")
+    stage1 = parse_config(["--config", config], default_name="x", builds=("warp",))
+    assert (stage1.warp_channels, stage1.fpn_dim) == ([8] * 5, 16)
+    assert not hasattr(stage1, "ngf")
+    mobile = parse_config(["--config", config, "--warp_arch", "mobile"], default_name="x",
+                          builds=("warp",))
+    assert mobile.warp_channels is None and mobile.fpn_dim == 16
+    stage2 = parse_config(["--config", config], default_name="x", builds=("gen",),
+                          continues={"warp": "pb_warp_checkpoint"})
+    assert stage2.ngf == 8 and not hasattr(stage2, "fpn_dim")

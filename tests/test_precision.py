@@ -78,7 +78,9 @@ def test_precision_flags_and_their_errors(capsys):
     base = ["--dataroot", "d", "--results_dir", "r", "--checkpoint", "c.pth"]
     assert test_script.parse_args(base).precision is None          # fp32
     assert test_script.parse_args(base + ["--precision", "bf16"]).precision == "bf16"
-    assert test_script.parse_args(base + ["--amp", "none"]).precision == "fp32"   # old name
+    with pytest.raises(SystemExit):          # the earlier name answers with its replacement
+        test_script.parse_args(base + ["--amp", "none"])
+    assert "--amp: removed; use --precision" in capsys.readouterr().err
     with pytest.raises(SystemExit) as stop:
         test_script.parse_args(base + ["--precision", "int8"])
     assert stop.value.code == 2

@@ -22,18 +22,18 @@ def _config(stage, *argv):
     return parse_config(list(argv), stage.add_arguments, stage.defaults, default_name=stage.name)
 
 
-@pytest.mark.parametrize("schedule, last_early", [("release", 48), ("zero_based", 49)])
-def test_phase_and_skin_weight_switch_at_the_boundary_epoch(schedule, last_early):
+def test_phase_and_skin_weight_switch_at_the_boundary_epoch():
     """Stage 3 trains only its new parts, and stage 4 uses the early skin weights, for the
-    release's niter - 1 epochs (its 1-based test epoch < niter); zero_based: niter epochs."""
+    release's niter - 1 epochs (its 1-based test epoch < niter)."""
+    last_early = 48
     stage3 = ParserFreeWarp()
-    cfg3 = _config(stage3, "--schedule", schedule)            # niter 100
+    cfg3 = _config(stage3)                                    # niter 100
     warp = {"warp": AFWM(3, channels=(4, 4, 4, 4, 4), fpn_dim=4),
             "pb_warp": AFWM(45, channels=(4, 4, 4, 4, 4), fpn_dim=4)}
     new_parts = {id(p) for p in warp["warp"].parameters()} - {
         id(p) for n, p in warp["warp"].named_parameters()
         if not any(part in n for part in STUDENT_NEW_PARTS)}
-    boundary3 = cfg3.niter - (2 if schedule == "release" else 1)
+    boundary3 = cfg3.niter - 2
     for epoch, expected in ((boundary3, "warp_new_parts"), (boundary3 + 1, "warp")):
         (group,) = stage3.param_groups(warp, cfg3, epoch)
         assert group["name"] == expected, epoch
@@ -46,7 +46,7 @@ def test_phase_and_skin_weight_switch_at_the_boundary_epoch(schedule, last_early
     other = {"warp": MobileAFWM(3, fpn_dim=4, width_mult=0.25), "pb_warp": warp["pb_warp"]}
     groups = stage3.param_groups(other, cfg3, 0)
     assert [g["name"] for g in groups] == ["warp"]
-    cfg4 = _config(ParserFreeGenerator(), "--schedule", schedule)   # niter 50
+    cfg4 = _config(ParserFreeGenerator())                     # niter 50
     assert skin_weights(last_early, cfg4) == (30.0, 2.0)
     assert skin_weights(last_early + 1, cfg4) == (60.0, 4.0)
     assert skin_weights(0, cfg4) == (30.0, 2.0) and skin_weights(99, cfg4) == (60.0, 4.0)
