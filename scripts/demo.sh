@@ -37,15 +37,17 @@ python train_pf_gen.py "${common[@]}" --pb_checkpoint "$runs/pb_gen/final.pth" \
 
 echo "== the family: an FS-VTON student and a mobile (DM-VTON) student of the same teacher"
 for arch in fsvton mobile; do
-  family=(--warp_arch "$arch")
+  # Stage 3 builds the student's warp; stage 4 continues it and builds its generator.
+  warp=(--warp_arch "$arch")
+  gen=()
   if [ "$arch" = mobile ]; then
-    family=(--warp_arch mobile --gen_arch mobile --fpn_dim 32 --mobile_width 0.5
-            --head_channels 16,16,8)      # configs/mobile_student.yaml at the demo's size
+    warp=(--warp_arch mobile --fpn_dim 32 --mobile_width 0.5 --head_channels 16,16,8)
+    gen=(--gen_arch mobile)              # configs/mobile_student.yaml at the demo's size
   fi
   # One epoch each (the PF-AFN student's stage 4 has two), to keep the demo within minutes.
-  python train_pf_warp.py "${common[@]}" "${family[@]}" --name "pf_warp_$arch" \
+  python train_pf_warp.py "${common[@]}" "${warp[@]}" --name "pf_warp_$arch" \
     --pb_checkpoint "$runs/pb_gen/final.pth" --lr 0.001 --niter 1 --niter_decay 0
-  python train_pf_gen.py "${common[@]}" "${family[@]}" --name "pf_gen_$arch" \
+  python train_pf_gen.py "${common[@]}" "${gen[@]}" --name "pf_gen_$arch" \
     --pb_checkpoint "$runs/pb_gen/final.pth" --pf_warp_checkpoint "$runs/pf_warp_$arch/final.pth" \
     --lr_warp 0.0002 --niter 1 --niter_decay 0 --val_pairs paired
 done
