@@ -33,8 +33,7 @@ from common.atomic import write_atomic
 from data import dresscode, viton, vitonhd
 from data.densepose import IUV_CHANNELS, read_densepose_file
 from data.files import (DEFAULT_MAX_PIXELS, EDGE_THRESHOLD, DatasetError, check_garment_mask,
-                        photo_tensor, read_alpha, read_gray, read_rgb, resize_nearest,
-                        resize_photo)
+                        photo_tensor, read_gray, read_rgb, resize_nearest, resize_photo)
 from data.labels import LABEL_SCHEMES, NECK_CHOICES, NECK_HELP, read_label_map
 from data.pose import POSE_FORMATS, PoseFileError, read_keypoints_file, scale_keypoints
 from data.samples import (DataFormats, GarmentFiles, PersonFiles, Sample,
@@ -103,10 +102,11 @@ class GarmentMasks:
             cached = read_gray(path)
             if cached.shape == photo.shape[:2]:
                 return (cached > EDGE_THRESHOLD).astype(np.uint8)
-        from data.garment_mask import GarmentMaskError, compute_garment_mask
+        # Computing a mask is the rare path (a layout without mask files, once per garment).
+        from data.garment_mask import GarmentMaskError, garment_mask_from_file
         try:
-            mask = compute_garment_mask(photo, grabcut=self.grabcut, source=garment.image,
-                                        alpha=read_alpha(garment.image, self.max_pixels)).mask
+            mask = garment_mask_from_file(garment.image, self.grabcut, photo,
+                                          self.max_pixels).mask
         except GarmentMaskError as error:
             raise DatasetError(f"{error} (no mask file: the mask is computed from the product "
                                f"photo)") from None

@@ -126,7 +126,9 @@ def _libjpeg_messages():
         sys.stderr.write(captured["text"].decode(errors="replace"))
 
 
-def _imdecode(data: bytes, flags: int, path: str) -> np.ndarray:
+def decode_image(data: bytes, flags: int, path: str) -> np.ndarray:
+    """An image file's ``data`` decoded by OpenCV with ``flags``; DatasetError naming ``path``
+    when it is not an image or a JPEG is damaged."""
     if data[:2] != b"\xff\xd8":
         image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     else:
@@ -142,92 +144,23 @@ def _imdecode(data: bytes, flags: int, path: str) -> np.ndarray:
     return image
 
 
-def _decode(path: str, flags: int, max_pixels: Optional[int] = None) -> np.ndarray:
+def read_image_bytes(path: str, max_pixels: Optional[int] = None) -> bytes:
+    """An image file's bytes, checked before decoding: complete (JPEG, PNG) and of at most
+    ``max_pixels`` pixels (default ``DEFAULT_MAX_PIXELS``)."""
     data = read_bytes(path)
     _check_complete(data, path)
     check_pixels(data, path, max_pixels)
-    return _imdecode(data, flags, path)
+    return data
+
+
+def _decode(path: str, flags: int, max_pixels: Optional[int] = None) -> np.ndarray:
+    return decode_image(read_image_bytes(path, max_pixels), flags, path)
 
 
 def read_rgb(path: str, max_pixels: Optional[int] = None) -> np.ndarray:
     """Decode a photo -> uint8 (h, w, 3) RGB. Raises DatasetError if unreadable, truncated,
     damaged or larger than ``max_pixels`` (default ``DEFAULT_MAX_PIXELS``)."""
     return _decode(path, cv2.IMREAD_COLOR, max_pixels)[:, :, ::-1]
-
-
-# Alpha at or above this everywhere: an opaque image, whose alpha says nothing of the garment.
-OPAQUE_ALPHA = 250
-
-
-def _png_has_transparency(path: str) -> bool:
-    """Whether a PNG's chunks before its image data include tRNS (a palette, grey or RGB image
-    with transparent colours); only the chunk headers are read."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(8)
-            for _ in range(4096):
-                head = handle.read(8)
-                if len(head) < 8 or head[4:] in (b"IDAT", b"IEND"):
-                    return False
-                if head[4:] == b"tRNS":
-                    return True
-                handle.seek(int.from_bytes(head[:4], "big") + 4, os.SEEK_CUR)
-    except OSError as error:
-        raise DatasetError(f"{path}: cannot read ({error.strerror or error})") from None
-    return False
-
-
-def _may_have_alpha(path: str) -> bool:
-    """Whether a file's header says it may hold an alpha channel: a PNG of colour type 4 or 6
-    or with a tRNS chunk, a WebP whose header flags alpha, or a TIFF (its decoding tells)."""
-    header = read_bytes(path, 32)
-    if header[:8] == b"\x89PNG\r\n\x1a\n":
-        # Byte 25: the colour type (4: grey + alpha, 6: RGBA).
-        return len(header) >= 26 and (header[25] in (4, 6) or _png_has_transparency(path))
-    if header[:4] == b"RIFF" and header[8:12] == b"WEBP" and len(header) >= 25:
-        if header[12:16] == b"VP8X":        # extended format: flags byte, alpha bit 0x10
-            return bool(header[20] & 0x10)
-        if header[12:16] == b"VP8L":        # lossless: bit 28 after the signature byte
-            return bool((int.from_bytes(header[21:25], "little") >> 28) & 1)
-        return False                        # simple lossy WebP: no alpha
-    return header[:4] in (b"II*\x00", b"MM\x00*")
-
-
-def _exif_oriented(array: np.ndarray, data: bytes) -> np.ndarray:
-    """``array`` (h, w) of an image file's pixels as stored, turned as the file's EXIF
-    orientation tag (1-8) says the picture is shown."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            orientation = image.getexif().get(0x0112, 1)
-    except Exception:
-        return array
-    turns = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
-             5: lambda a: a.T, 6: lambda a: np.rot90(a, -1), 7: lambda a: a[::-1, ::-1].T,
-             8: lambda a: np.rot90(a, 1)}
-    return np.ascontiguousarray(turns[orientation](array)) if orientation in turns else array
-
-
-def read_alpha(path: str, max_pixels: Optional[int] = None) -> Optional[np.ndarray]:
-    """The alpha channel of an image with one (a shop's cut-out: PNG with alpha or a
-    transparent palette colour, WebP, TIFF), as uint8 (h, w); None for other files and for an
-    alpha that is opaque everywhere."""
-    # The header tells, so files without alpha are not read whole a second time.
-    if not _may_have_alpha(path):
-        return None
-    data = read_bytes(path)
-    _check_complete(data, path)
-    check_pixels(data, path, max_pixels)
-    image = _imdecode(data, cv2.IMREAD_UNCHANGED, path)
-    if image.ndim != 3 or image.shape[2] != 4:
-        return None
-    # IMREAD_COLOR (read_rgb) turns the picture by its EXIF orientation, IMREAD_UNCHANGED
-    # does not: the alpha is turned alike so that it stays on the garment.
-    alpha = _exif_oriented(image[:, :, 3], data)
-    if alpha.dtype == np.uint16:
-        alpha = (alpha >> 8).astype(np.uint8)
-    elif alpha.dtype != np.uint8:           # a float TIFF: alpha in 0..1
-        alpha = np.clip(np.round(alpha.astype(np.float64) * 255), 0, 255).astype(np.uint8)
-    return None if int(alpha.min()) >= OPAQUE_ALPHA else alpha
 
 
 # A garment mask covering more than this fraction of its photo marks no outline.
@@ -266,13 +199,11 @@ def decode_index_image(path: str, max_pixels: Optional[int] = None) -> Tuple[np.
     Raises:
         DatasetError naming the file when it is unreadable or truncated.
     """
-    data = read_bytes(path)
-    _check_complete(data, path)
-    check_pixels(data, path, max_pixels)
+    data = read_image_bytes(path, max_pixels)
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25 and data[24] == 8 and data[25] == 0:
         # 8-bit grey PNG (byte 24: bit depth, 25: colour type), the usual case: OpenCV is
         # several times faster than PIL here.
-        return _imdecode(data, cv2.IMREAD_UNCHANGED, path), "L"
+        return decode_image(data, cv2.IMREAD_UNCHANGED, path), "L"
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()

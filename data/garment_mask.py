@@ -66,7 +66,8 @@ import cv2
 import numpy as np
 
 from common.errors import UserError
-from data.files import read_alpha, read_rgb
+from data.alpha import read_alpha
+from data.files import read_rgb
 from common.atomic import write_bytes_atomic
 
 # Part of the cache key of computed masks (data.datasets.GarmentMasks): raise it when a change
@@ -500,7 +501,7 @@ def compute_garment_mask(image: np.ndarray, grabcut: bool = False,
         image: uint8 (H, W, 3) RGB, any size (H, W >= 16).
         grabcut: refine with OpenCV's GrabCut (slower; see the module docstring).
         source: the photo's name for messages (a path, usually).
-        alpha: the photo's alpha channel (``data.files.read_alpha``), uint8 (H, W), or None:
+        alpha: the photo's alpha channel (``data.alpha.read_alpha``), uint8 (H, W), or None:
             when given, the mask is ``alpha > 127`` (``mask_from_alpha``; a note says so).
 
     Returns a GarmentMask whose ``mask`` is uint8 (H, W) with values 0 and 255.
@@ -659,12 +660,15 @@ def _check_area(area: float, source: str, problems: List[str]) -> List[str]:
     return []
 
 
-def garment_mask_from_file(path: str, grabcut: bool = False) -> GarmentMask:
+def garment_mask_from_file(path: str, grabcut: bool = False, photo: np.ndarray = None,
+                           max_pixels: int = None) -> GarmentMask:
     """Read a product photo (data.files.read_rgb: DatasetError for unreadable or truncated
-    files) and compute its mask, or take its alpha channel when it has one;
-    GarmentMaskError names ``path``."""
-    return compute_garment_mask(read_rgb(path), grabcut=grabcut, source=path,
-                                alpha=read_alpha(path))
+    files; ``photo``: its uint8 (H, W, 3) RGB pixels when they are read already) and compute
+    its mask, or take its alpha channel when it has one; GarmentMaskError names ``path``."""
+    if photo is None:
+        photo = read_rgb(path, max_pixels)
+    return compute_garment_mask(photo, grabcut=grabcut, source=path,
+                                alpha=read_alpha(path, max_pixels))
 
 
 def encode_mask(mask: np.ndarray, extension: str) -> bytes:

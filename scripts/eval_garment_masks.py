@@ -21,7 +21,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from common.errors import exit_on_user_error  # noqa: E402
-from data.files import IMAGE_EXTENSIONS, DatasetError, read_alpha, read_gray, read_rgb  # noqa: E402
+from data.alpha import read_alpha  # noqa: E402
+from data.files import IMAGE_EXTENSIONS, DatasetError, read_gray, read_rgb  # noqa: E402
 from data.garment_mask import GarmentMaskError, compute_garment_mask  # noqa: E402
 
 

@@ -50,8 +50,8 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from common.errors import UserError, user_error_message  # noqa: E402
-from data.files import (DatasetError, header_size, read_alpha, read_gray,  # noqa: E402
-                        read_rgb)
+from data.alpha import read_alpha  # noqa: E402
+from data.files import DatasetError, header_size, read_gray, read_rgb  # noqa: E402
 from data.photo_fit import FIT_MODES  # noqa: E402
 from utils.inference.loading import (add_model_arguments, check_model_arguments,  # noqa: E402
                                      load_model_from_args)

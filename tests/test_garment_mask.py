@@ -328,7 +328,7 @@ def test_product_photos_are_reproducible_and_true_masks_are_the_drawn_garment():
 def test_a_cut_out_with_alpha_gives_its_alpha_as_the_mask(tmp_path):
     """A shop's PNG cut-out: the alpha channel is the mask (and says so), whatever colour the
     transparent pixels hold; an opaque alpha is ignored and the mask computed."""
-    from data.files import read_alpha
+    from data.alpha import read_alpha
     photo = make_product_photo(np.random.default_rng(3), 256, 192)
     true = photo.mask
     rgba = np.dstack([np.zeros_like(photo.image), true])      # transparent pixels are black
@@ -361,7 +361,7 @@ def test_a_cut_out_with_alpha_gives_its_alpha_as_the_mask(tmp_path):
 def test_cut_outs_in_other_formats_give_their_alpha(tmp_path, kind):
     from PIL import Image
 
-    from data.files import read_alpha
+    from data.alpha import read_alpha
     true = np.zeros((64, 48), np.uint8)
     true[10:50, 12:40] = 255
     rgba = np.zeros((64, 48, 4), np.uint8)
@@ -390,7 +390,7 @@ def test_cut_outs_in_other_formats_give_their_alpha(tmp_path, kind):
 def test_images_without_alpha_have_none(tmp_path, kind):
     from PIL import Image
 
-    from data.files import read_alpha
+    from data.alpha import read_alpha
     image = Image.fromarray(np.full((32, 24, 3), 200, np.uint8))
     name, options = {"webp_lossless": ("a.webp", {"lossless": True}),
                      "webp_lossy": ("b.webp", {"quality": 90}),
@@ -452,7 +452,8 @@ def test_the_alpha_of_a_rotated_cut_out_is_turned_with_its_picture(tmp_path, ext
     # OpenCV shows a PNG or WebP turned by its EXIF orientation, and the alpha must follow.
     from PIL import Image
 
-    from data.files import read_alpha, read_rgb
+    from data.alpha import read_alpha
+    from data.files import read_rgb
     rgba = np.zeros((60, 40, 4), np.uint8)
     rgba[..., :3] = 255
     rgba[5:30, 3:15] = (200, 0, 0, 255)
