@@ -49,6 +49,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from common.cli import REMOVED_FLAGS, refuse_flags  # noqa: E402
 from common.errors import UserError, user_error_message  # noqa: E402
 from data.alpha import read_alpha  # noqa: E402
 from data.files import DatasetError, header_size, read_gray, read_rgb  # noqa: E402
@@ -435,8 +436,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     server.add_argument("--port", type=int, default=7860, help="port to listen on")
     server.add_argument("--max_upload_mb", type=float, default=20.0,
                         help="largest file accepted per upload, in MB (MiB)")
-    server.add_argument("--max_pixels", dest="max_megapixels", type=float,
-                        help="the earlier name of --max_megapixels")
     data = p.add_argument_group("examples")
     data.add_argument("--dataroot", default=None,
                       help="a test set whose first unpaired pairs are shown as clickable "
@@ -445,6 +444,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     data.add_argument("--num_examples", type=int, default=6,
                       help="how many pairs of --dataroot to show")
     add_data_arguments(data)
+    refuse_flags(p, {flag: REMOVED_FLAGS[flag] for flag in ("--amp", "--max_pixels")})
     # Uploads: at most 40 megapixels (--max_megapixels, width x height / 1e6) each.
     p.set_defaults(max_megapixels=40.0)
     args = p.parse_args(argv)

@@ -147,7 +147,7 @@ def test_saved_files_get_the_usual_permissions(tmp_path):
 
 
 def test_a_checkpoint_rebuilds_its_own_architecture(tmp_path):
-    from utils.checkpoint import checkpoint_payload, load_model
+    from utils.checkpoint import checkpoint_payload, load_checkpoint_model
     warp = _randomise(AFWM(3, channels=(8, 16, 16, 16, 32), fpn_dim=24, align_corners=False), 4)
     gen = _randomise(ResUnetGenerator(7, ngf=8, num_downs=6), 5)
     payload, bad = checkpoint_payload("pf_gen", {"warp": warp, "gen": gen}, {"height": 64})
@@ -158,7 +158,7 @@ def test_a_checkpoint_rebuilds_its_own_architecture(tmp_path):
                                     "channels": [8, 16, 16, 16, 32], "fpn_dim": 24,
                                     "align_corners": False, "cost_volume": "auto",
                                     "head_channels": [128, 64, 32]}
-    rebuilt = {key: load_model(data, key, tmp_path / "final.pth") for key in ("warp", "gen")}
+    rebuilt = {key: load_checkpoint_model(tmp_path / "final.pth", key) for key in ("warp", "gen")}
     assert rebuilt["warp"].align_corners is False and rebuilt["gen"].arch["num_downs"] == 6
     for key, model in (("warp", warp), ("gen", gen)):
         for name, value in model.state_dict().items():
@@ -166,13 +166,13 @@ def test_a_checkpoint_rebuilds_its_own_architecture(tmp_path):
 
 
 def test_an_older_checkpoint_with_only_a_config_still_loads(tmp_path):
-    from utils.checkpoint import load_model
+    from utils.checkpoint import load_checkpoint_model
     warp = _randomise(AFWM(45, **SMALL), 6)
     path = tmp_path / "old.pth"
     save_atomic({"format": CHECKPOINT_FORMAT, "stage": "pb_warp", "model": {"warp": warp.state_dict()},
                  "config": {"warp_channels": list(SMALL["channels"]), "fpn_dim": 16,
                             "align_corners": True}}, path)
-    model = load_model(read_checkpoint(path), "warp", path)
+    model = load_checkpoint_model(path, "warp")
     assert model.arch["input_nc"] == 45 and model.arch["channels"] == list(SMALL["channels"])
 
 
@@ -200,7 +200,7 @@ def test_an_unknown_set_of_keys_names_the_closest_architecture(tmp_path):
 
 
 def test_corrupted_or_non_finite_weights_are_refused(tmp_path):
-    from utils.checkpoint import checkpoint_payload, load_model
+    from utils.checkpoint import checkpoint_payload, load_checkpoint_model
     warp = _randomise(AFWM(3, **SMALL), 7)
     payload, _ = checkpoint_payload("pf_warp", {"warp": warp}, {})
     path = tmp_path / "latest.pth"
@@ -213,7 +213,7 @@ def test_corrupted_or_non_finite_weights_are_refused(tmp_path):
     raw[start + 8:start + 16] = bytes(8)
     path.write_bytes(bytes(raw))
     with pytest.raises(CheckpointError, match="is corrupted: the weights of its 'warp' model"):
-        load_model(read_checkpoint(path), "warp", path)
+        load_checkpoint_model(path, "warp")
 
     state = warp.state_dict()
     state["aflow_net.netMain.0.0.bias"] = torch.full_like(state["aflow_net.netMain.0.0.bias"],
@@ -229,16 +229,16 @@ def test_corrupted_or_non_finite_weights_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize("field, value, expected", [
-    ("align_corners", "maybe", "align_corners = 'maybe' is not true or false"),
-    ("align_corners", 1, "align_corners = 1 is not true or false"),
-    ("fpn_dim", -3, "fpn_dim = -3 is not a positive whole number"),
-    ("warp_channels", "abc", "channels = ['a', 'b', 'c'] is not a list of positive whole")])
+    ("align_corners", "maybe", "--align_corners maybe is not true or false"),
+    ("align_corners", 1, "--align_corners 1 is not true or false"),
+    ("fpn_dim", -3, "--fpn_dim -3 is not a positive whole number"),
+    ("warp_channels", "abc", "--warp_channels abc is not a list of positive whole")])
 def test_garbage_in_a_checkpoints_config_is_one_line(tmp_path, field, value, expected):
     from tests.small_models import small_models, stage4_checkpoint
-    from utils.checkpoint import load_model
+    from utils.checkpoint import load_checkpoint_model
     path = stage4_checkpoint(tmp_path / "final.pth", *small_models(0))
     data = read_checkpoint(path)
     data["config"][field] = value
     with pytest.raises(CheckpointError, match="final.pth") as refused:
-        load_model(data, "warp", path)
+        load_checkpoint_model(path, "warp", data=data)
     assert expected in str(refused.value) and "\n" not in str(refused.value)

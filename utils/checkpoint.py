@@ -30,8 +30,8 @@ import torch.nn as nn
 
 from common.atomic import write_atomic
 from common.errors import UserError
-from models.registry import (build_model, complete_arch, ignored_keys, recognise, saved_arch,
-                             unwrap)
+from models.registry import (arch_from_flags, build_model, complete_arch, find, ignored_keys,
+                             recognise, saved_arch, types_of, unwrap, with_overrides)
 
 CHECKPOINT_FORMAT = "pfafn-checkpoint-v1"
 
@@ -203,24 +203,19 @@ def checkpoint_arch(data: Mapping, key: str, path: str | os.PathLike,
 
 
 def _legacy_arch(data: Mapping, key: str, path, what: str) -> dict:
+    """A checkpoint saved before ``arch`` was: its model is of the first registered type of
+    its kind (PF-AFN's, the only ones then), with the architecture flags its config holds."""
     config, stage = data.get("config", {}), data.get("stage")
     inputs = LEGACY_INPUTS.get(stage, {})
     if key not in inputs:
         raise CheckpointError(f"{what}: {path} (stage '{stage}') records no architecture for "
                               f"its '{key}' model")
-    if key == "warp":
-        arch = {"kind": "warp", "type": "pfafn", "input_nc": inputs[key]}
-        arch.update({k: config[k] for k in ("fpn_dim", "align_corners") if k in config})
-        if "warp_channels" in config:
-            arch["channels"] = list(config["warp_channels"])
-    else:
-        arch = {"kind": "gen", "type": "resunet", "input_nc": inputs[key]}
-        if "ngf" in config:
-            arch["ngf"] = config["ngf"]
+    first = types_of(key)[0]
+    flags = {flag.flag: config.get(flag.flag) for flag in find(key, first).flags}
     try:
-        return complete_arch(arch)
+        return arch_from_flags(key, first, inputs[key], flags)
     except ValueError as error:
-        raise CheckpointError(f"{what}: {path}: {error} (stored in its config)") from None
+        raise CheckpointError(f"{what}: {path}: {error}, stored in its config") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,22 +280,34 @@ def load_weights(model: nn.Module, path: str | os.PathLike, key: str, what: str 
     return data
 
 
-def load_model(data: Mapping, key: str, path: str | os.PathLike, what: str = "checkpoint",
-               stages: Optional[Iterable[str]] = None, kind: Optional[str] = None,
-               overrides: Optional[Mapping[str, Any]] = None) -> nn.Module:
-    """Build model ``key`` of a read checkpoint (``read_checkpoint``) with the architecture it
-    records or implies, ``overrides`` applied (e.g. ``{'align_corners': False}``), and load its
-    weights strictly. The cost volume's implementation is a choice of the machine that runs the
-    model, not of the one that saved it: 'auto' unless ``overrides`` names one. Errors name
-    ``what`` and ``path``."""
-    state = state_dict_from(data, key, path, what, stages)
-    arch = checkpoint_arch(data, key, path, what, kind)
-    overrides = {"cost_volume": "auto", **(overrides or {})}
-    arch = {**arch, **{k: v for k, v in overrides.items() if k in arch}}
+def load_checkpoint_model(path: str | os.PathLike, kind: str, flag: str = "checkpoint",
+                          key: Optional[str] = None, stages: Optional[Iterable[str]] = None,
+                          overrides: Optional[Mapping[str, Any]] = None,
+                          input_nc: Optional[int] = None, role: str = "this use",
+                          hint: str = "", data: Optional[Mapping] = None) -> nn.Module:
+    """The model ``key`` (default: ``kind``, 'warp' or 'gen') of the checkpoint at ``path``:
+    read safely (or ``data``, the file already read by ``read_checkpoint``), its architecture
+    as the file records or implies it (``checkpoint_arch``) with ``overrides`` applied (e.g.
+    ``{'align_corners': False}``), built, and its weights loaded strictly.
+
+    The cost volume's implementation is a choice of the machine that runs the model, not of
+    the one that saved it: 'auto' unless ``overrides`` names one. ``stages``: the stages a
+    project checkpoint may come from; ``input_nc``: the input channels the model must take
+    (``role`` says whose, e.g. "the parser-based teacher's warp"; ``hint`` what a file of
+    other channels may be). Every error is one
+    ``CheckpointError`` line naming ``flag`` and ``path``."""
+    data = read_checkpoint(path, flag) if data is None else data
+    key = key or kind
+    state = state_dict_from(data, key, path, flag, stages)
+    arch = checkpoint_arch(data, key, path, flag, kind)
     try:
+        arch = with_overrides(arch, {"cost_volume": "auto", **(overrides or {})})
         model = build_model(arch)
     except (ValueError, TypeError, RuntimeError) as error:
-        raise CheckpointError(f"{what}: {path}: its '{key}' architecture cannot be built: "
+        raise CheckpointError(f"{flag}: {path}: its '{key}' architecture cannot be built: "
                               f"{str(error).splitlines()[0] if str(error) else error}") from None
-    load_state(model, state, f"{what}: {path}")
+    if input_nc is not None and arch["input_nc"] != input_nc:
+        raise CheckpointError(f"{flag}: {path} holds a {kind} of {arch['input_nc']} input "
+                              f"channels; {role} takes {input_nc}" + (hint and f" ({hint})"))
+    load_state(model, state, f"{flag}: {path}")
     return model

@@ -18,7 +18,7 @@ import torch.nn as nn
 from common.atomic import write_atomic
 from models.graph import (EXPORT_CORRELATION, EXPORT_FORMAT, INPUT_NAMES, OUTPUT_NAMES, TryOnGraph,
                           example_inputs)
-from models.registry import saved_arch
+from models.registry import family_of, saved_arch
 from utils.weights import file_sha256
 
 # The dynamo exporter writes opset 18 or newer. 18 is the oldest it emits (so the widest
@@ -37,14 +37,18 @@ def capture(graph: TryOnGraph, height: int, width: int) -> torch.export.Exported
 
 
 def graph_metadata(graph: TryOnGraph, height: int, width: int,
-                   sources: Optional[Mapping[str, str]] = None, family: str = "pfafn",
-                   rounding: bool = False) -> dict:
+                   sources: Optional[Mapping[str, str]] = None,
+                   family: Optional[str] = None, rounding: bool = False) -> dict:
     """The key-value strings stored with an export: the format tag, the input size, the
     sampling convention, the two models' architectures (JSON), the family whose conventions
-    the try-on follows and whether its images are rounded to 8 bits (``quantise``), and the
+    the try-on follows (default: the registered family of the two architectures, 'mixed' when
+    none) and whether its images are rounded to 8 bits (``quantise``), and the
     source checkpoints (path and SHA-256 of each file in ``sources``, e.g.
     {'warp_checkpoint': PATH})."""
     warp_arch, gen_arch = (saved_arch(model) for model in (graph.warp, graph.gen))
+    if family is None:
+        found = family_of(warp_arch["type"], gen_arch["type"])
+        family = found.name if found else "mixed"
     meta = {
         "format": EXPORT_FORMAT,
         "height": str(height),
@@ -110,7 +114,7 @@ def export_tryon(warp: nn.Module, gen: nn.Module, height: int, width: int,
                  onnx_path: Optional[str | os.PathLike] = None,
                  pt2_path: Optional[str | os.PathLike] = None,
                  sources: Optional[Mapping[str, str]] = None, opset: int = DEFAULT_OPSET,
-                 family: str = "pfafn", rounding: bool = False) -> dict:
+                 family: Optional[str] = None, rounding: bool = False) -> dict:
     """Export the try-on of ``warp`` and ``gen`` at ``height`` x ``width``: an ONNX file to
     ``onnx_path`` and/or a torch.export archive to ``pt2_path``, both from one capture.
 

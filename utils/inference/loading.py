@@ -2,15 +2,14 @@
 export) and the model they name: checkpoints (``utils/inference/model.py``) or an exported ONNX
 graph run by ONNX Runtime (``utils/inference/onnx_runtime.py``)."""
 
-import argparse
 from typing import Optional
 
 import torch
 
+from models.registry import families
 from utils.checkpoint import CheckpointError
-
-from utils.inference.model import FAMILIES, load_tryon_model, pick_device
-from utils.inference.precision import AMP_NAMES, PRECISIONS, choose_fastest
+from utils.inference.model import load_tryon_model, pick_device
+from utils.inference.precision import PRECISIONS, choose_fastest
 
 
 def add_model_arguments(group, run: bool = True, precision: Optional[str] = None) -> None:
@@ -29,10 +28,13 @@ def add_model_arguments(group, run: bool = True, precision: Optional[str] = None
                        help="generator weights: a released file (gen_model_final.pth, "
                             "PFAFN_gen_epoch_101.pth, dmvton_pf_gen.pt) or a stage-4 "
                             "checkpoint")
-    group.add_argument("--arch", default="auto", choices=["auto", *FAMILIES],
-                       help="the family the files must be (auto: recognised from their keys); "
-                            "released FS-VTON and DM-VTON files run as their authors' code "
-                            "ran them, rounding their images as it did")
+    known = families()
+    group.add_argument("--arch", default="auto", choices=["auto", *known],
+                       help="the family the files must be (auto: recognised from their keys): "
+                            + "; ".join(f"{name}, {family.description}"
+                                        for name, family in known.items())
+                            + ". A released family's files run as its authors' code ran them, "
+                              "rounding or truncating their images as it did")
     group.add_argument("--height", type=int, default=None,
                        help="model input height (default: from the checkpoint's config, else 256)")
     group.add_argument("--width", type=int, default=None,
@@ -56,7 +58,6 @@ def add_model_arguments(group, run: bool = True, precision: Optional[str] = None
                             "volume, flows and sampling stay float32 in all of them "
                             "(default: " + (precision or "fp32, or an --onnx graph's own")
                             + ")")
-    group.add_argument("--amp", default=None, choices=sorted(AMP_NAMES), help=argparse.SUPPRESS)
     group.add_argument("--fast", action="store_true",
                        help="fold BatchNorm into convolutions and run channels_last (same "
                             "outputs to ~1e-5; on a 2-core CPU 1.06x PF-AFN and 1.33x the "
@@ -67,8 +68,6 @@ def add_model_arguments(group, run: bool = True, precision: Optional[str] = None
 def check_model_arguments(parser, args) -> None:
     """``--checkpoint`` sets both parts; both are required unless ``--onnx`` (where present)
     names a graph, which takes no checkpoint or speed flags. Errors through ``parser``."""
-    if getattr(args, "amp", None) is not None:     # the earlier name of --precision
-        args.precision = AMP_NAMES[args.amp]
     if getattr(args, "onnx", None):
         # The graph holds the weights, BatchNorm folded, in its own format: nothing to tune.
         clashing = [f"--{flag}" for flag in ("checkpoint", "warp_checkpoint", "gen_checkpoint",

@@ -7,7 +7,7 @@ and the benchmarks run.
 
 ``model.height``/``model.width`` are the size the weights were trained at (from a project
 checkpoint's config; 256x192 for released plain state dicts); the two models are built with
-the architectures their checkpoints record or imply (``utils.checkpoint.checkpoint_arch``).
+the architectures their checkpoints record or imply (``utils.checkpoint.load_checkpoint_model``).
 Inputs of another size are an error: fitting a photo to that size is the caller's job
 (``data.photo_fit``).
 """
@@ -19,25 +19,19 @@ import torch
 import torch.nn as nn
 
 from common.errors import UserError
-from models import PF_GEN_INPUT, PF_WARP_INPUT
+from common.precision import AUTOCAST_DTYPES
+from models import PF_GEN_INPUT, PF_WARP_INPUT, SIZE_MULTIPLE
+from models.registry import families, family_of
 from models.tryon import TryOnResult, parser_free_tryon
-from utils.checkpoint import CheckpointError, is_project_checkpoint, load_model, read_checkpoint
-from utils.inference.precision import AUTOCAST_DTYPES, autocast_dtype
+from utils.checkpoint import (CheckpointError, is_project_checkpoint, load_checkpoint_model,
+                              read_checkpoint)
+from utils.inference.precision import autocast_dtype
 
 WARP_STAGES = ("pf_warp", "pf_gen")
 GEN_STAGES = ("pf_gen",)
 RELEASE_SIZE = (256, 192)
-# The warp module halves the size five times; above this side a try-on needs tens of GB.
-SIZE_MULTIPLE = 32
+# Above this side a try-on needs tens of GB.
 MAX_SIDE = 4096
-# The released families: (warp architecture, generator architecture, rounds its images).
-FAMILIES = {"pfafn": ("pfafn", "resunet", False), "fsvton": ("fsvton", "resunet", True),
-            "dmvton": ("mobile", "mobile", True)}
-
-
-def family_of(warp_type: str, gen_type: str) -> Optional[str]:
-    return next((name for name, (warp, gen, _) in FAMILIES.items()
-                 if (warp, gen) == (warp_type, gen_type)), None)
 
 
 class DeviceError(UserError):
@@ -67,7 +61,8 @@ class TryOnModel:
     ``height``, ``width``: the input size; ``device``: where inputs are moved; ``precision``:
     'fp32' | 'bf16' | 'fp16' autocast (``utils.inference.precision``: the cost volume, the flow
     arithmetic and the sampling stay float32);
-    ``family``: whose conventions the try-on follows (``FAMILIES``); ``rounding``: how its
+    ``family``: whose conventions the try-on follows (a registered family's name, or 'mixed');
+    ``rounding``: how its
     images are quantised to 8 bits (``common.images.quantise``): PF-AFN's release truncates,
     FS-VTON's and DM-VTON's test scripts round."""
 
@@ -78,7 +73,7 @@ class TryOnModel:
     device: torch.device
     precision: str = "fp32"
     backend: str = "pytorch"
-    family: str = "pfafn"
+    family: str = "mixed"
     rounding: bool = False
     # How --precision auto chose (``utils.inference.precision.Choice``), when it did.
     choice: Optional[Any] = None
@@ -117,53 +112,69 @@ def load_tryon_model(warp_checkpoint: str, gen_checkpoint: str, device: torch.de
                      warp_flag: str = "--warp_checkpoint",
                      gen_flag: str = "--gen_checkpoint", family: str = "auto") -> TryOnModel:
     """Build the warp module and the generator with the architectures and the size their
-    checkpoints record (or imply) and load them strictly.
+    checkpoints record (or imply) and load them strictly (``load_checkpoint_model``).
 
     Checkpoints: released plain state dicts (the architecture recognised from their keys) or
     this project's stage-3/4 files (the warp) and stage-4 files (the generator); one stage-4
     file may be passed as both. ``height`` and ``width`` override the size stored in a project
     checkpoint (released files: 256x192); ``align_corners`` overrides the sampling convention.
     ``fast``: fold BatchNorm and run channels_last; ``compile``: ``torch.compile``;
-    ``precision``: 'fp32', 'bf16' or 'fp16' (autocast).
-    ``family``: 'auto', or a name of ``FAMILIES`` that the files must be: a released file of
-    FS-VTON or DM-VTON then runs as its authors' code ran it (its images rounded, not
-    truncated); this project's checkpoints keep PF-AFN's truncation unless ``family`` says
-    otherwise. Errors (``CheckpointError``) name the flag and the file."""
+    ``precision``: 'fp32', 'bf16' or 'fp16' (autocast). ``family``: 'auto', or the name of a
+    registered family (``models.registry.families``) that the files must be (see
+    ``resolve_family``). Errors (``CheckpointError``) name the flag and the file."""
     if precision not in AUTOCAST_DTYPES:
         raise ValueError(f"precision must be one of {', '.join(AUTOCAST_DTYPES)} for "
                          f"checkpoints, got {precision!r}")
-    device = torch.device(device)
     warp_data = read_checkpoint(warp_checkpoint, warp_flag)
     gen_data = warp_data if gen_checkpoint == warp_checkpoint else read_checkpoint(gen_checkpoint,
                                                                                     gen_flag)
-    overrides = {} if align_corners is None else {"align_corners": bool(align_corners)}
-    warp = load_model(warp_data, "warp", warp_checkpoint, warp_flag, WARP_STAGES,
-                      overrides=overrides)
-    gen = load_model(gen_data, "gen", gen_checkpoint, gen_flag, GEN_STAGES)
-    for model, flag, path, wanted in ((warp, warp_flag, warp_checkpoint, PF_WARP_INPUT),
-                                      (gen, gen_flag, gen_checkpoint, PF_GEN_INPUT)):
-        if model.arch["input_nc"] != wanted:
-            raise CheckpointError(f"{flag}: {path} holds a model of {model.arch['input_nc']} "
-                                  f"input channels; the parser-free try-on's takes {wanted} (is "
-                                  f"it a parser-based teacher?)")
-    found = family_of(warp.arch["type"], gen.arch["type"])
-    if family != "auto":
-        if family not in FAMILIES:
-            raise CheckpointError(f"--arch {family}: expected auto or one of "
-                                  f"{', '.join(FAMILIES)}")
-        expected = FAMILIES[family][:2]
-        if (warp.arch["type"], gen.arch["type"]) != expected:
-            raise CheckpointError(
-                f"--arch {family}: {warp_flag} {warp_checkpoint} and {gen_flag} "
-                f"{gen_checkpoint} hold a {warp.arch['type']} warp and a {gen.arch['type']} "
-                f"generator; {family} is a {expected[0]} warp and a {expected[1]} generator")
-        rounding = FAMILIES[family][2]
-    else:
-        released = not is_project_checkpoint(warp_data)
-        rounding = bool(released and found and FAMILIES[found][2])
-        family = found or "mixed"
+    role, hint = "the parser-free try-on's", "is it a parser-based teacher?"
+    warp = load_checkpoint_model(
+        warp_checkpoint, "warp", warp_flag, stages=WARP_STAGES, data=warp_data,
+        overrides={} if align_corners is None else {"align_corners": bool(align_corners)},
+        input_nc=PF_WARP_INPUT, role=role, hint=hint)
+    gen = load_checkpoint_model(gen_checkpoint, "gen", gen_flag, stages=GEN_STAGES, data=gen_data,
+                                input_nc=PF_GEN_INPUT, role=role, hint=hint)
+    sources = f"{warp_flag} {warp_checkpoint} and {gen_flag} {gen_checkpoint}"
+    name, rounding = resolve_family(family, warp.arch["type"], gen.arch["type"],
+                                    not is_project_checkpoint(warp_data), sources)
+    size = model_size((warp_data, gen_data), height, width, f"{warp_flag}/{gen_flag}")
+    warp, gen = warp.to(device).eval(), gen.to(device).eval()
+    if fast or compile:
+        from models.fast import optimize_for_inference
+        warp, gen = (optimize_for_inference(m, fold_bn=fast, channels_last=fast, compile=compile)
+                     for m in (warp, gen))
+    return TryOnModel(warp=warp, gen=gen, height=size[0], width=size[1],
+                      device=torch.device(device), precision=precision, family=name,
+                      rounding=rounding)
+
+
+def resolve_family(family: str, warp_type: str, gen_type: str, released: bool,
+                   sources: str) -> tuple[str, bool]:
+    """(family name, rounding) of a warp and a generator. ``family`` 'auto': the registered
+    family they form ('mixed' when none), rounding as its authors' test script did for released
+    files only (this project's checkpoints keep PF-AFN's truncation); a family name: the files
+    must be that family's (else a ``CheckpointError`` naming ``sources``), rounding as it did."""
+    known = families()
+    if family == "auto":
+        found = family_of(warp_type, gen_type)
+        return (found.name if found else "mixed"), bool(released and found and found.rounding)
+    if family not in known:
+        raise CheckpointError(f"--arch {family}: expected auto or one of {', '.join(known)}")
+    wanted = known[family]
+    if (warp_type, gen_type) != (wanted.warp, wanted.gen):
+        raise CheckpointError(f"--arch {family}: {sources} hold a {warp_type} warp and a "
+                              f"{gen_type} generator; {family} is a {wanted.warp} warp and a "
+                              f"{wanted.gen} generator")
+    return family, wanted.rounding
+
+
+def model_size(checkpoints, height: Optional[int], width: Optional[int],
+               source: str) -> tuple[int, int]:
+    """(height, width) of the model frame: the flags when given, else the size a project
+    checkpoint's config stores (the last one's), else the released 256x192; checked."""
     size = dict(zip(("height", "width"), RELEASE_SIZE))
-    for data in (warp_data, gen_data):
+    for data in checkpoints:
         if is_project_checkpoint(data):
             config = data.get("config", {})
             size.update({k: config[k] for k in size if k in config})
@@ -172,14 +183,8 @@ def load_tryon_model(warp_checkpoint: str, gen_checkpoint: str, device: torch.de
             size[key] = flag_value
             check_side(key, flag_value, f"--{key}")
         else:
-            check_side(key, size[key], f"the {key} stored in {warp_flag}/{gen_flag}")
-    warp, gen = warp.to(device).eval(), gen.to(device).eval()
-    if fast or compile:
-        from models.fast import optimize_for_inference
-        warp, gen = (optimize_for_inference(m, fold_bn=fast, channels_last=fast, compile=compile)
-                     for m in (warp, gen))
-    return TryOnModel(warp=warp, gen=gen, height=int(size["height"]), width=int(size["width"]),
-                      device=device, precision=precision, family=family, rounding=rounding)
+            check_side(key, size[key], f"the {key} stored in {source}")
+    return int(size["height"]), int(size["width"])
 
 
 def check_side(name: str, value, source: str) -> None:

@@ -10,6 +10,7 @@ batch size runs. Problems with the file (missing, not ONNX, not a try-on graph o
 exported for another size or sampling convention) raise ``CheckpointError`` naming the file.
 """
 
+import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from models.graph import EXPORT_FORMAT, INPUT_NAMES, OUTPUT_NAMES
+from models.registry import family_of
 from models.tryon import TryOnResult
 from utils.checkpoint import CheckpointError
 from utils.inference.model import check_inputs
@@ -80,7 +82,7 @@ class OnnxTryOnModel:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     precision: str = "fp32"
     backend: str = "onnxruntime"
-    family: str = "pfafn"
+    family: str = "mixed"
     rounding: bool = False
     # How --precision auto chose (``utils.inference.precision.Choice``), when it did.
     choice: Optional[Any] = None
@@ -174,6 +176,17 @@ def load_onnx_model(path: str, device: torch.device | str = "cpu",
     return OnnxTryOnModel(session=session, path=str(path), height=graph_height,
                           width=graph_width, align_corners=stored, metadata=metadata,
                           providers=session.get_providers(),
-                          family=metadata.get("family", "pfafn"),
+                          family=metadata.get("family") or _family_of_graph(metadata),
                           precision=metadata.get("precision", "fp32"),
                           rounding=metadata.get("rounding") == "true")
+
+
+def _family_of_graph(metadata: dict) -> str:
+    """The registered family of the architectures an export records ('mixed' when none), for
+    graphs written before the family was."""
+    try:
+        warp, gen = (json.loads(metadata[key])["type"] for key in ("warp_arch", "gen_arch"))
+    except (KeyError, TypeError, ValueError):
+        return "mixed"
+    found = family_of(warp, gen)
+    return found.name if found else "mixed"

@@ -12,14 +12,14 @@ import torch
 import torch.nn as nn
 
 from data.inputs import TryOnInputs, pose_radius_for
-from models import PB_GEN_INPUT, PB_WARP_INPUT, build_model
+from models import PB_GEN_INPUT, PB_WARP_INPUT
 from models.afwm import WarpOutput
-from models.registry import unwrap
+from models.registry import arch_from_flags, build_model, unwrap, with_overrides
 from models.losses import (VGG_SLICES, FeatureAdapter, VGGLoss, distillation_gate,
                            distillation_loss, warp_loss)
 from models.tryon import TutorOutput, tutor_image
 from options.config import ConfigError
-from utils.checkpoint import CheckpointError, load_model, load_weights, read_checkpoint
+from utils.checkpoint import CheckpointError, load_checkpoint_model, load_weights
 from utils.flow_viz import flow_magnitude, flow_to_color
 from utils.logging_utils import LOGGER_NAME
 from utils.weights import MissingWeightsError, read_weights_file, resolve_weights_file
@@ -34,25 +34,16 @@ VGG19_FILE = "vgg19-dcbb9e9d.pth"
 
 
 def warp_arch(cfg, input_nc: int) -> dict:
-    """The architecture of a warp module the flags describe (``models.registry``):
-    ``--warp_arch`` and the widths that architecture takes."""
-    arch = {"kind": "warp", "type": cfg.warp_arch, "input_nc": input_nc, "fpn_dim": cfg.fpn_dim,
-            "align_corners": bool(cfg.align_corners), "head_channels": list(cfg.head_channels)}
-    if cfg.warp_arch in ("pfafn", "fsvton"):
-        arch["channels"] = list(cfg.warp_channels)
-    if cfg.warp_arch == "mobile":
-        arch["width_mult"] = float(cfg.mobile_width)
-    if cfg.warp_arch != "fsvton":
-        arch["cost_volume"] = cfg.cost_volume
-    return arch
+    """The architecture of the warp module the flags describe (``--warp_arch`` and the flags it
+    declares, ``models.registry.arch_from_flags``), its cost volume as ``--cost_volume`` says
+    when it has one."""
+    arch = arch_from_flags("warp", cfg.warp_arch, input_nc, vars(cfg))
+    return with_overrides(arch, {"cost_volume": cfg.cost_volume})
 
 
 def gen_arch(cfg, input_nc: int) -> dict:
-    """The architecture of a generator the flags describe: ``--gen_arch`` (and ``--ngf``)."""
-    arch = {"kind": "gen", "type": cfg.gen_arch, "input_nc": input_nc}
-    if cfg.gen_arch == "resunet":
-        arch["ngf"] = cfg.ngf
-    return arch
+    """The architecture of the generator the flags describe (``--gen_arch`` and its flags)."""
+    return arch_from_flags("gen", cfg.gen_arch, input_nc, vars(cfg))
 
 
 def build_warp(cfg, input_nc: int) -> nn.Module:
@@ -105,10 +96,8 @@ def continue_from_flag(cfg, flag: str, key: str, stages: Iterable[str]) -> nn.Mo
     """Model ``key`` of the earlier-stage checkpoint named by ``--flag``, built with the
     architecture the file records (not the flags: stages 2 and 4 go on training the warp of
     stages 1 and 3) and its weights; the cost volume as ``--cost_volume`` says."""
-    path = require_flag(cfg, flag)
-    data = read_checkpoint(path, f"--{flag}")
-    return load_model(data, key, path, f"--{flag}", stages=stages,
-                      overrides={"cost_volume": cfg.cost_volume})
+    return load_checkpoint_model(require_flag(cfg, flag), key, f"--{flag}", stages=stages,
+                                 overrides={"cost_volume": cfg.cost_volume})
 
 
 def same_architecture(first: nn.Module, second: nn.Module) -> bool:
@@ -151,14 +140,14 @@ def build_vgg19_features(weights_path: Optional[str] = None,
     try:
         path = resolve_weights_file(weights_path, VGG19_FILE, "--vgg_weights",
                                     "VGG19 perceptual loss", allow_random,
-                                    random_opt_in="--allow_random_vgg")
+                                    random_opt_in="--allow_random_weights")
     except MissingWeightsError as error:
         raise VGGWeightsMissing(
             f"{error} On a machine with internet, `python -c \"import torchvision; "
             f"torchvision.models.vgg19(weights='IMAGENET1K_V1')\"` caches it.") from None
     if path is None:
         logging.getLogger(LOGGER_NAME).warning(
-            "VGG19 perceptual loss uses RANDOM weights (--allow_random_vgg): for tests and "
+            "VGG19 perceptual loss uses RANDOM weights (--allow_random_weights): for tests and "
             "demos only, results are not comparable to the paper")
     else:
         state = read_weights_file(path, VGG19_FILE, check_hash=True, mismatch_is_error=False)
@@ -177,7 +166,7 @@ def perceptual_loss(cfg, device) -> VGGLoss:
     """The VGG19 loss with ``--vgg_layers`` levels (no network at all when 0)."""
     if cfg.vgg_layers == 0:
         return VGGLoss(None, 0).to(device)
-    features = build_vgg19_features(cfg.vgg_weights, cfg.allow_random_vgg)
+    features = build_vgg19_features(cfg.vgg_weights, cfg.allow_random_weights)
     return VGGLoss(features, cfg.vgg_layers).to(device)
 
 
@@ -272,13 +261,10 @@ def parser_based_teacher(cfg, device) -> dict[str, nn.Module]:
     teacher = {}
     for part, name in (("warp", "pb_warp"), ("gen", "pb_gen")):
         flag, path = teacher_source(cfg, part)
-        data = read_checkpoint(path, f"--{flag}")
-        model = load_model(data, part, path, f"--{flag}", stages=("pb_gen",))
-        wanted = PB_WARP_INPUT if part == "warp" else PB_GEN_INPUT
-        if model.arch["input_nc"] != wanted:
-            raise CheckpointError(f"--{flag}: {path} holds a {part} of {model.arch['input_nc']} "
-                                  f"input channels; the parser-based teacher's {part} takes "
-                                  f"{wanted} (is it a parser-free model?)")
+        model = load_checkpoint_model(
+            path, part, f"--{flag}", stages=("pb_gen",),
+            input_nc=PB_WARP_INPUT if part == "warp" else PB_GEN_INPUT,
+            role=f"the parser-based teacher's {part}", hint="is it a parser-free model?")
         teacher[name] = freeze(model.to(device))
     return teacher
 
