@@ -271,27 +271,29 @@ def export_for_onnxruntime(device: str, args, warp, gen, folder: str) -> dict:
     return found
 
 
-ARCHITECTURES = {
-    # name: (warp architecture, generator architecture) at the released widths, or a config
-    "pfafn": ({"type": "pfafn"}, {"type": "resunet"}),
-    "fsvton": ({"type": "fsvton"}, {"type": "resunet"}),
-    "dmvton": ({"type": "mobile"}, {"type": "mobile"}),
-    "mobile_student": "configs/mobile_student.yaml",
-}
+# Configurations benchmarked beside the registered families (``models.registry.families``).
+CONFIGS = {"mobile_student": "configs/mobile_student.yaml"}
+
+
+def architecture_names() -> list[str]:
+    """What ``--archs`` takes: the registered families, then ``CONFIGS``."""
+    from models.registry import families
+    return [*families(), *CONFIGS]
 
 
 def architecture_models(name: str, device: str):
-    """Random parser-free warp and generator of a benchmarked architecture, eval mode."""
-    from models import PF_WARP_INPUT
-    spec = ARCHITECTURES[name]
-    if isinstance(spec, str):
+    """Random parser-free warp and generator of a registered family at its released widths,
+    or of a configuration of ``CONFIGS``, eval mode."""
+    from models.registry import families
+    if name in CONFIGS:
         from options.config import parse_config
         from utils.training.parts import gen_arch, warp_arch
-        cfg = parse_config(["--config", os.path.join(ROOT, spec)], default_name=name)
+        cfg = parse_config(["--config", os.path.join(ROOT, CONFIGS[name])], default_name=name)
         warp_spec, gen_spec = warp_arch(cfg, PF_WARP_INPUT), gen_arch(cfg, PF_GEN_INPUT)
     else:
-        warp_spec = {"kind": "warp", "input_nc": PF_WARP_INPUT, **spec[0]}
-        gen_spec = {"kind": "gen", "input_nc": PF_GEN_INPUT, **spec[1]}
+        family = families()[name]
+        warp_spec = {"kind": "warp", "type": family.warp, "input_nc": PF_WARP_INPUT}
+        gen_spec = {"kind": "gen", "type": family.gen, "input_nc": PF_GEN_INPUT}
     torch.manual_seed(0)
     return (build_model(warp_spec).to(device).eval(), build_model(gen_spec).to(device).eval())
 
@@ -714,7 +716,7 @@ def parse_args(argv=None):
     parser.add_argument("--train_batch_size", type=int, default=2, help="training batch size")
     parser.add_argument("--archs", default="pfafn",
                         help="comma-separated architectures of the inference rows: "
-                             + ", ".join(ARCHITECTURES) + " (random weights, parser-free)")
+                             + ", ".join(architecture_names()) + " (random weights, parser-free)")
     parser.add_argument("--train_config", default=None,
                         help="YAML file of training flags (widths, VGG levels) for the training "
                              "rows, e.g. configs/tiny.yaml; default: the paper's")
@@ -748,8 +750,8 @@ def parse_args(argv=None):
     args.sections = args.sections.split(",")
     args.train_stages = [name.strip() for name in args.train_stages.split(",") if name.strip()]
     args.archs = [name.strip() for name in args.archs.split(",") if name.strip()]
-    if set(args.archs) - set(ARCHITECTURES):
-        parser.error(f"--archs: expected a subset of {', '.join(ARCHITECTURES)}")
+    if set(args.archs) - set(architecture_names()):
+        parser.error(f"--archs: expected a subset of {', '.join(architecture_names())}")
     if set(args.train_stages) - set(TRAIN_STAGES):
         parser.error(f"--train_stages: expected a subset of {', '.join(TRAIN_STAGES)}")
     unknown = set(args.sections) - {"correlation", "inference", "profile", "training", "data"}
