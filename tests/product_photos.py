@@ -20,7 +20,7 @@ garment whose outline would be invisible (see MIN_OUTLINE_CONTRAST) gets another
 
 writes ``images/NNNN.png`` (the decoded JPEG photo), ``true/NNNN.png`` (0/255) and
 ``index.csv`` (size, kind and colour class of each) for ``scripts/eval_garment_masks.py``;
-``--source synthetic`` writes data/synthetic.py's garments instead.
+``--source synthetic`` writes the garments of data/synthetic/ instead.
 """
 
 import argparse
@@ -473,7 +473,7 @@ def product_photo_set(seed: int, count: int, sizes=SIZES, colour_class: str = No
 
 
 def synthetic_garment_set(seed: int, count: int, sizes=SIZES) -> list:
-    """``count`` product images of data/synthetic.py's ``draw_garment`` (pure white background,
+    """``count`` product images of ``data.synthetic.draw_garment`` (pure white background,
     hard edges), cycling through ``sizes`` and its categories, as ProductPhoto (kind: the
     category, colour_class "synthetic", delta_e 0)."""
     from data.synthetic import CATEGORIES, draw_garment

@@ -1,6 +1,6 @@
 """Garment masks from product photos (data/garment_mask.py, scripts/make_garment_masks.py).
 
-Accuracy is measured against true masks: the garments of data/synthetic.py (pure white, hard
+Accuracy is measured against true masks: the garments of data/synthetic/ (pure white, hard
 edges) and the studio photos of tests/product_photos.py (backdrop gradient and vignette, soft
 shadows, noise, JPEG, garments close to the backdrop's colour). The larger measurement
 (200 photos across sizes) is ``python -m tests.product_photos --out DIR`` followed by
@@ -79,7 +79,7 @@ def studio_photo(garment_rgb, backdrop_rgb, shadow=0.1, rim=0.0, size=(256, 192)
 
 
 def test_masks_of_synthetic_garments():
-    # Tops, lower-body garments and dresses of data/synthetic.py on pure white.
+    # Tops, lower-body garments and dresses of data/synthetic/ on pure white.
     values = scores(synthetic_garment_set(0, 12, sizes=((256, 192),)))
     assert values.mean() >= 0.97 and values.min() >= 0.93, np.round(values, 3)
 
