@@ -5,9 +5,9 @@
 Every figure is measured for the plain path (shift-loop correlation, no folding, NCHW, float32)
 and for the fast paths, in the same run, and reported with its ratio to the plain path. The
 models have random weights (speed does not depend on them); the VGG of the training losses too.
-The training rows time the stages' own step, as ``train_*.py`` runs it (``Trainer.train_step``:
+The training rows time the stages' own step, as ``train_*.py`` runs it (``Trainer.timed_steps``:
 the stage's losses on batches of a small synthetic dataset, the finiteness checks, backward,
-the gradient scaler and Adam), with ``--cost_volume`` and ``--amp`` as the path says.
+the gradient scaler and Adam), with ``--cost_volume`` and ``--precision`` as the path says.
 Figures are medians over ``--repeats`` timed runs after ``--warmup`` untimed ones; the paths
 take turns within each repeat so that load from other processes falls on all of them alike.
 The inference section also exports the same models to ONNX (a temporary file, as
@@ -40,6 +40,7 @@ import threading
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
+from functools import partial
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -449,7 +450,7 @@ TRAIN_STAGES = ("pb_warp", "pb_gen", "pf_warp", "pf_gen")
 
 
 def training_paths(device: str, args) -> list[RunPath]:
-    """The cost volume and precision of ``train_*.py``'s ``--cost_volume``/``--amp``."""
+    """The cost volume and precision of ``train_*.py``'s ``--cost_volume``/``--precision``."""
     fast_corr = "triton" if device == "cuda" and correlation.triton_available() else "band"
     paths = [PLAIN, RunPath(fast_corr, fast_corr)]
     if device == "cuda" or args.cpu_bf16 or unsupported("bf16", torch.device("cpu")) is None:
@@ -510,9 +511,9 @@ class TrainingBench:
                 "--name", f"{name}_{path.name}_{device}", "--overwrite", "--device", device,
                 "--height", str(args.height), "--width", str(args.width),
                 "--batch_size", str(args.train_batch_size), "--workers", "0",
-                "--allow_random_vgg", "--sample_every", "0", "--save_every", "0",
+                "--allow_random_weights", "--sample_every", "0", "--save_every", "0",
                 "--log_every", "1000000", "--cost_volume", path.correlation,
-                "--amp", "bf16" if path.bf16 else "none"]
+                "--precision", "bf16" if path.bf16 else "fp32"]
         if name == "pb_gen":
             argv += ["--pb_warp_checkpoint", self.checkpoints["pb_warp"]]
         if name in ("pf_warp", "pf_gen"):
@@ -521,11 +522,11 @@ class TrainingBench:
             argv += ["--pf_warp_checkpoint", self.checkpoints["pf_warp"]]
         return argv
 
-    def trainer(self, name: str, path: RunPath, device: str):
-        """A ``Trainer`` of stage ``name`` along ``path``, and an endless supply of batches."""
+    def timed_steps(self, name: str, path: RunPath, device: str):
+        """The endless training steps of a ``Trainer`` of stage ``name`` along ``path``."""
         from options.config import parse_config
         from utils.training.distributed import DistributedContext
-        from utils.training.engine import Trainer, _StopRequest
+        from utils.training.engine import Trainer
 
         stage = stage_of(name)
         cfg = parse_config(self.argv(name, path, device), stage.add_arguments, stage.defaults,
@@ -536,20 +537,8 @@ class TrainingBench:
         logger.addHandler(logging.NullHandler())
         logger.propagate = False
         run_dir = pathlib.Path(cfg.checkpoints_dir) / cfg.name
-        trainer = Trainer(stage, cfg, context, run_dir, logger, _StopRequest(),
-                          show_progress=False)
-        return trainer, self._batches(trainer)
-
-    @staticmethod
-    def _batches(trainer):
-        """Batches epoch after epoch, as ``Trainer.run_epoch`` turns them (its position in
-        the epoch back to 0 at the end of each)."""
-        while True:
-            trainer.step_in_epoch = 0
-            loader = trainer._start_epoch()
-            if len(loader) == 0:
-                raise RuntimeError("the benchmark's training set gives no batch")
-            yield from loader
+        trainer = Trainer(stage, cfg, context, run_dir, logger, show_progress=False)
+        return trainer.timed_steps()
 
 
 def bench_training(device: str, args) -> list[dict]:
@@ -560,9 +549,7 @@ def bench_training(device: str, args) -> list[dict]:
             paths = training_paths(device, args)
             steps = {}
             for path in paths:
-                trainer, batches = bench.trainer(name, path, device)
-                steps[path.name] = (lambda trainer=trainer, batches=batches:
-                                    trainer.train_step(next(batches)))
+                steps[path.name] = partial(next, bench.timed_steps(name, path, device))
             times = time_interleaved(steps, device, args.train_warmup, args.train_repeats)
             for path in paths:
                 seconds = statistics.median(times[path.name])

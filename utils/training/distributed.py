@@ -1,4 +1,5 @@
-"""One process or many: the device, the process group, and averaging across ranks.
+"""One process or many: the device, the process group, what the ranks agree on (averages,
+flags, a stop request by signal), and DDP's wrappers.
 
 A plain ``python train_x.py`` is one process (rank 0 of 1). Under ``torchrun`` the environment
 holds ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; each process then joins a process group
@@ -7,11 +8,14 @@ when it is the only one (``torchrun --nproc_per_node 1`` runs the multi-GPU code
 """
 
 import os
+import signal
+import threading
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import torch
 import torch.distributed as dist
+import torch.nn as nn
 
 
 @dataclass(frozen=True)
@@ -114,3 +118,84 @@ def mean_over_ranks(values: Mapping[str, torch.Tensor],
         stacked = stacked / context.world_size
     return dict(zip(keys, stacked.tolist()))
 
+
+def all_ranks(flag, context: DistributedContext) -> bool:
+    """Whether ``flag`` (a bool or a one-element tensor) holds on every rank."""
+    return _reduce_flag(flag, context, dist.ReduceOp.MIN)
+
+
+def any_rank(flag, context: DistributedContext) -> bool:
+    """Whether ``flag`` holds on at least one rank: the same answer on every rank."""
+    return _reduce_flag(flag, context, dist.ReduceOp.MAX)
+
+
+def _reduce_flag(flag, context: DistributedContext, op) -> bool:
+    if not context.distributed:
+        return bool(flag)
+    value = torch.as_tensor(flag, dtype=torch.float32, device=context.device).reshape(1)
+    dist.all_reduce(value, op=op)
+    return bool(value.item())
+
+
+def wrap_for_training(models: Mapping[str, nn.Module], trained: Sequence[str],
+                      context: DistributedContext,
+                      find_unused_parameters: bool = False) -> tuple[dict, dict]:
+    """(plain, wrapped) model dicts. When distributed, each trained model is wrapped in DDP,
+    after turning its BatchNorms into SyncBatchNorm on CUDA (SyncBatchNorm has no CPU kernel);
+    frozen models run as they are on every rank."""
+    plain, wrapped = dict(models), dict(models)
+    if not context.distributed:
+        return plain, wrapped
+    device = context.device
+    for name in trained:
+        if device.type == "cuda":
+            plain[name] = nn.SyncBatchNorm.convert_sync_batchnorm(plain[name])
+        wrapped[name] = nn.parallel.DistributedDataParallel(
+            plain[name], device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=find_unused_parameters)
+    return plain, wrapped
+
+
+def peak_memory_mib(device: torch.device) -> float:
+    """The most memory this process has held: CUDA's allocator peak on a GPU, the peak resident
+    set on the CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024      # KiB on Linux
+
+
+def set_tf32(enabled: bool) -> None:
+    """Allow (or forbid) TF32 in CUDA convolutions and matrix products, process-wide.
+
+    Through the ``allow_tf32`` switches: PyTorch's newer per-backend ``fp32_precision``
+    settings, once used, make those switches unreadable (an error "mix of the legacy and new
+    APIs"), which torch.compile's convolution code reads."""
+    torch.backends.cudnn.allow_tf32 = enabled
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+
+
+class StopRequest:
+    """SIGINT/SIGTERM ask the training loop to save and stop after the current step (a second
+    SIGINT interrupts at once). The handlers are installed by ``with``, in the main thread
+    only; ``requested`` is this process's flag (``any_rank`` makes it every rank's)."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False

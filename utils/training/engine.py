@@ -27,8 +27,6 @@ import argparse
 import logging
 import math
 import shutil
-import signal
-import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -36,7 +34,6 @@ from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
 import torch
-import torch.distributed as dist
 import torch.nn as nn
 import torchvision
 from torch.utils.data import DataLoader
@@ -50,11 +47,13 @@ from options.config import ConfigError, config_differences, config_to_dict, pars
 from utils.checkpoint import (CHECKPOINT_FORMAT, CheckpointError, checkpoint_payload, load_state,
                               read_checkpoint, save_atomic, state_dict_from)
 from utils.logging_utils import close_run_logger, format_terms, image_grid, open_run_logger
-from utils.training.distributed import (DistributedContext, barrier, init_distributed,
-                                        mean_over_ranks, shutdown_distributed)
-from utils.training.sampling import ResumableSampler, derived_seed, seed_everything, seed_worker, to_device
-from utils.training.schedule import (check_groups, group_signature, lr_factor, make_optimizer,
-                                     set_learning_rates)
+from utils.training.distributed import (DistributedContext, StopRequest, all_ranks, any_rank,
+                                        barrier, init_distributed, mean_over_ranks,
+                                        peak_memory_mib, set_tf32, shutdown_distributed,
+                                        wrap_for_training)
+from utils.training.sampling import (ResumableSampler, derived_seed, epoch_loader,
+                                     seed_everything, to_device)
+from utils.training.schedule import EpochOptimiser
 from utils.training.stage import Stage, StepContext, StepResult
 
 GRID_SAMPLES = 4
@@ -193,7 +192,8 @@ class Trainer:
         seed_everything(derived_seed(cfg.seed + self.context.rank, self.step))
         want_images = self._grid_due()
         result = self._stage_losses(batch, want_images)
-        if self._all_ranks_finite(result.total):
+        # Every rank takes the same branch: one alone in backward would wait in DDP's forever.
+        if all_ranks(torch.isfinite(result.total.detach()), self.context):
             self._write_save_proven_finite()   # the state it was taken from gives a finite loss
             self.scaler.scale(result.total).backward()
             self._optimiser_step()
@@ -207,7 +207,7 @@ class Trainer:
         epoch_end = self.step_in_epoch == self.steps_per_epoch
         if self.step % cfg.log_every == 0:
             self._log_interval()
-        self.stopping = self._agree_to_stop() or self.step >= self.stop_at
+        self.stopping = any_rank(self.stop.requested, self.context) or self.step >= self.stop_at
         if self._validation_due(epoch_end):
             self._validate()                   # a new best is saved with this step's state
         if self.stopping or epoch_end:
@@ -230,33 +230,19 @@ class Trainer:
     # ------------------------------------------------------------------ a step's phases
 
     def _start_epoch(self) -> DataLoader:
-        """The epoch's optimiser (a fresh Adam when its parameter groups change, as in stage
-        3's second phase) and learning rates, and a loader of the rest of its data order."""
-        cfg, stage, epoch = self.cfg, self.stage, self.epoch
-        groups = stage.param_groups(self.plain, cfg, epoch)
-        check_groups(groups, self.trained_ids, self.trained, stage, epoch)
-        if self.optimizer is None or group_signature(groups) != self.signature:
-            self.optimizer = make_optimizer(groups, cfg.beta1)
-            self.signature, self.optimizer_epoch = group_signature(groups), epoch
-            self.optimizer_builds.append((epoch, tuple(g["name"] for g in groups)))
-            if self.context.is_main:
-                self.logger.info(f"epoch {epoch}: new Adam over groups " + ", ".join(
-                    f"{g['name']} ({sum(p.numel() for p in g['params']):,} parameters)"
-                    for g in groups))
-        self.rates = set_learning_rates(self.optimizer, groups,
-                                        lr_factor(epoch, cfg.niter, cfg.niter_decay))
-        self.optimised = [p for group in self.optimizer.param_groups for p in group["params"]]
-        self.sampler.set_epoch(epoch)
-        self.sampler.start_index = self.step_in_epoch * cfg.batch_size
-        if hasattr(self.dataset, "set_epoch"):
-            self.dataset.set_epoch(epoch)
+        """The epoch's Adam (a fresh one when its parameter groups change) and learning rates,
+        and a loader of the rest of its data order."""
+        cfg, epoch = self.cfg, self.epoch
+        fresh = self.adam.start_epoch(epoch)
+        if fresh and self.context.is_main:
+            self.logger.info(f"epoch {epoch}: new Adam over groups " + ", ".join(
+                f"{g['name']} ({sum(p.numel() for p in g['params']):,} parameters)"
+                for g in fresh))
         for name in self.trained:
             self.plain[name].train()
-        seed = derived_seed(cfg.seed + self.context.rank, epoch, 1)
-        return DataLoader(self.dataset, batch_size=cfg.batch_size, sampler=self.sampler,
-                          num_workers=cfg.workers, pin_memory=self.device.type == "cuda",
-                          drop_last=True, worker_init_fn=seed_worker,
-                          generator=torch.Generator().manual_seed(seed))
+        return epoch_loader(self.dataset, self.sampler, epoch, self.step_in_epoch,
+                            cfg.batch_size, cfg.workers, cfg.seed + self.context.rank,
+                            pin_memory=self.device.type == "cuda")
 
     def _grid_due(self) -> bool:
         """Rank 0 writes an image grid every ``--sample_every`` steps, and at the run's last
@@ -278,14 +264,6 @@ class Trainer:
                             f"{type(result).__name__}")
         return result
 
-    def _all_ranks_finite(self, total: torch.Tensor) -> bool:
-        """Whether the loss is finite on every rank (one all-reduce: a rank that skipped
-        ``backward`` alone would leave the others waiting in DDP's)."""
-        finite = torch.isfinite(total.detach()).to(torch.float32).reshape(1)
-        if self.context.distributed:
-            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-        return bool(finite.item())
-
     def _write_save_proven_finite(self) -> None:
         """Write the state ``_save`` took, now that a finite loss came from it."""
         if self.pending is None:
@@ -301,20 +279,19 @@ class Trainer:
     def _optimiser_step(self) -> None:
         """Clip (``--grad_clip``), step, and clear the gradients. Non-finite gradients stop the
         run, except under fp16, where the scaler skips the step and lowers its scale."""
-        fp16 = self.scaler.is_enabled()
+        fp16, optimizer, parameters = self.scaler.is_enabled(), self.adam.optimizer, self.adam.parameters
         if self.cfg.grad_clip > 0:
-            self.scaler.unscale_(self.optimizer)
-            norm = torch.nn.utils.clip_grad_norm_(self.optimised, self.cfg.grad_clip)
+            self.scaler.unscale_(optimizer)
+            norm = torch.nn.utils.clip_grad_norm_(parameters, self.cfg.grad_clip)
         elif not fp16:
-            norm = torch.nn.utils.get_total_norm(
-                [p.grad for p in self.optimised if p.grad is not None])
+            norm = torch.nn.utils.get_total_norm([p.grad for p in parameters if p.grad is not None])
         if not fp16 and not torch.isfinite(norm):
             raise TrainingDiverged(
                 f"step {self.step} (epoch {self.epoch}): the gradients are not finite (norm "
                 f"{float(norm)}) though the loss is; nothing was saved after the last good "
                 f"checkpoint {self.latest_path}. Lower --lr, or set --grad_clip, and --resume")
         scale = self.scaler.get_scale()
-        self.scaler.step(self.optimizer)
+        self.scaler.step(optimizer)
         self.scaler.update()
         if fp16:
             self._count_fp16_skip(self.scaler.get_scale() < scale, "the gradients overflowed")
@@ -383,7 +360,7 @@ class Trainer:
             return
         step, memory = self.step, peak_memory_mib(self.device)
         scalars = {name if "/" in name else f"loss/{name}": value for name, value in averaged.items()}
-        scalars.update({f"lr/{name}": value for name, value in self.rates.items()})
+        scalars.update({f"lr/{name}": value for name, value in self.adam.rates.items()})
         scalars.update({"speed/samples_per_s": samples_per_s, "speed/peak_memory_mib": memory,
                         "progress/epoch": self.epoch + self.step_in_epoch / self.steps_per_epoch})
         if self.scaler.is_enabled():
@@ -397,17 +374,8 @@ class Trainer:
         shown = {name: value for name, value in averaged.items()
                  if "/" not in name or name == "distill/teacher_better_fraction"}
         self.logger.info(f"epoch {self.epoch} step {step}/{self.stop_at}: {format_terms(shown)} "
-                         f"| lr {format_terms(self.rates)} | {samples_per_s:.3g} samples/s "
+                         f"| lr {format_terms(self.adam.rates)} | {samples_per_s:.3g} samples/s "
                          f"| peak {memory:.0f} MiB")
-
-    def _agree_to_stop(self) -> bool:
-        """Whether any rank was asked to stop (SIGINT/SIGTERM), the same answer on every rank,
-        so that all stop after the same step."""
-        if not self.context.distributed:
-            return self.stop.requested
-        requested = torch.tensor([float(self.stop.requested)], device=self.device)
-        dist.all_reduce(requested, op=dist.ReduceOp.MAX)
-        return bool(requested.item())
 
     def _validation_due(self, epoch_end: bool) -> bool:
         cfg = self.cfg
@@ -417,9 +385,8 @@ class Trainer:
             or self.step >= self.stop_at)
 
     def _validate(self) -> None:
-        """Score the models on --val_root (every process its share); a new best is marked for
-        the next save (``best.pth``)."""
-        from utils.training.validation import is_better
+        """Score the models on --val_root (every process its share); a new best is kept as
+        ``best.pth`` by the next save."""
         for name in self.trained:
             self.plain[name].eval()
         try:
@@ -427,24 +394,13 @@ class Trainer:
         finally:
             for name in self.trained:
                 self.plain[name].train()
-        best, value = self.best, scores[self.best.metric]
-        improved = is_better(best.metric, value, best.value)
-        if improved:
-            best.value, best.step, self.best_pending = value, self.step, True
+        improved = self.best.update(scores[self.best.metric], self.step)
+        self.best_pending = self.best_pending or improved
         self.last_validation = {"step": self.step, "epoch": self.epoch, "scores": scores}
-        if not self.context.is_main:
-            return
-        metrics = self.validator.metrics()
-        for name in (*metrics, "seconds"):
-            self.writer.add_scalar(f"val/{name}", scores[name], self.step)
-        random = self.validator.random_weights
-        self.logger.info(
-            f"validation at step {self.step} ({scores['pairs']} pairs, {scores['seconds']:.1f} "
-            f"s): " + " ".join(f"{name} {scores[name]:.4g}" for name in metrics)
-            + f" | best {best.metric} {best.value:.4g} at step {best.step}"
-            + (" (new best)" if improved else "")
-            + (f" [RANDOM {', '.join(random)} weights: not comparable to published scores]"
-               if random else ""))
+        if self.context.is_main:
+            for name in (*self.validator.metrics(), "seconds"):
+                self.writer.add_scalar(f"val/{name}", scores[name], self.step)
+            self.logger.info(self.validator.report(self.step, scores, self.best, improved))
 
     def _save(self, copies: Sequence[str] = ()) -> None:
         """Take the current state for ``latest.pth`` (with ``copies`` of it, and ``best.pth``
@@ -459,7 +415,7 @@ class Trainer:
         trained = {name: unwrap(self.plain[name]) for name in self.trained}
         payload, non_finite = checkpoint_payload(
             self.stage.name, trained, self.config_dict,
-            optimizer=self.optimizer.state_dict(), optimizer_epoch=self.optimizer_epoch,
+            optimizer=self.adam.optimizer.state_dict(), optimizer_epoch=self.adam.epoch,
             scaler=self.scaler.state_dict(), epoch=self.epoch, step=self.step,
             step_in_epoch=self.step_in_epoch, steps_per_epoch=self.steps_per_epoch,
             world_size=self.context.world_size, batch_size=self.cfg.batch_size,
@@ -502,9 +458,9 @@ class Trainer:
                          best=self.best.as_dict() if self.best else None,
                          terms={k: v for k, v in terms.items() if "/" not in k},
                          scalars={k: v for k, v in terms.items() if "/" in k},
-                         learning_rates=self.rates, run_dir=self.run_dir,
+                         learning_rates=self.adam.rates, run_dir=self.run_dir,
                          models={k: unwrap(v) for k, v in self.plain.items()}, finished=finished,
-                         optimizer_builds=self.optimizer_builds, config=self.cfg,
+                         optimizer_builds=self.adam.builds, config=self.cfg,
                          rank=self.context.rank, skipped_steps=self.skipped_steps)
 
     def close(self) -> None:
@@ -571,55 +527,31 @@ class Trainer:
         return checkpoint
 
     def _build_optimisation(self, checkpoint: Optional[dict]) -> None:
-        """DDP wrappers, the optimiser (restored with ``--resume``) and the gradient scaler."""
-        cfg, stage, saved = self.cfg, self.stage, checkpoint or {}
-        self.plain, self.wrapped = _wrap_for_training(self.models, self.trained, stage,
-                                                      self.context)
-        self.trained_ids = {id(p) for name in self.trained for p in self.plain[name].parameters()}
-        self.optimizer, self.signature, self.optimizer_epoch = None, None, None
-        self.optimizer_builds: list[tuple[int, tuple[str, ...]]] = []
-        self.rates: dict[str, float] = {}
+        """DDP wrappers, Adam (restored with ``--resume``) and the gradient scaler."""
+        saved = checkpoint or {}
+        self.plain, self.wrapped = wrap_for_training(self.models, self.trained, self.context,
+                                                     self.stage.find_unused_parameters)
+        self.adam = EpochOptimiser(self.stage, self.plain, self.trained, self.cfg)
         if saved.get("optimizer") is not None:
-            epoch = self.optimizer_epoch = saved["optimizer_epoch"]
-            groups = stage.param_groups(self.plain, cfg, epoch)
-            check_groups(groups, self.trained_ids, self.trained, stage, epoch)
-            self.optimizer = make_optimizer(groups, cfg.beta1)
-            self.signature = group_signature(groups)
-            try:
-                self.optimizer.load_state_dict(saved["optimizer"])
-            except (ValueError, KeyError) as error:
-                raise CheckpointError(f"--resume: the optimiser state in {self.latest_path} does "
-                                      f"not fit the parameter groups of epoch {epoch}: "
-                                      f"{error}") from error
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
+            self.adam.restore(saved["optimizer_epoch"], saved["optimizer"], self.latest_path)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.cfg.precision == "fp16")
         if saved.get("scaler"):
             self.scaler.load_state_dict(saved["scaler"])
         self.skipped_in_a_row = saved.get("skipped_in_a_row", 0)
         self.skipped_steps = saved.get("skipped_steps", 0)
 
     def _build_validation(self, checkpoint: Optional[dict]) -> None:
-        cfg, saved = self.cfg, checkpoint or {}
         self.validator, self.best, self.last_validation = None, None, None
         self.best_pending = False   # best.pth is written with the next save
-        if not cfg.val_root:
+        if not self.cfg.val_root:
             return
         from utils.training.validation import BestScore, Validator
-        self.validator = Validator(self.stage, cfg, self.context)
-        metrics = self.validator.metrics()
-        metric = cfg.best_metric
-        if metric == "auto":
-            metric = "fid" if "fid" in metrics else "ssim"
-        if metric not in metrics:
-            raise ConfigError(f"--best_metric {metric}: stage {self.stage.name} validated on "
-                              f"{cfg.val_pairs} pairs gives {', '.join(metrics)}")
-        self.best = BestScore.from_dict(saved.get("best"), metric)
-        self.last_validation = saved.get("validation")
+        self.validator = Validator(self.stage, self.cfg, self.context)
+        metric = self.validator.best_metric(self.cfg.best_metric)
+        self.best = BestScore.from_dict((checkpoint or {}).get("best"), metric)
+        self.last_validation = (checkpoint or {}).get("validation")
         if self.context.is_main:
-            so_far = (f" (so far {self.best.value:.4g} at step {self.best.step})"
-                      if self.best.value is not None else "")
-            self.logger.info(f"validation on {cfg.val_root}: {', '.join(metrics)} every "
-                             f"{cfg.val_every} {cfg.val_unit}(s) and at the end; best.pth keeps "
-                             f"the best {metric}{so_far}")
+            self.logger.info(self.validator.describe(self.best))
 
     def _open_writer(self, show_progress: bool) -> None:
         if self.context.is_main:
@@ -635,50 +567,6 @@ class Trainer:
 
 # ----------------------------------------------------------------------------------------------
 # Pieces
-
-
-class StopRequest:
-    """SIGINT/SIGTERM ask the loop to save and stop after the current step (a second SIGINT
-    interrupts at once). The handlers are installed by ``with``, in the main thread only."""
-
-    def __init__(self):
-        self.requested = False
-        self._previous = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        return False
-
-
-def peak_memory_mib(device: torch.device) -> float:
-    """The most memory this process has held: CUDA's allocator peak on a GPU, the peak resident
-    set on the CPU."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2 ** 20
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024      # KiB on Linux
-
-
-def set_tf32(enabled: bool) -> None:
-    """Allow (or forbid) TF32 in CUDA convolutions and matrix products, process-wide.
-
-    Through the ``allow_tf32`` switches: PyTorch's newer per-backend ``fp32_precision``
-    settings, once used, make those switches unreadable (an error "mix of the legacy and new
-    APIs"), which torch.compile's convolution code reads."""
-    torch.backends.cudnn.allow_tf32 = enabled
-    torch.backends.cuda.matmul.allow_tf32 = enabled
 
 
 def _cpu_copy(value):
@@ -720,21 +608,3 @@ def _read_resume_checkpoint(path: Path, stage: Stage, trained: Sequence[str],
                           f"epoch, this configuration has {steps_per_epoch} (the dataset size, "
                           f"batch size or process count changed)")
     return checkpoint
-
-
-def _wrap_for_training(models: dict, trained: Sequence[str], stage: Stage,
-                       context: DistributedContext) -> tuple[dict, dict]:
-    """(plain, wrapped) model dicts. When distributed, each trained model is wrapped in DDP,
-    after turning its BatchNorms into SyncBatchNorm on CUDA (SyncBatchNorm has no CPU kernel);
-    frozen models run as they are on every rank."""
-    plain, wrapped = dict(models), dict(models)
-    if not context.distributed:
-        return plain, wrapped
-    device = context.device
-    for name in trained:
-        if device.type == "cuda":
-            plain[name] = nn.SyncBatchNorm.convert_sync_batchnorm(plain[name])
-        wrapped[name] = nn.parallel.DistributedDataParallel(
-            plain[name], device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=stage.find_unused_parameters)
-    return plain, wrapped

@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 
@@ -26,6 +26,20 @@ class ResumableSampler(DistributedSampler):
 
     def __len__(self) -> int:
         return self.num_samples - self.start_index
+
+
+def epoch_loader(dataset: Dataset, sampler: ResumableSampler, epoch: int, first_step: int,
+                 batch_size: int, workers: int, seed: int, pin_memory: bool) -> DataLoader:
+    """The batches of ``epoch``'s data order from its step ``first_step`` on (an incomplete
+    last batch dropped). ``seed`` (the run's seed + rank) and the epoch seed the workers'
+    random state; a dataset's ``set_epoch`` is called first."""
+    sampler.set_epoch(epoch)
+    sampler.start_index = first_step * batch_size
+    if hasattr(dataset, "set_epoch"):
+        dataset.set_epoch(epoch)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                      pin_memory=pin_memory, drop_last=True, worker_init_fn=seed_worker,
+                      generator=torch.Generator().manual_seed(derived_seed(seed, epoch, 1)))
 
 
 def derived_seed(*parts: int) -> int:

@@ -1,9 +1,11 @@
 """The optimiser and its schedule: Adam over a stage's parameter groups, the learning-rate
 factor of each epoch, and the phase switch of stages 3 and 4, as the release counts epochs."""
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import torch
+
+from utils.checkpoint import CheckpointError
 
 ADAM_BETA2 = 0.999
 
@@ -77,3 +79,52 @@ def set_learning_rates(optimizer: torch.optim.Optimizer, groups: Sequence[Mappin
         own["lr"] = group["lr"] * factor
         rates[own["name"]] = own["lr"]
     return rates
+
+
+class EpochOptimiser:
+    """Adam over the parameter groups ``stage.param_groups`` gives for each epoch, built anew
+    (a fresh state) when they change, as in stage 3's second phase, at the epoch's rates.
+
+    ``optimizer``: None before the first epoch; ``epoch``: the epoch it was built for;
+    ``builds``: ``(epoch, group names)`` of every Adam ``start_epoch`` built; ``rates``: the
+    learning rates by group name; ``parameters``: those it updates."""
+
+    def __init__(self, stage, models: Mapping[str, torch.nn.Module], trained: Sequence[str],
+                 cfg):
+        self.stage, self.models, self.trained, self.cfg = stage, models, tuple(trained), cfg
+        self.trained_ids = {id(p) for name in trained for p in models[name].parameters()}
+        self.optimizer, self.signature, self.epoch = None, None, None
+        self.builds: list[tuple[int, tuple[str, ...]]] = []
+        self.rates: dict[str, float] = {}
+        self.parameters: list[torch.nn.Parameter] = []
+
+    def groups(self, epoch: int) -> list[dict[str, Any]]:
+        groups = self.stage.param_groups(self.models, self.cfg, epoch)
+        check_groups(groups, self.trained_ids, self.trained, self.stage, epoch)
+        return groups
+
+    def restore(self, epoch: int, state: Mapping, path) -> None:
+        """The Adam built for ``epoch``, with the ``state`` saved in the checkpoint ``path``."""
+        self._build(self.groups(epoch), epoch)
+        try:
+            self.optimizer.load_state_dict(state)
+        except (ValueError, KeyError) as error:
+            raise CheckpointError(f"--resume: the optimiser state in {path} does not fit the "
+                                  f"parameter groups of epoch {epoch}: {error}") from error
+
+    def start_epoch(self, epoch: int) -> Optional[list[dict[str, Any]]]:
+        """Ready ``epoch``: a fresh Adam when its groups differ from the current ones, and the
+        schedule's learning rates. Returns the groups of a fresh Adam, else None."""
+        groups = self.groups(epoch)
+        fresh = self.optimizer is None or group_signature(groups) != self.signature
+        if fresh:
+            self._build(groups, epoch)
+            self.builds.append((epoch, tuple(group["name"] for group in groups)))
+        factor = lr_factor(epoch, self.cfg.niter, self.cfg.niter_decay)
+        self.rates = set_learning_rates(self.optimizer, groups, factor)
+        self.parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
+        return groups if fresh else None
+
+    def _build(self, groups: Sequence[Mapping[str, Any]], epoch: int) -> None:
+        self.optimizer = make_optimizer(groups, self.cfg.beta1)
+        self.signature, self.epoch = group_signature(groups), epoch

@@ -50,6 +50,13 @@ class BestScore:
     value: Optional[float] = None
     step: Optional[int] = None
 
+    def update(self, value: float, step: int) -> bool:
+        """Keep ``value``, scored at ``step``, if it is better; whether it was."""
+        if not is_better(self.metric, value, self.value):
+            return False
+        self.value, self.step = value, step
+        return True
+
     def as_dict(self) -> dict:
         return {"metric": self.metric, "value": self.value, "step": self.step}
 
@@ -114,6 +121,34 @@ class Validator:
         if "unpaired" in self.datasets:
             names.append("fid")
         return tuple(names)
+
+    def best_metric(self, requested: str) -> str:
+        """The score ``--best_metric`` names; 'auto': FID when unpaired pairs are scored, else
+        SSIM."""
+        metrics = self.metrics()
+        metric = ("fid" if "fid" in metrics else "ssim") if requested == "auto" else requested
+        if metric not in metrics:
+            raise ConfigError(f"--best_metric {metric}: stage {self.stage.name} validated on "
+                              f"{self.cfg.val_pairs} pairs gives {', '.join(metrics)}")
+        return metric
+
+    def describe(self, best: BestScore) -> str:
+        """The log line announcing validation and ``best.pth`` at the start of a run."""
+        cfg = self.cfg
+        so_far = f" (so far {best.value:.4g} at step {best.step})" if best.value is not None else ""
+        return (f"validation on {cfg.val_root}: {', '.join(self.metrics())} every "
+                f"{cfg.val_every} {cfg.val_unit}(s) and at the end; best.pth keeps the best "
+                f"{best.metric}{so_far}")
+
+    def report(self, step: int, scores: Mapping, best: BestScore, improved: bool) -> str:
+        """The log line of one validation's ``scores``."""
+        random = self.random_weights
+        return (f"validation at step {step} ({scores['pairs']} pairs, {scores['seconds']:.1f} "
+                f"s): " + " ".join(f"{name} {scores[name]:.4g}" for name in self.metrics())
+                + f" | best {best.metric} {best.value:.4g} at step {best.step}"
+                + (" (new best)" if improved else "")
+                + (f" [RANDOM {', '.join(random)} weights: not comparable to published scores]"
+                   if random else ""))
 
     def _loader(self, dataset) -> DataLoader:
         share = Subset(dataset, list(range(self.context.rank, len(dataset),
