@@ -58,7 +58,6 @@ a light blot along a trouser leg) may be dented where its outline is faint, and 
 in chroma only (cream) is trimmed by step 6's bleeding rule where it is a few pixels wide.
 """
 
-import os
 from dataclasses import dataclass, field
 from typing import List, Tuple
 
@@ -68,7 +67,6 @@ import numpy as np
 from common.errors import UserError
 from data.alpha import read_alpha
 from data.files import read_rgb
-from common.atomic import write_bytes_atomic
 
 # Part of the cache key of computed masks (data.datasets.GarmentMasks): raise it when a change
 # gives other masks. 2: the silhouette step (5) and the faint edges kept beside strong ones.
@@ -669,41 +667,3 @@ def garment_mask_from_file(path: str, grabcut: bool = False, photo: np.ndarray =
         photo = read_rgb(path, max_pixels)
     return compute_garment_mask(photo, grabcut=grabcut, source=path,
                                 alpha=read_alpha(path, max_pixels))
-
-
-def encode_mask(mask: np.ndarray, extension: str) -> bytes:
-    """uint8 (H, W) 0/255 (or bool) -> encoded image bytes for ``extension`` (".png", ".jpg",
-    ...), verified to decode, thresholded at 127, to the same binary mask."""
-    mask = np.asarray(mask)
-    if mask.dtype == np.bool_:
-        mask = np.where(mask, 255, 0).astype(np.uint8)
-    if mask.ndim != 2 or mask.dtype != np.uint8:
-        raise ValueError(f"mask must be uint8 (H, W), got {mask.dtype} {mask.shape}")
-    if not np.isin(mask, (0, 255)).all():
-        raise ValueError("mask values must be 0 or 255")
-    extension = extension.lower()
-    if extension in (".jpg", ".jpeg"):
-        # Quality 100: ringing at the 0/255 steps then stays far from the 127 threshold.
-        params = [cv2.IMWRITE_JPEG_QUALITY, 100]
-    elif extension == ".webp":
-        params = [cv2.IMWRITE_WEBP_QUALITY, 101]      # > 100 is lossless
-    else:
-        params = []
-    ok, data = cv2.imencode(extension, mask, params)
-    if not ok:
-        raise ValueError(f"cannot encode a mask as {extension}")
-    decoded = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
-    if decoded is None or not np.array_equal(decoded > 127, mask > 127):
-        raise ValueError(f"a mask encoded as {extension} does not decode to the same binary mask")
-    return data.tobytes()
-
-
-def write_mask(path: str, mask: np.ndarray) -> None:
-    """Write a 0/255 single-channel mask; the format follows the extension (PNG, or JPEG at
-    quality 100 for ``.jpg`` as VITON's ``*_edge/`` folders hold). Written to a temporary file
-    in the same folder and renamed, so a crash never leaves a partial file."""
-    try:
-        data = encode_mask(mask, os.path.splitext(path)[1] or ".png")
-    except ValueError as error:
-        raise ValueError(f"{path}: {error}") from None
-    write_bytes_atomic(path, data)

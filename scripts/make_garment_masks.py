@@ -20,7 +20,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from common.errors import exit_on_user_error  # noqa: E402
 from data.files import IMAGE_EXTENSIONS, DatasetError  # noqa: E402
-from data.garment_mask import GarmentMaskError, garment_mask_from_file, write_mask  # noqa: E402
+from data.garment_mask import GarmentMaskError, garment_mask_from_file  # noqa: E402
+from data.mask_files import write_mask  # noqa: E402
 from utils.results import check_output_folder  # noqa: E402
 
 

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from data.files import DatasetError, read_gray
-from data.garment_mask import (GarmentMaskError, compute_garment_mask, encode_mask,
-                               garment_mask_from_file, write_mask)
+from data.garment_mask import GarmentMaskError, compute_garment_mask, garment_mask_from_file
+from data.mask_files import encode_mask, write_mask
 from tests.product_photos import (COLOUR_CLASSES, KINDS, delta_e, make_product_photo,
                                   outline_hidden_fraction, product_photo_set,
                                   synthetic_garment_set)
