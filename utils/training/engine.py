@@ -1,26 +1,22 @@
 """The one training loop behind the four stage scripts.
 
 A stage (``utils/training/stage.py``) says which models exist, which are trained, which
-parameters the optimiser updates in an epoch and how a batch becomes losses. Everything else
-happens here, once: device, DDP, precision, seeding, data order, Adam and its schedule,
-checkpoints, validation, TensorBoard, the progress bar and the log. ``Trainer.__init__`` builds
-a run (or restores it with ``--resume``), ``Trainer.fit`` loops over epochs, and
-``Trainer.train_step`` holds every phase of one step in the order it happens.
+parameters Adam updates in an epoch and how a batch becomes losses; everything else happens
+here, once. ``Trainer.__init__`` builds a run (or restores it with ``--resume``), ``fit`` loops
+over epochs and ``train_step`` holds every phase of one step in the order it happens.
 
 Run folder ``CHECKPOINTS_DIR/NAME/``: ``config.yaml``, ``train.log``, ``tensorboard/``,
 ``samples/step_NNNNNNN.png``, ``latest.pth`` (every ``--save_every`` steps and at each epoch's
 end), ``epoch_NNN.pth`` (every ``--keep_epoch_every``-th epoch; NNN = epochs completed),
-``final.pth`` (at the last epoch or ``--max_steps``) and, with ``--val_root``, ``best.pth``: a
-full copy of ``latest.pth`` at the step of the best validation score.
+``final.pth`` (at the last epoch or ``--max_steps``) and, with ``--val_root``, ``best.pth`` (a
+full copy of ``latest.pth`` at the step of the best validation score).
 
-``--resume`` continues the run exactly: weights, Adam, gradient scaler, best score, epoch, step
-and the position in the epoch's data order, a pure function of ``(seed, epoch)``; every step
-reseeds ``random``, NumPy and torch from ``(seed + rank, step)``.
-
-A non-finite loss (on any rank) or gradient stops the run with ``TrainingDiverged``; under fp16
-the gradient scaler skips such steps instead, and more than ``--max_skipped_steps`` skipped in
-a row stop it. A save is written only once the next step's loss proves its state finite, so
-``latest.pth`` always trains on.
+``--resume`` continues the run exactly: weights, Adam, gradient scaler, best score and the
+position in the epoch's data order, a pure function of ``(seed, epoch)``; every step reseeds
+``random``, NumPy and torch from ``(seed + rank, step)``. A non-finite loss (on any rank) or
+gradient stops the run with ``TrainingDiverged``, except that fp16 skips such steps until
+``--max_skipped_steps`` in a row. A save is written only once the next step's loss proves its
+state finite, so ``latest.pth`` always trains on.
 """
 
 import argparse
@@ -29,12 +25,10 @@ import math
 import shutil
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
 import torch
-import torch.nn as nn
 import torchvision
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -43,18 +37,46 @@ from common.atomic import remove_stale_temporaries, write_atomic
 from common.errors import UserError, exit_on_user_error
 from common.precision import AUTOCAST_DTYPES
 from models.fast import unwrap
-from options.config import ConfigError, config_differences, config_to_dict, parse_config, write_config
-from utils.checkpoint import (CHECKPOINT_FORMAT, CheckpointError, checkpoint_payload, load_state,
-                              read_checkpoint, save_atomic, state_dict_from)
+from options.config import (
+    ConfigError,
+    config_differences,
+    config_to_dict,
+    parse_config,
+    write_config,
+)
+from utils.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    checkpoint_payload,
+    load_state,
+    read_checkpoint,
+    save_atomic,
+    state_dict_from,
+)
 from utils.logging_utils import close_run_logger, format_terms, image_grid, open_run_logger
-from utils.training.distributed import (DistributedContext, StopRequest, all_ranks, any_rank,
-                                        barrier, init_distributed, mean_over_ranks,
-                                        peak_memory_mib, set_tf32, shutdown_distributed,
-                                        wrap_for_training)
-from utils.training.sampling import (ResumableSampler, derived_seed, epoch_loader,
-                                     seed_everything, to_device)
+from utils.training.distributed import (
+    DistributedContext,
+    StopRequest,
+    all_ranks,
+    any_rank,
+    barrier,
+    init_distributed,
+    mean_over_ranks,
+    peak_memory_mib,
+    set_tf32,
+    shutdown_distributed,
+    wrap_for_training,
+)
+from utils.training.sampling import (
+    ResumableSampler,
+    check_resumable,
+    derived_seed,
+    epoch_loader,
+    seed_everything,
+    to_device,
+)
 from utils.training.schedule import EpochOptimiser
-from utils.training.stage import Stage, StepContext, StepResult
+from utils.training.stage import RunResult, Stage, StepContext, StepResult
 
 GRID_SAMPLES = 4
 CHECKPOINT_NAMES = ("latest", "best", "final", "epoch_*")
@@ -62,30 +84,6 @@ CHECKPOINT_NAMES = ("latest", "best", "final", "epoch_*")
 
 class TrainingDiverged(UserError):
     """A loss or gradient became non-finite (too high a learning rate, fp16 overflow...)."""
-
-
-@dataclass
-class RunResult:
-    """What ``run`` returns. ``terms``/``scalars``: the last logged loss terms (with 'total')
-    and other scalars, averaged over ranks; ``validation``: the last validation's step and
-    scores; ``best``: the best score, its metric and step; ``learning_rates``: by group, last
-    epoch; ``models``: all models, unwrapped; ``finished``: the run reached its last epoch or
-    ``--max_steps``; ``optimizer_builds``: ``(epoch, group names)`` of every Adam created;
-    ``skipped_steps``: fp16 steps the gradient scaler skipped."""
-    step: int
-    epoch: int
-    terms: dict[str, float]
-    learning_rates: dict[str, float]
-    run_dir: Path
-    models: dict[str, nn.Module]
-    finished: bool
-    optimizer_builds: list[tuple[int, tuple[str, ...]]]
-    config: argparse.Namespace
-    rank: int
-    scalars: dict[str, float] = field(default_factory=dict)
-    validation: Optional[dict] = None
-    best: Optional[dict] = None
-    skipped_steps: int = 0
 
 
 def run(stage: Stage, argv: Optional[Sequence[str]] = None) -> RunResult:
@@ -172,8 +170,6 @@ class Trainer:
         self._start_interval()
         self.stopping = self.step >= self.stop_at or self.stop.requested
 
-    # ------------------------------------------------------------------ the loop
-
     def fit(self) -> RunResult:
         """Train from the current position until the last epoch, ``--max_steps`` or a stop
         request (SIGINT/SIGTERM), saving at every epoch's end and where it stops."""
@@ -227,7 +223,7 @@ class Trainer:
                 self.train_step(batch)
                 yield
 
-    # ------------------------------------------------------------------ a step's phases
+    # The phases of a step, in the order train_step calls them.
 
     def _start_epoch(self) -> DataLoader:
         """The epoch's Adam (a fresh one when its parameter groups change) and learning rates,
@@ -279,17 +275,16 @@ class Trainer:
     def _optimiser_step(self) -> None:
         """Clip (``--grad_clip``), step, and clear the gradients. Non-finite gradients stop the
         run, except under fp16, where the scaler skips the step and lowers its scale."""
-        fp16, optimizer, parameters = self.scaler.is_enabled(), self.adam.optimizer, self.adam.parameters
+        fp16, optimizer, parameters = (self.scaler.is_enabled(), self.adam.optimizer,
+                                       self.adam.parameters)
         if self.cfg.grad_clip > 0:
             self.scaler.unscale_(optimizer)
             norm = torch.nn.utils.clip_grad_norm_(parameters, self.cfg.grad_clip)
         elif not fp16:
             norm = torch.nn.utils.get_total_norm([p.grad for p in parameters if p.grad is not None])
         if not fp16 and not torch.isfinite(norm):
-            raise TrainingDiverged(
-                f"step {self.step} (epoch {self.epoch}): the gradients are not finite (norm "
-                f"{float(norm)}) though the loss is; nothing was saved after the last good "
-                f"checkpoint {self.latest_path}. Lower --lr, or set --grad_clip, and --resume")
+            self._stop_diverged(f"the gradients are not finite (norm {float(norm)}) though the "
+                                f"loss is", "lower --lr or set --grad_clip")
         scale = self.scaler.get_scale()
         self.scaler.step(optimizer)
         self.scaler.update()
@@ -303,13 +298,12 @@ class Trainer:
         backward can crash on a NaN grid) and count it."""
         bad = {name: float(value) for name, value in result.terms.items()
                if not math.isfinite(float(value))}
-        where = (f"step {self.step} (epoch {self.epoch}): loss {float(result.total.detach())}; "
-                 f"terms not finite: {format_terms(bad) if bad else '(on another process)'}")
+        where = (f"loss {float(result.total.detach())}; terms not finite: "
+                 f"{format_terms(bad) if bad else '(on another process)'}")
         if not self.scaler.is_enabled():
-            raise TrainingDiverged(f"{where}. Nothing was saved after the last good checkpoint "
-                                   f"{self.latest_path}; lower --lr (or --precision fp32) and "
-                                   f"--resume")
-        self.logger.warning(f"{where}; fp16: the step is skipped")
+            self._stop_diverged(where, "lower --lr (or --precision fp32)")
+        self.logger.warning(f"step {self.step} (epoch {self.epoch}): {where}; fp16: the step is "
+                            f"skipped")
         self._count_fp16_skip(True, "the loss was not finite")
 
     def _count_fp16_skip(self, skipped: bool, why: str) -> None:
@@ -318,15 +312,17 @@ class Trainer:
         self.skipped_steps += int(skipped)
         limit = self.cfg.max_skipped_steps
         if limit and self.skipped_in_a_row > limit:
-            raise TrainingDiverged(
-                f"step {self.step} (epoch {self.epoch}): fp16 skipped {self.skipped_in_a_row} "
-                f"steps in a row (last: {why}; loss scale {self.scaler.get_scale():.3g}); the run "
-                f"has diverged or overflows float16. Nothing was saved after the last good "
-                f"checkpoint {self.latest_path}: --resume with a lower --lr or --precision bf16")
+            self._stop_diverged(f"fp16 skipped {self.skipped_in_a_row} steps in a row (last: "
+                                f"{why}; loss scale {self.scaler.get_scale():.3g}); the run has "
+                                f"diverged or overflows float16", "lower --lr or --precision bf16")
+
+    def _stop_diverged(self, what: str, remedy: str) -> None:
+        raise TrainingDiverged(f"step {self.step} (epoch {self.epoch}): {what}. Nothing was "
+                               f"saved after the last good checkpoint {self.latest_path}; "
+                               f"{remedy}, and --resume")
 
     def _record(self, result: StepResult) -> None:
         """Add the step's terms and scalars to the interval's sums."""
-        self.interval_steps += 1
         for name, value in {"total": result.total, **result.terms, **result.scalars}.items():
             value = value.detach().float().reshape(())
             self.sums[name] = self.sums[name] + value if name in self.sums else value
@@ -343,7 +339,7 @@ class Trainer:
     def _start_interval(self) -> None:
         self.sums: dict[str, torch.Tensor] = {}
         self.counts: dict[str, int] = {}
-        self.interval_start, self.interval_steps = time.perf_counter(), 0
+        self.interval_start = time.perf_counter()
 
     def _log_interval(self) -> None:
         """The interval's terms, averaged over its steps and the ranks, to TensorBoard, the log
@@ -352,14 +348,14 @@ class Trainer:
             return
         keys = ["total"] + sorted(k for k in self.sums if k != "total")
         averaged = mean_over_ranks({k: self.sums[k] / self.counts[k] for k in keys}, self.context)
-        seconds = max(time.perf_counter() - self.interval_start, 1e-9)
-        samples_per_s = self.interval_steps * self.cfg.batch_size * self.context.world_size / seconds
+        samples = self.counts["total"] * self.cfg.batch_size * self.context.world_size
+        samples_per_s = samples / max(time.perf_counter() - self.interval_start, 1e-9)
         self.last_terms = averaged
         self._start_interval()
         if not self.context.is_main:
             return
         step, memory = self.step, peak_memory_mib(self.device)
-        scalars = {name if "/" in name else f"loss/{name}": value for name, value in averaged.items()}
+        scalars = {name if "/" in name else f"loss/{name}": v for name, v in averaged.items()}
         scalars.update({f"lr/{name}": value for name, value in self.adam.rates.items()})
         scalars.update({"speed/samples_per_s": samples_per_s, "speed/peak_memory_mib": memory,
                         "progress/epoch": self.epoch + self.step_in_epoch / self.steps_per_epoch})
@@ -403,11 +399,9 @@ class Trainer:
             self.logger.info(self.validator.report(self.step, scores, self.best, improved))
 
     def _save(self, copies: Sequence[str] = ()) -> None:
-        """Take the current state for ``latest.pth`` (with ``copies`` of it, and ``best.pth``
-        when a new best waits), on rank 0. It is written by ``_write_save_proven_finite`` or at
-        the end of the run; a state with non-finite weights is never taken. The state is
-        copied to the CPU: the next step changes weights, Adam's state and BatchNorm's
-        statistics in place."""
+        """Take the state for ``latest.pth`` (and ``copies``, ``best.pth`` when a new best
+        waits) on rank 0, copied to the CPU (the next step changes it in place), for
+        ``_write_save_proven_finite`` or the run's end. Non-finite weights stop the run."""
         copies = list(copies) + (["best.pth"] if self.best_pending else [])
         self.best_pending = False
         if not self.context.is_main:
@@ -441,18 +435,14 @@ class Trainer:
 
     def _finish(self) -> RunResult:
         self._write_save_proven_finite()       # the run's last state: nothing follows it
-        finished = self.step >= self.stop_at
-        if finished and self.context.is_main:
-            final = self.run_dir / "final.pth"
-            if self.latest_path.is_file():
+        finished, final = self.step >= self.stop_at, self.run_dir / "final.pth"
+        if self.context.is_main:
+            if finished and self.latest_path.is_file():
                 _copy_atomic(self.latest_path, final)
-            self.logger.info(f"finished at epoch {self.epoch}, step {self.step}: {final}")
-        elif self.context.is_main:
-            self.logger.info(f"stopped at epoch {self.epoch}, step {self.step}; continue with "
-                             f"--resume")
-        self.progress.close()
-        if self.writer is not None:
-            self.writer.flush()
+            self.logger.info(f"finished at epoch {self.epoch}, step {self.step}: {final}"
+                             if finished else f"stopped at epoch {self.epoch}, step "
+                             f"{self.step}; continue with --resume")
+        self.close()
         terms = self.last_terms
         return RunResult(step=self.step, epoch=self.epoch, validation=self.last_validation,
                          best=self.best.as_dict() if self.best else None,
@@ -466,10 +456,7 @@ class Trainer:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-        if getattr(self, "progress", None) is not None:
-            self.progress.close()
-
-    # ------------------------------------------------------------------ building
+        self.progress.close()
 
     def _build_data(self) -> None:
         cfg, context = self.cfg, self.context
@@ -510,20 +497,31 @@ class Trainer:
         self.epoch, self.step, self.step_in_epoch = 0, 0, 0
 
     def _restore(self) -> dict:
-        """Read ``latest.pth`` for ``--resume``: the trained weights and the position."""
-        checkpoint = _read_resume_checkpoint(self.latest_path, self.stage, self.trained, self.cfg,
-                                             self.context, self.steps_per_epoch)
+        """Read ``latest.pth`` for ``--resume``, check that it continues this run exactly, and
+        restore the trained weights and the position."""
+        path, cfg, context = self.latest_path, self.cfg, self.context
+        checkpoint = read_checkpoint(path, "--resume")
+        if (checkpoint.get("format"), checkpoint.get("stage")) != (CHECKPOINT_FORMAT,
+                                                                   self.stage.name):
+            raise CheckpointError(f"--resume: {path} is a '{checkpoint.get('stage')}' checkpoint "
+                                  f"(format {checkpoint.get('format')!r}); this is stage "
+                                  f"'{self.stage.name}'")
+        missing = [name for name in self.trained if name not in checkpoint.get("model", {})]
+        if missing:
+            raise CheckpointError(f"--resume: {path} lacks the trained model(s) {missing}")
+        check_resumable(checkpoint, context.world_size, cfg.batch_size, self.steps_per_epoch,
+                        path)
         for name in self.trained:
-            state = state_dict_from(checkpoint, name, self.latest_path, "--resume")
-            load_state(self.models[name], state, f"--resume: {self.latest_path}")
+            load_state(self.models[name], state_dict_from(checkpoint, name, path, "--resume"),
+                       f"--resume: {path}")
         self.epoch, self.step = checkpoint["epoch"], checkpoint["step"]
         self.step_in_epoch = checkpoint["step_in_epoch"]
-        if self.context.is_main:
-            changed = config_differences(checkpoint["config"], self.config_dict)
-            for key, (old, new) in changed.items():
+        if context.is_main:
+            for key, (old, new) in config_differences(checkpoint["config"],
+                                                      self.config_dict).items():
                 self.logger.warning(f"--resume: option {key} was {old!r}, now {new!r}")
-            self.logger.info(f"resumed from {self.latest_path}: epoch {self.epoch}, step "
-                             f"{self.step} ({self.step_in_epoch} into the epoch)")
+            self.logger.info(f"resumed from {path}: epoch {self.epoch}, step {self.step} "
+                             f"({self.step_in_epoch} into the epoch)")
         return checkpoint
 
     def _build_optimisation(self, checkpoint: Optional[dict]) -> None:
@@ -565,13 +563,8 @@ class Trainer:
                              disable=None if self.context.is_main and show_progress else True)
 
 
-# ----------------------------------------------------------------------------------------------
-# Pieces
-
-
 def _cpu_copy(value):
-    """``value`` (nested dicts and lists of tensors and plain values) with every tensor copied
-    to the CPU."""
+    """``value`` (nested dicts, lists, tensors) with every tensor copied to the CPU."""
     if isinstance(value, torch.Tensor):
         return value.detach().to("cpu", copy=True)
     if isinstance(value, dict):
@@ -583,28 +576,3 @@ def _cpu_copy(value):
 
 def _copy_atomic(source: Path, target: Path) -> None:
     write_atomic(target, lambda temporary: shutil.copyfile(source, temporary))
-
-
-def _read_resume_checkpoint(path: Path, stage: Stage, trained: Sequence[str],
-                            cfg: argparse.Namespace, context: DistributedContext,
-                            steps_per_epoch: int) -> dict:
-    """Read ``latest.pth`` for ``--resume`` and check it can continue this run exactly."""
-    checkpoint = read_checkpoint(path, "--resume")
-    if checkpoint.get("format") != CHECKPOINT_FORMAT or checkpoint.get("stage") != stage.name:
-        raise CheckpointError(f"--resume: {path} is a '{checkpoint.get('stage')}' checkpoint "
-                              f"(format {checkpoint.get('format')!r}); this is stage "
-                              f"'{stage.name}'")
-    missing = [name for name in trained if name not in checkpoint.get("model", {})]
-    if missing:
-        raise CheckpointError(f"--resume: {path} lacks the trained model(s) {missing}")
-    if checkpoint["step_in_epoch"] and (checkpoint["world_size"] != context.world_size
-                                        or checkpoint["batch_size"] != cfg.batch_size):
-        raise ConfigError(
-            f"--resume: {path} stopped mid-epoch with {checkpoint['world_size']} process(es) x "
-            f"batch {checkpoint['batch_size']}; its data order can only be continued with the "
-            f"same (now {context.world_size} x {cfg.batch_size})")
-    if checkpoint["steps_per_epoch"] != steps_per_epoch:
-        raise ConfigError(f"--resume: {path} had {checkpoint['steps_per_epoch']} steps per "
-                          f"epoch, this configuration has {steps_per_epoch} (the dataset size, "
-                          f"batch size or process count changed)")
-    return checkpoint

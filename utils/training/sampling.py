@@ -9,6 +9,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
+from options.config import ConfigError
+
 
 class ResumableSampler(DistributedSampler):
     """``DistributedSampler`` (shuffled; its order of epoch ``e`` is a pure function of
@@ -26,6 +28,23 @@ class ResumableSampler(DistributedSampler):
 
     def __len__(self) -> int:
         return self.num_samples - self.start_index
+
+
+def check_resumable(saved: Mapping[str, int], world_size: int, batch_size: int,
+                    steps_per_epoch: int, path) -> None:
+    """Raise ``ConfigError`` unless the position ``saved`` in the checkpoint ``path``
+    (``step_in_epoch``, ``world_size``, ``batch_size``, ``steps_per_epoch``) can be continued
+    in the same data order with this configuration."""
+    if saved["step_in_epoch"] and (saved["world_size"], saved["batch_size"]) != (world_size,
+                                                                                 batch_size):
+        raise ConfigError(
+            f"--resume: {path} stopped mid-epoch with {saved['world_size']} process(es) x batch "
+            f"{saved['batch_size']}; its data order can only be continued with the same (now "
+            f"{world_size} x {batch_size})")
+    if saved["steps_per_epoch"] != steps_per_epoch:
+        raise ConfigError(f"--resume: {path} had {saved['steps_per_epoch']} steps per epoch, "
+                          f"this configuration has {steps_per_epoch} (the dataset size, batch "
+                          f"size or process count changed)")
 
 
 def epoch_loader(dataset: Dataset, sampler: ResumableSampler, epoch: int, first_step: int,

@@ -1,6 +1,6 @@
 """What a training stage is, as the engine sees it: ``Stage`` (subclassed by each
-``train_*.py``), the ``StepContext`` it receives with every batch, and the ``StepResult`` it
-returns.
+``train_*.py``), the ``StepContext`` it receives with every batch, the ``StepResult`` it
+returns, and the ``RunResult`` a whole run returns.
 
 A stage script says what its stage is and nothing else::
 
@@ -70,6 +70,31 @@ class StepResult:
         return cls(total=total, terms={name: value.detach() for name, value in terms.items()},
                    images=dict(images or {}),
                    scalars={name: value.detach() for name, value in (scalars or {}).items()})
+
+
+@dataclass
+class RunResult:
+    """What a training run returns (``utils.training.engine.run``). ``terms``/``scalars``: the
+    last logged loss terms (with 'total') and other scalars, averaged over ranks;
+    ``validation``: the last validation's step and scores; ``best``: the best score, its metric
+    and step; ``learning_rates``: by group, last epoch; ``models``: all models, unwrapped;
+    ``finished``: the run reached its last epoch or ``--max_steps``; ``optimizer_builds``:
+    ``(epoch, group names)`` of every Adam created; ``skipped_steps``: fp16 steps the gradient
+    scaler skipped."""
+    step: int
+    epoch: int
+    terms: dict[str, float]
+    learning_rates: dict[str, float]
+    run_dir: Path
+    models: dict[str, nn.Module]
+    finished: bool
+    optimizer_builds: list[tuple[int, tuple[str, ...]]]
+    config: argparse.Namespace
+    rank: int
+    scalars: dict[str, float] = field(default_factory=dict)
+    validation: Optional[dict] = None
+    best: Optional[dict] = None
+    skipped_steps: int = 0
 
 
 class Stage:
@@ -170,6 +195,6 @@ class Stage:
                context: StepContext) -> StepResult:
         """Forward one batch and return its losses. ``models``: the trained models wrapped in
         DDP when distributed (call them, so gradients are synchronised), the others as built.
-        ``batch``: the collated dataset items, tensors on the device. Runs under autocast when
-        ``--amp`` is set."""
+        ``batch``: the collated dataset items, tensors on the device. Runs under autocast with
+        ``--precision bf16|fp16``."""
         raise NotImplementedError

@@ -23,9 +23,9 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Subset
 
+from common.images import quantise  # as test.py's PNGs hold the try-ons
 from options.config import ConfigError
 from utils.training.distributed import DistributedContext
-from common.images import quantise  # as test.py's PNGs hold the try-ons
 
 METRIC_DIRECTIONS = {"ssim": "max", "lpips": "min", "fid": "min"}
 PAIR_CHOICES = ("auto", "paired", "unpaired", "both")
