@@ -190,6 +190,45 @@ def test_checkpoints_and_logs_are_written(tmp_path):
     assert result.terms["total"] == pytest.approx(events.Scalars("loss/total")[-1].value)
 
 
+def test_a_run_shorter_than_sample_every_still_shows_a_grid_and_logs_only_terms(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    # 3 steps, stopped by --max_steps between two log lines: the last line is written at the
+    # stop, and the one grid at the last step.
+    run(FakeStage(6), fake_argv(tmp_path, "short", "--max_steps", "3", "--log_every", "2",
+                                "--sample_every", "1000"))
+    run_dir = tmp_path / "short"
+    assert [p.name for p in (run_dir / "samples").iterdir()] == ["step_0000003.png"]
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Images("samples")] == [3]
+    lines = [line for line in (run_dir / "train.log").read_text().splitlines()
+             if " step " in line and "/3: " in line]
+    assert len(lines) == 2 and "step 3/3: " in lines[-1]
+    for line in lines:
+        names = line.split(": ", 1)[1].split(" | ")[0].split()[::2]
+        assert names == ["total", "agree", "l1"], line
+
+
+def test_timed_steps_repeat_the_epoch_without_saving(tmp_path):
+    import logging
+
+    from options.config import parse_config
+    from utils.training.distributed import DistributedContext
+    from utils.training.engine import Trainer
+    stage = FakeStage(6)
+    cfg = parse_config(fake_argv(tmp_path, "timed", "--save_every", "0", "--log_every", "1000"),
+                       stage.add_arguments, stage.defaults, default_name="timed")
+    context = DistributedContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+    trainer = Trainer(stage, cfg, context, tmp_path / "timed", logging.getLogger("timed"),
+                      show_progress=False)
+    steps = trainer.timed_steps()
+    for _ in range(7):                        # 3 steps per epoch: two epoch ends crossed
+        next(steps)
+    trainer.close()
+    assert trainer.step == 7 and trainer.epoch == 0 and stage.dataset.epochs_seen == [0, 0, 0]
+    assert not list((tmp_path / "timed").glob("*.pth"))
+
+
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_mixed_precision_runs(tmp_path, precision):
     result = run(FakeStage(6), fake_argv(tmp_path, precision, "--precision", precision,
