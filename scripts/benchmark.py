@@ -51,11 +51,11 @@ import models.correlation as correlation  # noqa: E402
 from common.errors import exit_on_user_error  # noqa: E402
 from models import PF_GEN_INPUT, PF_WARP_INPUT, build_model  # noqa: E402
 from models.correlation import set_cost_volume  # noqa: E402
-from utils.profiling import PEAK_SHAPE, conv_peak_gflops, count_flops  # noqa: E402
 from models.fast import CudaGraphRunner, optimize_for_inference  # noqa: E402
 from models.graph import example_inputs  # noqa: E402
 from models.tryon import parser_free_tryon  # noqa: E402
 from utils.inference.precision import unsupported  # noqa: E402
+from utils.profiling import PEAK_SHAPE, conv_peak_gflops, count_flops  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -361,8 +361,8 @@ def bench_peak(args, when: str) -> dict:
 def bench_profile(args, warp, gen, arch, rows, runtimes) -> list[dict]:
     """Where one try-on's time goes (batch 1), for the fp32 fast path (``*+fold+cl``) and for
     the fastest path of ``rows``."""
-    from utils.profiling import module_profile, onnx_profile
     from models.graph import INPUT_NAMES
+    from utils.profiling import module_profile, onnx_profile
     first = [r for r in rows if r["batch"] == rows[0]["batch"]]
     fp32 = next(r for r in first if r["path"].endswith("+fold+cl"))
     fastest = min(first, key=lambda r: r["latency_ms"])
@@ -419,7 +419,7 @@ def bench_correlation(device: str, args) -> list[dict]:
                                 else [])
     rows = []
     for mode in ("forward", "forward+backward"):
-        def make(name):
+        def make(name, mode):
             def forward():
                 with torch.no_grad():
                     correlation.local_correlation(first, second, implementation=name)
@@ -429,7 +429,7 @@ def bench_correlation(device: str, args) -> list[dict]:
                 b = second.detach().requires_grad_()
                 correlation.local_correlation(a, b, implementation=name).sum().backward()
             return forward if mode == "forward" else forward_backward
-        calls = {name: make(name) for name in names}
+        calls = {name: make(name, mode) for name in names}
         times = time_interleaved(calls, device, args.warmup, max(args.repeats, 3))
         for name in names:
             seconds = statistics.median(times[name])
@@ -507,7 +507,8 @@ class TrainingBench:
 
     def argv(self, name: str, path: RunPath, device: str) -> list[str]:
         args = self.args
-        argv = self._config_argv() + ["--dataroot", self.dataroot, "--checkpoints_dir", os.path.join(self.folder, "runs"),
+        argv = self._config_argv() + [
+                "--dataroot", self.dataroot, "--checkpoints_dir", os.path.join(self.folder, "runs"),
                 "--name", f"{name}_{path.name}_{device}", "--overwrite", "--device", device,
                 "--height", str(args.height), "--width", str(args.width),
                 "--batch_size", str(args.train_batch_size), "--workers", "0",
@@ -791,7 +792,7 @@ def benchmark(args) -> dict:
     if "data" in args.sections:
         rows += bench_data(args)
     add_ratios(rows)
-    report = dict(environment=environment(args, load_at_start), args={k: v for k, v in vars(args).items()},
+    report = dict(environment=environment(args, load_at_start), args=dict(vars(args)),
                   load_average_at_end=os.getloadavg(), results=rows)
     print()
     print_table(rows)
