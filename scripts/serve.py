@@ -335,6 +335,30 @@ def prepare_examples(args, folder: str) -> list:
 # The page
 
 
+def _input_controls(gr, shape: str):
+    """The page's inputs, inside its Blocks: per upload (file, preview, message) by key, the
+    fit choice and the button."""
+    uploads = {}
+    with gr.Row():
+        for key, label, preview_label in UPLOADS:
+            with gr.Column():
+                file = gr.File(label=label, type="filepath", height=120,
+                               elem_id=f"{key}-upload")
+                view = gr.Image(label=preview_label, interactive=False, height=260,
+                                elem_id=f"{key}-preview", elem_classes="fill-image")
+                message = gr.Markdown(elem_id=f"{key}-message")
+            uploads[key] = (file, view, message)
+    with gr.Row():
+        fit = gr.Radio(
+            choices=[(f"pad: the whole photo, padded to {shape} with its border colour",
+                      "pad"),
+                     (f"crop: the centred {shape} window", "crop")],
+            value="pad", label="Fit of the person photo to the model's frame",
+            elem_id="fit", scale=3)
+        button = gr.Button("Try on", variant="primary", elem_id="tryon-button", scale=1)
+    return uploads, fit, button
+
+
 def build_page(page: TryOnPage, examples: list, title: str):
     """The Gradio Blocks of the page. Uploads are taken as file paths and decoded by
     ``read_upload``, not by Gradio's image component, so that every bad file gets this
@@ -354,25 +378,8 @@ def build_page(page: TryOnPage, examples: list, title: str):
             f"Files up to {limits.max_bytes / MEGABYTE:g} MB and "
             f"{limits.max_pixels / 1e6:g} megapixels; nothing is kept after the server "
             f"stops.")
-        uploads = {}
-        with gr.Row():
-            for key, label, preview_label in UPLOADS:
-                with gr.Column():
-                    file = gr.File(label=label, type="filepath", height=120,
-                                   elem_id=f"{key}-upload")
-                    view = gr.Image(label=preview_label, interactive=False, height=260,
-                                    elem_id=f"{key}-preview", elem_classes="fill-image")
-                    message = gr.Markdown(elem_id=f"{key}-message")
-                uploads[key] = (file, view, message)
+        uploads, fit, button = _input_controls(gr, shape)
         person_file, garment_file, mask_file = (uploads[key][0] for key, *_ in UPLOADS)
-        with gr.Row():
-            fit = gr.Radio(
-                choices=[(f"pad: the whole photo, padded to {shape} with its border colour",
-                          "pad"),
-                         (f"crop: the centred {shape} window", "crop")],
-                value="pad", label="Fit of the person photo to the model's frame",
-                elem_id="fit", scale=3)
-            button = gr.Button("Try on", variant="primary", elem_id="tryon-button", scale=1)
         status = gr.Markdown(elem_id="status")
         with gr.Row():
             tryon = gr.Image(label="Try-on (the person photo's size)", interactive=False,
