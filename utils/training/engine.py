@@ -383,13 +383,7 @@ class Trainer:
     def _validate(self) -> None:
         """Score the models on --val_root (every process its share); a new best is kept as
         ``best.pth`` by the next save."""
-        for name in self.trained:
-            self.plain[name].eval()
-        try:
-            scores = self.validator.run(self.plain, self.device)
-        finally:
-            for name in self.trained:
-                self.plain[name].train()
+        scores = self.validator.run(self.plain, self.device)
         improved = self.best.update(scores[self.best.metric], self.step)
         self.best_pending = self.best_pending or improved
         self.last_validation = {"step": self.step, "epoch": self.epoch, "scores": scores}

@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Subset
 from common.images import quantise  # as test.py's PNGs hold the try-ons
 from options.config import ConfigError
 from utils.training.distributed import DistributedContext
+from utils.training.sampling import to_device
 
 METRIC_DIRECTIONS = {"ssim": "max", "lpips": "min", "fid": "min"}
 PAIR_CHOICES = ("auto", "paired", "unpaired", "both")
@@ -172,8 +173,20 @@ class Validator:
         return [name for name, model in (("lpips", self._lpips), ("fid", self._inception))
                 if model is not None and not model.pretrained]
 
-    @torch.no_grad()
     def run(self, models: Mapping[str, torch.nn.Module], device: torch.device) -> dict:
+        """The scores of ``models`` (unwrapped), run in eval mode; each model's mode is
+        restored afterwards."""
+        modes = {name: model.training for name, model in models.items()}
+        for model in models.values():
+            model.eval()
+        try:
+            return self._scores(models, device)
+        finally:
+            for name, model in models.items():
+                model.train(modes[name])
+
+    @torch.no_grad()
+    def _scores(self, models: Mapping[str, torch.nn.Module], device: torch.device) -> dict:
         from utils.metrics import fid_from_features, inception_features, lpips_distance, ssim
 
         start = time.perf_counter()
@@ -181,7 +194,7 @@ class Validator:
         if "paired" in self.datasets:
             ssims, lpipses = [], []
             for batch in self._loader(self.datasets["paired"]):
-                batch = _to_device(batch, device)
+                batch = to_device(batch, device)
                 prediction, target = self.stage.validation_outputs(models, batch, self.cfg)
                 prediction, target = quantise(prediction), quantise_photo(target)
                 ssims += ssim(prediction, target).tolist()
@@ -191,7 +204,7 @@ class Validator:
         if "unpaired" in self.datasets:
             features, references = [], []
             for batch in self._loader(self.datasets["unpaired"]):
-                batch = _to_device(batch, device)
+                batch = to_device(batch, device)
                 prediction, _ = self.stage.validation_outputs(models, batch, self.cfg)
                 features += list(inception_features(self._inception,
                                                     quantise(prediction)))
@@ -208,7 +221,3 @@ class Validator:
         scores["pairs"] = pairs
         return scores
 
-
-def _to_device(batch, device):
-    return {key: value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
-            for key, value in batch.items()}
