@@ -131,7 +131,8 @@ def optimize_for_inference(model: nn.Module, fold_bn: bool = True, channels_last
 class CudaGraphRunner:
     """Replays a CUDA graph of ``fn(*inputs)`` for inputs of one fixed shape.
 
-    ``fn`` takes tensors and returns a tensor, or tuples, lists or dataclasses of tensors; ``example_inputs`` fix the shapes, dtypes and device. Calling the runner copies
+    ``fn`` takes tensors and returns a tensor, or tuples, lists or dataclasses of tensors;
+    ``example_inputs`` fix the shapes, dtypes and device. Calling the runner copies
     new inputs into the captured buffers, replays the graph, and returns clones of the outputs
     (so later calls do not overwrite them). Construct only on CUDA.
     """

@@ -88,7 +88,8 @@ class TryOnGraph(nn.Module):
     ``warp``, ``gen``: the loaded models in eval mode (the wrappers of ``torch.compile``, DDP
     and ``models.fast.ChannelsLast`` are looked through). They are copied; the copies are
     contiguous (NCHW), have their BatchNorms folded or turned into ``ChannelAffine``, compute
-    their cost volumes as 'rows' and need no gradients. ``forward`` returns the tuple of the module docstring, in ``OUTPUT_NAMES``
+    their cost volumes as 'rows' and need no gradients. ``forward`` returns the tuple of the
+    module docstring, in ``OUTPUT_NAMES``
     order.
     """
 

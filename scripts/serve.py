@@ -373,8 +373,8 @@ def build_page(page: TryOnPage, examples: list, title: str):
     with gr.Blocks(title="PF-AFN try-on", analytics_enabled=False,
                    delete_cache=(CACHE_SWEEP_S, CACHE_AGE_S)) as demo:
         gr.Markdown(
-            f"## PF-AFN virtual try-on\n{as_markdown(title)}. Upload a photo of a person and a product "
-            f"photo of a garment (on a light, plain background), then press **Try on**. "
+            f"## PF-AFN virtual try-on\n{as_markdown(title)}. Upload a photo of a person and a "
+            f"product photo of a garment (on a light, plain background), then press **Try on**. "
             f"Files up to {limits.max_bytes / MEGABYTE:g} MB and "
             f"{limits.max_pixels / 1e6:g} megapixels; nothing is kept after the server "
             f"stops.")

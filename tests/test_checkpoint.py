@@ -169,7 +169,8 @@ def test_an_older_checkpoint_with_only_a_config_still_loads(tmp_path):
     from utils.checkpoint import load_checkpoint_model
     warp = _randomise(AFWM(45, **SMALL), 6)
     path = tmp_path / "old.pth"
-    save_atomic({"format": CHECKPOINT_FORMAT, "stage": "pb_warp", "model": {"warp": warp.state_dict()},
+    save_atomic({"format": CHECKPOINT_FORMAT, "stage": "pb_warp",
+                 "model": {"warp": warp.state_dict()},
                  "config": {"warp_channels": list(SMALL["channels"]), "fpn_dim": 16,
                             "align_corners": True}}, path)
     model = load_checkpoint_model(path, "warp")
@@ -219,7 +220,8 @@ def test_corrupted_or_non_finite_weights_are_refused(tmp_path):
     state["aflow_net.netMain.0.0.bias"] = torch.full_like(state["aflow_net.netMain.0.0.bias"],
                                                           float("nan"))
     torch.save(state, tmp_path / "nan.pth")
-    with pytest.raises(CheckpointError, match="hold NaN or infinity, e.g. aflow_net.netMain.0.0.bias"):
+    with pytest.raises(CheckpointError,
+                       match="hold NaN or infinity, e.g. aflow_net.netMain.0.0.bias"):
         load_weights(AFWM(3, **SMALL), tmp_path / "nan.pth", key="warp")
     diverged = AFWM(3, **SMALL)
     with torch.no_grad():

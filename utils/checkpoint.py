@@ -13,6 +13,10 @@ stage. A released checkpoint is a plain state dict of one module (``warp_model_f
 ``gen_model_final.pth``), whose architecture is recognised from its keys and shapes
 (``models.registry.recognise``).
 
+``load_checkpoint_model`` is the one way from a file to a module: read, recognise (or read the
+recorded ``arch``), build, load strictly. ``load_weights`` loads into a module the caller built
+(a student from its teacher, with an explicit list of what is skipped).
+
 Everything is strict: a missing file, an unknown architecture, a missing or unexpected key, a
 shape mismatch, non-finite weights or a checksum that does not match raise ``CheckpointError``
 naming the file and what is wrong. Files are read with ``torch.load(weights_only=True)``, so a
