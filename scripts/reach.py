@@ -7,11 +7,14 @@ when the script starts) and through any import, those inside functions included.
     python scripts/reach.py --list train_pb_warp.py   # the reachable files, module level
 
 Read from the code with ``ast``; nothing is imported. A module counts with its package's
-``__init__.py`` files, as Python runs them.
+``__init__.py`` files, as Python runs them. The architecture registry imports, on its first
+lookup, every module of ``models/`` that registers something (``models/registry.py``): those
+count as imports inside a function of the registry.
 """
 
 import argparse
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -20,6 +23,21 @@ ENTRIES = ("train_pb_warp.py", "train_pb_gen.py", "train_pf_warp.py", "train_pf_
            "test.py")
 # The targets for stage 1: module-level imports, any import.
 LIMITS = {"train_pb_warp.py": (5000, 7000)}
+
+
+# Files that import other files by discovery, not by name: file -> (folder, what a discovered
+# file's source contains).
+DISCOVERY = {"models/registry.py": ("models", re.compile(r"^register(_family)?\(", re.MULTILINE))}
+
+
+def discovered(path: Path) -> set[Path]:
+    """The files ``path`` imports by discovery (at its first lookup, inside a function)."""
+    rule = DISCOVERY.get(str(path.relative_to(ROOT)))
+    if rule is None:
+        return set()
+    folder, pattern = rule
+    return {file for file in (ROOT / folder).glob("*.py")
+            if file != path and pattern.search(file.read_text(encoding="utf-8"))}
 
 
 def module_path(name: str) -> Path | None:
@@ -59,7 +77,7 @@ def imported_modules(path: Path, module_level_only: bool) -> set[Path]:
             module = ".".join(base + ([node.module] if node.module else []))
             names.append(module)
             names += [f"{module}.{alias.name}" for alias in node.names]
-    found = set()
+    found = set() if module_level_only else discovered(path)
     for name in names:
         parts = name.split(".")
         for end in range(1, len(parts) + 1):
