@@ -21,10 +21,8 @@ state finite, so ``latest.pth`` always trains on.
 
 import argparse
 import logging
-import math
 import shutil
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
@@ -167,7 +165,7 @@ class Trainer:
         self._build_optimisation(checkpoint)
         self._build_validation(checkpoint)
         self._open_writer(show_progress)
-        self._start_interval()
+        self.sums, self.counts, self.interval_start = {}, {}, time.perf_counter()
         self.stopping = self.step >= self.stop_at or self.stop.requested
 
     def fit(self) -> RunResult:
@@ -253,7 +251,7 @@ class Trainer:
         context = StepContext(cfg=self.cfg, epoch=self.epoch, step=self.step,
                               want_images=want_images)
         dtype = AUTOCAST_DTYPES[self.cfg.precision]
-        with torch.autocast(self.device.type, dtype=dtype) if dtype is not None else nullcontext():
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
             result = self.stage.losses(self.wrapped, to_device(batch, self.device), context)
         if not isinstance(result, StepResult):
             raise TypeError(f"{type(self.stage).__name__}.losses must return a StepResult, got "
@@ -297,7 +295,7 @@ class Trainer:
         """Stop at once, or under fp16 skip the step (no ``backward``: the sampling's CPU
         backward can crash on a NaN grid) and count it."""
         bad = {name: float(value) for name, value in result.terms.items()
-               if not math.isfinite(float(value))}
+               if not torch.isfinite(value)}
         where = (f"loss {float(result.total.detach())}; terms not finite: "
                  f"{format_terms(bad) if bad else '(on another process)'}")
         if not self.scaler.is_enabled():
@@ -336,11 +334,6 @@ class Trainer:
         torchvision.utils.save_image(grid, self.run_dir / "samples" / f"step_{self.step:07d}.png")
         self.grid_written = True
 
-    def _start_interval(self) -> None:
-        self.sums: dict[str, torch.Tensor] = {}
-        self.counts: dict[str, int] = {}
-        self.interval_start = time.perf_counter()
-
     def _log_interval(self) -> None:
         """The interval's terms, averaged over its steps and the ranks, to TensorBoard, the log
         and the progress bar; nothing when no step was taken since the last call."""
@@ -351,7 +344,7 @@ class Trainer:
         samples = self.counts["total"] * self.cfg.batch_size * self.context.world_size
         samples_per_s = samples / max(time.perf_counter() - self.interval_start, 1e-9)
         self.last_terms = averaged
-        self._start_interval()
+        self.sums, self.counts, self.interval_start = {}, {}, time.perf_counter()
         if not self.context.is_main:
             return
         step, memory = self.step, peak_memory_mib(self.device)
