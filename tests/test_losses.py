@@ -149,7 +149,7 @@ def test_total_variation_and_smoothness_values():
 
 def test_vgg_weights_missing_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    with pytest.raises(VGGWeightsMissing, match="vgg19-dcbb9e9d.pth.*--vgg_weights.*--allow_random_vgg"):
+    with pytest.raises(VGGWeightsMissing, match="vgg19-dcbb9e9d.pth.*--vgg_weights.*--allow_random_weights"):
         build_vgg19_features()
     with pytest.raises(VGGWeightsMissing, match="weights file given with --vgg_weights not found"):
         build_vgg19_features(str(tmp_path / "missing.pth"))

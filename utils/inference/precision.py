@@ -25,10 +25,9 @@ from typing import Optional
 
 import torch
 
+from common.precision import AUTOCAST_DTYPES
+
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
-AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-# The earlier spelling of the flag (``--amp none|bf16|fp16``).
-AMP_NAMES = {"none": "fp32", "bf16": "bf16", "fp16": "fp16"}
 # A format whose try-ons lose more SSIM than this against fp32 is never chosen by itself.
 MAX_SSIM_LOSS = 0.01
 # The formats that met that bar on every trained student measured (SSIM vs fp32, docs/
