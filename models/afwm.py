@@ -22,6 +22,15 @@ from models.registry import (ArchFlag, Architecture, Family, is_bool, is_name, p
 
 RELEASE_CHANNELS = (64, 128, 256, 256, 256)
 RELEASE_FPN_DIM = 256
+# oneDNN's CPU convolutions run on NHWC (channels-last) without reordering their input and
+# output at every call, and hand the layout on to the next layer: about 10% of a training step
+# at the demo's widths. Values are those of the NCHW layout to float rounding.
+CPU_MEMORY_FORMAT = torch.channels_last
+
+
+def on_cpu_as(x: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
+    """``x`` in ``memory_format`` when it lives on the CPU; as it is elsewhere."""
+    return x.contiguous(memory_format=memory_format) if x.is_cpu else x
 
 
 class ResBlock(nn.Module):
@@ -155,6 +164,8 @@ class CoarseToFineFlow(nn.Module):
     align_corners=True one, whatever its sampling flag says).
     """
 
+    cpu_memory_format = CPU_MEMORY_FORMAT     # the layout of the flow heads' CPU inputs
+
     def __init__(self, align_corners: bool = True, offset_align_corners: Optional[bool] = None):
         super().__init__()
         self.align_corners = align_corners
@@ -190,7 +201,9 @@ class CoarseToFineFlow(nn.Module):
             flow = step if flow is None else sample(flow, step, align_corners=ac)
 
             warped_feature = sample(garment_feature, flow, align_corners=ac)
-            delta_refine = self.netRefine[i](torch.cat([warped_feature, cond_feature], 1))
+            refine_input = on_cpu_as(torch.cat([warped_feature, cond_feature], 1),
+                                     self.cpu_memory_format)
+            delta_refine = self.netRefine[i](refine_input)
             flow = sample(flow, offset_to_grid(delta_refine, offsets_ac), align_corners=ac)
             flow = upsample_flow(flow)
 
@@ -237,6 +250,7 @@ class AFlowNet(CoarseToFineFlow):
 
     def main_offset(self, level, prewarped, cond_feature, prepared):
         cost = local_correlation(prewarped, cond_feature, implementation=self.cost_volume)
+        cost = on_cpu_as(cost, self.cpu_memory_format)
         return self.netMain[level](F.leaky_relu(cost, 0.1))
 
 
@@ -251,6 +265,7 @@ class WarpModule(nn.Module):
     """
 
     stride = 32
+    cpu_memory_format = CPU_MEMORY_FORMAT     # the layout of the pyramids' CPU inputs
 
     @property
     def align_corners(self) -> bool:
@@ -271,6 +286,7 @@ class WarpModule(nn.Module):
         if cond.shape[1] != self.input_nc:
             raise ValueError(f"{name} was built for {self.input_nc} condition channels, "
                              f"got {cond.shape[1]}")
+        cond, garment = (on_cpu_as(x, self.cpu_memory_format) for x in (cond, garment))
         cond_pyramid, garment_pyramid = self.pyramids(cond, garment)
         return self.aflow_net(garment, garment_pyramid, cond_pyramid, garment_edge, return_levels)
 

@@ -64,6 +64,8 @@ class ResUnetGenerator(nn.Module):
     """Res-UNet: ``input_nc`` channels in, ``output_nc`` out (3 rendered-person logits + 1 mask
     logit in PF-AFN). Input height and width must be multiples of ``2**num_downs``."""
 
+    cpu_memory_format = torch.channels_last   # the layout of the CPU convolutions
+
     def __init__(self, input_nc: int, output_nc: int = 4, num_downs: int = 5, ngf: int = 64):
         super().__init__()
         if num_downs < 5:
@@ -90,6 +92,9 @@ class ResUnetGenerator(nn.Module):
         if x.shape[1] != self.input_nc:
             raise ValueError(f"generator was built for {self.input_nc} input channels, "
                              f"got {x.shape[1]}")
+        if x.is_cpu:
+            # oneDNN's CPU convolutions run on NHWC without reordering at every call.
+            x = x.contiguous(memory_format=self.cpu_memory_format)
         return self.model(x)
 
 

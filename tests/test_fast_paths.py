@@ -336,3 +336,67 @@ def test_auto_falls_back_to_band_when_the_triton_kernels_disagree(monkeypatch):
     fake.triton_correlation = lambda a, b, d: correlation.BandCorrelation.apply(a, b, d)
     monkeypatch.setattr(correlation, "_TRITON_AGREES", {})
     assert correlation.triton_agrees(torch.device("cpu")) is True
+
+
+def test_second_order_differences_equal_one_filter_at_a_time():
+    from models.flow import SECOND_ORDER_FILTERS, second_order_differences
+    flow = torch.randn(3, 2, 9, 7, dtype=torch.float64)
+    dx, dy = second_order_differences(flow)
+    for component, got in ((flow[:, 0:1], dx), (flow[:, 1:2], dy)):
+        for k, kernel in enumerate(SECOND_ORDER_FILTERS.double()[:, 0]):
+            # each filter written out as the sum of its taps
+            expected = sum(kernel[i, j] * component[:, 0, i:i + 7, j:j + 5]
+                           for i in range(3) for j in range(3))
+            torch.testing.assert_close(got[:, k], expected, rtol=0, atol=1e-12)
+
+
+def _conv_inputs_channels_last(model, run) -> list[bool]:
+    """Whether each Conv2d of ``model`` saw a channels-last input during ``run()``."""
+    seen = []
+    hooks = [m.register_forward_pre_hook(
+        lambda module, args: seen.append(args[0].is_contiguous(memory_format=torch.channels_last)))
+        for m in model.modules() if isinstance(m, nn.Conv2d) and m.in_channels > 1]
+    try:
+        run()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return seen
+
+
+def test_cpu_training_runs_channels_last_and_equals_nchw():
+    # The CPU convolutions of the warp module and the generator run on NHWC. The fp32 forward
+    # equals that of the NCHW layout to float rounding; the gradients are compared in float64,
+    # since in float32 a bilinear sample's gradient jumps where a position crosses a pixel.
+    torch.manual_seed(0)
+    warp = AFWM(3, **TINY_WARP).train()
+    gen = ResUnetGenerator(7, ngf=4).train()
+    person, garment = torch.randn(4, 3, 64, 64), torch.randn(4, 3, 64, 64)
+    edge = (torch.rand(4, 1, 64, 64) > 0.5).float()
+
+    def step(dtype, memory_format):
+        w, g = copy.deepcopy(warp).to(dtype), copy.deepcopy(gen).to(dtype)
+        for module in [*w.modules(), *g.modules()]:
+            if hasattr(module, "cpu_memory_format"):
+                module.cpu_memory_format = memory_format
+        out = w(person.to(dtype), garment.to(dtype), edge.to(dtype), return_levels=True)
+        rendered = g(torch.cat([person.to(dtype), out.warped, out.levels[-1].warped_edge], 1))
+        total = rendered.square().mean() + sum(level.flow_dx.square().mean()
+                                               + level.warped_garment.mean()
+                                               for level in out.levels)
+        total.backward()
+        grads = torch.cat([p.grad.flatten() for p in [*w.parameters(), *g.parameters()]])
+        return [total.detach(), out.warped.detach(), out.flow.detach(), rendered.detach(),
+                grads]
+
+    layouts = _conv_inputs_channels_last(warp, lambda: warp(person, garment))
+    layouts += _conv_inputs_channels_last(gen, lambda: gen(torch.randn(2, 7, 64, 64)))
+    assert layouts and all(layouts)
+    fast, plain = step(torch.float32, torch.channels_last), step(torch.float32,
+                                                                  torch.contiguous_format)
+    for got, expected in zip(fast[:-1], plain[:-1]):
+        torch.testing.assert_close(got, expected, rtol=0, atol=2e-3)
+    fast, plain = step(torch.float64, torch.channels_last), step(torch.float64,
+                                                                  torch.contiguous_format)
+    for got, expected in zip(fast, plain):
+        torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-11)
