@@ -21,8 +21,10 @@ The 'profile' section splits one try-on (batch 1) of the fp32 fast path and of t
 path into encoders, flow heads, cost volumes per level, sampling and generator
 (``utils/profiling.py``).
 
-    OMP_NUM_THREADS=2 python scripts/benchmark.py --devices cpu --sections inference,profile \
-        --archs pfafn,mobile_student,dmvton --batch_sizes 1,8 --json docs/benchmarks/cpu.json
+    OMP_NUM_THREADS=2 python scripts/benchmark.py --devices cpu \
+        --sections correlation,inference,profile,training \
+        --archs pfafn,fsvton,dmvton,mobile_student --batch_sizes 1,8 --warmup 1 --repeats 3 \
+        --train_stages pb_warp,pf_gen --json docs/benchmarks/cpu_2core.json
 """
 
 import argparse
@@ -48,6 +50,7 @@ sys.path.insert(0, ROOT)
 import torch  # noqa: E402
 
 import models.correlation as correlation  # noqa: E402
+from common.cli import HelpFormatter  # noqa: E402
 from common.errors import exit_on_user_error  # noqa: E402
 from models import PF_GEN_INPUT, PF_WARP_INPUT, build_model  # noqa: E402
 from models.correlation import set_cost_volume  # noqa: E402
@@ -686,7 +689,8 @@ def environment(args, load) -> dict:
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--devices", default="auto",
                         help="comma-separated cpu,cuda; 'auto' = cpu plus cuda when available")
     parser.add_argument("--corr_shape", default="2,256,128,96",
@@ -707,14 +711,15 @@ def parse_args(argv=None):
                              + ", ".join(architecture_names()) + " (random weights, parser-free)")
     parser.add_argument("--train_config", default=None,
                         help="YAML file of training flags (widths, VGG levels) for the training "
-                             "rows, e.g. configs/tiny.yaml; default: the paper's")
+                             "rows, e.g. configs/tiny.yaml; when not given, the paper's")
     parser.add_argument("--train_stages", default="pb_warp,pf_gen",
                         help="comma-separated stages whose training step is timed: "
                              + ", ".join(TRAIN_STAGES))
     parser.add_argument("--train_warmup", type=int, default=1, help="untimed training steps")
     parser.add_argument("--train_repeats", type=int, default=3, help="timed training steps")
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: OMP_NUM_THREADS or torch's choice)")
+                        help="torch CPU threads; when not given, OMP_NUM_THREADS or torch's "
+                             "choice")
     parser.add_argument("--cpu_bf16", action="store_true",
                         help="also time bf16 autocast on a CPU without native bf16 (AVX-512 "
                              "BF16 or AMX; timed by itself where the CPU has it): emulated, slow")
@@ -726,8 +731,8 @@ def parse_args(argv=None):
                         help="skip the ONNX Runtime row (it exports the models first: about "
                              "half a minute on CPU)")
     parser.add_argument("--paths", default=None,
-                        help="comma-separated names of the paths to time (e.g. band,band+cl; "
-                             "default: all); the ratios need 'plain'")
+                        help="comma-separated names of the paths to time (e.g. band,band+cl), "
+                             "all when not given; the ratios need 'plain'")
     parser.add_argument("--data_root", default=None, help="VITON_traindata folder for the data "
                         "loading figure (skipped without it)")
     parser.add_argument("--data_samples", type=int, default=200, help="samples timed for data")

@@ -12,6 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from common.cli import HelpFormatter  # noqa: E402
 from train_pb_gen import ParserBasedGenerator  # noqa: E402
 from train_pb_warp import ParserBasedWarp  # noqa: E402
 from train_pf_gen import EARLY_SKIN_WEIGHTS, LATE_SKIN_WEIGHTS, ParserFreeGenerator  # noqa: E402
@@ -55,15 +56,17 @@ def rows(stage: str, niter: int, niter_decay: int, lr: float) -> list[str]:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--stage", choices=sorted(STAGES), default=None,
-                        help="one stage (default: all four)")
-    parser.add_argument("--niter", type=int, default=None, help="default: the stage's")
-    parser.add_argument("--niter_decay", type=int, default=None, help="default: the stage's")
-    parser.add_argument("--lr", type=float, default=None, help="default: the stage's")
+                        help="one stage; all four when not given")
+    parser.add_argument("--niter", type=int, default=None,
+                        help="epochs at the full rate; the stage's when not given")
+    parser.add_argument("--niter_decay", type=int, default=None,
+                        help="epochs of linear decay; the stage's when not given")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="base learning rate; the stage's when not given")
     parser.add_argument("--all", action="store_true",
-                        help="every epoch (default: the first and last three)")
+                        help="print every epoch, not only the first and last three")
     args = parser.parse_args(argv)
     for stage in ([args.stage] if args.stage else list(STAGES)):
         lr, _, niter, niter_decay, _ = STAGES[stage]
