@@ -24,6 +24,7 @@ import time
 import numpy as np
 from PIL import Image
 
+from common.cli import HelpFormatter
 from common.errors import exit_on_user_error
 from data import viton
 from data.datasets import (DataOptions, add_data_arguments, pair_samples, read_person,
@@ -205,7 +206,8 @@ def _viton_pairs_files(root: str) -> list:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Check a dataset of any layout: every file "
-                                                 "read as training and test.py read it.")
+                                                 "read as training and test.py read it.",
+                                     formatter_class=HelpFormatter)
     parser.add_argument("root", help="the dataset (see the module help for each --dataset)")
     parser.add_argument("--height", type=int, default=256, help="size samples are served at")
     parser.add_argument("--width", type=int, default=192, help="size samples are served at")

@@ -430,8 +430,8 @@ def add_data_arguments(parser, default_pairs: Optional[str] = None) -> None:
                              "(the top folder holding upper_body/, lower_body/, dresses/)")
     parser.add_argument("--category", default=None,
                         help="garment categories, comma-separated: upper_body, lower_body, "
-                             "dresses, or all (default upper_body; a VITON-layout folder holds "
-                             "one, VITON-HD only upper_body)")
+                             "dresses, or all; when not given, upper_body (a VITON-layout folder "
+                             "holds one, VITON-HD only upper_body)")
     parser.add_argument("--label_scheme", default="auto", choices=("auto",) + LABEL_SCHEMES,
                         help="scheme of the parsing files, converted to the 14-class scheme "
                              "(auto: the layout's, viton / cihp / atr)")
@@ -447,8 +447,9 @@ def add_data_arguments(parser, default_pairs: Optional[str] = None) -> None:
                              ".png) to use instead of the documented replacement (VITON-HD "
                              "ships only a colour rendering)")
     parser.add_argument("--mask_cache", default=None,
-                        help="folder for garment masks computed from product photos (default "
-                             "$PFAFN_CACHE/garment_masks, ~/.cache/pfafn/garment_masks)")
+                        help="folder for garment masks computed from product photos; when "
+                             "not given, $PFAFN_CACHE/garment_masks, or "
+                             "~/.cache/pfafn/garment_masks")
     parser.add_argument("--rebuild_masks", action="store_true",
                         help="compute cached garment masks again")
     parser.add_argument("--grabcut", action="store_true",

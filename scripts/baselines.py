@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common.cli import HelpFormatter  # noqa: E402
 from common.errors import exit_on_user_error  # noqa: E402
 from common.images import to_uint8  # noqa: E402
 from data.datasets import DataOptions, add_data_arguments  # noqa: E402
@@ -34,7 +35,7 @@ BASELINES = {"paste": paste}
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--dataroot", required=True, help="the test data (its layout: --dataset)")
     p.add_argument("--pairs", default="paired",
                    help="paired, unpaired, or a pairs file (a name inside --dataroot, or a path)")

@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import cv2  # noqa: E402
 import torch  # noqa: E402
 
+from common.cli import HelpFormatter  # noqa: E402
 from common.errors import exit_on_user_error  # noqa: E402
 from data.inputs import TryOnInputs  # noqa: E402
 from data.datasets import VitonTrainDataset  # noqa: E402
@@ -39,7 +40,8 @@ def measure(loader, num_samples, build_inputs):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--root", required=True, help="VITON_traindata-layout folder")
     parser.add_argument("--height", type=int, default=256, help="served height")
     parser.add_argument("--width", type=int, default=192, help="served width")

@@ -39,6 +39,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from common.cli import HelpFormatter  # noqa: E402
 from common.errors import UserError, exit_on_user_error  # noqa: E402
 from data.densepose import DENSEPOSE_EXTENSIONS, IUV_CHANNELS, read_densepose_file  # noqa: E402
 from data.labels import LABEL_SCHEMES, NECK_CHOICES, NECK_HELP, LabelError, read_label_map  # noqa: E402
@@ -195,17 +196,19 @@ def convert_folder(src: str, out: str, extensions, convert, what: str, stream=No
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      epilog=__doc__.split("\n\n", 2)[2],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    labels = commands.add_parser("labels", help="parsing of another scheme -> 14-class grey PNGs")
+    labels = commands.add_parser("labels", help="parsing of another scheme -> 14-class grey PNGs",
+                                  formatter_class=HelpFormatter)
     labels.add_argument("--src", required=True, help="folder of parsing images")
     labels.add_argument("--out", required=True, help="folder for the grey PNGs (created)")
     labels.add_argument("--scheme", required=True, choices=LABEL_SCHEMES,
                         help="scheme of the source labels (viton: check and rewrite as grey)")
     labels.add_argument("--neck", default="skin", choices=NECK_CHOICES, help=NECK_HELP)
 
-    pose = commands.add_parser("pose", help="keypoint files -> OpenPose COCO-18 JSON")
+    pose = commands.add_parser("pose", help="keypoint files -> OpenPose COCO-18 JSON",
+                                formatter_class=HelpFormatter)
     pose.add_argument("--src", required=True, help="folder of keypoint JSON files")
     pose.add_argument("--out", required=True, help="folder for {stem}_keypoints.json (created)")
     pose.add_argument("--format", default="auto", choices=POSE_FORMATS,
@@ -219,7 +222,8 @@ def main(argv=None) -> int:
                       help="COCO-17 points scoring at most this are dropped (0: keep any "
                            "positive score)")
 
-    dense = commands.add_parser("densepose", help="part-index maps -> uint8 .npy")
+    dense = commands.add_parser("densepose", help="part-index maps -> uint8 .npy",
+                                 formatter_class=HelpFormatter)
     dense.add_argument("--src", required=True, help="folder of .npy / .png part-index maps")
     dense.add_argument("--out", required=True, help="folder for the .npy files (created)")
     dense.add_argument("--iuv_channel", default="b", choices=IUV_CHANNELS,

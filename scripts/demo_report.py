@@ -14,6 +14,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from common.cli import HelpFormatter  # noqa: E402
 from common.errors import UserError, exit_on_user_error  # noqa: E402
 
 ROWS = (  # (label, scores file under --out, what it is)
@@ -107,7 +108,7 @@ def contact_sheet(grid_dir: Path, target: Path, count: int = 8) -> bool:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--out", default="demo_out", help="the demo's output folder")
     args = p.parse_args(argv)
     with exit_on_user_error():

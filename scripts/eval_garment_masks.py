@@ -20,6 +20,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from common.cli import HelpFormatter  # noqa: E402
 from common.errors import exit_on_user_error  # noqa: E402
 from data.alpha import read_alpha  # noqa: E402
 from data.files import IMAGE_EXTENSIONS, DatasetError, read_gray, read_rgb  # noqa: E402
@@ -41,10 +42,11 @@ def iou(mask: np.ndarray, true: np.ndarray) -> float:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--images", required=True, help="folder of product photos: the stems scored")
     parser.add_argument("--true", required=True, help="folder of true masks (> 127 = garment)")
-    parser.add_argument("--masks", default=None, help="folder of masks to score; default: compute them here")
+    parser.add_argument("--masks", default=None, help="folder of masks to score; when not given, they are computed here")
     parser.add_argument("--grabcut", action="store_true", help="when computing masks, refine them with GrabCut")
     parser.add_argument("--ignore_alpha", action="store_true",
                         help="when computing masks, leave a PNG's alpha channel unused")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from common.cli import HelpFormatter  # noqa: E402
 from common.errors import UserError, exit_on_user_error  # noqa: E402
 from data.datasets import DataOptions, add_data_arguments, pair_samples  # noqa: E402
 from data.files import person_id  # noqa: E402
@@ -27,7 +28,7 @@ from utils.metrics import (METRIC_NAMES,  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--results_dir", required=True,
                         help="folder of try-on images named {person_stem}__{cloth_stem}.png")
     parser.add_argument("--dataroot", required=True,
@@ -42,10 +43,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch_size", type=int, default=16, help="images per forward pass")
     parser.add_argument("--lpips_net", default="alex", choices=["alex", "vgg"], help="LPIPS trunk network")
     parser.add_argument("--fid_weights", default=None,
-                        help="path to pt_inception-2015-12-05-6726825d.pth (default: the torch hub cache)")
+                        help="path to pt_inception-2015-12-05-6726825d.pth; when not given, the torch hub cache")
     parser.add_argument("--lpips_backbone_weights", default=None,
                         help="path to alexnet-owt-7be5be79.pth (or vgg16-397923af.pth with --lpips_net vgg); "
-                             "default: the torch hub cache")
+                             "when not given, the torch hub cache")
     parser.add_argument("--allow_random_weights", action="store_true",
                         help="use random backbones where a weight file is missing: for tests and demos only, "
                              "the scores are not comparable to published numbers")

@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from common.cli import HelpFormatter  # noqa: E402
 from common.errors import UserError, exit_on_user_error  # noqa: E402
 from common.images import quantise, to_uint8  # noqa: E402
 from data.datasets import DataOptions, add_data_arguments  # noqa: E402
@@ -48,7 +49,7 @@ FORMATS = ("onnx", "torch_export", "both")
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=HelpFormatter)
     add_model_arguments(p, run=False)
     p.add_argument("--out", required=True,
                    help="file to write (.onnx; .pt2 with --format torch_export; with --format "

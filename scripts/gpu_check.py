@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+from common.cli import HelpFormatter  # noqa: E402
 
 STAGES = (("pb_warp", "train_pb_warp.py"), ("pb_gen", "train_pb_gen.py"),
           ("pf_warp", "train_pf_warp.py"), ("pf_gen", "train_pf_gen.py"))
@@ -353,7 +354,7 @@ def run_check(name, check, device, args) -> dict:
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"],
                    help="auto: CUDA when available")
     p.add_argument("--size", default="tiny", choices=["tiny", "paper"],
@@ -365,7 +366,7 @@ def parse_args(argv=None):
                    help="comma-separated subset of " + ", ".join(name for name, _ in CHECKS))
     p.add_argument("--cpu_bf16", action="store_true", help="also time bf16 inference on CPU")
     p.add_argument("--out", default=None,
-                   help="the JSON report (default docs/benchmarks/gpu_check_<device>.json)")
+                   help="the JSON report; when not given, docs/benchmarks/gpu_check_<device>.json")
     args = p.parse_args(argv)
     unknown = set(args.checks.split(",")) - {name for name, _ in CHECKS}
     if unknown:

@@ -12,6 +12,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from common.cli import HelpFormatter  # noqa: E402
 from common.errors import UserError, exit_on_user_error  # noqa: E402
 from data.synthetic import CATEGORIES, LAYOUTS, make_dataset  # noqa: E402
 
@@ -21,7 +22,8 @@ DATASET_FOLDERS = {"viton": ("VITON_traindata", "VITON_test", "lower_body", "dre
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--out", required=True,
                         help="output folder; the layout's folders go inside (VITON_traindata/ and "
                              "VITON_test/, VITON-HD/, or DressCode/)")

@@ -29,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
+from common.cli import HelpFormatter  # noqa: E402
 from common.atomic import write_bytes_atomic  # noqa: E402
 from common.errors import UserError, exit_on_user_error  # noqa: E402
 from common.images import quantise  # noqa: E402
@@ -44,7 +45,7 @@ from utils.results import check_output_file  # noqa: E402
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--model", action="append", required=True, metavar="NAME=CHECKPOINT",
                    help="a trained student: NAME=stage-4 checkpoint, or NAME=WARP,GEN "
                         "(repeat for several)")
@@ -52,16 +53,17 @@ def parse_args(argv=None):
                    help="test folder whose paired pairs are scored (repeat for several: "
                         "every model is scored on each)")
     p.add_argument("--pairs", default="paired",
-                   help="paired (default), or a pairs file of --dataroot whose persons wear "
-                        "their own garment")
+                   help="paired, or a pairs file of --dataroot whose persons wear their own "
+                        "garment")
     p.add_argument("--calibration", default=None,
                    help="test folder calibrating int8 (needed for int8; not --dataroot's pairs)")
-    p.add_argument("--calibration_samples", type=int, default=32)
+    p.add_argument("--calibration_samples", type=int, default=32,
+                   help="pairs of --calibration that calibrate int8")
     p.add_argument("--precisions", default="fp32,bf16,int8",
                    help="comma-separated formats compared with fp32 (fp32 always runs)")
     p.add_argument("--samples", type=int, default=None, help="score only the first N pairs")
-    p.add_argument("--batch_size", type=int, default=4)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch_size", type=int, default=4, help="pairs per forward pass")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--force", action="store_true",
                    help="run a format even where this machine would emulate it (slow)")
     p.add_argument("--out", required=True, help="JSON report to write")

@@ -19,6 +19,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from common.cli import HelpFormatter  # noqa: E402
 ENTRIES = ("train_pb_warp.py", "train_pb_gen.py", "train_pf_warp.py", "train_pf_gen.py",
            "test.py")
 # The targets for stage 1: module-level imports, any import.
@@ -103,7 +106,8 @@ def lines(paths) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--check", action="store_true",
                         help="exit 1 when an entry exceeds its limit in LIMITS")
     parser.add_argument("--list", metavar="SCRIPT", default=None,

@@ -49,7 +49,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from common.cli import REMOVED_FLAGS, refuse_flags  # noqa: E402
+from common.cli import HelpFormatter, REMOVED_FLAGS, refuse_flags  # noqa: E402
 from common.errors import UserError, user_error_message  # noqa: E402
 from data.alpha import read_alpha  # noqa: E402
 from data.files import DatasetError, header_size, read_gray, read_rgb  # noqa: E402
@@ -434,7 +434,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     from data.datasets import add_data_arguments
 
     p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=HelpFormatter)
     add_model_arguments(p.add_argument_group("model"), precision="auto")
     server = p.add_argument_group("server")
     server.add_argument("--host", default="127.0.0.1",

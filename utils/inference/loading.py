@@ -36,12 +36,14 @@ def add_model_arguments(group, run: bool = True, precision: Optional[str] = None
                             + ". A released family's files run as its authors' code ran them, "
                               "rounding or truncating their images as it did")
     group.add_argument("--height", type=int, default=None,
-                       help="model input height (default: from the checkpoint's config, else 256)")
+                       help="model input height; when not given, the checkpoint's, or 256 for "
+                            "released files")
     group.add_argument("--width", type=int, default=None,
-                       help="model input width (default: from the checkpoint's config, else 192)")
+                       help="model input width; when not given, the checkpoint's, or 192 for "
+                            "released files")
     group.add_argument("--align_corners", choices=["true", "false"], default=None,
-                       help="sampling convention (default: from the checkpoint's config; "
-                            "released weights need true)")
+                       help="sampling convention; when not given, the checkpoint's (released "
+                            "weights need true)")
     if not run:
         return
     group.add_argument("--onnx", default=None,
@@ -55,9 +57,9 @@ def add_model_arguments(group, run: bool = True, precision: Optional[str] = None
                        help="number format: fp32; bf16 (autocast, CPU or GPU) or fp16 (GPU) "
                             "for checkpoints; int8 is an --onnx graph exported with --int8; "
                             "auto: the fastest format offered, timed at start-up. The cost "
-                            "volume, flows and sampling stay float32 in all of them "
-                            "(default: " + (precision or "fp32, or an --onnx graph's own")
-                            + ")")
+                            "volume, flows and sampling stay float32 in all of them"
+                            + ("" if precision else "; when not given, fp32, or an --onnx "
+                                                     "graph's own"))
     group.add_argument("--fast", action="store_true",
                        help="fold BatchNorm into convolutions and run channels_last (same "
                             "outputs to ~1e-5; on a 2-core CPU 1.06x PF-AFN and 1.33x the "
