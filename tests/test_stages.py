@@ -126,7 +126,7 @@ def test_stage3_first_epochs_train_only_the_new_parts(train_root, tmp_path):
     assert changed, "the condition encoder should have trained"
 
 
-def test_missing_or_wrong_earlier_checkpoints_stop_at_start(train_root, tmp_path):
+def test_missing_or_wrong_earlier_checkpoints_stop_at_start(train_root, tmp_path, capsys):
     runs = tmp_path / "runs"
     with pytest.raises(CheckpointError, match="--pb_warp_checkpoint is required"):
         run(ParserBasedGenerator(), _args(train_root, runs, "a"))
@@ -138,10 +138,15 @@ def test_missing_or_wrong_earlier_checkpoints_stop_at_start(train_root, tmp_path
                                               r"expected one of \['pb_gen'\]"):
         run(ParserFreeWarp(), _args(train_root, runs, "c", "--pb_checkpoint",
                                     str(runs / "s1/final.pth")))
-    # Stage 2 goes on training the warp of its stage-1 file, whatever the width flags say.
+    # Stage 2 goes on training the warp of its stage-1 file: a warp width flag, which that
+    # file overrides, is an error naming both.
+    with pytest.raises(SystemExit) as stop:
+        run(ParserBasedGenerator(), _args(train_root, runs, "d", "--pb_warp_checkpoint",
+                                          str(runs / "s1/final.pth"), "--fpn_dim", "16"))
+    assert stop.value.code == 2
+    assert "--fpn_dim" in capsys.readouterr().err
     continued = run(ParserBasedGenerator(), _args(train_root, runs, "d", "--pb_warp_checkpoint",
-                                                  str(runs / "s1/final.pth"), "--fpn_dim",
-                                                  "16", "--max_steps", "1"))
+                                                  str(runs / "s1/final.pth"), "--max_steps", "1"))
     assert continued.models["warp"].arch == read_checkpoint(runs / "s1/final.pth")["arch"]["warp"]
 
 

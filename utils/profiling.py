@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 import models.correlation as correlation_module
 import models.flow as flow_module
-from models.fast import unwrap
+from models.registry import unwrap
 
 # Shape of the peak convolution: 256 -> 256 channels, 3x3, on 64x48 (4.8 GFLOP per call, a
 # 256x192 image's second pyramid level at the release's widths), NHWC as oneDNN prefers.

@@ -6,9 +6,10 @@ from typing import Optional
 
 import torch
 
+from common.devices import pick_device
 from models.registry import families
 from utils.checkpoint import CheckpointError
-from utils.inference.model import load_tryon_model, pick_device
+from utils.inference.model import load_tryon_model
 from utils.inference.precision import PRECISIONS, choose_fastest
 
 

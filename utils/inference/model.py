@@ -34,26 +34,6 @@ RELEASE_SIZE = (256, 192)
 MAX_SIDE = 4096
 
 
-class DeviceError(UserError):
-    """A device that this machine does not have."""
-
-
-def pick_device(name: str) -> torch.device:
-    """'auto' (CUDA when available) | 'cpu' | 'cuda' | 'cuda:N' -> a device; an unknown or
-    unavailable one is a ``DeviceError`` saying why."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise DeviceError(f"--device {name}: not a device (auto, cpu, cuda or cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"--device {name}: no CUDA device is available")
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise DeviceError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)")
-    return device
-
-
 @dataclass
 class TryOnModel:
     """Warp module and generator of the parser-free student, ready for inference.

@@ -17,6 +17,8 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
+from common.devices import pick_device
+
 
 @dataclass(frozen=True)
 class DistributedContext:
@@ -48,32 +50,17 @@ def _env_int(name: str) -> int:
         raise RuntimeError(f"environment variable {name}={value!r} is not an integer") from None
 
 
-def resolve_device(choice: str, local_rank: int = 0) -> torch.device:
-    """'auto' | 'cpu' | 'cuda' -> the device of this process."""
-    if choice not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"--device must be auto, cpu or cuda, got {choice!r}")
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda: CUDA is not available on this machine "
-                           "(use --device cpu or auto)")
-    if choice == "cpu" or (choice == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if local_rank >= torch.cuda.device_count():
-        raise RuntimeError(f"LOCAL_RANK {local_rank} but only {torch.cuda.device_count()} CUDA "
-                           f"devices are visible")
-    return torch.device("cuda", local_rank)
-
-
 def init_distributed(device_choice: str = "auto") -> DistributedContext:
     """Read the torchrun environment (absent: a single process), pick the device and, when
     there are several processes, join the process group."""
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
-        device = resolve_device(device_choice, 0)
+        device = pick_device(device_choice, 0)
         if device.type == "cuda":
             torch.cuda.set_device(device)
         return DistributedContext(rank=0, world_size=1, local_rank=0, device=device)
     rank, world_size = _env_int("RANK"), _env_int("WORLD_SIZE")
     local_rank = _env_int("LOCAL_RANK") if "LOCAL_RANK" in os.environ else rank
-    device = resolve_device(device_choice, local_rank)
+    device = pick_device(device_choice, local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     owns_group = False

@@ -34,7 +34,7 @@ from tqdm import tqdm
 from common.atomic import remove_stale_temporaries, write_atomic
 from common.errors import UserError, exit_on_user_error
 from common.precision import AUTOCAST_DTYPES
-from models.fast import unwrap
+from models.registry import unwrap
 from options.config import (
     ConfigError,
     config_differences,
@@ -88,7 +88,8 @@ def run(stage: Stage, argv: Optional[Sequence[str]] = None) -> RunResult:
     """Parse options (``argv``; ``None`` = the command line), then train ``stage``.
     Raises a ``UserError`` (``ConfigError``, ``CheckpointError``...) for bad options or files."""
     cfg = parse_config(argv, stage.add_arguments, stage.defaults, default_name=stage.name,
-                       description=stage.description)
+                       description=stage.description, builds=stage.builds,
+                       continues=stage.continues)
     context = init_distributed(cfg.device)
     try:
         return train(stage, cfg, context)

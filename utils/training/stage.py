@@ -116,9 +116,16 @@ class Stage:
             (the warped garment against the worn one) or 'tryon' (the try-on against the
             photo); None: the stage cannot be validated.
         validation_needs_parser: validation pairs must have parsing and keypoints.
+        builds: the kinds of module ('warp', 'gen') this stage builds from its flags: the
+            script takes the architecture flags of these (``options/config.py``) and no other.
+        continues: {kind: flag} of a module the stage takes from an earlier stage's checkpoint
+            named by that flag, with the architecture the file records; that kind's
+            architecture flags are refused, naming the flag.
     """
     name: str = "stage"
     trained: tuple[str, ...] = ()
+    builds: tuple[str, ...] = ("warp", "gen")
+    continues: dict[str, str] = {}
     defaults: dict[str, Any] = {}
     description: Optional[str] = None
     find_unused_parameters: bool = False
