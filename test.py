@@ -243,7 +243,7 @@ def tryon_pair(args) -> dict:
 
 def evaluate(args, done: dict) -> None:
     """Score the folder just written (``--eval``) and write ``scores.json`` beside it."""
-    from utils.metrics import applicable_metrics, evaluate_folders, format_table
+    from utils.metrics.folders import applicable_metrics, evaluate_folders, format_table
     metrics = applicable_metrics(args.metrics, done["paired"])
     scores = evaluate_folders(
         args.results_dir, args.dataroot,

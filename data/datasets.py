@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from common.atomic import write_atomic
-from data import dresscode, viton, vitonhd
+from data import viton
 from data.densepose import IUV_CHANNELS, read_densepose_file
 from data.files import (DEFAULT_MAX_PIXELS, EDGE_THRESHOLD, DatasetError, check_garment_mask,
                         photo_tensor, read_gray, read_rgb, resize_nearest, resize_photo)
@@ -40,7 +40,6 @@ from data.samples import (DataFormats, GarmentFiles, PersonFiles, Sample,
                           category_index, parse_categories)
 
 DATASETS = ("viton", "vitonhd", "dresscode")
-LAYOUTS = {"viton": viton, "vitonhd": vitonhd, "dresscode": dresscode}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -383,11 +382,17 @@ class DataOptions:
 
 def layout(name: str):
     """The layout module of a dataset name: it lists ``train_samples`` and ``test_pairs``, and
-    names its ``FORMATS`` and ``HELD_CATEGORIES``."""
-    if name not in LAYOUTS:
-        raise DatasetError(f"unknown dataset layout {name!r}; expected one of "
-                           f"{', '.join(DATASETS)}")
-    return LAYOUTS[name]
+    names its ``FORMATS`` and ``HELD_CATEGORIES``. Each is imported when it is named."""
+    if name == "viton":
+        return viton
+    if name == "vitonhd":
+        from data import vitonhd
+        return vitonhd
+    if name == "dresscode":
+        from data import dresscode
+        return dresscode
+    raise DatasetError(f"unknown dataset layout {name!r}; expected one of "
+                       f"{', '.join(DATASETS)}")
 
 
 def train_samples(options: DataOptions, root: str,

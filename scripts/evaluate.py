@@ -22,9 +22,16 @@ from common.cli import HelpFormatter  # noqa: E402
 from common.errors import UserError, exit_on_user_error  # noqa: E402
 from data.datasets import DataOptions, add_data_arguments, pair_samples  # noqa: E402
 from data.files import person_id  # noqa: E402
-from utils.metrics import (METRIC_NAMES,  # noqa: E402
-                           applicable_metrics, evaluate_folders, format_table, read_pairs,
-                           resolve_pairs)
+from data.files import read_pairs  # noqa: E402
+from utils.metrics.folders import (  # noqa: E402
+    METRIC_NAMES,
+    applicable_metrics,
+    evaluate_folders,
+    format_table,
+    resolve_pairs,
+)
+from utils.metrics.images import image_size  # noqa: E402
+from utils.results import check_unique_result_names, result_name  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -35,22 +42,28 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="the test data test.py read (its layout: --dataset)")
     parser.add_argument("--pairs", required=True,
                         help="paired (for SSIM/LPIPS), unpaired (for FID), or a pairs file, one "
-                             "'person.jpg cloth.jpg' per line (test_pairs_same.txt, test_pairs.txt)")
+                             "'person.jpg cloth.jpg' per line (test_pairs_same.txt, "
+                             "test_pairs.txt)")
     add_data_arguments(parser)
     parser.add_argument("--metrics", default=",".join(METRIC_NAMES),
                         help="comma-separated subset of ssim,lpips,fid")
-    parser.add_argument("--device", default="cpu", help="torch device for LPIPS and Inception, e.g. cpu or cuda:0")
+    parser.add_argument("--device", default="cpu",
+                        help="torch device for LPIPS and Inception, e.g. cpu or cuda:0")
     parser.add_argument("--batch_size", type=int, default=16, help="images per forward pass")
-    parser.add_argument("--lpips_net", default="alex", choices=["alex", "vgg"], help="LPIPS trunk network")
+    parser.add_argument("--lpips_net", default="alex", choices=["alex", "vgg"],
+                        help="LPIPS trunk network")
     parser.add_argument("--fid_weights", default=None,
-                        help="path to pt_inception-2015-12-05-6726825d.pth; when not given, the torch hub cache")
+                        help="path to pt_inception-2015-12-05-6726825d.pth; when not given, "
+                             "the torch hub cache")
     parser.add_argument("--lpips_backbone_weights", default=None,
-                        help="path to alexnet-owt-7be5be79.pth (or vgg16-397923af.pth with --lpips_net vgg); "
-                             "when not given, the torch hub cache")
+                        help="path to alexnet-owt-7be5be79.pth (or vgg16-397923af.pth with "
+                             "--lpips_net vgg); when not given, the torch hub cache")
     parser.add_argument("--allow_random_weights", action="store_true",
-                        help="use random backbones where a weight file is missing: for tests and demos only, "
-                             "the scores are not comparable to published numbers")
-    parser.add_argument("--out", default=None, help="write the scores (with per-pair values) to this JSON file")
+                        help="use random backbones where a weight file is missing: for tests "
+                             "and demos only, the scores are not comparable to published "
+                             "numbers")
+    parser.add_argument("--out", default=None,
+                        help="write the scores (with per-pair values) to this JSON file")
     return parser.parse_args(argv)
 
 
@@ -78,6 +91,8 @@ def score(args) -> dict:
                  for sample in samples]
         paired = all(sample.person.id == sample.garment.id for sample in samples)
     metrics = applicable_metrics(metrics, paired)
+    check_unique_result_names(pairs)
+    check_results(args.results_dir, pairs)
     scores = evaluate_folders(args.results_dir, args.dataroot, pairs, metrics=metrics,
                               device=args.device, batch_size=args.batch_size,
                               fid_weights=args.fid_weights,
@@ -91,6 +106,16 @@ def score(args) -> dict:
         out.write_text(json.dumps(scores, indent=2) + "\n")
         print(f"scores written to {out}")
     return scores
+
+
+def check_results(results_dir: str, pairs: list) -> None:
+    """Pass every try-on image of ``pairs`` that exists in ``results_dir`` through the image
+    reader's checks (format, header size within the pixel limit) before any scoring: the
+    metrics then decode nothing unchecked. A missing one is for the metrics to report."""
+    for person, cloth in pairs:
+        path = Path(results_dir) / result_name(person, cloth)
+        if path.is_file():
+            image_size(path)
 
 
 if __name__ == "__main__":

@@ -13,10 +13,12 @@ import torch
 from PIL import Image, ImageFilter
 from scipy import ndimage
 
+from data.files import read_pairs
 from utils.metrics import (FID_WEIGHTS_FILE, LPIPS_BACKBONE_FILES, MetricsError, MissingWeightsError,
-                           WeightsFileError, build_fid_inception, build_lpips, evaluate_folders,
+                           WeightsFileError, build_fid_inception, build_lpips,
                            feature_statistics, fid_from_features, frechet_distance, lpips_distance,
-                           read_pairs, resolve_weights_file, result_file_name, ssim)
+                           resolve_weights_file, ssim)
+from utils.metrics.folders import evaluate_folders, result_file_name
 from utils.metrics.fid import _random_fid_inception_state
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -371,7 +373,8 @@ def test_command_line_writes_json(tmp_path, capsys, user_error):
 
 
 def test_unpaired_pairs_are_not_scored_with_ssim_or_lpips(capsys):
-    from utils.metrics import MetricsError, applicable_metrics
+    from utils.metrics import MetricsError
+    from utils.metrics.folders import applicable_metrics
     assert applicable_metrics("ssim,lpips,fid", paired=True) == ("ssim", "lpips", "fid")
     assert applicable_metrics("ssim,lpips,fid", paired=False) == ("fid",)
     assert "not scoring ssim, lpips: the pairs are unpaired" in capsys.readouterr().out
