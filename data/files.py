@@ -63,6 +63,44 @@ def read_bytes(path: str, size: int = -1) -> bytes:
     return data
 
 
+# The image formats read, each with the signature its files start with: the content decides,
+# never the extension (a Radiance HDR or a PFM named .jpg is refused, not decoded unchecked).
+IMAGE_SIGNATURES = {"JPEG": (b"\xff\xd8",), "PNG": (b"\x89PNG\r\n\x1a\n",),
+                    "BMP": (b"BM",), "WEBP": (b"RIFF",), "TIFF": (b"II*\x00", b"MM\x00*")}
+READ_FORMATS = "JPEG, PNG, BMP, WebP or TIFF"
+# Image formats that OpenCV would decode but the project does not read, named in messages.
+OTHER_SIGNATURES = ((b"#?RADIANCE", "Radiance HDR"), (b"#?RGBE", "Radiance HDR"),
+                    (b"PF\n", "PFM"), (b"Pf\n", "PFM"), (b"GIF8", "GIF"),
+                    (b"\x76\x2f\x31\x01", "OpenEXR"), (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
+                    (b"\xff\x4f\xff\x51", "JPEG 2000"), (b"\x59\xa6\x6a\x95", "Sun raster"),
+                    *((f"P{n}".encode(), "Netpbm") for n in range(1, 8)))
+# Most scans a JPEG may hold: a progressive photo has about 10; each scan costs a pass over the
+# whole image, so 50,000 of them in 3 MB would take minutes to decode.
+MAX_JPEG_SCANS = 200
+
+
+def image_format(data: bytes) -> Optional[str]:
+    """The name of the listed format (a key of IMAGE_SIGNATURES) whose signature ``data``
+    starts with; None for anything else."""
+    for name, signatures in IMAGE_SIGNATURES.items():
+        if data.startswith(signatures) and (name != "WEBP" or data[8:12] == b"WEBP"):
+            return name
+    return None
+
+
+def require_format(data: bytes, path: str) -> str:
+    """``data``'s format name; a DatasetError naming ``path`` when it is none of the listed."""
+    name = image_format(data)
+    if name is None:
+        other = next((label for signature, label in OTHER_SIGNATURES
+                      if data.startswith(signature)), None)
+        if other is None:
+            raise DatasetError(f"{path}: not a readable image")
+        raise DatasetError(f"{path}: a {other} file, not one of the image formats read "
+                           f"({READ_FORMATS}), whatever its name says")
+    return name
+
+
 def _check_complete(data: bytes, path: str) -> None:
     """Reject JPEG/PNG files cut short: decoders fill the missing part with grey silently."""
     if data[:2] == b"\xff\xd8":
@@ -74,13 +112,28 @@ def _check_complete(data: bytes, path: str) -> None:
             raise DatasetError(f"{path}: truncated PNG (no IEND chunk)")
 
 
+def check_jpeg_scans(data: bytes, path: str) -> None:
+    """Refuse a JPEG of more than MAX_JPEG_SCANS scans before decoding it. Start-of-scan
+    markers (FF DA) cannot occur inside entropy-coded data (0xFF is stuffed there), so counting
+    them bounds the scans (an embedded thumbnail's add a few)."""
+    if data[:2] == b"\xff\xd8":
+        scans = data.count(b"\xff\xda")
+        if scans > MAX_JPEG_SCANS:
+            raise DatasetError(f"{path}: JPEG of {scans} scans, more than the {MAX_JPEG_SCANS} "
+                               f"read (each scan is a pass over the whole image)")
+
+
 def header_size(data: bytes) -> Optional[Tuple[str, int]]:
-    """('WxH', pixels) from an image file's header, without decoding it; None when Pillow
-    cannot tell (the decoder then says what is wrong)."""
+    """('WxH', pixels) from the header of an image file in a listed format, without decoding
+    it; None for other content and for a header that gives no size."""
+    name = image_format(data)
+    if name is None:
+        return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            with Image.open(io.BytesIO(data)) as image:
+            # Only the format the signature names: Pillow would otherwise try every plugin.
+            with Image.open(io.BytesIO(data), formats=[name]) as image:
                 width, height = image.size
                 return f"{width}x{height}", width * height
         except Image.DecompressionBombError as error:
@@ -94,13 +147,28 @@ def header_size(data: bytes) -> Optional[Tuple[str, int]]:
 
 def check_pixels(data: bytes, path: str, max_pixels: Optional[int] = None) -> None:
     """Refuse, before decoding, an image of more than ``max_pixels`` pixels (default
-    ``DEFAULT_MAX_PIXELS``): its decoded size, not its file size, is what memory pays."""
+    ``DEFAULT_MAX_PIXELS``): its decoded size, not its file size, is what memory pays. An image
+    whose header gives no size is refused too: its decoded size would be unknown."""
     limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+    require_format(data, path)
     size = header_size(data)
-    if size is not None and size[1] > limit:
+    if size is None:
+        raise DatasetError(f"{path}: not a readable image (its header gives no size)")
+    if size[1] > limit:
         raise DatasetError(f"{path}: {size[0]} image ({size[1] / 1e6:.1f} megapixels) is more "
                            f"than the {limit / 1e6:g} megapixels read (--max_megapixels); "
                            f"downscale it")
+
+
+def check_image_bytes(data: bytes, path: str, max_pixels: Optional[int] = None) -> bytes:
+    """``data`` when it may be decoded: a listed format (by signature), complete (JPEG, PNG),
+    sized by its header at most ``max_pixels`` pixels (default ``DEFAULT_MAX_PIXELS``), and a
+    JPEG of at most MAX_JPEG_SCANS scans. Every image read passes here."""
+    require_format(data, path)
+    _check_complete(data, path)
+    check_pixels(data, path, max_pixels)
+    check_jpeg_scans(data, path)
+    return data
 
 
 @contextmanager
@@ -128,7 +196,11 @@ def _libjpeg_messages():
 
 def decode_image(data: bytes, flags: int, path: str) -> np.ndarray:
     """An image file's ``data`` decoded by OpenCV with ``flags``; DatasetError naming ``path``
-    when it is not an image or a JPEG is damaged."""
+    when it is not an image or a JPEG is damaged. The content must be a listed format and a
+    JPEG's scans are bounded (the pixel count is checked where the limit is known:
+    ``check_image_bytes``)."""
+    require_format(data, path)
+    check_jpeg_scans(data, path)
     if data[:2] != b"\xff\xd8":
         image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     else:
@@ -147,10 +219,7 @@ def decode_image(data: bytes, flags: int, path: str) -> np.ndarray:
 def read_image_bytes(path: str, max_pixels: Optional[int] = None) -> bytes:
     """An image file's bytes, checked before decoding: complete (JPEG, PNG) and of at most
     ``max_pixels`` pixels (default ``DEFAULT_MAX_PIXELS``)."""
-    data = read_bytes(path)
-    _check_complete(data, path)
-    check_pixels(data, path, max_pixels)
-    return data
+    return check_image_bytes(read_bytes(path), path, max_pixels)
 
 
 def _decode(path: str, flags: int, max_pixels: Optional[int] = None) -> np.ndarray:
@@ -205,7 +274,7 @@ def decode_index_image(path: str, max_pixels: Optional[int] = None) -> Tuple[np.
         # several times faster than PIL here.
         return decode_image(data, cv2.IMREAD_UNCHANGED, path), "L"
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(io.BytesIO(data), formats=[image_format(data)]) as image:
             image.load()
             mode = image.mode
             array = np.array(image)

@@ -164,6 +164,7 @@ def state_dict_from(data: Mapping, key: str, path: str | os.PathLike,
         if not data or not all(isinstance(v, torch.Tensor) for v in data.values()):
             raise CheckpointError(f"{what}: {path} is neither a checkpoint of this project nor a "
                                   f"plain state dict (or a {{'model': state dict}} file)")
+        check_storage(data, key, path, what)
         return dict(data)
     stage = data.get("stage")
     if stages is not None and stage not in set(stages):
@@ -174,11 +175,63 @@ def state_dict_from(data: Mapping, key: str, path: str | os.PathLike,
         raise CheckpointError(f"{what}: {path} (stage '{stage}') has no '{key}' model; it has "
                               f"{sorted(models)}")
     state = dict(models[key])
+    check_storage(state, key, path, what)
     stored = (data.get("checksums") or {}).get(key)
     if stored is not None and state_checksum(state) != stored:
         raise CheckpointError(f"{what}: {path} is corrupted: the weights of its '{key}' model do "
                               f"not match the checksum stored with them")
     return state
+
+
+def check_storage(state: Mapping[str, Any], key: str, path: str | os.PathLike,
+                  what: str = "checkpoint") -> None:
+    """Refuse, before anything is computed from them, tensors that claim more elements than
+    their storage holds: an ``expand``ed (zero-stride) or overlapping tensor of a few bytes can
+    claim a shape of gigabytes, which a checksum, a copy or a strict load would then allocate.
+    One CheckpointError naming the file and the first such key."""
+    for name, tensor in state.items():
+        if not isinstance(tensor, torch.Tensor):
+            raise CheckpointError(f"{what}: {path}: '{key}' weight {_short(name)} is a "
+                                  f"{type(tensor).__name__}, not a tensor")
+        held = tensor.untyped_storage().nbytes() - tensor.storage_offset() * tensor.element_size()
+        claimed = tensor.numel() * tensor.element_size()
+        if claimed > held or 0 in tensor.stride()[:tensor.dim()] and tensor.numel() > 1:
+            raise CheckpointError(f"{what}: {path}: '{key}' weight {_short(name)} claims "
+                                  f"{tuple(tensor.shape)} ({claimed} bytes) but its storage "
+                                  f"holds {max(held, 0)} bytes (an expanded or overlapping "
+                                  f"tensor); the file is refused")
+
+
+def _short(text: Any, limit: int = 80) -> str:
+    """``text`` quoted, cut to ``limit`` characters: names from a file may be of any length."""
+    text = str(text)
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def check_declared_shapes(state: Mapping[str, torch.Tensor], arch: Mapping[str, Any],
+                          key: str, path: str | os.PathLike, what: str = "checkpoint") -> None:
+    """Compare ``state``'s shapes with those of ``arch`` built on the meta device (no memory),
+    before the real model is built: an architecture whose declared widths do not match the
+    weights (``ngf`` edited to 512) is one line naming the file and a key, not gigabytes
+    allocated first."""
+    try:
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in build_model(arch).state_dict().items()}
+    except (ValueError, TypeError, RuntimeError, OverflowError, MemoryError) as error:
+        raise CheckpointError(f"{what}: {path}: its '{key}' architecture cannot be built: "
+                              f"{str(error).splitlines()[0][:200] if str(error) else error}") \
+            from None
+    shapes = {k: tuple(v.shape) for k, v in _strip_wrappers(state).items()}
+    for name in sorted(expected.keys() & shapes.keys()):
+        if shapes[name] != expected[name]:
+            raise CheckpointError(f"{what}: {path}: '{key}' weight {_short(name)} is "
+                                  f"{shapes[name]} but the architecture the file declares "
+                                  f"({_arch_summary(arch)}) needs {expected[name]}")
+
+
+def _arch_summary(arch: Mapping[str, Any]) -> str:
+    shown = ", ".join(f"{k}={v}" for k, v in arch.items() if k not in ("kind", "cost_volume"))
+    return shown if len(shown) <= 200 else shown[:200] + "..."
 
 
 def checkpoint_arch(data: Mapping, key: str, path: str | os.PathLike,
@@ -306,6 +359,11 @@ def load_checkpoint_model(path: str | os.PathLike, kind: str, flag: str = "check
     arch = checkpoint_arch(data, key, path, flag, kind)
     try:
         arch = with_overrides(arch, {"cost_volume": "auto", **(overrides or {})})
+    except (ValueError, TypeError) as error:
+        raise CheckpointError(f"{flag}: {path}: its '{key}' architecture cannot be built: "
+                              f"{str(error).splitlines()[0] if str(error) else error}") from None
+    check_declared_shapes(state, arch, key, path, flag)
+    try:
         model = build_model(arch)
     except (ValueError, TypeError, RuntimeError) as error:
         raise CheckpointError(f"{flag}: {path}: its '{key}' architecture cannot be built: "

@@ -28,6 +28,22 @@ def result_name(person: str, cloth: str) -> str:
     return f"{Path(person).stem}__{Path(cloth).stem}{RESULT_SUFFIX}"
 
 
+def check_unique_result_names(pairs, flag: str = "--pairs") -> None:
+    """Refuse, before any work, ``pairs`` ((person, cloth) names or paths) of which two would
+    write the same result name (``a/000000_0.jpg`` and ``b/000000_0.jpg``, or ``x.jpg`` and
+    ``x.png``, with one garment): one image would overwrite the other and a score would read
+    the wrong one. Raises ``OutputError`` naming both pairs."""
+    seen = {}
+    for person, cloth in pairs:
+        name = result_name(person, cloth)
+        if name in seen and seen[name] != (str(person), str(cloth)):
+            first = seen[name]
+            raise OutputError(f"{flag}: the pairs ({first[0]}, {first[1]}) and ({person}, "
+                              f"{cloth}) would both write {name}; give the photos distinct "
+                              f"names (results are named by file stems)")
+        seen.setdefault(name, (str(person), str(cloth)))
+
+
 def write_output(path: str | os.PathLike, image: np.ndarray, flag: str) -> Path:
     """Write a uint8 image to ``path`` atomically; a failure (disk full, permissions changed
     since the check) is an ``OutputError`` naming ``flag`` and nothing is left at ``path``."""

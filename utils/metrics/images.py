@@ -8,6 +8,7 @@ from there to the range its network wants.
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Optional
@@ -17,6 +18,7 @@ import torch
 from PIL import Image
 
 from common.errors import UserError
+from data.files import DatasetError, image_format, read_image_bytes
 
 
 def level_differences(first: torch.Tensor, second: torch.Tensor) -> dict:
@@ -52,8 +54,29 @@ def to_unit_range(images: torch.Tensor) -> torch.Tensor:
     # A little slack for the generator's tanh and float round-off; anything beyond is another
     # convention (e.g. [0, 255] floats) and would give meaningless scores.
     if low < -1.0 - 1e-3 or high > 1.0 + 1e-3:
-        raise ValueError(f"floating-point images must lie in [-1, 1]; got values in [{low:.4g}, {high:.4g}]")
+        raise ValueError(f"floating-point images must lie in [-1, 1]; got values in "
+                         f"[{low:.4g}, {high:.4g}]")
     return ((images.float() + 1.0) / 2.0).clamp(0.0, 1.0)
+
+
+def _checked_bytes(path: Path) -> bytes:
+    """The bytes of the image file at ``path``, passed by the project's one image reader's
+    checks (a listed format by its signature, a header giving a size within the pixel limit,
+    bounded JPEG scans); MetricsError naming the file otherwise."""
+    if not path.is_file():
+        raise MetricsError(f"image not found: {path}")
+    try:
+        return read_image_bytes(str(path))
+    except DatasetError as error:
+        raise MetricsError(f"cannot read image {error}") from None
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(H, W) of an image file, from its header, after the reader's checks."""
+    path = Path(path)
+    data = _checked_bytes(path)
+    with Image.open(io.BytesIO(data), formats=[image_format(data)]) as image:
+        return image.height, image.width
 
 
 def load_image(path: str | os.PathLike, size: Optional[tuple[int, int]] = None) -> torch.Tensor:
@@ -63,15 +86,13 @@ def load_image(path: str | os.PathLike, size: Optional[tuple[int, int]] = None) 
     bilinearly (PIL, which low-pass filters when shrinking), as if it had been saved at that size.
     """
     path = Path(path)
-    if not path.is_file():
-        raise MetricsError(f"image not found: {path}")
+    data = _checked_bytes(path)
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(data), formats=[image_format(data)]) as image:
             image = image.convert("RGB")
             if size is not None and (image.height, image.width) != tuple(size):
                 image = image.resize((size[1], size[0]), Image.BILINEAR)
             array = np.asarray(image, dtype=np.uint8).copy()
-    except OSError as error:
-        raise MetricsError(f"cannot read image {path}: {error}") from error
+    except (OSError, ValueError) as error:
+        raise MetricsError(f"cannot read image {path}: {error}") from None
     return torch.from_numpy(array).permute(2, 0, 1)
-
