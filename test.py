@@ -47,8 +47,8 @@ from data.files import read_gray, read_rgb
 from data.photo_fit import FIT_MODES, paste_back, plan_fit
 from utils.inference.loading import add_model_arguments, check_model_arguments, load_model_from_args
 from utils.inference.photos import check_person_photo, garment_mask_for, tryon_photos
-from utils.results import (check_output_file, check_output_folder, result_name, write_output,
-                           write_result)
+from utils.results import (check_output_file, check_output_folder, check_unique_result_names,
+                           result_name, write_output, write_result)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -160,6 +160,7 @@ def generate(args) -> dict:
     height, width = model.height, model.width
     options = DataOptions.from_config(args)
     dataset = make_pairs_dataset(options, args.dataroot, args.pairs, height, width, fit=args.fit)
+    check_unique_result_names([(pair.person.image, pair.garment.image) for pair in dataset.pairs])
     if dataset.computes_masks:
         computed = sum(1 for pair in dataset.pairs if pair.garment.mask is None)
         refined = " (refined with GrabCut)" if args.grabcut else ""
