@@ -11,8 +11,13 @@ from models import PB_WARP_INPUT
 from models.losses import warp_loss
 from models.registry import unwrap
 from utils.training.engine import main
-from utils.training.parts import (batch_inputs, build_warp, flow_picture, flow_scalars,
-                                  perceptual_loss)
+from utils.training.parts import (
+    batch_inputs,
+    build_warp,
+    flow_picture,
+    flow_scalars,
+    perceptual_loss,
+)
 from utils.training.stage import Stage, StepResult
 
 

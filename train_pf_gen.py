@@ -21,17 +21,29 @@ import torch
 
 from models import PF_GEN_INPUT
 from models.losses import skin_loss, tryon_loss
-from models.tryon import compose, parser_free_tryon
 from models.registry import unwrap
+from models.tryon import compose, parser_free_tryon
 from utils.training.engine import main
-from utils.training.parts import (add_bn_statistics_argument, add_teacher_arguments,
-                                  add_warp_lr_argument, batch_inputs, build_generator,
-                                  check_earlier_stages, check_kd_group, continue_from_flag,
-                                  distillation_adapter, flow_picture, flow_scalars,
-                                  load_from_flag, parser_based_teacher, perceptual_loss,
-                                  running_statistics_frozen, teacher_and_student_warps,
-                                  track_running_statistics,
-                                  warp_learning_rate)
+from utils.training.parts import (
+    add_bn_statistics_argument,
+    add_teacher_arguments,
+    add_warp_lr_argument,
+    batch_inputs,
+    build_generator,
+    check_earlier_stages,
+    check_kd_group,
+    continue_from_flag,
+    distillation_adapter,
+    flow_picture,
+    flow_scalars,
+    load_from_flag,
+    parser_based_teacher,
+    perceptual_loss,
+    running_statistics_frozen,
+    teacher_and_student_warps,
+    track_running_statistics,
+    warp_learning_rate,
+)
 from utils.training.schedule import in_first_phase
 from utils.training.stage import Stage, StepResult
 

@@ -42,6 +42,7 @@ import torch
 
 from data.pose import POSE_RADIUS, render_pose_maps
 from data.samples import CATEGORIES  # noqa: F401  (the order of the tables below)
+
 NOISE_LABEL = 7
 UPPER_CLOTHES_LABEL = 4
 NUM_LABELS = 14

@@ -18,8 +18,15 @@ from typing import Optional, Sequence
 import torch
 
 from data import viton
-from data.datasets import (DataOptions, GarmentMasks, mask_tensor, pair_samples, prepared_masks,
-                           read_garment, read_person)
+from data.datasets import (
+    DataOptions,
+    GarmentMasks,
+    mask_tensor,
+    pair_samples,
+    prepared_masks,
+    read_garment,
+    read_person,
+)
 from data.files import DatasetError, photo_tensor, read_rgb
 from data.photo_fit import FIT_MODES, apply_placement, fit_to_frame
 from data.samples import DataFormats, GarmentFiles, PersonFiles, Sample, category_index

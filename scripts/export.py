@@ -39,8 +39,7 @@ from data.datasets import DataOptions, add_data_arguments  # noqa: E402
 from data.pairs import make_pairs_dataset  # noqa: E402
 from models.graph import OUTPUT_NAMES, example_inputs  # noqa: E402
 from utils.export import DEFAULT_OPSET, PT2_METADATA  # noqa: E402
-from utils.inference.loading import (add_model_arguments, check_model_arguments,  # noqa: E402
-                                     load_model_from_args)
+from utils.inference.loading import add_model_arguments, check_model_arguments, load_model_from_args  # noqa: E402
 from utils.metrics.images import level_differences  # noqa: E402
 from utils.results import check_output_file  # noqa: E402
 
@@ -212,7 +211,8 @@ def export(args) -> dict:
 
 def export_int8(args, model, int8_path: Path) -> dict:
     """The int8 graph of ``model`` at ``int8_path``, calibrated on ``--calibration``."""
-    from utils.quantize import calibration_batches, export_int8 as write_int8
+    from utils.quantize import calibration_batches
+    from utils.quantize import export_int8 as write_int8
     options = DataOptions.from_config(args)
     dataset = make_pairs_dataset(options, args.calibration, args.calibration_pairs,
                                  model.height, model.width, fit="pad")

@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+
 from common.cli import HelpFormatter  # noqa: E402
 
 STAGES = (("pb_warp", "train_pb_warp.py"), ("pb_gen", "train_pb_gen.py"),

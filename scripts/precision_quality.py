@@ -29,13 +29,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from common.cli import HelpFormatter  # noqa: E402
 from common.atomic import write_bytes_atomic  # noqa: E402
+from common.cli import HelpFormatter  # noqa: E402
+from common.devices import pick_device  # noqa: E402
 from common.errors import UserError, exit_on_user_error  # noqa: E402
 from common.images import quantise  # noqa: E402
 from data.datasets import DataOptions, add_data_arguments  # noqa: E402
 from data.pairs import make_pairs_dataset  # noqa: E402
-from common.devices import pick_device  # noqa: E402
 from utils.inference.model import load_tryon_model  # noqa: E402
 from utils.inference.precision import MAX_SSIM_LOSS, PRECISIONS, unsupported  # noqa: E402
 from utils.metrics.images import level_differences  # noqa: E402

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from common.cli import HelpFormatter  # noqa: E402
+
 ENTRIES = ("train_pb_warp.py", "train_pb_gen.py", "train_pf_warp.py", "train_pf_gen.py",
            "test.py")
 # The targets for stage 1: module-level imports, any import.

@@ -14,9 +14,19 @@ import train_pb_warp
 import train_pf_gen
 import train_pf_warp
 from data.synthetic import make_dataset
-from scripts import (baselines, bench_data, benchmark, convert_data, demo_report,
-                     eval_garment_masks, evaluate, export, make_garment_masks,
-                     make_synthetic_data, serve)
+from scripts import (
+    baselines,
+    bench_data,
+    benchmark,
+    convert_data,
+    demo_report,
+    eval_garment_masks,
+    evaluate,
+    export,
+    make_garment_masks,
+    make_synthetic_data,
+    serve,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "configs" / "tiny.yaml"

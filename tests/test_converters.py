@@ -10,12 +10,19 @@ import pytest
 import torch
 from PIL import Image
 
-from data.densepose import read_densepose_file
-from data.labels import (ATR_TO_VITON, LABEL_SCHEMES, LIP_TO_VITON, LabelError, convert_labels,
-                         label_table, read_label_map)
-from data.pose import PoseFileError, parse_keypoints, read_keypoints_file
 from data.datasets import VitonTrainDataset
+from data.densepose import read_densepose_file
 from data.files import DatasetError
+from data.labels import (
+    ATR_TO_VITON,
+    LABEL_SCHEMES,
+    LIP_TO_VITON,
+    LabelError,
+    convert_labels,
+    label_table,
+    read_label_map,
+)
+from data.pose import PoseFileError, parse_keypoints, read_keypoints_file
 from scripts import convert_data
 
 # Expected 14-class label of every source label, as DATASETS.md section 4 lists them; CIHP's

@@ -5,8 +5,15 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from data.pose import (BODY25_TO_COCO18, PoseFileError, coco17_to_coco18, dresscode_to_coco18,
-                       keypoints_from_openpose, read_openpose, render_pose_maps)
+from data.pose import (
+    BODY25_TO_COCO18,
+    PoseFileError,
+    coco17_to_coco18,
+    dresscode_to_coco18,
+    keypoints_from_openpose,
+    read_openpose,
+    render_pose_maps,
+)
 
 
 def release_pose_map(x, y, height, width, radius=5):

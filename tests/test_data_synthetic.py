@@ -14,12 +14,21 @@ import torch.nn.functional as F
 from PIL import Image
 
 from data.check import main as check_main
-from data.inputs import TryOnInputs
-from data.synthetic import (CATEGORIES, LABEL, REGION, draw_garment, draw_sample,
-                            dresscode_first_ids, garment_region, make_dataset, sample_rng,
-                            scheme_labels)
 from data.datasets import VitonTrainDataset
+from data.inputs import TryOnInputs
 from data.pairs import VitonTestDataset
+from data.synthetic import (
+    CATEGORIES,
+    LABEL,
+    REGION,
+    draw_garment,
+    draw_sample,
+    dresscode_first_ids,
+    garment_region,
+    make_dataset,
+    sample_rng,
+    scheme_labels,
+)
 from models.flow import identity_flow, sample
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -8,10 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
-from data.datasets import read_garment
-from data.datasets import VitonTrainDataset
-from data.pairs import VitonTestDataset
+from data.datasets import VitonTrainDataset, read_garment
 from data.files import DatasetError
+from data.pairs import VitonTestDataset
 
 H0, W0 = 100, 75        # size on disk
 H, W = 64, 48           # size served (scale 0.64)

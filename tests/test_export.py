@@ -7,8 +7,8 @@ BatchNorm statistics) serves the whole module; it takes most of the module's tim
 
 import contextlib
 import io
-import os
 import json
+import os
 import re
 import sys
 
@@ -23,23 +23,21 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
 import test as test_script  # noqa: E402
+from common.images import to_uint8  # noqa: E402
 from data.synthetic import make_dataset  # noqa: E402
 from models import AFWM, ResUnetGenerator  # noqa: E402
 from models.correlation import local_correlation  # noqa: E402
-from models.graph import (EXPORT_FORMAT, INPUT_NAMES, OUTPUT_NAMES, TryOnGraph,  # noqa: E402
-                          example_inputs)
 from models.fast import optimize_for_inference  # noqa: E402
+from models.graph import EXPORT_FORMAT, INPUT_NAMES, OUTPUT_NAMES, TryOnGraph, example_inputs  # noqa: E402
 from scripts import export as export_script  # noqa: E402
 from tests.small_models import small_models, stage4_checkpoint  # noqa: E402
 from tests.test_fast_paths import randomise_batchnorms  # noqa: E402
-from common.images import to_uint8  # noqa: E402
 from utils.checkpoint import CheckpointError  # noqa: E402
 from utils.export import PT2_METADATA  # noqa: E402
-from utils.weights import file_sha256  # noqa: E402
 from utils.inference.loading import load_model_from_args  # noqa: E402
 from utils.inference.model import load_tryon_model  # noqa: E402
-from utils.inference.onnx_runtime import (OnnxUnavailableError, load_onnx_model,  # noqa: E402
-                                          select_providers)
+from utils.inference.onnx_runtime import OnnxUnavailableError, load_onnx_model, select_providers  # noqa: E402
+from utils.weights import file_sha256  # noqa: E402
 
 RESULT_FIELDS = ("tryon", "warped", "warped_edge", "mask", "rendered")
 

@@ -18,9 +18,15 @@ import pytest
 from data.files import DatasetError, read_gray
 from data.garment_mask import GarmentMaskError, compute_garment_mask, garment_mask_from_file
 from data.mask_files import encode_mask, write_mask
-from tests.product_photos import (COLOUR_CLASSES, KINDS, delta_e, make_product_photo,
-                                  outline_hidden_fraction, product_photo_set,
-                                  synthetic_garment_set)
+from tests.product_photos import (
+    COLOUR_CLASSES,
+    KINDS,
+    delta_e,
+    make_product_photo,
+    outline_hidden_fraction,
+    product_photo_set,
+    synthetic_garment_set,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL_SIZES = ((256, 192), (320, 320), (240, 360))

@@ -8,14 +8,14 @@ import torch
 from PIL import Image
 
 import test as test_script
+from common.images import to_uint8
+from data.files import read_gray, read_rgb
 from data.synthetic import make_dataset
 from models import AFWM, ResUnetGenerator
 from models.tryon import parser_free_tryon
-from data.files import read_gray, read_rgb
 from tests.small_models import small_models, stage4_checkpoint
 from utils.inference.model import load_tryon_model
 from utils.inference.photos import tryon_photos
-from common.images import to_uint8
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +124,8 @@ def _own_photos(tmp_path, test_root):
 
 
 def test_one_pair_of_own_photos_comes_back_at_the_photo_size(test_root, tmp_path):
-    from data.photo_fit import apply_placement, fit_to_frame, paste_back
     from data.files import photo_tensor
+    from data.photo_fit import apply_placement, fit_to_frame, paste_back
 
     warp, gen = small_models(5)
     checkpoint = stage4_checkpoint(tmp_path / "final.pth", warp, gen)

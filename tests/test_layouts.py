@@ -10,8 +10,8 @@ from PIL import Image
 import test as test_script
 from data.check import main as check_main
 from data.datasets import DataOptions, GarmentMasks, make_train_dataset
-from data.pairs import make_pairs_dataset
 from data.inputs import TryOnInputs
+from data.pairs import make_pairs_dataset
 from data.synthetic import make_dataset
 from tests.small_models import small_models, stage4_checkpoint
 from train_pb_gen import ParserBasedGenerator

@@ -7,19 +7,28 @@ import os
 
 import numpy as np
 import pytest
-
-from data.files import DatasetError
 import torch
 from PIL import Image, ImageFilter
 from scipy import ndimage
 
-from data.files import read_pairs
-from utils.metrics import (FID_WEIGHTS_FILE, LPIPS_BACKBONE_FILES, MetricsError, MissingWeightsError,
-                           WeightsFileError, build_fid_inception, build_lpips,
-                           feature_statistics, fid_from_features, frechet_distance, lpips_distance,
-                           resolve_weights_file, ssim)
-from utils.metrics.folders import evaluate_folders, result_file_name
+from data.files import DatasetError, read_pairs
+from utils.metrics import (
+    FID_WEIGHTS_FILE,
+    LPIPS_BACKBONE_FILES,
+    MetricsError,
+    MissingWeightsError,
+    WeightsFileError,
+    build_fid_inception,
+    build_lpips,
+    feature_statistics,
+    fid_from_features,
+    frechet_distance,
+    lpips_distance,
+    resolve_weights_file,
+    ssim,
+)
 from utils.metrics.fid import _random_fid_inception_state
+from utils.metrics.folders import evaluate_folders, result_file_name
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

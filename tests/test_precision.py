@@ -16,8 +16,13 @@ from models.flow import offset_to_grid, sample
 from tests.small_models import small_models, stage4_checkpoint
 from tests.test_fast_paths import randomise_batchnorms
 from utils.inference.model import load_tryon_model
-from utils.inference.precision import (DEFAULT_CANDIDATES, MAX_SSIM_LOSS, Choice,
-                                       choose_fastest, unsupported)
+from utils.inference.precision import (
+    DEFAULT_CANDIDATES,
+    MAX_SSIM_LOSS,
+    Choice,
+    choose_fastest,
+    unsupported,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 QUALITY_REPORT = ROOT / "docs" / "benchmarks" / "precision_quality_cpu.json"

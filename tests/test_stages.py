@@ -3,14 +3,14 @@
 import pytest
 import torch
 
+from data.datasets import VitonTrainDataset
 from data.inputs import TryOnInputs
 from data.synthetic import make_dataset
-from data.datasets import VitonTrainDataset
 from models import AFWM
 from models.losses import VGGLoss, warp_loss
+from options import parse_config
 from train_pb_gen import ParserBasedGenerator
 from train_pb_warp import ParserBasedWarp
-from options import parse_config
 from train_pf_gen import ParserFreeGenerator, skin_weights
 from train_pf_warp import STUDENT_NEW_PARTS, ParserFreeWarp
 from utils.checkpoint import CheckpointError, read_checkpoint

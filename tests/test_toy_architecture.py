@@ -12,8 +12,14 @@ import torch
 
 import test as test_script
 from data.synthetic import make_dataset
-from models.registry import (ArchitectureError, arch_from_flags, architecture_flags, build_model,
-                             types_of, unregister)
+from models.registry import (
+    ArchitectureError,
+    arch_from_flags,
+    architecture_flags,
+    build_model,
+    types_of,
+    unregister,
+)
 from train_pb_warp import ParserBasedWarp
 from utils.checkpoint import checkpoint_payload, load_checkpoint_model, read_checkpoint, save_atomic
 from utils.training.engine import run

@@ -16,8 +16,14 @@ import torch
 import torch.nn as nn
 
 from common.atomic import write_atomic
-from models.graph import (EXPORT_CORRELATION, EXPORT_FORMAT, INPUT_NAMES, OUTPUT_NAMES, TryOnGraph,
-                          example_inputs)
+from models.graph import (
+    EXPORT_CORRELATION,
+    EXPORT_FORMAT,
+    INPUT_NAMES,
+    OUTPUT_NAMES,
+    TryOnGraph,
+    example_inputs,
+)
 from models.registry import family_of, saved_arch
 from utils.weights import file_sha256
 

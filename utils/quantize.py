@@ -57,8 +57,14 @@ def quantize_graph(fp32_path: str | os.PathLike, int8_path: str | os.PathLike,
     'int8' among them). Returns {'seconds', 'bytes', 'quantised', 'kept_float', 'opset'}
     ('opset': the one the int8 graph declares)."""
     import onnx
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                          quant_pre_process, quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quant_pre_process,
+        quantize_static,
+    )
+
     from utils.export import declared_opset
 
     class Reader(_Feeds, CalibrationDataReader):

@@ -18,13 +18,16 @@ from typing import Any, Optional
 import torch
 import torch.nn as nn
 
-from common.errors import UserError
 from common.precision import AUTOCAST_DTYPES
 from models import PF_GEN_INPUT, PF_WARP_INPUT, SIZE_MULTIPLE
 from models.registry import families, family_of
 from models.tryon import TryOnResult, parser_free_tryon
-from utils.checkpoint import (CheckpointError, is_project_checkpoint, load_checkpoint_model,
-                              read_checkpoint)
+from utils.checkpoint import (
+    CheckpointError,
+    is_project_checkpoint,
+    load_checkpoint_model,
+    read_checkpoint,
+)
 from utils.inference.precision import autocast_dtype
 
 WARP_STAGES = ("pf_warp", "pf_gen")

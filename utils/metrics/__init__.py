@@ -19,8 +19,15 @@ The network metrics are importable from here (``from utils.metrics import ssim``
 folder is ``utils.metrics.folders``, imported by the tools that score folders, not by training.
 """
 
-from utils.metrics.fid import (FID_WEIGHTS_FILE, FIDInception, build_fid_inception, feature_statistics,
-                               fid_from_features, frechet_distance, inception_features)
+from utils.metrics.fid import (
+                               FID_WEIGHTS_FILE,
+                               FIDInception,
+                               build_fid_inception,
+                               feature_statistics,
+                               fid_from_features,
+                               frechet_distance,
+                               inception_features,
+)
 from utils.metrics.images import MetricsError, load_image, to_unit_range
 from utils.metrics.lpips import LPIPS_BACKBONE_FILES, build_lpips, lpips_distance
 from utils.metrics.ssim import SSIM_DEFINITION, ssim

@@ -24,8 +24,13 @@ import torch
 import torch.nn.functional as F
 
 from utils.metrics.images import to_unit_range
-from utils.weights import (RANDOM_WEIGHTS_SEED, WeightsFileError, announce_random_weights, read_weights_file,
-                           resolve_weights_file)
+from utils.weights import (
+    RANDOM_WEIGHTS_SEED,
+    WeightsFileError,
+    announce_random_weights,
+    read_weights_file,
+    resolve_weights_file,
+)
 
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 FID_INPUT_SIZE = (299, 299)

@@ -19,8 +19,13 @@ from typing import Optional
 import torch
 
 from utils.metrics.images import to_unit_range
-from utils.weights import (RANDOM_WEIGHTS_SEED, WeightsFileError, announce_random_weights, read_weights_file,
-                           resolve_weights_file)
+from utils.weights import (
+    RANDOM_WEIGHTS_SEED,
+    WeightsFileError,
+    announce_random_weights,
+    read_weights_file,
+    resolve_weights_file,
+)
 
 LPIPS_BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
 

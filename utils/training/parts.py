@@ -14,9 +14,15 @@ import torch.nn as nn
 from data.inputs import TryOnInputs, pose_radius_for
 from models import PB_GEN_INPUT, PB_WARP_INPUT
 from models.afwm import WarpOutput
+from models.losses import (
+    VGG_SLICES,
+    FeatureAdapter,
+    VGGLoss,
+    distillation_gate,
+    distillation_loss,
+    warp_loss,
+)
 from models.registry import arch_from_flags, build_model, unwrap, with_overrides
-from models.losses import (VGG_SLICES, FeatureAdapter, VGGLoss, distillation_gate,
-                           distillation_loss, warp_loss)
 from models.tryon import TutorOutput, tutor_image
 from options.config import ConfigError
 from utils.checkpoint import CheckpointError, load_checkpoint_model, load_weights
