@@ -81,7 +81,14 @@ class Architecture:
     state dict's shapes imply (``input_nc`` included), or None when its keys are not this
     architecture's; ``description``: one line for help texts and errors; ``flags``: the
     command-line flags that set its arguments; ``ignored_keys``: keys its released files carry
-    that the module does not have (loaders drop them)."""
+    that the module does not have (loaders drop them).
+
+    ``refines``: the type of another architecture whose state dicts this one's are, told apart
+    only by ``from_state`` (DCI-VTON's warp is PF-AFN's AFWM with a 16-channel condition):
+    ``recognise`` asks it first. ``condition``: the person condition a warp takes in place
+    of the stage's own, by name (``data.inputs.WARP_CONDITIONS``; None: the stage's), with
+    ``condition_channels`` channels; ``garment_masked``: whether the warp takes the garment
+    multiplied by its mask (PF-AFN's family) or the product photo as it is."""
 
     kind: str
     type: str
@@ -92,6 +99,10 @@ class Architecture:
     description: str
     flags: tuple = ()
     ignored_keys: tuple = ()
+    refines: Optional[str] = None
+    condition: Optional[str] = None
+    condition_channels: int = 0
+    garment_masked: bool = True
 
     @property
     def label(self) -> str:
@@ -414,11 +425,12 @@ class Recognition:
 
 
 def recognise(state: Mapping[str, torch.Tensor], kind: str) -> Recognition:
-    """The registered ``kind`` architecture that ``state`` (a plain state dict) fits exactly."""
+    """The registered ``kind`` architecture that ``state`` (a plain state dict) fits exactly;
+    an architecture that ``refines`` another is asked before it."""
     best = None
-    for (k, type_name), spec in _registered().items():
-        if k != kind:
-            continue
+    candidates = sorted(((type_name, spec) for (k, type_name), spec in _registered().items()
+                         if k == kind), key=lambda item: item[1].refines is None)
+    for type_name, spec in candidates:
         shapes = {key: tuple(v.shape) for key, v in state.items()
                   if key not in spec.ignored_keys}
         try:

@@ -1,5 +1,6 @@
-"""Random weights for FS-VTON's and DM-VTON's networks, written in exactly the containers their
-authors released, for the tests that load them and for the golden try-ons in tests/golden/.
+"""Random weights for FS-VTON's, DM-VTON's and DCI-VTON's networks, written in exactly the
+containers their authors released, for the tests that load them and for the golden outputs in
+tests/golden/.
 
     python -m tests.family_weights --family fsvton --out DIR [--seed 0]
 
@@ -10,6 +11,9 @@ authors released, for the tests that load them and for the golden try-ons in tes
   'optimizer'}`` in the zip serialization, ``cuda:0`` tags, ``best_fid`` a NumPy float64 pickled
   under NumPy 1.x's name ``numpy.core.multiarray.scalar``; the warp's five smoothing
   convolutions per extractor are aliases of one.
+- DCI-VTON (``warp_viton.pth``, its warp only): PF-AFN's AFWM with a 16-channel condition, a
+  plain state dict in the zip serialization of its PyTorch 1.11, ``cuda:0`` tags, with the
+  training-time key ``aflow_net.weight``.
 
 The values are drawn from ``torch.Generator().manual_seed(seed)`` in the state dict's key order:
 convolutions and linear layers N(0, 2 / fan_in) times the gains below (chosen so that the
@@ -40,13 +44,17 @@ GAINS = {
                "netF.": 0.3, "netRefine.": 0.5, "model.model.6.weight": 1.0},
     "dmvton": {"smooth_layers": 0.5, "lateral_layers": 0.7, "top_layer": 0.7,
                "netMain.": 0.5, "netRefine.": 0.5, "conv_last.weight": 0.2},
+    "dcivton": {".block.": 0.5, "netMain.": 0.5, "netRefine.": 0.5},
 }
 # The style projections' biases: FS-VTON initialises them to 1 (scales around one).
 STYLE_BIAS = ("mlp_class_std.linear.bias", 1.0)
 
 
 def family_models(family: str):
-    """Their parser-free warp and generator (registry architectures), built empty."""
+    """Their parser-free warp and generator (registry architectures), built empty; DCI-VTON
+    released a warp alone."""
+    if family == "dcivton":
+        return (build_model({"kind": "warp", "type": "dcivton", "input_nc": 16}),)
     if family == "fsvton":
         return (build_model({"kind": "warp", "type": "fsvton", "input_nc": 3}),
                 build_model({"kind": "gen", "type": "resunet", "input_nc": 7}))
@@ -131,14 +139,28 @@ def _numpy1_names():
         scalar.__module__ = original
 
 
-def write_family_weights(family: str, out: str | Path, seed: int = 0) -> tuple[Path, Path]:
-    """(warp file, generator file) of ``family`` in ``out``, in its released containers."""
+def _with_flow_filters(state: dict) -> dict:
+    """``state`` with the training-time filters just before the first ``aflow_net.`` key."""
+    items = list(state.items())
+    cut = next(i for i, (k, _) in enumerate(items) if k.startswith("aflow_net."))
+    return dict(items[:cut] + [("aflow_net.weight", SECOND_ORDER.clone())] + items[cut:])
+
+
+def write_family_weights(family: str, out: str | Path, seed: int = 0) -> tuple[Path, ...]:
+    """(warp file, generator file) of ``family`` in ``out``, in its released containers
+    (DCI-VTON: the warp file alone)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    warp, gen = family_models(family)
+    models = family_models(family)
     generator = torch.Generator().manual_seed(seed)
-    randomise(warp, family, generator)
-    randomise(gen, family, generator)
+    for model in models:
+        randomise(model, family, generator)
+    if family == "dcivton":
+        path = out / "warp_viton.pth"
+        with _cuda_tags():
+            torch.save(_with_flow_filters(dict(models[0].state_dict())), path)
+        return (path,)
+    warp, gen = models
     warp_state = dict(warp.state_dict())
     if family == "fsvton":
         # The training-time filters sit after cond_FPN's last key, as in the released file.

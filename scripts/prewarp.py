@@ -1,0 +1,199 @@
+"""Pre-warped garments, the input diffusion try-on models such as DCI-VTON take: for every pair
+of a split, the garment warped onto the person and its warped mask, by any warp of the zoo.
+
+    python scripts/prewarp.py --dataroot VITON-HD --dataset vitonhd --phase test \\
+        --pairs both --warp_checkpoint warp_viton.pth --height 512
+
+writes, inside each split's folder (or --out), ``cloth-warp/NAME.jpg`` and
+``cloth-warp-mask/NAME.jpg`` for paired pairs (each person with their own garment) and
+``unpaired-cloth-warp/`` and ``unpaired-cloth-warp-mask/`` for unpaired ones, NAME the person
+photo's stem: 8-bit images of the warped garment ((x + 1) / 2 x 255, truncated) and of its
+mask (x 255), at --height (width from the photos' aspect). Existing files are kept unless
+--overwrite is given.
+
+The warp decides what is read: DCI-VTON's warp (``warp_viton.pth``) takes VITON-HD's
+``image-parse-agnostic-v3.2/`` labels and ``image-densepose/`` rendering, as its own test
+script reads them; a parser-based teacher the parsing, keypoints and DensePose the dataset
+has; a parser-free student (PF-AFN, FS-VTON, DM-VTON, this project's) only the person photo,
+so photos without any parsing can be pre-warped.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from common.cli import HelpFormatter  # noqa: E402
+from common.devices import pick_device  # noqa: E402
+from common.errors import UserError, exit_on_user_error  # noqa: E402
+from common.images import quantise, write_image  # noqa: E402
+from data.datasets import DataOptions, add_data_arguments, layout  # noqa: E402
+from data.files import DatasetError  # noqa: E402
+from data.prewarp import PrewarpDataset, split_folder  # noqa: E402
+from models import SIZE_MULTIPLE  # noqa: E402
+from models.registry import types_of  # noqa: E402
+from utils.inference.prewarp import RELEASE_WARP_SIZE, load_prewarp_model  # noqa: E402
+
+# Output folders per kind of pair: (garment, mask).
+FOLDERS = {"paired": ("cloth-warp", "cloth-warp-mask"),
+           "unpaired": ("unpaired-cloth-warp", "unpaired-cloth-warp-mask")}
+PHASES = ("train", "test")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    p.add_argument("--dataroot", required=True,
+                   help="top folder of VITON-HD (holding train/ and test/) or DressCode")
+    p.add_argument("--phase", default="test", choices=PHASES, help="which split to pre-warp")
+    p.add_argument("--pairs", default="both", choices=("paired", "unpaired", "both"),
+                   help="paired: each person with their own garment; unpaired: the split's "
+                        "pairs file (VITON-HD's {phase}_pairs.txt, DressCode's "
+                        "test_pairs_unpaired.txt)")
+    p.add_argument("--warp_checkpoint", required=True,
+                   help="the warp: a released file (DCI-VTON's warp_viton.pth, PF-AFN's, "
+                        "FS-VTON's or DM-VTON's warp) or a checkpoint of this project")
+    p.add_argument("--arch", default=None, choices=types_of("warp"),
+                   help="architecture of a released plain state dict, when not recognised "
+                        "from its keys")
+    p.add_argument("--height", type=int, default=None,
+                   help="height of the written images, the width following the photos' aspect "
+                        "(when not given: the photos' own size)")
+    p.add_argument("--warp_height", type=int, default=RELEASE_WARP_SIZE[0],
+                   help="height the warp runs at (its training size; the width follows the "
+                        "photos' aspect, a multiple of 32)")
+    p.add_argument("--ext", default="jpg", choices=("jpg", "png"),
+                   help="image format of the written files (JPEG at quality 95, as OpenCV's)")
+    p.add_argument("--out", default=None,
+                   help="folder for the four output folders (when not given: each split's or "
+                        "category's own folder, beside image/)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--batch_size", type=int, default=8, help="pairs per forward pass")
+    p.add_argument("--workers", type=int, default=2, help="data loading processes (0: none)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_data_arguments(p)
+    p.set_defaults(dataset="vitonhd")
+    return p
+
+
+def split_samples(options: DataOptions, root: str, phase: str, pairs: str,
+                  parser_inputs: bool) -> list:
+    """The (person, garment) samples of ``phase`` (VITON-HD's train or test split; DressCode's
+    train pairs or test pairs), paired or unpaired."""
+    if options.dataset == "vitonhd":
+        return layout("vitonhd").test_pairs(root, pairs, options.categories,
+                                            options.densepose_dir, parser_inputs, split=phase)
+    if options.dataset == "dresscode" and phase == "train":
+        if pairs == "unpaired":
+            raise DatasetError("DressCode's training pairs are paired only (train_pairs.txt)")
+        pairs = "train"
+    if options.dataset == "viton":
+        raise DatasetError("--dataset viton: pre-warps are made for VITON-HD and DressCode "
+                           "(diffusion try-on data); use vitonhd or dresscode")
+    return layout(options.dataset).test_pairs(root, pairs, options.categories,
+                                              options.densepose_dir, parser_inputs)
+
+
+def frame_size(height: int | None, photo_size: tuple[int, int]) -> tuple[int, int]:
+    """(H, W) of the written images: --height with the photo's aspect, or the photo's size."""
+    photo_height, photo_width = photo_size
+    if height is None:
+        return photo_height, photo_width
+    if height <= 0:
+        raise UserError(f"--height {height}: not a positive height")
+    return height, max(1, round(height * photo_width / photo_height))
+
+
+def warp_frame(warp_height: int, size: tuple[int, int]) -> tuple[int, int]:
+    """(h, w) the warp runs at: ``warp_height`` and the aspect of ``size``, multiples of 32."""
+    if warp_height <= 0 or warp_height % SIZE_MULTIPLE:
+        raise UserError(f"--warp_height {warp_height}: not a positive multiple of "
+                        f"{SIZE_MULTIPLE}")
+    width = max(SIZE_MULTIPLE, round(warp_height * size[1] / size[0] / SIZE_MULTIPLE)
+                * SIZE_MULTIPLE)
+    return warp_height, width
+
+
+def output_paths(out_dir: str, kind: str, name: str, ext: str) -> tuple[Path, Path]:
+    garment_folder, mask_folder = FOLDERS[kind]
+    return (Path(out_dir) / garment_folder / f"{name}.{ext}",
+            Path(out_dir) / mask_folder / f"{name}.{ext}")
+
+
+def photo_size(path: str) -> tuple[int, int]:
+    """(height, width) of an image file, from its header."""
+    from data.dcivton import open_image
+    width, height = open_image(path).size
+    return height, width
+
+
+def to_write(samples: list, kind: str, args) -> tuple[list, int]:
+    """The samples whose outputs are missing (all with --overwrite), and how many are kept."""
+    todo = []
+    for sample in samples:
+        name = Path(sample.person.image).stem
+        paths = output_paths(args.out or split_folder(sample), kind, name, args.ext)
+        if args.overwrite or not all(path.is_file() for path in paths):
+            todo.append(sample)
+    return todo, len(samples) - len(todo)
+
+
+def write_batch(batch: dict, warped, kind: str, args) -> None:
+    garments = quantise(warped.garment).permute(0, 2, 3, 1).numpy()
+    # The mask's 8 bits as DCI-VTON writes them: x 255, truncated.
+    masks = (warped.mask.float().cpu().clamp(0, 1) * 255).to(torch.uint8)[:, 0].numpy()
+    for index, name in enumerate(batch["name"]):
+        out_dir = args.out or batch["out_dir"][index]
+        garment_path, mask_path = output_paths(out_dir, kind, name, args.ext)
+        write_image(garment_path, garments[index])
+        write_image(mask_path, masks[index])
+
+
+def prewarp_kind(model, kind: str, options: DataOptions, args) -> tuple[int, int]:
+    """Pre-warp the ``kind`` ('paired' or 'unpaired') pairs; (written, kept) counts."""
+    samples = split_samples(options, args.dataroot, args.phase, kind,
+                            parser_inputs=model.condition == "parser_based")
+    if not samples:
+        raise DatasetError(f"{args.dataroot}: no {kind} pairs in the {args.phase} split")
+    todo, kept = to_write(samples, kind, args)
+    if not todo:
+        return 0, kept
+    size = frame_size(args.height, photo_size(todo[0].person.image))
+    dataset = PrewarpDataset(todo, model.condition, size, model.warp_size, options)
+    loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False,
+                        num_workers=args.workers)
+    for batch in tqdm(loader, desc=f"{kind} pre-warps", unit="batch",
+                      disable=not sys.stderr.isatty()):
+        write_batch(batch, model(batch), kind, args)
+    return len(todo), kept
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    with exit_on_user_error():
+        if args.batch_size <= 0 or args.workers < 0:
+            raise UserError("--batch_size must be positive and --workers at least 0")
+        options = DataOptions.from_config(args)
+        if not os.path.isfile(args.warp_checkpoint):
+            raise UserError(f"--warp_checkpoint: file not found: {args.warp_checkpoint}")
+        device = pick_device(args.device)
+        kinds = ("paired", "unpaired") if args.pairs == "both" else (args.pairs,)
+        first = split_samples(options, args.dataroot, args.phase, kinds[0], False)
+        if not first:
+            raise DatasetError(f"{args.dataroot}: no pairs in the {args.phase} split")
+        size = frame_size(args.height, photo_size(first[0].person.image))
+        model = load_prewarp_model(args.warp_checkpoint, device, args.arch,
+                                   warp_frame(args.warp_height, size))
+        for kind in kinds:
+            written, kept = prewarp_kind(model, kind, options, args)
+            print(f"{kind}: {written} pre-warps written" + (
+                f", {kept} existing kept (--overwrite replaces them)" if kept else ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""Pre-warped garments (scripts/prewarp.py): DCI-VTON's warp recognised from its released file
+and equal to its own code's outputs (tests/golden/dcivton/, made once by
+tests/golden/dcivton_recipe.py), students on photos without parsing, teachers on the dataset's
+parsing, existing files kept, and one-line errors naming the file."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from data.dcivton import GROUP_OF_LABEL, LABEL_GROUPS, dcivton_condition
+from models.registry import build_model, recognise
+from tests.dcivton_split import make_dcivton_split
+from tests.family_weights import write_family_weights
+from utils.checkpoint import load_checkpoint_model
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = ROOT / "tests" / "golden" / "dcivton"
+FOLDERS = ("cloth-warp", "cloth-warp-mask", "unpaired-cloth-warp", "unpaired-cloth-warp-mask")
+STEMS = ("00000_00", "00001_00", "00002_00")
+
+
+def prewarp(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "scripts/prewarp.py", "--workers", "0",
+                           "--device", "cpu", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory) -> Path:
+    return Path(make_dcivton_split(str(tmp_path_factory.mktemp("dcivton"))))
+
+
+@pytest.fixture(scope="module")
+def dcivton_weights(tmp_path_factory) -> Path:
+    (path,) = write_family_weights("dcivton", tmp_path_factory.mktemp("weights"), seed=0)
+    return path
+
+
+@pytest.fixture(scope="module")
+def dcivton_outputs(split, dcivton_weights, tmp_path_factory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("prewarps")
+    result = prewarp("--dataroot", split, "--phase", "test", "--pairs", "both",
+                     "--warp_checkpoint", dcivton_weights, "--height", "512", "--ext", "png",
+                     "--out", out, "--batch_size", "2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    return out, result.stdout
+
+
+def write_warp(path: Path, input_nc: int) -> Path:
+    """A PF-AFN AFWM of ``input_nc`` condition channels, random, as a plain state dict."""
+    torch.manual_seed(0)
+    torch.save(build_model({"kind": "warp", "type": "pfafn", "input_nc": input_nc}).state_dict(),
+               path)
+    return path
+
+
+def test_released_file_is_recognised_as_dcivton_warp(dcivton_weights):
+    state = torch.load(dcivton_weights, map_location="cpu", weights_only=True)
+    assert "aflow_net.weight" in state
+    arch = recognise(state, "warp").arch
+    assert arch["type"] == "dcivton" and arch["input_nc"] == 16
+    assert arch["align_corners"] is False
+    model = load_checkpoint_model(dcivton_weights, "warp")
+    assert model.aflow_net.offset_align_corners is True
+    # PF-AFN's own warps keep their architecture.
+    for input_nc in (3, 45):
+        plain = build_model({"kind": "warp", "type": "pfafn", "input_nc": input_nc})
+        assert recognise(plain.state_dict(), "warp").arch["type"] == "pfafn"
+
+
+def test_every_cihp_label_goes_to_its_group():
+    for group, labels in enumerate(LABEL_GROUPS):
+        for label in labels:
+            assert GROUP_OF_LABEL[label] == group
+    assert sorted(label for labels in LABEL_GROUPS for label in labels) == list(range(20))
+    groups = torch.tensor([[[0, 12], [3, 5]]])
+    cond = dcivton_condition(groups, torch.full((1, 3, 2, 2), 0.5))
+    assert cond.shape == (1, 16, 2, 2)
+    assert cond[0, 12, 0, 1] == 1 and cond[0, :13].sum(0).eq(1).all()
+    assert cond[0, 13:].eq(0.5).all()
+
+
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_prewarps_equal_dcivton_own_code(dcivton_outputs, folder):
+    out, _ = dcivton_outputs
+    for stem in STEMS:
+        ours = np.asarray(Image.open(out / folder / f"{stem}.png"), dtype=np.int16)
+        theirs = np.asarray(Image.open(GOLDEN / folder / f"{stem}.png"), dtype=np.int16)
+        assert ours.shape == theirs.shape == ((512, 384, 3) if "mask" not in folder
+                                              else (512, 384))
+        difference = np.abs(ours - theirs)
+        assert difference.mean() < 0.6
+        assert np.percentile(difference, 99.9) <= 2
+        # Flat images would test nothing of the flow.
+        assert np.abs(theirs - theirs.mean()).mean() > 1
+
+
+def test_existing_files_are_kept_unless_overwrite(split, dcivton_outputs, dcivton_weights):
+    out, stdout = dcivton_outputs
+    assert "paired: 3 pre-warps written" in stdout and "unpaired: 3" in stdout
+    target = out / "cloth-warp" / "00000_00.png"
+    Image.fromarray(np.zeros((512, 384, 3), np.uint8)).save(target)
+    (out / "cloth-warp-mask" / "00001_00.png").unlink()
+    again = prewarp("--dataroot", split, "--pairs", "paired", "--warp_checkpoint",
+                    dcivton_weights, "--height", "512", "--ext", "png", "--out", out)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "1 pre-warps written, 2 existing kept" in again.stdout
+    assert not np.asarray(Image.open(target)).any()
+    assert (out / "cloth-warp-mask" / "00001_00.png").is_file()
+    forced = prewarp("--dataroot", split, "--pairs", "paired", "--warp_checkpoint",
+                     dcivton_weights, "--height", "512", "--ext", "png", "--out", out,
+                     "--overwrite")
+    assert forced.returncode == 0 and "3 pre-warps written" in forced.stdout
+    assert np.asarray(Image.open(target)).any()
+
+
+def test_student_prewarps_photos_without_parsing(split, tmp_path):
+    root = tmp_path / "VITON-HD"
+    (root / "test").mkdir(parents=True)
+    for folder in ("image", "cloth", "cloth-mask"):
+        shutil.copytree(split / "test" / folder, root / "test" / folder)
+    shutil.copy(split / "test_pairs.txt", root)
+    warp = write_warp(tmp_path / "student.pth", 3)
+    result = prewarp("--dataroot", root, "--pairs", "unpaired", "--warp_checkpoint", warp,
+                     "--height", "256")
+    assert result.returncode == 0, result.stderr[-2000:]
+    # By default the folders go into the split itself, beside image/.
+    written = sorted((root / "test" / "unpaired-cloth-warp").iterdir())
+    assert [path.name for path in written] == [f"{stem}.jpg" for stem in STEMS]
+    assert Image.open(written[0]).size == (192, 256)
+    mask = np.asarray(Image.open(root / "test" / "unpaired-cloth-warp-mask" / "00000_00.jpg"))
+    assert mask.shape == (256, 192) and mask.max() > 128
+
+
+def test_teacher_reads_the_dataset_parsing(split, tmp_path):
+    warp = write_warp(tmp_path / "teacher.pth", 45)
+    result = prewarp("--dataroot", split, "--pairs", "paired", "--warp_checkpoint", warp,
+                     "--height", "256", "--out", tmp_path / "out", "--ext", "png")
+    assert result.returncode == 0, result.stderr[-2000:]
+    garment = np.asarray(Image.open(tmp_path / "out" / "cloth-warp" / "00002_00.png"))
+    assert garment.shape == (256, 192, 3) and garment.std() > 1
+
+
+def test_missing_and_damaged_inputs_name_the_file(split, dcivton_weights, tmp_path):
+    root = tmp_path / "VITON-HD"
+    shutil.copytree(split, root)
+    missing = root / "test" / "image-parse-agnostic-v3.2" / "00001_00.png"
+    missing.unlink()
+    result = prewarp("--dataroot", root, "--pairs", "paired", "--warp_checkpoint",
+                     dcivton_weights, "--height", "256", "--out", tmp_path / "out")
+    assert result.returncode == 2
+    assert str(missing) in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    damaged = root / "test" / "image-densepose" / "00000_00.jpg"
+    damaged.write_bytes(b"not an image")
+    shutil.copy(split / "test" / "image-parse-agnostic-v3.2" / "00001_00.png", missing)
+    result = prewarp("--dataroot", root, "--pairs", "paired", "--warp_checkpoint",
+                     dcivton_weights, "--height", "256", "--out", tmp_path / "out")
+    assert result.returncode == 2 and str(damaged) in result.stderr
+    result = prewarp("--dataroot", root, "--warp_checkpoint", tmp_path / "none.pth")
+    assert result.returncode == 2 and "none.pth" in result.stderr
