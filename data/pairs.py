@@ -62,7 +62,7 @@ class TryOnPairsDataset(torch.utils.data.Dataset):
     resized); None resizes them, as the maps are."""
 
     def __init__(self, pairs: Sequence[Sample], height: int, width: int,
-                 formats: DataFormats = DataFormats(), masks: Optional[GarmentMasks] = None,
+                 formats: DataFormats = viton.FORMATS, masks: Optional[GarmentMasks] = None,
                  parser_inputs: bool = False, fit: Optional[str] = None):
         if fit is not None and (parser_inputs or fit not in FIT_MODES):
             raise ValueError(f"fit {fit!r}: 'pad' or 'crop', for photos without parser inputs")

@@ -122,9 +122,11 @@ def check_triton_vs_band(device, args) -> dict:
             volume = compute(a, b, 3)
             volume.backward(grad)
             outputs.append((volume.detach(), a.grad, b.grad))
-            times[f"{name}_forward_backward_ms"] = 1000 * _time(
-                lambda: compute(first.clone().requires_grad_(),
-                                second.clone().requires_grad_(), 3).backward(grad), device)
+
+            def forward_backward(compute=compute, first=first, second=second, grad=grad):
+                compute(first.clone().requires_grad_(),
+                        second.clone().requires_grad_(), 3).backward(grad)
+            times[f"{name}_forward_backward_ms"] = 1000 * _time(forward_backward, device)
         difference = max(float((x - y).abs().max()) for x, y in zip(*outputs))
         worst = max(worst, difference)
         figures.append({"shape": list(shape), "max_abs_difference": difference, **times})
@@ -299,7 +301,7 @@ def check_inference(device, args) -> dict:
         example = _inputs(batch, 256, 192, device)
         for amp in ((None, torch.bfloat16) if "bf16" in _training_precisions(device, args)
                     else (None,)):
-            def run():
+            def run(amp=amp, example=example):
                 with torch.inference_mode(), torch.autocast(device.type, dtype=amp or
                                                             torch.float32,
                                                             enabled=amp is not None):

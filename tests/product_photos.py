@@ -441,7 +441,7 @@ def make_product_photo(rng: np.random.Generator, height: int = 256, width: int =
 
     # Fabric: base colour, pattern, folds, darker rims, seams, details; drawn again (another
     # colour) while the outline would be invisible.
-    for draws in range(1, MAX_DRAWS + 1):
+    for draws in range(1, MAX_DRAWS + 1):  # noqa: B007 (the count is recorded below)
         fabric, base = _fabric(rng, coverage, colour_class, backdrop, unit, box_w, place,
                                info)
         clean = coverage[..., None] * fabric + (1 - coverage[..., None]) * scene

@@ -595,6 +595,6 @@ def test_cli_densepose(tmp_path, capsys, user_error):
     link = tmp_path / "link_to_src"
     link.symlink_to(src, target_is_directory=True)
     for target in (src, link, src / "inside"):
-        assert "is the input folder" in user_error(lambda: convert_data.main(
+        assert "is the input folder" in user_error(lambda target=target: convert_data.main(
             ["densepose", "--src", str(src), "--out", str(target)]))
     assert {name: (src / name).read_bytes() for name in os.listdir(src)} == before

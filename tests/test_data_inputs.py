@@ -90,7 +90,7 @@ def test_test_batch_has_no_parser_inputs():
     inputs = I.TryOnInputs.from_batch(batch)
     assert inputs.garment.shape == (2, 3, 4, 5)
     try:
-        inputs.face_mask
+        _ = inputs.face_mask
     except KeyError as error:
         assert "'label'" in str(error)
     else:

@@ -131,8 +131,11 @@ def reference_ssim(image1, image2):
     sigma 1.5 truncated at 3.5 sigma = 11 taps, borders cropped by 5). Images (3, H, W) in [0, 1]."""
     c1, c2 = 0.01 ** 2, 0.03 ** 2
     values = []
+
+    def blur(a):
+        return ndimage.gaussian_filter(a, sigma=1.5, truncate=3.5)[5:-5, 5:-5]
+
     for x, y in zip(image1.astype(np.float64), image2.astype(np.float64)):
-        blur = lambda a: ndimage.gaussian_filter(a, sigma=1.5, truncate=3.5)[5:-5, 5:-5]
         mu_x, mu_y = blur(x), blur(y)
         var_x, var_y, cov = blur(x * x) - mu_x ** 2, blur(y * y) - mu_y ** 2, blur(x * y) - mu_x * mu_y
         ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
