@@ -16,11 +16,14 @@ Training items (``TryOnTrainDataset``), CPU tensors:
     unpaired_garment_edge (1, H, W) in {0, 1}; label int64 (H, W), 14-class labels (7 not
     merged); densepose int64 (H, W) in 0..24 (zeros when ``has_densepose`` is False);
     has_densepose: bool (), only when some sample of the dataset has no DensePose; keypoints
-    float32 (18, 3) x, y, confidence in pixels of (H, W).
+    float32 (18, 3) x, y, confidence in pixels of (H, W); where the layout has DCI-VTON's
+    condition files (``data/dcivton.py``), parse_agnostic int64 (H, W) label groups 0..12 and
+    densepose_rendering (3, H, W) in [-1, 1].
 """
 
 import hashlib
 import os
+import sys
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Optional, Sequence
@@ -31,9 +34,11 @@ import torch
 
 from common.atomic import write_atomic
 from data import viton
+from data.dcivton import read_densepose_rendering, read_label_groups
 from data.densepose import IUV_CHANNELS, read_densepose_file
 from data.files import (DEFAULT_MAX_PIXELS, EDGE_THRESHOLD, DatasetError, check_garment_mask,
-                        photo_tensor, read_gray, read_rgb, resize_nearest, resize_photo)
+                        photo_tensor, read_bytes, read_gray, read_rgb, resize_nearest,
+                        resize_photo)
 from data.labels import LABEL_SCHEMES, NECK_CHOICES, NECK_HELP, read_label_map
 from data.pose import POSE_FORMATS, PoseFileError, read_keypoints_file, scale_keypoints
 from data.samples import (DataFormats, GarmentFiles, PersonFiles, Sample,
@@ -57,10 +62,13 @@ def default_mask_cache() -> str:
 @dataclass
 class GarmentMasks:
     """Masks of product photos: read from the layout's mask file, or computed with
-    ``data.garment_mask`` and cached as ``CACHE/<hash>/<stem>.png``, the hash of the photo's
-    folder, the method's version and the GrabCut choice, so a mask made another way is not
-    reused (written once, atomically, by whichever process computes it first). ``forget`` drops
-    cached masks so that they are computed again (``--rebuild_masks``)."""
+    ``data.garment_mask`` and cached as ``CACHE/<method>/<content>.png``: ``method`` a hash of
+    the method's version and the GrabCut choice, so a mask made another way is not reused;
+    ``content`` a hash of the photo file's bytes, so a photo replaced by another (of the same
+    name and size) or another file of the same stem (``x.jpg``, ``x.png``) never gets its mask.
+    Written once, atomically, by whichever process computes it first; a cache that cannot be
+    written (a read-only home) is said once and the masks are computed in memory. ``forget``
+    drops cached masks so that they are computed again (``--rebuild_masks``)."""
 
     cache_dir: Optional[str] = None
     grabcut: bool = False
@@ -68,11 +76,10 @@ class GarmentMasks:
 
     def cache_path(self, image_path: str) -> str:
         from data.garment_mask import METHOD_VERSION
-        folder = os.path.dirname(os.path.abspath(image_path))
-        made = f"{folder}\0{METHOD_VERSION}\0{'grabcut' if self.grabcut else 'plain'}"
-        key = hashlib.sha1(made.encode("utf-8")).hexdigest()[:16]
-        stem = os.path.splitext(os.path.basename(image_path))[0]
-        return os.path.join(self.cache_dir or default_mask_cache(), key, f"{stem}.png")
+        made = f"{METHOD_VERSION}\0{'grabcut' if self.grabcut else 'plain'}"
+        method = hashlib.sha1(made.encode("utf-8")).hexdigest()[:16]
+        return os.path.join(self.cache_dir or default_mask_cache(), method,
+                            f"{_content_key(image_path)}.png")
 
     def is_cached(self, garment: GarmentFiles) -> bool:
         return garment.mask is not None or os.path.isfile(self.cache_path(garment.image))
@@ -109,8 +116,35 @@ class GarmentMasks:
         except GarmentMaskError as error:
             raise DatasetError(f"{error} (no mask file: the mask is computed from the product "
                                f"photo)") from None
-        _write_png_atomic(mask, path)
+        try:
+            _write_png_atomic(mask, path)
+        except OSError as error:
+            _cache_unwritable(path, error)
         return (mask > EDGE_THRESHOLD).astype(np.uint8)
+
+
+def _content_key(image_path: str) -> str:
+    """A hash of the file's bytes (its format included: the signature is part of them). A file
+    that cannot be read has no mask to cache; its absolute path stands in."""
+    try:
+        data = read_bytes(image_path)
+    except DatasetError:
+        data = os.path.abspath(image_path).encode("utf-8", "surrogateescape")
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+_UNWRITABLE_CACHES = set()
+
+
+def _cache_unwritable(path: str, error: OSError) -> None:
+    """Say once per process that the mask cache cannot be written; masks are then computed
+    each time they are needed, which works, only slower."""
+    folder = os.path.dirname(os.path.dirname(path))
+    if folder not in _UNWRITABLE_CACHES:
+        _UNWRITABLE_CACHES.add(folder)
+        print(f"warning: cannot write the garment-mask cache {folder} "
+              f"({error.strerror or error}); masks are computed each time (set --mask_cache "
+              f"or PFAFN_CACHE to a writable folder to keep them)", file=sys.stderr, flush=True)
 
 
 def _write_png_atomic(array: np.ndarray, path: str) -> None:
@@ -138,6 +172,11 @@ def mask_tensor(mask: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(mask).to(torch.float32)[None]
 
 
+# A label or DensePose map may be stored this many times smaller than its photo, per side;
+# a smaller one (1x1 for a 64x64 photo) would become a few flat blocks when scaled up.
+MAX_MAP_SHRINK = 8
+
+
 def _check_map_size(array: np.ndarray, path: str, photo: str, photo_size) -> None:
     """A label or DensePose map must show the photo's frame: its size, or another size of the
     same aspect ratio (some datasets ship their maps at a lower resolution; they are resized
@@ -145,6 +184,10 @@ def _check_map_size(array: np.ndarray, path: str, photo: str, photo_size) -> Non
     height, width = array.shape[:2]
     if (height, width) == tuple(photo_size):
         return
+    if height * MAX_MAP_SHRINK < photo_size[0] or width * MAX_MAP_SHRINK < photo_size[1]:
+        raise DatasetError(f"{path}: size {width}x{height} is far smaller than the person photo "
+                           f"{photo} ({photo_size[1]}x{photo_size[0]}); scaled up it would "
+                           f"mark no part of the body (at most {MAX_MAP_SHRINK} times smaller)")
     if abs(height * photo_size[1] - width * photo_size[0]) > max(photo_size) * 0.01 * max(
             height, width):
         raise DatasetError(f"{path}: size {width}x{height} is not the frame of the person photo "
@@ -192,6 +235,11 @@ def read_person(person: PersonFiles, formats: DataFormats, height: int, width: i
         "has_densepose": torch.tensor(person.densepose is not None),
         "keypoints": torch.from_numpy(keypoints).to(torch.float32),
     })
+    if person.parse_agnostic and person.densepose_rendering:
+        item.update({"parse_agnostic": read_label_groups(person.parse_agnostic, height, width,
+                                                         max_pixels),
+                     "densepose_rendering": read_densepose_rendering(
+                         person.densepose_rendering, height, width, max_pixels)})
     return item
 
 

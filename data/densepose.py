@@ -22,7 +22,7 @@ from typing import Optional
 
 import numpy as np
 
-from data.files import DatasetError, decode_index_image, read_bytes
+from data.files import MAX_DATA_FILE_BYTES, DatasetError, decode_index_image, read_bytes
 
 NUM_DENSEPOSE_PARTS = 25  # I: 0 background, 1..24 body parts
 
@@ -36,24 +36,48 @@ _NPY_HEADER = re.compile(r"\{'descr': '([<>|]?[a-z]\d+)', 'fortran_order': False
 
 
 def load_npy(path: str) -> np.ndarray:
-    """np.load, with the common case (a C-ordered 2-D array) read without parsing the header
-    as Python (np.load's literal_eval costs more than reading a 256x192 array)."""
-    data = read_bytes(path)
-    if data[:6] == b"\x93NUMPY" and data[6] == 1 and len(data) > 10:
+    """A ``.npy`` file's array, its header checked against the bytes that follow it before
+    anything is allocated (a header claiming (100000, 100000) float64 over a few bytes is one
+    line, not 80 GB asked of the allocator). The common case (a C-ordered 2-D array) is read
+    without parsing the header as Python (np.load's literal_eval costs more than reading a
+    256x192 array)."""
+    data = read_bytes(path, limit=MAX_DATA_FILE_BYTES, what="a .npy array")
+    if data[:6] == b"\x93NUMPY" and len(data) > 10 and data[6] == 1:
         length = int.from_bytes(data[8:10], "little")
         match = _NPY_HEADER.match(data[10:10 + length].decode("latin1"))
         if match:
             dtype = np.dtype(match.group(1))
             shape = (int(match.group(2)), int(match.group(3)))
-            body = data[10 + length:]
-            if len(body) != shape[0] * shape[1] * dtype.itemsize:
-                raise DatasetError(f"{path}: truncated .npy file ({len(body)} bytes of data "
-                                   f"for shape {shape} {dtype})")
-            return np.frombuffer(body, dtype).reshape(shape)
+            return _array_from(data[10 + length:], shape, dtype, False, path)
+    stream = io.BytesIO(data)
     try:
-        return np.load(io.BytesIO(data), allow_pickle=False)
-    except (OSError, ValueError, EOFError) as error:
-        raise DatasetError(f"{path}: not a readable .npy array ({error})") from None
+        version = np.lib.format.read_magic(stream)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if read_header is None:
+            raise ValueError(f"unsupported .npy version {version}")
+        shape, fortran, dtype = read_header(stream)
+    except (OSError, ValueError, EOFError, SyntaxError, TypeError) as error:
+        raise DatasetError(f"{path}: not a readable .npy array "
+                           f"({str(error).splitlines()[0][:120] if str(error) else error})") \
+            from None
+    if dtype.hasobject or dtype.itemsize == 0:
+        raise DatasetError(f"{path}: a .npy array of {dtype}; part indices are numbers")
+    return _array_from(data[stream.tell():], shape, dtype, fortran, path)
+
+
+def _array_from(body: bytes, shape: tuple, dtype: np.dtype, fortran: bool,
+                path: str) -> np.ndarray:
+    """The array of ``shape`` and ``dtype`` that ``body`` holds; DatasetError naming ``path``
+    when the header's claim does not match the bytes there are."""
+    count = 1
+    for side in shape:
+        count *= int(side)
+    if count * dtype.itemsize != len(body):
+        raise DatasetError(f"{path}: .npy header claims shape {tuple(shape)} {dtype} "
+                           f"({count * dtype.itemsize} bytes) but the file holds {len(body)} "
+                           f"bytes of data")
+    return np.frombuffer(body, dtype, count).reshape(shape, order="F" if fortran else "C")
 
 
 def part_indices(array: np.ndarray, path: str, hint: str = "") -> np.ndarray:

@@ -43,24 +43,63 @@ class DatasetError(UserError, ValueError):
 MAX_FILE_BYTES = 1 << 30
 
 
-def read_bytes(path: str, size: int = -1) -> bytes:
+# Largest text or array file read besides images (keypoint JSON, pairs files, configs):
+# theirs are kilobytes; a dataset's DensePose arrays a few megabytes.
+MAX_DATA_FILE_BYTES = 256 << 20
+
+
+def read_bytes(path: str, size: int = -1, limit: int = MAX_FILE_BYTES,
+               what: str = "an image file") -> bytes:
     """The file's bytes (its first ``size`` when given). Only regular files of at most
-    MAX_FILE_BYTES are read: a device or a pipe (/dev/zero, a FIFO) would never end."""
+    ``limit`` bytes are read: a device or a pipe (/dev/zero, a FIFO) would never end. ``what``
+    names the kind of file in messages."""
     try:
         status = os.stat(path)
         if not stat.S_ISREG(status.st_mode):
             kind = "a folder" if stat.S_ISDIR(status.st_mode) else "not a regular file"
-            raise DatasetError(f"{path}: {kind}, not an image file")
-        if size < 0 and status.st_size > MAX_FILE_BYTES:
-            raise DatasetError(f"{path}: {status.st_size / 2 ** 30:.1f} GiB, more than the "
-                               f"{MAX_FILE_BYTES / 2 ** 30:g} GiB an image file may take")
+            raise DatasetError(f"{path}: {kind}, not {what}")
+        if size < 0 and status.st_size > limit:
+            raise DatasetError(f"{path}: {_amount(status.st_size)}, more than the "
+                               f"{_amount(limit)} {what} may take")
         with open(path, "rb") as handle:
-            data = handle.read(size)
+            # The size was checked on the path; the file may have grown since (or be a
+            # /proc file whose size reads 0): never read more than the limit.
+            data = handle.read(size if size >= 0 else limit + 1)
     except OSError as error:
         raise DatasetError(f"{path}: cannot read ({error.strerror or error})") from None
+    if size < 0 and len(data) > limit:
+        raise DatasetError(f"{path}: more than the {_amount(limit)} {what} may take")
     if not data:
         raise DatasetError(f"{path}: empty file")
     return data
+
+
+def _amount(count: int) -> str:
+    """A byte count for messages: '1.5 GiB', '300 MiB', '12 KiB'."""
+    for unit, scale in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+        if count >= scale:
+            return f"{count / scale:.3g} {unit}"
+    return f"{count} bytes"
+
+
+def quoted_prefix(text, limit: int = 60) -> str:
+    """``text`` quoted for a message, cut to ``limit`` characters: a bad value from a file may
+    be megabytes long."""
+    text = str(text)
+    return repr(text if len(text) <= limit else text[:limit]) + (
+        f" (and {len(text) - limit} more characters)" if len(text) > limit else "")
+
+
+def read_text(path: str, what: str, limit: int = MAX_DATA_FILE_BYTES) -> str:
+    """A UTF-8 text file (a byte-order mark dropped), read with the bounds of ``read_bytes``;
+    a DatasetError naming the file and the first bad byte's position otherwise."""
+    data = read_bytes(path, limit=limit, what=what)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise DatasetError(f"{path}, line {line}: not UTF-8 text (byte "
+                           f"0x{data[error.start]:02x} at offset {error.start})") from None
 
 
 # The image formats read, each with the signature its files start with: the content decides,

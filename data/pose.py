@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from common.errors import UserError
+from data.files import DatasetError, read_text
 
 NUM_KEYPOINTS = 18
 
@@ -93,7 +94,8 @@ def keypoints_from_openpose(data: dict, source: str = "<json>") -> np.ndarray:
 
 
 def read_openpose(path: str) -> np.ndarray:
-    """Read an OpenPose ``*_keypoints.json`` file -> float64 (18, 3); see keypoints_from_openpose."""
+    """Read an OpenPose ``*_keypoints.json`` file -> float64 (18, 3); see
+    keypoints_from_openpose."""
     return keypoints_from_openpose(load_json(path), path)
 
 
@@ -349,17 +351,43 @@ def read_keypoints_file(path: str, image_size: Optional[Tuple[int, int]] = None,
     return parse_keypoints(load_json(path), path, image_size, pose_format, min_score)[0]
 
 
+# Largest keypoint JSON file read: one person's points take a few kilobytes, a whole-body
+# estimate of a crowd a few hundred.
+MAX_JSON_BYTES = 64 << 20
+# Longest whole number read in a keypoint file: coordinates and ids have a few digits; Python
+# would otherwise parse (or refuse with a traceback) numbers of thousands of digits.
+MAX_NUMBER_DIGITS = 30
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_NUMBER_DIGITS:
+        raise _NumberTooLong(len(text))
+    return int(text)
+
+
+class _NumberTooLong(ValueError):
+    """A whole number of more than MAX_NUMBER_DIGITS digits in a JSON document."""
+
+
 def load_json(path: str):
-    """A JSON file -> its document; PoseFileError naming the file when it cannot be read."""
+    """A JSON file -> its document; PoseFileError naming the file when it cannot be read: not
+    a regular file, more than MAX_JSON_BYTES, not UTF-8, malformed, nested too deep, or a
+    number of more than MAX_NUMBER_DIGITS digits."""
     try:
-        with open(path, "rb") as handle:
-            return json.loads(handle.read())
-    except OSError as error:
-        raise PoseFileError(f"{path}: cannot read ({error.strerror or error})") from None
+        text = read_text(path, "a keypoint file", MAX_JSON_BYTES)
+    except DatasetError as error:
+        raise PoseFileError(str(error)) from None
+    try:
+        return json.loads(text, parse_int=_bounded_int)
+    except _NumberTooLong as error:
+        raise PoseFileError(f"{path}: a number of {error.args[0]} digits; keypoint files hold "
+                            f"numbers of at most {MAX_NUMBER_DIGITS}") from None
     except json.JSONDecodeError as error:
         raise PoseFileError(f"{path}: malformed JSON ({error})") from None
-    except UnicodeDecodeError as error:
-        raise PoseFileError(f"{path}: not UTF-8 text ({error})") from None
+    except RecursionError:
+        raise PoseFileError(f"{path}: JSON nested too deep to be a keypoint file") from None
+    except ValueError as error:         # e.g. a float literal Python refuses
+        raise PoseFileError(f"{path}: malformed JSON ({str(error)[:120]})") from None
 
 
 def render_pose_maps(keypoints: torch.Tensor, height: int, width: int,
