@@ -161,6 +161,9 @@ def generate(args) -> dict:
     options = DataOptions.from_config(args)
     dataset = make_pairs_dataset(options, args.dataroot, args.pairs, height, width, fit=args.fit)
     check_unique_result_names([(pair.person.image, pair.garment.image) for pair in dataset.pairs])
+    if args.eval:
+        check_metric_weights(args, all(pair.person.id == pair.garment.id
+                                       for pair in dataset.pairs))
     if dataset.computes_masks:
         computed = sum(1 for pair in dataset.pairs if pair.garment.mask is None)
         refined = " (refined with GrabCut)" if args.grabcut else ""
@@ -240,6 +243,23 @@ def tryon_pair(args) -> dict:
         write_output(grid_path, strip, "--save_grid")
         print(f"wrote {grid_path} (person | garment | warped garment | try-on)")
     return {"output": str(output), "seconds": result.seconds}
+
+
+def check_metric_weights(args, paired: bool) -> None:
+    """Stop before any try-on is written when ``--eval`` will need a network's weights that are
+    not on this machine (FID's Inception; LPIPS's trunk, scored on paired pairs only)."""
+    from utils.metrics.fid import FID_WEIGHTS_FILE
+    from utils.metrics.lpips import LPIPS_BACKBONE_FILES
+    from utils.weights import resolve_weights_file
+    needed = {"fid": (args.fid_weights, FID_WEIGHTS_FILE, "--fid_weights",
+                      "FID Inception network"),
+              "lpips": (args.lpips_backbone_weights, LPIPS_BACKBONE_FILES["alex"],
+                        "--lpips_backbone_weights", "LPIPS alex trunk")}
+    requested = [name.strip() for name in args.metrics.split(",")]
+    for name in requested:
+        if name in needed and (paired or name != "lpips"):
+            resolve_weights_file(*needed[name], args.allow_random_weights,
+                                 random_opt_in="--allow_random_weights")
 
 
 def evaluate(args, done: dict) -> None:

@@ -1,8 +1,12 @@
 """Scan a dataset of any layout and report what is in it and what is wrong, without training.
 
-    python -m data.check ROOT [--dataset viton|vitonhd|dresscode] [--category upper_body,...]
-        [--height 256 --width 192] [--label_scheme auto --neck skin] [--pose_format auto]
-        [--iuv_channel b] [--densepose_dir DIR]
+    python -m data.check ROOT [--config FILE] [--dataset viton|vitonhd|dresscode]
+        [--category upper_body,...] [--height 256 --width 192] [--label_scheme auto --neck skin]
+        [--pose_format auto] [--iuv_channel b] [--densepose_dir DIR]
+
+Samples are read at the size training reads them: ``--height/--width`` when given, else the
+size of the training configuration ``--config`` (its data flags too: the layout, the category,
+the label scheme...), else 256 x 192 (height x width, as everywhere in this project).
 
 ROOT: for ``viton`` a training root (with train_img/), a test root (with test_img/), or a
 folder holding VITON_traindata/ and/or VITON_test/; for ``vitonhd`` the top folder (train/,
@@ -22,13 +26,13 @@ import sys
 import time
 
 import numpy as np
+import yaml
 from PIL import Image
 
 from common.cli import HelpFormatter
 from common.errors import exit_on_user_error
 from data import viton
-from data.datasets import (DataOptions, add_data_arguments, pair_samples, read_person,
-                           train_samples)
+from data.datasets import DataOptions, add_data_arguments, pair_samples, read_person, train_samples
 from data.files import DatasetError, read_rgb
 from data.labels import NECK_TARGETS, SCHEME_NAMES, label_table
 from data.pose import PoseFileError, load_json, parse_keypoints
@@ -89,7 +93,7 @@ class _Report:
         """Count a person's photo size and, when ``item`` holds them, its labels, DensePose
         parts and keypoints."""
         with Image.open(person.image) as photo:   # reads the header only
-            self.sizes["{}x{}".format(*photo.size)] += 1
+            self.sizes[f"{photo.size[1]} x {photo.size[0]}"] += 1
             size = photo.size[::-1]
         if "label" not in item:
             return
@@ -122,7 +126,8 @@ class _Report:
                   f"mean {np.mean(self.missing_points):.1f}, max {max(self.missing_points)}",
                   file=out)
         print(f"  garment masks: {dict(self.masks)}", file=out)
-        print(f"  photo sizes (WxH): {dict(self.sizes)}; served at {width}x{height}", file=out)
+        print(f"  photo sizes (height x width): {dict(self.sizes)}; served at "
+              f"{height} x {width}", file=out)
 
 
 def _scan(samples, options: DataOptions, height: int, width: int, parser_inputs: bool,
@@ -204,15 +209,44 @@ def _viton_pairs_files(root: str) -> list:
     return names or ["paired"]
 
 
+def config_values(parser, path: str) -> dict:
+    """The values of ``path`` (a training configuration) for this command's own flags; the
+    file's other keys are training's, not checked here. Errors through ``parser``."""
+    try:
+        with open(path) as handle:
+            content = yaml.safe_load(handle) or {}
+    except OSError as error:
+        parser.error(f"--config {path}: {error.strerror}")
+    except yaml.YAMLError as error:
+        parser.error(f"--config {path} is not valid YAML: {error}")
+    if not isinstance(content, dict):
+        parser.error(f"--config {path} must hold a mapping of flag names to values")
+    own = {action.dest for action in parser._actions} - {"root", "config", "help"}
+    return {key: value for key, value in content.items() if key in own}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Check a dataset of any layout: every file "
                                                  "read as training and test.py read it.",
                                      formatter_class=HelpFormatter)
     parser.add_argument("root", help="the dataset (see the module help for each --dataset)")
-    parser.add_argument("--height", type=int, default=256, help="size samples are served at")
-    parser.add_argument("--width", type=int, default=192, help="size samples are served at")
+    parser.add_argument("--config", default=None,
+                        help="a training configuration (YAML): the dataset is checked at its "
+                             "--height/--width and with its data flags; the command line "
+                             "overrides it")
+    parser.add_argument("--height", type=int, default=None,
+                        help="height samples are served at; when not given, the --config "
+                             "file's, else 256")
+    parser.add_argument("--width", type=int, default=None,
+                        help="width samples are served at; when not given, the --config "
+                             "file's, else 192")
     add_data_arguments(parser)
     args = parser.parse_args(argv)
+    if args.config:
+        parser.set_defaults(**config_values(parser, args.config))
+        args = parser.parse_args(argv)
+    args.height = 256 if args.height is None else args.height
+    args.width = 192 if args.width is None else args.width
     for key in ("height", "width"):
         value = getattr(args, key)
         if value < 16:

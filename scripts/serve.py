@@ -69,6 +69,7 @@ THUMBNAIL_HEIGHT = 160       # example thumbnails: person | garment at this heig
 CACHE_SWEEP_S = 600
 CACHE_AGE_S = 3600
 INSTALL_HINT = "pip install -r requirements-serve.txt"
+WARM_UP_REPEATS = 5          # the header's time per try-on: the median of this many runs
 # Results are shown filling their boxes: a model frame of 128x96 would otherwise be a stamp.
 # The examples keep six columns: Gradio gives a gallery of fewer pictures fewer, wider columns,
 # whose thumbnails then overflow the gallery's height.
@@ -435,7 +436,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=HelpFormatter)
-    add_model_arguments(p.add_argument_group("model"), precision="auto")
+    add_model_arguments(p.add_argument_group("model"))
     server = p.add_argument_group("server")
     server.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (0.0.0.0: every interface; the page has no "
@@ -478,19 +479,28 @@ def load_model(args):
         names = sorted({os.path.basename(args.warp_checkpoint),
                         os.path.basename(args.gen_checkpoint)})
         title = f"Model: {' + '.join(names)} on {model.device}"
-    choice = getattr(model, "choice", None)
-    return model, title + f", precision {choice.describe() if choice else model.precision}"
+    reason = getattr(model, "precision_reason", "")
+    return model, title + f", precision {model.precision}" + (f" ({reason})" if reason else "")
 
 
-def warm_up(model) -> float:
-    """One try-on of blank images, so that a model that cannot run fails at start-up and the
-    first user does not wait for lazy initialisation. Returns its seconds."""
+def warm_up(model, repeats: int = WARM_UP_REPEATS) -> float:
+    """Try-ons of blank images, so that a model that cannot run fails at start-up and the
+    first user does not wait for lazy initialisation. Returns the median seconds of
+    ``repeats`` runs after the first (which pays for that initialisation)."""
+    import statistics
+
     import torch
 
-    start = time.perf_counter()
     shape = (1, 3, model.height, model.width)
-    model(torch.zeros(shape), torch.zeros(shape), torch.ones((1, 1, model.height, model.width)))
-    return time.perf_counter() - start
+    inputs = (torch.zeros(shape), torch.zeros(shape),
+              torch.ones((1, 1, model.height, model.width)))
+    model(*inputs)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model(*inputs)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def main(argv=None) -> None:
@@ -500,8 +510,9 @@ def main(argv=None) -> None:
         seconds = warm_up(model)
     except UserError as error:
         fail(error)
-    title += f", input frame {model.height}×{model.width}"
-    print(f"{title}; a blank try-on took {seconds:.2f} s", flush=True)
+    title += (f", input frame {model.height}×{model.width} (height × width); about "
+              f"{seconds:.2f} s per try-on (median of {WARM_UP_REPEATS} at start-up)")
+    print(title, flush=True)
 
     # Gradio reads GRADIO_TEMP_DIR when imported: the folder must exist before.
     workdir = tempfile.mkdtemp(prefix="pfafn_serve_")

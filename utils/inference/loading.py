@@ -10,13 +10,14 @@ from common.devices import pick_device
 from models.registry import families
 from utils.checkpoint import CheckpointError
 from utils.inference.model import load_tryon_model
-from utils.inference.precision import PRECISIONS, choose_fastest
+from utils.inference.precision import PRECISIONS, default_precision
 
 
-def add_model_arguments(group, run: bool = True, precision: Optional[str] = None) -> None:
+def add_model_arguments(group, run: bool = True) -> None:
     """The flags naming a parser-free try-on model (test.py, the web page, the export):
-    checkpoints and the size; with ``run``, also ``--onnx`` and how to run the model
-    (``precision``: the default of ``--precision``; None: fp32, or an ONNX graph's own)."""
+    checkpoints and the size; with ``run``, also ``--onnx`` and how to run the model, with one
+    default format for test.py and the page (no ``--precision``, or ``auto``:
+    ``utils.inference.precision.default_precision``)."""
     group.add_argument("--checkpoint", default=None,
                        help="a stage-4 checkpoint of this project: sets both --warp_checkpoint "
                             "and --gen_checkpoint")
@@ -54,13 +55,14 @@ def add_model_arguments(group, run: bool = True, precision: Optional[str] = None
                             "Runtime's CUDA provider when installed)")
     group.add_argument("--device", default="auto",
                        help="auto (cuda when available), cpu, cuda or cuda:N")
-    group.add_argument("--precision", default=precision, choices=("auto",) + PRECISIONS,
+    group.add_argument("--precision", default=None, choices=("auto",) + PRECISIONS,
                        help="number format: fp32; bf16 (autocast, CPU or GPU) or fp16 (GPU) "
-                            "for checkpoints; int8 is an --onnx graph exported with --int8; "
-                            "auto: the fastest format offered, timed at start-up. The cost "
-                            "volume, flows and sampling stay float32 in all of them"
-                            + ("" if precision else "; when not given, fp32, or an --onnx "
-                                                     "graph's own"))
+                            "for checkpoints; int8 is an --onnx graph exported with --int8. "
+                            "When not given (or auto), the same for test.py and the web page: "
+                            "an --onnx graph's own, else bf16 or fp16 where the device runs it "
+                            "natively and the committed quality report (docs/benchmarks/) kept "
+                            "every image within 0.01 SSIM of fp32, else fp32; nothing is timed. "
+                            "The cost volume, flows and sampling stay float32 in all of them")
     group.add_argument("--fast", action="store_true",
                        help="fold BatchNorm into convolutions and run channels_last (same "
                             "outputs to ~1e-5; on a 2-core CPU 1.06x PF-AFN and 1.33x the "
@@ -99,7 +101,7 @@ def load_model_from_args(args, device: Optional[torch.device] = None):
     the ``--device`` flag itself: 'auto' means CUDA when ONNX Runtime has it, whatever torch
     has)."""
     align_corners = None if args.align_corners is None else args.align_corners == "true"
-    precision = getattr(args, "precision", None)
+    precision = getattr(args, "precision", None) or "auto"
     if getattr(args, "onnx", None):
         from utils.inference.onnx_runtime import load_onnx_model
         model = load_onnx_model(args.onnx, args.device, height=args.height, width=args.width,
@@ -108,14 +110,17 @@ def load_model_from_args(args, device: Optional[torch.device] = None):
             raise CheckpointError(f"--onnx {args.onnx} is a {model.precision} graph, but "
                                   f"--precision {precision} was asked (export an int8 graph "
                                   f"with scripts/export.py --int8)")
+        model.precision_reason = "the graph's own format"
     else:
         if device is None:
             device = pick_device(getattr(args, "device", "cpu"))
+        why = "asked for (--precision)"
+        if precision == "auto":
+            precision, why = default_precision(device)
         model = load_tryon_model(args.warp_checkpoint, args.gen_checkpoint, device,
                                  height=args.height, width=args.width,
                                  align_corners=align_corners, fast=getattr(args, "fast", False),
                                  compile=getattr(args, "compile", False),
-                                 precision=precision if precision in PRECISIONS else "fp32",
-                                 family=getattr(args, "arch", "auto"))
-    model.choice = choose_fastest(model) if precision == "auto" else None
+                                 precision=precision, family=getattr(args, "arch", "auto"))
+        model.precision_reason = why
     return model

@@ -15,12 +15,21 @@ Which formats ``--precision auto`` chooses among (``DEFAULT_CANDIDATES``) follow
 quality on trained weights (``scripts/precision_quality.py``, its report in
 ``docs/benchmarks/precision_quality_cpu.json``; a test holds the two equal): a format whose
 try-ons lose more than ``MAX_SSIM_LOSS`` SSIM against fp32 is not offered. ``choose_fastest``
-times the offered formats this machine runs natively and keeps the fastest.
+times the offered formats this machine runs natively and keeps the fastest (the benchmark).
+
+The default of test.py and the web page (``--precision auto``) is ``default_precision``: no
+timing, so the same command on the same machine always runs the same format. A format other than
+fp32 becomes the default only on a device that runs it natively, and only where the committed
+quality report, measured on that kind of device, shows every image of every model kept within
+``MAX_SSIM_LOSS`` of fp32 (the worst image, not the mean: a default must not visibly change any
+try-on).
 """
 
+import json
 import statistics
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 import torch
@@ -34,6 +43,8 @@ MAX_SSIM_LOSS = 0.01
 # benchmarks/precision_quality_cpu.json): 'auto' chooses among these. int8 lost about 0.1 SSIM
 # there; fp16 (GPUs only) has not been measured.
 DEFAULT_CANDIDATES = ("fp32", "bf16")
+QUALITY_REPORTS = {"cpu": Path(__file__).resolve().parents[2] / "docs" / "benchmarks"
+                   / "precision_quality_cpu.json"}
 
 
 def autocast_dtype(precision: str) -> Optional[torch.dtype]:
@@ -115,3 +126,46 @@ def choose_fastest(model, candidates=DEFAULT_CANDIDATES, repeats: int = 3) -> Ch
     choice.precision = min(choice.milliseconds, key=choice.milliseconds.get)
     model.precision = choice.precision
     return choice
+
+
+def worst_image_loss(report: dict, precision: str) -> Optional[tuple]:
+    """(largest SSIM loss of one image against fp32, the run it was in) of ``precision`` over
+    every run of a quality report; None when the report did not measure it everywhere."""
+    worst = (0.0, "")
+    for run in report["runs"]:
+        found = run["precisions"].get(precision)
+        if found is None or "skipped" in found:
+            return None
+        loss = max(1 - found["ssim_vs_fp32_worst"],
+                   run["precisions"]["fp32"]["paired_ssim"] - found["paired_ssim"])
+        worst = max(worst, (loss, run["model"]))
+    return worst
+
+
+def default_precision(device, reports: Optional[dict] = None) -> tuple:
+    """(the default format on ``device``, why in one sentence): the first of bf16 and fp16
+    that ``device`` runs natively and whose every image in the committed quality report of
+    this kind of device (``QUALITY_REPORTS``) stayed within ``MAX_SSIM_LOSS`` of fp32; else
+    fp32. Deterministic: nothing is timed."""
+    device = torch.device(device)
+    path = (QUALITY_REPORTS if reports is None else reports).get(device.type)
+    if path is None or not Path(path).is_file():
+        return "fp32", f"no quality report of other formats on {device.type} devices"
+    report = json.loads(Path(path).read_text())
+    reasons = []
+    for precision in ("bf16", "fp16"):
+        why = unsupported(precision, device)
+        if why is not None:
+            reasons.append(f"{precision}: {why}")
+            continue
+        worst = worst_image_loss(report, precision)
+        if worst is None:
+            reasons.append(f"{precision}: not measured in {Path(path).name}")
+        elif worst[0] > MAX_SSIM_LOSS:
+            reasons.append(f"{precision} runs natively here, but one image of {worst[1]} in "
+                           f"{Path(path).name} lost {worst[0]:.3f} SSIM against fp32 (at most "
+                           f"{MAX_SSIM_LOSS:g} for a default; --precision {precision} runs it)")
+        else:
+            return precision, (f"native here, and every image in {Path(path).name} within "
+                               f"{MAX_SSIM_LOSS:g} SSIM of fp32")
+    return "fp32", "; ".join(reasons)
