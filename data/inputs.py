@@ -40,6 +40,7 @@ from typing import Mapping, Optional
 
 import torch
 
+from data.dcivton import dcivton_condition
 from data.pose import POSE_RADIUS, render_pose_maps
 from data.samples import CATEGORIES  # noqa: F401  (the order of the tables below)
 
@@ -183,7 +184,8 @@ def densepose_onehot(densepose: torch.Tensor) -> torch.Tensor:
 
 def pose_maps(keypoints: torch.Tensor, height: int, width: int,
               radius: int = POSE_RADIUS) -> torch.Tensor:
-    """(B, 18, 3) keypoints in pixels -> (B, 18, H, W) in {-1, +1}; see data.pose.render_pose_maps."""
+    """(B, 18, 3) keypoints in pixels -> (B, 18, H, W) in {-1, +1}; see
+    data.pose.render_pose_maps."""
     return render_pose_maps(keypoints, height, width, radius)
 
 
@@ -354,3 +356,36 @@ class TryOnInputs:
         """(B, 45, H, W) parser-based condition of the teacher warp."""
         return parser_based_condition(self.face_mask, self.other_clothes_mask,
                                       self.densepose_onehot, self.pose)
+
+    @cached_property
+    def dcivton_condition(self) -> torch.Tensor:
+        """(B, 16, H, W) DCI-VTON's warp condition: its parse-agnostic label groups (one-hot)
+        and the DensePose rendering (``data/dcivton.py``)."""
+        return dcivton_condition(self._tensor("parse_agnostic"),
+                                 self._tensor("densepose_rendering"))
+
+    def warp_condition(self, name: Optional[str] = None) -> torch.Tensor:
+        """The parser-based condition a warp declares by name (``WARP_CONDITIONS``; None: the
+        teacher's 45 channels)."""
+        if name not in WARP_CONDITIONS:
+            raise KeyError(f"unknown warp condition {name!r}; known: "
+                           f"{', '.join(str(n) for n in WARP_CONDITIONS)}")
+        return getattr(self, WARP_CONDITIONS[name])
+
+    @cached_property
+    def product_garment(self) -> torch.Tensor:
+        """The garment photo as read, not multiplied by its mask (B, 3, H, W)."""
+        return self._tensor("garment")
+
+    def warp_target(self, garment_masked: bool = True) -> torch.Tensor:
+        """What the warped garment should look like: the worn garment, and outside it what
+        the warp's garment input shows outside the garment (0 for a masked garment, the white
+        of a product photo for an unmasked one, as DCI-VTON trains)."""
+        if garment_masked:
+            return self.person_clothes
+        return self.person_clothes + (1 - self.person_clothes_edge)
+
+
+# Warp conditions by the name a warp architecture declares (``models.registry.Architecture``),
+# as the ``TryOnInputs`` property that computes them.
+WARP_CONDITIONS = {None: "pb_condition", "dcivton": "dcivton_condition"}

@@ -49,7 +49,9 @@ class DataFormats:
 @dataclass(frozen=True)
 class PersonFiles:
     """One person's files. ``label``, ``pose`` and ``densepose`` are None where a layout (or a
-    test set) has none; ``id`` is shared with the person's own garment."""
+    test set) has none; ``id`` is shared with the person's own garment. ``parse_agnostic`` and
+    ``densepose_rendering``: VITON-HD's ``image-parse-agnostic-v3.2`` labels and
+    ``image-densepose`` rendering, DCI-VTON's warp condition, where the layout has them."""
 
     id: str
     image: str
@@ -57,6 +59,8 @@ class PersonFiles:
     pose: Optional[str] = None
     densepose: Optional[str] = None
     category: str = "upper_body"
+    parse_agnostic: Optional[str] = None
+    densepose_rendering: Optional[str] = None
 
 
 @dataclass(frozen=True)

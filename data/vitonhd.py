@@ -7,7 +7,8 @@
         cloth-mask/00000_00.jpg                   its mask (white = garment)
         image-parse-v3/00000_00.png               parsing, CIHP 20 classes, palette PNG
         openpose_json/00000_00_keypoints.json     OpenPose BODY_25 (pose_keypoints_2d)
-        image-densepose/00000_00.jpg              a colour RENDERING of DensePose (not read)
+        image-densepose/00000_00.jpg              a colour RENDERING of DensePose
+        image-parse-agnostic-v3.2/00000_00.png    parsing without the garment and arms (CIHP)
 
 Older copies spell ``image-parse``, ``openpose-json``: both are accepted. Person and garment
 share an id: training pairs each person with the garment of the same name (``train_pairs.txt``
@@ -16,14 +17,23 @@ or each test person with their own garment (``paired``).
 
 DensePose: the rendering does not give exact part indices, so by default the samples have
 none (``data/inputs.py`` then uses its documented replacement); ``densepose_dir`` names a
-folder of part-index maps (``{stem}.npy`` or ``{stem}.png``) to use instead.
+folder of part-index maps (``{stem}.npy`` or ``{stem}.png``) to use instead. Where a split has
+both ``image-densepose/`` and ``image-parse-agnostic-v3.2/``, persons also list them: DCI-VTON's
+warp condition (``data/dcivton.py``).
 """
 
 import os
 from typing import Optional, Sequence
 
-from data.files import (IMAGE_EXTENSIONS, DatasetError, list_folder, read_pairs, report_missing,
-                        resolve_path)
+from data.dcivton import AGNOSTIC_FOLDER, DENSEPOSE_FOLDER
+from data.files import (
+    IMAGE_EXTENSIONS,
+    DatasetError,
+    list_folder,
+    read_pairs,
+    report_missing,
+    resolve_path,
+)
 from data.samples import DataFormats, GarmentFiles, PersonFiles, Sample
 
 NAME = "vitonhd"
@@ -75,6 +85,8 @@ class _Split:
         if densepose_dir is not None and not os.path.isdir(densepose_dir):
             raise DatasetError(f"{densepose_dir}: DensePose folder not found")
         self.densepose_dir = densepose_dir
+        self.agnostic_dir = _folder(self.root, (AGNOSTIC_FOLDER,), required=False)
+        self.rendering_dir = _folder(self.root, (DENSEPOSE_FOLDER,), required=False)
         self.listing = {key: list_folder(path) if path else {} for key, path in (
             ("image", self.image_dir), ("cloth", self.cloth_dir), ("mask", self.mask_dir),
             ("parse", self.parse_dir), ("pose", self.pose_dir),
@@ -93,7 +105,18 @@ class _Split:
         if self.densepose_dir:
             densepose = self._find("densepose", self.densepose_dir, stem, stem + ".npy",
                                    lacking)
-        return PersonFiles(id=stem, image=image, label=label, pose=pose, densepose=densepose)
+        return PersonFiles(id=stem, image=image, label=label, pose=pose, densepose=densepose,
+                           **self._dcivton_condition(stem))
+
+    def _dcivton_condition(self, stem: str) -> dict:
+        """DCI-VTON's condition files of ``stem``, when the split has both for it."""
+        if not (self.parser_inputs and self.agnostic_dir and self.rendering_dir):
+            return {}
+        paths = (os.path.join(self.agnostic_dir, f"{stem}.png"),
+                 os.path.join(self.rendering_dir, f"{stem}.jpg"))
+        if not all(os.path.isfile(path) for path in paths):
+            return {}
+        return {"parse_agnostic": paths[0], "densepose_rendering": paths[1]}
 
     def garment(self, name: str, lacking: list) -> GarmentFiles:
         stem = os.path.splitext(name)[0]

@@ -164,3 +164,36 @@ def test_missing_and_damaged_inputs_name_the_file(split, dcivton_weights, tmp_pa
     assert result.returncode == 2 and str(damaged) in result.stderr
     result = prewarp("--dataroot", root, "--warp_checkpoint", tmp_path / "none.pth")
     assert result.returncode == 2 and "none.pth" in result.stderr
+
+
+def test_stage_one_trains_dcivton_warp_on_its_condition(tmp_path):
+    from data.datasets import DataOptions, make_train_dataset
+    from data.synthetic import make_dataset
+    from tests.dcivton_split import write_parse_agnostic
+    from train_pb_warp import ParserBasedWarp
+    from utils.checkpoint import read_checkpoint
+    from utils.training.engine import run
+
+    roots = make_dataset(str(tmp_path / "data"), 2, 2, seed=1, height=128, width=96,
+                         layout="vitonhd")
+    for split_name in ("train", "test"):
+        write_parse_agnostic(roots[split_name])
+    item = make_train_dataset(DataOptions(dataset="vitonhd"), roots["root"], 64, 64)[0]
+    labels = np.array(Image.open(Path(roots["train"]) / "image-parse-agnostic-v3.2" /
+                                 "00000_00.png").resize((64, 64), Image.NEAREST))
+    assert torch.equal(item["parse_agnostic"], torch.from_numpy(GROUP_OF_LABEL[labels]))
+    assert item["densepose_rendering"].shape == (3, 64, 64)
+
+    runs = tmp_path / "runs"
+    argv = ["--dataset", "vitonhd", "--dataroot", roots["root"], "--checkpoints_dir", str(runs),
+            "--name", "dci", "--warp_arch", "dcivton", "--warp_channels", "8,8,8,8,8",
+            "--fpn_dim", "8", "--head_channels", "8", "--height", "64", "--width", "64",
+            "--batch_size", "2", "--workers", "0", "--max_steps", "2", "--vgg_layers", "0",
+            "--log_every", "1", "--sample_every", "0", "--device", "cpu",
+            "--val_root", roots["root"], "--val_unit", "step", "--val_every", "1",
+            "--val_max_pairs", "2", "--allow_random_weights"]
+    result = run(ParserBasedWarp(), argv)
+    assert result.finished and all(np.isfinite(v) for v in result.terms.values())
+    saved = read_checkpoint(runs / "dci" / "final.pth")
+    assert saved["arch"]["warp"]["type"] == "dcivton"
+    assert saved["arch"]["warp"]["input_nc"] == 16

@@ -22,7 +22,7 @@ from models.losses import (
     distillation_loss,
     warp_loss,
 )
-from models.registry import arch_from_flags, build_model, unwrap, with_overrides
+from models.registry import arch_from_flags, architecture, build_model, find, unwrap, with_overrides
 from models.tryon import TutorOutput, tutor_image
 from options.config import ConfigError
 from utils.checkpoint import CheckpointError, load_checkpoint_model, load_weights
@@ -54,6 +54,35 @@ def gen_arch(cfg, input_nc: int) -> dict:
 
 def build_warp(cfg, input_nc: int) -> nn.Module:
     return build_model(warp_arch(cfg, input_nc))
+
+
+def pb_warp_input_nc(cfg) -> int:
+    """Condition channels of the stage-1 warp ``--warp_arch`` names: the teacher's 45, or
+    those of the condition its architecture declares (DCI-VTON's warp: 16)."""
+    return find("warp", cfg.warp_arch).condition_channels or PB_WARP_INPUT
+
+
+@dataclass
+class ParserBasedWarpInputs:
+    """What a parser-based warp takes and is trained towards: ``cond`` (its declared
+    condition), ``garment`` (masked or the product photo, as it declares), ``garment_edge``,
+    ``target`` (``TryOnInputs.warp_target``) and ``target_edge``."""
+
+    cond: torch.Tensor
+    garment: torch.Tensor
+    garment_edge: torch.Tensor
+    target: torch.Tensor
+    target_edge: torch.Tensor
+
+
+def parser_based_warp_inputs(warp: nn.Module, inputs: TryOnInputs) -> ParserBasedWarpInputs:
+    """The inputs of ``warp`` (possibly wrapped) as its architecture declares them."""
+    spec = architecture(unwrap(warp).arch)
+    garment = inputs.garment if spec.garment_masked else inputs.product_garment
+    return ParserBasedWarpInputs(cond=inputs.warp_condition(spec.condition), garment=garment,
+                                 garment_edge=inputs.garment_edge,
+                                 target=inputs.warp_target(spec.garment_masked),
+                                 target_edge=inputs.person_clothes_edge)
 
 
 def build_generator(cfg, input_nc: int) -> nn.Module:
