@@ -32,7 +32,18 @@ JPEG_DAMAGE_MESSAGES = (b"Corrupt JPEG data", b"Premature end of JPEG file")
 
 
 class DatasetError(UserError, ValueError):
-    """A dataset that cannot be used as it is; the message names the file(s) at fault."""
+    """A dataset that cannot be used as it is; the message names the file(s) at fault.
+
+    Raised in a DataLoader worker, it reaches the main process rebuilt from a message that
+    holds the worker's whole traceback; only the original message's last line is kept, so the
+    user still reads one line."""
+
+    def __init__(self, message: str = ""):
+        text = str(message)
+        if text.startswith("Caught ") and "Original Traceback" in text:
+            last = text.rstrip().splitlines()[-1]
+            text = last.split(": ", 1)[1] if ": " in last else last
+        super().__init__(text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -427,20 +438,26 @@ def report_missing(missing: list, total: int, what: str, limit: int = 5,
     raise DatasetError(message)
 
 
+# Largest pairs file read: VITON's test_pairs.txt takes 60 KB; this allows some 500,000 pairs.
+MAX_PAIRS_FILE_BYTES = 16 << 20
+
+
 def read_pairs(path: str) -> list:
-    """A pairs file -> list of (person_name, cloth_name), one ``person cloth`` per line."""
+    """A pairs file -> list of (person_name, cloth_name), one ``person cloth`` per line. The
+    file is UTF-8 (a byte-order mark is dropped) of at most MAX_PAIRS_FILE_BYTES; a bad line
+    is quoted by its first characters only."""
     if not os.path.isfile(path):
         raise DatasetError(f"{path}: pairs file not found")
+    text = read_text(path, "a pairs file", MAX_PAIRS_FILE_BYTES)
     pairs = []
-    with open(path, "r") as handle:
-        for number, line in enumerate(handle, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 2:
-                raise DatasetError(f"{path}, line {number}: expected 'person.jpg cloth.jpg', "
-                                   f"got {line.strip()!r}")
-            pairs.append((fields[0], fields[1]))
+    for number, line in enumerate(text.split("\n"), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 2:
+            raise DatasetError(f"{path}, line {number}: expected 'person.jpg cloth.jpg', "
+                               f"got {quoted_prefix(line.strip())}")
+        pairs.append((fields[0], fields[1]))
     if not pairs:
         raise DatasetError(f"{path}: pairs file has no pairs")
     return pairs

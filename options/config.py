@@ -252,7 +252,7 @@ def _actions_by_dest(parser: argparse.ArgumentParser) -> dict[str, argparse.Acti
 def _coerce(action: argparse.Action, value: Any, where: str) -> Any:
     """Check a YAML value against its flag and convert it to what argparse would produce."""
     def wrong(expected: str) -> ConfigError:
-        return ConfigError(f"{where}: expected {expected}, got {value!r} "
+        return ConfigError(f"{where}: expected {expected}, got {_prefix(repr(value))} "
                            f"({type(value).__name__})")
 
     is_switch = isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction,
@@ -269,8 +269,8 @@ def _coerce(action: argparse.Action, value: Any, where: str) -> Any:
         if isinstance(value, str):
             try:
                 value = int_list(value)
-            except argparse.ArgumentTypeError as error:
-                raise ConfigError(f"{where}: {error}") from None
+            except (argparse.ArgumentTypeError, ValueError) as error:
+                raise ConfigError(f"{where}: {_prefix(error, 120)}") from None
         elif not (isinstance(value, list) and value
                   and all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
             raise wrong("a list of integers")
@@ -291,7 +291,8 @@ def _coerce(action: argparse.Action, value: Any, where: str) -> Any:
         except (TypeError, ValueError, argparse.ArgumentTypeError) as error:
             raise ConfigError(f"{where}: {error}") from None
     if action.choices is not None and value not in action.choices:
-        raise ConfigError(f"{where}: {value!r} is not one of {list(action.choices)}")
+        raise ConfigError(f"{where}: {_prefix(repr(value))} is not one of "
+                          f"{list(action.choices)}")
     return value
 
 
@@ -302,10 +303,7 @@ def read_yaml_config(path: str, parser: argparse.ArgumentParser) -> dict[str, An
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"--config: file not found: {file}")
-    try:
-        content = yaml.safe_load(file.read_text())
-    except yaml.YAMLError as error:
-        raise ConfigError(f"--config: {file} is not valid YAML: {error}") from None
+    content = _load_yaml(file)
     if content is None:
         return {}
     if not isinstance(content, dict):
@@ -326,6 +324,70 @@ def read_yaml_config(path: str, parser: argparse.ArgumentParser) -> dict[str, An
                               f"script; see --help)")
         values[key] = _coerce(actions[key], value, f"--config: {file}: key '{key}'")
     return values
+
+
+# Largest config file read: a run's every flag takes a few kilobytes (and YAML parses some
+# 30 KB a second, so this bounds the time too).
+MAX_CONFIG_BYTES = 64 << 10
+# Longest whole number in a config: sizes and counts have a few digits.
+MAX_CONFIG_DIGITS = 30
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML's safe loader without aliases (``*name``: a 400-byte file of nested aliases
+    expands to gigabytes, and a flag's value never needs one) and with whole numbers of at
+    most MAX_CONFIG_DIGITS digits."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise ConfigError(f"line {mark.line + 1}: aliases ('*name') are not read in a "
+                              f"config file; write the value itself")
+        return super().compose_node(parent, index)
+
+    def construct_yaml_int(self, node):
+        if len(node.value.lstrip("+-")) > MAX_CONFIG_DIGITS:
+            raise ConfigError(f"line {node.start_mark.line + 1}: a number of "
+                              f"{len(node.value)} digits")
+        return super().construct_yaml_int(node)
+
+
+_ConfigLoader.add_constructor("tag:yaml.org,2002:int", _ConfigLoader.construct_yaml_int)
+
+
+def _load_yaml(file: Path) -> Any:
+    """The document of the YAML file ``file``: a regular file of at most MAX_CONFIG_BYTES,
+    UTF-8 text, no aliases, nested at most as deep as Python's recursion allows; one
+    ConfigError line naming the file otherwise."""
+    try:
+        if file.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"more than the {MAX_CONFIG_BYTES >> 10} KiB a config file may "
+                              f"take")
+        with open(file, "rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+        text = data.decode("utf-8-sig")
+        return yaml.load(text, Loader=_ConfigLoader)
+    except ConfigError as error:
+        raise ConfigError(f"--config: {file}: {error}") from None
+    except OSError as error:
+        raise ConfigError(f"--config: {file}: cannot read ({error.strerror or error})") \
+            from None
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise ConfigError(f"--config: {file}, line {line}: not UTF-8 text (byte "
+                          f"0x{data[error.start]:02x})") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"--config: {file} is not valid YAML: "
+                          f"{_prefix(' '.join(str(error).split()), 300)}") \
+            from None
+    except RecursionError:
+        raise ConfigError(f"--config: {file}: nested too deep to be a config file") from None
+
+
+def _prefix(value: Any, limit: int = 60) -> str:
+    """``value``'s text cut to ``limit`` characters, for messages: a bad value may be long."""
+    text = str(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _architecture_flag_names() -> set[str]:
