@@ -45,7 +45,8 @@ def one_cpu_thread():
 
 @pytest.fixture(autouse=True)
 def empty_torch_home(tmp_path, monkeypatch):
-    """An empty hub cache, so that every test sees the same weights (none) whatever this machine has."""
+    """An empty hub cache, so that every test sees the same weights (none) whatever this machine
+    has."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     return tmp_path / "torch_home"
 
@@ -56,7 +57,8 @@ def empty_torch_home(tmp_path, monkeypatch):
 
 def analytic_frechet_commuting(mu1, variances1, mu2, variances2):
     """Both covariances diagonal in one basis: (S1 S2)^(1/2) has eigenvalues sqrt(v1_i v2_i)."""
-    return float(((mu1 - mu2) ** 2).sum() + (variances1 + variances2 - 2 * np.sqrt(variances1 * variances2)).sum())
+    return float(((mu1 - mu2) ** 2).sum()
+                 + (variances1 + variances2 - 2 * np.sqrt(variances1 * variances2)).sum())
 
 
 def test_frechet_distance_diagonal_covariances():
@@ -65,7 +67,8 @@ def test_frechet_distance_diagonal_covariances():
     # By hand: |mu1-mu2|^2 = 1 + 0 + 6.25; traces: (1+9-6) + (4+1-4) + (0.25+0.25-0.5) = 4 + 1 + 0.
     expected = 7.25 + 5.0
     assert analytic_frechet_commuting(mu1, variances1, mu2, variances2) == pytest.approx(expected)
-    assert frechet_distance(mu1, np.diag(variances1), mu2, np.diag(variances2)) == pytest.approx(expected, rel=1e-9)
+    assert frechet_distance(mu1, np.diag(variances1), mu2, np.diag(variances2)) == pytest.approx(
+        expected, rel=1e-9)
 
 
 def test_frechet_distance_commuting_rotated_covariances():
@@ -107,7 +110,8 @@ def test_fid_from_sampled_gaussians_converges_to_closed_form():
     rng = np.random.default_rng(2)
     mu1, mu2 = np.array([0.0, 1.0, 0.0]), np.array([0.5, 0.0, 0.0])
     variances1, variances2 = np.array([1.0, 2.0, 0.5]), np.array([0.25, 2.0, 2.0])
-    expected = analytic_frechet_commuting(mu1, variances1, mu2, variances2)  # 1.25 + 0.25 + 0 + 0.5 = 2.0
+    # 1.25 + 0.25 + 0 + 0.5 = 2.0
+    expected = analytic_frechet_commuting(mu1, variances1, mu2, variances2)
     assert expected == pytest.approx(2.0)
     # The estimate's standard error shrinks as 1/sqrt(n): about 0.3 at n = 200, 0.01 at n = 200,000.
     tolerances = {200: 1.0, 200_000: 0.03}
@@ -128,7 +132,8 @@ def test_fid_needs_two_samples():
 
 def reference_ssim(image1, image2):
     """Wang et al.'s SSIM per image written with scipy, as scikit-image does it (Gaussian filter,
-    sigma 1.5 truncated at 3.5 sigma = 11 taps, borders cropped by 5). Images (3, H, W) in [0, 1]."""
+    sigma 1.5 truncated at 3.5 sigma = 11 taps, borders cropped by 5). Images (3, H, W) in
+    [0, 1]."""
     c1, c2 = 0.01 ** 2, 0.03 ** 2
     values = []
 
@@ -137,8 +142,10 @@ def reference_ssim(image1, image2):
 
     for x, y in zip(image1.astype(np.float64), image2.astype(np.float64)):
         mu_x, mu_y = blur(x), blur(y)
-        var_x, var_y, cov = blur(x * x) - mu_x ** 2, blur(y * y) - mu_y ** 2, blur(x * y) - mu_x * mu_y
-        ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
+        var_x, var_y = blur(x * x) - mu_x ** 2, blur(y * y) - mu_y ** 2
+        cov = blur(x * y) - mu_x * mu_y
+        ssim_map = (((2 * mu_x * mu_y + c1) * (2 * cov + c2))
+                    / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2)))
         values.append(ssim_map.mean())
     return float(np.mean(values))
 
@@ -179,7 +186,8 @@ def test_ssim_matches_scikit_image_if_installed():
     target = rng.random((3, 30, 26))
     pred = np.clip(target + rng.normal(0, 0.1, target.shape), 0, 1)
     expected = skimage_metrics.structural_similarity(pred, target, channel_axis=0, data_range=1.0,
-                                                     gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+                                                     gaussian_weights=True, sigma=1.5,
+                                                     use_sample_covariance=False)
     value = ssim(torch.from_numpy(pred * 2 - 1), torch.from_numpy(target * 2 - 1)).item()
     assert value == pytest.approx(expected, abs=1e-6)
 
@@ -219,7 +227,8 @@ def test_weights_found_in_hub_cache(empty_torch_home):
     cache = empty_torch_home / "hub" / "checkpoints"
     cache.mkdir(parents=True)
     (cache / FID_WEIGHTS_FILE).write_bytes(b"placeholder")
-    found = resolve_weights_file(None, FID_WEIGHTS_FILE, "--fid_weights", "FID", allow_random_weights=False)
+    found = resolve_weights_file(None, FID_WEIGHTS_FILE, "--fid_weights", "FID",
+                                 allow_random_weights=False)
     assert found == cache / FID_WEIGHTS_FILE
 
 
@@ -273,8 +282,10 @@ def test_fid_inception_features_equal_pytorch_fid(monkeypatch):
     from pytorch_fid import inception as fid_inception
 
     state = _random_fid_inception_state()
-    monkeypatch.setattr(fid_inception, "load_state_dict_from_url", lambda url, *args, **kwargs: state)
-    library = fid_inception.InceptionV3([fid_inception.InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).eval()
+    monkeypatch.setattr(fid_inception, "load_state_dict_from_url",
+                        lambda url, *args, **kwargs: state)
+    pool3 = fid_inception.InceptionV3.BLOCK_INDEX_BY_DIM[2048]
+    library = fid_inception.InceptionV3([pool3]).eval()
     ours = build_fid_inception(allow_random_weights=True)
     assert list(ours.state_dict()) == list(library.state_dict())
     generator = torch.Generator().manual_seed(8)
@@ -284,7 +295,8 @@ def test_fid_inception_features_equal_pytorch_fid(monkeypatch):
         expected = library(images)
         found = ours(images)
     assert len(found) == len(expected) == 1 and found[0].shape == (2, 2048, 1, 1)
-    assert float(expected[0].abs().mean()) > 1e-2  # features far from zero, so equality means something
+    # features far from zero, so equality means something
+    assert float(expected[0].abs().mean()) > 1e-2
     torch.testing.assert_close(found[0], expected[0], rtol=1e-6, atol=1e-6)
 
 
@@ -299,8 +311,10 @@ def test_lpips_zero_for_identical_and_growing_with_noise(capsys):
     generator = torch.Generator().manual_seed(6)
     clean = torch.rand(2, 3, 64, 48, generator=generator) * 1.6 - 0.8
     noise = torch.randn(2, 3, 64, 48, generator=generator)
-    assert torch.allclose(lpips_distance(model, clean, clean), torch.zeros(2, dtype=torch.float64), atol=1e-7)
-    distances = [lpips_distance(model, (clean + scale * noise).clamp(-1, 1), clean) for scale in (0.05, 0.2, 0.6)]
+    assert torch.allclose(lpips_distance(model, clean, clean), torch.zeros(2, dtype=torch.float64),
+                          atol=1e-7)
+    distances = [lpips_distance(model, (clean + scale * noise).clamp(-1, 1), clean)
+                 for scale in (0.05, 0.2, 0.6)]
     for smaller, larger in zip(distances, distances[1:]):
         assert torch.all(smaller > 0) and torch.all(larger > smaller)
 
@@ -320,10 +334,12 @@ def make_test_folders(root, people, noisy_people=()):
         photo = Image.fromarray(rng.integers(0, 256, (128, 96, 3), dtype=np.uint8))
         # Smooth the noise so that the photos look more like images than like static.
         photo.filter(ImageFilter.GaussianBlur(2)).save(root / "test_img" / person)
-        with Image.open(root / "test_img" / person) as saved:  # decoded, as the metrics will read it
+        # decoded, as the metrics will read it
+        with Image.open(root / "test_img" / person) as saved:
             result = np.asarray(saved.convert("RGB").resize((48, 64), Image.BILINEAR)).copy()
         if person in noisy_people:
-            result = np.clip(result.astype(int) + rng.integers(-60, 61, result.shape), 0, 255).astype(np.uint8)
+            noisy = result.astype(int) + rng.integers(-60, 61, result.shape)
+            result = np.clip(noisy, 0, 255).astype(np.uint8)
         cloth = person.replace("_0", "_1")
         Image.fromarray(result).save(root / "results" / result_file_name(person, cloth))
         lines.append(f"{person} {cloth}")
@@ -342,7 +358,8 @@ def test_evaluate_folders_identical_images(tmp_path):
     assert scores["lpips"] == pytest.approx(0.0, abs=1e-6)
     assert scores["fid"] == pytest.approx(0.0, abs=1e-6)
     assert scores["fid_num_results"] == 2 and scores["fid_num_references"] == 2
-    assert scores["random_weights"] == ["lpips", "fid"] and scores["comparable_to_published"] is False
+    assert scores["random_weights"] == ["lpips", "fid"]
+    assert scores["comparable_to_published"] is False
     assert any("NOT comparable" in warning for warning in scores["warnings"])
     assert [entry["result"] for entry in scores["per_pair"]] == [
         "000001_0__000001_1.png", "000002_0__000002_1.png"]
@@ -352,17 +369,19 @@ def test_evaluate_folders_identical_images(tmp_path):
 def test_evaluate_folders_ssim_per_pair_and_errors(tmp_path):
     people = ["000001_0.jpg", "000002_0.jpg"]
     make_test_folders(tmp_path, people, noisy_people={"000002_0.jpg"})
-    scores = evaluate_folders(tmp_path / "results", tmp_path / "test_img", read_pairs(tmp_path / "pairs.txt"),
-                              metrics=("ssim",))
+    scores = evaluate_folders(tmp_path / "results", tmp_path / "test_img",
+                              read_pairs(tmp_path / "pairs.txt"), metrics=("ssim",))
     first, second = (entry["ssim"] for entry in scores["per_pair"])
     # The try-on was made from the decoded JPEG photo, so the clean pair is exactly 1.
     assert first == pytest.approx(1.0, abs=1e-9) and second < 0.9
     assert scores["ssim"] == pytest.approx((first + second) / 2)
-    assert scores["comparable_to_published"] is True and "lpips" not in scores and "fid" not in scores
+    assert scores["comparable_to_published"] is True
+    assert "lpips" not in scores and "fid" not in scores
 
     (tmp_path / "results" / "000002_0__000002_1.png").unlink()
     with pytest.raises(MetricsError, match="000002_0__000002_1.png"):
-        evaluate_folders(tmp_path / "results", tmp_path / "test_img", tmp_path / "pairs.txt", metrics=("ssim",))
+        evaluate_folders(tmp_path / "results", tmp_path / "test_img", tmp_path / "pairs.txt",
+                         metrics=("ssim",))
     (tmp_path / "bad_pairs.txt").write_text("000001_0.jpg\n")
     with pytest.raises(DatasetError, match="bad_pairs.txt, line 1"):
         read_pairs(tmp_path / "bad_pairs.txt")
@@ -370,7 +389,8 @@ def test_evaluate_folders_ssim_per_pair_and_errors(tmp_path):
 
 def test_command_line_writes_json(tmp_path, capsys, user_error):
     make_test_folders(tmp_path, ["000001_0.png", "000002_0.png"], noisy_people={"000002_0.png"})
-    spec = importlib.util.spec_from_file_location("evaluate_script", os.path.join(REPO_ROOT, "scripts", "evaluate.py"))
+    spec = importlib.util.spec_from_file_location(
+        "evaluate_script", os.path.join(REPO_ROOT, "scripts", "evaluate.py"))
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     out = tmp_path / "scores.json"

@@ -30,6 +30,8 @@ import torch
 from common.errors import UserError
 
 RANDOM_WEIGHTS_SEED = 0
+# How a user of the Python functions allows random weights (the CLIs name their own flag).
+RANDOM_OPT_IN = "--allow_random_weights / allow_random_weights=True"
 
 
 class MissingWeightsError(UserError, FileNotFoundError):
@@ -41,13 +43,14 @@ class WeightsFileError(UserError, RuntimeError):
 
 
 def hub_checkpoint_dir() -> Path:
-    """Where torchvision and pytorch-fid cache downloaded weights: ``$TORCH_HOME/hub/checkpoints``."""
+    """Where torchvision and pytorch-fid cache downloaded weights:
+    ``$TORCH_HOME/hub/checkpoints``."""
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def resolve_weights_file(path: Optional[str | os.PathLike], file_name: str, flag: str, purpose: str,
-                         allow_random_weights: bool,
-                         random_opt_in: str = "--allow_random_weights / allow_random_weights=True") -> Optional[Path]:
+def resolve_weights_file(path: Optional[str | os.PathLike], file_name: str, flag: str,
+                         purpose: str, allow_random_weights: bool,
+                         random_opt_in: str = RANDOM_OPT_IN) -> Optional[Path]:
     """Find a weights file: the named ``path``, else ``file_name`` in the hub cache.
 
     ``flag`` is the option that names the file and ``purpose`` what the file is for (both appear
@@ -59,8 +62,8 @@ def resolve_weights_file(path: Optional[str | os.PathLike], file_name: str, flag
     if path is not None:
         path = Path(path).expanduser()
         if not path.is_file():
-            raise MissingWeightsError(f"{purpose}: weights file given with {flag} not found: {path} "
-                                      f"(expected a copy of {file_name})")
+            raise MissingWeightsError(f"{purpose}: weights file given with {flag} not found: "
+                                      f"{path} (expected a copy of {file_name})")
         return path
     cached = hub_checkpoint_dir() / file_name
     if cached.is_file():
@@ -68,8 +71,9 @@ def resolve_weights_file(path: Optional[str | os.PathLike], file_name: str, flag
     if allow_random_weights:
         return None
     raise MissingWeightsError(
-        f"{purpose}: pretrained weights {file_name} not found, and this machine does not download them. "
-        f"Copy {file_name} into {cached.parent}/ (the torch hub cache), or pass its path with {flag} PATH. "
+        f"{purpose}: pretrained weights {file_name} not found, and this machine does not "
+        f"download them. Copy {file_name} into {cached.parent}/ (the torch hub cache), or pass "
+        f"its path with {flag} PATH. "
         f"({random_opt_in} runs with random weights, for tests only: "
         f"such scores are not comparable to published ones.)")
 
@@ -83,7 +87,8 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def read_weights_file(path: Path, file_name: str, check_hash: bool, mismatch_is_error: bool = True) -> dict:
+def read_weights_file(path: Path, file_name: str, check_hash: bool,
+                      mismatch_is_error: bool = True) -> dict:
     """Load a state dict safely (``weights_only=True``).
 
     With ``check_hash``, compare the file's sha256 with the prefix its published name carries
@@ -94,11 +99,12 @@ def read_weights_file(path: Path, file_name: str, check_hash: bool, mismatch_is_
         expected = file_name.rsplit("-", 1)[-1].split(".")[0]
         actual = file_sha256(path)
         if not actual.startswith(expected):
-            message = (f"{path}: sha256 {actual[:8]}... does not match {file_name} (expected prefix {expected}); "
-                       f"this is not the published file")
+            message = (f"{path}: sha256 {actual[:8]}... does not match {file_name} (expected "
+                       f"prefix {expected}); this is not the published file")
             if mismatch_is_error:
                 raise WeightsFileError(message)
-            warnings.warn(message + ": scores may not be comparable to published ones", stacklevel=3)
+            warnings.warn(message + ": scores may not be comparable to published ones",
+                          stacklevel=3)
             print(f"WARNING: {message}", file=sys.stderr, flush=True)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -112,5 +118,5 @@ def read_weights_file(path: Path, file_name: str, check_hash: bool, mismatch_is_
 def announce_random_weights(what: str) -> None:
     """Say loudly, on stderr, that a network runs on random weights."""
     line = "!" * 78
-    print(f"{line}\n!! RANDOM WEIGHTS: {what}.\n!! Scores from it are NOT comparable to published numbers "
-          f"(tests and demos only).\n{line}", file=sys.stderr, flush=True)
+    print(f"{line}\n!! RANDOM WEIGHTS: {what}.\n!! Scores from it are NOT comparable to published "
+          f"numbers (tests and demos only).\n{line}", file=sys.stderr, flush=True)

@@ -40,7 +40,8 @@ FID_INPUT_SIZE = (299, 299)
 # Frechet distance
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
+                     sigma2: np.ndarray) -> float:
     """Frechet distance between N(mu1, sigma1) and N(mu2, sigma2): pytorch-fid's implementation.
 
     ``||mu1 - mu2||^2 + Tr(sigma1 + sigma2 - 2 (sigma1 sigma2)^(1/2))``, with the matrix square
@@ -52,12 +53,15 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     with warnings.catch_warnings():
         # scipy >= 1.16 deprecates the ``disp`` argument pytorch-fid 0.3.0 passes to sqrtm.
         warnings.simplefilter("ignore", DeprecationWarning)
-        return float(calculate_frechet_distance(np.asarray(mu1, np.float64), np.asarray(sigma1, np.float64),
-                                                np.asarray(mu2, np.float64), np.asarray(sigma2, np.float64)))
+        return float(calculate_frechet_distance(np.asarray(mu1, np.float64),
+                                                np.asarray(sigma1, np.float64),
+                                                np.asarray(mu2, np.float64),
+                                                np.asarray(sigma2, np.float64)))
 
 
 def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sample mean (D,) and covariance (D, D) of (N, D) features, as pytorch-fid (``np.cov``, n - 1)."""
+    """Sample mean (D,) and covariance (D, D) of (N, D) features, as pytorch-fid (``np.cov``,
+    n - 1)."""
     features = np.asarray(features, np.float64)
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
@@ -68,7 +72,8 @@ def fid_from_features(features1: np.ndarray, features2: np.ndarray) -> float:
     Same value as ``frechet_distance(*feature_statistics(f1), *feature_statistics(f2))``, computed
     without the D x D square root. With centred features A (N1, D), B (N2, D),
     S1 = A^T A / (N1 - 1) and S2 = B^T B / (N2 - 1); the non-zero eigenvalues of S1 S2 are those of
-    (A B^T)(A B^T)^T / ((N1 - 1)(N2 - 1)), so Tr((S1 S2)^(1/2)) = ||A B^T||_* / sqrt((N1 - 1)(N2 - 1))
+    (A B^T)(A B^T)^T / ((N1 - 1)(N2 - 1)), so
+    Tr((S1 S2)^(1/2)) = ||A B^T||_* / sqrt((N1 - 1)(N2 - 1))
     (nuclear norm: the sum of singular values). Exact, real, and fast for N << D, where
     ``sqrtm`` of the singular product is slow and needs pytorch-fid's diagonal offset. When
     N1 * N2 > D * D the (N1, N2) cross matrix would outgrow the covariances, and pytorch-fid's own
@@ -77,10 +82,12 @@ def fid_from_features(features1: np.ndarray, features2: np.ndarray) -> float:
     features1 = np.asarray(features1, np.float64)
     features2 = np.asarray(features2, np.float64)
     if features1.ndim != 2 or features2.ndim != 2 or features1.shape[1] != features2.shape[1]:
-        raise ValueError(f"FID needs two (N, D) feature sets of equal D, got {features1.shape} and {features2.shape}")
+        raise ValueError(f"FID needs two (N, D) feature sets of equal D, got {features1.shape} "
+                         f"and {features2.shape}")
     count1, count2 = len(features1), len(features2)
     if min(count1, count2) < 2:
-        raise ValueError(f"FID needs at least 2 samples per set for a covariance, got {count1} and {count2}")
+        raise ValueError(f"FID needs at least 2 samples per set for a covariance, got {count1} "
+                         f"and {count2}")
     dim = features1.shape[1]
     if count1 * count2 > dim * dim:
         return frechet_distance(*feature_statistics(features1), *feature_statistics(features2))
@@ -89,7 +96,8 @@ def fid_from_features(features1: np.ndarray, features2: np.ndarray) -> float:
     trace1 = (centred1 ** 2).sum() / (count1 - 1)
     trace2 = (centred2 ** 2).sum() / (count2 - 1)
     cross = centred1 @ centred2.T
-    trace_sqrt_product = np.linalg.svd(cross, compute_uv=False).sum() / np.sqrt((count1 - 1) * (count2 - 1))
+    trace_sqrt_product = (np.linalg.svd(cross, compute_uv=False).sum()
+                          / np.sqrt((count1 - 1) * (count2 - 1)))
     mean_term = float(((mean1 - mean2) ** 2).sum())
     return float(mean_term + trace1 + trace2 - 2.0 * trace_sqrt_product)
 
@@ -128,12 +136,14 @@ class FIDInception(torch.nn.Module):
     def __init__(self, inception: torch.nn.Module):
         super().__init__()
         self.blocks = torch.nn.ModuleList([
-            torch.nn.Sequential(inception.Conv2d_1a_3x3, inception.Conv2d_2a_3x3, inception.Conv2d_2b_3x3,
+            torch.nn.Sequential(inception.Conv2d_1a_3x3, inception.Conv2d_2a_3x3,
+                                inception.Conv2d_2b_3x3,
                                 torch.nn.MaxPool2d(kernel_size=3, stride=2)),
             torch.nn.Sequential(inception.Conv2d_3b_1x1, inception.Conv2d_4a_3x3,
                                 torch.nn.MaxPool2d(kernel_size=3, stride=2)),
-            torch.nn.Sequential(inception.Mixed_5b, inception.Mixed_5c, inception.Mixed_5d, inception.Mixed_6a,
-                                inception.Mixed_6b, inception.Mixed_6c, inception.Mixed_6d, inception.Mixed_6e),
+            torch.nn.Sequential(inception.Mixed_5b, inception.Mixed_5c, inception.Mixed_5d,
+                                inception.Mixed_6a, inception.Mixed_6b, inception.Mixed_6c,
+                                inception.Mixed_6d, inception.Mixed_6e),
             torch.nn.Sequential(inception.Mixed_7a, inception.Mixed_7b, inception.Mixed_7c,
                                 torch.nn.AdaptiveAvgPool2d(output_size=(1, 1))),
         ])
@@ -161,9 +171,11 @@ def _random_fid_inception_state() -> dict:
         return network.state_dict()
 
 
-def build_fid_inception(weights: Optional[str | os.PathLike] = None, allow_random_weights: bool = False,
-                        device: str | torch.device = "cpu", check_hash: bool = True) -> FIDInception:
-    """The FID Inception returning pool3 features (``FIDInception``), weights per the module's rules.
+def build_fid_inception(weights: Optional[str | os.PathLike] = None,
+                        allow_random_weights: bool = False, device: str | torch.device = "cpu",
+                        check_hash: bool = True) -> FIDInception:
+    """The FID Inception returning pool3 features (``FIDInception``), weights per the module's
+    rules.
 
     The state dict is loaded strictly, as pytorch-fid loads its own: a missing, unexpected or
     misshapen key raises ``WeightsFileError`` naming the file. The returned module carries
@@ -182,7 +194,8 @@ def build_fid_inception(weights: Optional[str | os.PathLike] = None, allow_rando
     try:
         inception.load_state_dict(state)
     except RuntimeError as error:  # missing/unexpected keys or a shape mismatch
-        raise WeightsFileError(f"{path}: not the FID Inception weights {FID_WEIGHTS_FILE}: {error}") from error
+        raise WeightsFileError(f"{path}: not the FID Inception weights {FID_WEIGHTS_FILE}: "
+                               f"{error}") from error
     model = FIDInception(inception)
     model.pretrained = path is not None
     model.weights_source = str(path) if path is not None else f"RANDOM (seed {RANDOM_WEIGHTS_SEED})"
@@ -190,7 +203,8 @@ def build_fid_inception(weights: Optional[str | os.PathLike] = None, allow_rando
 
 
 @torch.no_grad()
-def inception_features(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 16) -> np.ndarray:
+def inception_features(model: torch.nn.Module, images: torch.Tensor,
+                       batch_size: int = 16) -> np.ndarray:
     """Pool3 features (N, 2048) float64 of images (N, 3, H, W), uint8 or in [-1, 1]."""
     device = next(model.parameters()).device
     features = []

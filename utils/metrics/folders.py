@@ -206,8 +206,8 @@ def _common_image_size(paths: Sequence[Path]) -> tuple[int, int]:
     for path in paths[1:]:
         size = _image_size(path)
         if size != first:
-            raise MetricsError(f"try-on images differ in size: {paths[0]} is {first[0]}x{first[1]}, "
-                               f"{path} is {size[0]}x{size[1]}")
+            raise MetricsError(f"try-on images differ in size: {paths[0]} is "
+                               f"{first[0]}x{first[1]}, {path} is {size[0]}x{size[1]}")
     return first
 
 
@@ -221,7 +221,8 @@ def format_table(scores: dict) -> str:
         if name in scores:
             random_mark = "  [RANDOM WEIGHTS]" if name in scores["random_weights"] else ""
             lines.append(f"{name:<8} {scores[name]:>10.4f}  {notes[name]}{random_mark}")
-    lines.append(f"pairs: {scores['num_pairs']}, image size {scores['image_size'][0]}x{scores['image_size'][1]}")
+    height, width = scores["image_size"]
+    lines.append(f"pairs: {scores['num_pairs']}, image size {height}x{width}")
     for name, source in scores["weights"].items():
         lines.append(f"{name} weights: {source}")
     for warning in scores["warnings"]:

@@ -67,10 +67,11 @@ def build_lpips(net: str = "alex", backbone_weights: Optional[str | os.PathLike]
     linear_path = _lpips_package_linear_weights(net)
     linear_state = torch.load(linear_path, map_location="cpu", weights_only=True)
     # ``lins.k`` is a second name for ``link``: the same parameters, listed twice in state_dict().
-    expected_linear = {key for key in model.state_dict() if key.startswith("lin") and not key.startswith("lins.")}
+    expected_linear = {key for key in model.state_dict()
+                       if key.startswith("lin") and not key.startswith("lins.")}
     if set(linear_state) != expected_linear:
-        raise WeightsFileError(f"{linear_path}: LPIPS linear layers do not match: found {sorted(linear_state)}, "
-                               f"expected {sorted(expected_linear)}")
+        raise WeightsFileError(f"{linear_path}: LPIPS linear layers do not match: found "
+                               f"{sorted(linear_state)}, expected {sorted(expected_linear)}")
     model.load_state_dict(linear_state, strict=False)
 
     if backbone_state is None:
@@ -82,9 +83,11 @@ def build_lpips(net: str = "alex", backbone_weights: Optional[str | os.PathLike]
         for key, value in model.net.state_dict().items():
             source_key = "features." + key.split(".", 1)[1]
             if source_key not in backbone_state:
-                raise WeightsFileError(f"{path}: not torchvision {net} weights ({file_name}): missing {source_key}")
+                raise WeightsFileError(f"{path}: not torchvision {net} weights ({file_name}): "
+                                       f"missing {source_key}")
             if backbone_state[source_key].shape != value.shape:
-                raise WeightsFileError(f"{path}: {source_key} has shape {tuple(backbone_state[source_key].shape)}, "
+                raise WeightsFileError(f"{path}: {source_key} has shape "
+                                       f"{tuple(backbone_state[source_key].shape)}, "
                                        f"expected {tuple(value.shape)}")
             trunk_state[key] = backbone_state[source_key]
         model.net.load_state_dict(trunk_state, strict=True)
@@ -95,10 +98,13 @@ def build_lpips(net: str = "alex", backbone_weights: Optional[str | os.PathLike]
 
 
 @torch.no_grad()
-def lpips_distance(model: torch.nn.Module, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-image LPIPS (N,) float64 between (N, 3, H, W) batches, uint8 or in [-1, 1]; 0 if identical."""
+def lpips_distance(model: torch.nn.Module, pred: torch.Tensor,
+                   target: torch.Tensor) -> torch.Tensor:
+    """Per-image LPIPS (N,) float64 between (N, 3, H, W) batches, uint8 or in [-1, 1]; 0 if
+    identical."""
     if pred.shape != target.shape:
-        raise ValueError(f"LPIPS needs images of equal shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
+        raise ValueError(f"LPIPS needs images of equal shape, got {tuple(pred.shape)} and "
+                         f"{tuple(target.shape)}")
     device = next(model.parameters()).device
     pred = to_unit_range(pred).to(device) * 2.0 - 1.0
     target = to_unit_range(target).to(device) * 2.0 - 1.0

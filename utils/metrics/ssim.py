@@ -36,13 +36,16 @@ def ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     from pytorch_msssim import ssim as msssim_ssim
 
     if pred.shape != target.shape:
-        raise ValueError(f"SSIM needs images of equal shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
+        raise ValueError(f"SSIM needs images of equal shape, got {tuple(pred.shape)} and "
+                         f"{tuple(target.shape)}")
     pred, target = to_unit_range(pred).double(), to_unit_range(target).double()
     height, width = pred.shape[-2:]
     if min(height, width) < SSIM_WINDOW_SIZE:
         # pytorch_msssim would skip the smoothing along a short side with only a warning.
-        raise ValueError(f"SSIM needs images of at least {SSIM_WINDOW_SIZE}x{SSIM_WINDOW_SIZE}, got {height}x{width}")
-    return msssim_ssim(pred, target, data_range=1.0, size_average=False, win=_ssim_window(pred.shape[1]), K=SSIM_K)
+        raise ValueError(f"SSIM needs images of at least {SSIM_WINDOW_SIZE}x{SSIM_WINDOW_SIZE}, "
+                         f"got {height}x{width}")
+    return msssim_ssim(pred, target, data_range=1.0, size_average=False,
+                       win=_ssim_window(pred.shape[1]), K=SSIM_K)
 
 
 def _ssim_window(channels: int) -> torch.Tensor:
