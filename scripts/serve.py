@@ -101,6 +101,9 @@ class UploadLimits:
 # Reading uploads
 
 
+_DECODE_LOCK = threading.Lock()
+
+
 def read_upload(path: Optional[str], what: str, limits: UploadLimits,
                 grey: bool = False) -> np.ndarray:
     """Decode an uploaded image with the project's readers: uint8 (h, w, 3) RGB, or (h, w)
@@ -126,8 +129,11 @@ def read_upload(path: Optional[str], what: str, limits: UploadLimits,
                            f"takes images of at most {limits.max_pixels / 1e6:g} megapixels. "
                            f"Downscale it and upload it again.")
     try:
-        return (read_gray(path, limits.max_pixels) if grey
-                else read_rgb(path, limits.max_pixels))
+        # One decode at a time: previews of several uploads, and several users, would
+        # otherwise each hold a full-size image at once.
+        with _DECODE_LOCK:
+            return (read_gray(path, limits.max_pixels) if grey
+                    else read_rgb(path, limits.max_pixels))
     except DatasetError as error:
         # The reader names the file by its path in the upload folder; the user knows its name.
         message = str(error).replace(path, name)
@@ -504,6 +510,10 @@ def warm_up(model, repeats: int = WARM_UP_REPEATS) -> float:
 
 
 def main(argv=None) -> None:
+    # Under an ASCII locale a '×' in a message must not stop the server.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     args = parse_args(argv)
     try:
         model, title = load_model(args)
@@ -540,14 +550,88 @@ def main(argv=None) -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+class RequestBounds:
+    """ASGI middleware bounding what requests may cost the server: a body of more than
+    ``max_body`` bytes is refused (413) whether or not it declares its length, and before an
+    upload is taken the oldest files of ``folder`` (Gradio's uploads) are deleted until it
+    holds at most ``max_folder_bytes``: uploads never tried on would otherwise fill the disk.
+    A try-on whose upload was deleted asks for it again."""
+
+    def __init__(self, app, max_body: int, folder: str, max_folder_bytes: int):
+        self.app, self.max_body = app, max_body
+        self.folder, self.max_folder_bytes = folder, max_folder_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.max_body:
+            return await _too_large(send, self.max_body)
+        if scope.get("path", "").rstrip("/").endswith("/upload"):
+            prune_folder(self.folder, self.max_folder_bytes)
+        received = 0
+
+        async def bounded_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body:
+                raise RequestError(f"request body over {self.max_body} bytes")
+            return message
+        return await self.app(scope, bounded_receive, send)
+
+
+async def _too_large(send, limit: int) -> None:
+    body = f"request body over {limit} bytes".encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"text/plain"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def prune_folder(folder: str, max_bytes: int) -> int:
+    """Delete the oldest files under ``folder`` until it holds at most ``max_bytes``; returns
+    how many were deleted."""
+    files = []
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            try:
+                status = os.stat(path)
+            except OSError:
+                continue
+            files.append((status.st_mtime, status.st_size, path))
+    total = sum(size for _, size, _ in files)
+    deleted = 0
+    for _, size, path in sorted(files):
+        if total <= max_bytes:
+            break
+        try:
+            os.unlink(path)
+        except OSError:
+            continue
+        total, deleted = total - size, deleted + 1
+    return deleted
+
+
+# Disk the uploads and results may take, in uploads of the largest size.
+UPLOADS_KEPT = 20
+
+
 def serve(demo, args, limits: UploadLimits, workdir: str) -> None:
     """Launch the page, print its address, and serve until Ctrl-C or SIGTERM."""
+    from starlette.middleware import Middleware
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Multipart framing and the page's own requests fit in the megabyte added.
+    bounds = Middleware(RequestBounds, max_body=limits.max_bytes + MEGABYTE,
+                        folder=os.path.join(workdir, "gradio"),
+                        max_folder_bytes=UPLOADS_KEPT * limits.max_bytes)
     try:
         _, url, _ = demo.launch(server_name=args.host, server_port=args.port,
                                 max_file_size=limits.max_bytes, prevent_thread_lock=True,
-                                quiet=True, ssr_mode=False, share=False, css=PAGE_CSS)
+                                quiet=True, ssr_mode=False, share=False, css=PAGE_CSS,
+                                app_kwargs={"middleware": [bounds]})
     except OSError as error:
         fail(f"cannot listen on {args.host}:{args.port} ({error}); choose another --port")
     print(f"Try-on page: {url}", flush=True)
