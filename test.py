@@ -235,7 +235,7 @@ def tryon_pair(args) -> dict:
     model = load_model_from_args(args, device)
     result = tryon_photos(model, person_photo, garment_photo, mask, args.fit)
     write_output(output, result.tryon, "--output")
-    print(f"wrote {output} ({result.tryon.shape[1]}x{result.tryon.shape[0]}; model frame "
+    print(f"wrote {output} ({result.tryon.shape[0]}x{result.tryon.shape[1]}; model frame "
           f"{model.height}x{model.width}, --fit {args.fit}, {result.seconds:.2f} s on {device})")
     if args.save_grid:
         strip = np.concatenate([result.frame[key] for key in

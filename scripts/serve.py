@@ -268,7 +268,7 @@ def respond(page: TryOnPage, person_path: Optional[str], garment_path: Optional[
     height, width = outcome.tryon.shape[:2]
     model = page.model
     lines = [f"Try-on of {os.path.basename(person_path)} with {os.path.basename(garment_path)}: "
-             f"{width}×{height} in {outcome.seconds:.2f} s (the model {outcome.model_seconds:.2f} "
+             f"{height}×{width} in {outcome.seconds:.2f} s (the model {outcome.model_seconds:.2f} "
              f"s on {runs_on(model)}, frame {model.height}×{model.width}, fit {fit})."]
     lines = [as_markdown(line) for line in lines]
     lines += [f"- {as_markdown(note)}" for note in outcome.notes]
