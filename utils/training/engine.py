@@ -73,6 +73,7 @@ from utils.training.sampling import (
     seed_everything,
     to_device,
 )
+from utils.training.run_lock import run_folder_lock
 from utils.training.schedule import EpochOptimiser
 from utils.training.stage import RunResult, Stage, StepContext, StepResult
 
@@ -119,9 +120,17 @@ def check_run_folder(run_dir: Path, dataroot: Optional[str]) -> None:
 
 
 def train(stage: Stage, cfg: argparse.Namespace, context: DistributedContext) -> RunResult:
-    """The training run of a parsed configuration in a given process context."""
+    """The training run of a parsed configuration in a given process context, holding its
+    run folder's lock (``utils/training/run_lock.py``) from the first look at the folder to
+    the end: a second run on the same folder is refused."""
     run_dir = Path(cfg.checkpoints_dir) / cfg.name
     check_run_folder(run_dir, getattr(cfg, "dataroot", None))
+    with run_folder_lock(run_dir, context.is_main) as lock_note:
+        return _train_in_folder(stage, cfg, context, run_dir, lock_note)
+
+
+def _train_in_folder(stage: Stage, cfg: argparse.Namespace, context: DistributedContext,
+                     run_dir: Path, lock_note: str) -> RunResult:
     latest_path = run_dir / "latest.pth"
     if cfg.resume and not latest_path.is_file():
         raise ConfigError(f"--resume: no checkpoint to continue from: {latest_path} does not "
@@ -131,6 +140,8 @@ def train(stage: Stage, cfg: argparse.Namespace, context: DistributedContext) ->
                           f"continue it, --overwrite to start again, or another --name")
     barrier(context)  # every rank has looked at the run folder before rank 0 writes to it
     logger = open_run_logger(run_dir / "train.log" if context.is_main else None, context.is_main)
+    if lock_note:
+        logger.warning(lock_note)
     trainer = None
     try:
         with StopRequest() as stop:
