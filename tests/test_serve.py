@@ -119,7 +119,7 @@ def test_a_good_request_gives_the_try_on_at_the_person_photo_size(checkpoint, ph
     assert Path(download).name == "me_person__shirt.png"
     assert Path(download).resolve().is_relative_to(tmp_path.resolve())
     assert [frame.shape for frame in frames] == [(64, 64, 3)] * 3 + [(64, 64)]
-    assert status.startswith("Try-on of me_person.jpg with shirt.png: 232×256")
+    assert status.startswith("Try-on of me_person.jpg with shirt.png: 256×232")   # H x W
     assert "garment mask computed from the garment photo shirt.png" in status
 
 
