@@ -101,13 +101,23 @@ def _released_globals() -> list:
 
 def save_atomic(payload: Any, path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename over ``path``: a
-    crash mid-write leaves the previous file intact."""
+    crash mid-write leaves the previous file intact. A failed write (disk full, permissions)
+    is a CheckpointError naming the file; the temporary file is removed."""
     def write(temporary: str) -> None:
         with open(temporary, "wb") as handle:
             torch.save(payload, handle)
             handle.flush()
             os.fsync(handle.fileno())
-    write_atomic(path, write)
+    try:
+        write_atomic(path, write)
+    except OSError as error:
+        raise CheckpointError(f"cannot write {path} ({error.strerror or error}); the previous "
+                              f"file, if any, is left as it was") from None
+    except RuntimeError as error:     # torch.save reports a failed write as a RuntimeError
+        if "write" not in str(error) and "file" not in str(error):
+            raise
+        raise CheckpointError(f"cannot write {path} ({str(error).splitlines()[0][:160]}); the "
+                              f"previous file, if any, is left as it was") from None
 
 
 def is_project_checkpoint(data: Mapping) -> bool:
