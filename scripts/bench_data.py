@@ -1,6 +1,7 @@
 """Measure training-loader throughput (samples/s) on a VITON-layout training root.
 
-    OMP_NUM_THREADS=1 python scripts/bench_data.py --root data_synth/VITON_traindata --num_samples 1000
+    OMP_NUM_THREADS=1 python scripts/bench_data.py --root data_synth/VITON_traindata \
+        --num_samples 1000
 
 Single-core by default (torch and OpenCV threads off), num_workers=0, as the acceptance
 figure is measured. Reports the loader alone and the loader plus building the model inputs
@@ -46,10 +47,12 @@ def main(argv=None):
     parser.add_argument("--root", required=True, help="VITON_traindata-layout folder")
     parser.add_argument("--height", type=int, default=256, help="served height")
     parser.add_argument("--width", type=int, default=192, help="served width")
-    parser.add_argument("--num_samples", type=int, default=1000, help="samples timed per measurement")
+    parser.add_argument("--num_samples", type=int, default=1000,
+                        help="samples timed per measurement")
     parser.add_argument("--batch_size", type=int, default=4, help="DataLoader batch size")
     parser.add_argument("--num_workers", type=int, default=0, help="DataLoader workers")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (OpenCV threads are off)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (OpenCV threads are off)")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
 

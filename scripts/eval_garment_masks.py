@@ -6,9 +6,10 @@ Photos, masks and true masks are matched by file stem (``0001.jpg`` <-> ``0001.p
 are read from --masks, as scripts/make_garment_masks.py writes them; without --masks they are
 computed here as scripts/make_garment_masks.py would (data/garment_mask.py: a PNG's alpha
 channel when it has one, unless --ignore_alpha; --grabcut to refine; a photo where none is
-found scores 0). A mask or true mask is garment where it is > 127. A photo lacking a mask or a true mask is
-reported and counts as a failure (exit status 1). ``python -m tests.product_photos --out DIR``
-writes photos with true masks (DIR/images, DIR/true) to try it (``--alpha``: as cut-outs).
+found scores 0). A mask or true mask is garment where it is > 127. A photo lacking a mask or a
+true mask is reported and counts as a failure (exit status 1).
+``python -m tests.product_photos --out DIR`` writes photos with true masks (DIR/images, DIR/true)
+to try it (``--alpha``: as cut-outs).
 """
 
 import argparse
@@ -44,10 +45,13 @@ def iou(mask: np.ndarray, true: np.ndarray) -> float:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=HelpFormatter)
-    parser.add_argument("--images", required=True, help="folder of product photos: the stems scored")
+    parser.add_argument("--images", required=True,
+                        help="folder of product photos: the stems scored")
     parser.add_argument("--true", required=True, help="folder of true masks (> 127 = garment)")
-    parser.add_argument("--masks", default=None, help="folder of masks to score; when not given, they are computed here")
-    parser.add_argument("--grabcut", action="store_true", help="when computing masks, refine them with GrabCut")
+    parser.add_argument("--masks", default=None,
+                        help="folder of masks to score; when not given, they are computed here")
+    parser.add_argument("--grabcut", action="store_true",
+                        help="when computing masks, refine them with GrabCut")
     parser.add_argument("--ignore_alpha", action="store_true",
                         help="when computing masks, leave a PNG's alpha channel unused")
     parser.add_argument("--show", type=int, default=10, help="list this many of the worst photos")

@@ -36,10 +36,15 @@ def list_images(folder: str) -> list:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=HelpFormatter)
-    parser.add_argument("--images", required=True, help="folder of product photos (garments on a light background)")
-    parser.add_argument("--out", required=True, help="folder for the masks, created if missing; same file names as the photos")
-    parser.add_argument("--grabcut", action="store_true", help="refine each mask with OpenCV's GrabCut (slower)")
-    parser.add_argument("--overwrite", action="store_true", help="replace masks already in --out (without it they are kept)")
+    parser.add_argument("--images", required=True,
+                        help="folder of product photos (garments on a light background)")
+    parser.add_argument("--out", required=True,
+                        help="folder for the masks, created if missing; same file names as the "
+                             "photos")
+    parser.add_argument("--grabcut", action="store_true",
+                        help="refine each mask with OpenCV's GrabCut (slower)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace masks already in --out (without it they are kept)")
     args = parser.parse_args(argv)
     with exit_on_user_error():
         if not os.path.isdir(args.images):

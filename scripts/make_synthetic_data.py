@@ -30,7 +30,8 @@ def main(argv=None):
     parser.add_argument("--num_train", type=int, default=1000, help="training samples per category")
     parser.add_argument("--num_test", type=int, default=100,
                         help="test samples per category (pairs files list each once)")
-    parser.add_argument("--seed", type=int, default=0, help="seed; the same seed writes the same files")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed; the same seed writes the same files")
     parser.add_argument("--height", type=int, default=256, help="image height")
     parser.add_argument("--width", type=int, default=192, help="image width")
     parser.add_argument("--workers", type=int, default=1, help="processes drawing in parallel")

@@ -12,8 +12,9 @@ placket, dress, trousers, skirt; tilted by up to 3 degrees, some cut by the fram
 classes: ``close`` (white, cream, very light grey or pastel garments 4-12 Lab units from the
 backdrop, some with a dark print), ``light``, ``mid``, ``dark``; plain, striped, checked or
 dotted. On request, ``close_stripes`` and ``close_print``: two colours, one of them 4-12 Lab
-units from the backdrop, touching the outline all along it. JPEG quality 70-95 (4:2:0). A photo taken to sell a garment shows its outline, so a
-garment whose outline would be invisible (see MIN_OUTLINE_CONTRAST) gets another colour.
+units from the backdrop, touching the outline all along it. JPEG quality 70-95 (4:2:0). A photo
+taken to sell a garment shows its outline, so a garment whose outline would be invisible (see
+MIN_OUTLINE_CONTRAST) gets another colour.
 
     python -m tests.product_photos --out /tmp/photos --num 200 [--colour_class close_stripes]
                                    [--source synthetic]
@@ -490,9 +491,11 @@ def synthetic_garment_set(seed: int, count: int, sizes=SIZES) -> list:
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Write product photos and their true masks: "
                                                  "images/NNNN.png, true/NNNN.png, index.csv.")
-    parser.add_argument("--out", required=True, help="folder; images/, true/ and index.csv go inside")
+    parser.add_argument("--out", required=True,
+                        help="folder; images/, true/ and index.csv go inside")
     parser.add_argument("--num", type=int, default=200, help="number of photos")
-    parser.add_argument("--seed", type=int, default=0, help="seed; the same seed writes the same files")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed; the same seed writes the same files")
     parser.add_argument("--colour_class", default=None, choices=COLOUR_CLASSES + PATTERN_CLASSES,
                         help="draw only this colour class (default: a mix of COLOUR_CLASSES)")
     parser.add_argument("--alpha", action="store_true",

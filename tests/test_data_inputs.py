@@ -26,7 +26,8 @@ def tiny_batch():
     image = torch.linspace(-1, 1, 2 * 3 * 4 * 5).view(2, 3, 4, 5)
     keypoints = torch.zeros(2, 18, 3)
     keypoints[0, 0] = torch.tensor([2.0, 2.0, 1.0])
-    return dict(image=image, garment=torch.ones(2, 3, 4, 5), garment_edge=(label[:, None] == 4).float(),
+    return dict(image=image, garment=torch.ones(2, 3, 4, 5),
+                garment_edge=(label[:, None] == 4).float(),
                 unpaired_garment=-torch.ones(2, 3, 4, 5),
                 unpaired_garment_edge=(label[:, None] == 12).float(),
                 label=label, densepose=densepose, keypoints=keypoints,

@@ -76,7 +76,8 @@ def test_body25_maps_to_coco18():
 
 def test_formats_and_errors(tmp_path):
     flat18 = list(np.arange(54, dtype=float))
-    assert keypoints_from_openpose({"people": [{"pose_keypoints": flat18}]})[1].tolist() == [3, 4, 5]
+    keypoints = keypoints_from_openpose({"people": [{"pose_keypoints": flat18}]})
+    assert keypoints[1].tolist() == [3, 4, 5]
     assert keypoints_from_openpose({"people": []}).sum() == 0
     with pytest.raises(PoseFileError, match="expected 18 .* or 25"):
         keypoints_from_openpose({"people": [{"pose_keypoints": [0.0] * 30}]})

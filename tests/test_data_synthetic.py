@@ -40,7 +40,8 @@ def to_batch(samples):
     return dict(
         image=torch.stack([photo(s["image"]) for s in samples]),
         garment=torch.stack([photo(s["garment"]) for s in samples]),
-        garment_edge=torch.stack([torch.from_numpy(s["edge"] > 127).float()[None] for s in samples]),
+        garment_edge=torch.stack([torch.from_numpy(s["edge"] > 127).float()[None]
+                                  for s in samples]),
         label=torch.stack([torch.from_numpy(s["label"]).long() for s in samples]),
         densepose=torch.stack([torch.from_numpy(s["densepose"]).long() for s in samples]),
         keypoints=torch.stack([torch.from_numpy(s["keypoints"]).float() for s in samples]))
@@ -386,7 +387,8 @@ def test_viton_layout_of_other_categories(tmp_path):
 
 def test_cli_writes_viton_layout_that_opens(tmp_path):
     out = str(tmp_path / "synth")
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make_synthetic_data.py"),
+    result = subprocess.run([sys.executable,
+                             os.path.join(ROOT, "scripts", "make_synthetic_data.py"),
                              "--out", out, "--num_train", "12", "--num_test", "5", "--seed", "3",
                              "--height", "64", "--width", "48"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

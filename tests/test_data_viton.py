@@ -206,10 +206,12 @@ def test_bad_densepose(train_root):
     path = os.path.join(train_root, "train_densepose", "000010_0.npy")
     dataset = VitonTrainDataset(train_root, H, W)
     np.save(path, np.zeros((H0, W0, 3), np.float32))
-    with pytest.raises(DatasetError, match=r"000010_0.npy: DensePose array has shape \(100, 75, 3\)"):
+    with pytest.raises(DatasetError,
+                       match=r"000010_0.npy: DensePose array has shape \(100, 75, 3\)"):
         dataset[1]
     np.save(path, np.full((H0, W0), 25, np.int32))
-    with pytest.raises(DatasetError, match=r"000010_0.npy: DensePose values range 25..25, outside 0..24"):
+    with pytest.raises(DatasetError,
+                       match=r"000010_0.npy: DensePose values range 25..25, outside 0..24"):
         dataset[1]
     np.save(path, np.zeros((50, 50), np.uint8))
     with pytest.raises(DatasetError, match=r"000010_0.npy: size 50x50 is not the frame of the "
@@ -233,7 +235,9 @@ def test_bad_labels(train_root):
     label[5, 5] = 20
     label[6, 6] = 255
     Image.fromarray(label).save(path)
-    with pytest.raises(DatasetError, match=r"000010_0.png: label values \[20, 255\] outside the parsing scheme"):
+    with pytest.raises(DatasetError,
+                       match=r"000010_0.png: label values \[20, 255\] outside the parsing "
+                             r"scheme"):
         dataset[1]
     Image.fromarray(np.stack([label * 0, label * 0 + 1, label * 0], -1)).save(path)
     with pytest.raises(DatasetError, match="000010_0.png: label image in mode RGB has differing"):

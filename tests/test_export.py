@@ -195,7 +195,8 @@ def test_export_prints_time_size_and_its_own_check(exported):
 def test_onnx_runtime_equals_pytorch(exported, pytorch_model):
     runtime = load_onnx_model(str(exported["onnx"]), "cpu")
     assert (runtime.height, runtime.width, runtime.device) == (64, 64, torch.device("cpu"))
-    assert (runtime.precision, runtime.backend, runtime.align_corners) == ("fp32", "onnxruntime", True)
+    assert ((runtime.precision, runtime.backend, runtime.align_corners)
+            == ("fp32", "onnxruntime", True))
     person, garment, edge = example_inputs(64, 64, batch=3, seed=7)
     got = runtime(person, garment, edge)
     expected = pytorch_model(person, garment, edge)

@@ -67,7 +67,8 @@ def test_the_released_containers_load_and_name_their_architecture(weights):
     assert checkpoint_arch(data, "warp", fsvton_warp)["type"] == "fsvton"
     assert checkpoint_arch(read_checkpoint(fsvton_gen), "gen", fsvton_gen)["type"] == "resunet"
     dmvton_warp, dmvton_gen = weights["dmvton"]
-    with pytest.raises(pickle.UnpicklingError):      # numpy's scalar: refused by a plain weights-only load
+    # numpy's scalar: refused by a plain weights-only load
+    with pytest.raises(pickle.UnpicklingError):
         torch.load(dmvton_warp, map_location="cpu", weights_only=True)
     data = read_checkpoint(dmvton_warp)
     assert set(data) == {"epoch", "best_fid", "model", "optimizer"}

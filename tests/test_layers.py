@@ -34,7 +34,8 @@ def imports_of(name: str, path: Path, known: dict) -> set[str]:
         if isinstance(node, ast.Import):
             targets.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            base = package.split(".")[:len(package.split(".")) - node.level + 1] if node.level else []
+            parts = package.split(".")
+            base = parts[:len(parts) - node.level + 1] if node.level else []
             module = ".".join(base + ([node.module] if node.module else []))
             targets.add(module)
             targets.update(f"{module}.{alias.name}" for alias in node.names)

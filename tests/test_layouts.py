@@ -142,7 +142,8 @@ def test_a_cached_mask_is_not_reused_by_another_method(monkeypatch, tmp_path):
     import data.garment_mask
     photo = str(tmp_path / "shirt.jpg")
     plain = GarmentMasks(cache_dir=str(tmp_path / "cache"))
-    assert plain.cache_path(photo) == GarmentMasks(cache_dir=str(tmp_path / "cache")).cache_path(photo)
+    same = GarmentMasks(cache_dir=str(tmp_path / "cache"))
+    assert plain.cache_path(photo) == same.cache_path(photo)
     assert GarmentMasks(cache_dir=str(tmp_path / "cache"), grabcut=True).cache_path(photo) \
         != plain.cache_path(photo)
     before = plain.cache_path(photo)
