@@ -44,21 +44,34 @@ def stage_object(name: str):
                 and value.__module__ == module.__name__)
 
 
-def precision_flags(precision: str) -> list[str]:
+def known_flags() -> set:
+    """The flags of this tree's training parser (stage flags included)."""
+    from options.config import build_parser, flag_names
+    return {f"--{dest}" for name in STAGES
+            for dest in flag_names(build_parser(stage_object(name).add_arguments))}
+
+
+def precision_flags(precision: str, known: set) -> list[str]:
     """The flag of this tree's parser that selects ``precision`` ('fp32' or 'bf16'):
     ``--precision`` where it exists, the older ``--amp`` otherwise."""
-    from options.config import build_parser, flag_names
-    if "--precision" in flag_names(build_parser()):
+    if "--precision" in known:
         return ["--precision", precision]
     return ["--amp", "none" if precision == "fp32" else precision]
 
 
+# Quiet runs: no logging, image grids or intermediate saves. Each entry lists a flag's names
+# across versions of the command line; the first this tree knows is used.
+QUIET = ((("--log_every",), "1000000"), (("--sample_every",), "0"),
+         (("--save_every",), "0"), (("--keep_epoch_every", "--save_epoch_freq"), "0"))
+
+
 def stage_argv(args, name: str, folder: str, checkpoints: dict, run_name: str) -> list[str]:
+    known = known_flags()
     argv = ["--config", args.config, "--dataroot", os.path.join(folder, "data", "VITON_traindata"),
             "--checkpoints_dir", os.path.join(folder, "runs"), "--name", run_name, "--overwrite",
-            "--max_steps", str(args.warmup + args.steps), "--log_every", "1000000",
-            "--sample_every", "0", "--save_every", "0", "--save_epoch_freq", "0",
-            *precision_flags(args.precision)]
+            "--max_steps", str(args.warmup + args.steps), *precision_flags(args.precision, known)]
+    for names, value in QUIET:
+        argv += next(([flag, value] for flag in names if flag in known), [])
     for flag, earlier in EARLIER[name].items():
         argv += [flag, checkpoints[earlier]]
     return argv
@@ -76,12 +89,13 @@ def worker(args) -> dict:
 
     stage = stage_object(args.stage)
     checkpoints = json.loads(args.checkpoints)
-    calls, forward = [], []
+    calls, cpu_calls, forward = [], [], []
     counter = FlopCounterMode(display=False)
     losses = stage.losses
 
     def timed_losses(models, batch, context):
         calls.append(time.perf_counter())
+        cpu_calls.append(time.process_time())
         # The first step's FLOP: counting runs from its forward to the next step's forward.
         if len(calls) == 1:
             counter.__enter__()
@@ -95,7 +109,8 @@ def worker(args) -> dict:
     torch.set_num_threads(args.threads)
     run(stage, stage_argv(args, args.stage, args.folder, checkpoints, args.run_name))
     steps = [b - a for a, b in zip(calls, calls[1:])][args.warmup:]
-    return {"step_s": steps, "forward_s": forward[args.warmup:],
+    cpu_steps = [b - a for a, b in zip(cpu_calls, cpu_calls[1:])][args.warmup:]
+    return {"step_s": steps, "cpu_step_s": cpu_steps, "forward_s": forward[args.warmup:],
             "flop_per_step": int(counter.get_total_flops())}
 
 
@@ -207,11 +222,17 @@ def measure(args) -> dict:
     for (tree, name, precision), answers in results.items():
         steps = [statistics.median(answer["step_s"]) for answer in answers]
         forwards = [statistics.median(answer["forward_s"]) for answer in answers]
+        cpu_step = statistics.median(statistics.median(answer["cpu_step_s"])
+                                     for answer in answers)
         step = statistics.median(steps)
         flop = answers[0]["flop_per_step"]
         rows.append({"tree": tree, "stage": name, "precision": precision,
                      "samples_per_s": args.batch / step, "step_ms": 1000 * step,
                      "forward_ms": 1000 * statistics.median(forwards),
+                     # CPU seconds of the process per step: with one thread, what a step costs
+                     # whatever else the machine runs
+                     "cpu_step_ms": 1000 * cpu_step,
+                     "samples_per_cpu_s": args.batch / cpu_step,
                      "step_ms_per_repeat": [round(1000 * s, 1) for s in steps],
                      "gflop_per_step": flop / 1e9,
                      "share_of_fp32_peak": flop / step / 1e9 / peak["fp32"]})
@@ -219,6 +240,7 @@ def measure(args) -> dict:
         base = next(other for other in rows if other["tree"] == trees[-1]
                     and other["stage"] == row["stage"] and other["precision"] == row["precision"])
         row["speedup_over_last_tree"] = row["samples_per_s"] / base["samples_per_s"]
+        row["cpu_speedup_over_last_tree"] = base["cpu_step_ms"] / row["cpu_step_ms"]
     return {"command": " ".join([os.path.relpath(sys.executable), *sys.argv]),
             "cpu": cpu_name(), "threads": args.threads, "torch": torch.__version__,
             "config": args.config, "batch": args.batch, "height": args.height,
@@ -290,7 +312,8 @@ def main(argv=None):
               f"{row['samples_per_s']:.2f} samples/s ({row['step_ms']:.0f} ms/step, forward "
               f"{row['forward_ms']:.0f} ms, {100 * row['share_of_fp32_peak']:.1f}% of the fp32 "
               f"conv peak {result['peak_gflops']['fp32']:.0f} GFLOP/s), "
-              f"x{row['speedup_over_last_tree']:.2f}")
+              f"x{row['speedup_over_last_tree']:.2f}; {row['samples_per_cpu_s']:.2f} samples "
+              f"per CPU second, x{row['cpu_speedup_over_last_tree']:.2f}")
 
 
 if __name__ == "__main__":
