@@ -73,9 +73,7 @@ def read_bytes(path: str, size: int = -1, limit: int = MAX_FILE_BYTES,
             raise DatasetError(f"{path}: {_amount(status.st_size)}, more than the "
                                f"{_amount(limit)} {what} may take")
         with open(path, "rb") as handle:
-            # The size was checked on the path; the file may have grown since (or be a
-            # /proc file whose size reads 0): never read more than the limit.
-            data = handle.read(size if size >= 0 else limit + 1)
+            data = handle.read(size) if size >= 0 else _read_at_most(handle, status, limit)
     except OSError as error:
         raise DatasetError(f"{path}: cannot read ({error.strerror or error})") from None
     if size < 0 and len(data) > limit:
@@ -83,6 +81,17 @@ def read_bytes(path: str, size: int = -1, limit: int = MAX_FILE_BYTES,
     if not data:
         raise DatasetError(f"{path}: empty file")
     return data
+
+
+def _read_at_most(handle, status: os.stat_result, limit: int) -> bytes:
+    """Up to ``limit`` + 1 bytes of an open file: as many as its size says (one read, no
+    larger buffer), then in pieces, since it may have grown or be a /proc file of size 0."""
+    pieces = [handle.read(min(status.st_size, limit) + 1)]
+    total = len(pieces[0])
+    while total <= limit and pieces[-1]:
+        pieces.append(handle.read(min(1 << 20, limit + 1 - total)))
+        total += len(pieces[-1])
+    return b"".join(pieces)
 
 
 def _amount(count: int) -> str:

@@ -329,6 +329,8 @@ def read_yaml_config(path: str, parser: argparse.ArgumentParser) -> dict[str, An
 # Largest config file read: a run's every flag takes a few kilobytes (and YAML parses some
 # 30 KB a second, so this bounds the time too).
 MAX_CONFIG_BYTES = 64 << 10
+# Deepest nesting in a config: a flag's value is at most a list inside the top mapping.
+MAX_CONFIG_DEPTH = 32
 # Longest whole number in a config: sizes and counts have a few digits.
 MAX_CONFIG_DIGITS = 30
 
@@ -338,12 +340,22 @@ class _ConfigLoader(yaml.SafeLoader):
     expands to gigabytes, and a flag's value never needs one) and with whole numbers of at
     most MAX_CONFIG_DIGITS digits."""
 
+    depth = 0
+
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             mark = self.peek_event().start_mark
             raise ConfigError(f"line {mark.line + 1}: aliases ('*name') are not read in a "
                               f"config file; write the value itself")
-        return super().compose_node(parent, index)
+        self.depth += 1
+        if self.depth > MAX_CONFIG_DEPTH:
+            mark = self.peek_event().start_mark
+            raise ConfigError(f"line {mark.line + 1}: nested more than {MAX_CONFIG_DEPTH} "
+                              f"deep; nested too deep to be a config file")
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
     def construct_yaml_int(self, node):
         if len(node.value.lstrip("+-")) > MAX_CONFIG_DIGITS:
