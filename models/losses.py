@@ -27,7 +27,8 @@ class VGGLoss(nn.Module):
     ``utils/training/parts.py`` finds and loads them). Inputs are fed as they are, in [-1, 1],
     as the release does (no ImageNet renormalisation).
     ``num_levels`` < 5 keeps only the first levels (a cheaper loss for small CPU runs); 0 makes
-    the loss identically zero.
+    the loss identically zero and switches it off: the losses below then leave their ``*_vgg``
+    terms out rather than logging zeros.
     """
 
     def __init__(self, features: Optional[nn.Sequential], num_levels: int = len(VGG_SLICES)):
@@ -35,6 +36,10 @@ class VGGLoss(nn.Module):
         if not 0 <= num_levels <= len(VGG_SLICES):
             raise ValueError(f"VGG levels must be 0..{len(VGG_SLICES)}, got {num_levels}")
         self.slices = nn.ModuleList(features[a:b] for a, b in VGG_SLICES[:num_levels])
+
+    @property
+    def enabled(self) -> bool:
+        return len(self.slices) > 0
 
     def train(self, mode: bool = True):
         return super().train(False)  # the frozen network always runs in eval mode
@@ -59,7 +64,8 @@ class VGGLoss(nn.Module):
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:
     """mean |d/dh x| + mean |d/dw x| of a (B, C, H, W) tensor."""
-    return (x[:, :, 1:] - x[:, :, :-1]).abs().mean() + (x[:, :, :, 1:] - x[:, :, :, :-1]).abs().mean()
+    vertical = (x[:, :, 1:] - x[:, :, :-1]).abs().mean()
+    return vertical + (x[:, :, :, 1:] - x[:, :, :, :-1]).abs().mean()
 
 
 def second_order_smoothness(diff: torch.Tensor) -> torch.Tensor:
@@ -73,17 +79,20 @@ def warp_loss(levels: Sequence[WarpLevel], person_clothes: torch.Tensor,
 
     ``person_clothes`` (B, 3, H, W) in [-1, 1] and ``person_clothes_edge`` (B, 1, H, W) in {0, 1}
     are the full-size targets. Returns {'warp_l1', 'warp_vgg', 'warp_edge', 'warp_smooth',
-    'warp_tv'}; their sum is the loss.
+    'warp_tv'} ('warp_vgg' only where ``vgg`` is enabled); their sum is the loss.
     """
     num_levels = len(levels)
-    terms = {name: person_clothes.new_zeros(())
-             for name in ("warp_l1", "warp_vgg", "warp_edge", "warp_smooth", "warp_tv")}
+    names = ("warp_l1", "warp_vgg", "warp_edge", "warp_smooth", "warp_tv")
+    terms = {name: person_clothes.new_zeros(()) for name in names
+             if vgg.enabled or name != "warp_vgg"}
     for i, level in enumerate(levels):
         weight = i + 1
         target = downsample_to_level(person_clothes, i, num_levels)
         target_edge = downsample_to_level(person_clothes_edge, i, num_levels)
         terms["warp_l1"] = terms["warp_l1"] + weight * F.l1_loss(level.warped_garment, target)
-        terms["warp_vgg"] = terms["warp_vgg"] + weight * 0.2 * vgg(level.warped_garment, target)
+        if vgg.enabled:
+            terms["warp_vgg"] = terms["warp_vgg"] + weight * 0.2 * vgg(level.warped_garment,
+                                                                       target)
         terms["warp_edge"] = terms["warp_edge"] + weight * 2 * F.l1_loss(level.warped_edge,
                                                                          target_edge)
         smooth = second_order_smoothness(level.flow_dx) + second_order_smoothness(level.flow_dy)
@@ -175,20 +184,25 @@ def distillation_loss(teacher_levels: Sequence[WarpLevel], student_levels: Seque
 def tryon_loss(tryon: torch.Tensor, rendered: torch.Tensor, mask: torch.Tensor,
                person: torch.Tensor, vgg: VGGLoss) -> dict[str, torch.Tensor]:
     """Generator loss of the end-to-end stages: ``5 L1(tryon, I) + VGG(tryon, I) +
-    5 L1(rendered, I) + VGG(rendered, I) + mean|1 - m|``, as named weighted terms."""
-    return {
-        "gen_l1": 5 * F.l1_loss(tryon, person),
-        "gen_vgg": vgg(tryon, person),
-        "render_l1": 5 * F.l1_loss(rendered, person),
-        "render_vgg": vgg(rendered, person),
-        "mask_l1": (1 - mask).abs().mean(),
-    }
+    5 L1(rendered, I) + VGG(rendered, I) + mean|1 - m|``, as named weighted terms (no
+    ``*_vgg`` where ``vgg`` is switched off)."""
+    terms = {"gen_l1": 5 * F.l1_loss(tryon, person)}
+    if vgg.enabled:
+        terms["gen_vgg"] = vgg(tryon, person)
+    terms["render_l1"] = 5 * F.l1_loss(rendered, person)
+    if vgg.enabled:
+        terms["render_vgg"] = vgg(rendered, person)
+    terms["mask_l1"] = (1 - mask).abs().mean()
+    return terms
 
 
 def skin_loss(rendered: torch.Tensor, person: torch.Tensor, skin: torch.Tensor, vgg: VGGLoss,
               l1_weight: float, vgg_weight: float) -> dict[str, torch.Tensor]:
     """Stage-4 skin terms on the region the tutor's garment covered but the person's does not:
-    ``l1_weight L1(rendered s, I s) + vgg_weight VGG(rendered s, I s)``."""
+    ``l1_weight L1(rendered s, I s) + vgg_weight VGG(rendered s, I s)`` (no 'skin_vgg' where
+    ``vgg`` is switched off; a zero ``vgg_weight`` of an enabled loss is logged as a zero)."""
     rendered_skin, person_skin = rendered * skin, person * skin
-    return {"skin_l1": l1_weight * F.l1_loss(rendered_skin, person_skin),
-            "skin_vgg": vgg_weight * vgg(rendered_skin, person_skin)}
+    terms = {"skin_l1": l1_weight * F.l1_loss(rendered_skin, person_skin)}
+    if vgg.enabled:
+        terms["skin_vgg"] = vgg_weight * vgg(rendered_skin, person_skin)
+    return terms
