@@ -71,12 +71,27 @@ CACHE_AGE_S = 3600
 INSTALL_HINT = "pip install -r requirements-serve.txt"
 WARM_UP_REPEATS = 5          # the header's time per try-on: the median of this many runs
 # Results are shown filling their boxes: a model frame of 128x96 would otherwise be a stamp.
-# The examples keep six columns: Gradio gives a gallery of fewer pictures fewer, wider columns,
-# whose thumbnails then overflow the gallery's height.
+# The examples keep six columns (three on a phone): Gradio gives a gallery of fewer pictures
+# fewer, wider columns, whose thumbnails then overflow the gallery's height. On a phone the
+# examples and the result are lower, so that Try on and the result are within two screens.
 PAGE_CSS = """
 .fill-image img { width: 100%; height: 100%; object-fit: contain; }
 #examples .grid-container { --grid-cols: 6 !important; }
+.error-box { border: 1px solid #c62828; border-radius: 6px; background: #fdecea;
+             color: #8e1b1b; padding: 4px 12px; }
+.error-box p { color: #8e1b1b; }
+.error-box .error-box { border: none; padding: 0; }
+@media (max-width: 640px) {
+  #examples .grid-container { --grid-cols: 3 !important; }
+  #examples { height: 150px !important; }
+  #tryon { height: 360px !important; }
+}
 """
+SYNTHETIC_EXAMPLES = 3       # example pairs drawn by data.synthetic, shown with or without data
+MASK_GREY_LEVELS = (48, 207)  # levels neither near black nor near white
+# A mask is near-binary: only its anti-aliased or JPEG-blurred outline is grey. A photo dropped
+# in the mask slot has grey levels everywhere (17-31% for the synthetic product photos).
+MASK_MAX_GREY_SHARE = 0.1
 
 
 class RequestError(Exception):
@@ -223,13 +238,12 @@ class TryOnPage:
             raise RequestError(f"The server could not save the try-on: {error}.") from None
 
 
-# The uploads: (key, label of the upload box, label of its preview); UPLOAD_NAMES: how
+# The uploads: (key, label of its box, which shows the image once chosen); UPLOAD_NAMES: how
 # messages call them.
 UPLOADS = (
-    ("person", "Person photo", "Person photo"),
-    ("garment", "Garment product photo", "Garment photo"),
-    ("mask", "Garment mask (optional; white = garment, the garment photo's size)",
-     "Garment mask"),
+    ("person", "Person photo"),
+    ("garment", "Garment product photo"),
+    ("mask", "Garment mask (white = garment, black around it; the garment photo's size)"),
 )
 UPLOAD_NAMES = {"person": "person photo", "garment": "garment photo", "mask": "garment mask"}
 
@@ -289,7 +303,7 @@ def preview(path: Optional[str], what: str, limits: UploadLimits,
 
 
 # ---------------------------------------------------------------------------------------------
-# Examples from a dataset
+# Examples: pairs of a dataset, and pairs drawn by data.synthetic
 
 
 @dataclass
@@ -302,132 +316,245 @@ class Example:
 
 
 def prepare_examples(args, folder: str) -> list:
-    """The first ``--num_examples`` unpaired test pairs of ``--dataroot``, copied into
-    ``folder`` (the page serves files only from its temporary folder), each with a thumbnail
-    person | garment."""
+    """The page's example pairs, copied into ``folder`` (the page serves files only from its
+    temporary folder), each with a thumbnail person | garment: the first ``--num_examples``
+    unpaired test pairs of ``--dataroot`` when given, then SYNTHETIC_EXAMPLES pairs drawn by
+    ``data.synthetic``, so that a page without data has examples too."""
     from data.datasets import DataOptions, pair_samples
 
-    if not args.dataroot or args.num_examples <= 0:
-        return []
-    options = DataOptions.from_config(args)
-    samples = pair_samples(options, args.dataroot, "unpaired")[:args.num_examples]
-    examples = []
-    for index, sample in enumerate(samples):
-        target = os.path.join(folder, f"{index:02d}")
-        copies = []
-        # One folder per file: a garment and its mask often share a name (VITON's
-        # test_clothes/000001_1.jpg and test_edge/000001_1.jpg).
-        for kind, source in (("person", sample.person.image), ("garment", sample.garment.image),
-                             ("mask", sample.garment.mask)):
-            if source is None:
-                copies.append(None)
-                continue
-            os.makedirs(os.path.join(target, kind))
-            copies.append(os.path.join(target, kind, os.path.basename(source)))
-            shutil.copyfile(source, copies[-1])
-        person, garment = read_rgb(copies[0]), read_rgb(copies[1])
-        parts = [cv2.resize(image, (max(1, round(image.shape[1] * THUMBNAIL_HEIGHT
-                                                 / image.shape[0])), THUMBNAIL_HEIGHT),
-                            interpolation=cv2.INTER_AREA) for image in (person, garment)]
-        gap = np.full((THUMBNAIL_HEIGHT, 4, 3), 255, np.uint8)
-        thumbnail = os.path.join(target, "thumbnail.png")
-        Image.fromarray(np.concatenate([parts[0], gap, parts[1]], axis=1)).save(thumbnail)
-        caption = (f"{os.path.basename(sample.person.image)} + "
-                   f"{os.path.basename(sample.garment.image)}")
-        examples.append(Example(copies[0], copies[1], copies[2], thumbnail, caption))
-    return examples
+    pairs = []
+    if args.dataroot and args.num_examples > 0:
+        options = DataOptions.from_config(args)
+        samples = pair_samples(options, args.dataroot, "unpaired")[:args.num_examples]
+        pairs = [(sample.person.image, sample.garment.image, sample.garment.mask)
+                 for sample in samples]
+    return [_example(os.path.join(folder, f"{index:02d}"), *pair)
+            for index, pair in enumerate(pairs + synthetic_pairs(os.path.join(folder, "drawn")))]
+
+
+def synthetic_pairs(folder: str, count: int = SYNTHETIC_EXAMPLES) -> list:
+    """(person photo, product photo, its mask) paths of ``count`` unpaired test pairs that
+    ``data.synthetic`` draws into ``folder`` (256×192, a second or so)."""
+    from data.synthetic import make_dataset
+
+    root = make_dataset(folder, num_train=0, num_test=count, seed=0)["test"]
+    with open(os.path.join(root, "test_pairs.txt"), encoding="utf-8") as pairs:
+        names = [line.split() for line in pairs if line.strip()]
+    return [(os.path.join(root, "test_img", person), os.path.join(root, "test_clothes", garment),
+             os.path.join(root, "test_edge", garment)) for person, garment in names]
+
+
+def _example(target: str, person: str, garment: str, mask: Optional[str]) -> Example:
+    """One example: its files copied under ``target``, and its thumbnail."""
+    copies = []
+    # One folder per file: a garment and its mask often share a name (VITON's
+    # test_clothes/000001_1.jpg and test_edge/000001_1.jpg).
+    for kind, source in (("person", person), ("garment", garment), ("mask", mask)):
+        if source is None:
+            copies.append(None)
+            continue
+        os.makedirs(os.path.join(target, kind))
+        copies.append(os.path.join(target, kind, os.path.basename(source)))
+        shutil.copyfile(source, copies[-1])
+    parts = [cv2.resize(image, (max(1, round(image.shape[1] * THUMBNAIL_HEIGHT
+                                             / image.shape[0])), THUMBNAIL_HEIGHT),
+                        interpolation=cv2.INTER_AREA)
+             for image in (read_rgb(copies[0]), read_rgb(copies[1]))]
+    gap = np.full((THUMBNAIL_HEIGHT, 4, 3), 255, np.uint8)
+    thumbnail = os.path.join(target, "thumbnail.png")
+    Image.fromarray(np.concatenate([parts[0], gap, parts[1]], axis=1)).save(thumbnail)
+    caption = f"{os.path.basename(person)} + {os.path.basename(garment)}"
+    return Example(copies[0], copies[1], copies[2], thumbnail, caption)
 
 
 # ---------------------------------------------------------------------------------------------
 # The page
 
 
+def mask_problem(grey: np.ndarray) -> Optional[str]:
+    """Why a uint8 (h, w) grey image does not look like a garment mask (white = garment, black
+    around it), or None when it does: a photo in the mask slot must not become a mask."""
+    low, high = MASK_GREY_LEVELS
+    grey_share = float(((grey >= low) & (grey <= high)).mean())
+    if grey_share > MASK_MAX_GREY_SHARE:
+        return (f"{grey_share * 100:.0f}% of its pixels are grey, neither black nor white, as in "
+                f"a photo")
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    if (border > 127).mean() > 0.5:
+        return ("its border is mostly white, where a mask is black around the garment (a "
+                "photo on white, or an inverted mask?)")
+    return None
+
+
+def upload_problem(path: Optional[str], key: str, limits: UploadLimits) -> str:
+    """Why the file of upload ``key`` cannot be used, in plain text ('' when it can, or when
+    there is none): read at once, so that a bad file is reported before Try on."""
+    if not path:
+        return ""
+    what = UPLOAD_NAMES[key]
+    try:
+        image = read_upload(path, what, limits, grey=key == "mask")
+    except RequestError as error:
+        return str(error)
+    problem = mask_problem(image) if key == "mask" else None
+    if problem:
+        return (f"The {what} {os.path.basename(path)} does not look like a mask: {problem}. "
+                f"Upload the garment's mask, or clear this box to have the mask computed from "
+                f"the product photo.")
+    return ""
+
+
+REFUSED = "**Could not try on:** "     # how ``respond`` begins a message of bad input
+
+
+def log_refusal(what: str, paths: dict, message: str) -> None:
+    """One line in the server's log for a refused upload or try-on, naming its files."""
+    names = ", ".join(f"{key} {os.path.basename(path)}" for key, path in paths.items() if path)
+    print(f"refused {what} ({names or 'no files'}): {message}", file=sys.stderr, flush=True)
+
+
+def _upload_path(value) -> Optional[str]:
+    """The server's path of an upload box's value: the page's events take the boxes' values
+    unprocessed (a FileData dict), so that ``read_upload``, not Gradio, decodes the file."""
+    if isinstance(value, dict):
+        return value.get("path")
+    return value or None
+
+
 def _input_controls(gr, shape: str):
-    """The page's inputs, inside its Blocks: per upload (file, preview, message) by key, the
-    fit choice and the button."""
+    """The page's inputs, inside its Blocks: per upload (image box, message) by key, the fit
+    choice and the button. The mask and the fit are under 'Advanced', folded."""
+    def upload_box(key, label, height):
+        box = gr.Image(label=label, type="filepath", sources=["upload"], height=height,
+                       buttons=[], elem_id=f"{key}-upload", min_width=150)
+        message = gr.Markdown(elem_id=f"{key}-message", elem_classes="error-box",
+                              visible=False)
+        return box, message
+
     uploads = {}
     with gr.Row():
-        for key, label, preview_label in UPLOADS:
-            with gr.Column():
-                file = gr.File(label=label, type="filepath", height=120,
-                               elem_id=f"{key}-upload")
-                view = gr.Image(label=preview_label, interactive=False, height=260,
-                                elem_id=f"{key}-preview", elem_classes="fill-image")
-                message = gr.Markdown(elem_id=f"{key}-message")
-            uploads[key] = (file, view, message)
-    with gr.Row():
+        for key, label in UPLOADS[:2]:
+            with gr.Column(min_width=150):
+                uploads[key] = upload_box(key, label, 300)
+    with gr.Accordion("Advanced: garment mask, fit", open=False, elem_id="advanced"):
+        uploads["mask"] = upload_box("mask", UPLOADS[2][1], 220)
+        gr.Markdown("Without a mask, it is computed from the product photo.")
         fit = gr.Radio(
             choices=[(f"pad: the whole photo, padded to {shape} with its border colour",
                       "pad"),
                      (f"crop: the centred {shape} window", "crop")],
-            value="pad", label="Fit of the person photo to the model's frame",
-            elem_id="fit", scale=3)
-        button = gr.Button("Try on", variant="primary", elem_id="tryon-button", scale=1)
+            value="pad", label="Fit of the person photo to the model's frame", elem_id="fit")
+    button = gr.Button("Try on", variant="primary", elem_id="tryon-button")
     return uploads, fit, button
 
 
+def _result_controls(gr):
+    """The page's outputs beside the inputs: (error box, try-on, download, status)."""
+    error = gr.Markdown(elem_id="error", elem_classes="error-box", visible=False)
+    tryon = gr.Image(label="Try-on (the person photo's size)", interactive=False,
+                     format="png", height=420, elem_id="tryon", elem_classes="fill-image")
+    download = gr.File(label="Full-size try-on (PNG)", interactive=False, elem_id="download",
+                       height=60)
+    status = gr.Markdown(elem_id="status")
+    return error, tryon, download, status
+
+
+def _frame_views(gr, model) -> list:
+    """The model-frame pictures of ``FRAME_VIEWS``, below the result."""
+    with gr.Accordion(f"In the model's {model.height}×{model.width} frame", open=True,
+                      elem_id="frame-views"):
+        gr.Markdown(
+            "The person photo as fitted, the garment as the mask cuts it out (check the mask "
+            "here when a try-on looks wrong), the garment warped onto the person, and the "
+            "composition mask: white where the try-on shows the warped garment, black where it "
+            "shows the person the generator rendered.")
+        with gr.Row():
+            return [gr.Image(label=label, interactive=False, format="png", height=240,
+                             elem_id=f"frame-{key.replace('_', '-')}", elem_classes="fill-image",
+                             min_width=120)
+                    for key, label in FRAME_VIEWS]
+
+
+def _examples_gallery(gr, examples: list):
+    return gr.Gallery(
+        value=[(example.thumbnail, example.caption) for example in examples],
+        label="Examples: click one, then Try on", columns=6, height=200,
+        object_fit="contain", allow_preview=False, elem_id="examples")
+
+
+def _error_update(gr, message: str):
+    """The error box showing ``message`` (Markdown), hidden when it is ''."""
+    return gr.update(value=message, visible=bool(message))
+
+
+def _connect_uploads(gr, page: TryOnPage, examples: list, gallery, uploads: dict) -> None:
+    """An upload's file checked at once (its message shown and logged); an example fills the
+    three boxes; a garment uploaded after an example clears the example's mask, which would
+    otherwise be taken for the new garment's."""
+    mask_from_example = gr.State(False)
+    for key, (box, message) in uploads.items():
+        def check(value, key=key):
+            path = _upload_path(value)
+            problem = upload_problem(path, key, page.limits)
+            if problem:
+                log_refusal("upload", {key: path}, problem)
+            text = f"**Cannot use this file:** {as_markdown(problem)}" if problem else ""
+            return _error_update(gr, text)
+        box.change(check, box, message, preprocess=False)
+    person, garment, mask = (uploads[key][0] for key, _ in UPLOADS)
+
+    def choose(event: gr.SelectData):
+        example = examples[event.index]
+        return example.person, example.garment, example.mask, example.mask is not None
+
+    gallery.select(choose, None, [person, garment, mask, mask_from_example])
+    garment.upload(lambda from_example: (None if from_example else gr.update(), False),
+                   mask_from_example, [mask, mask_from_example])
+    mask.upload(lambda: False, None, mask_from_example)
+
+
 def build_page(page: TryOnPage, examples: list, title: str):
-    """The Gradio Blocks of the page. Uploads are taken as file paths and decoded by
-    ``read_upload``, not by Gradio's image component, so that every bad file gets this
-    project's message."""
+    """The Gradio Blocks of the page: the examples at the top, the inputs and the result side by
+    side (one above the other on a phone), the model-frame pictures below. Uploads are taken as
+    file paths and decoded by ``read_upload``, not by Gradio's image component, so that every
+    bad file gets this project's message."""
     import gradio as gr
 
-    model = page.model
-    limits = page.limits
+    model, limits = page.model, page.limits
     # The frame's aspect ratio, as the fit options describe it (3:4 for the released weights).
     shape = ("3:4" if model.height * 3 == model.width * 4
              else f"{model.height}×{model.width}")
     with gr.Blocks(title="PF-AFN try-on", analytics_enabled=False,
                    delete_cache=(CACHE_SWEEP_S, CACHE_AGE_S)) as demo:
         gr.Markdown(
-            f"## PF-AFN virtual try-on\n{as_markdown(title)}. Upload a photo of a person and a "
-            f"product photo of a garment (on a light, plain background), then press **Try on**. "
-            f"Files up to {limits.max_bytes / MEGABYTE:g} MB and "
-            f"{limits.max_pixels / 1e6:g} megapixels; nothing is kept after the server "
-            f"stops.")
-        uploads, fit, button = _input_controls(gr, shape)
-        person_file, garment_file, mask_file = (uploads[key][0] for key, *_ in UPLOADS)
-        status = gr.Markdown(elem_id="status")
-        with gr.Row():
-            tryon = gr.Image(label="Try-on (the person photo's size)", interactive=False,
-                             format="png", height=420, elem_id="tryon", scale=2,
-                             elem_classes="fill-image")
-            with gr.Column(scale=1):
-                download = gr.File(label="Full-size try-on (PNG)", interactive=False,
-                                   elem_id="download")
-        gr.Markdown(
-            f"What the model saw and did, in its {model.height}×{model.width} frame: the person "
-            f"photo as fitted, the garment as the mask cuts it out (check the mask here when a "
-            f"try-on looks wrong), the garment warped onto the person, and the composition "
-            f"mask: white where the try-on shows the warped garment, black where it shows the "
-            f"person the generator rendered.")
-        with gr.Row():
-            views = [gr.Image(label=label, interactive=False, format="png", height=240,
-                              elem_id=f"frame-{key.replace('_', '-')}",
-                              elem_classes="fill-image")
-                     for key, label in FRAME_VIEWS]
-        if examples:
-            gallery = gr.Gallery(
-                value=[(example.thumbnail, example.caption) for example in examples],
-                label="Examples from the test set (click one, then Try on)",
-                columns=6, height=240, object_fit="contain",
-                allow_preview=False, elem_id="examples")
+            f"## PF-AFN virtual try-on\n{as_markdown(title)}.\n\nClick an example, or upload a "
+            f"photo of a person and a product photo of a garment (on a light, plain "
+            f"background); then press **Try on**. Files up to {limits.max_bytes / MEGABYTE:g} "
+            f"MB and {limits.max_pixels / 1e6:g} megapixels; nothing is kept after the server "
+            f"stops.", elem_id="header")
+        gallery = _examples_gallery(gr, examples)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=300):
+                uploads, fit, button = _input_controls(gr, shape)
+            with gr.Column(scale=2, min_width=300):
+                error, tryon, download, status = _result_controls(gr)
+        views = _frame_views(gr, model)
+        _connect_uploads(gr, page, examples, gallery, uploads)
 
-            def choose(event: gr.SelectData):
-                example = examples[event.index]
-                return example.person, example.garment, example.mask
+        def request(person, garment, mask, fit_mode):
+            paths = dict(zip(UPLOAD_NAMES, map(_upload_path, (person, garment, mask))))
+            problem = upload_problem(paths["mask"], "mask", limits)
+            outputs = ((None,) * (2 + len(FRAME_VIEWS)) + (as_markdown(problem),) if problem
+                       else respond(page, *paths.values(), fit_mode))
+            if outputs[0] is not None:
+                return outputs + (_error_update(gr, ""),)
+            message = outputs[-1].removeprefix(REFUSED)
+            log_refusal("try-on", paths, re.sub(r"\\(.)", r"\1", message))
+            return outputs[:-1] + ("", _error_update(gr, REFUSED + message))
 
-            gallery.select(choose, None, [person_file, garment_file, mask_file])
-
-        for key, *_ in UPLOADS:
-            file, view, message = uploads[key]
-            what, grey = UPLOAD_NAMES[key], key == "mask"
-            file.change(lambda path, what=what, grey=grey: preview(path, what, limits, grey),
-                        file, [view, message])
         # One queue for every request that runs the model: one at a time.
-        button.click(lambda *inputs: respond(page, *inputs),
-                     [person_file, garment_file, mask_file, fit],
-                     [tryon] + views + [download, status],
+        button.click(request, [uploads[key][0] for key, _ in UPLOADS] + [fit],
+                     [tryon] + views + [download, status, error], preprocess=False,
                      concurrency_limit=1, concurrency_id="model")
     demo.queue(default_concurrency_limit=1)
     return demo

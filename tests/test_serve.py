@@ -1,11 +1,8 @@
-"""The try-on web page (scripts/serve.py): the request function on good and bad input, and the
-page itself, served by a real server process and driven in a headless Chromium.
-
-    PFAFN_SCREENSHOT=docs/images/web_page.png python -m pytest tests/test_serve.py -k browser
-
-also saves a screenshot of the page after a successful try-on (downscaled, quantised), taken
-with the demo's student (demo_out/runs/pf_gen/final.pth) when it exists; PFAFN_SERVE_ARGS
-replaces the model flags of the served page (e.g. "--warp_checkpoint W --gen_checkpoint G").
+"""The try-on web page (scripts/serve.py): the request function on good and bad input, the
+mask check and the examples, and the page itself, served by a real server process and driven
+in a headless Chromium at a desktop's 1280x900 and a phone's 390x844 (with the functions of
+scripts/screenshots.py, which regenerates the docs' screenshots). PFAFN_SERVE_ARGS replaces the
+model flags of the served page (e.g. "--warp_checkpoint W --gen_checkpoint G").
 """
 
 import os
@@ -28,22 +25,19 @@ import pytest
 from PIL import Image
 
 from data.synthetic import make_dataset
-from scripts import serve
+from scripts import screenshots, serve
 from tests.small_models import small_models, stage4_checkpoint
 from utils.inference import precision
 from utils.inference.model import load_tryon_model
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO_CHECKPOINT = ROOT / "demo_out" / "runs" / "pf_gen" / "final.pth"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync"]
+CHROMIUM_FLAGS = screenshots.CHROMIUM_FLAGS
 INSTALL_CHROMIUM = ("install Debian's Chromium (as root: apt-get install chromium; "
                     "scripts/test.sh does it when run as root) or set PFAFN_CHROMIUM to a "
                     "Chromium binary")
 PERSON_SIZE = (256, 232)      # (h, w): not the 3:4 of the model's frame
-SCREENSHOT_WIDTH = 1000
-SCREENSHOT_MAX_BYTES = 150_000
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +76,8 @@ def photos(tmp_path_factory):
     Image.open(files["mask"]).resize((50, 40)).save(files["small_mask"])
     files["text"] = out / "notes.txt"
     files["text"].write_text("a shopping list, not a photo\n")
+    files["fake_jpeg"] = out / "notes.jpg"
+    files["fake_jpeg"].write_text("a shopping list, not a photo\n")
     files["blank"] = out / "blank.png"
     Image.new("RGB", (120, 160), (250, 250, 250)).save(files["blank"])
     return files
@@ -226,6 +222,38 @@ def test_requests_run_the_model_one_at_a_time(checkpoint, photos, tmp_path):
     assert len(outcomes) == 3 and all(o.tryon.ndim == 3 for o in outcomes)
 
 
+def test_a_photo_or_an_inverted_mask_is_not_taken_for_a_mask(photos, tmp_path):
+    limits = serve.UploadLimits(max_bytes=20 * serve.MEGABYTE, max_pixels=40_000_000)
+    mask = np.asarray(Image.open(photos["mask"]))
+    assert serve.mask_problem(mask) is None
+    # A mask saved as a JPEG keeps its grey outline: still a mask.
+    jpeg = tmp_path / "mask.jpg"
+    Image.fromarray(mask).save(jpeg, quality=60)
+    assert serve.upload_problem(str(jpeg), "mask", limits) == ""
+    photo = np.asarray(Image.open(photos["garment"]).convert("L"))
+    assert "pixels are grey, neither black nor white" in serve.mask_problem(photo)
+    # A dark garment on white, or an inverted mask: near-binary, but white around it.
+    assert "its border is mostly white" in serve.mask_problem(255 - mask)
+    problem = serve.upload_problem(str(photos["garment"]), "mask", limits)
+    assert problem.startswith("The garment mask shirt.png does not look like a mask: ")
+    assert serve.upload_problem(str(photos["garment"]), "garment", limits) == ""
+    assert "notes.txt: not a readable image" in serve.upload_problem(
+        str(photos["text"]), "person", limits)
+
+
+def test_examples_are_drawn_when_no_dataset_is_given(tmp_path):
+    args = serve.parse_args(["--checkpoint", "x.pth", "--device", "cpu"])
+    examples = serve.prepare_examples(args, str(tmp_path / "examples"))
+    assert len(examples) == serve.SYNTHETIC_EXAMPLES
+    for example in examples:
+        for path in (example.person, example.garment, example.mask, example.thumbnail):
+            assert Path(path).resolve().is_relative_to(tmp_path.resolve()) and Path(path).is_file()
+        mask = np.asarray(Image.open(example.mask).convert("L"))
+        assert serve.mask_problem(mask) is None
+        assert Image.open(example.thumbnail).height == serve.THUMBNAIL_HEIGHT
+    assert examples[0].caption == "000000_0.jpg + 000001_1.jpg"
+
+
 def test_a_missing_checkpoint_stops_the_server_at_start(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         serve.main(["--checkpoint", str(tmp_path / "missing.pth"), "--device", "cpu"])
@@ -308,10 +336,29 @@ class Server:
 
 def _upload(page, key: str, path: Path) -> None:
     """Put ``path`` into an upload box of the page as a user does: clear it, then choose."""
-    clear = page.locator(f"#{key}-upload button[aria-label='Clear']")
-    if clear.count():
-        clear.first.click()
+    remove = page.locator(f"#{key}-upload button[aria-label='Remove Image']")
+    if remove.count():
+        remove.first.click()
     page.locator(f"#{key}-upload input[type=file]").set_input_files(str(path))
+
+
+def _inside_window(page, selector: str, screens: int = 1) -> dict:
+    """The bounding box of ``selector`` in page coordinates, asserted to lie within the first
+    ``screens`` heights of the window, scrolled to the top."""
+    page.evaluate("window.scrollTo(0, 0)")
+    box = page.locator(selector).first.bounding_box()
+    height = page.viewport_size["height"] * screens
+    assert box and box["y"] >= 0 and box["y"] + box["height"] <= height, (selector, box)
+    assert box["x"] >= 0 and box["x"] + box["width"] <= page.viewport_size["width"], box
+    return box
+
+
+def _error_box(page, selector: str, text: str) -> None:
+    """``selector`` shows ``text`` styled as an error."""
+    _wait_for_text(page, selector, text, 30)
+    assert "error-box" in page.locator(selector).get_attribute("class")
+    colour = page.locator(selector).evaluate("e => getComputedStyle(e).backgroundColor")
+    assert colour == "rgb(253, 236, 234)", colour
 
 
 def _wait_for_text(page, selector: str, text: str, timeout_s: float) -> None:
@@ -326,6 +373,7 @@ def _try_on(page, names: str, timeout_s: float) -> float:
     start = time.perf_counter()
     page.click("#tryon-button")
     _wait_for_text(page, "#status", f"Try-on of {names}", timeout_s)
+    assert not page.locator("#error").is_visible()
     return time.perf_counter() - start
 
 
@@ -352,35 +400,25 @@ def _downloaded(page) -> tuple:
     return path, Image.open(BytesIO(response.body()))
 
 
-def _save_screenshot(page, target: Path) -> None:
-    """A full-page PNG of at most SCREENSHOT_MAX_BYTES for the README: downscaled, then
-    quantised to fewer colours until it fits."""
-    shot = Image.open(BytesIO(page.screenshot(full_page=True))).convert("RGB")
-    if shot.width > SCREENSHOT_WIDTH:
-        shot = shot.resize((SCREENSHOT_WIDTH, round(shot.height * SCREENSHOT_WIDTH
-                                                    / shot.width)), Image.LANCZOS)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for colours in (256, 128, 64, 32):
-        buffer = BytesIO()
-        shot.quantize(colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
-            buffer, format="PNG", optimize=True)
-        if buffer.tell() <= SCREENSHOT_MAX_BYTES:
-            break
-    target.write_bytes(buffer.getvalue())
+def _served(checkpoint, *args) -> list:
+    """serve.py's flags for the test's model (or PFAFN_SERVE_ARGS) on a free port."""
+    model_args = shlex.split(os.environ.get("PFAFN_SERVE_ARGS", "")) or [
+        "--checkpoint", str(checkpoint)]
+    return model_args + ["--device", "cpu", "--port", str(_free_port()), *args]
+
+
+def _browser(playwright, executable: str, tmp_path: Path):
+    return playwright.chromium.launch_persistent_context(
+        str(tmp_path / "profile"), executable_path=executable, headless=True,
+        args=CHROMIUM_FLAGS, viewport=DESKTOP)
 
 
 def test_browser_uploads_get_a_try_on_and_bad_files_a_message(checkpoint, photos, tmp_path):
     executable = _chromium()
     from playwright.sync_api import sync_playwright
 
-    screenshot = os.environ.get("PFAFN_SCREENSHOT")
-    model_args = ["--checkpoint", str(checkpoint)]
-    if os.environ.get("PFAFN_SERVE_ARGS"):
-        model_args = shlex.split(os.environ["PFAFN_SERVE_ARGS"])
-    elif screenshot and DEMO_CHECKPOINT.is_file():
-        model_args = ["--checkpoint", str(DEMO_CHECKPOINT)]
-    server = Server(model_args + ["--device", "cpu", "--port", str(_free_port()),
-                                  "--dataroot", str(photos["test_root"]), "--num_examples", "3"])
+    server = Server(_served(checkpoint, "--dataroot", str(photos["test_root"]),
+                            "--num_examples", "3"))
     try:
         url = server.wait_for(r"Try-on page: (\S+)", timeout=90).group(1)
         # The default format, chosen without timing, says why; the time shown is a median.
@@ -390,64 +428,14 @@ def test_browser_uploads_get_a_try_on_and_bad_files_a_message(checkpoint, photos
                          server.log()), server.log()
         workdir = Path(server.wait_for(r"kept in (\S+) while", timeout=5).group(1))
         assert workdir.is_dir()
-        big = tmp_path / "huge.png"
-        # Over the default --max_upload_mb of 20.
-        big.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(21 * 1024 * 1024))
-        person_size = PERSON_SIZE[::-1]
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch_persistent_context(
-                str(tmp_path / "profile"), executable_path=executable, headless=True,
-                args=CHROMIUM_FLAGS, viewport={"width": 1280, "height": 1000})
+            browser = _browser(playwright, executable, tmp_path)
             try:
                 page = browser.new_page()
                 page.goto(url)
                 page.wait_for_selector("#tryon-button", timeout=30_000)
-
-                # A person photo of another aspect than 3:4 and a product photo.
-                _upload(page, "person", photos["person"])
-                _upload(page, "garment", photos["garment"])
-                page.wait_for_selector("#person-preview img", timeout=30_000)
-                page.wait_for_selector("#garment-preview img", timeout=30_000)
-                seconds = _try_on(page, "me_person.jpg", timeout_s=120)
-                print(f"\nclick to result: {seconds:.2f} s; "
-                      f"{page.locator('#status').inner_text().splitlines()[0]}")
-                assert _result_size(page, person_size) == person_size
-                path, image = _downloaded(page)
-                assert image.size == person_size and image.format == "PNG"
-                assert Path(path).resolve().is_relative_to(workdir.resolve())
-                if screenshot:
-                    _save_screenshot(page, ROOT / screenshot)
-
-                # A text file as the person photo: a message at the upload and on Try on.
-                _upload(page, "person", photos["text"])
-                _wait_for_text(page, "#person-message", "notes.txt: not a readable image", 30)
-                page.click("#tryon-button")
-                _wait_for_text(page, "#status", "notes.txt: not a readable image", 30)
-                assert page.locator("#tryon img").count() == 0
-                assert server.process.poll() is None
-
-                # A file over --max_upload_mb: Gradio refuses it with a message.
-                start = time.perf_counter()
-                _upload(page, "mask", big)
-                _wait_for_text(page, "body", "huge.png", 30)
-                assert "exceed the maximum allowed size" in page.locator("body").inner_text()
-                print(f"refusing a 21 MB upload: {time.perf_counter() - start:.2f} s")
-
-                # The server still serves: another person photo.
-                _upload(page, "person", photos["person_b"])
-                page.wait_for_selector("#person-preview img", timeout=30_000)
-                _try_on(page, "me_person_b.jpg", timeout_s=120)
-                assert _result_size(page, person_size) == person_size
-
-                # The first example fills the three uploads with the first unpaired pair and
-                # its mask file (so no mask is computed); its result has its person's size.
-                person_name, garment_name = (photos["test_root"] / "test_pairs.txt"
-                                             ).read_text().split()[:2]
-                page.locator("#examples img").first.click()
-                _wait_for_text(page, "#person-upload", Path(person_name).stem, 30)
-                _try_on(page, f"{person_name} with {garment_name}", timeout_s=120)
-                assert "garment mask computed" not in page.locator("#status").inner_text()
-                assert _result_size(page, (192, 256)) == (192, 256)
+                _desktop_try_on_and_bad_files(page, server, photos, workdir, tmp_path)
+                _examples_and_the_mask_slot(page, server, photos)
             finally:
                 browser.close()
         assert server.process.poll() is None, server.log()
@@ -455,3 +443,113 @@ def test_browser_uploads_get_a_try_on_and_bad_files_a_message(checkpoint, photos
         code = server.stop()
     assert code == 0, server.log()
     assert not workdir.exists(), f"{workdir} was not removed at exit"
+
+
+def _desktop_try_on_and_bad_files(page, server, photos, workdir, tmp_path) -> None:
+    person_size = PERSON_SIZE[::-1]
+    # The examples come first: the dataset's three pairs, then the drawn ones.
+    examples = page.locator("#examples img")
+    assert examples.count() == 3 + serve.SYNTHETIC_EXAMPLES
+    assert _inside_window(page, "#examples")["y"] < _inside_window(page, "#person-upload")["y"]
+    # A person photo of another aspect than 3:4 and a product photo, each shown in its box.
+    _upload(page, "person", photos["person"])
+    _upload(page, "garment", photos["garment"])
+    page.wait_for_selector("#person-upload img", timeout=30_000)
+    page.wait_for_selector("#garment-upload img", timeout=30_000)
+    assert page.locator("[id$='-preview']").count() == 0      # one box per image
+    seconds = _try_on(page, "me_person.jpg", timeout_s=120)
+    print(f"\nclick to result: {seconds:.2f} s; "
+          f"{page.locator('#status').inner_text().splitlines()[0]}")
+    assert _result_size(page, person_size) == person_size
+    # At 1280x900 the button and the whole result show without scrolling.
+    _inside_window(page, "#tryon-button")
+    _inside_window(page, "#tryon img")
+    path, image = _downloaded(page)
+    assert image.size == person_size and image.format == "PNG"
+    assert Path(path).resolve().is_relative_to(workdir.resolve())
+
+    # The pickers take images only: the page itself refuses a text file.
+    _upload(page, "person", photos["text"])
+    _wait_for_text(page, "body", "Invalid file type: notes.txt", 30)
+    # A text file named as an image reaches the server: an error at the upload and on Try
+    # on, logged with its name.
+    _upload(page, "person", photos["fake_jpeg"])
+    _error_box(page, "#person-message", "notes.jpg: not a readable image")
+    page.click("#tryon-button")
+    _error_box(page, "#error", "notes.jpg: not a readable image")
+    assert page.locator("#tryon img").count() == 0
+    server.wait_for(r"refused upload \(person notes\.jpg\): .*not a readable image", 10)
+    server.wait_for(r"refused try-on \(person notes\.jpg, garment shirt\.png\)", 10)
+
+    # A file over --max_upload_mb: Gradio refuses it with a message.
+    big = tmp_path / "huge.png"
+    big.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(21 * 1024 * 1024))
+    start = time.perf_counter()
+    _upload(page, "person", big)
+    _wait_for_text(page, "body", "huge.png", 30)
+    assert "exceed the maximum allowed size" in page.locator("body").inner_text()
+    print(f"refusing a 21 MB upload: {time.perf_counter() - start:.2f} s")
+
+    # The server still serves: another person photo; the error is gone.
+    _upload(page, "person", photos["person_b"])
+    page.wait_for_selector("#person-upload img", timeout=30_000)
+    _try_on(page, "me_person_b.jpg", timeout_s=120)
+    assert _result_size(page, person_size) == person_size
+
+
+def _examples_and_the_mask_slot(page, server, photos) -> None:
+    # The first example fills the person and garment boxes and, under Advanced, its mask file
+    # (so no mask is computed); its result has its person's size.
+    person_name, garment_name = (photos["test_root"] / "test_pairs.txt").read_text().split()[:2]
+    page.locator("#examples img").first.click()
+    page.locator("#advanced").click()
+    page.wait_for_selector("#mask-upload img", timeout=30_000)
+    _try_on(page, f"{person_name} with {garment_name}", timeout_s=120)
+    assert "garment mask computed" not in page.locator("#status").inner_text()
+    assert _result_size(page, (192, 256)) == (192, 256)
+
+    # A product photo dropped in the mask slot is not taken as the mask.
+    _upload(page, "mask", photos["garment"])
+    _error_box(page, "#mask-message", "shirt.png does not look like a mask")
+    page.click("#tryon-button")
+    _error_box(page, "#error", "garment mask shirt.png does not look like a mask")
+    server.wait_for(r"refused try-on \(.*mask shirt\.png\): .*does not look like a mask", 10)
+
+    # A garment uploaded after an example replaces the example's mask by a computed one.
+    page.locator("#examples img").first.click()
+    page.wait_for_selector("#mask-upload img", timeout=30_000)
+    _upload(page, "garment", photos["garment"])
+    page.wait_for_function("!document.querySelector('#mask-upload img')", timeout=30_000)
+    _try_on(page, f"{person_name} with shirt.png", timeout_s=120)
+    assert "garment mask computed" in page.locator("#status").inner_text()
+
+
+def test_browser_phone_without_data_has_examples_and_the_result_within_two_screens(
+        checkpoint, tmp_path):
+    executable = _chromium()
+    from playwright.sync_api import sync_playwright
+
+    server = Server(_served(checkpoint))
+    try:
+        url = server.wait_for(r"Try-on page: (\S+)", timeout=90).group(1)
+        with sync_playwright() as playwright:
+            browser = _browser(playwright, executable, tmp_path)
+            try:
+                page = browser.new_page()
+                page.set_viewport_size(PHONE)
+                page.goto(url)
+                page.wait_for_selector("#examples img", timeout=30_000)
+                assert page.locator("#examples img").count() == serve.SYNTHETIC_EXAMPLES
+                screenshots.try_first_example(page, timeout_s=120)
+                _wait_for_text(page, "#status", "Try-on of 000000_0.jpg", 30)
+                # Try on and the whole result within two screens of the phone.
+                button = _inside_window(page, "#tryon-button", screens=2)
+                result = _inside_window(page, "#tryon img", screens=2)
+                assert button["y"] < result["y"] and button["width"] > PHONE["width"] / 2
+                shot = Image.open(BytesIO(screenshots.screenshot(page, screens=2)))
+                assert shot.size == (PHONE["width"], 2 * PHONE["height"])
+            finally:
+                browser.close()
+    finally:
+        code = server.stop()
+    assert code == 0, server.log()
