@@ -114,6 +114,13 @@ def evaluate_folders(results_dir: str | os.PathLike, reference_dir: str | os.Pat
     if resized:
         scores["warnings"].append(f"{len(resized)} reference photo(s) resized (bilinear) to the "
                                   f"results' size {image_size[0]}x{image_size[1]}")
+    _note_random_weights(scores, lpips_model, inception)
+    scores["per_pair"] = per_pair
+    return scores
+
+
+def _note_random_weights(scores: dict, lpips_model, inception) -> None:
+    """Record in ``scores`` which backbones run on random weights, and warn of them."""
     random_models = [name for name, model in (("lpips", lpips_model), ("fid", inception))
                      if model is not None and not model.pretrained]
     scores["random_weights"] = random_models
@@ -121,8 +128,6 @@ def evaluate_folders(results_dir: str | os.PathLike, reference_dir: str | os.Pat
     if random_models:
         scores["warnings"].append(f"RANDOM WEIGHTS for {', '.join(random_models)}: these scores "
                                   f"are NOT comparable to published numbers")
-    scores["per_pair"] = per_pair
-    return scores
 
 
 def _checked_inputs(results_dir: Path, reference_dir: Path, pairs) -> tuple[list, list[Path]]:
