@@ -17,7 +17,7 @@ Four implementations compute the same numbers:
 - ``"triton"``: fused CUDA kernels, forward and backward (``models/correlation_triton.py``).
 - ``"rows"``: one batched matmul per vertical displacement, plain tensor operations only (no
   ``as_strided``, no custom autograd), so it traces into a graph: what the ONNX and
-  ``torch.export`` exports use (``models/export.py``).
+  ``torch.export`` exports use (``utils/export.py``).
 
 ``"auto"`` (the default) picks triton for float32 CUDA tensors when Triton is importable, and
 band otherwise. The implementation is chosen per call (the warp modules take it as a
