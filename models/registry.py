@@ -450,6 +450,8 @@ def recognise(state: Mapping[str, torch.Tensor], kind: str) -> Recognition:
         if args is not None and not (missing or unexpected or mismatched):
             return Recognition(arch=complete_arch(arch), closest=type_name,
                                matching=len(expected))
+        if spec.refines:
+            continue        # its keys are those of the architecture it refines, named instead
         candidate = Recognition(arch=None, closest=type_name,
                                 matching=len(expected.keys() & shapes.keys()) - len(mismatched),
                                 missing=missing, unexpected=unexpected, mismatched=mismatched)
