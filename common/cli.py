@@ -14,7 +14,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     def _get_help_string(self, action):
         text = action.help or ""
         if (action.option_strings and action.default not in (None, False, argparse.SUPPRESS)
-                and "%(default)" not in text):
+                and action.default not in ([], "") and "%(default)" not in text):
             text += " (default: " + shown_default(action.default).replace("%", "%%") + ")"
         return text
 

@@ -249,8 +249,20 @@ def measure(args) -> dict:
             "peak_gflops_samples": peaks, "trees": trees, "rows": rows}
 
 
+def _help_formatter():
+    """The project's help formatter, read from this tree's file without importing its
+    packages: a worker imports the packages of the tree it times."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("_bench_cli", os.path.join(ROOT, "common",
+                                                                          "cli.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.HelpFormatter
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=_help_formatter())
     parser.add_argument("--config", default="configs/demo.yaml",
                         help="YAML file of training flags (sizes, widths, batch), relative to "
                              "each tree's top folder")
@@ -266,7 +278,7 @@ def parse_args(argv=None):
                         help="runs per stage, precision and tree; the median is reported")
     parser.add_argument("--threads", type=int,
                         default=int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())),
-                        help="torch CPU threads (default: OMP_NUM_THREADS, else all cores)")
+                        help="torch CPU threads (OMP_NUM_THREADS when set, else all cores)")
     parser.add_argument("--profile", action="store_true",
                         help="print a torch.profiler table per stage instead of timing")
     parser.add_argument("--rows", type=int, default=30, help="rows of each profiler table")

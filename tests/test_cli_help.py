@@ -36,7 +36,7 @@ def dump(parser, file=None):
             found.setdefault(CLI, []).append({
                 "command": " ".join(command), "flag": action.option_strings[-1],
                 "help": formatter._expand_help(action) if action.help is not None else None,
-                "default": (None if action.default in (None, False, argparse.SUPPRESS)
+                "default": (None if action.default in (None, False, argparse.SUPPRESS, [], "")
                             else shown_default(action.default)),
                 "formatter": type(formatter).__name__})
     walk(parser, [])
