@@ -12,7 +12,8 @@ commit; the trees take turns within every repeat, so load from other processes o
 machine hits all of them alike. ``--profile`` prints a ``torch.profiler`` table per stage
 instead (this tree only).
 
-    python scripts/bench_training.py --tree /tmp/before --json docs/benchmarks/training_demo_cpu.json
+    python scripts/bench_training.py --tree /tmp/before \
+        --json docs/benchmarks/training_demo_cpu.json
     python scripts/bench_training.py --profile --stages pf_gen
 """
 
@@ -85,6 +86,7 @@ def worker(args) -> dict:
     time of the forward (``losses``) alone."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
+
     from utils.training.engine import run
 
     stage = stage_object(args.stage)
@@ -117,7 +119,9 @@ def worker(args) -> dict:
 def profile(args) -> None:
     """A ``torch.profiler`` table of ``args.steps`` steps of each stage after the warmup."""
     import torch
-    from torch.profiler import ProfilerActivity, profile as torch_profile
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
     from utils.training.engine import run
 
     torch.set_num_threads(args.threads)
@@ -193,6 +197,7 @@ def cpu_name() -> str:
 
 def measure(args) -> dict:
     import torch
+
     from utils.profiling import conv_peak_gflops
 
     torch.set_num_threads(args.threads)
