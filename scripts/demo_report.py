@@ -1,7 +1,9 @@
-"""Summarise a demo run: the score table of the student and the baselines, and a contact
-sheet of try-on strips (person | garment | warped garment | try-on).
+"""Summarise a demo run (scripts/demo.sh): the students' paired SSIM beside the paste baseline
+and their mean difference from the photo outside the worn garment, the validation SSIM of every
+stage (a table and learning_curves.png), a contact sheet of unpaired try-ons (person | garment |
+paste | each student), and the commands that use the demo's model.
 
-    python scripts/demo_report.py --out demo_out
+    python scripts/demo_report.py --out demo_out --dataroot demo_out/data/VITON_test
 """
 
 import argparse
@@ -10,55 +12,108 @@ import os
 import sys
 from pathlib import Path
 
-from PIL import Image
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from torch.utils.data import DataLoader
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from common.cli import HelpFormatter  # noqa: E402
 from common.errors import UserError, exit_on_user_error  # noqa: E402
+from common.images import to_uint8  # noqa: E402
+from data.datasets import DataOptions  # noqa: E402
+from data.inputs import person_clothes_edge  # noqa: E402
+from data.pairs import make_pairs_dataset  # noqa: E402
+from utils.results import result_name  # noqa: E402
 
-ROWS = (  # (label, scores file under --out, what it is)
-    ("student (paired)", "results/paired/scores.json", "PF-AFN student, own garment"),
-    ("FS-VTON student (paired)", "results/paired_fsvton/scores.json",
-     "FS-VTON's warp, distilled from the PF-AFN teacher"),
-    ("mobile student (paired)", "results/paired_mobile/scores.json",
-     "DM-VTON's mobile warp and generator, narrowed, distilled from the PF-AFN teacher"),
-    ("paste baseline (paired)", "results/paste_paired/scores.json", "unwarped garment pasted"),
-    ("student (unpaired)", "results/unpaired/scores.json", "PF-AFN student, other garment"),
-    ("paste baseline (unpaired)", "results/paste_unpaired/scores.json", "unwarped garment pasted"),
-)
-
-
-def score_table(out: Path) -> str:
-    lines = ["| run | SSIM ↑ | LPIPS ↓ | FID ↓ | what |", "|---|---|---|---|---|"]
-    random_nets = set()
-    for label, file, what in ROWS:
-        path = out / file
-        if not path.is_file():
-            continue
-        scores = json.loads(path.read_text())
-        random_nets.update(scores.get("random_weights", []))
-        cells = [f"{scores[m]:.4f}" if m in scores else "–" for m in ("ssim", "lpips", "fid")]
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {what} |")
-    if random_nets:
-        lines.append("")
-        lines.append(f"{', '.join(sorted(random_nets)).upper()} computed with RANDOM network "
-                     f"weights (no pretrained weights on this machine): comparable between the "
-                     f"rows above only, not to published numbers.")
-    return "\n".join(lines)
-
-
+# (label, results folder suffix under results/, run folder suffix, what it is)
+STUDENTS = (("PF-AFN student", "", "PF-AFN's warp and Res-UNet generator"),
+            ("FS-VTON student", "_fsvton", "FS-VTON's warp, distilled from the PF-AFN teacher"),
+            ("mobile student", "_mobile",
+             "DM-VTON's mobile warp and generator, narrowed, distilled from the PF-AFN teacher"))
+PASTE = ("paste baseline", "paste_", "the garment, unwarped, pasted where its mask is")
 STAGES = (("pb_warp", "1 parser-based warp", "warped garment vs worn garment"),
           ("pb_gen", "2 teacher", "tutor try-on vs photo"),
-          ("pf_warp", "3 student warp", "warped garment vs worn garment"),
-          ("pf_gen", "4 student", "try-on vs photo"),
+          ("pf_warp", "3 PF-AFN student warp", "warped garment vs worn garment"),
+          ("pf_gen", "4 PF-AFN student", "try-on vs photo"),
           ("pf_warp_fsvton", "3 FS-VTON student warp", "warped garment vs worn garment"),
           ("pf_gen_fsvton", "4 FS-VTON student", "try-on vs photo"),
           ("pf_warp_mobile", "3 mobile student warp", "warped garment vs worn garment"),
           ("pf_gen_mobile", "4 mobile student", "try-on vs photo"))
+SIZE = (128, 96)  # the demo's working height x width (configs/demo.yaml)
 
 
-def _validation_series(run_dir: Path, tag: str) -> list:
+def results_folder(out: Path, mode: str, suffix: str, paste: bool = False) -> Path:
+    """results/paired, results/unpaired_fsvton, results/paste_paired, ... of a demo run."""
+    return out / "results" / (f"paste_{mode}" if paste else f"{mode}{suffix}")
+
+
+def test_pairs(dataroot: Path, pairs: str):
+    """The test pairs at the demo's size, with the person's labels (one dict per pair)."""
+    dataset = make_pairs_dataset(DataOptions(), str(dataroot), pairs, *SIZE, parser_inputs=True)
+    for batch in DataLoader(dataset, batch_size=8, num_workers=0):
+        for i in range(len(batch["person_name"])):
+            yield {key: value[i] for key, value in batch.items()
+                   if key in ("image", "garment", "label", "person_name", "cloth_name")}
+
+
+def read_result(folder: Path, pair: dict) -> np.ndarray:
+    """(H, W, 3) uint8 try-on of a pair at the demo's size (results of other sizes resized)."""
+    image = Image.open(folder / result_name(pair["person_name"], pair["cloth_name"]))
+    image = image.convert("RGB")
+    if image.size != SIZE[::-1]:
+        image = image.resize(SIZE[::-1], Image.BILINEAR)
+    return np.asarray(image)
+
+
+def outside_garment_difference(folders: dict, pairs: list) -> dict:
+    """Per results folder: the mean absolute difference, in 8-bit levels, between the try-on
+    and the photo over the pixels outside the garment the person wears (paired pairs)."""
+    totals = {name: [0.0, 0] for name in folders}
+    for pair in pairs:
+        outside = person_clothes_edge(pair["label"][None])[0, 0].numpy() == 0
+        photo = to_uint8(pair["image"]).astype(np.float64)
+        for name, folder in folders.items():
+            tryon = read_result(folder, pair).astype(np.float64)
+            totals[name][0] += np.abs(tryon - photo)[outside].sum()
+            totals[name][1] += outside.sum() * 3
+    return {name: total / max(count, 1) for name, (total, count) in totals.items()}
+
+
+def score_rows(out: Path, dataroot: Path) -> list:
+    """[(label, ssim or None, outside-garment difference, what)], students then paste."""
+    entries = [(label, results_folder(out, "paired", suffix), what)
+               for label, suffix, what in STUDENTS]
+    entries.append((PASTE[0], results_folder(out, "paired", "", paste=True), PASTE[2]))
+    entries = [entry for entry in entries if (entry[1] / "scores.json").is_file()]
+    pairs = list(test_pairs(dataroot, "test_pairs_same.txt"))
+    differences = outside_garment_difference({label: folder for label, folder, _ in entries},
+                                             pairs)
+    rows = []
+    for label, folder, what in entries:
+        scores = json.loads((folder / "scores.json").read_text())
+        rows.append((label, scores.get("ssim"), differences[label], what))
+    return rows
+
+
+def score_table(rows: list) -> str:
+    paste = next((ssim for label, ssim, _, _ in rows if label == PASTE[0]), None)
+    lines = ["| run | paired SSIM ↑ | over paste | outside-garment difference ↓ (8-bit levels) "
+             "| what |", "|---|---|---|---|---|"]
+    for label, ssim, difference, what in rows:
+        margin = (f"{ssim - paste:+.4f}" if None not in (ssim, paste) and label != PASTE[0]
+                  else "–")
+        value = "–" if ssim is None else f"{ssim:.4f}"
+        lines.append(f"| {label} | {value} | {margin} | {difference:.2f} | {what} |")
+    lines += ["", "Paired SSIM: try-on vs photo, each person in their own garment. Outside-garment "
+              "difference: mean |try-on - photo| over the pixels the worn garment does not "
+              "cover. LPIPS and FID are left out: without downloads their networks would be "
+              "random, and a score of a random network says nothing about the pictures."]
+    return "\n".join(lines)
+
+
+def validation_series(run_dir: Path, tag: str = "val/ssim") -> list:
     """(step, value) of a TensorBoard scalar of a run, in step order."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -69,73 +124,158 @@ def _validation_series(run_dir: Path, tag: str) -> list:
     return [(event.step, event.value) for event in events.Scalars(tag)]
 
 
-def validation_table(out: Path) -> str:
-    """Per stage: the validation SSIM at each validation, and the best step (best.pth) of the
-    metric it keeps (FID where the stage validates unpaired pairs, else SSIM)."""
-    import torch
-
-    lines = ["| stage | scored | val/ssim at each validation (step: value) | best (its metric) "
-             "| best step |", "|---|---|---|---|---|"]
+def validation_table(curves: dict) -> str:
+    lines = ["| stage | scored | val/ssim (step: value) |", "|---|---|---|"]
     for name, title, scored in STAGES:
-        run_dir = out / "runs" / name
-        final = run_dir / "final.pth"
-        if not final.is_file():
-            continue
-        series = _validation_series(run_dir, "val/ssim")
-        best = torch.load(final, map_location="cpu", weights_only=True).get("best") or {}
-        cells = ", ".join(f"{step}: {value:.4f}" for step, value in series) or "–"
-        value = (f"{best['metric']} {best['value']:.4f}" if best.get("value") is not None
-                 else "–")
-        lines.append(f"| {title} | {scored} | {cells} | {value} | {best.get('step', '–')} |")
+        if curves.get(name):
+            cells = ", ".join(f"{step}: {value:.4f}" for step, value in curves[name])
+            lines.append(f"| {title} | {scored} | {cells} |")
     return "\n".join(lines)
 
 
-def contact_sheet(grid_dir: Path, target: Path, count: int = 8) -> bool:
-    strips = sorted(grid_dir.glob("*.png"))[:count]
-    if not strips:
+COLOURS = {"pb_warp": (31, 119, 180), "pb_gen": (31, 119, 180), "pf_warp": (214, 39, 40),
+           "pf_gen": (214, 39, 40), "pf_warp_fsvton": (44, 160, 44),
+           "pf_gen_fsvton": (44, 160, 44), "pf_warp_mobile": (148, 103, 189),
+           "pf_gen_mobile": (148, 103, 189)}
+
+
+def _plot_panel(draw: ImageDraw.ImageDraw, box: tuple, title: str, curves: dict,
+                baseline: float | None) -> None:
+    """One panel of line plots inside ``box`` (left, top, right, bottom): SSIM against steps,
+    a legend of the curves, ``baseline`` as a dashed grey line."""
+    left, top, right, bottom = box
+    values = [v for series in curves.values() for _, v in series]
+    values += [] if baseline is None else [baseline]
+    if not values:
+        return
+    low, high = min(values) - 0.02, max(values) + 0.02
+    last = max(step for series in curves.values() for step, _ in series)
+    x0, y0, x1, y1 = left + 50, top + 24, right - 10, bottom - 30
+
+    def point(step, value):
+        return (x0 + (x1 - x0) * step / max(last, 1), y1 - (y1 - y0) * (value - low) / (high - low))
+
+    draw.rectangle((x0, y0, x1, y1), outline=(0, 0, 0))
+    draw.text((left + 50, top + 4), title, fill=(0, 0, 0))
+    for k in range(5):
+        value = low + (high - low) * k / 4
+        draw.text((left + 4, point(0, value)[1] - 6), f"{value:.3f}", fill=(0, 0, 0))
+    draw.text((x1 - 40, y1 + 8), f"{last} steps", fill=(0, 0, 0))
+    if baseline is not None:
+        y = point(0, baseline)[1]
+        for x in range(int(x0), int(x1), 12):
+            draw.line((x, y, min(x + 6, x1), y), fill=(120, 120, 120), width=2)
+        curves = {**curves, "paste baseline": []}
+    for row, (name, series) in enumerate(curves.items()):
+        colour = COLOURS.get(name, (120, 120, 120))
+        if len(series) > 1:
+            draw.line([point(*p) for p in series], fill=colour, width=2)
+        for p in series:
+            cx, cy = point(*p)
+            draw.ellipse((cx - 3, cy - 3, cx + 3, cy + 3), fill=colour)
+        draw.text((x0 + 8, y0 + 6 + 14 * row), name, fill=colour)
+
+
+def learning_curves(curves: dict, paste: float | None, target: Path) -> bool:
+    """Two panels, validation SSIM against each run's steps: the warps (warped garment vs worn
+    garment) and the try-ons (vs the photo, with the paste baseline's paired SSIM)."""
+    warps = {n: s for n, s in curves.items() if "warp" in n and s}
+    tryons = {n: s for n, s in curves.items() if "gen" in n and s}
+    if not warps and not tryons:
         return False
-    images = [Image.open(p).convert("RGB") for p in strips]
-    width = max(i.width for i in images)
-    sheet = Image.new("RGB", (width, sum(i.height for i in images)), "white")
-    y = 0
-    for image in images:
-        sheet.paste(image, (0, y))
-        y += image.height
-    sheet = sheet.resize((sheet.width * 2, sheet.height * 2), Image.NEAREST)
-    sheet.save(target)
+    image = Image.new("RGB", (1000, 420), "white")
+    draw = ImageDraw.Draw(image)
+    _plot_panel(draw, (0, 0, 500, 420), "validation SSIM: warped vs worn garment", warps, None)
+    _plot_panel(draw, (500, 0, 1000, 420), "validation SSIM: try-on vs photo", tryons, paste)
+    image.save(target)
     return True
 
 
+def contact_sheet(out: Path, dataroot: Path, target: Path, count: int = 8) -> bool:
+    """Rows of unpaired pairs: person | garment | paste | each student, under a header row."""
+    columns = [("paste", results_folder(out, "unpaired", "", paste=True))]
+    columns += [(label.replace(" student", ""), results_folder(out, "unpaired", suffix))
+                for label, suffix, _ in STUDENTS]
+    columns = [(name, folder) for name, folder in columns if folder.is_dir()]
+    if not columns:
+        return False
+    rows = []
+    for pair in test_pairs(dataroot, "test_pairs.txt"):
+        if len(rows) == count:
+            break
+        cells = [to_uint8(pair["image"]), to_uint8(pair["garment"])]
+        cells += [read_result(folder, pair) for _, folder in columns]
+        rows.append(np.concatenate(cells, 1))
+    height, width = SIZE
+    header = Image.new("RGB", (width * (2 + len(columns)), 16), "white")
+    draw = ImageDraw.Draw(header)
+    for k, name in enumerate(["person", "garment"] + [name for name, _ in columns]):
+        draw.text((k * width + 4, 2), name, fill=(0, 0, 0))
+    body = Image.fromarray(np.concatenate(rows, 0))
+    sheet = Image.new("RGB", (body.width, header.height + body.height), "white")
+    sheet.paste(header, (0, 0))
+    sheet.paste(body, (0, header.height))
+    sheet.resize((sheet.width * 2, sheet.height * 2), Image.NEAREST).save(target)
+    return True
+
+
+def next_commands(out: Path, dataroot: Path) -> str:
+    """The commands that use the demo's student, with the paths the demo wrote."""
+    model = out / "runs" / "pf_gen" / "final.pth"
+    return "\n".join([
+        "Your own photos with the demo's PF-AFN student (a person photo and a garment photo):",
+        f"    python test.py --person me.jpg --garment shirt.jpg --checkpoint {model} "
+        "--output me_in_shirt.png",
+        "The web page, with the demo's test pairs as examples (then http://127.0.0.1:7860):",
+        f"    python scripts/serve.py --checkpoint {model} --dataroot {dataroot}",
+        "The other students: " + ", ".join(
+            str(out / "runs" / f"pf_gen{suffix}" / "final.pth") for _, suffix, _ in STUDENTS[1:]),
+        "The student has seen only the demo's 128x96 training data: expect rough try-ons of "
+        "real photos."])
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=HelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--out", default="demo_out", help="the demo's output folder")
+    p.add_argument("--dataroot", default=None,
+                   help="the test root the demo used (VITON_test); default OUT/data/VITON_test")
     args = p.parse_args(argv)
     with exit_on_user_error():
-        report(Path(args.out))
+        out = Path(args.out)
+        report(out, Path(args.dataroot) if args.dataroot else out / "data" / "VITON_test")
 
 
-def report(out: Path) -> None:
+def report(out: Path, dataroot: Path) -> None:
     if not (out / "results").is_dir() and not (out / "runs").is_dir():
         raise UserError(f"--out {out}: no demo results there (results/ or runs/); run "
                         f"scripts/demo.sh first")
-    table = score_table(out)
-    report = out / "report.md"
-    sheet = out / "tryon_examples.png"
-    has_sheet = contact_sheet(out / "results" / "unpaired" / "grids", sheet)
-    validation = validation_table(out)
-    report.write_text("# Demo results\n\n" + table + "\n\n## Validation while training\n\n"
-                      "SSIM on the test split's paired pairs after every epoch (LPIPS and, for "
-                      "the teacher, FID on unpaired pairs, with random networks, in TensorBoard "
-                      "under val/); best.pth of each stage holds the weights of the best step "
-                      "of the metric it keeps.\n\n" + validation + "\n" +
-                      (f"\n![try-on examples]({sheet.name})\n" if has_sheet else ""))
-    print(table)
-    print()
-    print(validation)
-    print(f"\nreport: {report}")
+    if not dataroot.is_dir():
+        raise UserError(f"--dataroot {dataroot}: no such folder (the demo's VITON_test)")
+    torch.set_num_threads(1)
+    rows = score_rows(out, dataroot)
+    table = score_table(rows)
+    paste = next((ssim for label, ssim, _, _ in rows if label == PASTE[0]), None)
+    curves = {name: validation_series(out / "runs" / name) for name, _, _ in STAGES
+              if (out / "runs" / name / "tensorboard").is_dir()}
+    has_curves = learning_curves(curves, paste, out / "learning_curves.png")
+    has_sheet = contact_sheet(out, dataroot, out / "tryon_examples.png")
+    text = ["# Demo results", "", table, "", "## Validation while training", "",
+            "Validation SSIM on the test split's paired pairs every 20 steps of each run: the "
+            "warp stages score the warped garment against the worn one, the generator stages "
+            "the try-on against the photo.", "", validation_table(curves), ""]
+    if has_curves:
+        text += ["![learning curves](learning_curves.png)", ""]
     if has_sheet:
-        print(f"examples (person | garment | warped garment | try-on): {sheet}")
+        text += ["## Unpaired try-ons", "", "person | garment | paste | each student", "",
+                 "![try-on examples](tryon_examples.png)", ""]
+    text += ["## Next", "", "```", next_commands(out, dataroot), "```", ""]
+    (out / "report.md").write_text("\n".join(text))
+    print(table, "", validation_table(curves), "", f"report: {out / 'report.md'}", sep="\n")
+    if has_curves:
+        print(f"learning curves: {out / 'learning_curves.png'}")
+    if has_sheet:
+        print(f"examples (person | garment | paste | each student): {out / 'tryon_examples.png'}")
+    print("\n" + next_commands(out, dataroot))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,83 @@
+"""scripts/demo_report.py on a tiny synthetic test split: the outside-garment difference, the
+headline table without random-network scores, the contact sheet's columns, the learning curves
+and the closing commands."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from common.images import to_uint8
+from data.synthetic import make_dataset
+from scripts import demo_report
+from utils.results import result_name
+
+
+@pytest.fixture(scope="module")
+def test_root(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("demo_data")
+    make_dataset(str(folder), num_train=0, num_test=3, seed=0, height=128, width=96)
+    return folder / "VITON_test"
+
+
+def _write(folder, pairs, image_of):
+    folder.mkdir(parents=True)
+    for pair in pairs:
+        Image.fromarray(image_of(pair)).save(folder / result_name(pair["person_name"],
+                                                                  pair["cloth_name"]))
+
+
+def test_outside_garment_difference_is_zero_for_the_photo_and_counts_levels(tmp_path, test_root):
+    pairs = list(demo_report.test_pairs(test_root, "test_pairs_same.txt"))
+    assert len(pairs) == 3
+    _write(tmp_path / "same", pairs, lambda p: to_uint8(p["image"]))
+    # The photo with its worn garment blacked out: outside the garment it is still the photo.
+    _write(tmp_path / "garment_changed", pairs,
+           lambda p: to_uint8(p["image"]) * (demo_report.person_clothes_edge(
+               p["label"][None])[0, 0].numpy() == 0)[..., None].astype(np.uint8))
+    _write(tmp_path / "brighter", pairs,
+           lambda p: np.clip(to_uint8(p["image"]).astype(int) + 10, 0, 255).astype(np.uint8))
+    names = ("same", "garment_changed", "brighter")
+    levels = demo_report.outside_garment_difference({n: tmp_path / n for n in names}, pairs)
+    assert levels["same"] == 0 and levels["garment_changed"] == 0
+    assert 5 < levels["brighter"] <= 10
+
+
+def test_table_shows_the_margin_over_paste_and_no_random_network_scores():
+    rows = [("PF-AFN student", 0.70, 3.5, "a"), ("paste baseline", 0.60, 12.0, "b")]
+    table = demo_report.score_table(rows)
+    assert "| PF-AFN student | 0.7000 | +0.1000 | 3.50 | a |" in table
+    assert "| paste baseline | 0.6000 | – | 12.00 | b |" in table
+    assert "FID ↓" not in table and "LPIPS ↓" not in table
+
+
+def test_report_writes_the_sheet_the_curves_and_the_commands(tmp_path, test_root, capsys):
+    out = tmp_path / "demo_out"
+    for mode, pairs_file in (("paired", "test_pairs_same.txt"), ("unpaired", "test_pairs.txt")):
+        pairs = list(demo_report.test_pairs(test_root, pairs_file))
+        for folder in (f"{mode}", f"{mode}_fsvton", f"{mode}_mobile", f"paste_{mode}"):
+            _write(out / "results" / folder, pairs, lambda p: to_uint8(p["image"]))
+            if mode == "paired":
+                (out / "results" / folder / "scores.json").write_text(json.dumps({"ssim": 0.9}))
+    demo_report.report(out, test_root)
+    sheet = Image.open(out / "tryon_examples.png")
+    # Header row, then one row per unpaired pair: person | garment | paste | three students.
+    assert sheet.size == (2 * 96 * 6, 2 * (16 + 3 * 128))
+    text = (out / "report.md").read_text()
+    assert text.count("| 0.9000 |") == 4 and "tryon_examples.png" in text
+    printed = capsys.readouterr().out
+    assert f"--checkpoint {out / 'runs' / 'pf_gen' / 'final.pth'}" in printed
+    assert "scripts/serve.py" in printed and "test.py --person" in printed
+
+
+def test_learning_curves_draw_each_stage_and_the_paste_line(tmp_path):
+    curves = {"pb_warp": [(20, 0.75), (40, 0.80)], "pb_gen": [(20, 0.55), (40, 0.70)],
+              "pf_gen": [(20, 0.62), (40, 0.68)]}
+    target = tmp_path / "curves.png"
+    assert demo_report.learning_curves(curves, 0.60, target)
+    image = np.asarray(Image.open(target).convert("RGB"))
+    for name in ("pb_warp", "pf_gen"):
+        assert (image == demo_report.COLOURS[name]).all(-1).sum() > 20
+    assert (image == (120, 120, 120)).all(-1).sum() > 100   # the dashed paste baseline
+    assert not demo_report.learning_curves({}, None, tmp_path / "none.png")
