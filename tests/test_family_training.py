@@ -32,11 +32,12 @@ def pfafn_teacher(train_root, tmp_path_factory):
     return runs, teacher(train_root, runs)
 
 
-def teacher(train_root, runs, *arch):
-    """Stages 1 and 2 with the architecture flags ``arch``; returns the stage-2 file."""
-    run(ParserBasedWarp(), _args(train_root, runs, "pb_warp", *arch))
+def teacher(train_root, runs, warp_flags=(), gen_flags=()):
+    """Stage 1 with the warp's architecture flags, stage 2 (which continues that warp) with
+    the generator's; returns the stage-2 file."""
+    run(ParserBasedWarp(), _args(train_root, runs, "pb_warp", *warp_flags))
     run(ParserBasedGenerator(), _args(train_root, runs, "pb_gen", "--pb_warp_checkpoint",
-                                      str(runs / "pb_warp" / "final.pth"), *arch))
+                                      str(runs / "pb_warp" / "final.pth"), *gen_flags))
     return runs / "pb_gen" / "final.pth"
 
 
@@ -52,7 +53,7 @@ def student(train_root, runs, pb_gen, name, warp_flags=(), gen_flags=()):
 @pytest.mark.parametrize("warp_arch, gen_arch", [("fsvton", "resunet"), ("mobile", "mobile")])
 def test_teachers_of_each_architecture(train_root, tmp_path, warp_arch, gen_arch):
     runs = tmp_path / "runs"
-    pb_gen = teacher(train_root, runs, "--warp_arch", warp_arch, "--gen_arch", gen_arch)
+    pb_gen = teacher(train_root, runs, ("--warp_arch", warp_arch), ("--gen_arch", gen_arch))
     saved = read_checkpoint(pb_gen)
     assert (saved["arch"]["warp"]["type"], saved["arch"]["warp"]["input_nc"]) == (warp_arch, 45)
     assert (saved["arch"]["gen"]["type"], saved["arch"]["gen"]["input_nc"]) == (gen_arch, 8)
