@@ -306,6 +306,22 @@ def test_two_process_ddp_on_cpu(tmp_path):
     assert (saved["epoch"], saved["step_in_epoch"], saved["steps_per_epoch"]) == (1, 1, 2)
 
 
+def test_two_processes_on_a_held_run_folder_both_stop_at_once(tmp_path):
+    """Only rank 0 takes the run folder's lock; when another run holds it, every rank stops
+    with the refusal instead of waiting at the next barrier for the process group's timeout."""
+    from utils.training.run_lock import run_folder_lock
+    env = dict(os.environ, OMP_NUM_THREADS="1", FAKE_DATASET_SIZE="8", PYTHONPATH=str(ROOT))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node", "2", str(ROOT / "tests" / "fake_stage.py"),
+               *fake_argv(tmp_path, "held", "--max_steps", "1")]
+    with run_folder_lock(tmp_path / "held"):
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=120)
+    assert done.returncode != 0
+    assert "in use by another training run" in done.stderr
+    assert not (tmp_path / "held" / "latest.pth").exists()
+
+
 def test_step_result_from_terms():
     loss_a = torch.tensor(1.5, requires_grad=True)
     result = StepResult.from_terms({"a": loss_a * 2, "b": torch.tensor(0.25)})

@@ -23,6 +23,7 @@ import argparse
 import logging
 import shutil
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
@@ -65,6 +66,7 @@ from utils.training.distributed import (
     shutdown_distributed,
     wrap_for_training,
 )
+from utils.training.run_lock import RunFolderBusy, run_folder_lock
 from utils.training.sampling import (
     ResumableSampler,
     check_resumable,
@@ -73,7 +75,6 @@ from utils.training.sampling import (
     seed_everything,
     to_device,
 )
-from utils.training.run_lock import run_folder_lock
 from utils.training.schedule import EpochOptimiser
 from utils.training.stage import RunResult, Stage, StepContext, StepResult
 
@@ -125,7 +126,17 @@ def train(stage: Stage, cfg: argparse.Namespace, context: DistributedContext) ->
     the end: a second run on the same folder is refused."""
     run_dir = Path(cfg.checkpoints_dir) / cfg.name
     check_run_folder(run_dir, getattr(cfg, "dataroot", None))
-    with run_folder_lock(run_dir, context.is_main) as lock_note:
+    with ExitStack() as held:
+        refused = None
+        try:
+            lock_note = held.enter_context(run_folder_lock(run_dir, context.is_main))
+        except RunFolderBusy as error:
+            refused, lock_note = error, ""
+        # Every rank learns whether rank 0 took the folder: a rank left alone at the next
+        # barrier would wait there until the process group times out.
+        if any_rank(refused is not None, context):
+            raise refused or RunFolderBusy(f"{run_dir} is held by another run (the first "
+                                           f"process says which)")
         return _train_in_folder(stage, cfg, context, run_dir, lock_note)
 
 
