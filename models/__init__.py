@@ -16,8 +16,10 @@ PF_GEN_INPUT = 7     # person, warped garment, warped edge
 
 # The warp modules halve the size five times: a working height and width divide by 2**5.
 SIZE_MULTIPLE = 32
+# Above this side a try-on or a training step needs tens of GB.
+MAX_SIDE = 4096
 
 __all__ = ["AFWM", "WarpLevel", "WarpOutput", "ResUnetGenerator", "RELEASE_CHANNELS",
            "RELEASE_FPN_DIM", "build_model", "complete_arch", "recognise", "saved_arch",
            "unwrap", "PB_WARP_INPUT", "PF_WARP_INPUT", "PB_GEN_INPUT", "PF_GEN_INPUT",
-           "SIZE_MULTIPLE"]
+           "SIZE_MULTIPLE", "MAX_SIDE"]

@@ -10,7 +10,7 @@ from typing import Mapping, Optional
 import torch
 import torch.nn as nn
 
-from models.registry import ArchFlag, Architecture, positive_int, register
+from models.registry import ArchFlag, Architecture, int_at_most, positive_int, register
 
 
 class ResidualBlock(nn.Module):
@@ -112,10 +112,15 @@ def _resunet_from_state(state: Mapping[str, torch.Tensor]) -> Optional[dict]:
             "output_nc": 4}
 
 
+# A 1024-high input halves to 4 rows after 8 levels; the innermost blocks are 8 x ngf wide.
+MAX_DOWNS = 8
+MAX_NGF = 256
+
 register(Architecture(
     kind="gen", type="resunet", build=ResUnetGenerator,
     defaults={"output_nc": 4, "num_downs": 5, "ngf": 64},
-    checks={"output_nc": positive_int, "num_downs": positive_int, "ngf": positive_int},
+    checks={"output_nc": positive_int, "num_downs": int_at_most(MAX_DOWNS),
+            "ngf": int_at_most(MAX_NGF)},
     flags=(ArchFlag("ngf", "ngf", int, "width of the generator's first layer"),),
     from_state=_resunet_from_state,
     description="PF-AFN's Res-UNet generator"))

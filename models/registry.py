@@ -232,8 +232,24 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+# No layer of these networks is wider than this: a larger width is a typo or a file that
+# claims more than it holds (a model of it would need tens of GB before any check).
+MAX_WIDTH = 2048
+
+
 def positive_int(value: Any) -> str:
-    return "" if _is_int(value) and value > 0 else "is not a positive whole number"
+    """A width or count: a whole number in [1, MAX_WIDTH]."""
+    if not (_is_int(value) and value > 0):
+        return "is not a positive whole number"
+    return "" if value <= MAX_WIDTH else f"is larger than {MAX_WIDTH}"
+
+
+def int_at_most(limit: int) -> Check:
+    """A whole number in [1, ``limit``] (a count of levels, say)."""
+    def check(value: Any) -> str:
+        problem = positive_int(value)
+        return problem or ("" if value <= limit else f"is larger than {limit}")
+    return check
 
 
 def positive_number(value: Any) -> str:
@@ -265,6 +281,8 @@ def width_list(count: Optional[int] = None) -> Check:
               and all(_is_int(v) and v > 0 for v in value))
         if not ok:
             return "is not a list of positive whole numbers"
+        if max(value) > MAX_WIDTH:
+            return f"has a width larger than {MAX_WIDTH}"
         if count is not None and len(value) != count:
             return f"is not {count} widths (one per level)"
         return ""

@@ -24,15 +24,28 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 import yaml
 
-from common.cli import (REFUSED_PREFIX, REMOVED_FLAGS, HelpFormatter, int_list, refuse_flags,
-                        shown_default)
+from common.cli import (
+    REFUSED_PREFIX,
+    REMOVED_FLAGS,
+    HelpFormatter,
+    int_list,
+    refuse_flags,
+    shown_default,
+)
 from common.errors import UserError
 from common.precision import AUTOCAST_DTYPES
 from data.datasets import add_data_arguments
-from models import SIZE_MULTIPLE
+from models import MAX_SIDE, SIZE_MULTIPLE
 from models.correlation import IMPLEMENTATIONS
-from models.registry import (KIND_NAMES, KINDS, ArchitectureError, arch_from_flags, architecture,
-                             architecture_flags, types_of)
+from models.registry import (
+    KIND_NAMES,
+    KINDS,
+    ArchitectureError,
+    arch_from_flags,
+    architecture,
+    architecture_flags,
+    types_of,
+)
 
 # The smoothness term applies 3x3 filters to the coarsest flow (1/16 of the size).
 MIN_TRAIN_SIZE = 64
@@ -436,7 +449,9 @@ def _size_problems(cfg: argparse.Namespace) -> list[str]:
     problems = []
     for key in ("height", "width"):
         value = getattr(cfg, key)
-        if value <= 0 or value % SIZE_MULTIPLE:
+        if value > MAX_SIDE:
+            problems.append(f"--{key} {value} is larger than {MAX_SIDE}")
+        elif value <= 0 or value % SIZE_MULTIPLE:
             problems.append(f"--{key} {value} must be a positive multiple of {SIZE_MULTIPLE} "
                             f"(the warping module halves the size five times)")
         elif value < MIN_TRAIN_SIZE:

@@ -86,7 +86,11 @@ def test_missing_config_file_is_an_error(tmp_path):
                                            (["--batch_size", "0"], "--batch_size"),
                                            (["--niter", "0", "--niter_decay", "0"], "--niter"),
                                            (["--lr", "0"], "--lr"),
-                                           (["--name", "a/b"], "--name")])
+                                           (["--name", "a/b"], "--name"),
+                                           (["--height", "65536"], "larger than 4096"),
+                                           (["--warp_channels", "100000,8,8,8,8"],
+                                            "larger than 2048"),
+                                           (["--ngf", "512"], "larger than 256")])
 def test_bad_values_are_rejected(argv, message):
     with pytest.raises(ConfigError, match=message):
         parse_config(argv, default_name="x")

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from common.precision import AUTOCAST_DTYPES
-from models import PF_GEN_INPUT, PF_WARP_INPUT, SIZE_MULTIPLE
+from models import MAX_SIDE, PF_GEN_INPUT, PF_WARP_INPUT, SIZE_MULTIPLE
 from models.registry import families, family_of
 from models.tryon import TryOnResult, parser_free_tryon
 from utils.checkpoint import (
@@ -33,8 +33,6 @@ from utils.inference.precision import autocast_dtype
 WARP_STAGES = ("pf_warp", "pf_gen")
 GEN_STAGES = ("pf_gen",)
 RELEASE_SIZE = (256, 192)
-# Above this side a try-on needs tens of GB.
-MAX_SIDE = 4096
 
 
 @dataclass
