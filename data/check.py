@@ -21,6 +21,7 @@ computed here. The exit status is 0 when everything can be used, 1 otherwise.
 
 import argparse
 import collections
+import io
 import os
 import sys
 import time
@@ -33,7 +34,7 @@ from common.cli import HelpFormatter
 from common.errors import exit_on_user_error
 from data import viton
 from data.datasets import DataOptions, add_data_arguments, pair_samples, read_person, train_samples
-from data.files import DatasetError, read_rgb
+from data.files import DatasetError, image_format, read_image_bytes, read_rgb
 from data.labels import NECK_TARGETS, SCHEME_NAMES, label_table
 from data.pose import PoseFileError, load_json, parse_keypoints
 
@@ -92,7 +93,8 @@ class _Report:
     def add_person(self, person, item: dict, formats) -> None:
         """Count a person's photo size and, when ``item`` holds them, its labels, DensePose
         parts and keypoints."""
-        with Image.open(person.image) as photo:   # reads the header only
+        data = read_image_bytes(person.image)     # the one reader's checks; the header only
+        with Image.open(io.BytesIO(data), formats=[image_format(data)]) as photo:
             self.sizes[f"{photo.size[1]} x {photo.size[0]}"] += 1
             size = photo.size[::-1]
         if "label" not in item:

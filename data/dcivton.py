@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from data.files import DatasetError, read_image_bytes
+from data.files import DatasetError, image_format, read_image_bytes
 
 AGNOSTIC_FOLDER = "image-parse-agnostic-v3.2"
 DENSEPOSE_FOLDER = "image-densepose"
@@ -39,7 +39,7 @@ def open_image(path: str, max_pixels: Optional[int] = None) -> Image.Image:
     """The decoded image (Pillow), checked as every reader checks files (``data.files``)."""
     data = read_image_bytes(path, max_pixels)
     try:
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data), formats=[image_format(data)])
         image.load()
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise DatasetError(f"{path}: not a readable image ({error})") from None

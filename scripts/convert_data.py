@@ -39,14 +39,18 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from common.atomic import write_bytes_atomic  # noqa: E402
 from common.cli import HelpFormatter  # noqa: E402
 from common.errors import UserError, exit_on_user_error  # noqa: E402
 from data.densepose import DENSEPOSE_EXTENSIONS, IUV_CHANNELS, read_densepose_file  # noqa: E402
+from data.files import (  # noqa: E402
+    IMAGE_EXTENSIONS,
+    DatasetError,
+    image_format,
+    read_image_bytes,
+)
 from data.labels import LABEL_SCHEMES, NECK_CHOICES, NECK_HELP, LabelError, read_label_map  # noqa: E402
-from data.pose import (POSE_FORMATS, PoseFileError, is_dresscode_document,  # noqa: E402
-                       load_json, parse_keypoints)
-from data.files import IMAGE_EXTENSIONS, DatasetError  # noqa: E402
-from common.atomic import write_bytes_atomic  # noqa: E402
+from data.pose import POSE_FORMATS, PoseFileError, is_dresscode_document, load_json, parse_keypoints  # noqa: E402
 from utils.results import check_output_folder  # noqa: E402
 
 MAX_LISTED = 20
@@ -122,9 +126,10 @@ def convert_pose_file(path: str, pose_format: str, images, image_size, min_score
                 raise ConversionError(f"{path}: DressCode keypoints need the photo's size; no "
                                       f"photo {stem}.* in {images}")
             try:
-                with Image.open(photo) as image:      # reads the header only
+                data = read_image_bytes(photo)      # the one reader's checks
+                with Image.open(io.BytesIO(data), formats=[image_format(data)]) as image:
                     size = (image.height, image.width)
-            except OSError as error:
+            except (OSError, DatasetError) as error:
                 raise ConversionError(f"{path}: cannot read the size of its photo {photo} "
                                       f"({error})") from None
         if size is None:

@@ -14,11 +14,10 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 
 from data.files import read_pairs
 from utils.metrics.fid import build_fid_inception, fid_from_features, inception_features
-from utils.metrics.images import MetricsError, load_image
+from utils.metrics.images import MetricsError, image_size, load_image
 from utils.metrics.lpips import build_lpips, lpips_distance
 from utils.metrics.ssim import SSIM_DEFINITION, ssim
 from utils.results import result_name as result_file_name  # the one naming rule
@@ -197,12 +196,8 @@ def _fid_scores(inception, result_features, reference_dir, people, image_size, b
 
 
 def _image_size(path: Path) -> tuple[int, int]:
-    """(H, W) of an image file, read from its header."""
-    try:
-        with Image.open(path) as image:
-            return image.height, image.width
-    except OSError as error:
-        raise MetricsError(f"cannot read image {path}: {error}") from error
+    """(H, W) of an image file, read from its header by the project's one image reader."""
+    return image_size(path)
 
 
 def _common_image_size(paths: Sequence[Path]) -> tuple[int, int]:
