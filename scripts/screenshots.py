@@ -100,10 +100,15 @@ def screenshot(page, screens: int) -> bytes:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=os.path.join(ROOT, "docs", "images"),
-                        help="folder of the screenshots")
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    from common.cli import HelpFormatter
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=HelpFormatter,
+        epilog="Other flags are passed to scripts/serve.py.")
+    parser.add_argument("--out", default="docs/images",
+                        help="folder of the screenshots, from the repository's top")
     args, serve_args = parser.parse_known_args(argv)
     if not serve_args:
         if not os.path.isfile(DEMO_CHECKPOINT):
@@ -122,8 +127,9 @@ def main(argv=None) -> None:
                     page = browser.new_page(viewport={"width": width, "height": height})
                     page.goto(url)
                     try_first_example(page)
-                    target = os.path.join(args.out, name)
-                    os.makedirs(args.out, exist_ok=True)
+                    folder = os.path.join(ROOT, args.out)
+                    os.makedirs(folder, exist_ok=True)
+                    target = os.path.join(folder, name)
                     with open(target, "wb") as handle:
                         handle.write(compact_png(screenshot(page, screens)))
                     print(f"wrote {target}", flush=True)
