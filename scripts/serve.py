@@ -14,8 +14,8 @@ to the full-size PNG. Beside it: what the model saw and did in its frame (the fi
 the garment with the mask used, the warped garment, and the composition mask: white where the
 try-on shows the warped garment, black where it shows the generated person).
 
-With ``--dataroot`` the first pairs of the dataset's unpaired test pairs are shown as clickable
-examples.
+Examples come first: three pairs drawn by the synthetic-data generator at start-up, always
+there, after the first pairs of the dataset's unpaired test pairs when ``--dataroot`` is given.
 
 A request with bad input (not an image, a file over ``--max_upload_mb``, more than
 ``--max_megapixels`` megapixels, a product photo without a clear garment, a mask of another size
@@ -49,19 +49,17 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from common.cli import HelpFormatter, REMOVED_FLAGS, refuse_flags  # noqa: E402
+from common.cli import REMOVED_FLAGS, HelpFormatter, refuse_flags  # noqa: E402
 from common.errors import UserError, user_error_message  # noqa: E402
 from data.alpha import read_alpha  # noqa: E402
 from data.files import DatasetError, header_size, read_gray, read_rgb  # noqa: E402
 from data.photo_fit import FIT_MODES  # noqa: E402
-from utils.inference.loading import (add_model_arguments, check_model_arguments,  # noqa: E402
-                                     load_model_from_args)
+from utils.inference.loading import add_model_arguments, check_model_arguments, load_model_from_args  # noqa: E402
 from utils.inference.photos import garment_mask_for, tryon_photos  # noqa: E402
 from utils.results import write_result  # noqa: E402
 
 MEGABYTE = 1024 * 1024
 READABLE = "a JPEG, PNG, BMP or WebP image"
-PREVIEW_MAX_SIDE = 512       # uploads are shown downscaled; the model gets the full photo
 THUMBNAIL_HEIGHT = 160       # example thumbnails: person | garment at this height
 # Gradio deletes the files it made (uploads, shown images, results) every CACHE_SWEEP_S seconds
 # once they are CACHE_AGE_S old: long enough to download a result, short enough that a server
@@ -155,15 +153,6 @@ def read_upload(path: Optional[str], what: str, limits: UploadLimits,
         raise RequestError(f"The {what} {message}; upload {READABLE}.") from None
 
 
-def downscaled(image: np.ndarray, max_side: int = PREVIEW_MAX_SIDE) -> np.ndarray:
-    """``image`` shrunk (area averaging) so that its longer side is at most ``max_side``."""
-    scale = max_side / max(image.shape[:2])
-    if scale >= 1:
-        return image
-    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-
-
 # ---------------------------------------------------------------------------------------------
 # One request
 
@@ -217,7 +206,7 @@ class TryOnPage:
                 mask_name=f"garment mask {os.path.basename(mask_path or '')}", alpha=alpha)
         except DatasetError as error:
             hint = ("" if user_mask is not None else
-                    " You can upload the garment's mask under 'Garment mask' (white = garment, "
+                    " You can upload the garment's mask under 'Advanced' (white = garment, "
                     "the size of the garment photo).")
             raise RequestError(f"{error}.{hint}") from None
         with self.lock:
@@ -288,18 +277,6 @@ def respond(page: TryOnPage, person_path: Optional[str], garment_path: Optional[
     lines += [f"- {as_markdown(note)}" for note in outcome.notes]
     frames = tuple(outcome.frame[key] for key, _ in FRAME_VIEWS)
     return (outcome.tryon,) + frames + (outcome.download, "\n".join(lines))
-
-
-def preview(path: Optional[str], what: str, limits: UploadLimits,
-            grey: bool = False) -> tuple:
-    """(the upload downscaled for showing, a status message): the photo is read at once so
-    that a bad file is reported before the try-on is asked for."""
-    if not path:
-        return None, ""
-    try:
-        return downscaled(read_upload(path, what, limits, grey)), ""
-    except RequestError as error:
-        return None, f"**Cannot use this file:** {as_markdown(str(error))}"
 
 
 # ---------------------------------------------------------------------------------------------

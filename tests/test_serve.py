@@ -174,7 +174,7 @@ def test_bad_input_gives_a_message_and_no_images(checkpoint, photos, tmp_path, m
     assert all(output is None for output in outputs[:-1])
     assert list(tmp_path.iterdir()) == []       # nothing written
     if case == "blank garment":
-        assert "upload the garment's mask under 'Garment mask'" in status
+        assert "upload the garment's mask under 'Advanced'" in status
     # The message names the upload by its own name, not by the folder it was uploaded to.
     assert str(photos["person"].parent) not in status
 
