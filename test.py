@@ -40,15 +40,21 @@ from common.cli import REMOVED_FLAGS, HelpFormatter, refuse_flags
 from common.devices import pick_device
 from common.errors import exit_on_user_error
 from common.images import on_white, to_uint8
-from data.datasets import DataOptions, add_data_arguments, default_mask_cache
-from data.pairs import make_pairs_dataset
 from data.alpha import read_alpha
+from data.datasets import DataOptions, add_data_arguments, default_mask_cache
 from data.files import read_gray, read_rgb
+from data.pairs import make_pairs_dataset
 from data.photo_fit import FIT_MODES, paste_back, plan_fit
 from utils.inference.loading import add_model_arguments, check_model_arguments, load_model_from_args
 from utils.inference.photos import check_person_photo, garment_mask_for, tryon_photos
-from utils.results import (check_output_file, check_output_folder, check_unique_result_names,
-                           result_name, write_output, write_result)
+from utils.results import (
+    check_output_file,
+    check_output_folder,
+    check_unique_result_names,
+    result_name,
+    write_output,
+    write_result,
+)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 

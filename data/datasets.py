@@ -36,13 +36,28 @@ from common.atomic import write_atomic
 from data import viton
 from data.dcivton import read_densepose_rendering, read_label_groups
 from data.densepose import IUV_CHANNELS, read_densepose_file
-from data.files import (DEFAULT_MAX_PIXELS, EDGE_THRESHOLD, DatasetError, check_garment_mask,
-                        photo_tensor, read_bytes, read_gray, read_rgb, resize_nearest,
-                        resize_photo)
+from data.files import (
+    DEFAULT_MAX_PIXELS,
+    EDGE_THRESHOLD,
+    DatasetError,
+    check_garment_mask,
+    photo_tensor,
+    read_bytes,
+    read_gray,
+    read_rgb,
+    resize_nearest,
+    resize_photo,
+)
 from data.labels import LABEL_SCHEMES, NECK_CHOICES, NECK_HELP, read_label_map
 from data.pose import POSE_FORMATS, PoseFileError, read_keypoints_file, scale_keypoints
-from data.samples import (DataFormats, GarmentFiles, PersonFiles, Sample,
-                          category_index, parse_categories)
+from data.samples import (
+    DataFormats,
+    GarmentFiles,
+    PersonFiles,
+    Sample,
+    category_index,
+    parse_categories,
+)
 
 DATASETS = ("viton", "vitonhd", "dresscode")
 
@@ -274,7 +289,7 @@ class TryOnTrainDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, samples: Sequence[Sample], height: int, width: int,
-                 formats: DataFormats = DataFormats(), masks: Optional[GarmentMasks] = None,
+                 formats: DataFormats = viton.FORMATS, masks: Optional[GarmentMasks] = None,
                  seed: int = 0):
         self.samples = list(samples)
         self.height, self.width = int(height), int(width)

@@ -35,8 +35,17 @@ The layout holds one garment category: ``--category`` says which (upper body by 
 import os
 from typing import Optional, Sequence
 
-from data.files import (IMAGE_EXTENSIONS, DatasetError, find_exact, list_folder, person_id,
-                        read_pairs, report_missing, require_folder, resolve_path)
+from data.files import (
+    IMAGE_EXTENSIONS,
+    DatasetError,
+    find_exact,
+    list_folder,
+    person_id,
+    read_pairs,
+    report_missing,
+    require_folder,
+    resolve_path,
+)
 from data.samples import CATEGORIES, DataFormats, GarmentFiles, PersonFiles, Sample
 
 NAME = "viton"

@@ -3,7 +3,8 @@
 Module and attribute names follow the released checkpoints (``image_features.encoders.0.0...``,
 ``cond_FPN.smooth.4``, ``aflow_net.netMain.0.0``), so a released state dict loads without a key map.
 Indexing conventions of those keys: ``encoders.k`` counts from the finest level (k = 0, stride 2);
-``adaptive.k``, ``smooth.k``, ``netMain.k`` and ``netRefine.k`` from the coarsest (k = 0, stride 32).
+``adaptive.k``, ``smooth.k``, ``netMain.k`` and ``netRefine.k`` from the coarsest (k = 0,
+stride 32).
 """
 
 from dataclasses import dataclass
@@ -15,10 +16,24 @@ import torch.nn.functional as F
 
 from common.cli import int_list
 from models.correlation import check_implementation, local_correlation
-from models.flow import (downsample_to_level, offset_to_grid, sample,
-                         second_order_differences, upsample_flow)
-from models.registry import (ArchFlag, Architecture, Family, is_bool, is_name, positive_int,
-                             register, register_family, width_list)
+from models.flow import (
+    downsample_to_level,
+    offset_to_grid,
+    sample,
+    second_order_differences,
+    upsample_flow,
+)
+from models.registry import (
+    ArchFlag,
+    Architecture,
+    Family,
+    is_bool,
+    is_name,
+    positive_int,
+    register,
+    register_family,
+    width_list,
+)
 
 RELEASE_CHANNELS = (64, 128, 256, 256, 256)
 RELEASE_FPN_DIM = 256
@@ -83,7 +98,8 @@ class FeatureEncoder(nn.Module):
 
 
 class RefinePyramid(nn.Module):
-    """Top-down FPN: 1x1 lateral conv plus the nearest-x2 coarser result, then a 3x3 smoothing conv."""
+    """Top-down FPN: 1x1 lateral conv plus the nearest-x2 coarser result, then a 3x3 smoothing
+    conv."""
 
     def __init__(self, channels: Sequence[int] = RELEASE_CHANNELS, fpn_dim: int = RELEASE_FPN_DIM):
         super().__init__()
@@ -123,7 +139,8 @@ class WarpLevel:
 
     ``flow`` is the level's flow after the x2 upsampling, (B, 2, h, w) with h = H / 2**(4-i);
     ``warped_garment``/``warped_edge`` are the garment and its edge downsampled to (h, w) and
-    warped by it; ``cond_feature`` is the condition pyramid feature the level used, (B, F, h/2, w/2);
+    warped by it; ``cond_feature`` is the condition pyramid feature the level used,
+    (B, F, h/2, w/2);
     ``delta_main``/``delta_refine`` the two predicted pixel offsets; ``flow_dx``/``flow_dy`` the
     second-order differences of each flow component, (B, 4, h-2, w-2); ``garment_feature`` the
     garment pyramid feature of the level, unwarped.

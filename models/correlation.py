@@ -205,7 +205,8 @@ class _BandLayout:
     """
 
     def __init__(self, batch, channels, height, width, d, tile):
-        self.batch, self.channels, self.height, self.width, self.d = batch, channels, height, width, d
+        self.batch, self.channels, self.height, self.width = batch, channels, height, width
+        self.d = d
         self.tile = tile
         self.side = 2 * d + 1
         self.row = width + 2 * d

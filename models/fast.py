@@ -19,8 +19,10 @@ from typing import Callable, Sequence
 import torch
 import torch.nn as nn
 
-from models.registry import ModuleWrapper
-from models.registry import unwrap  # noqa: F401  (its earlier home; import it from the registry)
+from models.registry import (
+    ModuleWrapper,
+    unwrap,  # noqa: F401  (its earlier home; import it from the registry)
+)
 
 
 @torch.no_grad()

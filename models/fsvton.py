@@ -34,13 +34,32 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.afwm import (ALIGN_CORNERS_FLAG, FPN_DIM_FLAG, HEAD_CHANNELS_FLAG, NUM_LEVELS,
-                         RELEASE_CHANNELS, RELEASE_EXTRA_KEYS, RELEASE_FPN_DIM,
-                         RELEASE_HEAD_CHANNELS, WARP_CHANNELS_FLAG, CoarseToFineFlow,
-                         FeatureEncoder, RefinePyramid, WarpModule, encoder_pyramid_args,
-                         flow_head)
-from models.registry import (Architecture, Family, is_bool, positive_int, register,
-                             register_family, width_list)
+from models.afwm import (
+    ALIGN_CORNERS_FLAG,
+    FPN_DIM_FLAG,
+    HEAD_CHANNELS_FLAG,
+    NUM_LEVELS,
+    RELEASE_CHANNELS,
+    RELEASE_EXTRA_KEYS,
+    RELEASE_FPN_DIM,
+    RELEASE_HEAD_CHANNELS,
+    WARP_CHANNELS_FLAG,
+    CoarseToFineFlow,
+    FeatureEncoder,
+    RefinePyramid,
+    WarpModule,
+    encoder_pyramid_args,
+    flow_head,
+)
+from models.registry import (
+    Architecture,
+    Family,
+    is_bool,
+    positive_int,
+    register,
+    register_family,
+    width_list,
+)
 
 STYLE_DIM = 256            # cond_style (128) + image_style (128)
 STYLE_GRID = (8, 6)        # the coarsest level of a 256 x 192 input

@@ -32,11 +32,28 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.afwm import (ALIGN_CORNERS_FLAG, FPN_DIM_FLAG, HEAD_CHANNELS_FLAG,
-                         RELEASE_EXTRA_KEYS, RELEASE_HEAD_CHANNELS, AFlowNet, WarpModule,
-                         flow_head_widths)
-from models.registry import (ArchFlag, Architecture, Family, at_most, is_bool, is_name,
-                             positive_int, register, register_family, width_list)
+from models.afwm import (
+    ALIGN_CORNERS_FLAG,
+    FPN_DIM_FLAG,
+    HEAD_CHANNELS_FLAG,
+    RELEASE_EXTRA_KEYS,
+    RELEASE_HEAD_CHANNELS,
+    AFlowNet,
+    WarpModule,
+    flow_head_widths,
+)
+from models.registry import (
+    ArchFlag,
+    Architecture,
+    Family,
+    at_most,
+    is_bool,
+    is_name,
+    positive_int,
+    register,
+    register_family,
+    width_list,
+)
 
 # (expansion, width, stride) of the extractor's blocks.
 FPN_BLOCKS = ((1, 16, 1), (6, 24, 2), (6, 32, 2), (6, 64, 2), (6, 96, 2), (6, 160, 2),

@@ -21,8 +21,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common.cli import HelpFormatter  # noqa: E402
 from common.errors import UserError, exit_on_user_error  # noqa: E402
 from data.datasets import DataOptions, add_data_arguments, pair_samples  # noqa: E402
-from data.files import person_id  # noqa: E402
-from data.files import read_pairs  # noqa: E402
+from data.files import (
+    person_id,  # noqa: E402
+    read_pairs,  # noqa: E402
+)
 from utils.metrics.folders import (  # noqa: E402
     METRIC_NAMES,
     applicable_metrics,

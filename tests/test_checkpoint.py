@@ -5,8 +5,13 @@ import torch
 
 from models.afwm import AFWM
 from models.generator import ResUnetGenerator
-from utils.checkpoint import (CHECKPOINT_FORMAT, CheckpointError, load_weights, read_checkpoint,
-                              save_atomic)
+from utils.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    load_weights,
+    read_checkpoint,
+    save_atomic,
+)
 
 SMALL = dict(channels=(8, 16, 16, 16, 16), fpn_dim=16)
 
@@ -50,7 +55,8 @@ def test_project_checkpoint_round_trip_and_stage_check(tmp_path):
     data = load_weights(target, path, key="warp", stages=["pf_warp", "pf_gen"])
     assert data["config"] == {"height": 64}
     assert torch.equal(target.aflow_net.netMain[0][0].weight, warp.aflow_net.netMain[0][0].weight)
-    with pytest.raises(CheckpointError, match=r"'pf_warp' checkpoint; expected one of \['pb_warp'\]"):
+    with pytest.raises(CheckpointError,
+                       match=r"'pf_warp' checkpoint; expected one of \['pb_warp'\]"):
         load_weights(AFWM(3, **SMALL), path, key="warp", what="--pb_warp_checkpoint",
                      stages=["pb_warp"])
     with pytest.raises(CheckpointError, match="has no 'gen' model"):
@@ -93,7 +99,8 @@ def test_partial_load_skips_only_the_named_prefixes(tmp_path):
     assert torch.equal(student.cond_features.encoders[0][0].block[2].weight, before)
     assert torch.equal(student.image_features.encoders[0][0].block[2].weight,
                        teacher.image_features.encoders[0][0].block[2].weight)
-    assert torch.equal(student.aflow_net.netMain[1][0].weight, teacher.aflow_net.netMain[1][0].weight)
+    assert torch.equal(student.aflow_net.netMain[1][0].weight,
+                       teacher.aflow_net.netMain[1][0].weight)
 
 
 class _Payload:

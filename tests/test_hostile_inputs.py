@@ -126,8 +126,8 @@ def test_outputs_that_are_folders_or_inputs_are_refused_before_the_model_runs(
     base = ["--garment", str(garment), "--checkpoint", str(checkpoint), "--device", "cpu"]
     for output, expected in ((copy, "is the input"), (link, "is the input"),
                              (folder, "is a folder")):
-        message = user_error(lambda: test_script.main(base + ["--person", str(copy),
-                                                              "--output", str(output)]))
+        message = user_error(lambda output=output: test_script.main(
+            base + ["--person", str(copy), "--output", str(output)]))
         assert f"--output {output}: {expected}" in message
     assert copy.read_bytes() == person.read_bytes()
     message = user_error(lambda: test_script.main([
@@ -225,7 +225,7 @@ def test_bad_counts_and_tiny_person_photos_are_one_line(tmp_path, test_root, che
     for flags, expected in ((["--max_megapixels", "nan"], "--max_megapixels must be a positive"),
                             (["--max_megapixels", "-1"], "--max_megapixels must be a positive"),
                             (["--workers", "-1"], "--workers must be 0 or more")):
-        assert expected in user_error(lambda: test_script.main(base + person + flags))
+        assert expected in user_error(lambda flags=flags: test_script.main(base + person + flags))
     assert not (tmp_path / "out.png").exists()
 
 

@@ -2,8 +2,15 @@ import pytest
 import torch
 
 from models.afwm import WarpLevel
-from models.losses import (VGGLoss, distillation_gate, distillation_loss, distillation_weights,
-                           second_order_smoothness, total_variation, warp_loss)
+from models.losses import (
+    VGGLoss,
+    distillation_gate,
+    distillation_loss,
+    distillation_weights,
+    second_order_smoothness,
+    total_variation,
+    warp_loss,
+)
 from utils.training.parts import VGGWeightsMissing, build_vgg19_features
 
 
@@ -149,13 +156,15 @@ def test_total_variation_and_smoothness_values():
 
 def test_vgg_weights_missing_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    with pytest.raises(VGGWeightsMissing, match="vgg19-dcbb9e9d.pth.*--vgg_weights.*--allow_random_weights"):
+    with pytest.raises(VGGWeightsMissing,
+                       match="vgg19-dcbb9e9d.pth.*--vgg_weights.*--allow_random_weights"):
         build_vgg19_features()
     with pytest.raises(VGGWeightsMissing, match="weights file given with --vgg_weights not found"):
         build_vgg19_features(str(tmp_path / "missing.pth"))
 
 
-def test_vgg_loss_loads_a_named_file_and_is_zero_only_for_equal_inputs(tmp_path, caplog, monkeypatch):
+def test_vgg_loss_loads_a_named_file_and_is_zero_only_for_equal_inputs(tmp_path, caplog,
+                                                                       monkeypatch):
     import torchvision
     torch.manual_seed(0)
     path = tmp_path / "vgg19.pth"

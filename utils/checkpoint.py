@@ -34,8 +34,18 @@ import torch.nn as nn
 
 from common.atomic import write_atomic
 from common.errors import UserError
-from models.registry import (arch_from_flags, build_model, complete_arch, find, ignored_keys,
-                             recognise, saved_arch, types_of, unwrap, with_overrides)
+from models.registry import (
+    arch_from_flags,
+    build_model,
+    complete_arch,
+    find,
+    ignored_keys,
+    recognise,
+    saved_arch,
+    types_of,
+    unwrap,
+    with_overrides,
+)
 
 CHECKPOINT_FORMAT = "pfafn-checkpoint-v1"
 

@@ -46,19 +46,39 @@ Modules, from the bottom:
 from data.samples import CATEGORIES
 from data.synthetic.dataset import LAYOUTS, make_dataset, sample_rng
 from data.synthetic.drawing import SCALE, SHIFT
-from data.synthetic.dresscode import (DRESSCODE_FIRST_ID, DRESSCODE_FOLDERS,
-                                      DRESSCODE_KEYPOINT_HEIGHT, DRESSCODE_KEYPOINT_WIDTH,
-                                      DRESSCODE_MISSING, densepose_uv, dresscode_first_ids,
-                                      dresscode_keypoints, write_dresscode_sample)
+from data.synthetic.dresscode import (
+                                      DRESSCODE_FIRST_ID,
+                                      DRESSCODE_FOLDERS,
+                                      DRESSCODE_KEYPOINT_HEIGHT,
+                                      DRESSCODE_KEYPOINT_WIDTH,
+                                      DRESSCODE_MISSING,
+                                      densepose_uv,
+                                      dresscode_first_ids,
+                                      dresscode_keypoints,
+                                      write_dresscode_sample,
+)
 from data.synthetic.garments import Garment, draw_garment
 from data.synthetic.person import draw_sample
-from data.synthetic.regions import (ATR, CIHP, LABEL, PART, REGION, SCHEMES, TARGET_REGIONS,
-                                    garment_region, scheme_labels)
+from data.synthetic.regions import (
+                                      ATR,
+                                      CIHP,
+                                      LABEL,
+                                      PART,
+                                      REGION,
+                                      SCHEMES,
+                                      TARGET_REGIONS,
+                                      garment_region,
+                                      scheme_labels,
+)
 from data.synthetic.renderings import draw_skeleton, render_densepose
-from data.synthetic.viton import (TEST_FOLDERS, TRAIN_FOLDERS, write_test_sample,
-                                  write_train_sample)
-from data.synthetic.vitonhd import (VITONHD_FOLDERS, VITONHD_OLD_FOLDERS, body25_keypoints,
-                                    vitonhd_folders, write_vitonhd_sample)
+from data.synthetic.viton import TEST_FOLDERS, TRAIN_FOLDERS, write_test_sample, write_train_sample
+from data.synthetic.vitonhd import (
+                                      VITONHD_FOLDERS,
+                                      VITONHD_OLD_FOLDERS,
+                                      body25_keypoints,
+                                      vitonhd_folders,
+                                      write_vitonhd_sample,
+)
 from data.synthetic.warping import blended_garment_map, garment_map, map_to_flow, smooth_field
 from data.synthetic.writing import PARSE_PALETTE
 

@@ -11,8 +11,16 @@ from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from data.synthetic.body import (Body, Torso, coco_keypoints, draw_arm_joints, draw_head_shape,
-                                 draw_leg_joints, draw_torso_frame, foot_keypoints)
+from data.synthetic.body import (
+    Body,
+    Torso,
+    coco_keypoints,
+    draw_arm_joints,
+    draw_head_shape,
+    draw_leg_joints,
+    draw_torso_frame,
+    foot_keypoints,
+)
 from data.synthetic.drawing import capsule, ellipse, polygon
 from data.synthetic.fitting import fit_lower_garment, place_top
 from data.synthetic.garments import Garment, draw_garment
