@@ -67,12 +67,27 @@ def test_the_path_rule_finds_what_it_should():
     assert PATH.findall(text) == ["models/afwm.py", "utils/x/y.py"]
 
 
-def test_stage_one_reaches_at_most_its_limits():
+def test_stage_one_reaches_no_more_than_its_ceiling():
+    """The reach may only fall: today's figures with a small margin (``scripts/reach.py``;
+    its TARGETS, lower, are not reached yet)."""
     import runpy
     reach = runpy.run_path(str(ROOT / "scripts" / "reach.py"))
     entry = ROOT / "train_pb_warp.py"
     module_level = reach["lines"](reach["reachable"](entry, True))
     any_import = reach["lines"](reach["reachable"](entry, False))
-    limit_module_level, limit_any_import = reach["LIMITS"]["train_pb_warp.py"]
-    assert module_level <= limit_module_level and any_import <= limit_any_import, (
+    ceiling_module_level, ceiling_any_import = reach["CEILINGS"]["train_pb_warp.py"]
+    assert module_level <= ceiling_module_level and any_import <= ceiling_any_import, (
         module_level, any_import)
+
+
+def test_reach_counts_imports_inside_functions_and_by_discovery(tmp_path):
+    import runpy
+    reach = runpy.run_path(str(ROOT / "scripts" / "reach.py"))
+    registry = ROOT / "models" / "registry.py"
+    found = reach["discovered"](registry)
+    assert ROOT / "models" / "afwm.py" in found and ROOT / "models" / "fsvton.py" in found
+    assert ROOT / "models" / "losses.py" not in found        # registers nothing
+    test_py = reach["reachable"](ROOT / "test.py", False)
+    assert ROOT / "utils" / "metrics" / "folders.py" in test_py      # imported inside evaluate()
+    assert ROOT / "utils" / "metrics" / "folders.py" not in reach["reachable"](ROOT / "test.py",
+                                                                               True)
