@@ -1,79 +1,114 @@
 #!/usr/bin/env bash
-# The whole method on synthetic data, on a CPU, in minutes: set up .venv, write a synthetic
-# VITON-format dataset, train the four stages (teacher, tutor, student) with configs/demo.yaml,
-# then an FS-VTON student and a mobile (DM-VTON) student of the same teacher, make try-on images
-# of the test pairs, score them against a simple baseline.
-#   bash scripts/demo.sh            (outputs in demo_out/; DEMO_OUT=... to change, DEMO_SEED=... for
-#                                    other synthetic data)
+# The whole method on a CPU in minutes: set up .venv, write a synthetic VITON-format dataset,
+# train the parser-based teacher (stages 1-2), then three parser-free students of it (stages
+# 3-4): PF-AFN's, FS-VTON's and the mobile (DM-VTON) one; make try-on images of the test pairs,
+# score them against pasting the garment unwarped, and write demo_out/report.md.
+#   bash scripts/demo.sh            outputs in demo_out/
+#   DEMO_OUT=DIR                    another output folder
+#   DEMO_SEED=N                     other synthetic data
+#   DEMO_DATA=DIR                   the same recipe on an existing VITON-format root (its
+#                                   VITON_traindata/ and VITON_test/) instead of synthetic data
+#   DEMO_PRECISION=bf16             train under bf16 autocast (default fp32)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup_env.sh
 OUT=${DEMO_OUT:-demo_out}
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
+# One thread per process: the students train side by side, one per core; on a busy machine
+# two threads per process were several times slower than one.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 start=$(date +%s)
+if [ -n "${DEMO_DATA:-}" ]; then
+  for split in VITON_traindata VITON_test; do
+    [ -d "$DEMO_DATA/$split" ] || { echo "DEMO_DATA=$DEMO_DATA: no $split/ there" >&2; exit 2; }
+  done
+fi
 rm -rf "$OUT"
-train="$OUT/data/VITON_traindata"
-test_root="$OUT/data/VITON_test"
+mkdir -p "$OUT/logs"
+if [ -n "${DEMO_DATA:-}" ]; then
+  data=$DEMO_DATA
+  echo "== data: $data"
+else
+  data="$OUT/data"
+  echo "== synthetic data"
+  python scripts/make_synthetic_data.py --out "$data" --num_train "${DEMO_TRAIN:-160}" \
+    --num_test "${DEMO_TEST:-32}" --seed "${DEMO_SEED:-0}" --height 128 --width 96
+fi
+train="$data/VITON_traindata"
+test_root="$data/VITON_test"
 runs="$OUT/runs"
 common=(--config configs/demo.yaml --dataroot "$train" --checkpoints_dir "$runs"
-        --val_root "$test_root")
+        --val_root "$test_root" --precision "${DEMO_PRECISION:-fp32}")
+teacher="$runs/pb_gen/final.pth"
 
-echo "== synthetic data"
-python scripts/make_synthetic_data.py --out "$OUT/data" --num_train "${DEMO_TRAIN:-160}" \
-  --num_test "${DEMO_TEST:-32}" --seed "${DEMO_SEED:-0}" --height 128 --width 96
-
+# The steps go where the try-on is made. The teacher's generator takes two epochs in batches
+# of two (four times the updates of a warp stage's one epoch in batches of four), each
+# student's generator two epochs; the teacher's validation runs every 40 steps.
+teacher_schedule=(--batch_size 2 --niter 1 --niter_decay 1 --val_every 40)
 echo "== stage 1: parser-based warp"
-python train_pb_warp.py "${common[@]}" --lr 0.001 --niter 0 --niter_decay 2
+python train_pb_warp.py "${common[@]}" --lr 0.001 --niter 1 --niter_decay 0
 echo "== stage 2: parser-based warp + generator (teacher)"
-python train_pb_gen.py "${common[@]}" --pb_warp_checkpoint "$runs/pb_warp/final.pth" \
-  --lr_warp 0.0002 --niter 1 --niter_decay 0
-echo "== stage 3: parser-free warp (student), distilled from the teacher"
-python train_pf_warp.py "${common[@]}" --pb_checkpoint "$runs/pb_gen/final.pth" --lr 0.001 \
-  --niter 1 --niter_decay 0
-echo "== stage 4: parser-free warp + generator (student)"
-python train_pf_gen.py "${common[@]}" --pb_checkpoint "$runs/pb_gen/final.pth" \
-  --pf_warp_checkpoint "$runs/pf_warp/final.pth" --lr_warp 0.0002 --niter 2 --niter_decay 0 \
-  --val_pairs paired
+python train_pb_gen.py "${common[@]}" "${teacher_schedule[@]}" \
+  --pb_warp_checkpoint "$runs/pb_warp/final.pth" --lr_warp 0.0002
 
-echo "== the family: an FS-VTON student and a mobile (DM-VTON) student of the same teacher"
-for arch in fsvton mobile; do
-  # Stage 3 builds the student's warp; stage 4 continues it and builds its generator.
-  warp=(--warp_arch "$arch")
-  gen=()
-  if [ "$arch" = mobile ]; then
-    warp=(--warp_arch mobile --fpn_dim 32 --mobile_width 0.5 --head_channels 16,16,8)
-    gen=(--gen_arch mobile)              # configs/mobile_student.yaml at the demo's size
+student() {  # NAME [warp flags...] -- [generator flags...]: stages 3 and 4, then its try-ons
+  local name=$1 warp=() gen=()
+  shift
+  while [ "$1" != -- ]; do warp+=("$1"); shift; done
+  shift
+  gen=("$@")
+  python train_pf_warp.py "${common[@]}" "${warp[@]}" --name "pf_warp$name" \
+    --pb_checkpoint "$teacher" --lr 0.001 --niter 1 --niter_decay 0
+  python train_pf_gen.py "${common[@]}" "${gen[@]}" --name "pf_gen$name" \
+    --pb_checkpoint "$teacher" --pf_warp_checkpoint "$runs/pf_warp$name/final.pth" \
+    --lr_warp 0.0002 --niter 1 --niter_decay 1
+  local model=(--dataroot "$test_root" --checkpoint "$runs/pf_gen$name/final.pth" --device cpu
+               --workers 0)
+  python test.py "${model[@]}" --pairs test_pairs_same.txt \
+    --results_dir "$OUT/results/paired$name" --eval --metrics ssim
+  python test.py "${model[@]}" --pairs test_pairs.txt --results_dir "$OUT/results/unpaired$name"
+}
+
+baselines() {
+  local mode pairs
+  for mode in paired unpaired; do
+    pairs=test_pairs.txt
+    [ "$mode" = paired ] && pairs=test_pairs_same.txt
+    python scripts/baselines.py --dataroot "$test_root" --pairs "$pairs" --height 128 \
+      --width 96 --results_dir "$OUT/results/paste_$mode"
+  done
+  python scripts/evaluate.py --dataroot "$test_root" --pairs test_pairs_same.txt \
+    --metrics ssim --results_dir "$OUT/results/paste_paired" \
+    --out "$OUT/results/paste_paired/scores.json" > /dev/null
+}
+
+
+# The three students are independent: they train side by side (one thread each), each logged to
+# its own file.
+echo "== stages 3-4: the PF-AFN, FS-VTON and mobile students of the teacher (logs in $OUT/logs/)"
+pids=()
+names=()
+run_logged() {  # NAME COMMAND...: run it in the background, its output in $OUT/logs/NAME.log
+  "${@:2}" > "$OUT/logs/$1.log" 2>&1 &
+  pids+=($!)
+  names+=("$1")
+}
+run_logged pfafn_student student "" --
+run_logged fsvton_student student _fsvton --warp_arch fsvton --
+# The mobile student: configs/mobile_student.yaml's networks at the demo's size.
+run_logged mobile_student student _mobile --warp_arch mobile --fpn_dim 32 --mobile_width 0.5 \
+  --head_channels 16,16,8 -- --gen_arch mobile
+baselines > "$OUT/logs/baselines.log" 2>&1
+failed=0
+for i in "${!pids[@]}"; do
+  if ! wait "${pids[$i]}"; then
+    echo "${names[$i]} failed; the end of $OUT/logs/${names[$i]}.log:" >&2
+    tail -n 20 "$OUT/logs/${names[$i]}.log" >&2
+    failed=1
   fi
-  # One epoch each (the PF-AFN student's stage 4 has two), to keep the demo within minutes.
-  python train_pf_warp.py "${common[@]}" "${warp[@]}" --name "pf_warp_$arch" \
-    --pb_checkpoint "$runs/pb_gen/final.pth" --lr 0.001 --niter 1 --niter_decay 0
-  python train_pf_gen.py "${common[@]}" "${gen[@]}" --name "pf_gen_$arch" \
-    --pb_checkpoint "$runs/pb_gen/final.pth" --pf_warp_checkpoint "$runs/pf_warp_$arch/final.pth" \
-    --lr_warp 0.0002 --niter 1 --niter_decay 0 --val_pairs paired
 done
-
-echo "== try-on and scores"
-student=(--dataroot "$test_root" --checkpoint "$runs/pf_gen/final.pth" --device cpu
-         --workers 0 --allow_random_weights)
-python test.py "${student[@]}" --pairs test_pairs_same.txt --results_dir "$OUT/results/paired" \
-  --eval --metrics ssim,lpips
-python test.py "${student[@]}" --pairs test_pairs.txt --results_dir "$OUT/results/unpaired" \
-  --save_grid --eval --metrics fid
-for arch in fsvton mobile; do
-  python test.py "${student[@]}" --checkpoint "$runs/pf_gen_$arch/final.pth" \
-    --pairs test_pairs_same.txt --results_dir "$OUT/results/paired_$arch" --eval --metrics ssim
-done
-for mode in paired unpaired; do
-  pairs=test_pairs.txt; metrics=fid
-  [ "$mode" = paired ] && pairs=test_pairs_same.txt && metrics=ssim,lpips
-  python scripts/baselines.py --dataroot "$test_root" --pairs "$pairs" --height 128 --width 96 \
-    --results_dir "$OUT/results/paste_$mode"
-  python scripts/evaluate.py --dataroot "$test_root" --pairs "$pairs" --metrics "$metrics" \
-    --results_dir "$OUT/results/paste_$mode" --allow_random_weights \
-    --out "$OUT/results/paste_$mode/scores.json" > /dev/null
-done
+[ "$failed" = 0 ] || exit 1
 
 echo "== summary"
-python scripts/demo_report.py --out "$OUT"
+python scripts/demo_report.py --out "$OUT" --dataroot "$test_root"
 echo "training logs and TensorBoard events: $runs/<stage>/ (tensorboard --logdir $runs)"
 echo "demo finished in $(( $(date +%s) - start )) s"
