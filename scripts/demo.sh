@@ -42,7 +42,7 @@ teacher="$runs/pb_gen/final.pth"
 
 # The steps go where the try-on is made. The teacher's generator takes two epochs in batches
 # of two (four times the updates of a warp stage's one epoch in batches of four), each
-# student's generator three epochs; the teacher's validation runs every 40 steps.
+# student's generator two epochs; the teacher's validation runs every 40 steps.
 teacher_schedule=(--batch_size 2 --niter 1 --niter_decay 1 --val_every 40)
 echo "== stage 1: parser-based warp"
 python train_pb_warp.py "${common[@]}" --lr 0.001 --niter 1 --niter_decay 0
@@ -60,7 +60,7 @@ student() {  # NAME [warp flags...] -- [generator flags...]: stages 3 and 4, the
     --pb_checkpoint "$teacher" --lr 0.001 --niter 1 --niter_decay 0
   python train_pf_gen.py "${common[@]}" "${gen[@]}" --name "pf_gen$name" \
     --pb_checkpoint "$teacher" --pf_warp_checkpoint "$runs/pf_warp$name/final.pth" \
-    --lr_warp 0.0002 --niter 2 --niter_decay 1
+    --lr_warp 0.0002 --niter 1 --niter_decay 1
   local model=(--dataroot "$test_root" --checkpoint "$runs/pf_gen$name/final.pth" --device cpu
                --workers 0)
   python test.py "${model[@]}" --pairs test_pairs_same.txt \
