@@ -20,8 +20,8 @@ from common.cli import HelpFormatter  # noqa: E402
 from common.errors import exit_on_user_error  # noqa: E402
 from common.images import to_uint8  # noqa: E402
 from data.datasets import DataOptions, add_data_arguments  # noqa: E402
-from data.pairs import make_pairs_dataset  # noqa: E402
 from data.files import read_rgb  # noqa: E402
+from data.pairs import make_pairs_dataset  # noqa: E402
 from data.photo_fit import FIT_MODES, paste_back, plan_fit  # noqa: E402
 from utils.results import check_output_folder, write_result  # noqa: E402
 

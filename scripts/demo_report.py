@@ -238,7 +238,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--out", default="demo_out", help="the demo's output folder")
     p.add_argument("--dataroot", default=None,
-                   help="the test root the demo used (VITON_test); when not given, OUT/data/VITON_test")
+                   help="the test root the demo used (VITON_test); when not given, "
+                        "OUT/data/VITON_test")
     args = p.parse_args(argv)
     with exit_on_user_error():
         out = Path(args.out)
