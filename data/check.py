@@ -25,12 +25,13 @@ import io
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
-import yaml
 from PIL import Image
 
 from common.cli import HelpFormatter
+from common.config_file import ConfigError, coerce, load_yaml
 from common.errors import exit_on_user_error
 from data import viton
 from data.datasets import DataOptions, add_data_arguments, pair_samples, read_person, train_samples
@@ -212,19 +213,18 @@ def _viton_pairs_files(root: str) -> list:
 
 
 def config_values(parser, path: str) -> dict:
-    """The values of ``path`` (a training configuration) for this command's own flags; the
-    file's other keys are training's, not checked here. Errors through ``parser``."""
-    try:
-        with open(path) as handle:
-            content = yaml.safe_load(handle) or {}
-    except OSError as error:
-        parser.error(f"--config {path}: {error.strerror}")
-    except yaml.YAMLError as error:
-        parser.error(f"--config {path} is not valid YAML: {error}")
+    """The values of ``path`` (a training configuration) for this command's own flags, read and
+    checked by the one config reader (``common/config_file.py``); the file's other keys are
+    training's, not checked here."""
+    content = load_yaml(Path(path))
+    if content is None:
+        return {}
     if not isinstance(content, dict):
-        parser.error(f"--config {path} must hold a mapping of flag names to values")
-    own = {action.dest for action in parser._actions} - {"root", "config", "help"}
-    return {key: value for key, value in content.items() if key in own}
+        raise ConfigError(f"--config: {path} must hold a mapping of flag names to values")
+    own = {action.dest: action for action in parser._actions
+           if action.dest not in ("root", "config", "help")}
+    return {key: coerce(own[key], value, f"--config: {path}: key '{key}'")
+            for key, value in content.items() if key in own}
 
 
 def main(argv=None) -> int:
@@ -245,7 +245,8 @@ def main(argv=None) -> int:
     add_data_arguments(parser)
     args = parser.parse_args(argv)
     if args.config:
-        parser.set_defaults(**config_values(parser, args.config))
+        with exit_on_user_error():
+            parser.set_defaults(**config_values(parser, args.config))
         args = parser.parse_args(argv)
     args.height = 256 if args.height is None else args.height
     args.width = 192 if args.width is None else args.width

@@ -5,12 +5,11 @@ from options.config import (
                             build_parser,
                             config_differences,
                             config_to_dict,
-                            int_list,
                             parse_config,
                             read_yaml_config,
                             validate_config,
                             write_config,
 )
 
-__all__ = ["ConfigError", "build_parser", "config_differences", "config_to_dict", "int_list",
+__all__ = ["ConfigError", "build_parser", "config_differences", "config_to_dict",
            "parse_config", "read_yaml_config", "validate_config", "write_config"]

@@ -28,11 +28,10 @@ from common.cli import (
     REFUSED_PREFIX,
     REMOVED_FLAGS,
     HelpFormatter,
-    int_list,
     refuse_flags,
     shown_default,
 )
-from common.errors import UserError
+from common.config_file import ConfigError, coerce, load_yaml
 from common.precision import AUTOCAST_DTYPES
 from data.datasets import add_data_arguments
 from models import MAX_SIDE, SIZE_MULTIPLE
@@ -52,10 +51,6 @@ MIN_TRAIN_SIZE = 64
 
 # Flags that change between two invocations of the same run without changing the run itself.
 PER_INVOCATION_KEYS = ("config", "resume", "overwrite", "max_steps", "workers", "device")
-
-
-class ConfigError(UserError, ValueError):
-    """A configuration that cannot be used: unknown key, wrong type, impossible value."""
 
 
 def build_parser(add_stage_arguments: Optional[Callable[[argparse.ArgumentParser], None]] = None,
@@ -262,53 +257,6 @@ def _actions_by_dest(parser: argparse.ArgumentParser) -> dict[str, argparse.Acti
             and not action.dest.startswith(REFUSED_PREFIX)}
 
 
-def _coerce(action: argparse.Action, value: Any, where: str) -> Any:
-    """Check a YAML value against its flag and convert it to what argparse would produce."""
-    def wrong(expected: str) -> ConfigError:
-        return ConfigError(f"{where}: expected {expected}, got {_prefix(repr(value))} "
-                           f"({type(value).__name__})")
-
-    is_switch = isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction,
-                                    argparse.BooleanOptionalAction))
-    if is_switch:
-        if not isinstance(value, bool):
-            raise wrong("true or false")
-        return value
-    if value is None:
-        if action.default is None:
-            return None
-        raise wrong(f"a value (the flag has default {action.default!r})")
-    if action.type is int_list:
-        if isinstance(value, str):
-            try:
-                value = int_list(value)
-            except (argparse.ArgumentTypeError, ValueError) as error:
-                raise ConfigError(f"{where}: {_prefix(error, 120)}") from None
-        elif not (isinstance(value, list) and value
-                  and all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
-            raise wrong("a list of integers")
-        return list(value)
-    if action.type is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise wrong("an integer")
-    elif action.type is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise wrong("a number")
-        value = float(value)
-    elif action.type in (None, str):
-        if not isinstance(value, str):
-            raise wrong("a string")
-    elif action.type is not None:
-        try:
-            value = action.type(value)
-        except (TypeError, ValueError, argparse.ArgumentTypeError) as error:
-            raise ConfigError(f"{where}: {error}") from None
-    if action.choices is not None and value not in action.choices:
-        raise ConfigError(f"{where}: {_prefix(repr(value))} is not one of "
-                          f"{list(action.choices)}")
-    return value
-
-
 def read_yaml_config(path: str, parser: argparse.ArgumentParser) -> dict[str, Any]:
     """The flag values set by the YAML file at ``path``, checked against ``parser``. A file may
     hold the architecture flags of every stage (one file for a whole run of four stages): a
@@ -316,7 +264,7 @@ def read_yaml_config(path: str, parser: argparse.ArgumentParser) -> dict[str, An
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"--config: file not found: {file}")
-    content = _load_yaml(file)
+    content = load_yaml(file)
     if content is None:
         return {}
     if not isinstance(content, dict):
@@ -335,84 +283,8 @@ def read_yaml_config(path: str, parser: argparse.ArgumentParser) -> dict[str, An
         if key not in actions:
             raise ConfigError(f"--config: {file}: unknown key '{key}' (not a flag of this "
                               f"script; see --help)")
-        values[key] = _coerce(actions[key], value, f"--config: {file}: key '{key}'")
+        values[key] = coerce(actions[key], value, f"--config: {file}: key '{key}'")
     return values
-
-
-# Largest config file read: a run's every flag takes a few kilobytes (and YAML parses some
-# 30 KB a second, so this bounds the time too).
-MAX_CONFIG_BYTES = 64 << 10
-# Deepest nesting in a config: a flag's value is at most a list inside the top mapping.
-MAX_CONFIG_DEPTH = 32
-# Longest whole number in a config: sizes and counts have a few digits.
-MAX_CONFIG_DIGITS = 30
-
-
-class _ConfigLoader(yaml.SafeLoader):
-    """YAML's safe loader without aliases (``*name``: a 400-byte file of nested aliases
-    expands to gigabytes, and a flag's value never needs one) and with whole numbers of at
-    most MAX_CONFIG_DIGITS digits."""
-
-    depth = 0
-
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            mark = self.peek_event().start_mark
-            raise ConfigError(f"line {mark.line + 1}: aliases ('*name') are not read in a "
-                              f"config file; write the value itself")
-        self.depth += 1
-        if self.depth > MAX_CONFIG_DEPTH:
-            mark = self.peek_event().start_mark
-            raise ConfigError(f"line {mark.line + 1}: nested more than {MAX_CONFIG_DEPTH} "
-                              f"deep; nested too deep to be a config file")
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            self.depth -= 1
-
-    def construct_yaml_int(self, node):
-        if len(node.value.lstrip("+-")) > MAX_CONFIG_DIGITS:
-            raise ConfigError(f"line {node.start_mark.line + 1}: a number of "
-                              f"{len(node.value)} digits")
-        return super().construct_yaml_int(node)
-
-
-_ConfigLoader.add_constructor("tag:yaml.org,2002:int", _ConfigLoader.construct_yaml_int)
-
-
-def _load_yaml(file: Path) -> Any:
-    """The document of the YAML file ``file``: a regular file of at most MAX_CONFIG_BYTES,
-    UTF-8 text, no aliases, nested at most as deep as Python's recursion allows; one
-    ConfigError line naming the file otherwise."""
-    try:
-        if file.stat().st_size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"more than the {MAX_CONFIG_BYTES >> 10} KiB a config file may "
-                              f"take")
-        with open(file, "rb") as handle:
-            data = handle.read(MAX_CONFIG_BYTES + 1)
-        text = data.decode("utf-8-sig")
-        return yaml.load(text, Loader=_ConfigLoader)
-    except ConfigError as error:
-        raise ConfigError(f"--config: {file}: {error}") from None
-    except OSError as error:
-        raise ConfigError(f"--config: {file}: cannot read ({error.strerror or error})") \
-            from None
-    except UnicodeDecodeError as error:
-        line = data[:error.start].count(b"\n") + 1
-        raise ConfigError(f"--config: {file}, line {line}: not UTF-8 text (byte "
-                          f"0x{data[error.start]:02x})") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"--config: {file} is not valid YAML: "
-                          f"{_prefix(' '.join(str(error).split()), 300)}") \
-            from None
-    except RecursionError:
-        raise ConfigError(f"--config: {file}: nested too deep to be a config file") from None
-
-
-def _prefix(value: Any, limit: int = 60) -> str:
-    """``value``'s text cut to ``limit`` characters, for messages: a bad value may be long."""
-    text = str(value)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _architecture_flag_names() -> set[str]:

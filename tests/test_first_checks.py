@@ -100,3 +100,18 @@ def test_data_check_reads_at_the_size_of_a_training_configuration(test_root, tmp
     assert "served at 96 x 64" in capsys.readouterr().out
     assert check_main([test_root["train"]]) == 0
     assert "served at 256 x 192" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('a: &a ["x", "x"]\nb: &b [*a, *a]\nheight: *b\n', "aliases ('*name') are not read"),
+    ('height: "64"\n', "key 'height': expected an integer"),
+])
+def test_data_check_reads_its_config_as_training_does(test_root, tmp_path, capsys, text,
+                                                        expected):
+    """The same bounded, checked reader as training: an alias bomb or a wrong type is one line."""
+    config = tmp_path / "train.yaml"
+    config.write_text(text)
+    with pytest.raises(SystemExit) as stop:
+        check_main([test_root["train"], "--config", str(config)])
+    assert stop.value.code == 2
+    assert expected in capsys.readouterr().err
