@@ -8,7 +8,9 @@ skin terms weigh the region the tutor's garment covered but the person's does no
 warp learns at ``--lr_warp`` (default 0.2 x ``--lr``, tied as in the release), the generator
 at ``--lr``. The early skin weights last the release's ``niter - 1`` epochs and the rates decay
 as the release's. The generator's BatchNorm running statistics follow the real photos (an
-extra no-grad pass; ``--bn_statistics tutor``: the release's, of the tutor images).
+extra no-grad pass; ``--bn_statistics tutor``: the release's, of the tutor images). The
+generator starts from random weights, as in the release, or with ``--gen_init teacher`` from
+the teacher's generator (docs/differences.md).
 
     python train_pf_gen.py --dataroot VITON_traindata --name pf_gen \\
         --pb_checkpoint checkpoints/pb_gen/final.pth \\
@@ -18,11 +20,13 @@ extra no-grad pass; ``--bn_statistics tutor``: the release's, of the tutor image
 from contextlib import nullcontext
 
 import torch
+from torch import nn
 
 from models import PF_GEN_INPUT
 from models.losses import skin_loss, tryon_loss
 from models.registry import unwrap
 from models.tryon import compose, parser_free_tryon
+from options.config import ConfigError
 from utils.training.engine import main
 from utils.training.parts import (
     add_bn_statistics_argument,
@@ -46,6 +50,29 @@ from utils.training.parts import (
 )
 from utils.training.schedule import in_first_phase
 from utils.training.stage import Stage, StepResult
+
+
+def start_from_teacher(student: nn.Module, teacher: nn.Module, flag: str) -> None:
+    """Copy the teacher generator's weights into the student's (``--gen_init teacher``; the
+    release starts the student from random weights). The inputs correspond channel for
+    channel, the teacher's preserved region to the student's person photo, then the warped
+    garment and its edge; the teacher's last input channel (the arm mask) has no counterpart
+    and its weights are dropped."""
+    mine, theirs = unwrap(student).arch, unwrap(teacher).arch
+    differ = sorted(key for key in set(mine) | set(theirs)
+                    if key != "input_nc" and mine.get(key) != theirs.get(key))
+    if differ:
+        raise ConfigError(f"{flag} teacher: the student generator must be the teacher's "
+                          f"architecture with its widths, but they differ in " + ", ".join(
+                              f"{key} ({mine.get(key)} vs the teacher's {theirs.get(key)})"
+                              for key in differ))
+    state = student.state_dict()
+    for key, value in teacher.state_dict().items():
+        if value.dim() == 4 and value.shape[1] != state[key].shape[1]:
+            value = value[:, :state[key].shape[1]]       # the first layer's input channels
+        state[key] = value.detach().clone()
+    student.load_state_dict(state)
+
 
 EARLY_SKIN_WEIGHTS = (30.0, 2.0)   # (L1, VGG) during the first phase
 LATE_SKIN_WEIGHTS = (60.0, 4.0)
@@ -71,6 +98,10 @@ class ParserFreeGenerator(Stage):
                             help="stage-3 (train_pf_warp.py) checkpoint to start the warp from")
         add_warp_lr_argument(parser)
         add_bn_statistics_argument(parser)
+        parser.add_argument("--gen_init", default="random", choices=("random", "teacher"),
+                            help="what the generator starts from: random weights (the release) "
+                                 "or the teacher's generator, of the same architecture and "
+                                 "widths (its first layer without the arm-mask channel)")
 
     def build_models(self, cfg, device):
         check_kd_group(cfg)
@@ -80,6 +111,8 @@ class ParserFreeGenerator(Stage):
         models["warp"] = continue_from_flag(cfg, "pf_warp_checkpoint", "warp",
                                             ("pf_warp",)).to(device)
         models["gen"] = build_generator(cfg, PF_GEN_INPUT).to(device)
+        if cfg.gen_init == "teacher":
+            start_from_teacher(models["gen"], models["pb_gen"], "--gen_init")
         adapter = distillation_adapter(models["pb_warp"], models["warp"])
         if adapter is not None:
             load_from_flag(adapter, cfg, "pf_warp_checkpoint", "adapter", ("pf_warp",))

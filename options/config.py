@@ -148,6 +148,11 @@ def _add_optimisation_flags(optim) -> None:
     optim.add_argument("--grad_clip", type=float, default=0.0,
                        help="clip the global gradient norm of the trained models to this; 0 = off "
                             "(the paper does not clip)")
+    optim.add_argument("--bn_recalibration", type=int, default=0,
+                       help="before each validation and the last save, recompute the trained "
+                            "models' BatchNorm running statistics as a plain average over this "
+                            "many training batches with the current weights; 0 = off (the "
+                            "release's momentum average over weights that keep changing)")
     optim.add_argument("--max_skipped_steps", type=int, default=50,
                        help="with --precision fp16, stop the run when the gradient scaler skips "
                             "more than this many steps in a row (non-finite loss or gradients at "
@@ -337,7 +342,8 @@ def _count_problems(cfg: argparse.Namespace) -> list[str]:
     problems = [f"--{key} must not be negative, got {getattr(cfg, key)}"
                 for key in ("batch_size", "niter_decay", "niter", "workers", "save_every",
                             "keep_epoch_every", "log_every", "sample_every", "max_steps",
-                            "val_max_pairs", "val_batch_size", "max_skipped_steps", "seed")
+                            "val_max_pairs", "val_batch_size", "max_skipped_steps", "seed",
+                            "bn_recalibration")
                 if getattr(cfg, key) < 0]
     for key in ("batch_size", "log_every", "val_every"):
         if getattr(cfg, key) < 1:

@@ -60,10 +60,13 @@ def precision_flags(precision: str, known: set) -> list[str]:
     return ["--amp", "none" if precision == "fp32" else precision]
 
 
-# Quiet runs: no logging, image grids or intermediate saves. Each entry lists a flag's names
-# across versions of the command line; the first this tree knows is used.
+# Quiet runs: no logging, image grids, intermediate saves or BatchNorm recalibration (its
+# forward passes come before validations and the last save, not with each step, and would
+# be timed as steps). Each entry lists a flag's names across versions of the command line;
+# the first this tree knows is used.
 QUIET = ((("--log_every",), "1000000"), (("--sample_every",), "0"),
-         (("--save_every",), "0"), (("--keep_epoch_every", "--save_epoch_freq"), "0"))
+         (("--save_every",), "0"), (("--keep_epoch_every", "--save_epoch_freq"), "0"),
+         (("--bn_recalibration",), "0"))
 
 
 def stage_argv(args, name: str, folder: str, checkpoints: dict, run_name: str) -> list[str]:
@@ -126,7 +129,7 @@ def profile(args) -> None:
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="bench_training_") as folder:
-        checkpoints = prepare(args, folder, [ROOT])
+        checkpoints = prepare(args, folder, [ROOT])[ROOT]
         for name in args.stages:
             stage = stage_object(name)
             losses, seen = stage.losses, []
@@ -163,17 +166,22 @@ def in_tree(tree: str, argv: list[str], threads: int) -> dict:
 
 
 def prepare(args, folder: str, trees: list[str]) -> dict:
-    """Synthetic data and the one-step checkpoints of stages 1-3 (made by the first tree)."""
+    """Synthetic data, and per tree the one-step checkpoints of stages 1-3 that its later
+    stages start from, made by that tree at its own ``--config`` (trees of different commits
+    may configure different networks)."""
     from data.synthetic import make_dataset
     make_dataset(os.path.join(folder, "data"), num_train=args.batch * (args.warmup + args.steps),
                  num_test=0, seed=0, height=args.height, width=args.width)
     checkpoints = {}
-    for name in STAGES[:3]:
-        saved = dict(vars(args), warmup=1, steps=0)
-        argv = worker_argv(argparse.Namespace(**saved), name, folder, checkpoints, "fp32",
-                           f"earlier_{name}")
-        in_tree(trees[0], argv, args.threads)
-        checkpoints[name] = os.path.join(folder, "runs", f"earlier_{name}", "final.pth")
+    for index, tree in enumerate(trees):
+        checkpoints[tree] = {}
+        for name in STAGES[:3]:
+            saved = dict(vars(args), warmup=1, steps=0)
+            run_name = f"earlier_{index}_{name}"
+            argv = worker_argv(argparse.Namespace(**saved), name, folder, checkpoints[tree],
+                               "fp32", run_name)
+            in_tree(tree, argv, args.threads)
+            checkpoints[tree][name] = os.path.join(folder, "runs", run_name, "final.pth")
     return checkpoints
 
 
@@ -211,7 +219,7 @@ def measure(args) -> dict:
             for name in args.stages:
                 for precision in args.precisions:
                     for tree in trees if repeat % 2 == 0 else trees[::-1]:
-                        answer = in_tree(tree, worker_argv(args, name, folder, checkpoints,
+                        answer = in_tree(tree, worker_argv(args, name, folder, checkpoints[tree],
                                                            precision, f"{name}_{precision}"),
                                          args.threads)
                         results[tree, name, precision].append(answer)

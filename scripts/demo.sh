@@ -8,7 +8,8 @@
 #   DEMO_SEED=N                     other synthetic data
 #   DEMO_DATA=DIR                   the same recipe on an existing VITON-format root (its
 #                                   VITON_traindata/ and VITON_test/) instead of synthetic data
-#   DEMO_PRECISION=bf16             train under bf16 autocast (default fp32)
+#   DEMO_PRECISION=fp32|bf16        the number format of training (default: bf16 where the CPU
+#                                   runs it natively, AVX-512 BF16 or AMX; fp32 elsewhere)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup_env.sh
@@ -33,11 +34,17 @@ else
   python scripts/make_synthetic_data.py --out "$data" --num_train "${DEMO_TRAIN:-160}" \
     --num_test "${DEMO_TEST:-32}" --seed "${DEMO_SEED:-0}" --height 128 --width 96
 fi
+precision=${DEMO_PRECISION:-auto}
+if [ "$precision" = auto ]; then
+  precision=$(python -c "from utils.inference.precision import unsupported
+print('fp32' if unsupported('bf16', 'cpu') else 'bf16')")
+fi
+echo "== training in $precision"
 train="$data/VITON_traindata"
 test_root="$data/VITON_test"
 runs="$OUT/runs"
 common=(--config configs/demo.yaml --dataroot "$train" --checkpoints_dir "$runs"
-        --val_root "$test_root" --precision "${DEMO_PRECISION:-fp32}")
+        --val_root "$test_root" --precision "$precision")
 teacher="$runs/pb_gen/final.pth"
 
 # The steps go where the try-on is made. The teacher's generator takes two epochs in batches
@@ -92,8 +99,9 @@ run_logged() {  # NAME COMMAND...: run it in the background, its output in $OUT/
   pids+=($!)
   names+=("$1")
 }
-run_logged pfafn_student student "" --
-run_logged fsvton_student student _fsvton --warp_arch fsvton --
+# The Res-UNet students' generators start from the teacher's (--gen_init teacher).
+run_logged pfafn_student student "" -- --gen_init teacher
+run_logged fsvton_student student _fsvton --warp_arch fsvton -- --gen_init teacher
 # The mobile student: configs/mobile_student.yaml's networks at the demo's size.
 run_logged mobile_student student _mobile --warp_arch mobile --fpn_dim 32 --mobile_width 0.5 \
   --head_channels 16,16,8 -- --gen_arch mobile

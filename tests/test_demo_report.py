@@ -44,6 +44,22 @@ def test_outside_garment_difference_is_zero_for_the_photo_and_counts_levels(tmp_
     assert 5 < levels["brighter"] <= 10
 
 
+def test_backdrop_floor_is_the_error_of_one_backdrop_colour():
+    """Two photos whose backdrops (label 0) are grey 100 and grey 120, and whose other half is
+    a person's region (label 12, face) outside the garment: the median backdrop colour is 110,
+    10 levels from each backdrop pixel, and the backdrop is half the outside region."""
+    import torch
+
+    pairs = []
+    for grey in (100, 120):
+        image = torch.full((3, 8, 8), grey / 127.5 - 1)
+        label = torch.zeros(8, 8)
+        label[4:] = 12
+        pairs.append({"image": image, "label": label})
+    assert demo_report.backdrop_floor(pairs) == pytest.approx(5.0, abs=0.01)
+    assert "one colour would differ by 5.00 levels" in demo_report.score_table([], 5.0)
+
+
 def test_table_shows_the_margin_over_paste_and_no_random_network_scores():
     rows = [("PF-AFN student", 0.70, 3.5, "a"), ("paste baseline", 0.60, 12.0, "b")]
     table = demo_report.score_table(rows)

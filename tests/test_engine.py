@@ -438,3 +438,26 @@ def test_stale_temporary_checkpoints_are_removed_on_resume(tmp_path):
     run(FakeStage(6), fake_argv(tmp_path, "stale", "--max_steps", "3", "--resume"))
     assert not leftover.exists() and other.exists()
     assert "removed .latest.abcd1234.pth" in (tmp_path / "stale" / "train.log").read_text()
+
+
+def test_bn_recalibration_leaves_the_plain_average_of_the_first_batches(tmp_path):
+    """--bn_recalibration 2 at batch size 2: before the last save, the BatchNorm running
+    statistics become the average over the first two training batches (samples 0-1, 2-3) of
+    their statistics under the final weights; the layer's momentum is restored after."""
+    stage = FakeStage(6)
+    result = run(stage, fake_argv(tmp_path, "recalibrated", "--bn_recalibration", "2"))
+    net = result.models["net"].eval()
+    norm = net.head[1]
+    with torch.no_grad():
+        features = [net.head[0](torch.stack([stage.dataset[i]["person"] for i in pair]))
+                    for pair in ((0, 1), (2, 3))]
+    mean = torch.stack([f.mean((0, 2, 3)) for f in features]).mean(0)
+    var = torch.stack([f.var((0, 2, 3), unbiased=True) for f in features]).mean(0)
+    torch.testing.assert_close(norm.running_mean, mean, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(norm.running_var, var, rtol=1e-5, atol=1e-6)
+    assert norm.momentum == 0.1
+    saved = read_checkpoint(tmp_path / "recalibrated" / "final.pth")["model"]["net"]
+    assert torch.equal(saved["head.1.running_mean"], norm.running_mean)
+    # Without the flag the statistics are the momentum average of training, not these.
+    plain = run(FakeStage(6), fake_argv(tmp_path, "plain"))
+    assert not torch.allclose(plain.models["net"].head[1].running_mean, mean, atol=1e-3)

@@ -207,3 +207,39 @@ def test_schedule_script_prints_the_release_boundaries(capsys):
     schedule.main(["--stage", "pf_gen"])
     out = capsys.readouterr().out
     assert "epoch  99 (release's 100): factor 0.0200  lr 1e-06, warp 2e-07  skin 60 / 4" in out
+
+
+def test_gen_init_teacher_copies_the_teacher_generator_without_its_arm_mask_channel():
+    from models.registry import arch_from_flags, build_model
+    from options import ConfigError
+    from train_pf_gen import start_from_teacher
+
+    def generator(input_nc, type="resunet", **flags):
+        return build_model(arch_from_flags("gen", type, input_nc, flags))
+
+    teacher, student = generator(8, ngf=8), generator(7, ngf=8)
+    start_from_teacher(student, teacher, "--gen_init")
+    mine, theirs = student.state_dict(), teacher.state_dict()
+    first = "model.model.0.weight"
+    assert mine[first].shape[1] == 7 and torch.equal(mine[first], theirs[first][:, :7])
+    for key in theirs.keys() - {first}:
+        assert torch.equal(mine[key], theirs[key]), key
+    with pytest.raises(ConfigError, match=r"ngf \(16 vs the teacher's 8\)"):
+        start_from_teacher(generator(7, ngf=16), teacher, "--gen_init")
+    with pytest.raises(ConfigError, match=r"type \(mobile vs the teacher's resunet\)"):
+        start_from_teacher(generator(7, "mobile"), teacher, "--gen_init")
+
+
+def test_frozen_running_statistics_keep_their_batch_count():
+    """Stage 4's tutor pass leaves the generator's BatchNorm buffers as they were, the batch
+    count included: a cumulative average (--bn_recalibration) counts only the photo passes."""
+    from utils.training.parts import running_statistics_frozen
+
+    norm = torch.nn.BatchNorm2d(3)
+    norm(torch.randn(2, 3, 4, 4))
+    before = {key: value.clone() for key, value in norm.state_dict().items()}
+    with running_statistics_frozen(norm):
+        norm(torch.randn(2, 3, 4, 4) * 5 + 2)
+    for key, value in norm.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert norm.momentum == 0.1

@@ -29,7 +29,7 @@ from typing import Iterator, Optional, Sequence
 
 import torch
 import torchvision
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from common.atomic import remove_stale_temporaries, write_atomic
@@ -73,6 +73,7 @@ from utils.training.sampling import (
     derived_seed,
     epoch_loader,
     seed_everything,
+    seed_worker,
     to_device,
 )
 from utils.training.schedule import EpochOptimiser
@@ -399,6 +400,7 @@ class Trainer:
     def _validate(self) -> None:
         """Score the models on --val_root (every process its share); a new best is kept as
         ``best.pth`` by the next save."""
+        self._recalibrate_norms()
         scores = self.validator.run(self.plain, self.device)
         improved = self.best.update(scores[self.best.metric], self.step)
         self.best_pending = self.best_pending or improved
@@ -407,6 +409,28 @@ class Trainer:
             for name in (*self.validator.metrics(), "seconds"):
                 self.writer.add_scalar(f"val/{name}", scores[name], self.step)
             self.logger.info(self.validator.report(self.step, scores, self.best, improved))
+
+    def _recalibrate_norms(self) -> None:
+        """``--bn_recalibration N``: the trained models' BatchNorm running statistics become the
+        plain average over the first N batches of the training set (each process its share)
+        under the current weights, computed by the stage's own forward pass without gradients
+        (``utils/training/batch_norm.py``)."""
+        count, cfg = self.cfg.bn_recalibration, self.cfg
+        if not count:
+            return
+        from utils.training.batch_norm import batch_norms, recalibrating  # only with the flag
+        norms = batch_norms(self.plain[name] for name in self.trained)
+        if not norms:
+            return
+        world, rank = self.context.world_size, self.context.rank
+        samples = min(count * cfg.batch_size, len(self.dataset) // world)
+        loader = DataLoader(Subset(self.dataset, range(rank, samples * world, world)),
+                            batch_size=cfg.batch_size, num_workers=cfg.workers, drop_last=True,
+                            worker_init_fn=seed_worker)
+        seed_everything(derived_seed(cfg.seed + rank, self.step, 2))
+        with recalibrating(norms), torch.no_grad():
+            for batch in loader:
+                self._stage_losses(batch, want_images=False)
 
     def _save(self, copies: Sequence[str] = ()) -> None:
         """Take the state for ``latest.pth`` (and ``copies``, ``best.pth`` when a new best
@@ -436,6 +460,8 @@ class Trainer:
         """Save where the epoch's loop ended: at its end, counting the epoch and keeping
         ``epoch_NNN.pth`` every ``--keep_epoch_every`` epochs, or mid-epoch when stopping."""
         keep = []
+        if self.validator is None and self.step >= self.stop_at:
+            self._recalibrate_norms()          # with validation, done before the last one
         if self.step_in_epoch == self.steps_per_epoch:
             self.epoch, self.step_in_epoch = self.epoch + 1, 0
             every = self.cfg.keep_epoch_every

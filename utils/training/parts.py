@@ -230,16 +230,20 @@ def add_bn_statistics_argument(parser) -> None:
 @contextmanager
 def running_statistics_frozen(model: nn.Module):
     """Train-mode BatchNorms of ``model`` normalise by the batch but leave their running
-    statistics as they are (momentum 0) inside the block."""
+    statistics and batch count as they are inside the block (the count matters to a
+    cumulative average, ``--bn_recalibration``)."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [m.momentum for m in norms]
+    saved = [(m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone())
+             for m in norms]
     for norm in norms:
         norm.momentum = 0.0
     try:
         yield
     finally:
-        for norm, momentum in zip(norms, saved):
+        for norm, (momentum, count) in zip(norms, saved):
             norm.momentum = momentum
+            if count is not None:
+                norm.num_batches_tracked.copy_(count)
 
 
 def track_running_statistics(model: nn.Module, inputs: torch.Tensor) -> None:
