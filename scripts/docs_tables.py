@@ -219,9 +219,33 @@ def gpu_check_table() -> str:
     return markdown_table(["check", "status", "seconds", "details"], body)
 
 
-TABLES = {"speed": speed_table, "formats": formats_table, "zoo": zoo_table,
-          "profile": profile_table, "machine": peak_table, "correlation": correlation_table,
-          "quality": quality_table, "gpu_check": gpu_check_table}
+def training_table() -> str:
+    """Samples per second of each training stage, this tree against the tree benchmarked
+    beside it (each at its own configs/demo.yaml), fp32 and bf16."""
+    report = load("training_demo_cpu.json")
+    rows = {(row["tree"], row["stage"], row["precision"]): row for row in report["rows"]}
+    this, other = report["trees"][0], report["trees"][-1]
+    body = []
+    for stage in dict.fromkeys(row["stage"] for row in report["rows"]):
+        cells = [stage]
+        for precision in ("fp32", "bf16"):
+            before, after = rows[other, stage, precision], rows[this, stage, precision]
+            cells += [f"{before['samples_per_s']:.2f}", f"{after['samples_per_s']:.2f}",
+                      f"{after['samples_per_s'] / before['samples_per_s']:.2f}x"]
+        base = rows[other, stage, "fp32"]["samples_per_s"]
+        cells.append(f"{rows[this, stage, 'bf16']['samples_per_s'] / base:.2f}x")
+        body.append(cells)
+    return markdown_table(
+        ["stage", "before fp32", "now fp32", "speed-up", "before bf16", "now bf16", "speed-up",
+         "now bf16 / before fp32"], body) + (
+        f"\n\n{report['cpu']}, {report['threads']} thread, PyTorch {report['torch']}; "
+        f"`{report['command']}`")
+
+
+TABLES = {"training": training_table, "speed": speed_table, "formats": formats_table,
+          "zoo": zoo_table, "profile": profile_table, "machine": peak_table,
+          "correlation": correlation_table, "quality": quality_table,
+          "gpu_check": gpu_check_table}
 MARKER = re.compile(r"(<!-- table:(\w+) -->\n)(.*?)(<!-- /table:\2 -->)", re.S)
 
 
