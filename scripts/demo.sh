@@ -7,7 +7,8 @@
 #   DEMO_OUT=DIR                    another output folder
 #   DEMO_SEED=N                     other synthetic data
 #   DEMO_DATA=DIR                   the same recipe on an existing VITON-format root (its
-#                                   VITON_traindata/ and VITON_test/) instead of synthetic data
+#                                   VITON_traindata/ and VITON_test/) instead of synthetic data;
+#                                   a VITON_test without parsing validates stage 4 only
 #   DEMO_PRECISION=fp32|bf16        the number format of training (default: bf16 where the CPU
 #                                   runs it natively, AVX-512 BF16 or AMX; fp32 elsewhere)
 set -euo pipefail
@@ -44,7 +45,16 @@ train="$data/VITON_traindata"
 test_root="$data/VITON_test"
 runs="$OUT/runs"
 common=(--config configs/demo.yaml --dataroot "$train" --checkpoints_dir "$runs"
-        --val_root "$test_root" --precision "$precision")
+        --precision "$precision")
+# Stages 1-3 are scored on the persons' parsing; a test split without it (PF-AFN's own
+# VITON_test has photos, garments and masks only) validates stage 4 alone.
+val=(--val_root "$test_root")
+parser_val=("${val[@]}")
+if ! python -c "import sys; from pathlib import Path; from scripts.demo_report import has_labels
+sys.exit(0 if has_labels(Path(sys.argv[1])) else 1)" "$test_root"; then
+  echo "== $test_root has no parsing (test_label/, test_pose/): only stage 4 is validated"
+  parser_val=()
+fi
 teacher="$runs/pb_gen/final.pth"
 
 # The steps go where the try-on is made. The teacher's generator takes two epochs in batches
@@ -52,9 +62,9 @@ teacher="$runs/pb_gen/final.pth"
 # student's generator two epochs; the teacher's validation runs every 40 steps.
 teacher_schedule=(--batch_size 2 --niter 1 --niter_decay 1 --val_every 40)
 echo "== stage 1: parser-based warp"
-python train_pb_warp.py "${common[@]}" --lr 0.001 --niter 1 --niter_decay 0
+python train_pb_warp.py "${common[@]}" "${parser_val[@]}" --lr 0.001 --niter 1 --niter_decay 0
 echo "== stage 2: parser-based warp + generator (teacher)"
-python train_pb_gen.py "${common[@]}" "${teacher_schedule[@]}" \
+python train_pb_gen.py "${common[@]}" "${parser_val[@]}" "${teacher_schedule[@]}" \
   --pb_warp_checkpoint "$runs/pb_warp/final.pth" --lr_warp 0.0002
 
 student() {  # NAME [warp flags...] -- [generator flags...]: stages 3 and 4, then its try-ons
@@ -63,27 +73,25 @@ student() {  # NAME [warp flags...] -- [generator flags...]: stages 3 and 4, the
   while [ "$1" != -- ]; do warp+=("$1"); shift; done
   shift
   gen=("$@")
-  python train_pf_warp.py "${common[@]}" "${warp[@]}" --name "pf_warp$name" \
+  python train_pf_warp.py "${common[@]}" "${parser_val[@]}" "${warp[@]}" --name "pf_warp$name" \
     --pb_checkpoint "$teacher" --lr 0.001 --niter 1 --niter_decay 0
-  python train_pf_gen.py "${common[@]}" "${gen[@]}" --name "pf_gen$name" \
+  python train_pf_gen.py "${common[@]}" "${val[@]}" "${gen[@]}" --name "pf_gen$name" \
     --pb_checkpoint "$teacher" --pf_warp_checkpoint "$runs/pf_warp$name/final.pth" \
     --lr_warp 0.0002 --niter 1 --niter_decay 1
   local model=(--dataroot "$test_root" --checkpoint "$runs/pf_gen$name/final.pth" --device cpu
                --workers 0)
-  python test.py "${model[@]}" --pairs test_pairs_same.txt \
-    --results_dir "$OUT/results/paired$name" --eval --metrics ssim
-  python test.py "${model[@]}" --pairs test_pairs.txt --results_dir "$OUT/results/unpaired$name"
+  python test.py "${model[@]}" --pairs paired --results_dir "$OUT/results/paired$name" \
+    --eval --metrics ssim
+  python test.py "${model[@]}" --pairs unpaired --results_dir "$OUT/results/unpaired$name"
 }
 
-baselines() {
-  local mode pairs
+baselines() {  # paired: test_pairs_same.txt, or each test person in their own garment
+  local mode
   for mode in paired unpaired; do
-    pairs=test_pairs.txt
-    [ "$mode" = paired ] && pairs=test_pairs_same.txt
-    python scripts/baselines.py --dataroot "$test_root" --pairs "$pairs" --height 128 \
+    python scripts/baselines.py --dataroot "$test_root" --pairs "$mode" --height 128 \
       --width 96 --results_dir "$OUT/results/paste_$mode"
   done
-  python scripts/evaluate.py --dataroot "$test_root" --pairs test_pairs_same.txt \
+  python scripts/evaluate.py --dataroot "$test_root" --pairs paired \
     --metrics ssim --results_dir "$OUT/results/paste_paired" \
     --out "$OUT/results/paste_paired/scores.json" > /dev/null
 }

@@ -23,6 +23,7 @@ from common.cli import HelpFormatter  # noqa: E402
 from common.errors import UserError, exit_on_user_error  # noqa: E402
 from common.images import to_uint8  # noqa: E402
 from data.datasets import DataOptions  # noqa: E402
+from data.files import DatasetError  # noqa: E402
 from data.inputs import person_clothes_edge  # noqa: E402
 from data.pairs import make_pairs_dataset  # noqa: E402
 from utils.results import result_name  # noqa: E402
@@ -49,9 +50,21 @@ def results_folder(out: Path, mode: str, suffix: str, paste: bool = False) -> Pa
     return out / "results" / (f"paste_{mode}" if paste else f"{mode}{suffix}")
 
 
-def test_pairs(dataroot: Path, pairs: str):
-    """The test pairs at the demo's size, with the person's labels (one dict per pair)."""
-    dataset = make_pairs_dataset(DataOptions(), str(dataroot), pairs, *SIZE, parser_inputs=True)
+def has_labels(dataroot: Path) -> bool:
+    """Whether the test root has the persons' parsing (and the rest of the parser-based
+    inputs): PF-AFN's own VITON_test has only photos, garments and their masks."""
+    try:
+        make_pairs_dataset(DataOptions(), str(dataroot), "paired", *SIZE, parser_inputs=True)
+    except DatasetError:
+        return False
+    return True
+
+
+def test_pairs(dataroot: Path, pairs: str, labels: bool = True):
+    """The test pairs ('paired', 'unpaired' or a pairs file) at the demo's size, with the
+    person's labels when ``labels`` (one dict per pair)."""
+    dataset = make_pairs_dataset(DataOptions(), str(dataroot), pairs, *SIZE,
+                                 parser_inputs=labels)
     for batch in DataLoader(dataset, batch_size=8, num_workers=0):
         for i in range(len(batch["person_name"])):
             yield {key: value[i] for key, value in batch.items()
@@ -106,13 +119,14 @@ def score_rows(out: Path, dataroot: Path) -> list:
                for label, suffix, what in STUDENTS]
     entries.append((PASTE[0], results_folder(out, "paired", "", paste=True), PASTE[2]))
     entries = [entry for entry in entries if (entry[1] / "scores.json").is_file()]
-    pairs = list(test_pairs(dataroot, "test_pairs_same.txt"))
-    differences = outside_garment_difference({label: folder for label, folder, _ in entries},
-                                             pairs)
+    differences = {}
+    if has_labels(dataroot):
+        differences = outside_garment_difference(
+            {label: folder for label, folder, _ in entries}, list(test_pairs(dataroot, "paired")))
     rows = []
     for label, folder, what in entries:
         scores = json.loads((folder / "scores.json").read_text())
-        rows.append((label, scores.get("ssim"), differences[label], what))
+        rows.append((label, scores.get("ssim"), differences.get(label), what))
     return rows
 
 
@@ -124,11 +138,13 @@ def score_table(rows: list, floor: float | None = None) -> str:
         margin = (f"{ssim - paste:+.4f}" if None not in (ssim, paste) and label != PASTE[0]
                   else "–")
         value = "–" if ssim is None else f"{ssim:.4f}"
-        lines.append(f"| {label} | {value} | {margin} | {difference:.2f} | {what} |")
+        outside = "–" if difference is None else f"{difference:.2f}"
+        lines.append(f"| {label} | {value} | {margin} | {outside} | {what} |")
     lines += ["", "Paired SSIM: try-on vs photo, each person in their own garment. Outside-garment "
               "difference: mean |try-on - photo| over the pixels the worn garment does not "
-              "cover. LPIPS and FID are left out: without downloads their networks would be "
-              "random, and a score of a random network says nothing about the pictures."]
+              "cover (– where the test split has no parsing to tell). LPIPS and FID are left "
+              "out: without downloads their networks would be random, and a score of a random "
+              "network says nothing about the pictures."]
     if floor is not None:
         lines += ["", f"A try-on exact everywhere but painting every backdrop in one colour would "
                   f"differ by {floor:.2f} levels outside the garment here: the parser-based "
@@ -225,7 +241,7 @@ def contact_sheet(out: Path, dataroot: Path, target: Path, count: int = 8) -> bo
     if not columns:
         return False
     rows = []
-    for pair in test_pairs(dataroot, "test_pairs.txt"):
+    for pair in test_pairs(dataroot, "unpaired", labels=False):
         if len(rows) == count:
             break
         cells = [to_uint8(pair["image"]), to_uint8(pair["garment"])]
@@ -279,7 +295,9 @@ def report(out: Path, dataroot: Path) -> None:
         raise UserError(f"--dataroot {dataroot}: no such folder (the demo's VITON_test)")
     torch.set_num_threads(1)
     rows = score_rows(out, dataroot)
-    table = score_table(rows, backdrop_floor(list(test_pairs(dataroot, "test_pairs_same.txt"))))
+    floor = (backdrop_floor(list(test_pairs(dataroot, "paired"))) if has_labels(dataroot)
+             else None)
+    table = score_table(rows, floor)
     paste = next((ssim for label, ssim, _, _ in rows if label == PASTE[0]), None)
     curves = {name: validation_series(out / "runs" / name) for name, _, _ in STAGES
               if (out / "runs" / name / "tensorboard").is_dir()}

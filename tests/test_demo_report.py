@@ -60,6 +60,31 @@ def test_backdrop_floor_is_the_error_of_one_backdrop_colour():
     assert "one colour would differ by 5.00 levels" in demo_report.score_table([], 5.0)
 
 
+def test_a_test_split_without_parsing_is_reported_without_the_outside_difference(tmp_path,
+                                                                                 test_root):
+    """PF-AFN's own VITON_test has photos, garments and masks only: no labels, no pairs file
+    of own garments. The report still scores SSIM and draws the sheet; the outside-garment
+    column says '–' and no backdrop floor is printed."""
+    import shutil
+
+    bare = tmp_path / "VITON_test"
+    bare.mkdir()
+    for name in ("test_img", "test_clothes", "test_edge", "test_pairs.txt"):
+        source = test_root / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, bare / name)
+    assert demo_report.has_labels(test_root) and not demo_report.has_labels(bare)
+    out = tmp_path / "demo_out"
+    pairs = list(demo_report.test_pairs(bare, "paired", labels=False))
+    assert len(pairs) == 3 and all(p["person_name"] for p in pairs)
+    folder = out / "results" / "paired"
+    _write(folder, pairs, lambda p: to_uint8(p["image"]))
+    (folder / "scores.json").write_text(json.dumps({"ssim": 0.7}))
+    rows = demo_report.score_rows(out, bare)
+    assert rows == [("PF-AFN student", 0.7, None, rows[0][3])]
+    table = demo_report.score_table(rows)
+    assert "| PF-AFN student | 0.7000 | – | – |" in table and "backdrop" not in table
+
+
 def test_table_shows_the_margin_over_paste_and_no_random_network_scores():
     rows = [("PF-AFN student", 0.70, 3.5, "a"), ("paste baseline", 0.60, 12.0, "b")]
     table = demo_report.score_table(rows)
