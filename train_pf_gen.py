@@ -27,6 +27,7 @@ from models.losses import skin_loss, tryon_loss
 from models.registry import unwrap
 from models.tryon import compose, parser_free_tryon
 from options.config import ConfigError
+from utils.training.batch_norm import running_statistics_frozen, track_running_statistics
 from utils.training.engine import main
 from utils.training.parts import (
     add_bn_statistics_argument,
@@ -43,9 +44,7 @@ from utils.training.parts import (
     load_from_flag,
     parser_based_teacher,
     perceptual_loss,
-    running_statistics_frozen,
     teacher_and_student_warps,
-    track_running_statistics,
     warp_learning_rate,
 )
 from utils.training.schedule import in_first_phase

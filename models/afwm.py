@@ -392,15 +392,22 @@ def _afwm_from_state(state: Mapping[str, torch.Tensor]) -> Optional[dict]:
     return encoder_pyramid_args(state)
 
 
+def afwm_fields(align_corners: bool) -> dict:
+    """The registration fields of an AFWM-built warp (defaults with the release's widths and
+    ``align_corners``, checks, flags), shared by every architecture that is this network."""
+    return {"defaults": {"channels": list(RELEASE_CHANNELS), "fpn_dim": RELEASE_FPN_DIM,
+                         "align_corners": align_corners, "cost_volume": "auto",
+                         "head_channels": list(RELEASE_HEAD_CHANNELS)},
+            "checks": {"channels": width_list(NUM_LEVELS), "fpn_dim": positive_int,
+                       "align_corners": is_bool, "cost_volume": is_name,
+                       "head_channels": width_list()},
+            "flags": (WARP_CHANNELS_FLAG, FPN_DIM_FLAG, HEAD_CHANNELS_FLAG, ALIGN_CORNERS_FLAG),
+            "ignored_keys": RELEASE_EXTRA_KEYS}
+
+
 register(Architecture(
-    kind="warp", type="pfafn", build=AFWM,
-    defaults={"channels": list(RELEASE_CHANNELS), "fpn_dim": RELEASE_FPN_DIM,
-              "align_corners": True, "cost_volume": "auto",
-              "head_channels": list(RELEASE_HEAD_CHANNELS)},
-    checks={"channels": width_list(NUM_LEVELS), "fpn_dim": positive_int,
-            "align_corners": is_bool, "cost_volume": is_name, "head_channels": width_list()},
-    flags=(WARP_CHANNELS_FLAG, FPN_DIM_FLAG, HEAD_CHANNELS_FLAG, ALIGN_CORNERS_FLAG),
-    from_state=_afwm_from_state, ignored_keys=RELEASE_EXTRA_KEYS,
+    kind="warp", type="pfafn", build=AFWM, **afwm_fields(align_corners=True),
+    from_state=_afwm_from_state,
     description="PF-AFN's AFWM: feature pyramids, local cost volume, AFlowNet"))
 
 register_family(Family(name="pfafn", warp="pfafn", gen="resunet", rounding=False,

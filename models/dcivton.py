@@ -23,18 +23,13 @@ import torch
 
 from models.afwm import (
     AFWM,
-    ALIGN_CORNERS_FLAG,
-    FPN_DIM_FLAG,
-    HEAD_CHANNELS_FLAG,
-    NUM_LEVELS,
     RELEASE_CHANNELS,
-    RELEASE_EXTRA_KEYS,
     RELEASE_FPN_DIM,
     RELEASE_HEAD_CHANNELS,
-    WARP_CHANNELS_FLAG,
+    afwm_fields,
     encoder_pyramid_args,
 )
-from models.registry import Architecture, is_bool, is_name, positive_int, register, width_list
+from models.registry import Architecture, register
 
 # 13 label groups + the 3 channels of the DensePose rendering.
 CONDITION_CHANNELS = 16
@@ -72,14 +67,8 @@ def _dcivton_from_state(state: Mapping[str, torch.Tensor]) -> Optional[dict]:
 
 
 register(Architecture(
-    kind="warp", type="dcivton", build=DciVtonWarp,
-    defaults={"channels": list(RELEASE_CHANNELS), "fpn_dim": RELEASE_FPN_DIM,
-              "align_corners": False, "cost_volume": "auto",
-              "head_channels": list(RELEASE_HEAD_CHANNELS)},
-    checks={"channels": width_list(NUM_LEVELS), "fpn_dim": positive_int,
-            "align_corners": is_bool, "cost_volume": is_name, "head_channels": width_list()},
-    flags=(WARP_CHANNELS_FLAG, FPN_DIM_FLAG, HEAD_CHANNELS_FLAG, ALIGN_CORNERS_FLAG),
-    from_state=_dcivton_from_state, ignored_keys=RELEASE_EXTRA_KEYS, refines="pfafn",
+    kind="warp", type="dcivton", build=DciVtonWarp, **afwm_fields(align_corners=False),
+    from_state=_dcivton_from_state, refines="pfafn",
     condition="dcivton", condition_channels=CONDITION_CHANNELS, garment_masked=False,
     description="DCI-VTON's warp: PF-AFN's AFWM on parse-agnostic labels and DensePose "
                 "(align_corners False)"))

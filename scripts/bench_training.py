@@ -172,14 +172,13 @@ def prepare(args, folder: str, trees: list[str]) -> dict:
     from data.synthetic import make_dataset
     make_dataset(os.path.join(folder, "data"), num_train=args.batch * (args.warmup + args.steps),
                  num_test=0, seed=0, height=args.height, width=args.width)
+    one_step = argparse.Namespace(**dict(vars(args), warmup=1, steps=0))
     checkpoints = {}
     for index, tree in enumerate(trees):
         checkpoints[tree] = {}
         for name in STAGES[:3]:
-            saved = dict(vars(args), warmup=1, steps=0)
             run_name = f"earlier_{index}_{name}"
-            argv = worker_argv(argparse.Namespace(**saved), name, folder, checkpoints[tree],
-                               "fp32", run_name)
+            argv = worker_argv(one_step, name, folder, checkpoints[tree], "fp32", run_name)
             in_tree(tree, argv, args.threads)
             checkpoints[tree][name] = os.path.join(folder, "runs", run_name, "final.pth")
     return checkpoints

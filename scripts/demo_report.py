@@ -113,16 +113,17 @@ def backdrop_floor(pairs: list) -> float:
     return float(total / max(count, 1))
 
 
-def score_rows(out: Path, dataroot: Path) -> list:
-    """[(label, ssim or None, outside-garment difference, what)], students then paste."""
+def score_rows(out: Path, pairs: list | None) -> list:
+    """[(label, ssim or None, outside-garment difference or None, what)], students then paste;
+    ``pairs``: the paired test pairs with their labels, None where the split has no parsing."""
     entries = [(label, results_folder(out, "paired", suffix), what)
                for label, suffix, what in STUDENTS]
     entries.append((PASTE[0], results_folder(out, "paired", "", paste=True), PASTE[2]))
     entries = [entry for entry in entries if (entry[1] / "scores.json").is_file()]
     differences = {}
-    if has_labels(dataroot):
+    if pairs is not None:
         differences = outside_garment_difference(
-            {label: folder for label, folder, _ in entries}, list(test_pairs(dataroot, "paired")))
+            {label: folder for label, folder, _ in entries}, pairs)
     rows = []
     for label, folder, what in entries:
         scores = json.loads((folder / "scores.json").read_text())
@@ -294,10 +295,9 @@ def report(out: Path, dataroot: Path) -> None:
     if not dataroot.is_dir():
         raise UserError(f"--dataroot {dataroot}: no such folder (the demo's VITON_test)")
     torch.set_num_threads(1)
-    rows = score_rows(out, dataroot)
-    floor = (backdrop_floor(list(test_pairs(dataroot, "paired"))) if has_labels(dataroot)
-             else None)
-    table = score_table(rows, floor)
+    pairs = list(test_pairs(dataroot, "paired")) if has_labels(dataroot) else None
+    rows = score_rows(out, pairs)
+    table = score_table(rows, None if pairs is None else backdrop_floor(pairs))
     paste = next((ssim for label, ssim, _, _ in rows if label == PASTE[0]), None)
     curves = {name: validation_series(out / "runs" / name) for name, _, _ in STAGES
               if (out / "runs" / name / "tensorboard").is_dir()}

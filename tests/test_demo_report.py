@@ -79,7 +79,7 @@ def test_a_test_split_without_parsing_is_reported_without_the_outside_difference
     folder = out / "results" / "paired"
     _write(folder, pairs, lambda p: to_uint8(p["image"]))
     (folder / "scores.json").write_text(json.dumps({"ssim": 0.7}))
-    rows = demo_report.score_rows(out, bare)
+    rows = demo_report.score_rows(out, None)
     assert rows == [("PF-AFN student", 0.7, None, rows[0][3])]
     table = demo_report.score_table(rows)
     assert "| PF-AFN student | 0.7000 | – | – |" in table and "backdrop" not in table

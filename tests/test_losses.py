@@ -215,7 +215,7 @@ def test_vgg_loss_on_maps_too_small_for_the_last_pool_skips_those_slices():
 def test_bn_running_statistics_follow_only_the_tracked_inputs():
     """Stage 4's --bn_statistics photos: the training pass on tutor images leaves the running
     statistics alone; the no-grad pass on photos moves them by the momentum."""
-    from utils.training.parts import running_statistics_frozen, track_running_statistics
+    from utils.training.batch_norm import running_statistics_frozen, track_running_statistics
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4)).train()
     norm = model[1]

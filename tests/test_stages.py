@@ -233,7 +233,7 @@ def test_gen_init_teacher_copies_the_teacher_generator_without_its_arm_mask_chan
 def test_frozen_running_statistics_keep_their_batch_count():
     """Stage 4's tutor pass leaves the generator's BatchNorm buffers as they were, the batch
     count included: a cumulative average (--bn_recalibration) counts only the photo passes."""
-    from utils.training.parts import running_statistics_frozen
+    from utils.training.batch_norm import running_statistics_frozen
 
     norm = torch.nn.BatchNorm2d(3)
     norm(torch.randn(2, 3, 4, 4))

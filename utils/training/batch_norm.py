@@ -1,4 +1,5 @@
-"""BatchNorm running statistics recomputed for the current weights (``--bn_recalibration``).
+"""BatchNorm running statistics: recomputed for the current weights (``--bn_recalibration``),
+and kept from one pass while following another (stage 4's ``--bn_statistics photos``).
 
 During training a BatchNorm layer keeps a momentum-0.1 average of its batches' statistics, so
 its running statistics mix the last few dozen steps' weights; at a high learning rate those
@@ -10,6 +11,7 @@ plain average over a fixed set of training batches under the current weights.
 from contextlib import contextmanager
 from typing import Iterable, Iterator
 
+import torch
 from torch import nn
 
 
@@ -34,3 +36,27 @@ def recalibrating(norms: list[nn.modules.batchnorm._BatchNorm]) -> Iterator[None
     finally:
         for norm, momentum in zip(norms, saved):
             norm.momentum = momentum
+
+
+@contextmanager
+def running_statistics_frozen(model: nn.Module) -> Iterator[None]:
+    """Train-mode BatchNorms of ``model`` normalise by the batch but leave their running
+    statistics and batch count as they are inside the block (the count matters to a
+    cumulative average, ``recalibrating``)."""
+    norms = batch_norms([model])
+    saved = [(norm.momentum, norm.num_batches_tracked.clone()) for norm in norms]
+    for norm in norms:
+        norm.momentum = 0.0
+    try:
+        yield
+    finally:
+        for norm, (momentum, count) in zip(norms, saved):
+            norm.momentum = momentum
+            norm.num_batches_tracked.copy_(count)
+
+
+def track_running_statistics(model: nn.Module, inputs: torch.Tensor) -> None:
+    """One no-grad train-mode pass of ``model`` on ``inputs``: its BatchNorm running
+    statistics move towards those of ``inputs`` (nothing else changes)."""
+    with torch.no_grad():
+        model(inputs)

@@ -3,7 +3,6 @@ checkpoints, frozen teachers, the perceptual loss, the learning rate of the warp
 teacher/student passes of stages 3 and 4 (no stage script imports another)."""
 
 import logging
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
@@ -225,32 +224,6 @@ def add_bn_statistics_argument(parser) -> None:
                              "photos (default; an extra no-grad pass on the real photo, what "
                              "test.py feeds it) or tutor (the release: the tutor images it "
                              "trains on, which a weak teacher makes unlike photos)")
-
-
-@contextmanager
-def running_statistics_frozen(model: nn.Module):
-    """Train-mode BatchNorms of ``model`` normalise by the batch but leave their running
-    statistics and batch count as they are inside the block (the count matters to a
-    cumulative average, ``--bn_recalibration``)."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [(m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone())
-             for m in norms]
-    for norm in norms:
-        norm.momentum = 0.0
-    try:
-        yield
-    finally:
-        for norm, (momentum, count) in zip(norms, saved):
-            norm.momentum = momentum
-            if count is not None:
-                norm.num_batches_tracked.copy_(count)
-
-
-def track_running_statistics(model: nn.Module, inputs: torch.Tensor) -> None:
-    """One no-grad train-mode pass of ``model`` on ``inputs``: its BatchNorm running
-    statistics move towards those of ``inputs`` (nothing else changes)."""
-    with torch.no_grad():
-        model(inputs)
 
 
 def add_teacher_arguments(parser) -> None:
