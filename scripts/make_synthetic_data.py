@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from common.cli import HelpFormatter  # noqa: E402
 from common.errors import UserError, exit_on_user_error  # noqa: E402
-from data.synthetic import CATEGORIES, LAYOUTS, make_dataset  # noqa: E402
+from data.synthetic import BACKDROPS, CATEGORIES, LAYOUTS, make_dataset  # noqa: E402
 
 # The folders each layout writes under --out.
 DATASET_FOLDERS = {"viton": ("VITON_traindata", "VITON_test", "lower_body", "dresses"),
@@ -43,6 +43,11 @@ def main(argv=None):
                         help="garment categories, comma-separated: " + ", ".join(CATEGORIES) +
                              "; with --layout viton the upper body goes to OUT/, the others to "
                              "OUT/<category>/")
+    parser.add_argument("--backdrop", default="studio", choices=BACKDROPS,
+                        help="studio: one light neutral backdrop whose brightness varies a little "
+                             "from photo to photo, as in VITON; tinted: a brightness and colour "
+                             "cast per photo, which the parser-based teacher (it never sees the "
+                             "backdrop) and so its students cannot learn")
     parser.add_argument("--overwrite", action="store_true",
                         help="write into dataset folders that --out already holds")
     parser.add_argument("--old_names", action="store_true",
@@ -78,7 +83,8 @@ def main(argv=None):
         try:
             roots = make_dataset(args.out, args.num_train, args.num_test, args.seed,
                                  args.height, args.width, args.workers, layout=args.layout,
-                                 categories=categories, old_names=args.old_names)
+                                 categories=categories, old_names=args.old_names,
+                                 backdrop=args.backdrop)
         except OSError as error:
             raise UserError(f"--out {args.out}: cannot write the dataset "
                             f"({error.strerror or error})") from None

@@ -2,7 +2,7 @@
 pre-warps of tests/golden/dcivton/ and the test that compares scripts/prewarp.py with them.
 
 ``make_dcivton_split(out)``: ``data.synthetic.make_dataset(out, 0, 3, seed=0, height=1024,
-width=768, layout='vitonhd')`` (photos of VITON-HD's size: DCI-VTON's dataset class draws its
+width=768, layout='vitonhd', backdrop='tinted')`` (photos of VITON-HD's size: DCI-VTON's dataset class draws its
 arm masks on a 768x1024 canvas), plus ``image-parse-agnostic-v3.2/{stem}.png``: the CIHP
 parsing with the garment, the arms and the neck (labels 5, 6, 7, 10, 14, 15) set to background,
 as a palette PNG like the parsing.
@@ -35,6 +35,7 @@ def write_parse_agnostic(split_root: str) -> None:
 
 def make_dcivton_split(out: str) -> str:
     """The VITON-HD root (holding ``test/`` and ``test_pairs.txt``) written under ``out``."""
-    roots = make_dataset(out, 0, 3, seed=0, height=1024, width=768, layout="vitonhd")
+    roots = make_dataset(out, 0, 3, seed=0, height=1024, width=768, layout="vitonhd",
+                         backdrop="tinted")
     write_parse_agnostic(roots["test"])
     return roots["root"]

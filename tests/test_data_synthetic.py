@@ -103,10 +103,35 @@ def digest(s):
 
 def test_upper_body_draws_as_before_categories():
     """The upper body's samples, hence its VITON files, are those the generator drew before
-    it had categories and other layouts (digests recorded with that version)."""
+    it had categories and other layouts (digests recorded with that version, whose backdrops
+    were the tinted ones)."""
     recorded = {(0, 0): "026cb154bebe7fe4", (0, 1): "7e2dfa3c6c70d84a", (1, 0): "2f658e09e1de003d"}
     for (split, index), expected in recorded.items():
-        assert digest(draw_sample(sample_rng(4, split, index), 64, 48)) == expected
+        sample = draw_sample(sample_rng(4, split, index), 64, 48, backdrop="tinted")
+        assert digest(sample) == expected
+
+
+def test_backdrops_differ_only_behind_the_person():
+    """The studio and tinted backdrops draw the same person from the same randomness: only
+    the backdrop's pixels (label 0) differ. Studio backdrops are light and neutral and differ
+    little from photo to photo; tinted ones carry a cast of up to 16 levels between channels."""
+    studio, tinted = [], []
+    for index in range(12):
+        a = draw_sample(sample_rng(4, 0, index), 64, 48)
+        b = draw_sample(sample_rng(4, 0, index), 64, 48, backdrop="tinted")
+        for key in ("regions", "label", "densepose", "garment", "edge", "flow", "keypoints"):
+            assert np.array_equal(a[key], b[key]), key
+        person = a["label"] != LABEL["background"]
+        assert np.array_equal(a["image"][person], b["image"][person])
+        studio.append(a["image"][~person].astype(float).mean(0))
+        tinted.append(b["image"][~person].astype(float).mean(0))
+    studio, tinted = np.array(studio), np.array(tinted)
+    assert studio.min() >= 230 and studio.max() <= 250
+    assert np.ptp(studio, axis=1).max() <= 3.5          # neutral: channels within 3 levels
+    assert np.ptp(studio, axis=0).max() <= 13           # the same studio in every photo
+    assert np.ptp(tinted, axis=1).max() > 4 and np.ptp(tinted, axis=0).max() > 13
+    with pytest.raises(ValueError, match="backdrop='plain'"):
+        draw_sample(sample_rng(4, 0, 0), 64, 48, backdrop="plain")
 
 
 def test_lower_body_labels_the_target_not_the_top():

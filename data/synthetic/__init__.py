@@ -59,6 +59,7 @@ from data.synthetic.dresscode import (
 )
 from data.synthetic.garments import Garment, draw_garment
 from data.synthetic.person import draw_sample
+from data.synthetic.photo import BACKDROPS
 from data.synthetic.regions import (
                                       ATR,
                                       CIHP,
@@ -83,7 +84,7 @@ from data.synthetic.warping import blended_garment_map, garment_map, map_to_flow
 from data.synthetic.writing import PARSE_PALETTE
 
 __all__ = [
-    "ATR", "CATEGORIES", "CIHP", "DRESSCODE_FIRST_ID", "DRESSCODE_FOLDERS",
+    "ATR", "BACKDROPS", "CATEGORIES", "CIHP", "DRESSCODE_FIRST_ID", "DRESSCODE_FOLDERS",
     "DRESSCODE_KEYPOINT_HEIGHT", "DRESSCODE_KEYPOINT_WIDTH", "DRESSCODE_MISSING", "LABEL",
     "LAYOUTS", "PARSE_PALETTE", "PART", "REGION", "SCALE", "SCHEMES", "SHIFT", "TARGET_REGIONS",
     "TEST_FOLDERS", "TRAIN_FOLDERS", "VITONHD_FOLDERS", "VITONHD_OLD_FOLDERS", "Garment",

@@ -11,6 +11,7 @@ import numpy as np
 from data.samples import CATEGORIES
 from data.synthetic.dresscode import DRESSCODE_FOLDERS, dresscode_first_ids, write_dresscode_sample
 from data.synthetic.person import draw_sample
+from data.synthetic.photo import BACKDROPS
 from data.synthetic.regions import checked_categories
 from data.synthetic.viton import TEST_FOLDERS, TRAIN_FOLDERS, write_test_sample, write_train_sample
 from data.synthetic.vitonhd import vitonhd_folders, write_vitonhd_sample
@@ -135,10 +136,10 @@ def _plan_dresscode(out, categories, num_train, num_test, seed) -> _Plan:
 
 def _generate(task):
     """Draw and write the samples start..stop-1 of one split; a task of the worker pool."""
-    layout, root, category, split, seed, start, stop, height, width, option = task
+    layout, root, category, split, seed, start, stop, height, width, option, backdrop = task
     for index in range(start, stop):
         sample = draw_sample(sample_rng(seed, split, index, category), height, width,
-                             category=category)
+                             category=category, backdrop=backdrop)
         if layout == "viton":
             name = f"{index:06d}"
             if split == 0:
@@ -164,7 +165,8 @@ def _run(tasks, workers):
 
 def make_dataset(out: str, num_train: int, num_test: int, seed: int = 0, height: int = 256,
                  width: int = 192, workers: int = 1, layout: str = "viton",
-                 categories: Sequence[str] = ("upper_body",), old_names: bool = False) -> dict:
+                 categories: Sequence[str] = ("upper_body",), old_names: bool = False,
+                 backdrop: str = "studio") -> dict:
     """Write a synthetic dataset in ``layout`` with ``num_train`` training and ``num_test`` test
     samples per category. Returns the roots written, by name.
 
@@ -183,7 +185,11 @@ def make_dataset(out: str, num_train: int, num_test: int, seed: int = 0, height:
         test_pairs_unpaired.txt; ids of 6 digits, disjoint across categories, training ids
         first. Roots: "root" and one per category.
 
-    The same (seed, split, index, category) draws the same person in every layout.
+    ``backdrop`` (``BACKDROPS``): studio, a light neutral backdrop whose brightness varies a
+    little, as in VITON; tinted, a brightness and colour cast drawn per photo.
+
+    The same (seed, split, index, category) draws the same person in every layout and with
+    either backdrop.
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout={layout!r}: expected one of {', '.join(LAYOUTS)}")
@@ -193,6 +199,8 @@ def make_dataset(out: str, num_train: int, num_test: int, seed: int = 0, height:
                          f"(asked for {', '.join(categories)})")
     if num_train < 0 or num_test < 0:
         raise ValueError("num_train and num_test must be >= 0")
+    if backdrop not in BACKDROPS:
+        raise ValueError(f"backdrop={backdrop!r}: expected one of {', '.join(BACKDROPS)}")
     if layout == "viton":
         plan = _plan_viton(out, categories, num_train, num_test, seed)
     elif layout == "vitonhd":
@@ -200,7 +208,7 @@ def make_dataset(out: str, num_train: int, num_test: int, seed: int = 0, height:
     else:
         plan = _plan_dresscode(out, categories, num_train, num_test, seed)
     _run([(layout, root, category, split, seed, start, min(start + _CHUNK, count), height, width,
-           option)
+           option, backdrop)
           for root, category, split, count, option in plan.samples
           for start in range(0, count, _CHUNK)], workers)
     for path, persons, garments in plan.pair_files:

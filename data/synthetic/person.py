@@ -31,7 +31,7 @@ from data.synthetic.warping import garment_map, map_to_flow, smooth_field, wear
 
 def draw_sample(rng: np.random.Generator, height: int = 256, width: int = 192,
                 garment: Optional[Garment] = None, category: str = "upper_body", *,
-                without_garment: bool = False) -> dict:
+                without_garment: bool = False, backdrop: str = "studio") -> dict:
     """One person wearing one garment of ``category`` (see CATEGORIES).
 
     Args:
@@ -40,6 +40,7 @@ def draw_sample(rng: np.random.Generator, height: int = 256, width: int = 192,
         without_garment: draw the same person (same randomness) with the target garment
             left off, e.g. to see which pixels the garment covers. The returned flow is the
             same; the photo and the labels show what is under the garment.
+        backdrop: how the photo's backdrop is drawn, one of ``photo.BACKDROPS``.
 
     Returns a dict of numpy arrays: image uint8 (H, W, 3) RGB; garment uint8 (H, W, 3) the
     product image; edge uint8 (H, W) 0/255 its mask; regions uint8 (H, W) values of REGION;
@@ -69,7 +70,7 @@ def draw_sample(rng: np.random.Generator, height: int = 256, width: int = 192,
     kept = None
     if category == "lower_body":
         kept = (regions == REGION["upper_clothes"], drawing.top_worn)
-    image = paint_photo(rng, regions, target, drawing.target_worn, keypoints, kept)
+    image = paint_photo(rng, regions, target, drawing.target_worn, keypoints, kept, backdrop)
     return dict(image=image, garment=garment.image, edge=garment.edge,
                 label=scheme_labels(regions, "viton"), densepose=drawing.densepose,
                 keypoints=keypoints, flow=map_to_flow(*drawing.target_map), regions=regions,

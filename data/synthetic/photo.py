@@ -10,14 +10,27 @@ from data.synthetic.regions import REGION
 _SKIN_REGIONS = ("face", "neck", "left_arm", "right_arm", "left_leg", "right_leg")
 
 
-def _studio_backdrop(rng, height, width):
-    """uint8 (H, W, 3): a light, nearly uniform backdrop with a faint vertical gradient.
+# How the backdrop varies from photo to photo (make_dataset's ``backdrop``).
+BACKDROPS = ("studio", "tinted")
 
-    As in VITON's photos: the parser-based teacher never sees the background (it is outside
-    every preserved region), so a busy one could not be learned from its inputs.
+
+def _backdrop(rng, height, width, kind):
+    """uint8 (H, W, 3): a light backdrop with a faint vertical gradient.
+
+    studio: one light, neutral studio backdrop, as in VITON's photos, whose brightness varies
+    by a few levels from photo to photo. tinted: a brightness and a colour cast drawn per photo
+    (levels 205..248, each channel +-8 around it), which nothing can learn: the parser-based
+    teacher never sees the backdrop (it is outside every preserved region) and its students
+    learn from its try-ons, so a try-on's backdrop differs from the photo's by the cast.
     """
-    base = rng.uniform(205, 248) + rng.uniform(-8, 8, 3)
-    shade = rng.uniform(-10, 10)
+    if kind not in BACKDROPS:
+        raise ValueError(f"backdrop={kind!r}: expected one of {', '.join(BACKDROPS)}")
+    if kind == "studio":
+        base = rng.uniform(234, 246) + rng.uniform(-1.5, 1.5, 3)
+        shade = rng.uniform(-6, 6)
+    else:
+        base = rng.uniform(205, 248) + rng.uniform(-8, 8, 3)
+        shade = rng.uniform(-10, 10)
     t = np.linspace(-0.5, 0.5, height, dtype=np.float32)[:, None, None]
     scene = np.broadcast_to(base + shade * t, (height, width, 3))
     return np.ascontiguousarray(np.clip(scene, 0, 255).astype(np.uint8))
@@ -54,7 +67,7 @@ def _paint_face_features(image, regions, keypoints, unit):
     image[(features == 1) & face_pixels] = (40, 25, 25)
 
 
-def paint_photo(rng, regions, target, worn, keypoints, kept=None):
+def paint_photo(rng, regions, target, worn, keypoints, kept=None, backdrop="studio"):
     """uint8 (H, W, 3) RGB photo of the region map uint8 (H, W).
 
     Args:
@@ -65,7 +78,7 @@ def paint_photo(rng, regions, target, worn, keypoints, kept=None):
             lower body's top), painted likewise; or None.
     """
     height, width = regions.shape
-    scene = _studio_backdrop(rng, height, width)
+    scene = _backdrop(rng, height, width, backdrop)
     image = _region_palette(rng)[regions]
     background = regions == REGION["background"]
     image = np.where(background[..., None], scene, image)
