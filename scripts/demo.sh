@@ -57,10 +57,10 @@ sys.exit(0 if has_labels(Path(sys.argv[1])) else 1)" "$test_root"; then
 fi
 teacher="$runs/pb_gen/final.pth"
 
-# The steps go where the try-on is made: the teacher's generator takes six epochs (six times
-# a warp stage's one), each student's generator two at half the teacher's learning rate; the
-# teacher's validation runs every 40 steps.
-teacher_schedule=(--niter 3 --niter_decay 3 --val_every 40)
+# The steps go where the try-on is made. The teacher's generator takes two epochs in batches
+# of two (four times the updates of a warp stage's one epoch in batches of four), each
+# student's generator two epochs; the teacher's validation runs every 40 steps.
+teacher_schedule=(--batch_size 2 --niter 1 --niter_decay 1 --val_every 40)
 echo "== stage 1: parser-based warp"
 python train_pb_warp.py "${common[@]}" "${parser_val[@]}" --lr 0.001 --niter 1 --niter_decay 0
 echo "== stage 2: parser-based warp + generator (teacher)"
@@ -77,7 +77,7 @@ student() {  # NAME [warp flags...] -- [generator flags...]: stages 3 and 4, the
     --pb_checkpoint "$teacher" --lr 0.001 --niter 1 --niter_decay 0
   python train_pf_gen.py "${common[@]}" "${val[@]}" "${gen[@]}" --name "pf_gen$name" \
     --pb_checkpoint "$teacher" --pf_warp_checkpoint "$runs/pf_warp$name/final.pth" \
-    --lr 0.001 --lr_warp 0.0002 --niter 1 --niter_decay 1
+    --lr_warp 0.0002 --niter 1 --niter_decay 1
   local model=(--dataroot "$test_root" --checkpoint "$runs/pf_gen$name/final.pth" --device cpu
                --workers 0)
   python test.py "${model[@]}" --pairs paired --results_dir "$OUT/results/paired$name" \
@@ -107,9 +107,10 @@ run_logged() {  # NAME COMMAND...: run it in the background, its output in $OUT/
   pids+=($!)
   names+=("$1")
 }
-# The Res-UNet students' generators start from the teacher's (--gen_init teacher).
-run_logged pfafn_student student "" -- --gen_init teacher
-run_logged fsvton_student student _fsvton --warp_arch fsvton -- --gen_init teacher
+# The Res-UNet students' generators start from the teacher's (--gen_init teacher), at half
+# its learning rate.
+run_logged pfafn_student student "" -- --gen_init teacher --lr 0.001
+run_logged fsvton_student student _fsvton --warp_arch fsvton -- --gen_init teacher --lr 0.001
 # The mobile student: configs/mobile_student.yaml's networks at the demo's size.
 run_logged mobile_student student _mobile --warp_arch mobile --fpn_dim 32 --mobile_width 0.5 \
   --head_channels 16,16,8 -- --gen_arch mobile

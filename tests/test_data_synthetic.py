@@ -111,7 +111,7 @@ def test_upper_body_draws_as_before_categories():
         assert digest(sample) == expected
 
 
-def test_backdrops_differ_only_behind_the_person():
+def test_backdrops_differ_only_behind_the_person(tmp_path):
     """The studio and tinted backdrops draw the same person from the same randomness: only
     the backdrop's pixels (label 0) differ. Studio backdrops are light and neutral and differ
     little from photo to photo; tinted ones carry a cast of up to 16 levels between channels."""
@@ -132,6 +132,9 @@ def test_backdrops_differ_only_behind_the_person():
     assert np.ptp(tinted, axis=1).max() > 4 and np.ptp(tinted, axis=0).max() > 13
     with pytest.raises(ValueError, match="backdrop='plain'"):
         draw_sample(sample_rng(4, 0, 0), 64, 48, backdrop="plain")
+    with pytest.raises(ValueError, match="backdrop='plain'"):
+        make_dataset(str(tmp_path), 0, 1, backdrop="plain")
+    assert not any(tmp_path.iterdir())      # refused before any folder is made
 
 
 def test_lower_body_labels_the_target_not_the_top():
