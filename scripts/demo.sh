@@ -107,10 +107,9 @@ run_logged() {  # NAME COMMAND...: run it in the background, its output in $OUT/
   pids+=($!)
   names+=("$1")
 }
-# The Res-UNet students' generators start from the teacher's (--gen_init teacher), at half
-# its learning rate.
-run_logged pfafn_student student "" -- --gen_init teacher --lr 0.001
-run_logged fsvton_student student _fsvton --warp_arch fsvton -- --gen_init teacher --lr 0.001
+# The Res-UNet students' generators start from the teacher's (--gen_init teacher).
+run_logged pfafn_student student "" -- --gen_init teacher
+run_logged fsvton_student student _fsvton --warp_arch fsvton -- --gen_init teacher
 # The mobile student: configs/mobile_student.yaml's networks at the demo's size.
 run_logged mobile_student student _mobile --warp_arch mobile --fpn_dim 32 --mobile_width 0.5 \
   --head_channels 16,16,8 -- --gen_arch mobile
