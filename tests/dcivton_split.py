@@ -2,8 +2,9 @@
 pre-warps of tests/golden/dcivton/ and the test that compares scripts/prewarp.py with them.
 
 ``make_dcivton_split(out)``: ``data.synthetic.make_dataset(out, 0, 3, seed=0, height=1024,
-width=768, layout='vitonhd', backdrop='tinted')`` (photos of VITON-HD's size: DCI-VTON's dataset class draws its
-arm masks on a 768x1024 canvas), plus ``image-parse-agnostic-v3.2/{stem}.png``: the CIHP
+width=768, layout='vitonhd', backdrop='tinted')`` (photos of VITON-HD's size: DCI-VTON's
+dataset class draws its arm masks on a 768x1024 canvas; the backdrop the golden pre-warps were
+made with), plus ``image-parse-agnostic-v3.2/{stem}.png``: the CIHP
 parsing with the garment, the arms and the neck (labels 5, 6, 7, 10, 14, 15) set to background,
 as a palette PNG like the parsing.
 """
