@@ -558,3 +558,19 @@ def test_cli_never_writes_over_a_dataset_it_finds(tmp_path, capsys):
     assert photo.read_bytes() == b"the user's own photo"
     main(argv + ["--overwrite"])
     assert photo.read_bytes() != b"the user's own photo"
+
+
+def test_cli_backdrop_reaches_the_photos(tmp_path):
+    """--backdrop tinted writes the same persons as make_dataset(backdrop='tinted'), and not
+    the studio default's photos."""
+    main = load_cli()
+    common = ["--num_train", "0", "--num_test", "1", "--height", "64", "--width", "48"]
+    main(["--out", str(tmp_path / "cli"), *common, "--backdrop", "tinted"])
+    tinted = make_dataset(str(tmp_path / "tinted"), 0, 1, height=64, width=48, backdrop="tinted")
+    studio = make_dataset(str(tmp_path / "studio"), 0, 1, height=64, width=48)
+    name = os.path.join("test_img", "000000_0.jpg")
+    written = open(tmp_path / "cli" / "VITON_test" / name, "rb").read()
+    assert written == open(os.path.join(tinted["test"], name), "rb").read()
+    assert written != open(os.path.join(studio["test"], name), "rb").read()
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path / "bad"), *common, "--backdrop", "plain"])
