@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -568,9 +569,9 @@ def test_cli_backdrop_reaches_the_photos(tmp_path):
     main(["--out", str(tmp_path / "cli"), *common, "--backdrop", "tinted"])
     tinted = make_dataset(str(tmp_path / "tinted"), 0, 1, height=64, width=48, backdrop="tinted")
     studio = make_dataset(str(tmp_path / "studio"), 0, 1, height=64, width=48)
-    name = os.path.join("test_img", "000000_0.jpg")
-    written = open(tmp_path / "cli" / "VITON_test" / name, "rb").read()
-    assert written == open(os.path.join(tinted["test"], name), "rb").read()
-    assert written != open(os.path.join(studio["test"], name), "rb").read()
+    photo = Path("test_img", "000000_0.jpg")
+    written = (tmp_path / "cli" / "VITON_test" / photo).read_bytes()
+    assert written == (Path(tinted["test"]) / photo).read_bytes()
+    assert written != (Path(studio["test"]) / photo).read_bytes()
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path / "bad"), *common, "--backdrop", "plain"])

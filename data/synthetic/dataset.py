@@ -11,7 +11,7 @@ import numpy as np
 from data.samples import CATEGORIES
 from data.synthetic.dresscode import DRESSCODE_FOLDERS, dresscode_first_ids, write_dresscode_sample
 from data.synthetic.person import draw_sample
-from data.synthetic.photo import BACKDROPS
+from data.synthetic.photo import check_backdrop
 from data.synthetic.regions import checked_categories
 from data.synthetic.viton import TEST_FOLDERS, TRAIN_FOLDERS, write_test_sample, write_train_sample
 from data.synthetic.vitonhd import vitonhd_folders, write_vitonhd_sample
@@ -199,8 +199,7 @@ def make_dataset(out: str, num_train: int, num_test: int, seed: int = 0, height:
                          f"(asked for {', '.join(categories)})")
     if num_train < 0 or num_test < 0:
         raise ValueError("num_train and num_test must be >= 0")
-    if backdrop not in BACKDROPS:
-        raise ValueError(f"backdrop={backdrop!r}: expected one of {', '.join(BACKDROPS)}")
+    check_backdrop(backdrop)
     if layout == "viton":
         plan = _plan_viton(out, categories, num_train, num_test, seed)
     elif layout == "vitonhd":

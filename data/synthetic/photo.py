@@ -14,6 +14,12 @@ _SKIN_REGIONS = ("face", "neck", "left_arm", "right_arm", "left_leg", "right_leg
 BACKDROPS = ("studio", "tinted")
 
 
+def check_backdrop(kind: str) -> None:
+    """Raises ValueError unless ``kind`` is one of BACKDROPS."""
+    if kind not in BACKDROPS:
+        raise ValueError(f"backdrop={kind!r}: expected one of {', '.join(BACKDROPS)}")
+
+
 def _backdrop(rng, height, width, kind):
     """uint8 (H, W, 3): a light backdrop with a faint vertical gradient.
 
@@ -23,8 +29,7 @@ def _backdrop(rng, height, width, kind):
     teacher never sees the backdrop (it is outside every preserved region) and its students
     learn from its try-ons, so a try-on's backdrop differs from the photo's by the cast.
     """
-    if kind not in BACKDROPS:
-        raise ValueError(f"backdrop={kind!r}: expected one of {', '.join(BACKDROPS)}")
+    check_backdrop(kind)
     if kind == "studio":
         base = rng.uniform(234, 246) + rng.uniform(-1.5, 1.5, 3)
         shade = rng.uniform(-6, 6)
