@@ -304,9 +304,9 @@ def report(out: Path, dataroot: Path) -> None:
     has_curves = learning_curves(curves, paste, out / "learning_curves.png")
     has_sheet = contact_sheet(out, dataroot, out / "tryon_examples.png")
     text = ["# Demo results", "", table, "", "## Validation while training", "",
-            "Validation SSIM on the test split's paired pairs every 20 steps of each run: the "
-            "warp stages score the warped garment against the worn one, the generator stages "
-            "the try-on against the photo.", "", validation_table(curves), ""]
+            "Validation SSIM on the test split's paired pairs while each run trains, at the "
+            "steps shown: the warp stages score the warped garment against the worn one, the "
+            "generator stages the try-on against the photo.", "", validation_table(curves), ""]
     if has_curves:
         text += ["![learning curves](learning_curves.png)", ""]
     if has_sheet:
