@@ -128,7 +128,7 @@ def test_backdrops_differ_only_behind_the_person(tmp_path):
         tinted.append(b["image"][~person].astype(float).mean(0))
     studio, tinted = np.array(studio), np.array(tinted)
     assert studio.min() >= 230 and studio.max() <= 250
-    assert np.ptp(studio, axis=1).max() <= 3.5          # neutral: channels within 3 levels
+    assert np.ptp(studio, axis=1).max() <= 3.5          # neutral: channels within 3.5 levels
     assert np.ptp(studio, axis=0).max() <= 13           # the same studio in every photo
     assert np.ptp(tinted, axis=1).max() > 4 and np.ptp(tinted, axis=0).max() > 13
     with pytest.raises(ValueError, match="backdrop='plain'"):
