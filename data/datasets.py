@@ -484,8 +484,8 @@ def prepared_masks(options: DataOptions, samples: Sequence[Sample]) -> GarmentMa
 
 
 def make_train_dataset(options: DataOptions, root: str, height: int, width: int,
-                       seed: int = 0) -> TryOnTrainDataset:
-    samples = train_samples(options, root)
+                       seed: int = 0, max_samples: int = 0) -> TryOnTrainDataset:
+    samples = train_samples(options, root)[:max_samples or None]   # 0: all of them
     return TryOnTrainDataset(samples, height, width, options.formats(),
                              prepared_masks(options, samples), seed)
 

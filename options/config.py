@@ -132,6 +132,9 @@ def _add_data_flags(data) -> None:
                       help="batch size per process (the paper: 8 GPUs x 4 = 32)")
     data.add_argument("--workers", type=int, default=4,
                       help="data-loading worker processes per training process")
+    data.add_argument("--max_dataset_size", type=int, default=0,
+                      help="train on the first N samples only (in the pairs file's order, "
+                           "else by photo name), e.g. a quick run on part of VITON; 0 = all")
 
 
 def _add_optimisation_flags(optim) -> None:
@@ -343,7 +346,7 @@ def _count_problems(cfg: argparse.Namespace) -> list[str]:
                 for key in ("batch_size", "niter_decay", "niter", "workers", "save_every",
                             "keep_epoch_every", "log_every", "sample_every", "max_steps",
                             "val_max_pairs", "val_batch_size", "max_skipped_steps", "seed",
-                            "bn_recalibration")
+                            "bn_recalibration", "max_dataset_size")
                 if getattr(cfg, key) < 0]
     for key in ("batch_size", "log_every", "val_every"):
         if getattr(cfg, key) < 1:

@@ -9,10 +9,27 @@
 #   DEMO_DATA=DIR                   the same recipe on an existing VITON-format root (its
 #                                   VITON_traindata/ and VITON_test/) instead of synthetic data;
 #                                   a VITON_test without parsing validates stage 4 only
+#   DEMO_TRAIN=N, DEMO_TEST=N       training persons and test pairs (160, 32): the synthetic
+#                                   data's, or the first ones of DEMO_DATA's lists (0: all)
 #   DEMO_PRECISION=fp32|bf16        the number format of training (default: bf16 where the CPU
 #                                   runs it natively, AVX-512 BF16 or AMX; fp32 elsewhere)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# What the variables ask for is checked before anything is set up or written.
+for count in "${DEMO_TRAIN:-160}" "${DEMO_TEST:-32}"; do
+  case $count in
+    ''|*[!0-9]*) echo "DEMO_TRAIN and DEMO_TEST are counts (0 or more), got '$count'" >&2; exit 2 ;;
+  esac
+done
+if [ -z "${DEMO_DATA:-}" ] && { [ "${DEMO_TRAIN:-160}" = 0 ] || [ "${DEMO_TEST:-32}" = 0 ]; }; then
+  echo "DEMO_TRAIN=0 / DEMO_TEST=0 (all) need DEMO_DATA: synthetic data needs a count" >&2
+  exit 2
+fi
+if [ -n "${DEMO_DATA:-}" ]; then
+  for split in VITON_traindata VITON_test; do
+    [ -d "$DEMO_DATA/$split" ] || { echo "DEMO_DATA=$DEMO_DATA: no $split/ there" >&2; exit 2; }
+  done
+fi
 source scripts/setup_env.sh
 OUT=${DEMO_OUT:-demo_out}
 # One thread per process: the students train side by side, one per core; on a busy machine
@@ -26,11 +43,6 @@ else
 fi
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 start=$(date +%s)
-if [ -n "${DEMO_DATA:-}" ]; then
-  for split in VITON_traindata VITON_test; do
-    [ -d "$DEMO_DATA/$split" ] || { echo "DEMO_DATA=$DEMO_DATA: no $split/ there" >&2; exit 2; }
-  done
-fi
 rm -rf "$OUT"
 mkdir -p "$OUT/logs"
 if [ -n "${DEMO_DATA:-}" ]; then
@@ -52,7 +64,7 @@ train="$data/VITON_traindata"
 test_root="$data/VITON_test"
 runs="$OUT/runs"
 common=(--config configs/demo.yaml --dataroot "$train" --checkpoints_dir "$runs"
-        --precision "$precision")
+        --precision "$precision" --max_dataset_size "${DEMO_TRAIN:-160}")
 # Stages 1-3 are scored on the persons' parsing; a test split without it (PF-AFN's own
 # VITON_test has photos, garments and masks only) validates stage 4 alone.
 val=(--val_root "$test_root")
@@ -63,6 +75,10 @@ sys.exit(0 if has_labels(Path(sys.argv[1])) else 1)" "$test_root"; then
   parser_val=()
 fi
 teacher="$runs/pb_gen/final.pth"
+# The pairs tested and scored: the first DEMO_TEST of each list (OUT/pairs/paired.txt, and
+# unpaired.txt), so a split as large as VITON's costs no more than the demo's own.
+pairs="$OUT/pairs"
+python scripts/demo_report.py --out "$OUT" --dataroot "$test_root" --write_pairs "${DEMO_TEST:-32}"
 
 # The steps go where the try-on is made. The teacher's generator takes four epochs in batches
 # of two (eight times the updates of a warp stage's one epoch in batches of four), each
@@ -88,18 +104,19 @@ student() {  # NAME [warp flags...] -- [generator flags...]: stages 3 and 4, the
     --lr_warp 0.0002 --niter 1 --niter_decay 1
   local model=(--dataroot "$test_root" --checkpoint "$runs/pf_gen$name/final.pth" --device cpu
                --workers 0)
-  python test.py "${model[@]}" --pairs paired --results_dir "$OUT/results/paired$name" \
-    --eval --metrics ssim
-  python test.py "${model[@]}" --pairs unpaired --results_dir "$OUT/results/unpaired$name"
+  python test.py "${model[@]}" --pairs "$pairs/paired.txt" \
+    --results_dir "$OUT/results/paired$name" --eval --metrics ssim
+  python test.py "${model[@]}" --pairs "$pairs/unpaired.txt" \
+    --results_dir "$OUT/results/unpaired$name"
 }
 
 baselines() {  # paired: test_pairs_same.txt, or each test person in their own garment
   local mode
   for mode in paired unpaired; do
-    python scripts/baselines.py --dataroot "$test_root" --pairs "$mode" --height 128 \
-      --width 96 --results_dir "$OUT/results/paste_$mode"
+    python scripts/baselines.py --dataroot "$test_root" --pairs "$pairs/$mode.txt" \
+      --height 128 --width 96 --results_dir "$OUT/results/paste_$mode"
   done
-  python scripts/evaluate.py --dataroot "$test_root" --pairs paired \
+  python scripts/evaluate.py --dataroot "$test_root" --pairs "$pairs/paired.txt" \
     --metrics ssim --results_dir "$OUT/results/paste_paired" \
     --out "$OUT/results/paste_paired/scores.json" > /dev/null
 }
@@ -135,6 +152,6 @@ done
 [ "$failed" = 0 ] || exit 1
 
 echo "== summary"
-python scripts/demo_report.py --out "$OUT" --dataroot "$test_root"
+python scripts/demo_report.py --out "$OUT" --dataroot "$test_root" --pairs_dir "$pairs"
 echo "training logs and TensorBoard events: $runs/<stage>/ (tensorboard --logdir $runs)"
 echo "demo finished in $(( $(date +%s) - start )) s"

@@ -4,6 +4,8 @@ stage (a table and learning_curves.png), a contact sheet of unpaired try-ons (pe
 paste | each student), and the commands that use the demo's model.
 
     python scripts/demo_report.py --out demo_out --dataroot demo_out/data/VITON_test
+
+``--write_pairs N`` writes the pairs the demo tests and scores instead (OUT/pairs).
 """
 
 import argparse
@@ -22,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common.cli import HelpFormatter  # noqa: E402
 from common.errors import UserError, exit_on_user_error  # noqa: E402
 from common.images import to_uint8  # noqa: E402
-from data.datasets import DataOptions  # noqa: E402
+from data.datasets import DataOptions, pair_samples  # noqa: E402
 from data.files import DatasetError  # noqa: E402
 from data.inputs import person_clothes_edge  # noqa: E402
 from data.pairs import make_pairs_dataset  # noqa: E402
@@ -58,6 +60,29 @@ def has_labels(dataroot: Path) -> bool:
     except DatasetError:
         return False
     return True
+
+
+def write_test_pairs(dataroot: Path, target: Path, count: int) -> None:
+    """``target``/paired.txt and unpaired.txt: the first ``count`` pairs of each of the test
+    split's lists (all of them with 0), the pairs the demo tests and scores, so that a large
+    split (VITON's 2,032) costs no more than the demo's own."""
+    target.mkdir(parents=True, exist_ok=True)
+    for mode in ("paired", "unpaired"):
+        try:
+            pairs = pair_samples(DataOptions(), str(dataroot), mode)
+        except DatasetError as error:
+            raise UserError(f"{dataroot}: its {mode} test pairs: {error}") from None
+        if count > 0:
+            pairs = pairs[:count]
+        (target / f"{mode}.txt").write_text("".join(
+            f"{os.path.basename(pair.person.image)} {os.path.basename(pair.garment.image)}\n"
+            for pair in pairs))
+
+
+def pairs_of(mode: str, pairs_dir: Path | None) -> str:
+    """What to read for ``mode`` ('paired'/'unpaired'): the demo's file in ``pairs_dir``
+    (``write_test_pairs``), or the split's own list."""
+    return mode if pairs_dir is None else str(pairs_dir / f"{mode}.txt")
 
 
 def test_pairs(dataroot: Path, pairs: str, labels: bool = True):
@@ -233,7 +258,8 @@ def learning_curves(curves: dict, paste: float | None, target: Path) -> bool:
     return True
 
 
-def contact_sheet(out: Path, dataroot: Path, target: Path, count: int = 8) -> bool:
+def contact_sheet(out: Path, dataroot: Path, target: Path, count: int = 8,
+                  pairs_dir: Path | None = None) -> bool:
     """Rows of unpaired pairs: person | garment | paste | each student, under a header row."""
     columns = [("paste", results_folder(out, "unpaired", "", paste=True))]
     columns += [(label.replace(" student", ""), results_folder(out, "unpaired", suffix))
@@ -242,7 +268,7 @@ def contact_sheet(out: Path, dataroot: Path, target: Path, count: int = 8) -> bo
     if not columns:
         return False
     rows = []
-    for pair in test_pairs(dataroot, "unpaired", labels=False):
+    for pair in test_pairs(dataroot, pairs_of("unpaired", pairs_dir), labels=False):
         if len(rows) == count:
             break
         cells = [to_uint8(pair["image"]), to_uint8(pair["garment"])]
@@ -282,27 +308,42 @@ def main(argv=None):
     p.add_argument("--dataroot", default=None,
                    help="the test root the demo used (VITON_test); when not given, "
                         "OUT/data/VITON_test")
+    p.add_argument("--pairs_dir", default=None,
+                   help="the folder of paired.txt and unpaired.txt, the pairs the demo tested "
+                        "(OUT/pairs); when not given, the test root's own lists")
+    p.add_argument("--write_pairs", type=int, default=None, metavar="COUNT",
+                   help="instead of the report, write OUT/pairs/paired.txt and unpaired.txt: "
+                        "the first COUNT pairs of each of the test root's lists (0: all)")
     args = p.parse_args(argv)
+    if args.write_pairs is not None and args.write_pairs < 0:
+        p.error(f"--write_pairs must not be negative, got {args.write_pairs}")
     with exit_on_user_error():
         out = Path(args.out)
-        report(out, Path(args.dataroot) if args.dataroot else out / "data" / "VITON_test")
+        dataroot = Path(args.dataroot) if args.dataroot else out / "data" / "VITON_test"
+        if args.write_pairs is not None:
+            write_test_pairs(dataroot, out / "pairs", args.write_pairs)
+            return
+        report(out, dataroot, Path(args.pairs_dir) if args.pairs_dir else None)
 
 
-def report(out: Path, dataroot: Path) -> None:
+def report(out: Path, dataroot: Path, pairs_dir: Path | None = None) -> None:
     if not (out / "results").is_dir() and not (out / "runs").is_dir():
         raise UserError(f"--out {out}: no demo results there (results/ or runs/); run "
                         f"scripts/demo.sh first")
     if not dataroot.is_dir():
         raise UserError(f"--dataroot {dataroot}: no such folder (the demo's VITON_test)")
     torch.set_num_threads(1)
-    pairs = list(test_pairs(dataroot, "paired")) if has_labels(dataroot) else None
+    if pairs_dir is not None and not pairs_dir.is_dir():
+        raise UserError(f"--pairs_dir {pairs_dir}: no such folder")
+    pairs = (list(test_pairs(dataroot, pairs_of("paired", pairs_dir))) if has_labels(dataroot)
+             else None)
     rows = score_rows(out, pairs)
     table = score_table(rows, None if pairs is None else backdrop_floor(pairs))
     paste = next((ssim for label, ssim, _, _ in rows if label == PASTE[0]), None)
     curves = {name: validation_series(out / "runs" / name) for name, _, _ in STAGES
               if (out / "runs" / name / "tensorboard").is_dir()}
     has_curves = learning_curves(curves, paste, out / "learning_curves.png")
-    has_sheet = contact_sheet(out, dataroot, out / "tryon_examples.png")
+    has_sheet = contact_sheet(out, dataroot, out / "tryon_examples.png", pairs_dir=pairs_dir)
     text = ["# Demo results", "", table, "", "## Validation while training", "",
             "Validation SSIM on the test split's paired pairs while each run trains, at the "
             "steps shown: the warp stages score the warped garment against the worn one, the "

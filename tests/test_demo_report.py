@@ -1,8 +1,11 @@
 """scripts/demo_report.py on a tiny synthetic test split: the outside-garment difference, the
-headline table without random-network scores, the contact sheet's columns, the learning curves
-and the closing commands."""
+headline table without random-network scores, the contact sheet's columns, the learning curves,
+the closing commands and the test pairs the demo writes; scripts/demo.sh's refusals."""
 
 import json
+import os
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -122,3 +125,41 @@ def test_learning_curves_draw_each_stage_and_the_paste_line(tmp_path):
         assert (image == demo_report.COLOURS[name]).all(-1).sum() > 20
     assert (image == (120, 120, 120)).all(-1).sum() > 100   # the dashed paste baseline
     assert not demo_report.learning_curves({}, None, tmp_path / "none.png")
+
+
+def test_the_demo_tests_and_scores_the_first_pairs_it_wrote(tmp_path, test_root):
+    """--write_pairs 2: OUT/pairs holds the first two lines of each of the split's lists, and
+    the report reads those pairs only (no result exists for the third)."""
+    out = tmp_path / "demo_out"
+    demo_report.main(["--out", str(out), "--dataroot", str(test_root), "--write_pairs", "2"])
+    for mode, own in (("paired", "test_pairs_same.txt"), ("unpaired", "test_pairs.txt")):
+        written = (out / "pairs" / f"{mode}.txt").read_text().splitlines()
+        assert written == (test_root / own).read_text().splitlines()[:2]
+        pairs = list(demo_report.test_pairs(test_root, str(out / "pairs" / f"{mode}.txt")))
+        for folder in (mode, f"{mode}_fsvton", f"{mode}_mobile", f"paste_{mode}"):
+            _write(out / "results" / folder, pairs, lambda p: to_uint8(p["image"]))
+            if mode == "paired":
+                (out / "results" / folder / "scores.json").write_text(json.dumps({"ssim": 0.9}))
+    demo_report.report(out, test_root, out / "pairs")
+    assert Image.open(out / "tryon_examples.png").size == (2 * 96 * 6, 2 * (16 + 2 * 128))
+    assert "| PF-AFN student | 0.9000 | +0.0000 | 0.00 |" in (out / "report.md").read_text()
+    demo_report.main(["--out", str(tmp_path / "all"), "--dataroot", str(test_root),
+                      "--write_pairs", "0"])
+    assert len((tmp_path / "all" / "pairs" / "paired.txt").read_text().splitlines()) == 3
+    with pytest.raises(SystemExit):
+        demo_report.main(["--out", str(out), "--dataroot", str(test_root), "--write_pairs", "-1"])
+
+
+@pytest.mark.parametrize("variables, message", [
+    ({"DEMO_TEST": "ten"}, "DEMO_TRAIN and DEMO_TEST are counts (0 or more), got 'ten'"),
+    ({"DEMO_TRAIN": "0"}, "DEMO_TRAIN=0 / DEMO_TEST=0 (all) need DEMO_DATA"),
+    ({"DEMO_DATA": "/nonexistent/viton"}, "DEMO_DATA=/nonexistent/viton: no VITON_traindata/"),
+])
+def test_the_demo_refuses_what_it_cannot_do_before_setting_anything_up(tmp_path, variables,
+                                                                        message):
+    out = tmp_path / "demo_out"
+    done = subprocess.run(["bash", str(Path(__file__).parents[1] / "scripts" / "demo.sh")],
+                          env={**os.environ, "DEMO_OUT": str(out), **variables},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and message in done.stderr
+    assert not out.exists()

@@ -8,7 +8,7 @@ from data.inputs import TryOnInputs
 from data.synthetic import make_dataset
 from models import AFWM
 from models.losses import VGGLoss, warp_loss
-from options import parse_config
+from options import ConfigError, parse_config
 from train_pb_gen import ParserBasedGenerator
 from train_pb_warp import ParserBasedWarp
 from train_pf_gen import ParserFreeGenerator, skin_weights
@@ -243,3 +243,16 @@ def test_frozen_running_statistics_keep_their_batch_count():
     for key, value in norm.state_dict().items():
         assert torch.equal(value, before[key]), key
     assert norm.momentum == 0.1
+
+
+def test_max_dataset_size_trains_on_the_first_samples_only(train_root):
+    stage = ParserBasedWarp()
+    cfg = _config(stage, "--config", "configs/tiny.yaml", "--dataroot", train_root,
+                  "--max_dataset_size", "4")
+    dataset = stage.make_dataset(cfg)
+    assert [sample.person.id for sample in dataset.samples] == [f"{i:06d}" for i in range(4)]
+    assert "4 samples (the first: --max_dataset_size)" in stage.describe_dataset(dataset, cfg)[0]
+    everything = _config(stage, "--config", "configs/tiny.yaml", "--dataroot", train_root)
+    assert len(stage.make_dataset(everything)) == 6
+    with pytest.raises(ConfigError, match="--max_dataset_size must not be negative"):
+        _config(stage, "--dataroot", train_root, "--max_dataset_size", "-1")

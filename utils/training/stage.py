@@ -147,7 +147,8 @@ class Stage:
             raise ConfigError(f"--dataroot: not a folder: {cfg.dataroot}")
         from data.datasets import DataOptions, make_train_dataset
         options = DataOptions.from_config(cfg)
-        return make_train_dataset(options, cfg.dataroot, cfg.height, cfg.width, cfg.seed)
+        return make_train_dataset(options, cfg.dataroot, cfg.height, cfg.width, cfg.seed,
+                                  cfg.max_dataset_size)
 
     def describe_dataset(self, dataset: Dataset, cfg: argparse.Namespace) -> list[str]:
         """Lines for the log about the dataset ``make_dataset`` returned."""
@@ -156,9 +157,10 @@ class Stage:
             return [f"training data: {len(dataset)} samples"]
         from data.datasets import DataOptions
         options = DataOptions.from_config(cfg)
-        lines = [f"training data: {len(dataset)} samples of {cfg.dataroot} ({options.dataset} "
-                 f"layout, {', '.join(options.categories)}; labels {formats.label_scheme}, "
-                 f"keypoints {formats.pose_format})"]
+        first = " (the first: --max_dataset_size)" if cfg.max_dataset_size else ""
+        lines = [f"training data: {len(dataset)} samples{first} of {cfg.dataroot} "
+                 f"({options.dataset} layout, {', '.join(options.categories)}; labels "
+                 f"{formats.label_scheme}, keypoints {formats.pose_format})"]
         if not dataset.has_densepose:
             lines.append("no DensePose part indices for some or all samples: the parser-based "
                          "inputs use the replacement of data/inputs.py (DensePose channels "
