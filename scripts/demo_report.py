@@ -28,6 +28,7 @@ from data.datasets import DataOptions, pair_samples  # noqa: E402
 from data.files import DatasetError  # noqa: E402
 from data.inputs import person_clothes_edge  # noqa: E402
 from data.pairs import make_pairs_dataset  # noqa: E402
+from data.viton import PAIRS_FILES  # noqa: E402
 from utils.results import result_name  # noqa: E402
 
 # (label, results folder suffix under results/, run folder suffix, what it is)
@@ -65,18 +66,25 @@ def has_labels(dataroot: Path) -> bool:
 def write_test_pairs(dataroot: Path, target: Path, count: int) -> None:
     """``target``/paired.txt and unpaired.txt: the first ``count`` pairs of each of the test
     split's lists (all of them with 0), the pairs the demo tests and scores, so that a large
-    split (VITON's 2,032) costs no more than the demo's own."""
+    split (VITON's 2,032) costs no more than the demo's own. A split without an unpaired list
+    (test_pairs.txt) pairs each person with the next one's garment."""
     target.mkdir(parents=True, exist_ok=True)
+    lists = {}
     for mode in ("paired", "unpaired"):
+        if mode == "unpaired" and not (dataroot / PAIRS_FILES[mode]).is_file():
+            print(f"{dataroot}: no {PAIRS_FILES[mode]}; the unpaired try-ons dress each person "
+                  f"in the next one's garment")
+            persons, garments = zip(*lists["paired"]) if lists["paired"] else ((), ())
+            lists[mode] = list(zip(persons, garments[1:] + garments[:1]))
+            continue
         try:
             pairs = pair_samples(DataOptions(), str(dataroot), mode)
         except DatasetError as error:
             raise UserError(f"{dataroot}: its {mode} test pairs: {error}") from None
-        if count > 0:
-            pairs = pairs[:count]
-        (target / f"{mode}.txt").write_text("".join(
-            f"{os.path.basename(pair.person.image)} {os.path.basename(pair.garment.image)}\n"
-            for pair in pairs))
+        lists[mode] = [(os.path.basename(pair.person.image), os.path.basename(pair.garment.image))
+                       for pair in (pairs[:count] if count > 0 else pairs)]
+    for mode, pairs in lists.items():
+        (target / f"{mode}.txt").write_text("".join(f"{p} {g}\n" for p, g in pairs))
 
 
 def pairs_of(mode: str, pairs_dir: Path | None) -> str:

@@ -150,6 +150,22 @@ def test_the_demo_tests_and_scores_the_first_pairs_it_wrote(tmp_path, test_root)
         demo_report.main(["--out", str(out), "--dataroot", str(test_root), "--write_pairs", "-1"])
 
 
+def test_a_split_without_an_unpaired_list_dresses_each_person_in_the_next_garment(tmp_path,
+                                                                                  test_root):
+    import shutil
+
+    split = tmp_path / "VITON_test"
+    shutil.copytree(test_root, split)
+    (split / "test_pairs.txt").unlink()
+    demo_report.main(["--out", str(tmp_path / "out"), "--dataroot", str(split),
+                      "--write_pairs", "0"])
+    paired = [line.split() for line in (tmp_path / "out/pairs/paired.txt").read_text().splitlines()]
+    unpaired = [line.split() for line in
+                (tmp_path / "out/pairs/unpaired.txt").read_text().splitlines()]
+    assert len(paired) == 3
+    assert unpaired == [[paired[i][0], paired[(i + 1) % 3][1]] for i in range(3)]
+
+
 @pytest.mark.parametrize("variables, message", [
     ({"DEMO_TEST": "ten"}, "DEMO_TRAIN and DEMO_TEST are counts (0 or more), got 'ten'"),
     ({"DEMO_TRAIN": "0"}, "DEMO_TRAIN=0 / DEMO_TEST=0 (all) need DEMO_DATA"),
