@@ -77,7 +77,7 @@ fi
 teacher="$runs/pb_gen/final.pth"
 # The pairs tested and scored: the first DEMO_TEST of each list (OUT/pairs/paired.txt, and
 # unpaired.txt), so a split as large as VITON's costs no more than the demo's own.
-pairs="$OUT/pairs"
+pairs="$(cd "$OUT" && pwd)/pairs"
 python scripts/demo_report.py --out "$OUT" --dataroot "$test_root" --write_pairs "${DEMO_TEST:-32}"
 
 # The steps go where the try-on is made. The teacher's generator takes four epochs in batches
@@ -110,7 +110,7 @@ student() {  # NAME [warp flags...] -- [generator flags...]: stages 3 and 4, the
     --results_dir "$OUT/results/unpaired$name"
 }
 
-baselines() {  # paired: test_pairs_same.txt, or each test person in their own garment
+baselines() {  # the garment pasted unwarped, on the pairs the students are tested on
   local mode
   for mode in paired unpaired; do
     python scripts/baselines.py --dataroot "$test_root" --pairs "$pairs/$mode.txt" \
@@ -132,6 +132,14 @@ run_logged() {  # NAME COMMAND...: run it in the background, its output in $OUT/
   pids+=($!)
   names+=("$1")
 }
+stop_jobs() {  # nothing keeps training once the demo stops (killed, or a step failed)
+  local pid
+  for pid in "${pids[@]}"; do
+    # shellcheck disable=SC2046
+    kill $(pgrep -P "$pid" 2>/dev/null) "$pid" 2>/dev/null || true
+  done
+}
+trap stop_jobs EXIT
 # The Res-UNet students' generators start from the teacher's (--gen_init teacher), at half the
 # learning rate of one trained from scratch (at 0.002 they strayed ~3 levels further from the
 # photo outside the garment).
@@ -140,7 +148,7 @@ run_logged fsvton_student student _fsvton --warp_arch fsvton -- --gen_init teach
 # The mobile student: configs/mobile_student.yaml's networks at the demo's size.
 run_logged mobile_student student _mobile --warp_arch mobile --fpn_dim 32 --mobile_width 0.5 \
   --head_channels 16,16,8 -- --gen_arch mobile
-baselines > "$OUT/logs/baselines.log" 2>&1
+run_logged baselines baselines
 failed=0
 for i in "${!pids[@]}"; do
   if ! wait "${pids[$i]}"; then
@@ -149,6 +157,7 @@ for i in "${!pids[@]}"; do
     failed=1
   fi
 done
+pids=()  # all waited for: their numbers may belong to other processes now
 [ "$failed" = 0 ] || exit 1
 
 echo "== summary"

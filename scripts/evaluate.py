@@ -21,16 +21,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common.cli import HelpFormatter  # noqa: E402
 from common.errors import UserError, exit_on_user_error  # noqa: E402
 from data.datasets import DataOptions, add_data_arguments, pair_samples  # noqa: E402
-from data.files import (
-    person_id,  # noqa: E402
-    read_pairs,  # noqa: E402
-)
+from data.files import person_id, read_pairs, resolve_path  # noqa: E402
 from utils.metrics.folders import (  # noqa: E402
     METRIC_NAMES,
     applicable_metrics,
     evaluate_folders,
     format_table,
-    resolve_pairs,
 )
 from utils.metrics.images import image_size  # noqa: E402
 from utils.results import check_unique_result_names, result_name  # noqa: E402
@@ -83,7 +79,7 @@ def score(args) -> dict:
                         f"{','.join(METRIC_NAMES)}")
     if args.dataset == "viton" and args.pairs not in ("paired", "unpaired"):
         # Scoring needs only the persons' photos: a VITON root with test_img/ will do.
-        names = read_pairs(str(resolve_pairs(args.dataroot, args.pairs)))
+        names = read_pairs(resolve_path(args.dataroot, args.pairs))
         pairs = [(os.path.abspath(os.path.join(args.dataroot, "test_img", person)), cloth)
                  for person, cloth in names]
         paired = all(person_id(person) == person_id(cloth) for person, cloth in names)

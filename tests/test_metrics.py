@@ -387,7 +387,7 @@ def test_evaluate_folders_ssim_per_pair_and_errors(tmp_path):
         read_pairs(tmp_path / "bad_pairs.txt")
 
 
-def test_command_line_writes_json(tmp_path, capsys, user_error):
+def test_command_line_writes_json(tmp_path, capsys, user_error, monkeypatch):
     make_test_folders(tmp_path, ["000001_0.png", "000002_0.png"], noisy_people={"000002_0.png"})
     spec = importlib.util.spec_from_file_location(
         "evaluate_script", os.path.join(REPO_ROOT, "scripts", "evaluate.py"))
@@ -399,6 +399,11 @@ def test_command_line_writes_json(tmp_path, capsys, user_error):
     written = json.loads(out.read_text())
     assert written["num_pairs"] == 2 and 0.0 < written["ssim"] < 1.0
     assert "ssim" in capsys.readouterr().out
+    # A pairs file named from the current folder, as test.py and baselines.py take it.
+    monkeypatch.chdir(tmp_path.parent)
+    script.main(["--results_dir", str(tmp_path / "results"), "--dataroot", str(tmp_path),
+                 "--pairs", f"{tmp_path.name}/pairs.txt", "--metrics", "ssim", "--out", str(out)])
+    assert json.loads(out.read_text())["num_pairs"] == 2
     argv = ["--results_dir", str(tmp_path / "results"), "--dataroot", str(tmp_path),
             "--pairs", str(tmp_path / "pairs.txt"), "--metrics", "lpips"]
     assert "--lpips_backbone_weights" in user_error(lambda: script.main(argv))

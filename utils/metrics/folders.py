@@ -28,12 +28,6 @@ METRIC_NAMES = ("ssim", "lpips", "fid")
 PUBLISHED_FID_SAMPLE_COUNT = 2032
 
 
-def resolve_pairs(dataroot: str | os.PathLike, pairs: str | os.PathLike) -> Path:
-    """A pairs file given as an absolute path, or as a name inside ``dataroot``."""
-    pairs = Path(pairs)
-    return pairs if pairs.is_absolute() else Path(dataroot) / pairs
-
-
 def applicable_metrics(requested: str | Sequence[str], paired: bool) -> tuple[str, ...]:
     """The requested metrics that apply to the pairs, saying which are dropped and why: SSIM
     and LPIPS compare each try-on with the person's own photo, which shows the same garment
