@@ -8,30 +8,58 @@
 #   DEMO_SEED=N                     other synthetic data
 #   DEMO_DATA=DIR                   the same recipe on an existing VITON-format root (its
 #                                   VITON_traindata/ and VITON_test/) instead of synthetic data;
-#                                   a VITON_test without parsing validates stage 4 only
-#   DEMO_TRAIN=N, DEMO_TEST=N       training persons and test pairs (160, 32): the synthetic
-#                                   data's, or the first ones of DEMO_DATA's lists (0: all)
+#                                   a VITON_test without parsing validates stage 4 only, one
+#                                   without test_pairs.txt dresses each test person in the next
+#                                   one's garment for the unpaired try-ons
+#   DEMO_TRAIN=N, DEMO_TEST=N       training persons (at least 4) and test pairs, 160 and 32:
+#                                   how many the synthetic data has, or the first ones of
+#                                   DEMO_DATA's lists (0: all of them)
 #   DEMO_PRECISION=fp32|bf16        the number format of training (default: bf16 where the CPU
 #                                   runs it natively, AVX-512 BF16 or AMX; fp32 elsewhere)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-# What the variables ask for is checked before anything is set up or written.
-for count in "${DEMO_TRAIN:-160}" "${DEMO_TEST:-32}"; do
-  case $count in
-    ''|*[!0-9]*) echo "DEMO_TRAIN and DEMO_TEST are counts (0 or more), got '$count'" >&2; exit 2 ;;
-  esac
+# Folders the user names are taken from the folder the demo was started in.
+for name in DEMO_DATA DEMO_OUT; do
+  case ${!name:-} in ''|/*) ;; *) printf -v "$name" '%s' "$PWD/${!name}" ;; esac
 done
-if [ -z "${DEMO_DATA:-}" ] && { [ "${DEMO_TRAIN:-160}" = 0 ] || [ "${DEMO_TEST:-32}" = 0 ]; }; then
+CDPATH='' cd -- "$(dirname "$0")/.."
+# What the variables ask for is checked before anything is set up or written.
+DEMO_TRAIN=${DEMO_TRAIN:-160}
+DEMO_TEST=${DEMO_TEST:-32}
+for name in DEMO_TRAIN DEMO_TEST; do
+  case ${!name} in
+    ''|*[!0-9]*) echo "$name=${!name}: expected a count (0 or more)" >&2; exit 2 ;;
+  esac
+  printf -v "$name" '%d' "$((10#${!name}))"
+done
+if [ -z "${DEMO_DATA:-}" ] && { [ "$DEMO_TRAIN" = 0 ] || [ "$DEMO_TEST" = 0 ]; }; then
   echo "DEMO_TRAIN=0 / DEMO_TEST=0 (all) need DEMO_DATA: synthetic data needs a count" >&2
   exit 2
 fi
+if [ "$DEMO_TRAIN" != 0 ] && [ "$DEMO_TRAIN" -lt 4 ]; then
+  echo "DEMO_TRAIN=$DEMO_TRAIN: at least 4 training persons (a batch), or 0 for all" >&2
+  exit 2
+fi
+OUT=${DEMO_OUT:-demo_out}
 if [ -n "${DEMO_DATA:-}" ]; then
   for split in VITON_traindata VITON_test; do
     [ -d "$DEMO_DATA/$split" ] || { echo "DEMO_DATA=$DEMO_DATA: no $split/ there" >&2; exit 2; }
   done
+  case "$(realpath "$DEMO_DATA")/" in
+    "$(realpath -m "$OUT")"/*)
+      echo "DEMO_DATA=$DEMO_DATA is inside the output folder $OUT, which the demo replaces:" \
+           "copy it elsewhere or set DEMO_OUT" >&2
+      exit 2 ;;
+  esac
+fi
+# The output folder is replaced only when it is a demo's (it holds .demo_out, or logs/ and
+# runs/ from before that mark) or empty: no other folder is ever deleted.
+if [ -e "$OUT" ] && ! [ -f "$OUT/.demo_out" ] && ! { [ -d "$OUT/logs" ] && [ -d "$OUT/runs" ]; } \
+    && [ -n "$(ls -A "$OUT" 2>&1)" ]; then
+  echo "$OUT: not a demo's output folder and not empty; the demo writes into a new or empty" \
+       "folder, or replaces a previous demo's (set DEMO_OUT)" >&2
+  exit 2
 fi
 source scripts/setup_env.sh
-OUT=${DEMO_OUT:-demo_out}
 # One thread per process: the students train side by side, one per core; on a busy machine
 # two threads per process were several times slower than one. Stages 1 and 2 run alone, on two
 # threads where there are two cores. A given OMP_NUM_THREADS holds for every stage.
@@ -45,14 +73,15 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 start=$(date +%s)
 rm -rf "$OUT"
 mkdir -p "$OUT/logs"
+touch "$OUT/.demo_out"
 if [ -n "${DEMO_DATA:-}" ]; then
   data=$DEMO_DATA
   echo "== data: $data"
 else
   data="$OUT/data"
   echo "== synthetic data"
-  python scripts/make_synthetic_data.py --out "$data" --num_train "${DEMO_TRAIN:-160}" \
-    --num_test "${DEMO_TEST:-32}" --seed "${DEMO_SEED:-0}" --height 128 --width 96
+  python scripts/make_synthetic_data.py --out "$data" --num_train "$DEMO_TRAIN" \
+    --num_test "$DEMO_TEST" --seed "${DEMO_SEED:-0}" --height 128 --width 96
 fi
 precision=${DEMO_PRECISION:-auto}
 if [ "$precision" = auto ]; then
@@ -64,7 +93,7 @@ train="$data/VITON_traindata"
 test_root="$data/VITON_test"
 runs="$OUT/runs"
 common=(--config configs/demo.yaml --dataroot "$train" --checkpoints_dir "$runs"
-        --precision "$precision" --max_dataset_size "${DEMO_TRAIN:-160}")
+        --precision "$precision" --max_dataset_size "$DEMO_TRAIN")
 # Stages 1-3 are scored on the persons' parsing; a test split without it (PF-AFN's own
 # VITON_test has photos, garments and masks only) validates stage 4 alone.
 val=(--val_root "$test_root")
@@ -77,8 +106,8 @@ fi
 teacher="$runs/pb_gen/final.pth"
 # The pairs tested and scored: the first DEMO_TEST of each list (OUT/pairs/paired.txt, and
 # unpaired.txt), so a split as large as VITON's costs no more than the demo's own.
-pairs="$(cd "$OUT" && pwd)/pairs"
-python scripts/demo_report.py --out "$OUT" --dataroot "$test_root" --write_pairs "${DEMO_TEST:-32}"
+pairs="$(CDPATH='' cd -- "$OUT" && pwd)/pairs"
+python scripts/demo_report.py --out "$OUT" --dataroot "$test_root" --write_pairs "$DEMO_TEST"
 
 # The steps go where the try-on is made. The teacher's generator takes four epochs in batches
 # of two (eight times the updates of a warp stage's one epoch in batches of four), each
@@ -122,8 +151,8 @@ baselines() {  # the garment pasted unwarped, on the pairs the students are test
 }
 
 
-# The three students are independent: they train side by side (one thread each), each logged to
-# its own file.
+# The three students are independent: they train side by side (one thread each), and the paste
+# baseline beside them, each logged to its own file.
 echo "== stages 3-4: the PF-AFN, FS-VTON and mobile students of the teacher (logs in $OUT/logs/)"
 pids=()
 names=()
@@ -132,12 +161,12 @@ run_logged() {  # NAME COMMAND...: run it in the background, its output in $OUT/
   pids+=($!)
   names+=("$1")
 }
-stop_jobs() {  # nothing keeps training once the demo stops (killed, or a step failed)
+# Each job in its own process group (set -m), so that when the demo stops (a step failed,
+# Ctrl-C, kill) the jobs still running stop too, with all they started.
+set -m
+stop_jobs() {
   local pid
-  for pid in "${pids[@]}"; do
-    # shellcheck disable=SC2046
-    kill $(pgrep -P "$pid" 2>/dev/null) "$pid" 2>/dev/null || true
-  done
+  for pid in $(jobs -pr); do kill -- "-$pid" 2>/dev/null || true; done
 }
 trap stop_jobs EXIT
 # The Res-UNet students' generators start from the teacher's (--gen_init teacher), at half the
@@ -157,7 +186,6 @@ for i in "${!pids[@]}"; do
     failed=1
   fi
 done
-pids=()  # all waited for: their numbers may belong to other processes now
 [ "$failed" = 0 ] || exit 1
 
 echo "== summary"

@@ -74,7 +74,10 @@ def write_test_pairs(dataroot: Path, target: Path, count: int) -> None:
         if mode == "unpaired" and not (dataroot / PAIRS_FILES[mode]).is_file():
             print(f"{dataroot}: no {PAIRS_FILES[mode]}; the unpaired try-ons dress each person "
                   f"in the next one's garment")
-            persons, garments = zip(*lists["paired"]) if lists["paired"] else ((), ())
+            if len(lists["paired"]) < 2:
+                raise UserError(f"{dataroot}: no {PAIRS_FILES[mode]}, and fewer than 2 pairs "
+                                f"to dress one person in another's garment")
+            persons, garments = zip(*lists["paired"])
             lists[mode] = list(zip(persons, garments[1:] + garments[:1]))
             continue
         try:

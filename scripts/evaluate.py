@@ -40,8 +40,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="the test data test.py read (its layout: --dataset)")
     parser.add_argument("--pairs", required=True,
                         help="paired (for SSIM/LPIPS), unpaired (for FID), or a pairs file, one "
-                             "'person.jpg cloth.jpg' per line (test_pairs_same.txt, "
-                             "test_pairs.txt)")
+                             "'person.jpg cloth.jpg' per line (a name inside --dataroot, or a "
+                             "path)")
     add_data_arguments(parser)
     parser.add_argument("--metrics", default=",".join(METRIC_NAMES),
                         help="comma-separated subset of ssim,lpips,fid")

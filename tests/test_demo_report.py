@@ -166,16 +166,54 @@ def test_a_split_without_an_unpaired_list_dresses_each_person_in_the_next_garmen
     assert unpaired == [[paired[i][0], paired[(i + 1) % 3][1]] for i in range(3)]
 
 
+@pytest.fixture
+def demo_copy(tmp_path):
+    """scripts/demo.sh in a folder whose set-up step only says it was reached."""
+    scripts = tmp_path / "repo" / "scripts"
+    scripts.mkdir(parents=True)
+    (scripts / "demo.sh").write_bytes((Path(__file__).parents[1] / "scripts/demo.sh").read_bytes())
+    (scripts / "setup_env.sh").write_text("echo SET-UP REACHED >&2; exit 99\n")
+    return scripts / "demo.sh"
+
+
+def _run_demo(script, **variables):
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DEMO_")}
+    return subprocess.run(["bash", str(script)], env={**env, **variables}, capture_output=True,
+                          text=True, timeout=60)
+
+
 @pytest.mark.parametrize("variables, message", [
-    ({"DEMO_TEST": "ten"}, "DEMO_TRAIN and DEMO_TEST are counts (0 or more), got 'ten'"),
-    ({"DEMO_TRAIN": "0"}, "DEMO_TRAIN=0 / DEMO_TEST=0 (all) need DEMO_DATA"),
+    ({"DEMO_TEST": "ten"}, "DEMO_TEST=ten: expected a count (0 or more)"),
+    ({"DEMO_TRAIN": "00"}, "DEMO_TRAIN=0 / DEMO_TEST=0 (all) need DEMO_DATA"),
+    ({"DEMO_TRAIN": "3"}, "DEMO_TRAIN=3: at least 4 training persons"),
     ({"DEMO_DATA": "/nonexistent/viton"}, "DEMO_DATA=/nonexistent/viton: no VITON_traindata/"),
 ])
-def test_the_demo_refuses_what_it_cannot_do_before_setting_anything_up(tmp_path, variables,
-                                                                        message):
+def test_the_demo_refuses_what_it_cannot_do_before_setting_anything_up(tmp_path, demo_copy,
+                                                                        variables, message):
     out = tmp_path / "demo_out"
-    done = subprocess.run(["bash", str(Path(__file__).parents[1] / "scripts" / "demo.sh")],
-                          env={**os.environ, "DEMO_OUT": str(out), **variables},
-                          capture_output=True, text=True, timeout=60)
+    done = _run_demo(demo_copy, DEMO_OUT=str(out), **variables)
     assert done.returncode == 2 and message in done.stderr
-    assert not out.exists()
+    assert "SET-UP REACHED" not in done.stderr and not out.exists()
+    # The same variables, corrected, pass the checks and reach the set-up.
+    assert "SET-UP REACHED" in _run_demo(demo_copy, DEMO_OUT=str(out)).stderr
+
+
+def test_the_demo_deletes_no_folder_but_a_previous_demos(tmp_path, demo_copy):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("months of work")
+    done = _run_demo(demo_copy, DEMO_OUT=str(mine))
+    assert done.returncode == 2 and "not a demo's output folder and not empty" in done.stderr
+    assert (mine / "thesis.tex").read_text() == "months of work"
+    # Data inside the output folder the demo would replace.
+    previous = tmp_path / "demo_out"
+    for split in ("VITON_traindata", "VITON_test"):
+        (previous / "data" / split).mkdir(parents=True)
+    (previous / ".demo_out").touch()
+    done = _run_demo(demo_copy, DEMO_OUT=str(previous), DEMO_DATA=str(previous / "data"))
+    assert done.returncode == 2 and "is inside the output folder" in done.stderr
+    assert (previous / "data" / "VITON_test").is_dir()
+    # A previous demo's folder, or an empty one, passes on to the set-up.
+    (tmp_path / "empty").mkdir()
+    for folder in (previous, tmp_path / "empty"):
+        assert "SET-UP REACHED" in _run_demo(demo_copy, DEMO_OUT=str(folder)).stderr

@@ -254,6 +254,20 @@ def test_examples_are_drawn_when_no_dataset_is_given(tmp_path):
     assert examples[0].caption == "000000_0.jpg + 000001_1.jpg"
 
 
+def test_examples_of_a_split_without_an_unpaired_list_pair_each_person_with_the_next(tmp_path):
+    from data.synthetic import make_dataset
+
+    root = make_dataset(str(tmp_path / "data"), num_train=0, num_test=3, seed=0, height=64,
+                        width=64)["test"]
+    os.remove(os.path.join(root, "test_pairs.txt"))
+    args = serve.parse_args(["--checkpoint", "x.pth", "--device", "cpu", "--dataroot", root,
+                             "--num_examples", "3"])
+    captions = [example.caption for example in
+                serve.prepare_examples(args, str(tmp_path / "examples"))][:3]
+    assert captions == ["000000_0.jpg + 000001_1.jpg", "000001_0.jpg + 000002_1.jpg",
+                        "000002_0.jpg + 000000_1.jpg"]
+
+
 def test_a_missing_checkpoint_stops_the_server_at_start(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         serve.main(["--checkpoint", str(tmp_path / "missing.pth"), "--device", "cpu"])
