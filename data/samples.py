@@ -77,3 +77,8 @@ class GarmentFiles:
 class Sample:
     person: PersonFiles
     garment: GarmentFiles
+
+
+def next_garments(samples: Sequence[Sample]) -> list[Sample]:
+    """Each person in the next sample's garment (the last in the first's): unpaired pairs."""
+    return [Sample(s.person, g.garment) for s, g in zip(samples, samples[1:] + samples[:1])]

@@ -46,7 +46,7 @@ from data.files import (
     require_folder,
     resolve_path,
 )
-from data.samples import CATEGORIES, DataFormats, GarmentFiles, PersonFiles, Sample
+from data.samples import CATEGORIES, DataFormats, GarmentFiles, PersonFiles, Sample, next_garments
 
 NAME = "viton"
 FORMATS = DataFormats(label_scheme="viton", pose_format="auto")
@@ -205,13 +205,10 @@ def test_pairs(root: str, pairs: str = "unpaired", categories: Sequence[str] = (
     _no_densepose_dir(densepose_dir)
     if not is_test_root(root) and is_train_root(root):
         samples = train_samples(root, categories, problems=problems)
-        if pairs == "paired":
-            return samples
-        if pairs != "unpaired":
+        if pairs not in ("paired", "unpaired"):
             raise DatasetError(f"{root} is a training folder: its pairs are 'paired' or "
                                f"'unpaired', not a pairs file ({pairs})")
-        return [Sample(samples[i].person, samples[(i + 1) % len(samples)].garment)
-                for i in range(len(samples))]
+        return samples if pairs == "paired" else next_garments(samples)
     category = _one_category(categories)
     optional = ["edge"] + (["densepose"] if parser_inputs else [])
     required = ["img"] + (["label", "pose"] if parser_inputs else [])

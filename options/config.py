@@ -133,8 +133,7 @@ def _add_data_flags(data) -> None:
     data.add_argument("--workers", type=int, default=4,
                       help="data-loading worker processes per training process")
     data.add_argument("--max_dataset_size", type=int, default=0,
-                      help="train on the first N samples only (in the pairs file's order, "
-                           "else by photo name), e.g. a quick run on part of VITON; 0 = all")
+                      help="train on the first N samples (pairs-file order, else by name); 0: all")
 
 
 def _add_optimisation_flags(optim) -> None:

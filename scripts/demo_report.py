@@ -28,6 +28,7 @@ from data.datasets import DataOptions, pair_samples  # noqa: E402
 from data.files import DatasetError  # noqa: E402
 from data.inputs import person_clothes_edge  # noqa: E402
 from data.pairs import make_pairs_dataset  # noqa: E402
+from data.samples import next_garments  # noqa: E402
 from data.viton import PAIRS_FILES  # noqa: E402
 from utils.results import result_name  # noqa: E402
 
@@ -68,26 +69,22 @@ def write_test_pairs(dataroot: Path, target: Path, count: int) -> None:
     split's lists (all of them with 0), the pairs the demo tests and scores, so that a large
     split (VITON's 2,032) costs no more than the demo's own. A split without an unpaired list
     (test_pairs.txt) pairs each person with the next one's garment."""
+    unpaired_list = dataroot / PAIRS_FILES["unpaired"]
+    paired = pair_samples(DataOptions(), str(dataroot), "paired")[:count or None]
+    if unpaired_list.is_file():
+        unpaired = pair_samples(DataOptions(), str(dataroot), "unpaired")[:count or None]
+    elif len(paired) < 2:
+        raise UserError(f"{dataroot}: no {unpaired_list.name}, and fewer than 2 pairs to dress "
+                        f"one person in another's garment")
+    else:
+        print(f"{dataroot}: no {unpaired_list.name}; the unpaired try-ons dress each person in "
+              f"the next one's garment")
+        unpaired = next_garments(paired)
     target.mkdir(parents=True, exist_ok=True)
-    lists = {}
-    for mode in ("paired", "unpaired"):
-        if mode == "unpaired" and not (dataroot / PAIRS_FILES[mode]).is_file():
-            print(f"{dataroot}: no {PAIRS_FILES[mode]}; the unpaired try-ons dress each person "
-                  f"in the next one's garment")
-            if len(lists["paired"]) < 2:
-                raise UserError(f"{dataroot}: no {PAIRS_FILES[mode]}, and fewer than 2 pairs "
-                                f"to dress one person in another's garment")
-            persons, garments = zip(*lists["paired"])
-            lists[mode] = list(zip(persons, garments[1:] + garments[:1]))
-            continue
-        try:
-            pairs = pair_samples(DataOptions(), str(dataroot), mode)
-        except DatasetError as error:
-            raise UserError(f"{dataroot}: its {mode} test pairs: {error}") from None
-        lists[mode] = [(os.path.basename(pair.person.image), os.path.basename(pair.garment.image))
-                       for pair in (pairs[:count] if count > 0 else pairs)]
-    for mode, pairs in lists.items():
-        (target / f"{mode}.txt").write_text("".join(f"{p} {g}\n" for p, g in pairs))
+    for mode, pairs in (("paired", paired), ("unpaired", unpaired)):
+        (target / f"{mode}.txt").write_text("".join(
+            f"{os.path.basename(pair.person.image)} {os.path.basename(pair.garment.image)}\n"
+            for pair in pairs))
 
 
 def pairs_of(mode: str, pairs_dir: Path | None) -> str:

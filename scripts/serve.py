@@ -299,21 +299,21 @@ def prepare_examples(args, folder: str) -> list:
     with the next one's garment), then SYNTHETIC_EXAMPLES pairs drawn by ``data.synthetic``,
     so that a page without data has examples too."""
     from data.datasets import DataOptions, pair_samples
+    from data.samples import next_garments
 
     pairs = []
     if args.dataroot and args.num_examples > 0:
         options = DataOptions.from_config(args)
         try:
             samples = pair_samples(options, args.dataroot, "unpaired")
-            garments = [sample.garment for sample in samples]
         except DatasetError as error:
             samples = pair_samples(options, args.dataroot, "paired")
             if len(samples) < 2:
                 raise error from None
             print(f"{error}: the examples dress each person in the next one's garment")
-            garments = [sample.garment for sample in samples[1:] + samples[:1]]
-        pairs = [(sample.person.image, garment.image, garment.mask)
-                 for sample, garment in list(zip(samples, garments))[:args.num_examples]]
+            samples = next_garments(samples)
+        pairs = [(sample.person.image, sample.garment.image, sample.garment.mask)
+                 for sample in samples[:args.num_examples]]
     return [_example(os.path.join(folder, f"{index:02d}"), *pair)
             for index, pair in enumerate(pairs + synthetic_pairs(os.path.join(folder, "drawn")))]
 
