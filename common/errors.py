@@ -27,7 +27,10 @@ def user_error_message(error: BaseException) -> str:
 @contextmanager
 def exit_on_user_error():
     """Run the enclosed code; a ``UserError`` ends the process with its message on stderr and
-    exit status 2 instead of a traceback."""
+    exit status 2 instead of a traceback. A character the console cannot encode (a non-ASCII
+    file name under an ASCII locale) prints as an escape, as on stderr, instead of ending it."""
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
     try:
         yield
     except UserError as error:

@@ -39,8 +39,3 @@ def write_image(path: str | os.PathLike, array: np.ndarray, jpeg_quality: int = 
     path = Path(path)
     options = {"quality": jpeg_quality} if path.suffix.lower() in (".jpg", ".jpeg") else {}
     write_atomic(path, lambda temporary: Image.fromarray(array).save(temporary, **options))
-
-
-def save_png(image: torch.Tensor, path: str | Path) -> None:
-    """A (3, H, W) or (1, H, W) tensor in [-1, 1] as an 8-bit PNG (``to_uint8``), atomically."""
-    write_image(path, to_uint8(image))

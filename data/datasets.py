@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 import torch
 
-from common.atomic import write_atomic
+from common.atomic import write_bytes_atomic
 from data import viton
 from data.dcivton import read_densepose_rendering, read_label_groups
 from data.densepose import IUV_CHANNELS, read_densepose_file
@@ -163,10 +163,10 @@ def _cache_unwritable(path: str, error: OSError) -> None:
 
 
 def _write_png_atomic(array: np.ndarray, path: str) -> None:
-    def write(temporary: str) -> None:
-        if not cv2.imwrite(temporary, array):
-            raise OSError(f"{path}: could not write")
-    write_atomic(path, write)
+    ok, encoded = cv2.imencode(".png", array)     # cv2.imwrite crashes on non-UTF-8 paths
+    if not ok:
+        raise OSError(f"{path}: could not encode")
+    write_bytes_atomic(path, encoded.tobytes())
 
 
 # ---------------------------------------------------------------------------------------------

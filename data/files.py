@@ -385,11 +385,6 @@ def photo_tensor(image: np.ndarray) -> torch.Tensor:
     return chw.to(torch.float32).div_(127.5).sub_(1.0)
 
 
-def edge_tensor(edge: np.ndarray) -> torch.Tensor:
-    """uint8 (h, w) grey mask -> float32 (1, h, w) in {0, 1}: value / 255 > 0.5."""
-    return torch.from_numpy(np.ascontiguousarray(edge > EDGE_THRESHOLD)).to(torch.float32)[None]
-
-
 def person_id(name: str) -> str:
     """``000003_0.jpg`` -> ``000003``; a name without the ``_0``/``_1`` suffix is its own id."""
     stem = os.path.splitext(os.path.basename(name))[0]

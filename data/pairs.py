@@ -113,21 +113,6 @@ class TryOnPairsDataset(torch.utils.data.Dataset):
         return item
 
 
-class VitonTestDataset(TryOnPairsDataset):
-    """The pairs of a ``VITON_test`` folder (items: module docstring). ``pairs_file``: a pairs
-    file (a name inside ``root``, or a path), or 'unpaired' / 'paired'."""
-
-    def __init__(self, root: str, pairs_file: str = "test_pairs.txt", height: int = 256,
-                 width: int = 192, masks: Optional[GarmentMasks] = None,
-                 parser_inputs: bool = False, category: str = "upper_body",
-                 formats: DataFormats = viton.FORMATS):
-        self.root = root
-        self.pairs_file = viton.resolve_test_pairs(root, pairs_file)[0]
-        super().__init__(viton.test_pairs(root, pairs_file, (category,),
-                                          parser_inputs=parser_inputs), height, width, formats,
-                         masks, parser_inputs)
-
-
 def make_pairs_dataset(options: DataOptions, root: str, pairs: str, height: int, width: int,
                        parser_inputs: bool = False, fit: Optional[str] = None) -> TryOnPairsDataset:
     """The pairs of ``root`` in ``options.dataset``'s layout: ``pairs`` is 'unpaired',

@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 import yaml
 
+from common.atomic import write_bytes_atomic
 from common.cli import (
     REFUSED_PREFIX,
     REMOVED_FLAGS,
@@ -440,9 +441,10 @@ def write_config(cfg: argparse.Namespace, path: str | Path) -> None:
     per-invocation keys (``config``, ``resume``...) are dropped, which this does."""
     values = {k: v for k, v in config_to_dict(cfg).items() if k not in ("config", "resume",
                                                                           "overwrite")}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(values, sort_keys=True))
+    try:
+        write_bytes_atomic(path, yaml.safe_dump(values, sort_keys=True).encode())
+    except OSError as error:
+        raise ConfigError(f"cannot write {path} ({error.strerror or error})") from None
 
 
 def config_differences(old: Mapping[str, Any], new: Mapping[str, Any],

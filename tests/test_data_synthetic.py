@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from data.check import main as check_main
-from data.datasets import VitonTrainDataset
+from data.datasets import DataOptions, VitonTrainDataset
 from data.inputs import TryOnInputs
-from data.pairs import VitonTestDataset
+from data.pairs import make_pairs_dataset
 from data.synthetic import (
     CATEGORIES,
     LABEL,
@@ -410,8 +410,8 @@ def test_viton_layout_of_other_categories(tmp_path):
         dataset = VitonTrainDataset(train, 64, 48)
         assert len(dataset) == 2 and dataset[0]["label"].max() <= 13
         test = roots[f"{category}_test"]
-        assert len(VitonTestDataset(test, "test_pairs.txt", 64, 48)) == 2
-        assert len(VitonTestDataset(test, "test_pairs_same.txt", 64, 48)) == 2
+        assert len(make_pairs_dataset(DataOptions(), test, "test_pairs.txt", 64, 48)) == 2
+        assert len(make_pairs_dataset(DataOptions(), test, "test_pairs_same.txt", 64, 48)) == 2
 
 
 def test_cli_writes_viton_layout_that_opens(tmp_path):
@@ -442,8 +442,8 @@ def test_cli_writes_viton_layout_that_opens(tmp_path):
     assert inputs.pb_condition.shape == (1, 45, 64, 48)
     assert inputs.person_clothes_edge.sum() > 100
     test = os.path.join(out, "VITON_test")
-    unpaired = VitonTestDataset(test, "test_pairs.txt", 64, 48)
-    paired = VitonTestDataset(test, "test_pairs_same.txt", 64, 48)
+    unpaired = make_pairs_dataset(DataOptions(), test, "test_pairs.txt", 64, 48)
+    paired = make_pairs_dataset(DataOptions(), test, "test_pairs_same.txt", 64, 48)
     assert len(unpaired) == len(paired) == 5
     assert not any(unpaired[i]["paired"] for i in range(5))
     assert all(paired[i]["paired"] for i in range(5))

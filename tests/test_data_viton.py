@@ -8,9 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
-from data.datasets import VitonTrainDataset, read_garment
+from data.datasets import DataOptions, VitonTrainDataset, read_garment
 from data.files import DatasetError
-from data.pairs import VitonTestDataset
+from data.pairs import make_pairs_dataset
 
 H0, W0 = 100, 75        # size on disk
 H, W = 64, 48           # size served (scale 0.64)
@@ -261,13 +261,14 @@ def test_missing_dataset_root(tmp_path):
 
 def test_test_dataset_paired_and_unpaired(tmp_path):
     root = write_foreign_test(str(tmp_path / "VITON_test"))
-    unpaired = VitonTestDataset(root, "test_pairs.txt", H, W)
+    unpaired = make_pairs_dataset(DataOptions(), root, "test_pairs.txt", H, W)
     item = unpaired[0]
     assert item["person_name"] == "000066_0.jpg" and item["cloth_name"] == "017575_1.jpg"
     assert item["paired"] is False and item["original_size"] == (H0, W0)
     assert item["image"].shape == (3, H, W) and item["garment_edge"].shape == (1, H, W)
     assert abs(item["image"].mean().item() - (90 / 127.5 - 1)) < 0.02
-    paired = VitonTestDataset(root, os.path.join(root, "test_pairs_same.txt"), H, W)
+    paired = make_pairs_dataset(DataOptions(), root, os.path.join(root, "test_pairs_same.txt"),
+                                H, W)
     assert len(paired) == 2 and all(paired[i]["paired"] for i in range(2))
     batch = next(iter(torch.utils.data.DataLoader(paired, batch_size=2)))
     assert batch["image"].shape == (2, 3, H, W) and batch["paired"].tolist() == [True, True]
@@ -275,18 +276,18 @@ def test_test_dataset_paired_and_unpaired(tmp_path):
 
 def test_test_dataset_test_color_and_errors(tmp_path):
     root = write_foreign_test(str(tmp_path / "demo"), clothes="test_color")
-    assert len(VitonTestDataset(root, "test_pairs.txt", H, W)) == 2
+    assert len(make_pairs_dataset(DataOptions(), root, "test_pairs.txt", H, W)) == 2
     with open(os.path.join(root, "bad_pairs.txt"), "w") as f:
         f.write("000066_0.jpg 999999_1.jpg\n")
     with pytest.raises(DatasetError, match=r"1 of 1 pairs of .*bad_pairs.txt lack files: "
                                            r"000066_0.jpg 999999_1.jpg: test_color/999999_1.jpg, "
                                            r"test_edge/999999_1.jpg"):
-        VitonTestDataset(root, "bad_pairs.txt", H, W)
+        make_pairs_dataset(DataOptions(), root, "bad_pairs.txt", H, W)
     with pytest.raises(DatasetError, match="nope.txt: pairs file not found"):
-        VitonTestDataset(root, "nope.txt", H, W)
+        make_pairs_dataset(DataOptions(), root, "nope.txt", H, W)
     os.rename(os.path.join(root, "test_color"), os.path.join(root, "colours"))
     with pytest.raises(DatasetError, match="neither test_clothes/ nor test_color/"):
-        VitonTestDataset(root, "test_pairs.txt", H, W)
+        make_pairs_dataset(DataOptions(), root, "test_pairs.txt", H, W)
 
 
 def test_check_cli_reports_problems(train_root, capsys):

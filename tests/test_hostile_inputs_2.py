@@ -4,6 +4,7 @@ traceback, caches and result names that collide, two runs on one folder, an unwr
 an oversized request to the web server, a disk that is full. Every input is built here, small;
 a bomb must be refused before the expensive work, which the time and memory bounds check."""
 
+import argparse
 import asyncio
 import io
 import os
@@ -11,6 +12,7 @@ import struct
 import time
 import tracemalloc
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -365,25 +367,82 @@ def test_a_loader_workers_dataset_error_stays_one_line():
 
 # 14: a disk that fills while a checkpoint is written.
 
+def fill_the_disk_under(folder, monkeypatch):
+    """Every file opened for writing under ``folder`` is /dev/full (writes fail: no space)."""
+    real_open = open
+
+    def full_disk(path, mode="r", *args, **kwargs):
+        if "w" in mode and str(path).startswith(str(folder)):
+            return real_open("/dev/full", mode, *args, **kwargs)
+        return real_open(path, mode, *args, **kwargs)
+    monkeypatch.setattr("builtins.open", full_disk)
+
+
 def test_a_checkpoint_write_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path,
                                                                          monkeypatch):
     import utils.checkpoint
     from utils.checkpoint import CheckpointError, save_atomic
     target = tmp_path / "latest.pth"
     target.write_bytes(b"the previous checkpoint")
-    real_open = open
-
-    def full_disk(path, mode="r", *args, **kwargs):
-        if "w" in mode and str(path).startswith(str(tmp_path)):
-            return real_open("/dev/full", mode, *args, **kwargs)
-        return real_open(path, mode, *args, **kwargs)
-    monkeypatch.setattr("builtins.open", full_disk)
+    fill_the_disk_under(tmp_path, monkeypatch)
     with pytest.raises(CheckpointError, match="cannot write .*latest.pth.*No space left"):
         save_atomic({"weights": torch.zeros(100_000)}, target)
     monkeypatch.undo()
     assert os.listdir(tmp_path) == ["latest.pth"]
     assert target.read_bytes() == b"the previous checkpoint"
     assert utils.checkpoint.save_atomic is save_atomic
+
+
+def test_config_and_log_writes_on_a_full_disk_are_one_line(tmp_path, monkeypatch, capsys):
+    from options.config import ConfigError, write_config
+    from utils.logging_utils import close_run_logger, open_run_logger
+    if not os.path.exists("/dev/full"):
+        pytest.skip("needs /dev/full")
+    target = tmp_path / "config.yaml"
+    target.write_text("the previous run's config\n")
+    fill_the_disk_under(tmp_path, monkeypatch)
+    with pytest.raises(ConfigError, match="cannot write .*config.yaml .No space left"):
+        write_config(argparse.Namespace(height=64), target)
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == ["config.yaml"]
+    assert target.read_text() == "the previous run's config\n"
+    # train.log on a full disk: said once, the lines go on on the console, no traceback.
+    logger = open_run_logger(Path("/dev/full"), is_main=True)
+    for step in range(3):
+        logger.info(f"step {step}")
+    close_run_logger(logger)
+    console = capsys.readouterr().err
+    assert console.count("cannot write /dev/full (No space left on device)") == 1, console
+    assert "step 2" in console and "Traceback" not in console and "Logging error" not in console
+
+
+def test_non_ascii_names_print_under_an_ascii_locale(tmp_path):
+    import subprocess
+    import sys
+    out = tmp_path / "donn\u00e9es"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, LC_ALL="C", LANG="C", PYTHONCOERCECLOCALE="0", PYTHONUTF8="0")
+    env.pop("PYTHONIOENCODING", None)
+    done = subprocess.run([sys.executable, "scripts/make_synthetic_data.py", "--out", str(out),
+                           "--num_train", "1", "--num_test", "1", "--height", "64", "--width",
+                           "48", "--workers", "1"], cwd=root, env=env, capture_output=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert done.stdout.startswith(b"wrote 1 training") and b"donn\\udcc3\\udca9es" in done.stdout
+    assert (out / "VITON_traindata").is_dir() and (out / "VITON_test").is_dir()
+
+
+def test_images_are_written_under_names_that_are_not_utf8(tmp_path):
+    # cv2.imwrite ends the process (a segmentation fault) on such a path.
+    from data.datasets import _write_png_atomic
+    from data.synthetic.writing import write_image
+    folder = tmp_path / os.fsdecode(b"caf\xe9")
+    folder.mkdir()
+    _write_png_atomic(np.full((4, 6), 255, np.uint8), str(folder / "mask.png"))
+    write_image(str(folder / "photo.jpg"), np.zeros((4, 6, 3), np.uint8))
+    mask = cv2.imdecode(np.frombuffer((folder / "mask.png").read_bytes(), np.uint8), 0)
+    photo = cv2.imdecode(np.frombuffer((folder / "photo.jpg").read_bytes(), np.uint8), 1)
+    assert mask.shape == (4, 6) and mask.min() == 255 and photo.shape == (4, 6, 3)
 
 
 # 16: maps far smaller than their photo.

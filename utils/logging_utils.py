@@ -1,5 +1,6 @@
 """Log lines that coexist with a tqdm progress bar, and image grids for TensorBoard."""
 
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -23,6 +24,21 @@ class TqdmHandler(logging.Handler):
             self.handleError(record)
 
 
+class RunLogFile(logging.FileHandler):
+    """train.log; a failed write (a full disk) is said once and the run goes on without it."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError):
+            return super().handleError(record)
+        logging.getLogger(LOGGER_NAME).removeHandler(self)
+        with contextlib.suppress(OSError):
+            self.close()
+        reason = error.strerror or error
+        logging.getLogger(LOGGER_NAME).warning(f"cannot write {self.baseFilename} ({reason}); "
+                                               f"logging to the console only")
+
+
 def open_run_logger(log_path: Optional[Path], is_main: bool) -> logging.Logger:
     """The training logger: on rank 0, to the console and appended to ``log_path``; on other
     ranks, warnings and errors only, prefixed by nothing else (torchrun prefixes the rank)."""
@@ -36,7 +52,7 @@ def open_run_logger(log_path: Optional[Path], is_main: bool) -> logging.Logger:
     logger.addHandler(console)
     if is_main and log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        file = logging.FileHandler(log_path, mode="a", encoding="utf-8")
+        file = RunLogFile(log_path, mode="a", encoding="utf-8")
         file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s",
                                             "%Y-%m-%d %H:%M:%S"))
         logger.addHandler(file)

@@ -2,6 +2,7 @@
 of parsing labels, a point list for JSON."""
 
 import json
+import os
 
 import cv2
 import numpy as np
@@ -13,12 +14,14 @@ def write_image(path, image_rgb_or_gray, quality=95):
     extension (PNG, lossless). Raises OSError when nothing was written."""
     if image_rgb_or_gray.ndim == 3:
         image_rgb_or_gray = image_rgb_or_gray[:, :, ::-1]      # cv2 writes BGR
-    if path.endswith(".jpg"):
-        ok = cv2.imwrite(path, image_rgb_or_gray, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    else:
-        ok = cv2.imwrite(path, image_rgb_or_gray)
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if path.endswith(".jpg") else []
+    # Encoded here and written by Python: cv2.imwrite crashes on a path that is not valid
+    # UTF-8 (a non-ASCII name under an ASCII locale).
+    ok, encoded = cv2.imencode(os.path.splitext(path)[1] or ".png", image_rgb_or_gray, params)
     if not ok:
-        raise OSError(f"{path}: could not write")
+        raise OSError(f"{path}: could not encode")
+    with open(path, "wb") as handle:
+        handle.write(encoded.tobytes())
 
 
 def write_json(path, document):
