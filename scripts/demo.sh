@@ -190,5 +190,5 @@ done
 
 echo "== summary"
 python scripts/demo_report.py --out "$OUT" --dataroot "$test_root" --pairs_dir "$pairs"
-echo "training logs and TensorBoard events: $runs/<stage>/ (tensorboard --logdir $runs)"
+echo "training logs and TensorBoard events: $runs/<stage>/ (tensorboard --logdir $(printf %q "$runs"))"
 echo "demo finished in $(( $(date +%s) - start )) s"

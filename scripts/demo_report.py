@@ -11,6 +11,7 @@ paste | each student), and the commands that use the demo's model.
 import argparse
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -296,8 +297,10 @@ def contact_sheet(out: Path, dataroot: Path, target: Path, count: int = 8,
 
 
 def next_commands(out: Path, dataroot: Path) -> str:
-    """The commands that use the demo's student, with the paths the demo wrote."""
-    model = out / "runs" / "pf_gen" / "final.pth"
+    """The commands that use the demo's student, with the paths the demo wrote (quoted for
+    the shell)."""
+    model = shlex.quote(str(out / "runs" / "pf_gen" / "final.pth"))
+    dataroot = shlex.quote(str(dataroot))
     return "\n".join([
         "Your own photos with the demo's PF-AFN student (a person photo and a garment photo):",
         f"    python test.py --person me.jpg --garment shirt.jpg --checkpoint {model} "
@@ -305,7 +308,8 @@ def next_commands(out: Path, dataroot: Path) -> str:
         "The web page, with the demo's test pairs as examples (then http://127.0.0.1:7860):",
         f"    python scripts/serve.py --checkpoint {model} --dataroot {dataroot}",
         "The other students: " + ", ".join(
-            str(out / "runs" / f"pf_gen{suffix}" / "final.pth") for _, suffix, _ in STUDENTS[1:]),
+            shlex.quote(str(out / "runs" / f"pf_gen{suffix}" / "final.pth"))
+            for _, suffix, _ in STUDENTS[1:]),
         "The student has seen only the demo's 128x96 training data: expect rough try-ons of "
         "real photos."])
 

@@ -115,6 +115,18 @@ def test_report_writes_the_sheet_the_curves_and_the_commands(tmp_path, test_root
     assert "scripts/serve.py" in printed and "test.py --person" in printed
 
 
+def test_the_printed_commands_survive_the_shell_with_spaces_in_paths():
+    import shlex
+    out, data = Path("/tmp/my demo/out"), Path("/tmp/my demo/data's test")
+    commands = [line.strip() for line in demo_report.next_commands(out, data).splitlines()
+                if line.startswith("    python")]
+    words = [shlex.split(command) for command in commands]
+    assert [w[1] for w in words] == ["test.py", "scripts/serve.py"]
+    for w in words:
+        assert w[w.index("--checkpoint") + 1] == str(out / "runs" / "pf_gen" / "final.pth")
+    assert words[1][words[1].index("--dataroot") + 1] == str(data)
+
+
 def test_learning_curves_draw_each_stage_and_the_paste_line(tmp_path):
     curves = {"pb_warp": [(20, 0.75), (40, 0.80)], "pb_gen": [(20, 0.55), (40, 0.70)],
               "pf_gen": [(20, 0.62), (40, 0.68)]}
