@@ -10,7 +10,7 @@ A warp architecture may declare another condition: DCI-VTON's (``--warp_arch dci
 VITON-HD's parse-agnostic labels and DensePose rendering and the product photo unmasked, and
 trains towards the worn garment on white, as its authors' training does:
 
-    python train_pb_warp.py --dataset vitonhd --dataroot VITON-HD --warp_arch dcivton \
+    python train_pb_warp.py --dataset vitonhd --dataroot VITON-HD --warp_arch dcivton \\
         --name dcivton_warp
 """
 

@@ -1,6 +1,6 @@
 """Measure training-loader throughput (samples/s) on a VITON-layout training root.
 
-    OMP_NUM_THREADS=1 python scripts/bench_data.py --root data_synth/VITON_traindata \
+    OMP_NUM_THREADS=1 python scripts/bench_data.py --root data_synth/VITON_traindata \\
         --num_samples 1000
 
 Single-core by default (torch and OpenCV threads off), num_workers=0, as the acceptance

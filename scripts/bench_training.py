@@ -12,7 +12,7 @@ commit; the trees take turns within every repeat, so load from other processes o
 machine hits all of them alike. ``--profile`` prints a ``torch.profiler`` table per stage
 instead (this tree only).
 
-    python scripts/bench_training.py --tree /tmp/before \
+    python scripts/bench_training.py --tree /tmp/before \\
         --json docs/benchmarks/training_demo_cpu.json
     python scripts/bench_training.py --profile --stages pf_gen
 """

@@ -21,9 +21,9 @@ The 'profile' section splits one try-on (batch 1) of the fp32 fast path and of t
 path into encoders, flow heads, cost volumes per level, sampling and generator
 (``utils/profiling.py``).
 
-    OMP_NUM_THREADS=2 python scripts/benchmark.py --devices cpu \
-        --sections correlation,inference,profile,training \
-        --archs pfafn,fsvton,dmvton,mobile_student --batch_sizes 1,8 --warmup 1 --repeats 3 \
+    OMP_NUM_THREADS=2 python scripts/benchmark.py --devices cpu \\
+        --sections correlation,inference,profile,training \\
+        --archs pfafn,fsvton,dmvton,mobile_student --batch_sizes 1,8 --warmup 1 --repeats 3 \\
         --train_stages pb_warp,pf_gen --json docs/benchmarks/cpu_2core.json
 """
 

@@ -18,7 +18,7 @@ quantize.py``: ONNX Runtime's static quantisation, activation ranges from the fi
 ``--calibration_samples`` pairs of the test folder DIR; the cost volume, the flows and the
 sampling stay float32), and compares it with the float32 model on those pairs in 8-bit levels:
 
-    python scripts/export.py --checkpoint pf_gen/final.pth --out tryon_int8.onnx \
+    python scripts/export.py --checkpoint pf_gen/final.pth --out tryon_int8.onnx \\
         --int8 --calibration VITON_test
 """
 

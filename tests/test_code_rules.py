@@ -62,6 +62,18 @@ def test_docstrings_and_comments_name_files_that_exist():
     assert stale == []
 
 
+def test_docstrings_keep_the_line_breaks_of_their_commands():
+    # A lone backslash at a line's end inside a (non-raw) string joins the lines: a command
+    # shown in --help would run on with the next line's indentation.
+    joined = []
+    for path in python_files():
+        for token in tokenize.generate_tokens(io.StringIO(path.read_text("utf-8")).readline):
+            if (token.type == tokenize.STRING and not token.string.lower().startswith(("r", "br"))
+                    and re.search(r"(?<!\\)(?:\\\\)*\\\n", token.string)):
+                joined.append(f"{path.relative_to(ROOT)}:{token.start[0]}")
+    assert joined == []
+
+
 def test_the_path_rule_finds_what_it_should():
     text = "see models/afwm.py:20, utils/x/y.py and not checkpoints/pf_gen/final.pth"
     assert PATH.findall(text) == ["models/afwm.py", "utils/x/y.py"]

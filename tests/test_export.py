@@ -10,6 +10,7 @@ import io
 import json
 import os
 import re
+import shutil
 import sys
 
 import numpy as np
@@ -207,6 +208,16 @@ def test_onnx_runtime_equals_pytorch(exported, pytorch_model):
                                atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="garment_edge has shape"):
         runtime(person, garment, edge[:2])
+
+
+def test_a_graph_under_a_name_that_is_not_utf8_loads(exported, tmp_path):
+    folder = tmp_path / os.fsdecode(b"caf\xe9")
+    folder.mkdir()
+    shutil.copy(exported["onnx"], folder / "model.onnx")
+    runtime = load_onnx_model(str(folder / "model.onnx"))
+    inputs = example_inputs(64, 64, batch=1, seed=3)
+    torch.testing.assert_close(runtime(*inputs).tryon,
+                               load_onnx_model(str(exported["onnx"]))(*inputs).tryon)
 
 
 def test_one_file_runs_batch_one_and_five(exported, pytorch_model):

@@ -123,6 +123,16 @@ def _graph_size(session, path: Path, what: str) -> tuple[int, int]:
     return sizes.pop()
 
 
+def _runtime_source(path: Path) -> str | bytes:
+    """``path`` as ONNX Runtime opens it; the file's bytes where the name is not valid UTF-8,
+    which it cannot open."""
+    try:
+        str(path).encode()
+    except UnicodeEncodeError:
+        return path.read_bytes()
+    return str(path)
+
+
 def load_onnx_model(path: str, device: torch.device | str = "cpu",
                     height: Optional[int] = None, width: Optional[int] = None,
                     align_corners: Optional[bool] = None, threads: Optional[int] = None,
@@ -143,7 +153,7 @@ def load_onnx_model(path: str, device: torch.device | str = "cpu",
     options.log_severity_level = 3   # errors only: no notices about graph rewrites
     providers = select_providers(device, ort.get_available_providers())
     try:
-        session = ort.InferenceSession(str(path), options, providers=providers)
+        session = ort.InferenceSession(_runtime_source(path), options, providers=providers)
     except Exception as error:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
         raise CheckpointError(f"{what}: {path} is not an ONNX model ONNX Runtime can load: "
                               f"{str(error).strip().splitlines()[0]}") from None
