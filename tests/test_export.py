@@ -220,6 +220,21 @@ def test_a_graph_under_a_name_that_is_not_utf8_loads(exported, tmp_path):
                                load_onnx_model(str(exported["onnx"]))(*inputs).tryon)
 
 
+def test_a_program_is_written_under_a_name_that_is_not_utf8(tmp_path):
+    from utils.export import save_torch_export
+    model = nn.Conv2d(3, 2, 1)
+    program = torch.export.export(model, (torch.zeros(1, 3, 4, 4),))
+    folder = tmp_path / os.fsdecode(b"caf\xe9")
+    folder.mkdir()
+    save_torch_export(program, folder / "model.pt2", {"format": "mine"})
+    extra = {PT2_METADATA: ""}
+    with open(folder / "model.pt2", "rb") as handle:
+        loaded = torch.export.load(handle, extra_files=extra)
+    assert '"format": "mine"' in extra[PT2_METADATA]
+    x = torch.randn(1, 3, 4, 4)
+    torch.testing.assert_close(loaded.module()(x), model(x))
+
+
 def test_one_file_runs_batch_one_and_five(exported, pytorch_model):
     runtime = load_onnx_model(str(exported["onnx"]))
     five = example_inputs(64, 64, batch=5, seed=9)

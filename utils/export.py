@@ -112,8 +112,13 @@ def save_torch_export(program: torch.export.ExportedProgram, path: str | os.Path
     """Write the captured program as a ``torch.export`` archive (.pt2) with ``metadata`` in
     its extra file ``metadata.json``; ``torch.export.load(path).module()`` runs it."""
     extra = {PT2_METADATA: json.dumps(dict(metadata), indent=2)}
-    # The temporary name keeps the suffix: torch.export.save expects a .pt2 name.
-    write_atomic(Path(path), lambda tmp: torch.export.save(program, tmp, extra_files=extra))
+
+    def write(temporary: str) -> None:
+        # Through a Python file: given a name that is not valid UTF-8, torch.export.save
+        # aborts the process.
+        with open(temporary, "wb") as handle:
+            torch.export.save(program, handle, extra_files=extra)
+    write_atomic(Path(path), write)
 
 
 def export_tryon(warp: nn.Module, gen: nn.Module, height: int, width: int,

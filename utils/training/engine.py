@@ -108,8 +108,13 @@ def main(stage: Stage, argv: Optional[Sequence[str]] = None) -> RunResult:
 
 
 def check_run_folder(run_dir: Path, dataroot: Optional[str]) -> None:
-    """Refuse a run folder that cannot be one (a file on its path) or that lies inside the
-    training data, before anything is written."""
+    """Refuse a run folder that cannot be one (a file on its path, a name TensorBoard cannot
+    write: not valid UTF-8) or that lies inside the training data, before anything is written."""
+    try:
+        str(run_dir).encode()
+    except UnicodeEncodeError:
+        raise ConfigError(f"--checkpoints_dir/--name: {run_dir} is not valid UTF-8, which "
+                          f"TensorBoard's event files need; choose another folder") from None
     for folder in [run_dir, *run_dir.parents]:
         if folder.exists() and not folder.is_dir():
             raise ConfigError(f"--checkpoints_dir/--name: {folder} is a file, so the run "
