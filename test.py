@@ -200,8 +200,8 @@ def generate(args) -> dict:
           f"images/s on {device}, {height}x{width})")
     if resized:
         print(f"{resized} try-ons were mapped from the model's {height}x{width} frame back to "
-              f"their photos' size (--fit {args.fit}); scores of them compare upsampled images "
-              f"with sharp photos (--save_size model keeps the model's size, as low-resolution "
+              f"their photos' size (--fit {args.fit}); scores of them compare resized try-ons "
+              f"with the photos (--save_size model keeps the model's size, as low-resolution "
               f"results are usually scored)")
     # The metrics find each result by the names of its pair and the reference photo by path.
     pairs = [(pair.person.image, pair.garment.image) for pair in dataset.pairs]

@@ -232,10 +232,10 @@ def main(argv=None) -> int:
                                                  "read as training and test.py read it.",
                                      formatter_class=HelpFormatter)
     parser.add_argument("root", help="the dataset (see the module help for each --dataset)")
-    parser.add_argument("--config", default=None,
+    parser.add_argument("--config", action="append", metavar="FILE",
                         help="a training configuration (YAML): the dataset is checked at its "
-                             "--height/--width and with its data flags; the command line "
-                             "overrides it")
+                             "--height/--width and with its data flags; several apply in "
+                             "order; the command line overrides them")
     parser.add_argument("--height", type=int, default=None,
                         help="height samples are served at; when not given, the --config "
                              "file's, else 256")
@@ -246,7 +246,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.config:
         with exit_on_user_error():
-            parser.set_defaults(**config_values(parser, args.config))
+            for path in args.config:
+                parser.set_defaults(**config_values(parser, path))
         args = parser.parse_args(argv)
     args.height = 256 if args.height is None else args.height
     args.width = 192 if args.width is None else args.width

@@ -1,9 +1,8 @@
 """From a batch of the datasets to the inputs of the models: every mask, computed once.
 
-Each quantity of PF-AFN's training (spec §1, §3) is one named, batched function of tensors
-that runs on the tensors' device without host synchronisation. ``TryOnInputs`` moves a batch
-to the device once and exposes each quantity as a cached property, so the stage scripts read
-``inputs.face_mask`` instead of recomputing it.
+Each quantity of PF-AFN's training (spec §1, §3) is a named, batched function of tensors, run
+on their device without host synchronisation; ``TryOnInputs`` moves a batch there once and
+caches each quantity as a property, so the stage scripts read ``inputs.face_mask``.
 
 Label scheme (after ``merge_noise_label``): 0 background, 1 hair, 3 neck (from CIHP's torso
 skin, data.labels), 4 upper clothes, 5/6 shoes, 8 pants (and skirts), 9/10 legs, 11/13 arms,
@@ -28,11 +27,10 @@ The upper-body row is the release's. Face and hair (1, 12) are always preserved,
 the hands (arm pixels that DensePose calls hands).
 
 Without DensePose (``batch['has_densepose']`` False: VITON-HD ships only a colour rendering of
-it), the documented replacement is: the 25 DensePose channels of the teacher's condition are
-empty (all zero), the hands are the arm pixels within reach of the wrist keypoints (a disc of
-``HAND_REACH`` forearm lengths around each wrist), and the skin mask is the parsing's arms
-and/or legs instead of DensePose's. It keeps the 45-channel condition (so checkpoints stay
-interchangeable) and puts no garment shape in it.
+it), the documented replacement: the teacher condition's 25 DensePose channels are zero, the
+hands are the arm pixels within reach of the wrist keypoints (a disc of ``HAND_REACH`` forearm
+lengths around each wrist), and the skin mask is the parsing's arms and/or legs. It keeps the
+45-channel condition (checkpoints stay interchangeable) and puts no garment shape in it.
 """
 
 from functools import cached_property, lru_cache
@@ -40,7 +38,8 @@ from typing import Mapping, Optional
 
 import torch
 
-from data.dcivton import dcivton_condition
+from data.dcivton import AGNOSTIC_FOLDER, DENSEPOSE_FOLDER, dcivton_condition
+from data.files import DatasetError
 from data.pose import POSE_RADIUS, render_pose_maps
 from data.samples import CATEGORIES  # noqa: F401  (the order of the tables below)
 
@@ -361,6 +360,9 @@ class TryOnInputs:
     def dcivton_condition(self) -> torch.Tensor:
         """(B, 16, H, W) DCI-VTON's warp condition: its parse-agnostic label groups (one-hot)
         and the DensePose rendering (``data/dcivton.py``)."""
+        if "parse_agnostic" not in self._batch:
+            raise DatasetError(f"the warp takes DCI-VTON's condition, not in the data: VITON-HD's "
+                               f"{AGNOSTIC_FOLDER}/ and {DENSEPOSE_FOLDER}/, a file per person")
         return dcivton_condition(self._tensor("parse_agnostic"),
                                  self._tensor("densepose_rendering"))
 

@@ -122,12 +122,11 @@ class _Folders:
         cloth_stem = os.path.splitext(cloth_name)[0] if cloth_name.lower().endswith(
             IMAGE_EXTENSIONS) else cloth_name
         names = ((cloth_stem, cloth_name),) if exact else None
-        image = self.find(clothes, names, cloth_stem, cloth_name if exact else cloth_stem + ".jpg",
-                          lacking)
+        shown = cloth_name if exact else cloth_stem + ".jpg"
+        image = self.find(clothes, names, cloth_stem, shown, lacking)
         mask = None
-        if "edge" in self.dirs:
-            mask = self.find("edge", names, cloth_stem,
-                             cloth_name if exact else cloth_stem + ".jpg", lacking)
+        if "edge" in self.dirs:   # the garment's mask: its stem, any image extension
+            mask = self.find("edge", None, cloth_stem, shown, lacking)
         return GarmentFiles(id=person_id(cloth_name), image=image, mask=mask, category=category)
 
 

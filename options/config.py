@@ -83,9 +83,9 @@ def build_parser(add_stage_arguments: Optional[Callable[[argparse.ArgumentParser
 
 
 def _add_run_flags(run) -> None:
-    run.add_argument("--config", type=str, default=None,
-                     help="YAML file setting any of these flags by name; flags given on the "
-                          "command line override it")
+    run.add_argument("--config", type=str, action="append", metavar="FILE",
+                     help="YAML file setting any of these flags by name; several apply in "
+                          "order, each over the last; flags given on the command line win")
     run.add_argument("--name", type=str, default=None,
                      help="run name: outputs go to CHECKPOINTS_DIR/NAME; when not given, the "
                           "stage's name")
@@ -321,7 +321,7 @@ def validate_config(cfg: argparse.Namespace) -> None:
     if cfg.resume and cfg.overwrite:
         problems.append("--resume and --overwrite contradict each other")
     if problems:
-        source = f" (config file {cfg.config})" if cfg.config else ""
+        source = f" (config file {', '.join(cfg.config)})" if cfg.config else ""
         raise ConfigError("bad configuration" + source + ":\n  " + "\n  ".join(problems))
 
 
@@ -388,8 +388,7 @@ def parse_config(argv: Optional[Sequence[str]] = None,
     parser = build_parser(add_stage_arguments, stage_defaults, description, builds, continues)
     command_line = _given_on_command_line(parser, argv)
     # --config first: everything else is parsed once its values are known.
-    config_path = parser.parse_known_args(argv)[0].config
-    if config_path:
+    for config_path in parser.parse_known_args(argv)[0].config or ():
         parser.set_defaults(**read_yaml_config(config_path, parser))
     cfg = parser.parse_args(argv)
     if cfg.name is None:

@@ -73,7 +73,8 @@ def stage_argv(args, name: str, folder: str, checkpoints: dict, run_name: str) -
     known = known_flags()
     argv = ["--config", args.config, "--dataroot", os.path.join(folder, "data", "VITON_traindata"),
             "--checkpoints_dir", os.path.join(folder, "runs"), "--name", run_name, "--overwrite",
-            "--max_steps", str(args.warmup + args.steps), *precision_flags(args.precision, known)]
+            "--max_steps", str(args.warmup + args.steps + 1),   # a step ends at the next's start
+            *precision_flags(args.precision, known)]
     for names, value in QUIET:
         argv += next(([flag, value] for flag in names if flag in known), [])
     for flag, earlier in EARLIER[name].items():
@@ -113,9 +114,10 @@ def worker(args) -> dict:
     stage.losses = timed_losses
     torch.set_num_threads(args.threads)
     run(stage, stage_argv(args, args.stage, args.folder, checkpoints, args.run_name))
-    steps = [b - a for a, b in zip(calls, calls[1:])][args.warmup:]
-    cpu_steps = [b - a for a, b in zip(cpu_calls, cpu_calls[1:])][args.warmup:]
-    return {"step_s": steps, "cpu_step_s": cpu_steps, "forward_s": forward[args.warmup:],
+    timed = slice(args.warmup, args.warmup + args.steps)
+    steps = [b - a for a, b in zip(calls, calls[1:])][timed]
+    cpu_steps = [b - a for a, b in zip(cpu_calls, cpu_calls[1:])][timed]
+    return {"step_s": steps, "cpu_step_s": cpu_steps, "forward_s": forward[timed],
             "flop_per_step": int(counter.get_total_flops())}
 
 
@@ -170,9 +172,10 @@ def prepare(args, folder: str, trees: list[str]) -> dict:
     stages start from, made by that tree at its own ``--config`` (trees of different commits
     may configure different networks)."""
     from data.synthetic import make_dataset
-    make_dataset(os.path.join(folder, "data"), num_train=args.batch * (args.warmup + args.steps),
-                 num_test=0, seed=0, height=args.height, width=args.width)
-    one_step = argparse.Namespace(**dict(vars(args), warmup=1, steps=0))
+    make_dataset(os.path.join(folder, "data"),
+                 num_train=args.batch * (args.warmup + args.steps + 1), num_test=0, seed=0,
+                 height=args.height, width=args.width)
+    one_step = argparse.Namespace(**dict(vars(args), warmup=0, steps=0))
     checkpoints = {}
     for index, tree in enumerate(trees):
         checkpoints[tree] = {}
@@ -303,6 +306,9 @@ def parse_args(argv=None):
     parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
     parser.add_argument("--run_name", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    for name, least in (("steps", 1), ("warmup", 0), ("repeats", 1), ("threads", 1)):
+        if getattr(args, name) < least and not args.worker:   # a worker may make one step
+            parser.error(f"--{name} must be at least {least}, got {getattr(args, name)}")
     args.stages = [s for s in args.stages.split(",") if s]
     args.precisions = [p for p in args.precisions.split(",") if p]
     unknown = set(args.stages) - set(STAGES) | set(args.precisions) - {"fp32", "bf16"}

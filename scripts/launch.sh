@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Launch one training stage with torchrun on NGPU GPUs per node (default 1), keeping the
-# paper's total batch of 32 (BATCH per GPU = 32 / (NGPU x NNODES) unless set).
+# paper's total batch of 32: BATCH per GPU when set, else the batch_size of a --config file
+# that has one, else 32 / (NGPU x NNODES). The interpreter: PYTHON, else the active
+# environment's python when it has PyTorch, else .venv's (scripts/setup_env.sh creates it).
 #   bash scripts/launch.sh STAGE [script flags...]       STAGE: pb_warp | pb_gen | pf_warp | pf_gen
 # Several nodes: run the same command on each node with NNODES, NODE_RANK and MASTER_ADDR set.
 set -euo pipefail
@@ -8,15 +10,41 @@ cd "$(dirname "$0")/.."
 stage=$1; shift
 NGPU=${NGPU:-1}
 NNODES=${NNODES:-1}
-BATCH=${BATCH:-$((32 / (NGPU * NNODES)))}
 DATAROOT=${DATAROOT:-dataset/VITON_traindata}
 RUNS=${RUNS:-checkpoints}
+config_batch() {  # true when a --config among the flags sets batch_size
+  local previous='' arg file
+  for arg in "$@"; do
+    file=''
+    case $arg in --config=*) file=${arg#--config=} ;; esac
+    [ "$previous" = --config ] && file=$arg
+    [ -n "$file" ] && [ -f "$file" ] && grep -qE '^batch_size:' "$file" && return 0
+    previous=$arg
+  done
+  return 1
+}
+batch=()
+if [ -n "${BATCH:-}" ]; then
+  batch=(--batch_size "$BATCH")
+elif ! config_batch "$@"; then
+  batch=(--batch_size "$((32 / (NGPU * NNODES)))")
+fi
+python=${PYTHON:-python}
+if [ -z "${PYTHON:-}" ] && ! python -c "import torch" 2>/dev/null && [ -x .venv/bin/python ]; then
+  python=.venv/bin/python
+fi
+if ! "$python" -c "import torch" 2>/dev/null; then
+  echo "$python has no PyTorch: run 'source scripts/setup_env.sh' (it creates .venv) or set" \
+       "PYTHON to an interpreter that has it" >&2
+  exit 2
+fi
+launch=("$python" -m torch.distributed.run)   # torchrun, without needing it on PATH
 if [ "$NNODES" -gt 1 ]; then
-  launch=(torchrun --nnodes "$NNODES" --node_rank "${NODE_RANK:?set NODE_RANK}" \
-          --nproc_per_node "$NGPU" --master_addr "${MASTER_ADDR:?set MASTER_ADDR}" \
-          --master_port "${MASTER_PORT:-29500}")
+  launch+=(--nnodes "$NNODES" --node_rank "${NODE_RANK:?set NODE_RANK}" \
+           --nproc_per_node "$NGPU" --master_addr "${MASTER_ADDR:?set MASTER_ADDR}" \
+           --master_port "${MASTER_PORT:-29500}")
 else
-  launch=(torchrun --standalone --nproc_per_node "$NGPU")
+  launch+=(--standalone --nproc_per_node "$NGPU")
 fi
 exec "${launch[@]}" "train_$stage.py" --dataroot "$DATAROOT" --name "${NAME:-$stage}" \
-  --checkpoints_dir "$RUNS" --batch_size "$BATCH" "$@"
+  --checkpoints_dir "$RUNS" "${batch[@]}" "$@"

@@ -7,6 +7,7 @@
 
 import argparse
 import os
+import shutil
 import sys
 import time
 
@@ -19,6 +20,8 @@ from data.synthetic import BACKDROPS, CATEGORIES, LAYOUTS, make_dataset  # noqa:
 # The folders each layout writes under --out.
 DATASET_FOLDERS = {"viton": ("VITON_traindata", "VITON_test", "lower_body", "dresses"),
                    "vitonhd": ("VITON-HD",), "dresscode": ("DressCode",)}
+# Left in each of those folders: --overwrite replaces only folders that hold it.
+MARKER = ".synthetic"
 
 
 def main(argv=None):
@@ -49,7 +52,8 @@ def main(argv=None):
                              "cast per photo, which the parser-based teacher (it never sees the "
                              "backdrop) and so its students cannot learn")
     parser.add_argument("--overwrite", action="store_true",
-                        help="write into dataset folders that --out already holds")
+                        help="replace the dataset folders that --out already holds, when this "
+                             "tool wrote them (no other folder is ever deleted)")
     parser.add_argument("--old_names", action="store_true",
                         help="VITON-HD: the older folder names image-parse, openpose-json and "
                              "openpose-img instead of image-parse-v3, openpose_json, openpose_img")
@@ -78,6 +82,13 @@ def main(argv=None):
     if held and not args.overwrite:
         parser.error(f"--out {args.out} already holds {', '.join(held)}; this tool writes its "
                      f"files there: choose another --out, or --overwrite to replace them")
+    foreign = [name for name in held if not os.path.isfile(os.path.join(args.out, name, MARKER))]
+    if foreign:
+        parser.error(f"--overwrite: {', '.join(os.path.join(args.out, name) for name in foreign)} "
+                     f"holds files this tool did not write (no {MARKER} inside), so it is not "
+                     f"replaced: choose another --out, or remove it yourself")
+    for name in held:
+        shutil.rmtree(os.path.join(args.out, name))
     start = time.perf_counter()
     with exit_on_user_error():
         try:
@@ -85,6 +96,9 @@ def main(argv=None):
                                  args.height, args.width, args.workers, layout=args.layout,
                                  categories=categories, old_names=args.old_names,
                                  backdrop=args.backdrop)
+            for name in DATASET_FOLDERS[args.layout]:
+                if os.path.isdir(os.path.join(args.out, name)):
+                    open(os.path.join(args.out, name, MARKER), "w").close()
         except OSError as error:
             raise UserError(f"--out {args.out}: cannot write the dataset "
                             f"({error.strerror or error})") from None

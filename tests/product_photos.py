@@ -503,8 +503,12 @@ def main(argv=None):
                              "garment's coverage (product photos only)")
     parser.add_argument("--source", default="product", choices=["product", "synthetic"],
                         help="product: the studio photos of this module; synthetic: "
-                             "data/synthetic.py's garments on pure white")
+                             "the garments of data/synthetic/ on pure white")
     args = parser.parse_args(argv)
+    given = [flag for flag, value in (("--colour_class", args.colour_class),
+                                      ("--alpha", args.alpha)) if value]
+    if args.source == "synthetic" and given:
+        parser.error(f"{' and '.join(given)}: product photos only, not --source synthetic")
     os.makedirs(os.path.join(args.out, "images"), exist_ok=True)
     os.makedirs(os.path.join(args.out, "true"), exist_ok=True)
     if args.source == "synthetic":

@@ -1,9 +1,13 @@
 """The benchmark script runs end to end at tiny sizes and reports every path with its ratio."""
 
+import argparse
 import json
 from pathlib import Path
 
-from scripts import benchmark
+import pytest
+
+from data.synthetic import make_dataset
+from scripts import bench_training, benchmark
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,3 +56,19 @@ def test_training_rows_time_every_stage_step(tmp_path):
         for path in ("plain", "band")}
     for row in rows:
         assert row["section"] == "training" and row["step_ms"] > 0 and row["samples_per_s"] > 0
+
+
+def test_training_bench_times_exactly_the_steps_asked(tmp_path, capsys):
+    # A step's time runs to the next step's start: --steps N timed N - 1 steps, and 1 none.
+    config = tmp_path / "tiny_no_vgg.yaml"
+    config.write_text((ROOT / "configs" / "tiny.yaml").read_text() + "vgg_layers: 0\n")
+    make_dataset(str(tmp_path / "data"), num_train=8, num_test=0, height=64, width=48)
+    args = argparse.Namespace(stage="pb_warp", checkpoints="{}", config=str(config),
+                              folder=str(tmp_path), run_name="timed", precision="fp32",
+                              warmup=1, steps=2, threads=1)
+    timed = bench_training.worker(args)
+    assert len(timed["step_s"]) == len(timed["forward_s"]) == 2
+    assert all(step > forward > 0 for step, forward in zip(timed["step_s"], timed["forward_s"]))
+    with pytest.raises(SystemExit):
+        bench_training.parse_args(["--steps", "0"])
+    assert "--steps must be at least 1, got 0" in capsys.readouterr().err

@@ -1,7 +1,9 @@
 import numpy as np
+import pytest
 import torch
 
 from data import inputs as I
+from data.files import DatasetError
 from data.synthetic import LABEL, PART, draw_sample
 
 
@@ -200,3 +202,11 @@ def test_neck_is_repainted_skin_except_in_lower_body_try_on():
     assert I.other_clothes_mask(label, category).flatten().tolist() == [0.0, 1.0, 0.0]
     assert I.face_mask(label).flatten().tolist() == [0.0, 0.0, 0.0]
     assert I.person_clothes_edge(label, category).flatten().tolist() == [0.0, 0.0, 0.0]
+
+
+def test_a_warp_wanting_dci_vtons_condition_without_it_is_a_dataset_error():
+    # It was a KeyError traceback at the first step of training on VITON-HD without the folders.
+    batch = {"image": torch.zeros(1, 3, 8, 6), "garment": torch.zeros(1, 3, 8, 6),
+             "garment_edge": torch.ones(1, 1, 8, 6)}
+    with pytest.raises(DatasetError, match=r"image-parse-agnostic-v3.2/ and image-densepose/"):
+        I.TryOnInputs.from_batch(batch).warp_condition("dcivton")

@@ -424,10 +424,11 @@ def test_cli_writes_viton_layout_that_opens(tmp_path):
     assert f"train: {os.path.join(out, 'VITON_traindata')}" in result.stdout
     assert sorted(os.listdir(out)) == ["VITON_test", "VITON_traindata"]
     assert sorted(os.listdir(os.path.join(out, "VITON_test"))) == [
-        "test_clothes", "test_densepose", "test_edge", "test_img", "test_label",
+        ".synthetic", "test_clothes", "test_densepose", "test_edge", "test_img", "test_label",
         "test_pairs.txt", "test_pairs_same.txt", "test_pose"]
     train = os.path.join(out, "VITON_traindata")
-    assert sorted(os.listdir(train)) == ["train_color", "train_densepose", "train_edge",
+    assert sorted(os.listdir(train)) == [".synthetic", "train_color", "train_densepose",
+                                         "train_edge",
                                          "train_img", "train_label", "train_pose"]
     assert sorted(os.listdir(os.path.join(train, "train_pose")))[0] == "000000_0_keypoints.json"
     for folder, name in (("train_img", "000011_0.jpg"), ("train_color", "000011_1.jpg"),
@@ -466,7 +467,8 @@ def test_cli_layouts_and_categories(tmp_path, capsys):
     printed = capsys.readouterr().out
     for category in ("lower_body", "dresses"):
         assert f"{category}: {os.path.join(out, 'DressCode', category)}" in printed
-    assert sorted(os.listdir(os.path.join(out, "DressCode"))) == ["dresses", "lower_body"]
+    assert sorted(os.listdir(os.path.join(out, "DressCode"))) == [".synthetic", "dresses",
+                                                                  "lower_body"]
     assert sorted(os.listdir(os.path.join(out, "DressCode", "lower_body", "images"))) == [
         "013563_0.jpg", "013563_1.jpg", "013564_0.jpg", "013564_1.jpg", "013565_0.jpg",
         "013565_1.jpg"]
@@ -559,6 +561,19 @@ def test_cli_never_writes_over_a_dataset_it_finds(tmp_path, capsys):
     assert photo.read_bytes() == b"the user's own photo"
     main(argv + ["--overwrite"])
     assert photo.read_bytes() != b"the user's own photo"
+    # --overwrite replaces: no sample of a larger earlier dataset is left beside the new ones.
+    main(argv[:2] + ["--num_train", "3"] + argv[4:] + ["--overwrite"])
+    main(argv + ["--overwrite"])
+    assert sorted(p.name for p in (out / "VITON_traindata" / "train_img").iterdir()) == [
+        "000000_0.jpg"]
+    # A folder this tool did not write is never deleted.
+    foreign = tmp_path / "theirs"
+    (foreign / "VITON_test" / "test_img").mkdir(parents=True)
+    (foreign / "VITON_test" / "test_img" / "a.jpg").write_bytes(b"theirs")
+    with pytest.raises(SystemExit) as error:
+        main(["--out", str(foreign)] + argv[2:] + ["--overwrite"])
+    assert error.value.code == 2 and "did not write" in capsys.readouterr().err
+    assert (foreign / "VITON_test" / "test_img" / "a.jpg").read_bytes() == b"theirs"
 
 
 def test_cli_backdrop_reaches_the_photos(tmp_path):

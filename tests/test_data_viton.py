@@ -290,6 +290,19 @@ def test_test_dataset_test_color_and_errors(tmp_path):
         make_pairs_dataset(DataOptions(), root, "test_pairs.txt", H, W)
 
 
+def test_test_masks_of_another_extension_are_found(tmp_path):
+    # A PNG mask beside a JPEG garment, as training accepts: test_edge named it missing.
+    root = write_foreign_test(str(tmp_path / "VITON_test"))
+    jpeg = os.path.join(root, "test_edge", "017575_1.jpg")
+    mask = np.zeros((H0, W0), np.uint8)
+    mask[40:60, 20:30] = 255
+    Image.fromarray(mask).save(jpeg[:-4] + ".png")
+    os.remove(jpeg)
+    item = make_pairs_dataset(DataOptions(), root, "test_pairs.txt", H, W)[0]
+    assert item["cloth_name"] == "017575_1.jpg"
+    assert item["garment_edge"].sum().item() == pytest.approx(20 * 10 * 0.64 * 0.64, rel=0.2)
+
+
 def test_check_cli_reports_problems(train_root, capsys):
     from data.check import main
     assert main([train_root, "--height", str(H), "--width", str(W)]) == 0

@@ -427,6 +427,10 @@ def test_cut_outs_written_with_alpha_are_scored_by_their_alpha(tmp_path, capsys)
     assert evaluate(["--images", str(tmp_path / "images"), "--true", str(tmp_path / "true"),
                      "--ignore_alpha"]) == 0
     assert "0 masks from an alpha channel" in capsys.readouterr().out
+    # The synthetic garments have no alpha or colour classes: said, not ignored.
+    with pytest.raises(SystemExit):
+        write_photos(["--out", str(tmp_path / "s"), "--source", "synthetic", "--alpha"])
+    assert "--alpha: product photos only" in capsys.readouterr().err
 
 
 def test_a_garment_too_small_for_watershed_seeds_keeps_its_mask():

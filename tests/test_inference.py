@@ -93,8 +93,11 @@ def test_clear_errors_for_missing_or_wrong_checkpoints_and_images(test_root, tmp
         return user_error(lambda: test_script.main(base + list(extra)))
 
     missing = tmp_path / "missing.pth"
-    assert re.search(r"--warp_checkpoint: file not found: .*missing\.pth",
+    # The flag the user gave (--checkpoint was reported as --warp_checkpoint).
+    assert re.search(r"error: --checkpoint: file not found: .*missing\.pth",
                      fails("--checkpoint", str(missing)))
+    assert re.search(r"error: --warp_checkpoint: file not found: .*missing\.pth",
+                     fails("--warp_checkpoint", str(missing), "--gen_checkpoint", str(missing)))
     teacher = stage4_checkpoint(tmp_path / "pb.pth", warp, gen, stage="pb_gen")
     assert re.search(r"'pb_gen' checkpoint; expected one of", fails("--checkpoint", str(teacher)))
     good = stage4_checkpoint(tmp_path / "pf.pth", warp, gen)

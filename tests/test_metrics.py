@@ -254,6 +254,12 @@ def test_lpips_trunk_loaded_from_named_file_and_checked(tmp_path):
     torch.save({"features.0.weight": torch.zeros(1)}, path)
     with pytest.raises(WeightsFileError, match="features.0.weight"):
         build_lpips("alex", backbone_weights=path, check_hash=False)
+    # A file that is no checkpoint at all: one line, not torch.load's advice to load it unsafely.
+    path.write_text("# not weights")
+    with pytest.raises(WeightsFileError, match=r"my_alexnet.pth: not a PyTorch checkpoint") \
+            as caught:
+        build_lpips("alex", backbone_weights=path, check_hash=False)
+    assert "\n" not in str(caught.value) and "weights_only" not in str(caught.value)
 
 
 def test_fid_inception_loaded_from_named_file(tmp_path):

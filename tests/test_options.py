@@ -50,6 +50,19 @@ def test_precedence_default_stage_file_command_line(tmp_path):
     assert cfg.beta1 == 0.5
 
 
+def test_several_config_files_apply_in_order(tmp_path):
+    # A second --config replaced the first one whole, silently.
+    first = write_yaml(tmp_path, "lr: 0.001\nniter: 7\nheight: 128\nwidth: 96\n")
+    second = tmp_path / "second.yaml"
+    second.write_text("niter: 9\nniter_decay: 4\n")
+    cfg = parse_config(["--config", first, "--config", str(second), "--niter_decay", "2"],
+                       stage_flags, {}, "x")
+    assert (cfg.lr, cfg.niter, cfg.niter_decay, cfg.height) == (0.001, 9, 2, 128)
+    second.write_text("nitre: 9\n")
+    with pytest.raises(ConfigError, match="second.yaml: unknown key 'nitre'"):
+        parse_config(["--config", first, "--config", str(second)], stage_flags, {}, "x")
+
+
 def test_command_line_lists_and_switches():
     cfg = parse_config(["--warp_channels", "16,32,32,32,32", "--no-align_corners"],
                        default_name="x")

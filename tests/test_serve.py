@@ -272,7 +272,7 @@ def test_a_missing_checkpoint_stops_the_server_at_start(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         serve.main(["--checkpoint", str(tmp_path / "missing.pth"), "--device", "cpu"])
     assert stop.value.code == 2
-    assert re.search(r"--warp_checkpoint: file not found: .*missing\.pth",
+    assert re.search(r"--checkpoint: file not found: .*missing\.pth",
                      capsys.readouterr().err)
 
 

@@ -25,7 +25,6 @@ checkpoint cannot run code.
 
 import hashlib
 import os
-import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
@@ -46,6 +45,7 @@ from models.registry import (
     unwrap,
     with_overrides,
 )
+from utils.weights import load_problem
 
 CHECKPOINT_FORMAT = "pfafn-checkpoint-v1"
 
@@ -75,27 +75,11 @@ def read_checkpoint(path: str | os.PathLike, what: str = "checkpoint") -> dict:
         with torch.serialization.safe_globals(_released_globals()):
             data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for corrupt or unsafe files
-        raise CheckpointError(f"{what}: cannot read {path}: {_load_problem(error)}") from None
+        raise CheckpointError(f"{what}: cannot read {path}: {load_problem(error)}") from None
     if not isinstance(data, Mapping):
         raise CheckpointError(f"{what}: {path} holds a {type(data).__name__}, not a state dict "
                               f"or checkpoint dict")
     return dict(data)
-
-
-def _load_problem(error: Exception) -> str:
-    """One line for what ``torch.load`` refused (its own messages run to many lines, with
-    advice to load untrusted files unsafely)."""
-    text = str(error)
-    if "Weights only load failed" in text and "GLOBAL" in text:
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
-        return ("it pickles objects other than tensors and numbers"
-                + (f" ({found.group(1)})" if found else "") + ", which could run code when "
-                "loaded; it is refused")
-    first = text.strip().splitlines()[0] if text.strip() else ""
-    detail = (f" ({first[:160]})" if len(first) > 12 and "Weights only" not in first
-              else "")
-    return (f"not a PyTorch checkpoint, or a damaged one, or one pickling more than tensors "
-            f"and numbers{detail}; it is refused")
 
 
 def _released_globals() -> list:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -87,6 +88,21 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def load_problem(error: Exception) -> str:
+    """One line for what ``torch.load`` refused (its own messages run to many lines, with
+    advice to load untrusted files unsafely)."""
+    text = str(error)
+    if "Weights only load failed" in text and "GLOBAL" in text:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        return ("it pickles objects other than tensors and numbers"
+                + (f" ({found.group(1)})" if found else "") + ", which could run code when "
+                "loaded; it is refused")
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    detail = f" ({first[:160]})" if len(first) > 12 and "Weights only" not in first else ""
+    return (f"not a PyTorch checkpoint, or a damaged one, or one pickling more than tensors "
+            f"and numbers{detail}; it is refused")
+
+
 def read_weights_file(path: Path, file_name: str, check_hash: bool,
                       mismatch_is_error: bool = True) -> dict:
     """Load a state dict safely (``weights_only=True``).
@@ -109,7 +125,7 @@ def read_weights_file(path: Path, file_name: str, check_hash: bool,
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for corrupt or unsafe files
-        raise WeightsFileError(f"cannot read weights file {path}: {error}") from error
+        raise WeightsFileError(f"weights file {path}: {load_problem(error)}") from None
     if not isinstance(state, dict):
         raise WeightsFileError(f"{path}: expected a state dict, found {type(state).__name__}")
     return state

@@ -107,9 +107,10 @@ def load_model_from_args(args, device: Optional[torch.device] = None):
         model = load_onnx_model(args.onnx, args.device, height=args.height, width=args.width,
                                 align_corners=align_corners)
         if precision not in (None, "auto", model.precision):
-            raise CheckpointError(f"--onnx {args.onnx} is a {model.precision} graph, but "
-                                  f"--precision {precision} was asked (export an int8 graph "
-                                  f"with scripts/export.py --int8)")
+            how = ("export an int8 graph with scripts/export.py --int8" if precision == "int8"
+                   else "leave --precision out: a graph runs in its own format")
+            raise CheckpointError(f"--onnx {args.onnx} is an {model.precision} graph, but "
+                                  f"--precision {precision} was asked ({how})")
         model.precision_reason = "the graph's own format"
     else:
         if device is None:
@@ -117,7 +118,11 @@ def load_model_from_args(args, device: Optional[torch.device] = None):
         why = "asked for (--precision)"
         if precision == "auto":
             precision, why = default_precision(device)
+        def flag(name):   # errors name the flag the user gave
+            return "--checkpoint" if getattr(args, name) == args.checkpoint else f"--{name}"
         model = load_tryon_model(args.warp_checkpoint, args.gen_checkpoint, device,
+                                 warp_flag=flag("warp_checkpoint"),
+                                 gen_flag=flag("gen_checkpoint"),
                                  height=args.height, width=args.width,
                                  align_corners=align_corners, fast=getattr(args, "fast", False),
                                  compile=getattr(args, "compile", False),
