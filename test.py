@@ -125,6 +125,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+# Flags of a test folder only, and of its scores only: given elsewhere, they are refused.
+FOLDER_FLAGS = ("pairs", "results_dir", "save_size", "dataset", "category", "label_scheme",
+                "neck", "pose_format", "iuv_channel", "densepose_dir", "mask_cache",
+                "rebuild_masks", "batch_size", "workers")
+SCORE_FLAGS = ("metrics", "fid_weights", "lpips_backbone_weights", "allow_random_weights")
+
+
+def _given(p: argparse.ArgumentParser, args: argparse.Namespace, names) -> list[str]:
+    return [f"--{name}" for name in names if getattr(args, name) != p.get_default(name)]
+
+
 def _check_mode(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Either a test folder with --results_dir, or one complete pair with an image --output."""
     single_flags = [f for f in ("person", "garment", "garment_mask", "output")
@@ -142,11 +153,16 @@ def _check_mode(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         if Path(args.output).suffix.lower() not in IMAGE_SUFFIXES:
             p.error(f"--output {args.output}: give an image file name ending in "
                     f"{', '.join(IMAGE_SUFFIXES)}")
+        folder_only = _given(p, args, FOLDER_FLAGS + SCORE_FLAGS)
+        if folder_only:
+            p.error(f"{', '.join(folder_only)}: for a test folder (--dataroot), not one pair")
     elif not args.dataroot:
         p.error("give --dataroot DIR --results_dir DIR (a test folder) or --person PHOTO "
                 "--garment PHOTO --output FILE (one pair)")
     elif not args.results_dir:
         p.error("--results_dir is required with --dataroot")
+    elif not args.eval and _given(p, args, SCORE_FLAGS):
+        p.error(f"{', '.join(_given(p, args, SCORE_FLAGS))}: for the scores, which --eval asks")
 
 
 def _grid_strip(person, garment, edge, out, index):

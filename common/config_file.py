@@ -67,8 +67,7 @@ def load_yaml(file: Path) -> Any:
     ConfigError line naming the file otherwise."""
     try:
         if file.stat().st_size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"more than the {MAX_CONFIG_BYTES >> 10} KiB a config file may "
-                              f"take")
+            raise ConfigError(f"more than the {MAX_CONFIG_BYTES >> 10} KiB a config file may take")
         with open(file, "rb") as handle:
             data = handle.read(MAX_CONFIG_BYTES + 1)
         text = data.decode("utf-8-sig")
@@ -104,8 +103,8 @@ def coerce(action: argparse.Action, value: Any, where: str) -> Any:
 
     is_switch = isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction,
                                     argparse.BooleanOptionalAction))
-    if is_switch:
-        if not isinstance(value, bool):
+    if is_switch:   # None: a switch whose default is None (unset), as written config.yaml has it
+        if not isinstance(value, bool) and not (value is None and action.default is None):
             raise wrong("true or false")
         return value
     if value is None:
@@ -138,6 +137,5 @@ def coerce(action: argparse.Action, value: Any, where: str) -> Any:
         except (TypeError, ValueError, argparse.ArgumentTypeError) as error:
             raise ConfigError(f"{where}: {error}") from None
     if action.choices is not None and value not in action.choices:
-        raise ConfigError(f"{where}: {prefix(repr(value))} is not one of "
-                          f"{list(action.choices)}")
+        raise ConfigError(f"{where}: {prefix(repr(value))} is not one of {list(action.choices)}")
     return value

@@ -454,8 +454,7 @@ def layout(name: str):
     if name == "dresscode":
         from data import dresscode
         return dresscode
-    raise DatasetError(f"unknown dataset layout {name!r}; expected one of "
-                       f"{', '.join(DATASETS)}")
+    raise DatasetError(f"unknown dataset layout {name!r}; expected one of {', '.join(DATASETS)}")
 
 
 def train_samples(options: DataOptions, root: str,

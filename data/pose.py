@@ -93,12 +93,6 @@ def keypoints_from_openpose(data: dict, source: str = "<json>") -> np.ndarray:
     return points
 
 
-def read_openpose(path: str) -> np.ndarray:
-    """Read an OpenPose ``*_keypoints.json`` file -> float64 (18, 3); see
-    keypoints_from_openpose."""
-    return keypoints_from_openpose(load_json(path), path)
-
-
 def coco17_to_coco18(points: np.ndarray, min_score: float = 0.0) -> np.ndarray:
     """COCO-17 keypoints -> COCO-18.
 
@@ -218,8 +212,7 @@ def _mmpose_instances(document, source: str) -> list:
     if isinstance(first, dict) and "instances" in first and not _is_instance(first):
         return _mmpose_instances(first["instances"], source)   # per-frame list: first frame
     if not all(_is_instance(item) for item in document):
-        raise PoseFileError(f"{source}: a list whose items are not all instances with "
-                            f"'keypoints'")
+        raise PoseFileError(f"{source}: a list whose items are not all instances with 'keypoints'")
     return document
 
 

@@ -38,6 +38,8 @@ import os
 import torch
 import torch.nn.functional as F
 
+from common.config_file import ConfigError
+
 MAX_DISPLACEMENT = 3
 IMPLEMENTATIONS = ("auto", "loop", "band", "triton", "rows")
 # Positions per band-GEMM tile. 16 was fastest of 8/16/32/64 on a 2-core AVX2 CPU; the wasted
@@ -155,8 +157,8 @@ def local_correlation(first: torch.Tensor, second: torch.Tensor,
         if name == "rows":
             return _row_products(first, second, max_displacement)
         if not first.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
-            raise ValueError("the triton correlation runs on CUDA tensors (or on CPU under "
-                             "TRITON_INTERPRET=1); use implementation='band' on CPU")
+            raise ConfigError("the triton cost volume (--cost_volume triton) runs on CUDA "
+                              "tensors (or on CPU under TRITON_INTERPRET=1): band on a CPU")
         from models.correlation_triton import triton_correlation
         return triton_correlation(first, second, max_displacement)
 

@@ -1,19 +1,16 @@
-"""Training options: argparse flags with the paper's defaults, optionally set from a YAML file.
+"""Training options: argparse flags with the paper's defaults, optionally set from YAML files.
 
-Precedence, lowest to highest: the defaults below, a stage's ``defaults`` (its paper values:
-learning rate, epochs), the keys of ``--config FILE.yaml``, then flags given on the command line.
-
-A YAML file is a flat mapping from flag name (without ``--``) to value::
+Precedence, lowest to highest: the defaults below, a stage's ``defaults`` (its paper values),
+the keys of each ``--config FILE.yaml`` in order, with ``--resume`` the run's own
+``config.yaml``, then flags given on the command line. A YAML file is a flat mapping from flag
+name (without ``--``) to value::
 
     height: 64
-    width: 48
     warp_channels: [16, 32, 32, 32, 32]   # or "16,32,32,32,32"
-    precision: fp32
 
 An unknown key or a value of the wrong type is a ``ConfigError`` naming the key and the file.
 The architecture flags are those the registered architectures declare (``models/registry.py``),
-for the kinds the stage builds. Nothing here is parsed at import time; ``parse_config(argv)``
-is called by the training engine.
+for the kinds the stage builds; ``parse_config(argv)`` is called by the training engine.
 """
 
 import argparse
@@ -93,10 +90,12 @@ def _add_run_flags(run) -> None:
                      help="folder holding one sub-folder per run")
     run.add_argument("--resume", action="store_true",
                      help="continue the run in CHECKPOINTS_DIR/NAME from its latest.pth (same "
-                          "weights, optimiser, schedule and data order); an error if there is none")
+                          "weights, optimiser, schedule and data order, and its config.yaml: "
+                          "only flags given on the command line change it); an error if none")
     run.add_argument("--overwrite", action="store_true",
                      help="start a new run even though CHECKPOINTS_DIR/NAME already holds one "
-                          "(its checkpoints are replaced as the new run saves)")
+                          "(its checkpoints, train.log, samples and TensorBoard events are "
+                          "deleted first; other files are kept)")
     run.add_argument("--device", type=str, default="auto", choices=["auto", "cpu", "cuda"],
                      help="auto = CUDA when available, else CPU; under torchrun each process "
                           "uses cuda:LOCAL_RANK")
@@ -321,7 +320,7 @@ def validate_config(cfg: argparse.Namespace) -> None:
     if cfg.resume and cfg.overwrite:
         problems.append("--resume and --overwrite contradict each other")
     if problems:
-        source = f" (config file {', '.join(cfg.config)})" if cfg.config else ""
+        source = f" (command line and {', '.join(cfg.config)})" if cfg.config else ""
         raise ConfigError("bad configuration" + source + ":\n  " + "\n  ".join(problems))
 
 
@@ -391,6 +390,11 @@ def parse_config(argv: Optional[Sequence[str]] = None,
     for config_path in parser.parse_known_args(argv)[0].config or ():
         parser.set_defaults(**read_yaml_config(config_path, parser))
     cfg = parser.parse_args(argv)
+    saved = Path(cfg.checkpoints_dir, cfg.name or default_name or "", "config.yaml")
+    if cfg.resume and saved.is_file():   # the run as configured; command-line flags change it
+        parser.set_defaults(**{key: value for key, value in read_yaml_config(
+            str(saved), parser).items() if key not in PER_INVOCATION_KEYS})
+        cfg = parser.parse_args(argv)
     if cfg.name is None:
         cfg.name = default_name
     _drop_flags_of_other_architectures(cfg, command_line)

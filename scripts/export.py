@@ -76,8 +76,12 @@ def parse_args(argv=None):
     if args.int8 and not args.calibration:
         p.error("--int8 needs --calibration DIR: a test folder whose pairs set the activation "
                 "ranges")
-    if args.calibration and not args.int8:
-        p.error("--calibration is for --int8")
+    for_int8 = [f"--{action.dest}" for action in int8._group_actions
+                if action.dest != "int8" and getattr(args, action.dest) != action.default]
+    if for_int8 and not args.int8:
+        p.error(f"{', '.join(for_int8)}: for --int8 (the calibration of an int8 graph)")
+    if args.format == "torch_export" and args.opset != DEFAULT_OPSET:
+        p.error("--opset is for an ONNX graph (--format onnx or both), not torch_export")
     if args.int8 and args.format != "onnx":
         p.error("--int8 writes an ONNX graph (--format onnx)")
     if args.calibration_samples < 1:

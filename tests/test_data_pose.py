@@ -11,7 +11,7 @@ from data.pose import (
     coco17_to_coco18,
     dresscode_to_coco18,
     keypoints_from_openpose,
-    read_openpose,
+    read_keypoints_file,
     render_pose_maps,
 )
 
@@ -88,10 +88,10 @@ def test_formats_and_errors(tmp_path):
     bad = tmp_path / "x_keypoints.json"
     bad.write_text('{"people": [')
     with pytest.raises(PoseFileError, match="x_keypoints.json: malformed JSON"):
-        read_openpose(str(bad))
+        read_keypoints_file(str(bad))
     good = tmp_path / "y_keypoints.json"
     good.write_text(json.dumps({"people": [{"pose_keypoints": flat18}]}))
-    assert read_openpose(str(good)).shape == (18, 3)
+    assert read_keypoints_file(str(good)).shape == (18, 3)
 
 
 def test_coco17_maps_to_coco18():
@@ -125,4 +125,4 @@ def test_dresscode_frame_scaling():
 
 def test_read_openpose_missing_file_names_it(tmp_path):
     with pytest.raises(PoseFileError, match="none_keypoints.json: cannot read"):
-        read_openpose(str(tmp_path / "none_keypoints.json"))
+        read_keypoints_file(str(tmp_path / "none_keypoints.json"))

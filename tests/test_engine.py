@@ -244,8 +244,19 @@ def test_run_folder_errors(tmp_path):
     run(FakeStage(6), fake_argv(tmp_path, "once", "--max_steps", "1"))
     with pytest.raises(ConfigError, match="already holds a run"):
         run(FakeStage(6), fake_argv(tmp_path, "once", "--max_steps", "1"))
+    # --overwrite starts again without the old run's outputs (its best.pth, epoch files,
+    # samples and TensorBoard events stayed beside the new run's), and keeps any other file.
+    folder = tmp_path / "once"
+    stale = ["best.pth", "epoch_002.pth", "samples/step_0000008.png",
+             "tensorboard/events.out.tfevents.1.old"]
+    for name in stale + ["notes.txt"]:
+        (folder / name).parent.mkdir(exist_ok=True)
+        (folder / name).write_bytes(b"old")
     again = run(FakeStage(6), fake_argv(tmp_path, "once", "--max_steps", "1", "--overwrite"))
     assert again.step == 1
+    assert not any((folder / name).exists() for name in stale)
+    assert (folder / "notes.txt").read_bytes() == b"old"
+    assert read_checkpoint(folder / "latest.pth")["step"] == 1
     with pytest.raises(ConfigError, match="stopped mid-epoch with 1 process"):
         run(FakeStage(6), fake_argv(tmp_path, "once", "--resume", "--batch_size", "1"))
 

@@ -385,7 +385,7 @@ def test_cuda_provider_when_asked_and_available_else_cpu():
 
 @pytest.mark.parametrize("extra", [["--checkpoint", "x.pth"], ["--gen_checkpoint", "x.pth"],
                                    ["--fast"], ["--compile"], ["--precision", "bf16"],
-                                   ["--precision", "fp16"]])
+                                   ["--precision", "fp16"], ["--arch", "fsvton"]])
 def test_onnx_with_checkpoint_or_fast_path_flags_is_a_usage_error(extra, capsys):
     with pytest.raises(SystemExit) as stop:
         test_script.parse_args(["--dataroot", "d", "--results_dir", "r", "--onnx", "m.onnx",
@@ -503,3 +503,15 @@ def test_int8_export_needs_a_calibration_folder(checkpoint, tmp_path, capsys):
                                   str(tmp_path / "x.onnx"), "--int8"])
     assert stop.value.code == 2
     assert "--int8 needs --calibration DIR" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, message", [
+    # Calibration flags without --int8, and an opset for a .pt2, were silently accepted.
+    (["--calibration_samples", "3"], "--calibration_samples: for --int8"),
+    (["--calibration", "d", "--calibration_pairs", "paired"],
+     "--calibration, --calibration_pairs: for --int8"),
+    (["--format", "torch_export", "--opset", "20"], "--opset is for an ONNX graph"),
+])
+def test_export_flags_that_would_do_nothing_are_refused(extra, message, tmp_path, user_error):
+    assert message in user_error(lambda: export_script.parse_args(
+        ["--checkpoint", "c.pth", "--out", str(tmp_path / "x.onnx"), *extra]))

@@ -224,8 +224,11 @@ def test_bad_counts_and_tiny_person_photos_are_one_line(tmp_path, test_root, che
     person = ["--person", str(test_root / "test_img" / "000000_0.jpg")]
     for flags, expected in ((["--max_megapixels", "nan"], "--max_megapixels must be a positive"),
                             (["--max_megapixels", "-1"], "--max_megapixels must be a positive"),
-                            (["--workers", "-1"], "--workers must be 0 or more")):
+                            (["--workers", "-1"], "--workers: for a test folder")):
         assert expected in user_error(lambda flags=flags: test_script.main(base + person + flags))
+    folder = ["--dataroot", str(test_root), "--results_dir", str(tmp_path / "r"),
+              "--checkpoint", str(checkpoint), "--workers", "-1"]
+    assert "--workers must be 0 or more" in user_error(lambda: test_script.main(folder))
     assert not (tmp_path / "out.png").exists()
 
 

@@ -207,3 +207,18 @@ def test_a_cut_out_garment_uses_its_alpha_channel_as_the_mask(test_root, tmp_pat
                                "--output", str(tmp_path / "b.png")])
     assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")),
                           np.asarray(Image.open(tmp_path / "b.png")))
+
+
+@pytest.mark.parametrize("extra, message", [
+    # One pair: the flags of a test folder and its scores were silently ignored.
+    (["--person", "p.jpg", "--garment", "g.jpg", "--output", "o.png", "--save_size", "model"],
+     "--save_size: for a test folder (--dataroot), not one pair"),
+    (["--person", "p.jpg", "--garment", "g.jpg", "--output", "o.png", "--pairs", "paired",
+      "--batch_size", "2", "--metrics", "ssim"],
+     "--pairs, --batch_size, --metrics: for a test folder (--dataroot), not one pair"),
+    # A test folder: score flags without --eval were silently ignored.
+    (["--dataroot", "d", "--results_dir", "r", "--metrics", "ssim"],
+     "--metrics: for the scores, which --eval asks"),
+])
+def test_flags_that_would_do_nothing_are_refused(extra, message, user_error):
+    assert message in user_error(lambda: test_script.parse_args(extra + ["--checkpoint", "c"]))

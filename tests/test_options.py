@@ -174,3 +174,19 @@ def test_a_config_file_serves_every_stage_and_architecture(tmp_path):
     stage2 = parse_config(["--config", config], default_name="x", builds=("gen",),
                           continues={"warp": "pb_warp_checkpoint"})
     assert stage2.ngf == 8 and not hasattr(stage2, "fpn_dim")
+
+
+def test_resume_continues_the_runs_own_configuration(tmp_path):
+    # --resume without the run's flags trained on at the defaults (with a warning each).
+    run = ["--checkpoints_dir", str(tmp_path), "--name", "r"]
+    cfg = parse_config(run + ["--lr", "0.003", "--niter", "4", "--height", "128", "--width",
+                              "96", "--max_steps", "3"], stage_flags, {}, "x")
+    (tmp_path / "r").mkdir()
+    write_config(cfg, tmp_path / "r" / "config.yaml")   # as the engine does at the start
+    resumed = parse_config(run + ["--resume"], stage_flags, {}, "x")
+    assert (resumed.lr, resumed.niter, resumed.height, resumed.align_corners) == (
+        0.003, 4, 128, cfg.align_corners)
+    assert resumed.max_steps != 3    # a per-invocation flag is not the run's
+    changed = parse_config(run + ["--resume", "--lr", "0.001"], stage_flags, {}, "x")
+    assert (changed.lr, changed.niter) == (0.001, 4)
+    assert parse_config(run, stage_flags, {}, "x").lr == 5e-5   # a new run: the defaults

@@ -17,7 +17,7 @@ from data.dcivton import GROUP_OF_LABEL, LABEL_GROUPS, dcivton_condition
 from models.registry import build_model, recognise
 from tests.dcivton_split import make_dcivton_split
 from tests.family_weights import write_family_weights
-from utils.checkpoint import load_checkpoint_model
+from utils.checkpoint import CheckpointError, load_checkpoint_model
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden" / "dcivton"
@@ -136,6 +136,16 @@ def test_student_prewarps_photos_without_parsing(split, tmp_path):
     assert Image.open(written[0]).size == (192, 256)
     mask = np.asarray(Image.open(root / "test" / "unpaired-cloth-warp-mask" / "00000_00.jpg"))
     assert mask.shape == (256, 192) and mask.max() > 128
+
+
+def test_arch_that_a_checkpoint_contradicts_is_refused(tmp_path):
+    # --arch was ignored for this project's checkpoints, which record their architecture.
+    from tests.small_models import small_models, stage4_checkpoint
+    from utils.inference.prewarp import load_warp
+    warp = stage4_checkpoint(tmp_path / "student.pth", *small_models())
+    assert load_warp(str(warp), "pfafn").arch["type"] == "pfafn"
+    with pytest.raises(CheckpointError, match=r"--arch mobile: .*student.pth holds a pfafn warp"):
+        load_warp(str(warp), "mobile")
 
 
 def test_teacher_reads_the_dataset_parsing(split, tmp_path):

@@ -79,6 +79,8 @@ def check_model_arguments(parser, args) -> None:
                                              "fast", "compile") if getattr(args, flag, None)]
         if getattr(args, "precision", None) in ("bf16", "fp16"):
             clashing.append(f"--precision {args.precision} (autocast runs checkpoints)")
+        if getattr(args, "arch", "auto") != "auto":
+            clashing.append(f"--arch {args.arch} (a graph runs as its own family)")
         if clashing:
             parser.error(f"--onnx runs an exported graph; it cannot be combined with "
                          f"{', '.join(clashing)}")

@@ -61,6 +61,8 @@ def load_warp(path: str, arch_type: Optional[str] = None,
     state = state_dict_from(data, "warp", path, flag)
     if arch_type is None or "format" in data:
         arch = checkpoint_arch(data, "warp", path, flag, "warp")
+        if arch_type not in (None, arch["type"]):   # a checkpoint records its architecture
+            raise CheckpointError(f"--arch {arch_type}: {path} holds a {arch['type']} warp")
     else:
         try:
             args = find("warp", arch_type).from_state(state)

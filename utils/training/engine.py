@@ -150,12 +150,16 @@ def _train_in_folder(stage: Stage, cfg: argparse.Namespace, context: Distributed
                      run_dir: Path, lock_note: str) -> RunResult:
     latest_path = run_dir / "latest.pth"
     if cfg.resume and not latest_path.is_file():
-        raise ConfigError(f"--resume: no checkpoint to continue from: {latest_path} does not "
-                          f"exist")
+        raise ConfigError(f"--resume: no checkpoint to continue from: {latest_path} is missing")
     if not cfg.resume and not cfg.overwrite and latest_path.is_file():
         raise ConfigError(f"{run_dir} already holds a run ({latest_path.name}); pass --resume to "
                           f"continue it, --overwrite to start again, or another --name")
     barrier(context)  # every rank has looked at the run folder before rank 0 writes to it
+    if cfg.overwrite and context.is_main:   # the old run's outputs go, no other file
+        for pattern in [f"{name}.pth" for name in CHECKPOINT_NAMES] + [
+                "train.log", "samples/step_*.png", "tensorboard/events.out.tfevents.*"]:
+            for path in run_dir.glob(pattern):
+                path.unlink()
     logger = open_run_logger(run_dir / "train.log" if context.is_main else None, context.is_main)
     if lock_note:
         logger.warning(lock_note)
