@@ -8,6 +8,7 @@ Every command-line entry point runs under ``exit_on_user_error``: such an error 
 is a bug and keeps its traceback.
 """
 
+import re
 import sys
 from contextlib import contextmanager
 
@@ -22,6 +23,21 @@ def user_error_message(error: BaseException) -> str:
     """The one line printed for ``error``: its message, newlines kept as they are (a
     configuration may list several problems)."""
     return f"error: {error}"
+
+
+def load_problem(error: Exception) -> str:
+    """One line for what ``torch.load`` refused (its own messages run to many lines, with
+    advice to load untrusted files unsafely)."""
+    text = str(error)
+    if "Weights only load failed" in text and "GLOBAL" in text:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        return ("it pickles objects other than tensors and numbers"
+                + (f" ({found.group(1)})" if found else "") + ", which could run code when "
+                "loaded; it is refused")
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    detail = f" ({first[:160]})" if len(first) > 12 and "Weights only" not in first else ""
+    return (f"not a PyTorch checkpoint, or a damaged one, or one pickling more than tensors "
+            f"and numbers{detail}; it is refused")
 
 
 @contextmanager

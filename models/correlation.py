@@ -38,7 +38,7 @@ import os
 import torch
 import torch.nn.functional as F
 
-from common.config_file import ConfigError
+from common.errors import UserError
 
 MAX_DISPLACEMENT = 3
 IMPLEMENTATIONS = ("auto", "loop", "band", "triton", "rows")
@@ -157,8 +157,8 @@ def local_correlation(first: torch.Tensor, second: torch.Tensor,
         if name == "rows":
             return _row_products(first, second, max_displacement)
         if not first.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
-            raise ConfigError("the triton cost volume (--cost_volume triton) runs on CUDA "
-                              "tensors (or on CPU under TRITON_INTERPRET=1): band on a CPU")
+            raise UserError("the triton cost volume (--cost_volume triton) runs on CUDA "
+                            "tensors (or on CPU under TRITON_INTERPRET=1): band on a CPU")
         from models.correlation_triton import triton_correlation
         return triton_correlation(first, second, max_displacement)
 

@@ -77,6 +77,9 @@ def score(args) -> dict:
     if unknown or not metrics:
         raise UserError(f"--metrics {args.metrics!r}: expected a comma-separated subset of "
                         f"{','.join(METRIC_NAMES)}")
+    if "lpips" not in metrics and args.lpips_net != "alex":
+        raise UserError(f"--lpips_net {args.lpips_net}: for the LPIPS score, not in --metrics "
+                        f"{args.metrics}")
     if args.dataset == "viton" and args.pairs not in ("paired", "unpaired"):
         # Scoring needs only the persons' photos: a VITON root with test_img/ will do.
         names = read_pairs(resolve_path(args.dataroot, args.pairs))

@@ -580,6 +580,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--max_upload_mb and --max_megapixels must be positive")
     if not 0 <= args.port < 65536:
         p.error(f"--port {args.port}: expected 0..65535")
+    if args.num_examples != p.get_default("num_examples") and not args.dataroot:
+        p.error("--num_examples counts the examples of --dataroot, which is not given")
     return args
 
 

@@ -69,11 +69,3 @@ def test_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="one shape"):
         local_correlation(torch.zeros(1, 2, 4, 4), torch.zeros(1, 2, 4, 5))
 
-
-def test_triton_on_cpu_is_a_user_error(monkeypatch):
-    # A ValueError traceback at the first training step: now one line naming the flag.
-    from common.errors import UserError
-    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
-    x = torch.zeros(1, 2, 4, 4)
-    with pytest.raises(UserError, match=r"--cost_volume triton\) runs on CUDA"):
-        local_correlation(x, x, implementation="triton")

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 
 import models.correlation as correlation
+from common.errors import UserError
 from models.afwm import AFWM
 from models.correlation import local_correlation
 from models.fast import CudaGraphRunner, fold_batchnorms, optimize_for_inference
@@ -124,7 +125,8 @@ def test_cost_volume_is_chosen_per_model():
 
 def test_triton_on_cpu_tensors_is_refused_outside_the_interpreter(monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
-    with pytest.raises(ValueError, match="CUDA tensors"):
+    # A user's flag (--cost_volume): one line, not a ValueError traceback in training.
+    with pytest.raises(UserError, match=r"--cost_volume triton\) runs on CUDA tensors"):
         local_correlation(torch.zeros(1, 2, 3, 3), torch.zeros(1, 2, 3, 3),
                           implementation="triton")
 

@@ -413,6 +413,9 @@ def test_command_line_writes_json(tmp_path, capsys, user_error, monkeypatch):
     argv = ["--results_dir", str(tmp_path / "results"), "--dataroot", str(tmp_path),
             "--pairs", str(tmp_path / "pairs.txt"), "--metrics", "lpips"]
     assert "--lpips_backbone_weights" in user_error(lambda: script.main(argv))
+    # A trunk for a score not asked was silently ignored.
+    argv[-1:] = ["ssim", "--lpips_net", "vgg"]
+    assert "--lpips_net vgg: for the LPIPS score" in user_error(lambda: script.main(argv))
 
 
 def test_unpaired_pairs_are_not_scored_with_ssim_or_lpips(capsys):

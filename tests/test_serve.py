@@ -241,7 +241,10 @@ def test_a_photo_or_an_inverted_mask_is_not_taken_for_a_mask(photos, tmp_path):
         str(photos["text"]), "person", limits)
 
 
-def test_examples_are_drawn_when_no_dataset_is_given(tmp_path):
+def test_examples_are_drawn_when_no_dataset_is_given(tmp_path, user_error):
+    # --num_examples without a --dataroot to count them from did nothing.
+    assert "--num_examples counts the examples of --dataroot" in user_error(
+        lambda: serve.parse_args(["--checkpoint", "x.pth", "--num_examples", "3"]))
     args = serve.parse_args(["--checkpoint", "x.pth", "--device", "cpu"])
     examples = serve.prepare_examples(args, str(tmp_path / "examples"))
     assert len(examples) == serve.SYNTHETIC_EXAMPLES

@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 
 from common.atomic import write_atomic
-from common.errors import UserError
+from common.errors import UserError, load_problem
 from models.registry import (
     arch_from_flags,
     build_model,
@@ -45,7 +45,6 @@ from models.registry import (
     unwrap,
     with_overrides,
 )
-from utils.weights import load_problem
 
 CHECKPOINT_FORMAT = "pfafn-checkpoint-v1"
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import sys
 import warnings
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Optional
 
 import torch
 
-from common.errors import UserError
+from common.errors import UserError, load_problem
 
 RANDOM_WEIGHTS_SEED = 0
 # How a user of the Python functions allows random weights (the CLIs name their own flag).
@@ -86,21 +85,6 @@ def file_sha256(path: str | os.PathLike) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def load_problem(error: Exception) -> str:
-    """One line for what ``torch.load`` refused (its own messages run to many lines, with
-    advice to load untrusted files unsafely)."""
-    text = str(error)
-    if "Weights only load failed" in text and "GLOBAL" in text:
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
-        return ("it pickles objects other than tensors and numbers"
-                + (f" ({found.group(1)})" if found else "") + ", which could run code when "
-                "loaded; it is refused")
-    first = text.strip().splitlines()[0] if text.strip() else ""
-    detail = f" ({first[:160]})" if len(first) > 12 and "Weights only" not in first else ""
-    return (f"not a PyTorch checkpoint, or a damaged one, or one pickling more than tensors "
-            f"and numbers{detail}; it is refused")
 
 
 def read_weights_file(path: Path, file_name: str, check_hash: bool,
