@@ -161,8 +161,10 @@ def _check_mode(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
                 "--garment PHOTO --output FILE (one pair)")
     elif not args.results_dir:
         p.error("--results_dir is required with --dataroot")
-    elif not args.eval and _given(p, args, SCORE_FLAGS):
-        p.error(f"{', '.join(_given(p, args, SCORE_FLAGS))}: for the scores, which --eval asks")
+    elif not args.eval:
+        unscored = _given(p, args, SCORE_FLAGS)
+        if unscored:
+            p.error(f"{', '.join(unscored)}: for the scores, which --eval asks")
 
 
 def _grid_strip(person, garment, edge, out, index):
