@@ -397,7 +397,6 @@ class VitonTrainDataset(TryOnTrainDataset):
 @dataclass(frozen=True)
 class DataOptions:
     """What the command line says about a dataset (the flags of ``add_data_arguments``).
-
     ``label_scheme`` and ``pose_format`` 'auto': the layout's own (VITON: the 14-class
     scheme; VITON-HD: CIHP; DressCode: ATR and its keypoint JSON)."""
 
@@ -428,11 +427,11 @@ class DataOptions:
 
     def formats(self) -> DataFormats:
         own = layout(self.dataset).FORMATS
-        return DataFormats(
-            label_scheme=own.label_scheme if self.label_scheme == "auto" else self.label_scheme,
-            neck=self.neck,
-            pose_format=own.pose_format if self.pose_format == "auto" else self.pose_format,
-            iuv_channel=self.iuv_channel)
+        scheme = own.label_scheme if self.label_scheme == "auto" else self.label_scheme
+        if self.neck != "skin" and scheme != "cihp":   # LIP's 10 is jumpsuits
+            raise DatasetError(f"--neck {self.neck}: only CIHP parsing has a neck, not {scheme}")
+        pose_format = own.pose_format if self.pose_format == "auto" else self.pose_format
+        return DataFormats(scheme, self.neck, pose_format, self.iuv_channel)
 
     @property
     def max_pixels(self) -> int:

@@ -235,6 +235,8 @@ def main(argv=None) -> int:
                        help="channel of I in IUV PNGs (b: DensePose's IUV files, written in "
                             "OpenCV's BGR order)")
     args = parser.parse_args(argv)
+    if args.command == "labels" and args.neck != "skin" and args.scheme != "cihp":
+        parser.error(f"--neck {args.neck}: only CIHP parsing has a neck class, not {args.scheme}")
     with exit_on_user_error():
         return convert(args)
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from data.datasets import VitonTrainDataset
+from data.datasets import DataOptions, VitonTrainDataset
 from data.densepose import read_densepose_file
 from data.files import DatasetError
 from data.labels import (
@@ -85,6 +85,21 @@ def test_cihp_neck_choice(tmp_path, neck, target):
     assert converted.tolist() == [[target, target, 12, 4], [target, 0, 13, 11]]
     # LIP's 10 is jumpsuits: noise whatever the neck choice.
     assert read_label_map(path, "lip", neck=neck)[0, 0] == 7
+
+
+def test_neck_is_refused_for_labels_without_a_neck_class(capsys):
+    # It was accepted and did nothing on VITON's 14 classes, LIP's and ATR's.
+    assert DataOptions(dataset="vitonhd", neck="face").formats().neck == "face"
+    assert DataOptions(dataset="viton", label_scheme="cihp", neck="garment").formats().neck
+    assert DataOptions(dataset="viton").formats().neck == "skin"
+    for options in (DataOptions(neck="face"), DataOptions(dataset="dresscode", neck="garment"),
+                    DataOptions(dataset="vitonhd", label_scheme="lip", neck="background")):
+        with pytest.raises(DatasetError, match="only CIHP parsing has a neck, not"):
+            options.formats()
+    with pytest.raises(SystemExit, match="2"):
+        convert_data.main(["labels", "--src", ".", "--out", "x", "--scheme", "lip", "--neck",
+                           "face"])
+    assert "only CIHP parsing has a neck class, not lip" in capsys.readouterr().err
 
 
 def test_unknown_label_names_the_file(tmp_path):

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from common.errors import UserError
 from options import ConfigError
 from tests.fake_stage import FakeStage
 from utils.checkpoint import CHECKPOINT_FORMAT, CheckpointError, read_checkpoint
+from utils.training.distributed import set_tf32
 from utils.training.engine import TrainingDiverged, run
 from utils.training.sampling import ResumableSampler, seed_everything
 from utils.training.schedule import in_first_phase, lr_factor, make_optimizer
@@ -74,10 +76,12 @@ def test_first_phase_length(niter, first_phase):
     assert phases == [True] * first_phase + [False] * (niter + 3 - first_phase)
 
 
-def test_tf32_flag_sets_the_backends_and_is_recorded(tmp_path):
-    run(FakeStage(6), fake_argv(tmp_path, "tf32", "--max_steps", "1", "--tf32"))
+def test_tf32_sets_the_cuda_backends_and_is_refused_on_a_cpu(tmp_path):
+    with pytest.raises(UserError, match="--tf32: TF32 is a mode of CUDA GPUs.*CPU"):
+        run(FakeStage(6), fake_argv(tmp_path, "tf32", "--max_steps", "1", "--tf32"))
+    assert not (tmp_path / "tf32" / "latest.pth").exists()
+    set_tf32(True, torch.device("cuda"))             # the switches only; no GPU needed
     assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
-    assert read_checkpoint(tmp_path / "tf32" / "latest.pth")["config"]["tf32"] is True
     run(FakeStage(6), fake_argv(tmp_path, "fp32", "--max_steps", "1"))
     assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
     assert read_checkpoint(tmp_path / "fp32" / "latest.pth")["config"]["tf32"] is False

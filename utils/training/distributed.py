@@ -18,6 +18,7 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from common.devices import pick_device
+from common.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -152,12 +153,11 @@ def peak_memory_mib(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024      # KiB on Linux
 
 
-def set_tf32(enabled: bool) -> None:
-    """Allow (or forbid) TF32 in CUDA convolutions and matrix products, process-wide.
-
-    Through the ``allow_tf32`` switches: PyTorch's newer per-backend ``fp32_precision``
-    settings, once used, make those switches unreadable (an error "mix of the legacy and new
-    APIs"), which torch.compile's convolution code reads."""
+def set_tf32(enabled: bool, device: torch.device) -> None:
+    """Allow (or forbid) TF32 in CUDA convolutions and matrix products (the ``allow_tf32``
+    switches, which torch.compile reads); on a CPU a ``UserError``."""
+    if enabled and device.type != "cuda":
+        raise UserError("--tf32: TF32 is a mode of CUDA GPUs, and this run is on the CPU")
     torch.backends.cudnn.allow_tf32 = enabled
     torch.backends.cuda.matmul.allow_tf32 = enabled
 

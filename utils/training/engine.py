@@ -189,7 +189,7 @@ class Trainer:
         self.pending = None   # (payload, copies): a save waiting for the next step's finite loss
         self.last_terms: dict[str, float] = {}
         self.writer, self.grid_written = None, False
-        set_tf32(cfg.tf32)
+        set_tf32(cfg.tf32, self.device)
         seed_everything(cfg.seed)   # initial weights must not depend on the rank
         self._build_data()          # first: a bad dataset stops the run before anything is written
         self._start_run_folder()
