@@ -7,6 +7,7 @@ hostile file is one ``ConfigError`` line naming it, never gigabytes of expansion
 """
 
 import argparse
+import re
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,14 @@ class _ConfigLoader(yaml.SafeLoader):
             return super().compose_node(parent, index)
         finally:
             self.depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key in (key for key, _ in node.value if isinstance(key, yaml.ScalarNode)):
+            if key.value in seen:
+                raise ConfigError(f"line {key.start_mark.line + 1}: key '{key.value}' again")
+            seen.add(key.value)
+        return super().construct_mapping(node, deep)
 
     def construct_yaml_int(self, node):
         if len(node.value.lstrip("+-")) > MAX_CONFIG_DIGITS:
@@ -125,6 +134,8 @@ def coerce(action: argparse.Action, value: Any, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise wrong("an integer")
     elif action.type is float:
+        if isinstance(value, str) and re.fullmatch(r"[-+]?[0-9]+[eE][-+]?[0-9]+", value):
+            value = float(value)   # YAML 1.1 reads an exponent without a point (1e-3) as text
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise wrong("a number")
         value = float(value)

@@ -69,30 +69,6 @@ class PoseFileError(UserError, ValueError):
     """A keypoint file that cannot be read as one of the accepted formats; names the file."""
 
 
-def keypoints_from_openpose(data: dict, source: str = "<json>") -> np.ndarray:
-    """The first person's keypoints of a parsed OpenPose JSON document.
-
-    Accepts ``people[0].pose_keypoints`` (OpenPose <= 1.1) or ``pose_keypoints_2d`` (newer),
-    with 18 (COCO) or 25 (BODY_25, mapped to COCO-18) points, as a flat list of
-    x, y, confidence triples. No person -> all zeros (no keypoint drawn), as the release does.
-    Other formats: parse_keypoints.
-
-    Returns:
-        float64 (18, 3) array of (x, y, confidence) in the file's pixels.
-    """
-    if not isinstance(data, dict) or "people" not in data:
-        raise PoseFileError(f"{source}: no 'people' list in the OpenPose JSON")
-    points, _ = _openpose_points(data, source)
-    if len(points) == 0:
-        return np.zeros((NUM_KEYPOINTS, 3), dtype=np.float64)
-    if len(points) == NUM_BODY25:
-        return points[list(BODY25_TO_COCO18)]
-    if len(points) != NUM_KEYPOINTS:
-        raise PoseFileError(f"{source}: {len(points)} keypoints; expected 18 (COCO) or "
-                            f"25 (BODY_25)")
-    return points
-
-
 def coco17_to_coco18(points: np.ndarray, min_score: float = 0.0) -> np.ndarray:
     """COCO-17 keypoints -> COCO-18.
 

@@ -281,8 +281,8 @@ def read_yaml_config(path: str, parser: argparse.ArgumentParser) -> dict[str, An
     other_stages = _architecture_flag_names() - set(actions)
     values = {}
     for key, value in content.items():
-        if key == "config":
-            raise ConfigError(f"--config: {file}: key 'config' cannot be set inside a config file")
+        if key in ("config", "resume", "overwrite"):   # a choice of each command, not a setting
+            raise ConfigError(f"--config: {file}: key '{key}' cannot be set inside a config file")
         if key in other_stages:
             continue
         if f"--{key}" in REMOVED_FLAGS:
@@ -387,13 +387,17 @@ def parse_config(argv: Optional[Sequence[str]] = None,
     parser = build_parser(add_stage_arguments, stage_defaults, description, builds, continues)
     command_line = _given_on_command_line(parser, argv)
     # --config first: everything else is parsed once its values are known.
-    for config_path in parser.parse_known_args(argv)[0].config or ():
-        parser.set_defaults(**read_yaml_config(config_path, parser))
+    files = [read_yaml_config(path, parser) for path in parser.parse_known_args(argv)[0].config
+             or ()]
+    for values in files:
+        parser.set_defaults(**values)
     cfg = parser.parse_args(argv)
     saved = Path(cfg.checkpoints_dir, cfg.name or default_name or "", "config.yaml")
-    if cfg.resume and saved.is_file():   # the run as configured; command-line flags change it
+    if cfg.resume and saved.is_file():   # the run as configured, changed by --config and flags
         parser.set_defaults(**{key: value for key, value in read_yaml_config(
             str(saved), parser).items() if key not in PER_INVOCATION_KEYS})
+        for values in files:
+            parser.set_defaults(**values)
         cfg = parser.parse_args(argv)
     if cfg.name is None:
         cfg.name = default_name

@@ -10,7 +10,7 @@ from data.pose import (
     PoseFileError,
     coco17_to_coco18,
     dresscode_to_coco18,
-    keypoints_from_openpose,
+    parse_keypoints,
     read_keypoints_file,
     render_pose_maps,
 )
@@ -67,7 +67,8 @@ def test_body25_maps_to_coco18():
     body25[:, 0] = np.arange(25) + 100      # x encodes the BODY_25 index
     body25[:, 1] = 50
     body25[:, 2] = 1
-    points = keypoints_from_openpose({"people": [{"pose_keypoints_2d": body25.ravel().tolist()}]})
+    points = parse_keypoints({"people": [{"pose_keypoints_2d": body25.ravel().tolist()}]},
+                             pose_format="openpose")[0]
     assert points.shape == (18, 3)
     # COCO 8..13 (hips, knees, ankles) are BODY_25 9..14; MidHip (8) and the feet are dropped.
     assert points[:, 0].tolist() == [100 + i for i in BODY25_TO_COCO18]
@@ -76,15 +77,15 @@ def test_body25_maps_to_coco18():
 
 def test_formats_and_errors(tmp_path):
     flat18 = list(np.arange(54, dtype=float))
-    keypoints = keypoints_from_openpose({"people": [{"pose_keypoints": flat18}]})
+    keypoints = parse_keypoints({"people": [{"pose_keypoints": flat18}]}, pose_format="openpose")[0]
     assert keypoints[1].tolist() == [3, 4, 5]
-    assert keypoints_from_openpose({"people": []}).sum() == 0
+    assert parse_keypoints({"people": []}, pose_format="openpose")[0].sum() == 0
     with pytest.raises(PoseFileError, match="expected 18 .* or 25"):
-        keypoints_from_openpose({"people": [{"pose_keypoints": [0.0] * 30}]})
+        parse_keypoints({"people": [{"pose_keypoints": [0.0] * 30}]}, pose_format="openpose")[0]
     with pytest.raises(PoseFileError, match="multiple of 3"):
-        keypoints_from_openpose({"people": [{"pose_keypoints": [0.0] * 53}]})
+        parse_keypoints({"people": [{"pose_keypoints": [0.0] * 53}]}, pose_format="openpose")[0]
     with pytest.raises(PoseFileError, match="neither"):
-        keypoints_from_openpose({"people": [{"face_keypoints": []}]})
+        parse_keypoints({"people": [{"face_keypoints": []}]}, pose_format="openpose")[0]
     bad = tmp_path / "x_keypoints.json"
     bad.write_text('{"people": [')
     with pytest.raises(PoseFileError, match="x_keypoints.json: malformed JSON"):

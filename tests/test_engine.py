@@ -194,17 +194,19 @@ def test_checkpoints_and_logs_are_written(tmp_path):
     assert result.terms["total"] == pytest.approx(events.Scalars("loss/total")[-1].value)
 
 
-def test_a_run_shorter_than_sample_every_still_shows_a_grid_and_logs_only_terms(tmp_path):
+@pytest.mark.parametrize("every, steps", [(1000, [3]), (2, [2, 3])])
+def test_the_last_step_has_a_grid_and_a_log_line_of_terms_only(tmp_path, every, steps):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     # 3 steps, stopped by --max_steps between two log lines: the last line is written at the
-    # stop, and the one grid at the last step.
+    # stop, and a grid at the last step (also after others: it was left out then).
     run(FakeStage(6), fake_argv(tmp_path, "short", "--max_steps", "3", "--log_every", "2",
-                                "--sample_every", "1000"))
+                                "--sample_every", str(every)))
     run_dir = tmp_path / "short"
-    assert [p.name for p in (run_dir / "samples").iterdir()] == ["step_0000003.png"]
+    assert sorted(p.name for p in (run_dir / "samples").iterdir()) == [
+        f"step_{step:07d}.png" for step in steps]
     events = EventAccumulator(str(run_dir / "tensorboard"))
     events.Reload()
-    assert [e.step for e in events.Images("samples")] == [3]
+    assert [e.step for e in events.Images("samples")] == steps
     lines = [line for line in (run_dir / "train.log").read_text().splitlines()
              if " step " in line and "/3: " in line]
     assert len(lines) == 2 and "step 3/3: " in lines[-1]
@@ -245,6 +247,7 @@ def test_mixed_precision_runs(tmp_path, precision):
 def test_run_folder_errors(tmp_path):
     with pytest.raises(ConfigError, match="--resume: no checkpoint"):
         run(FakeStage(6), fake_argv(tmp_path, "none", "--resume"))
+    assert not (tmp_path / "none").exists()
     run(FakeStage(6), fake_argv(tmp_path, "once", "--max_steps", "1"))
     with pytest.raises(ConfigError, match="already holds a run"):
         run(FakeStage(6), fake_argv(tmp_path, "once", "--max_steps", "1"))
@@ -261,8 +264,15 @@ def test_run_folder_errors(tmp_path):
     assert not any((folder / name).exists() for name in stale)
     assert (folder / "notes.txt").read_bytes() == b"old"
     assert read_checkpoint(folder / "latest.pth")["step"] == 1
+    # A run refused (here its data) or a --resume refused touches nothing of the old run: it
+    # was deleted by --overwrite, or its config.yaml rewritten, before the refusal.
+    before = {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+    with pytest.raises(ConfigError, match="fewer than --batch_size"):
+        run(FakeStage(1), fake_argv(tmp_path, "once", "--overwrite"))
     with pytest.raises(ConfigError, match="stopped mid-epoch with 1 process"):
         run(FakeStage(6), fake_argv(tmp_path, "once", "--resume", "--batch_size", "1"))
+    assert {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()} == before
+    assert run(FakeStage(6), fake_argv(tmp_path, "once", "--resume", "--max_steps", "2")).step == 2
 
     class OtherStage(FakeStage):
         name = "other"

@@ -88,6 +88,23 @@ def test_wrong_type_in_file_is_an_error(tmp_path, text, key):
         parse_config(["--config", config], default_name="x")
 
 
+@pytest.mark.parametrize("text, message", [
+    ("lr: 0.001\nlr: 0.002\n", "line 2: key 'lr' again"),
+    ("overwrite: true\n", "key 'overwrite' cannot be set inside a config file"),
+    ("resume: true\n", "key 'resume' cannot be set inside a config file")])
+def test_repeated_keys_and_run_control_in_a_file_are_refused(tmp_path, text, message):
+    # Each was accepted: the last repeat won, and a shared file could delete or resume runs.
+    with pytest.raises(ConfigError, match=message):
+        parse_config(["--config", write_yaml(tmp_path, text)], default_name="x")
+
+
+def test_an_exponent_without_a_point_is_a_number(tmp_path):
+    # YAML 1.1 reads 1e-3 as text ("expected a number, got '1e-3'"); --lr 1e-3 was fine.
+    cfg = parse_config(["--config", write_yaml(tmp_path, "lr: 1e-3\nbeta1: +5E-1\n")],
+                       default_name="x")
+    assert (cfg.lr, cfg.beta1) == (0.001, 0.5)
+
+
 def test_missing_config_file_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="file not found"):
         parse_config(["--config", str(tmp_path / "absent.yaml")], default_name="x")
@@ -189,4 +206,10 @@ def test_resume_continues_the_runs_own_configuration(tmp_path):
     assert resumed.max_steps != 3    # a per-invocation flag is not the run's
     changed = parse_config(run + ["--resume", "--lr", "0.001"], stage_flags, {}, "x")
     assert (changed.lr, changed.niter) == (0.001, 4)
+    # A --config file changes the run too (it was read under the run's config.yaml: ignored).
+    more = write_yaml(tmp_path, "lr: 0.005\n", "more.yaml")
+    filed = parse_config(run + ["--resume", "--config", more], stage_flags, {}, "x")
+    assert (filed.lr, filed.niter) == (0.005, 4)
+    assert parse_config(run + ["--resume", "--config", more, "--lr", "0.002"], stage_flags, {},
+                        "x").lr == 0.002
     assert parse_config(run, stage_flags, {}, "x").lr == 5e-5   # a new run: the defaults

@@ -81,6 +81,7 @@ from utils.training.stage import RunResult, Stage, StepContext, StepResult
 
 GRID_SAMPLES = 4
 CHECKPOINT_NAMES = ("latest", "best", "final", "epoch_*")
+NEW_LOG = ".train.log.new"
 
 
 class TrainingDiverged(UserError):
@@ -132,6 +133,9 @@ def train(stage: Stage, cfg: argparse.Namespace, context: DistributedContext) ->
     the end: a second run on the same folder is refused."""
     run_dir = Path(cfg.checkpoints_dir) / cfg.name
     check_run_folder(run_dir, getattr(cfg, "dataroot", None))
+    if cfg.resume and not (run_dir / "latest.pth").is_file():   # before the lock makes the folder
+        raise ConfigError(f"--resume: no checkpoint to continue from: {run_dir / 'latest.pth'} "
+                          f"is missing")
     with ExitStack() as held:
         refused = None
         try:
@@ -149,18 +153,13 @@ def train(stage: Stage, cfg: argparse.Namespace, context: DistributedContext) ->
 def _train_in_folder(stage: Stage, cfg: argparse.Namespace, context: DistributedContext,
                      run_dir: Path, lock_note: str) -> RunResult:
     latest_path = run_dir / "latest.pth"
-    if cfg.resume and not latest_path.is_file():
-        raise ConfigError(f"--resume: no checkpoint to continue from: {latest_path} is missing")
     if not cfg.resume and not cfg.overwrite and latest_path.is_file():
         raise ConfigError(f"{run_dir} already holds a run ({latest_path.name}); pass --resume to "
                           f"continue it, --overwrite to start again, or another --name")
     barrier(context)  # every rank has looked at the run folder before rank 0 writes to it
-    if cfg.overwrite and context.is_main:   # the old run's outputs go, no other file
-        for pattern in [f"{name}.pth" for name in CHECKPOINT_NAMES] + [
-                "train.log", "samples/step_*.png", "tensorboard/events.out.tfevents.*"]:
-            for path in run_dir.glob(pattern):
-                path.unlink()
-    logger = open_run_logger(run_dir / "train.log" if context.is_main else None, context.is_main)
+    # --overwrite logs to NEW_LOG until the new run has been built (Trainer._start_run_folder).
+    log = run_dir / (NEW_LOG if cfg.overwrite else "train.log")
+    logger = open_run_logger(log if context.is_main else None, context.is_main)
     if lock_note:
         logger.warning(lock_note)
     trainer = None
@@ -172,6 +171,7 @@ def _train_in_folder(stage: Stage, cfg: argparse.Namespace, context: Distributed
         if trainer is not None:
             trainer.close()
         close_run_logger(logger)
+        (run_dir / NEW_LOG).unlink(missing_ok=True)   # a run that did not start: the old stays
 
 
 class Trainer:
@@ -188,15 +188,16 @@ class Trainer:
         self.config_dict = config_to_dict(cfg)
         self.pending = None   # (payload, copies): a save waiting for the next step's finite loss
         self.last_terms: dict[str, float] = {}
-        self.writer, self.grid_written = None, False
+        self.writer = None
         set_tf32(cfg.tf32, self.device)
         seed_everything(cfg.seed)   # initial weights must not depend on the rank
-        self._build_data()          # first: a bad dataset stops the run before anything is written
-        self._start_run_folder()
+        # Bad data, weights, --resume or validation stop the run before the folder is touched.
+        self._build_data()
         self._build_models()
         checkpoint = self._restore() if cfg.resume else None
         self._build_optimisation(checkpoint)
         self._build_validation(checkpoint)
+        self._start_run_folder()
         self._open_writer(show_progress)
         self.sums, self.counts, self.interval_start = {}, {}, time.perf_counter()
         self.stopping = self.step >= self.stop_at or self.stop.requested
@@ -272,10 +273,8 @@ class Trainer:
                             pin_memory=self.device.type == "cuda")
 
     def _grid_due(self) -> bool:
-        """Rank 0 writes an image grid every ``--sample_every`` steps, and at the run's last
-        step when it has written none, so that every run shows its images."""
-        every = self.cfg.sample_every
-        last = self.step + 1 == self.stop_at and not self.grid_written
+        """Rank 0 writes an image grid every ``--sample_every`` steps and at the run's last."""
+        every, last = self.cfg.sample_every, self.step + 1 == self.stop_at
         return self.context.is_main and every > 0 and ((self.step + 1) % every == 0 or last)
 
     def _stage_losses(self, batch, want_images: bool) -> StepResult:
@@ -365,7 +364,6 @@ class Trainer:
         self.writer.add_text("samples/columns", ", ".join(images), self.step)
         (self.run_dir / "samples").mkdir(exist_ok=True)
         torchvision.utils.save_image(grid, self.run_dir / "samples" / f"step_{self.step:07d}.png")
-        self.grid_written = True
 
     def _log_interval(self) -> None:
         """The interval's terms, averaged over its steps and the ranks, to TensorBoard, the log
@@ -522,6 +520,13 @@ class Trainer:
         if not self.context.is_main:
             return
         cfg, log = self.cfg, self.logger.info
+        if cfg.overwrite:   # the old run's outputs go, no other file; the new log takes its name
+            for pattern in [f"{name}.pth" for name in CHECKPOINT_NAMES] + [
+                    "train.log", "samples/step_*.png", "tensorboard/events.out.tfevents.*"]:
+                for path in self.run_dir.glob(pattern):
+                    path.unlink()
+            if (self.run_dir / NEW_LOG).exists():
+                (self.run_dir / NEW_LOG).replace(self.run_dir / "train.log")
         write_config(cfg, self.run_dir / "config.yaml")
         for stale in remove_stale_temporaries(self.run_dir, CHECKPOINT_NAMES):
             log(f"removed {stale.name}, left by a save that was interrupted")
