@@ -126,10 +126,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 # Flags of a test folder only, and of its scores only: given elsewhere, they are refused.
-FOLDER_FLAGS = ("pairs", "results_dir", "save_size", "dataset", "category", "label_scheme",
-                "neck", "pose_format", "iuv_channel", "densepose_dir", "mask_cache",
+FOLDER_FLAGS = ("pairs", "results_dir", "save_size", "dataset", "category", "mask_cache",
                 "rebuild_masks", "batch_size", "workers")
 SCORE_FLAGS = ("metrics", "fid_weights", "lpips_backbone_weights", "allow_random_weights")
+# How parsing, keypoints and DensePose are read: the parser-free try-on reads none of them.
+PARSER_FLAGS = ("label_scheme", "neck", "pose_format", "iuv_channel", "densepose_dir")
 
 
 def _given(p: argparse.ArgumentParser, args: argparse.Namespace, names) -> list[str]:
@@ -138,6 +139,10 @@ def _given(p: argparse.ArgumentParser, args: argparse.Namespace, names) -> list[
 
 def _check_mode(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Either a test folder with --results_dir, or one complete pair with an image --output."""
+    unread = _given(p, args, PARSER_FLAGS)
+    if unread:
+        p.error(f"{', '.join(unread)}: test.py reads no parsing, keypoints or DensePose (the "
+                f"parser-free try-on needs the photos, garments and garment masks only)")
     single_flags = [f for f in ("person", "garment", "garment_mask", "output")
                     if getattr(args, f)]
     if single_flags and args.dataroot:
@@ -232,8 +237,18 @@ def _to_photo(tryon: np.ndarray, photo_size: tuple[int, int], fit: str,
     """A frame-sized uint8 try-on mapped back to the person photo (``data.photo_fit``), as one
     pair of photos is; the crop fit keeps the photo's own pixels outside its window."""
     placement = plan_fit(photo_size, tryon.shape[:2], fit)
-    photo = read_rgb(person_path, max_pixels=None) if fit == "crop" else None
+    photo = read_person(person_path, max_pixels=None) if fit == "crop" else None
     return paste_back(photo, tryon, placement)
+
+
+def read_person(path: str, max_pixels: int | None) -> np.ndarray:
+    """The person photo, RGB; a cut-out's transparent pixels made white, the studio backdrop
+    of try-on photos (the colours hidden under them were read)."""
+    photo, alpha = read_rgb(path, max_pixels), read_alpha(path, max_pixels)
+    if alpha is None:
+        return photo
+    opacity = alpha[..., None].astype(np.float32) / 255
+    return np.round(photo * opacity + 255 * (1 - opacity)).astype(np.uint8)
 
 
 def tryon_pair(args) -> dict:
@@ -244,7 +259,7 @@ def tryon_pair(args) -> dict:
     if args.save_grid:
         check_output_file(grid_path, "--save_grid", inputs)
     limit = int(args.max_megapixels * 1e6)
-    person_photo = read_rgb(args.person, limit)
+    person_photo = read_person(args.person, limit)
     check_person_photo(person_photo, args.person)     # before the model is loaded
     garment_photo = read_rgb(args.garment, limit)
     user_mask = read_gray(args.garment_mask, limit) if args.garment_mask else None

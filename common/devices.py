@@ -21,7 +21,9 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise DeviceError(f"--device {name}: not a device (auto, cpu, cuda or cuda:N)") from None
+        device = torch.device("meta")
+    if device.type not in ("cpu", "cuda"):   # mps, xpu...: this project runs on CPUs and CUDA
+        raise DeviceError(f"--device {name}: not a device (auto, cpu, cuda or cuda:N)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError(f"--device {name}: no CUDA device is available")
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():

@@ -34,7 +34,7 @@ def load_problem(error: Exception) -> str:
         return ("it pickles objects other than tensors and numbers"
                 + (f" ({found.group(1)})" if found else "") + ", which could run code when "
                 "loaded; it is refused")
-    first = text.strip().splitlines()[0] if text.strip() else ""
+    first = text.strip().splitlines()[0].split(". ")[0] if text.strip() else ""   # a sentence
     detail = f" ({first[:160]})" if len(first) > 12 and "Weights only" not in first else ""
     return (f"not a PyTorch checkpoint, or a damaged one, or one pickling more than tensors "
             f"and numbers{detail}; it is refused")

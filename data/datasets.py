@@ -114,9 +114,9 @@ class GarmentMasks:
         if garment.mask is not None:
             mask = read_gray(garment.mask, self.max_pixels)
             if mask.shape != photo.shape[:2]:
-                raise DatasetError(f"{garment.mask}: size {mask.shape[1]}x{mask.shape[0]} "
+                raise DatasetError(f"{garment.mask}: size {mask.shape[0]}x{mask.shape[1]} "
                                    f"differs from its garment {garment.image} "
-                                   f"({photo.shape[1]}x{photo.shape[0]})")
+                                   f"({photo.shape[0]}x{photo.shape[1]})")
             return check_garment_mask((mask > EDGE_THRESHOLD).astype(np.uint8), garment.mask)
         path = self.cache_path(garment.image)
         if os.path.isfile(path):
@@ -200,13 +200,13 @@ def _check_map_size(array: np.ndarray, path: str, photo: str, photo_size) -> Non
     if (height, width) == tuple(photo_size):
         return
     if height * MAX_MAP_SHRINK < photo_size[0] or width * MAX_MAP_SHRINK < photo_size[1]:
-        raise DatasetError(f"{path}: size {width}x{height} is far smaller than the person photo "
-                           f"{photo} ({photo_size[1]}x{photo_size[0]}); scaled up it would "
+        raise DatasetError(f"{path}: size {height}x{width} is far smaller than the person photo "
+                           f"{photo} ({photo_size[0]}x{photo_size[1]}); scaled up it would "
                            f"mark no part of the body (at most {MAX_MAP_SHRINK} times smaller)")
     if abs(height * photo_size[1] - width * photo_size[0]) > max(photo_size) * 0.01 * max(
             height, width):
-        raise DatasetError(f"{path}: size {width}x{height} is not the frame of the person photo "
-                           f"{photo} ({photo_size[1]}x{photo_size[0]}): another aspect ratio")
+        raise DatasetError(f"{path}: size {height}x{width} is not the frame of the person photo "
+                           f"{photo} ({photo_size[0]}x{photo_size[1]}): another aspect ratio")
 
 
 def _missing(person: PersonFiles, what: str) -> DatasetError:

@@ -85,7 +85,7 @@ def read_garment(image_path: str, mask_path: str, height: int, width: int,
     garment = image_tensor(resized(photo.convert("RGB"), height, width))
     mask_image = open_image(mask_path, max_pixels)
     if mask_image.size != photo.size:
-        raise DatasetError(f"{mask_path}: size {mask_image.size[0]}x{mask_image.size[1]} "
+        raise DatasetError(f"{mask_path}: size {mask_image.size[1]}x{mask_image.size[0]} "
                            f"differs from its garment {image_path}")
     mask = np.asarray(resized(mask_image.convert("L"), height, width, nearest=True))
     return garment, torch.from_numpy((mask >= MASK_THRESHOLD).astype(np.float32))[None]

@@ -11,7 +11,7 @@ import stat
 import sys
 import tempfile
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Optional, Sequence, Tuple
 
 import cv2
@@ -194,7 +194,7 @@ def header_size(data: bytes) -> Optional[Tuple[str, int]]:
             # Only the format the signature names: Pillow would otherwise try every plugin.
             with Image.open(io.BytesIO(data), formats=[name]) as image:
                 width, height = image.size
-                return f"{width}x{height}", width * height
+                return f"{height}x{width}", width * height
         except Image.DecompressionBombError as error:
             # Pillow refuses to open more than twice its own limit; its message has the count.
             found = re.search(r"\((\d+) pixels\)", str(error))
@@ -260,16 +260,16 @@ def decode_image(data: bytes, flags: int, path: str) -> np.ndarray:
     ``check_image_bytes``)."""
     require_format(data, path)
     check_jpeg_scans(data, path)
-    if data[:2] != b"\xff\xd8":
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
-    else:
-        with _libjpeg_messages() as messages:
+    with _libjpeg_messages() if data[:2] == b"\xff\xd8" else nullcontext({"text": b""}) as messages:
+        try:
             image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
-        damage = [line for line in messages["text"].decode(errors="replace").splitlines()
-                  if line.encode().startswith(JPEG_DAMAGE_MESSAGES)]
-        if damage:
-            raise DatasetError(f"{path}: damaged JPEG ({damage[0].strip()}): its data ends "
-                               f"before the image does, and the rest would be grey")
+        except cv2.error as error:   # e.g. more pixels than OpenCV decodes (2**30)
+            raise DatasetError(f"{path}: OpenCV cannot decode it ({error.err})") from None
+    damage = [line for line in messages["text"].decode(errors="replace").splitlines()
+              if line.encode().startswith(JPEG_DAMAGE_MESSAGES)]
+    if damage:
+        raise DatasetError(f"{path}: damaged JPEG ({damage[0].strip()}): its data ends "
+                           f"before the image does, and the rest would be grey")
     if image is None:
         raise DatasetError(f"{path}: not a readable image")
     return image

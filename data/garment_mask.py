@@ -539,7 +539,7 @@ def _working_copy(image: np.ndarray, source: str) -> Tuple[np.ndarray, float]:
     height, width = image.shape[:2]
     scale = max(1.0, max(height, width) / WORK_MAX_SIDE)
     if min(height, width) / scale < 16:
-        raise GarmentMaskError(f"{source}: a {width}x{height} image is too elongated for a "
+        raise GarmentMaskError(f"{source}: a {height}x{width} image is too elongated for a "
                                f"product photo (its short side would be "
                                f"{min(height, width) / scale:.1f} pixels at the "
                                f"{WORK_MAX_SIDE}-pixel working size); pass a mask of your own")

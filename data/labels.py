@@ -41,15 +41,10 @@ NOISE = 7           # target class merged into upper clothes before use
 CIHP_NECK = 10      # CIHP's torso-skin class: the neck in try-on photos
 
 NECK = 3            # the 14-class scheme's unused 3 holds the neck: skin the generator repaints
-# Target of CIHP's neck for each choice of ``neck``:
-#   skin       -> 3, neck skin: neither garment (the warp need not cover it) nor background
-#                 (the garment does not end there); like the arms, it is skin that the
-#                 generator may repaint when a new garment has another neckline
-#                 (data.inputs: not preserved, in the parsing's skin mask).
-#   face       -> 12, with the face: preserved as photographed, as LIP-trained parsers
-#                 label necks in VITON's own parsing.
-#   garment    -> 7, noise, merged into upper clothes (what LIP's table does with its label 10).
-#   background -> 0.
+# CIHP's neck for each ``neck``: skin -> 3, neither garment nor background, skin the generator
+# may repaint for another neckline, like the arms (data.inputs); face -> 12, preserved, as
+# LIP-trained parsers label VITON's necks; garment -> 7, merged into upper clothes (LIP's
+# table's label 10); background -> 0.
 NECK_TARGETS = {"skin": NECK, "face": 12, "garment": NOISE, "background": 0}
 NECK_HELP = ("what CIHP's neck (label 10) becomes: skin (3, neck skin the generator may "
              "repaint), face (12, kept as it is), garment (7, merged into upper clothes) or "

@@ -131,9 +131,9 @@ def apply_placement(image: np.ndarray, placement: Placement, interpolation: str 
     """Fit another image of the photo's size exactly as ``placement`` says: its mask, say,
     with ``interpolation='nearest'`` and ``fill=0`` (default fill: the placement's colour)."""
     if image.shape[:2] != placement.photo_size:
-        raise ValueError(f"image of size {image.shape[1]}x{image.shape[0]} does not match the "
-                         f"placement's photo size {placement.photo_size[1]}x"
-                         f"{placement.photo_size[0]}")
+        raise ValueError(f"image of size {image.shape[0]}x{image.shape[1]} does not match the "
+                         f"placement's photo size {placement.photo_size[0]}x"
+                         f"{placement.photo_size[1]}")
     if placement.mode == "crop":
         (canvas_h, canvas_w), (top, left) = placement.canvas_size, placement.offset
         window = image[top:top + canvas_h, left:left + canvas_w]

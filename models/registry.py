@@ -46,6 +46,7 @@ from common.errors import UserError
 
 KINDS = ("warp", "gen")
 KIND_NAMES = {"warp": "warp", "gen": "generator"}
+OPTIONAL_KEY = "num_batches_tracked"   # BatchNorm's step count: load_state_dict fills it in
 
 # A value check: '' when the value is fine, else what is wrong with it ('is not ...').
 Check = Callable[[Any], str]
@@ -460,7 +461,8 @@ def recognise(state: Mapping[str, torch.Tensor], kind: str) -> Recognition:
             expected = _expected_shapes(arch)
         except (TypeError, ValueError, RuntimeError):
             continue
-        missing = sorted(expected.keys() - shapes.keys())
+        missing = sorted(k for k in expected.keys() - shapes.keys()
+                         if not k.endswith(OPTIONAL_KEY))
         unexpected = sorted(shapes.keys() - expected.keys())
         mismatched = [f"{key} (file {shapes[key]}, model {expected[key]})"
                       for key in sorted(expected.keys() & shapes.keys())

@@ -44,8 +44,7 @@ from models.registry import (
     types_of,
 )
 
-# The smoothness term applies 3x3 filters to the coarsest flow (1/16 of the size).
-MIN_TRAIN_SIZE = 64
+MIN_TRAIN_SIZE = 64   # the smoothness term's 3x3 filters on the coarsest flow, 1/16 of it
 
 # Flags that change between two invocations of the same run without changing the run itself.
 PER_INVOCATION_KEYS = ("config", "resume", "overwrite", "max_steps", "workers", "device")
@@ -403,7 +402,19 @@ def parse_config(argv: Optional[Sequence[str]] = None,
         cfg.name = default_name
     _drop_flags_of_other_architectures(cfg, command_line)
     validate_config(cfg)
+    for flags, unused, what in UNUSED_FLAGS:   # given on the command line where they do nothing
+        given = [f"--{flag}" for flag in flags if flag in command_line]
+        if given and unused(cfg):
+            raise ConfigError(f"{', '.join(given)}: for {what}")
     return cfg
+
+
+UNUSED_FLAGS = (
+    (("val_every", "val_unit", "val_pairs", "val_max_pairs", "val_batch_size", "best_metric",
+      "fid_weights", "lpips_backbone_weights"), lambda cfg: not cfg.val_root,
+     "validation, which --val_root asks"),
+    (("vgg_weights",), lambda cfg: cfg.vgg_layers == 0, "the perceptual loss (--vgg_layers 0)"),
+    (("max_skipped_steps",), lambda cfg: cfg.precision != "fp16", "--precision fp16"))
 
 
 def _given_on_command_line(parser: argparse.ArgumentParser,

@@ -112,7 +112,8 @@ python scripts/demo_report.py --out "$OUT" --dataroot "$test_root" --write_pairs
 # The steps go where the try-on is made. The teacher's generator takes four epochs in batches
 # of two (eight times the updates of a warp stage's one epoch in batches of four), each
 # student's generator two epochs; the teacher's validation runs every 80 steps.
-teacher_schedule=(--batch_size 2 --niter 2 --niter_decay 2 --val_every 80)
+teacher_schedule=(--batch_size 2 --niter 2 --niter_decay 2)
+[ ${#parser_val[@]} = 0 ] || teacher_schedule+=(--val_every 80)
 echo "== stage 1: parser-based warp"
 OMP_NUM_THREADS=$alone python train_pb_warp.py "${common[@]}" "${parser_val[@]}" --lr 0.001 \
   --niter 1 --niter_decay 0

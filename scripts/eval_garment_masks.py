@@ -90,8 +90,8 @@ def evaluate(args) -> int:
             else:
                 mask = read_gray(os.path.join(args.masks, masks[stem])) > 127
             if mask.shape != true.shape:
-                raise DatasetError(f"{stem}: mask of {mask.shape[1]}x{mask.shape[0]} pixels, true "
-                                   f"mask of {true.shape[1]}x{true.shape[0]}")
+                raise DatasetError(f"{stem}: mask of {mask.shape[0]}x{mask.shape[1]} pixels, true "
+                                   f"mask of {true.shape[0]}x{true.shape[1]}")
         except DatasetError as error:
             problems.append(str(error))
             continue

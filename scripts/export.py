@@ -101,13 +101,15 @@ def parse_args(argv=None):
 def output_paths(args) -> tuple[Path | None, Path | None]:
     """(ONNX path, .pt2 path) to write, either may be None."""
     out = Path(args.out)
+    suffix = ".pt2" if args.format == "torch_export" else ".onnx"
+    if out.suffix.lower() != suffix:   # a graph named otherwise is read as something else
+        beside = " (the program goes beside it as .pt2)" if args.format == "both" else ""
+        raise UserError(f"--out {out}: --format {args.format} writes a {suffix} file{beside}; "
+                        f"name --out so")
     if args.format == "onnx":
         return out, None
     if args.format == "torch_export":
         return None, out
-    if out.suffix == ".pt2":
-        raise UserError(f"--out {out}: with --format both, --out names the ONNX file (the "
-                        f"program is written beside it as .pt2)")
     return out, out.with_suffix(".pt2")
 
 

@@ -36,7 +36,7 @@ from common.images import quantise, write_image  # noqa: E402
 from data.datasets import DataOptions, add_data_arguments, layout  # noqa: E402
 from data.files import DatasetError  # noqa: E402
 from data.prewarp import PrewarpDataset, split_folder  # noqa: E402
-from models import SIZE_MULTIPLE  # noqa: E402
+from models import MAX_SIDE, SIZE_MULTIPLE  # noqa: E402
 from models.registry import types_of  # noqa: E402
 from utils.inference.prewarp import RELEASE_WARP_SIZE, load_prewarp_model  # noqa: E402
 
@@ -104,16 +104,16 @@ def frame_size(height: int | None, photo_size: tuple[int, int]) -> tuple[int, in
     photo_height, photo_width = photo_size
     if height is None:
         return photo_height, photo_width
-    if height <= 0:
-        raise UserError(f"--height {height}: not a positive height")
+    if not 0 < height <= MAX_SIDE:
+        raise UserError(f"--height {height}: expected 1 to {MAX_SIDE} pixels")
     return height, max(1, round(height * photo_width / photo_height))
 
 
 def warp_frame(warp_height: int, size: tuple[int, int]) -> tuple[int, int]:
     """(h, w) the warp runs at: ``warp_height`` and the aspect of ``size``, multiples of 32."""
-    if warp_height <= 0 or warp_height % SIZE_MULTIPLE:
-        raise UserError(f"--warp_height {warp_height}: not a positive multiple of "
-                        f"{SIZE_MULTIPLE}")
+    if not 0 < warp_height <= MAX_SIDE or warp_height % SIZE_MULTIPLE:
+        raise UserError(f"--warp_height {warp_height}: not a multiple of {SIZE_MULTIPLE} from "
+                        f"{SIZE_MULTIPLE} to {MAX_SIDE}")
     width = max(SIZE_MULTIPLE, round(warp_height * size[1] / size[0] / SIZE_MULTIPLE)
                 * SIZE_MULTIPLE)
     return warp_height, width
@@ -125,21 +125,33 @@ def output_paths(out_dir: str, kind: str, name: str, ext: str) -> tuple[Path, Pa
             Path(out_dir) / mask_folder / f"{name}.{ext}")
 
 
-def photo_size(path: str) -> tuple[int, int]:
-    """(height, width) of an image file, from its header."""
-    from data.dcivton import open_image
-    width, height = open_image(path).size
-    return height, width
+def photo_size(path) -> tuple[int, int]:
+    """(height, width) of an image file, from its header (nothing decoded)."""
+    from PIL import Image
+    try:
+        with Image.open(path) as image:
+            return image.size[::-1]
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise DatasetError(f"{path}: not a readable image ({error})") from None
 
 
 def to_write(samples: list, kind: str, args) -> tuple[list, int]:
-    """The samples whose outputs are missing (all with --overwrite), and how many are kept."""
+    """The samples whose outputs are missing (all with --overwrite), and how many are kept:
+    kept files of another size than this run writes are an error (a folder of two sizes)."""
     todo = []
     for sample in samples:
         name = Path(sample.person.image).stem
         paths = output_paths(args.out or split_folder(sample), kind, name, args.ext)
         if args.overwrite or not all(path.is_file() for path in paths):
             todo.append(sample)
+            continue
+        size = frame_size(args.height, photo_size(sample.person.image))
+        for path in paths:
+            if photo_size(path) != size:
+                height, width = photo_size(path)
+                raise UserError(f"{path}: an existing pre-warp of {height}x{width}, where this "
+                                f"run writes {size[0]}x{size[1]}: pass --overwrite to replace "
+                                f"the existing ones, or write elsewhere (--out)")
     return todo, len(samples) - len(todo)
 
 
@@ -180,7 +192,10 @@ def main(argv=None) -> None:
             raise UserError("--batch_size must be positive and --workers at least 0")
         options = DataOptions.from_config(args)
         if not os.path.isfile(args.warp_checkpoint):
-            raise UserError(f"--warp_checkpoint: file not found: {args.warp_checkpoint}")
+            what = "a folder, not a file" if os.path.isdir(args.warp_checkpoint) else "not found"
+            raise UserError(f"--warp_checkpoint {args.warp_checkpoint}: {what}")
+        if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
+            raise UserError(f"--out {args.out}: a file, not a folder for the pre-warps")
         device = pick_device(args.device)
         kinds = ("paired", "unpaired") if args.pairs == "both" else (args.pairs,)
         first = split_samples(options, args.dataroot, args.phase, kinds[0], False)

@@ -215,7 +215,7 @@ def test_bad_densepose(train_root):
         dataset[1]
     np.save(path, np.zeros((50, 50), np.uint8))
     with pytest.raises(DatasetError, match=r"000010_0.npy: size 50x50 is not the frame of the "
-                                           r"person photo .*000010_0.jpg \(75x100\)"):
+                                           r"person photo .*000010_0.jpg \(100x75\)"):
         dataset[1]
     half = np.zeros((50, 38), np.uint8)          # half the photo's size, the same frame
     half[:, :19] = 16

@@ -515,3 +515,19 @@ def test_int8_export_needs_a_calibration_folder(checkpoint, tmp_path, capsys):
 def test_export_flags_that_would_do_nothing_are_refused(extra, message, tmp_path, user_error):
     assert message in user_error(lambda: export_script.parse_args(
         ["--checkpoint", "c.pth", "--out", str(tmp_path / "x.onnx"), *extra]))
+
+
+@pytest.mark.parametrize("out, fmt, message", [
+    # An ONNX graph under any name, and a .pt2 program named .onnx, were written.
+    ("e.txt", "onnx", "--format onnx writes a .onnx file"),
+    ("t.onnx", "torch_export", "--format torch_export writes a .pt2 file"),
+    ("b.pt2", "both", "--format both writes a .onnx file (the program goes beside it as .pt2)"),
+])
+def test_the_output_name_says_what_the_file_is(out, fmt, message):
+    import argparse
+
+    from common.errors import UserError
+    with pytest.raises(UserError, match=re.escape(message)):
+        export_script.output_paths(argparse.Namespace(out=out, format=fmt))
+    assert export_script.output_paths(argparse.Namespace(out="m.ONNX", format="both"))[1].name \
+        == "m.pt2"

@@ -79,6 +79,26 @@ def test_the_released_containers_load_and_name_their_architecture(weights):
     assert checkpoint_arch(read_checkpoint(dmvton_gen), "gen", dmvton_gen)["type"] == "mobile"
 
 
+def test_how_other_code_saves_a_state_dict_loads_the_same_weights(weights, tmp_path):
+    # DataParallel's 'module.' prefix, a {'state_dict': ...} wrapper and a state dict without
+    # BatchNorm's num_batches_tracked were refused as "not a known architecture".
+    from utils.inference.model import load_tryon_model
+    warp, gen = weights["fsvton"]
+    state = read_checkpoint(gen)
+    variants = {"module": {f"module.{k}": v for k, v in state.items()},
+                "wrapped": {"state_dict": state, "epoch": 3},
+                "counterless": {k: v for k, v in state.items()
+                                if not k.endswith("num_batches_tracked")}}
+    reference = load_tryon_model(str(warp), str(gen)).gen.state_dict()
+    for name, saved in variants.items():
+        path = tmp_path / f"{name}.pth"
+        torch.save(saved, path)
+        loaded = load_tryon_model(str(warp), str(path)).gen.state_dict()
+        assert loaded.keys() == reference.keys(), name
+        assert all(torch.equal(loaded[k], reference[k]) for k in reference
+                   if not k.endswith("num_batches_tracked")), name
+
+
 def test_parameter_counts_equal_the_families(weights):
     def count(model):
         return sum(p.numel() for p in model.parameters())

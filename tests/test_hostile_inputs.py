@@ -71,6 +71,19 @@ def test_an_image_claiming_gigapixels_is_refused_before_decoding(tmp_path):
     assert peak < 20 * 2 ** 20
     with pytest.raises(DatasetError, match="more than the 0.1 megapixels"):
         read_gray(str(bomb), max_pixels=100_000)
+    # Above OpenCV's own limit (2**30 pixels) a raised --max_megapixels was a cv2.error.
+    bomb.write_bytes(png_claiming(50000, 50000))
+    with pytest.raises(DatasetError, match=r"bomb\.png: OpenCV cannot decode it"):
+        read_rgb(str(bomb), max_pixels=5_000_000_000)
+
+
+def test_devices_other_than_cpu_and_cuda_are_refused():
+    # mps, xpu and meta passed and then failed deep inside torch.
+    from common.devices import DeviceError, pick_device
+    assert pick_device("cpu").type == "cpu"
+    for name in ("mps", "xpu", "meta", "gpu"):
+        with pytest.raises(DeviceError, match=f"--device {name}: not a device"):
+            pick_device(name)
 
 
 def test_a_long_strip_never_builds_its_padded_canvas():
@@ -156,7 +169,8 @@ def test_a_write_that_fails_after_the_model_ran_is_one_line(tmp_path, test_root,
 def test_impossible_sizes_are_refused(tmp_path, test_root, checkpoint, height, user_error):
     argv = ["--dataroot", str(test_root), "--results_dir", str(tmp_path / "r"), "--device",
             "cpu", "--checkpoint", str(checkpoint)]
-    message = user_error(lambda: test_script.main(argv + ["--height", str(height)]))
+    message = user_error(lambda: test_script.main(argv + ["--height", str(height),
+                                                           "--width", "64"]))
     assert f"--height: height {height} is not a model size" in message
     warp, gen = small_models(0)
     stored = tmp_path / "odd.pth"

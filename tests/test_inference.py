@@ -179,7 +179,7 @@ def test_one_pair_errors_name_the_file_and_write_nothing(test_root, tmp_path, us
                      fails(not_an_image, garment_path, mask_path))
     small_mask = tmp_path / "small_mask.png"
     Image.open(mask_path).resize((50, 60)).save(small_mask)
-    assert re.search(r"small_mask\.png is 50x60 but the garment photo .*shirt\.png is 100x120",
+    assert re.search(r"small_mask\.png is 60x50 but the garment photo .*shirt\.png is 120x100",
                      fails(person_path, garment_path, small_mask))
     empty_mask = tmp_path / "empty_mask.png"
     Image.fromarray(np.zeros((120, 100), np.uint8)).save(empty_mask)
@@ -209,6 +209,29 @@ def test_a_cut_out_garment_uses_its_alpha_channel_as_the_mask(test_root, tmp_pat
                           np.asarray(Image.open(tmp_path / "b.png")))
 
 
+def test_a_cut_out_person_is_tried_on_over_white(test_root, tmp_path):
+    # The colours under a person photo's transparent pixels were what the model saw.
+    warp, gen = small_models(7)
+    checkpoint = stage4_checkpoint(tmp_path / "final.pth", warp, gen)
+    person_path, garment_path, mask_path = _own_photos(tmp_path, test_root)
+    person = np.asarray(Image.open(person_path).convert("RGB")).copy()
+    alpha = np.full(person.shape[:2], 255, np.uint8)
+    alpha[:, :30] = 0
+    outputs = []
+    for name, hidden in (("black", 0), ("white", 255)):
+        person[:, :30] = hidden
+        path = tmp_path / f"{name}.png"
+        Image.fromarray(np.dstack([person, alpha])).save(path)
+        outputs.append(tmp_path / f"{name}_out.png")
+        test_script.main(["--person", str(path), "--garment", str(garment_path),
+                          "--garment_mask", str(mask_path), "--checkpoint", str(checkpoint),
+                          "--output", str(outputs[-1]), "--device", "cpu", "--fit", "crop"])
+    black, white = (np.asarray(Image.open(path)) for path in outputs)
+    assert np.array_equal(black, white)
+    # Above and below the crop window (rows 30..119): the photo itself, over white.
+    assert (white[:30, :30] == 255).all() and (white[120:, :30] == 255).all()
+
+
 @pytest.mark.parametrize("extra, message", [
     # One pair: the flags of a test folder and its scores were silently ignored.
     (["--person", "p.jpg", "--garment", "g.jpg", "--output", "o.png", "--save_size", "model"],
@@ -219,6 +242,15 @@ def test_a_cut_out_garment_uses_its_alpha_channel_as_the_mask(test_root, tmp_pat
     # A test folder: score flags without --eval were silently ignored.
     (["--dataroot", "d", "--results_dir", "r", "--metrics", "ssim"],
      "--metrics: for the scores, which --eval asks"),
+    # Parsing, keypoints and DensePose are never read at test time.
+    (["--dataroot", "d", "--results_dir", "r", "--label_scheme", "lip", "--neck", "face",
+      "--pose_format", "coco17", "--iuv_channel", "r"],
+     "--label_scheme, --neck, --pose_format, --iuv_channel: test.py reads no parsing"),
+    # --checkpoint beside both parts was dropped; a height without a width made a 512x192 frame.
+    (["--dataroot", "d", "--results_dir", "r", "--warp_checkpoint", "w", "--gen_checkpoint",
+      "g"], "--checkpoint sets both --warp_checkpoint and --gen_checkpoint, which are given"),
+    (["--person", "p.jpg", "--garment", "g.jpg", "--output", "o.png", "--height", "512"],
+     "--height and --width go together"),
 ])
 def test_flags_that_would_do_nothing_are_refused(extra, message, user_error):
     assert message in user_error(lambda: test_script.parse_args(extra + ["--checkpoint", "c"]))

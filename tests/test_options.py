@@ -1,5 +1,6 @@
 """Options: paper defaults, YAML files, precedence, and errors that name what is wrong."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,24 @@ def test_an_exponent_without_a_point_is_a_number(tmp_path):
     cfg = parse_config(["--config", write_yaml(tmp_path, "lr: 1e-3\nbeta1: +5E-1\n")],
                        default_name="x")
     assert (cfg.lr, cfg.beta1) == (0.001, 0.5)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--val_every", "5", "--best_metric", "fid"],
+     "--val_every, --best_metric: for validation, which --val_root asks"),
+    (["--vgg_layers", "0", "--vgg_weights", "v.pth"], "--vgg_weights: for the perceptual loss"),
+    (["--max_skipped_steps", "3"], "--max_skipped_steps: for --precision fp16")])
+def test_flags_given_where_they_do_nothing_are_refused(tmp_path, flags, message):
+    # Each was accepted and did nothing. In a config file (shared by runs with and without
+    # validation) they stay allowed, and where they act they are taken.
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_config(flags, default_name="x")
+    text = "".join(f"{a[2:]}: {b}\n" for a, b in zip(flags[::2], flags[1::2]))
+    parse_config(["--config", write_yaml(tmp_path, text.replace("v.pth", "v"))],
+                 default_name="x")
+    acting = {"--val_every": ["--val_root", str(tmp_path)], "--vgg_layers": ["--vgg_layers", "5"],
+              "--max_skipped_steps": ["--precision", "fp16"]}[flags[0]]
+    parse_config(flags + acting, default_name="x")
 
 
 def test_missing_config_file_is_an_error(tmp_path):

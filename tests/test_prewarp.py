@@ -113,6 +113,11 @@ def test_existing_files_are_kept_unless_overwrite(split, dcivton_outputs, dcivto
     assert "1 pre-warps written, 2 existing kept" in again.stdout
     assert not np.asarray(Image.open(target)).any()
     assert (out / "cloth-warp-mask" / "00001_00.png").is_file()
+    # Kept files of another size would leave a folder of two sizes: refused.
+    other = prewarp("--dataroot", split, "--pairs", "paired", "--warp_checkpoint",
+                    dcivton_weights, "--height", "256", "--ext", "png", "--out", out)
+    assert other.returncode == 2, other.stderr[-2000:]
+    assert "existing pre-warp of 512x384, where this run writes 256x192" in other.stderr
     forced = prewarp("--dataroot", split, "--pairs", "paired", "--warp_checkpoint",
                      dcivton_weights, "--height", "512", "--ext", "png", "--out", out,
                      "--overwrite")
@@ -174,6 +179,13 @@ def test_missing_and_damaged_inputs_name_the_file(split, dcivton_weights, tmp_pa
     assert result.returncode == 2 and str(damaged) in result.stderr
     result = prewarp("--dataroot", root, "--warp_checkpoint", tmp_path / "none.pth")
     assert result.returncode == 2 and "none.pth" in result.stderr
+    # An --out that is a file and an unbounded --height were tracebacks (the first after the
+    # warp had run, the second an allocation of gigabytes).
+    for flags, message in ((["--out", dcivton_weights], "a file, not a folder"),
+                           (["--height", "100000"], "--height 100000: expected 1 to 4096"),
+                           (["--warp_checkpoint", tmp_path], "a folder, not a file")):
+        result = prewarp("--dataroot", root, "--warp_checkpoint", dcivton_weights, *flags)
+        assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
 
 
 def test_stage_one_trains_dcivton_warp_on_its_condition(tmp_path):

@@ -140,7 +140,7 @@ def test_an_uploaded_mask_is_used_instead_of_a_computed_one(checkpoint, photos, 
     ("text as garment", "The garment photo notes.txt: not a readable image"),
     ("text as mask", "The garment mask notes.txt: not a readable image"),
     ("blank garment", "garment photo blank.png: no garment found"),
-    ("mask of another size", "garment mask small_mask.png is 50x40 but the garment photo "
+    ("mask of another size", "garment mask small_mask.png is 40x50 but the garment photo "
                              "shirt.png is"),
     ("file too large", "MB; this server takes files of at most"),
     ("too many pixels", "this server takes images of at most 0.05 megapixels"),

@@ -34,6 +34,7 @@ import torch.nn as nn
 from common.atomic import write_atomic
 from common.errors import UserError, load_problem
 from models.registry import (
+    OPTIONAL_KEY,
     arch_from_flags,
     build_model,
     complete_arch,
@@ -161,14 +162,14 @@ def state_dict_from(data: Mapping, key: str, path: str | os.PathLike,
     verified), or the whole dict when ``data`` is a released plain state dict. ``stages``, if
     given, lists the stages a project checkpoint may come from."""
     if not is_project_checkpoint(data):
-        # DM-VTON's training scripts save {'epoch', 'best_fid', 'model', 'optimizer'}.
-        if isinstance(data.get("model"), Mapping) and "format" not in data:
-            data = data["model"]
+        for wrapper in ("model", "state_dict"):   # DM-VTON: {'epoch', 'best_fid', 'model', ...}
+            if isinstance(data.get(wrapper), Mapping) and "format" not in data:
+                data = data[wrapper]
         if not data or not all(isinstance(v, torch.Tensor) for v in data.values()):
             raise CheckpointError(f"{what}: {path} is neither a checkpoint of this project nor a "
-                                  f"plain state dict (or a {{'model': state dict}} file)")
+                                  f"plain state dict (or one under 'model' or 'state_dict')")
         check_storage(data, key, path, what)
-        return dict(data)
+        return _strip_wrappers(data)
     stage = data.get("stage")
     if stages is not None and stage not in set(stages):
         raise CheckpointError(f"{what}: {path} is a '{stage}' checkpoint; expected one of "
@@ -308,7 +309,7 @@ def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], source: str,
     state = {k: v for k, v in _strip_wrappers(state).items()
              if k not in ignored and not k.startswith(skip)}
     own = {k: v for k, v in model.state_dict().items() if not k.startswith(skip)}
-    missing = own.keys() - state.keys()
+    missing = {k for k in own.keys() - state.keys() if not k.endswith(OPTIONAL_KEY)}
     unexpected = state.keys() - own.keys()
     problems = []
     if missing:

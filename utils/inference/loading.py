@@ -88,6 +88,12 @@ def check_model_arguments(parser, args) -> None:
     if getattr(args, "precision", None) == "int8":
         parser.error("--precision int8 runs an ONNX graph quantised by scripts/export.py --int8 "
                      "--calibration DIR: pass it with --onnx")
+    if args.checkpoint and args.warp_checkpoint and args.gen_checkpoint:
+        parser.error("--checkpoint sets both --warp_checkpoint and --gen_checkpoint, which are "
+                     "given too: pass --checkpoint, or the two parts")
+    if (args.height is None) != (args.width is None):
+        parser.error("--height and --width go together (the model's frame, height x width, "
+                     "e.g. --height 512 --width 384)")
     if args.checkpoint:
         args.warp_checkpoint = args.warp_checkpoint or args.checkpoint
         args.gen_checkpoint = args.gen_checkpoint or args.checkpoint

@@ -26,8 +26,8 @@ def garment_mask_for(garment: np.ndarray, mask: Optional[np.ndarray] = None,
     may make it poor. Raises ``DatasetError`` naming ``garment_name`` / ``mask_name``."""
     if mask is not None:
         if mask.shape != garment.shape[:2]:
-            raise DatasetError(f"{mask_name} is {mask.shape[1]}x{mask.shape[0]} but the "
-                               f"{garment_name} is {garment.shape[1]}x{garment.shape[0]}; the "
+            raise DatasetError(f"{mask_name} is {mask.shape[0]}x{mask.shape[1]} but the "
+                               f"{garment_name} is {garment.shape[0]}x{garment.shape[1]}; the "
                                f"mask must have the photo's size")
         return check_garment_mask((mask > EDGE_THRESHOLD).astype(np.uint8), mask_name), []
     from data.garment_mask import GarmentMaskError, compute_garment_mask
@@ -67,7 +67,7 @@ MIN_PERSON_SIDE = 16   # pixels: a smaller photo shows no person to dress
 def check_person_photo(person: np.ndarray, name: str = "the person photo") -> None:
     """A DatasetError naming ``name`` for a photo too small to show a person."""
     if min(person.shape[:2]) < MIN_PERSON_SIDE:
-        raise DatasetError(f"{name}: {person.shape[1]}x{person.shape[0]} pixels; a person "
+        raise DatasetError(f"{name}: {person.shape[0]}x{person.shape[1]} pixels; a person "
                            f"photo is at least {MIN_PERSON_SIDE}x{MIN_PERSON_SIDE}")
 
 

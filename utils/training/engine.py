@@ -81,7 +81,7 @@ from utils.training.stage import RunResult, Stage, StepContext, StepResult
 
 GRID_SAMPLES = 4
 CHECKPOINT_NAMES = ("latest", "best", "final", "epoch_*")
-NEW_LOG = ".train.log.new"
+NEW_LOG = ".train.log.new"   # --overwrite's log until the run is built and the old one goes
 
 
 class TrainingDiverged(UserError):
@@ -157,7 +157,6 @@ def _train_in_folder(stage: Stage, cfg: argparse.Namespace, context: Distributed
         raise ConfigError(f"{run_dir} already holds a run ({latest_path.name}); pass --resume to "
                           f"continue it, --overwrite to start again, or another --name")
     barrier(context)  # every rank has looked at the run folder before rank 0 writes to it
-    # --overwrite logs to NEW_LOG until the new run has been built (Trainer._start_run_folder).
     log = run_dir / (NEW_LOG if cfg.overwrite else "train.log")
     logger = open_run_logger(log if context.is_main else None, context.is_main)
     if lock_note:

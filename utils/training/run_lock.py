@@ -1,11 +1,7 @@
-"""A run folder taken by one training run at a time: ``run.lock`` in the folder, locked with
-``flock`` for the run's life.
-
-The lock is the kernel's, not the file's existence: it ends with the process however that
-ends (a crash, SIGKILL, the machine's power), so a lock file left by a dead run is simply taken
-over, and the log says whose it was. A second run on a folder whose run is alive is refused
-before it writes anything (config.yaml, train.log, checkpoints would otherwise interleave).
-"""
+"""A run folder taken by one training run at a time: ``run.lock`` in it, held with ``flock``.
+The lock is the kernel's, not the file's: it ends with the process however that ends (a crash,
+SIGKILL, power), so the file of a dead run is taken over, and the log says whose it was. A
+second run on a folder whose run is alive is refused before it writes anything."""
 
 import os
 import socket
