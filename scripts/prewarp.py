@@ -37,7 +37,7 @@ from data.datasets import DataOptions, add_data_arguments, layout  # noqa: E402
 from data.files import DatasetError  # noqa: E402
 from data.prewarp import PrewarpDataset, split_folder  # noqa: E402
 from models import MAX_SIDE, SIZE_MULTIPLE  # noqa: E402
-from models.registry import types_of  # noqa: E402
+from models.registry import families, types_of  # noqa: E402
 from utils.inference.prewarp import RELEASE_WARP_SIZE, load_prewarp_model  # noqa: E402
 
 # Output folders per kind of pair: (garment, mask).
@@ -58,9 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warp_checkpoint", required=True,
                    help="the warp: a released file (DCI-VTON's warp_viton.pth, PF-AFN's, "
                         "FS-VTON's or DM-VTON's warp) or a checkpoint of this project")
-    p.add_argument("--arch", default=None, choices=types_of("warp"),
+    p.add_argument("--arch", default=None, choices=sorted({*types_of("warp"), *families()}),
                    help="architecture of a released plain state dict, when not recognised "
-                        "from its keys")
+                        "from its keys: a warp type, or a family of test.py's --arch (its warp)")
     p.add_argument("--height", type=int, default=None,
                    help="height of the written images, the width following the photos' aspect "
                         "(when not given: the photos' own size)")
@@ -202,7 +202,8 @@ def main(argv=None) -> None:
         if not first:
             raise DatasetError(f"{args.dataroot}: no pairs in the {args.phase} split")
         size = frame_size(args.height, photo_size(first[0].person.image))
-        model = load_prewarp_model(args.warp_checkpoint, device, args.arch,
+        arch = families()[args.arch].warp if args.arch in families() else args.arch
+        model = load_prewarp_model(args.warp_checkpoint, device, arch,
                                    warp_frame(args.warp_height, size))
         for kind in kinds:
             written, kept = prewarp_kind(model, kind, options, args)

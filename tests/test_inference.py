@@ -232,6 +232,19 @@ def test_a_cut_out_person_is_tried_on_over_white(test_root, tmp_path):
     assert (white[:30, :30] == 255).all() and (white[120:, :30] == 255).all()
 
 
+def test_a_precision_the_cpu_only_emulates_is_said(test_root, tmp_path, capsys):
+    # --precision fp16 on a CPU ran (slowly, emulated) without a word; the help says GPU.
+    checkpoint = stage4_checkpoint(tmp_path / "final.pth", *small_models(8))
+    person_path, garment_path, mask_path = _own_photos(tmp_path, test_root)
+    test_script.main(["--person", str(person_path), "--garment", str(garment_path),
+                      "--garment_mask", str(mask_path), "--checkpoint", str(checkpoint),
+                      "--output", str(tmp_path / "o.png"), "--device", "cpu",
+                      "--precision", "fp16"])
+    assert ("note: --precision fp16 on cpu: fp16 autocast is for GPUs"
+            in capsys.readouterr().err)
+    assert (tmp_path / "o.png").is_file()
+
+
 @pytest.mark.parametrize("extra, message", [
     # One pair: the flags of a test folder and its scores were silently ignored.
     (["--person", "p.jpg", "--garment", "g.jpg", "--output", "o.png", "--save_size", "model"],

@@ -183,7 +183,9 @@ def test_missing_and_damaged_inputs_name_the_file(split, dcivton_weights, tmp_pa
     # warp had run, the second an allocation of gigabytes).
     for flags, message in ((["--out", dcivton_weights], "a file, not a folder"),
                            (["--height", "100000"], "--height 100000: expected 1 to 4096"),
-                           (["--warp_checkpoint", tmp_path], "a folder, not a file")):
+                           (["--warp_checkpoint", tmp_path], "a folder, not a file"),
+                           # test.py's family names are taken too (dmvton: was invalid)
+                           (["--arch", "dmvton"], "warp_viton.pth is not a mobile warp")):
         result = prewarp("--dataroot", root, "--warp_checkpoint", dcivton_weights, *flags)
         assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
 

@@ -2,6 +2,7 @@
 export) and the model they name: checkpoints (``utils/inference/model.py``) or an exported ONNX
 graph run by ONNX Runtime (``utils/inference/onnx_runtime.py``)."""
 
+import sys
 from typing import Optional
 
 import torch
@@ -10,7 +11,7 @@ from common.devices import pick_device
 from models.registry import families
 from utils.checkpoint import CheckpointError
 from utils.inference.model import load_tryon_model
-from utils.inference.precision import PRECISIONS, default_precision
+from utils.inference.precision import PRECISIONS, default_precision, unsupported
 
 
 def add_model_arguments(group, run: bool = True) -> None:
@@ -126,6 +127,9 @@ def load_model_from_args(args, device: Optional[torch.device] = None):
         why = "asked for (--precision)"
         if precision == "auto":
             precision, why = default_precision(device)
+        elif unsupported(precision, device):   # it runs, emulated: said, not refused
+            print(f"note: --precision {precision} on {device}: {unsupported(precision, device)}",
+                  file=sys.stderr)
         def flag(name):   # errors name the flag the user gave
             return "--checkpoint" if getattr(args, name) == args.checkpoint else f"--{name}"
         model = load_tryon_model(args.warp_checkpoint, args.gen_checkpoint, device,
