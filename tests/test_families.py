@@ -97,6 +97,10 @@ def test_how_other_code_saves_a_state_dict_loads_the_same_weights(weights, tmp_p
         assert loaded.keys() == reference.keys(), name
         assert all(torch.equal(loaded[k], reference[k]) for k in reference
                    if not k.endswith("num_batches_tracked")), name
+    # One released file as both parts (--checkpoint) said "not a known gen architecture".
+    from utils.checkpoint import CheckpointError
+    with pytest.raises(CheckpointError, match="a released file holds one model, not both"):
+        load_tryon_model(str(warp), str(warp))
 
 
 def test_parameter_counts_equal_the_families(weights):

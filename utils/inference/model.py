@@ -107,6 +107,10 @@ def load_tryon_model(warp_checkpoint: str, gen_checkpoint: str, device: torch.de
         raise ValueError(f"precision must be one of {', '.join(AUTOCAST_DTYPES)} for "
                          f"checkpoints, got {precision!r}")
     warp_data = read_checkpoint(warp_checkpoint, warp_flag)
+    if gen_checkpoint == warp_checkpoint and not is_project_checkpoint(warp_data):
+        raise CheckpointError(f"{warp_flag} {warp_checkpoint}: a released file holds one model, "
+                              f"not both: pass the warp's with --warp_checkpoint and the "
+                              f"generator's with --gen_checkpoint")
     gen_data = warp_data if gen_checkpoint == warp_checkpoint else read_checkpoint(gen_checkpoint,
                                                                                     gen_flag)
     role, hint = "the parser-free try-on's", "is it a parser-based teacher?"
