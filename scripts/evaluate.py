@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from common.cli import HelpFormatter  # noqa: E402
+from common.devices import pick_device  # noqa: E402
 from common.errors import UserError, exit_on_user_error  # noqa: E402
 from data.datasets import DataOptions, add_data_arguments, pair_samples  # noqa: E402
 from data.files import person_id, read_pairs, resolve_path  # noqa: E402
@@ -29,7 +30,7 @@ from utils.metrics.folders import (  # noqa: E402
     format_table,
 )
 from utils.metrics.images import image_size  # noqa: E402
-from utils.results import check_unique_result_names, result_name  # noqa: E402
+from utils.results import check_output_file, check_unique_result_names, result_name  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -61,7 +62,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "and demos only, the scores are not comparable to published "
                              "numbers")
     parser.add_argument("--out", default=None,
-                        help="write the scores (with per-pair values) to this JSON file")
+                        help="write the scores (with per-pair values) to this JSON file (.json)")
     return parser.parse_args(argv)
 
 
@@ -72,6 +73,14 @@ def main(argv=None) -> dict:
 
 
 def score(args) -> dict:
+    if args.batch_size < 1:
+        raise UserError(f"--batch_size {args.batch_size}: must be at least 1")
+    pick_device(args.device)   # an unknown device is one line, before any scoring
+    if args.out is not None:   # a folder, the pairs file, a non-JSON name: refused at once
+        if Path(args.out).suffix.lower() != ".json":
+            raise UserError(f"--out {args.out}: the scores are JSON; give a .json file name")
+        pairs_file = resolve_path(args.dataroot, args.pairs)
+        check_output_file(args.out, "--out", (pairs_file,) if os.path.isfile(pairs_file) else ())
     metrics = tuple(name.strip() for name in args.metrics.split(",") if name.strip())
     unknown = sorted(set(metrics) - set(METRIC_NAMES))
     if unknown or not metrics:

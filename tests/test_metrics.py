@@ -416,6 +416,32 @@ def test_command_line_writes_json(tmp_path, capsys, user_error, monkeypatch):
     # A trunk for a score not asked was silently ignored.
     argv[-1:] = ["ssim", "--lpips_net", "vgg"]
     assert "--lpips_net vgg: for the LPIPS score" in user_error(lambda: script.main(argv))
+    # --out wrote over the pairs file or a try-on it scored; a folder, a batch size of 0 and an
+    # unknown device were tracebacks (the folder after all the scoring).
+    argv[-2:] = []
+    result = tmp_path / "results" / "000001_0__000001_1.png"
+    before = result.read_bytes(), (tmp_path / "pairs.txt").read_bytes()
+    for extra, message in ((["--out", str(tmp_path / "pairs.txt")], "give a .json file name"),
+                           (["--out", str(result)], "give a .json file name"),
+                           (["--out", str(tmp_path / "results")], "give a .json file name"),
+                           (["--batch_size", "0"], "--batch_size 0: must be at least 1"),
+                           (["--device", "foo"], "--device foo: not a device")):
+        assert message in user_error(lambda extra=extra: script.main(argv + extra))
+    assert (result.read_bytes(), (tmp_path / "pairs.txt").read_bytes()) == before
+    json_named = tmp_path / "results" / "000001_0__000001_1.json"
+    json_named.mkdir()
+    assert "is a folder" in user_error(lambda: script.main(argv + ["--out", str(json_named)]))
+
+
+def test_results_of_another_aspect_ratio_are_refused(tmp_path):
+    # They were scored against photos squashed to their size, with only a warning.
+    make_test_folders(tmp_path, ["000001_0.png", "000002_0.png"])
+    for path in (tmp_path / "results").iterdir():
+        Image.open(path).resize((64, 64)).save(path)
+    with pytest.raises(MetricsError, match=r"000001_0.png is 128x96 and the try-ons 64x64, "
+                                           r"another aspect ratio"):
+        evaluate_folders(tmp_path / "results", tmp_path / "test_img", tmp_path / "pairs.txt",
+                         metrics=("ssim",))
 
 
 def test_unpaired_pairs_are_not_scored_with_ssim_or_lpips(capsys):

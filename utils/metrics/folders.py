@@ -65,9 +65,9 @@ def evaluate_folders(results_dir: str | os.PathLike, reference_dir: str | os.Pat
         reference_dir: holds the person photos named as in the pairs (``<dataroot>/test_img``).
         pairs: a pairs-file path, or a list of (person, cloth) file names.
         metrics: any of 'ssim', 'lpips', 'fid'.
-    Sizes: all results must share one size; a reference photo of another size is resized to it
-    (bilinear, PIL) before every metric, FID included, so both sets reach the Inception network
-    through the same resolution.
+    Sizes: all results must share one size; a reference photo of another size (but of their
+    aspect ratio) is resized to it (bilinear, PIL) before every metric, FID included, so both
+    sets reach the Inception network through the same resolution.
     SSIM and LPIPS compare each result with its own person's photo (meaningful for the paired
     protocol, ``test_pairs_same.txt``). FID compares all results of the pairs with the distinct
     person photos of the pairs (for ``test_pairs.txt`` on VITON: 2,032 against all of test_img).
@@ -84,6 +84,7 @@ def evaluate_folders(results_dir: str | os.PathLike, reference_dir: str | os.Pat
     pairs, result_paths = _checked_inputs(results_dir, reference_dir, pairs)
     image_size = _common_image_size(result_paths)
     people = sorted({person for person, _ in pairs})
+    _check_aspect(reference_dir, people, image_size)
     lpips_model = inception = None
     if "lpips" in metrics:
         lpips_model = build_lpips(lpips_net, lpips_backbone_weights, allow_random_weights, device)
@@ -192,6 +193,17 @@ def _fid_scores(inception, result_features, reference_dir, people, image_size, b
 def _image_size(path: Path) -> tuple[int, int]:
     """(H, W) of an image file, read from its header by the project's one image reader."""
     return image_size(path)
+
+
+def _check_aspect(reference_dir: Path, people: Sequence[str], size: tuple[int, int]) -> None:
+    """Photos are resized to the try-ons' ``size``: one of another aspect ratio would be
+    distorted, an error naming it."""
+    for person in people:
+        height, width = _image_size(reference_dir / person)
+        if abs(height * size[1] - width * size[0]) > 0.01 * height * size[1]:
+            raise MetricsError(f"{reference_dir / person} is {height}x{width} and the try-ons "
+                               f"{size[0]}x{size[1]}, another aspect ratio: score try-ons at "
+                               f"the photos' size (test.py --save_size photo)")
 
 
 def _common_image_size(paths: Sequence[Path]) -> tuple[int, int]:
