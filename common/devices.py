@@ -21,8 +21,8 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        device = torch.device("meta")
-    if device.type not in ("cpu", "cuda"):   # mps, xpu...: this project runs on CPUs and CUDA
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):   # mps, xpu...: CPUs and CUDA only
         raise DeviceError(f"--device {name}: not a device (auto, cpu, cuda or cuda:N)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError(f"--device {name}: no CUDA device is available")

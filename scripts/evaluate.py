@@ -75,7 +75,7 @@ def main(argv=None) -> dict:
 def score(args) -> dict:
     if args.batch_size < 1:
         raise UserError(f"--batch_size {args.batch_size}: must be at least 1")
-    pick_device(args.device)   # an unknown device is one line, before any scoring
+    device = pick_device(args.device)   # an unknown device is one line, before any scoring
     if args.out is not None:   # a folder, the pairs file, a non-JSON name: refused at once
         if Path(args.out).suffix.lower() != ".json":
             raise UserError(f"--out {args.out}: the scores are JSON; give a .json file name")
@@ -104,7 +104,7 @@ def score(args) -> dict:
     check_unique_result_names(pairs)
     check_results(args.results_dir, pairs)
     scores = evaluate_folders(args.results_dir, args.dataroot, pairs, metrics=metrics,
-                              device=args.device, batch_size=args.batch_size,
+                              device=device, batch_size=args.batch_size,
                               fid_weights=args.fid_weights,
                               lpips_backbone_weights=args.lpips_backbone_weights,
                               allow_random_weights=args.allow_random_weights,

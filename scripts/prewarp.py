@@ -39,6 +39,7 @@ from data.prewarp import PrewarpDataset, split_folder  # noqa: E402
 from models import MAX_SIDE, SIZE_MULTIPLE  # noqa: E402
 from models.registry import families, types_of  # noqa: E402
 from utils.inference.prewarp import RELEASE_WARP_SIZE, load_prewarp_model  # noqa: E402
+from utils.metrics.images import image_size  # noqa: E402
 
 # Output folders per kind of pair: (garment, mask).
 FOLDERS = {"paired": ("cloth-warp", "cloth-warp-mask"),
@@ -125,16 +126,6 @@ def output_paths(out_dir: str, kind: str, name: str, ext: str) -> tuple[Path, Pa
             Path(out_dir) / mask_folder / f"{name}.{ext}")
 
 
-def photo_size(path) -> tuple[int, int]:
-    """(height, width) of an image file, from its header (nothing decoded)."""
-    from PIL import Image
-    try:
-        with Image.open(path) as image:
-            return image.size[::-1]
-    except (OSError, ValueError, Image.DecompressionBombError) as error:
-        raise DatasetError(f"{path}: not a readable image ({error})") from None
-
-
 def to_write(samples: list, kind: str, args) -> tuple[list, int]:
     """The samples whose outputs are missing (all with --overwrite), and how many are kept:
     kept files of another size than this run writes are an error (a folder of two sizes)."""
@@ -145,10 +136,10 @@ def to_write(samples: list, kind: str, args) -> tuple[list, int]:
         if args.overwrite or not all(path.is_file() for path in paths):
             todo.append(sample)
             continue
-        size = frame_size(args.height, photo_size(sample.person.image))
+        size = frame_size(args.height, image_size(sample.person.image))
         for path in paths:
-            if photo_size(path) != size:
-                height, width = photo_size(path)
+            height, width = image_size(path)
+            if (height, width) != size:
                 raise UserError(f"{path}: an existing pre-warp of {height}x{width}, where this "
                                 f"run writes {size[0]}x{size[1]}: pass --overwrite to replace "
                                 f"the existing ones, or write elsewhere (--out)")
@@ -175,7 +166,7 @@ def prewarp_kind(model, kind: str, options: DataOptions, args) -> tuple[int, int
     todo, kept = to_write(samples, kind, args)
     if not todo:
         return 0, kept
-    size = frame_size(args.height, photo_size(todo[0].person.image))
+    size = frame_size(args.height, image_size(todo[0].person.image))
     dataset = PrewarpDataset(todo, model.condition, size, model.warp_size, options)
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False,
                         num_workers=args.workers)
@@ -201,7 +192,7 @@ def main(argv=None) -> None:
         first = split_samples(options, args.dataroot, args.phase, kinds[0], False)
         if not first:
             raise DatasetError(f"{args.dataroot}: no pairs in the {args.phase} split")
-        size = frame_size(args.height, photo_size(first[0].person.image))
+        size = frame_size(args.height, image_size(first[0].person.image))
         arch = families()[args.arch].warp if args.arch in families() else args.arch
         model = load_prewarp_model(args.warp_checkpoint, device, arch,
                                    warp_frame(args.warp_height, size))
