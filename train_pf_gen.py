@@ -30,25 +30,27 @@ from options.config import ConfigError
 from utils.training.batch_norm import running_statistics_frozen, track_running_statistics
 from utils.training.engine import main
 from utils.training.parts import (
-    add_bn_statistics_argument,
-    add_teacher_arguments,
     add_warp_lr_argument,
     batch_inputs,
     build_generator,
     check_earlier_stages,
-    check_kd_group,
     continue_from_flag,
-    distillation_adapter,
     flow_picture,
     flow_scalars,
-    load_from_flag,
-    parser_based_teacher,
     perceptual_loss,
-    teacher_and_student_warps,
     warp_learning_rate,
 )
 from utils.training.schedule import in_first_phase
 from utils.training.stage import Stage, StepResult
+from utils.training.students import (
+    add_bn_statistics_argument,
+    add_teacher_arguments,
+    check_kd_group,
+    distillation_adapter,
+    load_from_flag,
+    parser_based_teacher,
+    teacher_and_student_warps,
+)
 
 
 def start_from_teacher(student: nn.Module, teacher: nn.Module, flag: str) -> None:

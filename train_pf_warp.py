@@ -18,24 +18,26 @@ from models import PF_WARP_INPUT
 from models.registry import unwrap
 from utils.training.engine import main
 from utils.training.parts import (
-    add_teacher_arguments,
     batch_inputs,
     build_warp,
     check_earlier_stages,
-    check_kd_group,
-    distillation_adapter,
     flow_picture,
     flow_scalars,
-    load_from_flag,
-    named_parameters_matching,
-    parser_based_teacher,
     perceptual_loss,
-    same_architecture,
-    teacher_and_student_warps,
     teacher_source,
 )
 from utils.training.schedule import in_first_phase
 from utils.training.stage import Stage, StepResult
+from utils.training.students import (
+    add_teacher_arguments,
+    check_kd_group,
+    distillation_adapter,
+    load_from_flag,
+    named_parameters_matching,
+    parser_based_teacher,
+    same_architecture,
+    teacher_and_student_warps,
+)
 
 # Parameters that do not carry over from the parser-based warp (their inputs differ).
 STUDENT_NEW_PARTS = ("cond_", "aflow_net.netRefine")

@@ -3,9 +3,10 @@ and equal to its own code's outputs (tests/golden/dcivton/, made once by
 tests/golden/dcivton_recipe.py), students on photos without parsing, teachers on the dataset's
 parsing, existing files kept, and one-line errors naming the file."""
 
+import contextlib
+import io
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +27,18 @@ STEMS = ("00000_00", "00001_00", "00002_00")
 
 
 def prewarp(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "scripts/prewarp.py", "--workers", "0",
-                           "--device", "cpu", *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=600)
+    """scripts/prewarp.py run in this process (a new one costs seconds of imports per call):
+    its exit status and what it printed. tests/test_cli.py runs the real entry point."""
+    import scripts.prewarp
+    argv = ["--workers", "0", "--device", "cpu", *map(str, args)]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            scripts.prewarp.main(argv)
+            status = 0
+        except SystemExit as stop:
+            status = stop.code if isinstance(stop.code, int) else 1
+    return subprocess.CompletedProcess(argv, status, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="module")

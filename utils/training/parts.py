@@ -1,6 +1,6 @@
 """Pieces the four stage scripts share: the architectures the flags describe, earlier-stage
-checkpoints, frozen teachers, the perceptual loss, the learning rate of the warp, and the
-teacher/student passes of stages 3 and 4 (no stage script imports another)."""
+checkpoints, the perceptual loss and the learning rate of the warp (no stage script imports
+another; what only stages 3 and 4 share is in ``utils.training.students``)."""
 
 import logging
 from dataclasses import dataclass
@@ -11,30 +11,17 @@ import torch
 import torch.nn as nn
 
 from data.inputs import TryOnInputs, pose_radius_for
-from models import PB_GEN_INPUT, PB_WARP_INPUT
+from models import PB_WARP_INPUT
 from models.afwm import WarpOutput
-from models.losses import (
-    VGG_SLICES,
-    FeatureAdapter,
-    VGGLoss,
-    distillation_gate,
-    distillation_loss,
-    warp_loss,
-)
+from models.losses import VGG_SLICES, VGGLoss
 from models.registry import arch_from_flags, architecture, build_model, find, unwrap, with_overrides
-from models.tryon import TutorOutput, tutor_image
-from options.config import ConfigError
-from utils.checkpoint import CheckpointError, load_checkpoint_model, load_weights
+from utils.checkpoint import CheckpointError, load_checkpoint_model
 from utils.flow_viz import flow_magnitude, flow_to_color
 from utils.logging_utils import LOGGER_NAME
 from utils.weights import MissingWeightsError, read_weights_file, resolve_weights_file
 
 # The release trains the warp of the end-to-end stages (2 and 4) at 0.2 x the generator's rate.
 WARP_LR_RATIO = 0.2
-# Samples per GPU in the release (8 GPUs x 4): its distillation counted gated samples per 4.
-RELEASE_KD_GROUP = 4
-
-
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
 
 
@@ -117,44 +104,12 @@ def check_earlier_stages(cfg, *flags: str) -> None:
             raise CheckpointError(f"--{flag}: file not found: {path}")
 
 
-def load_from_flag(model: nn.Module, cfg, flag: str, key: str, stages: Iterable[str],
-                   skip_prefixes: Iterable[str] = ()) -> nn.Module:
-    """Load model ``key`` from the checkpoint named by ``--flag``; the file must come from one
-    of ``stages`` (or be a released plain state dict). Errors name the flag and the file."""
-    load_weights(model, require_flag(cfg, flag), key=key, what=f"--{flag}", stages=stages,
-                 skip_prefixes=skip_prefixes)
-    return model
-
-
 def continue_from_flag(cfg, flag: str, key: str, stages: Iterable[str]) -> nn.Module:
     """Model ``key`` of the earlier-stage checkpoint named by ``--flag``, built with the
     architecture the file records (not the flags: stages 2 and 4 go on training the warp of
     stages 1 and 3) and its weights; the cost volume as ``--cost_volume`` says."""
     return load_checkpoint_model(require_flag(cfg, flag), key, f"--{flag}", stages=stages,
                                  overrides={"cost_volume": cfg.cost_volume})
-
-
-def same_architecture(first: nn.Module, second: nn.Module) -> bool:
-    """Whether two warp modules differ only in their condition input and cost volume: then
-    the student can start from the teacher's weights (all but its condition branch)."""
-    def core(model):
-        return {k: v for k, v in unwrap(model).arch.items() if k not in ("input_nc",
-                                                                          "cost_volume")}
-    return core(first) == core(second)
-
-
-def distillation_adapter(teacher: nn.Module, student: nn.Module) -> Optional[FeatureAdapter]:
-    """1x1 adapters from the student's pyramid width to the teacher's, or None when they are
-    equally wide (PF-AFN, FS-VTON and DM-VTON all have 256)."""
-    teacher_dim, student_dim = unwrap(teacher).arch["fpn_dim"], unwrap(student).arch["fpn_dim"]
-    return None if teacher_dim == student_dim else FeatureAdapter(student_dim, teacher_dim)
-
-
-def freeze(model: nn.Module) -> nn.Module:
-    """Eval mode (BatchNorm uses its running statistics) and no gradients."""
-    model.eval()
-    model.requires_grad_(False)
-    return model
 
 
 class VGGWeightsMissing(MissingWeightsError):
@@ -170,7 +125,6 @@ def build_vgg19_features(weights_path: Optional[str] = None,
     warning)."""
     import torchvision
 
-    vgg = torchvision.models.vgg19(weights=None)
     try:
         path = resolve_weights_file(weights_path, VGG19_FILE, "--vgg_weights",
                                     "VGG19 perceptual loss", allow_random,
@@ -179,18 +133,24 @@ def build_vgg19_features(weights_path: Optional[str] = None,
         raise VGGWeightsMissing(
             f"{error} On a machine with internet, `python -c \"import torchvision; "
             f"torchvision.models.vgg19(weights='IMAGENET1K_V1')\"` caches it.") from None
+    with torch.device("meta"):  # no memory, no init: its 120M-parameter classifier took seconds
+        vgg = torchvision.models.vgg19(weights=None)
     if path is None:
         logging.getLogger(LOGGER_NAME).warning(
             "VGG19 perceptual loss uses RANDOM weights (--allow_random_weights): for tests and "
             "demos only, results are not comparable to the paper")
+        convs = [m for m in vgg.features.to_empty(device="cpu") if isinstance(m, nn.Conv2d)]
+        for conv in convs:                                  # initialised as torchvision does
+            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(conv.bias)
     else:
         state = read_weights_file(path, VGG19_FILE, check_hash=True, mismatch_is_error=False)
         try:
-            vgg.load_state_dict(state)
+            vgg.load_state_dict(state, assign=True)
         except RuntimeError as error:
             raise VGGWeightsMissing(f"{path} is not torchvision's VGG19 state dict "
                                     f"({VGG19_FILE}): {str(error).splitlines()[0]}") from None
-    features = vgg.features[:VGG_SLICES[-1][1]]
+    features = vgg.features[:VGG_SLICES[-1][1]].float()
     features.eval()
     features.requires_grad_(False)
     return features
@@ -215,106 +175,12 @@ def warp_learning_rate(cfg) -> float:
     return cfg.lr_warp if cfg.lr_warp is not None else WARP_LR_RATIO * cfg.lr
 
 
-BN_STATISTICS = ("photos", "tutor")
-
-
-def add_bn_statistics_argument(parser) -> None:
-    parser.add_argument("--bn_statistics", default="photos", choices=BN_STATISTICS,
-                        help="what the student generator's BatchNorm running statistics follow: "
-                             "photos (default; an extra no-grad pass on the real photo, what "
-                             "test.py feeds it) or tutor (the release: the tutor images it "
-                             "trains on, which a weak teacher makes unlike photos)")
-
-
-def add_teacher_arguments(parser) -> None:
-    parser.add_argument("--pb_checkpoint", default=None,
-                        help="stage-2 (train_pb_gen.py) checkpoint: the frozen parser-based "
-                             "teacher, warp and generator")
-    parser.add_argument("--pb_warp_checkpoint", default=None,
-                        help="teacher warp weights from another file (e.g. a released plain "
-                             "state dict); overrides --pb_checkpoint for the warp")
-    parser.add_argument("--pb_gen_checkpoint", default=None,
-                        help="teacher generator weights from another file; overrides "
-                             "--pb_checkpoint for the generator")
-    parser.add_argument("--kd_group_size", type=int, default=RELEASE_KD_GROUP,
-                        help="distillation counts the samples where the teacher is better per "
-                             "group of this many samples and averages the groups, so any GPU "
-                             "layout trains as the release's 8 x 4 (0 = one count over the "
-                             "whole per-process batch)")
-
-
-def check_kd_group(cfg) -> None:
-    """Warn once when the per-process batch does not split into whole distillation groups."""
-    if cfg.kd_group_size < 0:
-        raise ConfigError(f"--kd_group_size must be >= 0, got {cfg.kd_group_size}")
-    if cfg.kd_group_size and cfg.batch_size < cfg.kd_group_size:
-        logging.getLogger(LOGGER_NAME).warning(
-            f"--batch_size {cfg.batch_size} is smaller than --kd_group_size "
-            f"{cfg.kd_group_size}: groups never span processes, so each process's batch is one "
-            f"group and the release's count per {cfg.kd_group_size} samples is not reproduced")
-    elif cfg.kd_group_size and cfg.batch_size % cfg.kd_group_size:
-        logging.getLogger(LOGGER_NAME).warning(
-            f"--batch_size {cfg.batch_size} is not a multiple of --kd_group_size "
-            f"{cfg.kd_group_size}: the last distillation group of each batch is smaller than "
-            f"the others (the release counted per 4 samples)")
-
-
 def teacher_source(cfg, part: str) -> tuple[str, str]:
     """(flag, path) that provides the teacher's ``part`` ('warp' or 'gen')."""
     flag = f"pb_{part}_checkpoint"
     if getattr(cfg, flag, None):
         return flag, getattr(cfg, flag)
     return "pb_checkpoint", require_flag(cfg, "pb_checkpoint")
-
-
-def parser_based_teacher(cfg, device) -> dict[str, nn.Module]:
-    """The frozen stage-2 teacher, warp and generator, each built with the architecture its
-    checkpoint records (a released plain state dict: recognised from its keys)."""
-    teacher = {}
-    for part, name in (("warp", "pb_warp"), ("gen", "pb_gen")):
-        flag, path = teacher_source(cfg, part)
-        model = load_checkpoint_model(
-            path, part, f"--{flag}", stages=("pb_gen",),
-            input_nc=PB_WARP_INPUT if part == "warp" else PB_GEN_INPUT,
-            role=f"the parser-based teacher's {part}", hint="is it a parser-free model?")
-        teacher[name] = freeze(model.to(device))
-    return teacher
-
-
-def named_parameters_matching(model: nn.Module, prefixes: Iterable[str]) -> list[torch.Tensor]:
-    prefixes = tuple(prefixes)
-    return [p for name, p in model.named_parameters()
-            if any(part in name for part in prefixes)]
-
-
-@dataclass
-class StudentPass:
-    """Stages 3 and 4: the tutor image, the teacher's warp of the real garment, the student's
-    warp, the student's warp loss with distillation (named terms) and the gate (B,)."""
-
-    tutor: TutorOutput
-    teacher: WarpOutput
-    student: WarpOutput
-    terms: dict[str, torch.Tensor]
-    gate: torch.Tensor
-
-
-def teacher_and_student_warps(models, inputs, vgg: VGGLoss, kd_group_size: int) -> StudentPass:
-    """The frozen teacher dresses the person in the unpaired garment (the tutor image) and warps
-    the real garment; the student warps the real garment from the tutor image alone."""
-    tutor = tutor_image(models["pb_warp"], models["pb_gen"], inputs.pb_condition,
-                        inputs.preserve_region, inputs.dense_preserve_mask,
-                        inputs.unpaired_garment, inputs.unpaired_garment_edge)
-    with torch.no_grad():
-        teacher = models["pb_warp"](inputs.pb_condition, inputs.garment, inputs.garment_edge,
-                                    return_levels=True)
-    student = models["warp"](tutor.image, inputs.garment, inputs.garment_edge,
-                             return_levels=True)
-    terms = warp_loss(student.levels, inputs.person_clothes, inputs.person_clothes_edge, vgg)
-    gate = distillation_gate(teacher.warped, student.warped, inputs.person_clothes)
-    terms.update(distillation_loss(teacher.levels, student.levels, gate,
-                                   group_size=kd_group_size, adapter=models.get("adapter")))
-    return StudentPass(tutor=tutor, teacher=teacher, student=student, terms=terms, gate=gate)
 
 
 def flow_scalars(warp: WarpOutput, align_corners: bool, prefix: str = "flow") -> dict:
