@@ -168,9 +168,13 @@ def test_vgg_loss_loads_a_named_file_and_is_zero_only_for_equal_inputs(tmp_path,
     import torchvision
     torch.manual_seed(0)
     path = tmp_path / "vgg19.pth"
-    torch.save(torchvision.models.vgg19(weights=None).state_dict(), path)
-    loss = VGGLoss(build_vgg19_features(str(path)))
+    model = torchvision.models.vgg19(weights=None).eval()
+    torch.save(model.state_dict(), path)
+    features = build_vgg19_features(str(path))
+    loss = VGGLoss(features)
     x = torch.rand(1, 3, 32, 32) * 2 - 1
+    # The file's weights, as torchvision's own VGG19 holds them (up to relu5_1).
+    assert len(features) == 30 and torch.equal(features(x), model.features[:30](x))
     assert loss(x, x).item() == 0.0
     assert loss(x, x.flip(-1)).item() > 0.0
     assert not any(p.requires_grad for p in loss.parameters())
