@@ -422,11 +422,22 @@ def arch_from_flags(kind: str, type: str, input_nc: int, values: Mapping[str, An
 # Recognising plain state dicts
 
 
-def _expected_shapes(arch: Mapping[str, Any]) -> dict[str, tuple]:
-    """Key -> shape of the state dict of ``arch``, from a model built on the meta device."""
+def aliases(model: nn.Module) -> dict[str, str]:
+    """Key -> an earlier key of the same tensor, for the state-dict keys of a module used in
+    several places (DM-VTON's smooth layers), which a file saved without them still fits."""
+    first, found = {}, {}
+    for key, value in model.state_dict(keep_vars=True).items():
+        if first.setdefault(id(value), key) != key:
+            found[key] = first[id(value)]
+    return found
+
+
+def _expected_shapes(arch: Mapping[str, Any]) -> tuple[dict[str, tuple], dict[str, str]]:
+    """Key -> shape of the state dict of ``arch``, and its ``aliases``, from a model built on
+    the meta device."""
     with torch.device("meta"):
         model = build_model(arch)
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}, aliases(model)
 
 
 @dataclass
@@ -458,11 +469,11 @@ def recognise(state: Mapping[str, torch.Tensor], kind: str) -> Recognition:
             args = None
         arch = {"kind": kind, "type": type_name, **(args or {"input_nc": 3})}
         try:
-            expected = _expected_shapes(arch)
+            expected, aliased = _expected_shapes(arch)
         except (TypeError, ValueError, RuntimeError):
             continue
         missing = sorted(k for k in expected.keys() - shapes.keys()
-                         if not k.endswith(OPTIONAL_KEY))
+                         if not k.endswith(OPTIONAL_KEY) and aliased.get(k) not in shapes)
         unexpected = sorted(shapes.keys() - expected.keys())
         mismatched = [f"{key} (file {shapes[key]}, model {expected[key]})"
                       for key in sorted(expected.keys() & shapes.keys())

@@ -97,6 +97,16 @@ def test_how_other_code_saves_a_state_dict_loads_the_same_weights(weights, tmp_p
         assert loaded.keys() == reference.keys(), name
         assert all(torch.equal(loaded[k], reference[k]) for k in reference
                    if not k.endswith("num_batches_tracked")), name
+    # DM-VTON's warp without the 16 keys that repeat its one smooth layer was refused.
+    dmvton_warp, dmvton_gen = weights["dmvton"]
+    state = read_checkpoint(dmvton_warp)["model"]
+    torch.save({k: v for k, v in state.items() if not re.search(r"smooth_layers\.[1-4]\.", k)},
+               tmp_path / "deduplicated.pt")
+    assert len(torch.load(tmp_path / "deduplicated.pt")) == len(state) - 16
+    loaded = load_tryon_model(str(tmp_path / "deduplicated.pt"), str(dmvton_gen)).warp
+    loaded = loaded.state_dict()
+    assert sum(k in loaded and torch.equal(loaded[k], v.float()) for k, v in state.items()) \
+        == len(loaded) == len(state) - 1        # all but the unused 'aflow_net.weight'
     # One released file as both parts (--checkpoint) said "not a known gen architecture".
     from utils.checkpoint import CheckpointError
     with pytest.raises(CheckpointError, match="a released file holds one model, not both"):

@@ -35,6 +35,7 @@ from common.atomic import write_atomic
 from common.errors import UserError, load_problem
 from models.registry import (
     OPTIONAL_KEY,
+    aliases,
     arch_from_flags,
     build_model,
     complete_arch,
@@ -308,6 +309,9 @@ def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], source: str,
     skip, ignored = tuple(skip_prefixes), ignored_keys(model)
     state = {k: v for k, v in _strip_wrappers(state).items()
              if k not in ignored and not k.startswith(skip)}
+    for key, same in aliases(model).items():      # a file saved without them holds the tensor
+        if same in state and key not in state and not key.startswith(skip):
+            state[key] = state[same]
     own = {k: v for k, v in model.state_dict().items() if not k.startswith(skip)}
     missing = {k for k in own.keys() - state.keys() if not k.endswith(OPTIONAL_KEY)}
     unexpected = state.keys() - own.keys()
