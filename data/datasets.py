@@ -488,16 +488,34 @@ def make_train_dataset(options: DataOptions, root: str, height: int, width: int,
                              prepared_masks(options, samples), seed)
 
 
-def add_data_arguments(parser, default_pairs: Optional[str] = None) -> None:
-    """The dataset flags shared by the training scripts, test.py and data.check."""
+def add_data_arguments(parser, root: str = "--dataroot", parsing: bool = True) -> None:
+    """The dataset flags of the folder the flag ``root`` names; ``parsing``: with the flags of
+    how parsing, keypoints and DensePose are read (a tool that reads none has none)."""
     parser.add_argument("--dataset", default="viton", choices=DATASETS,
-                        help="layout of --dataroot: viton (VITON_traindata / VITON_test), "
+                        help=f"layout of {root}: viton (VITON_traindata / VITON_test), "
                              "vitonhd (the top folder holding train/ and test/), dresscode "
                              "(the top folder holding upper_body/, lower_body/, dresses/)")
     parser.add_argument("--category", default=None,
                         help="garment categories, comma-separated: upper_body, lower_body, "
                              "dresses, or all; when not given, upper_body (a VITON-layout folder "
                              "holds one, VITON-HD only upper_body)")
+    if parsing:
+        _add_parsing_arguments(parser)
+    parser.add_argument("--mask_cache", default=None,
+                        help="folder for garment masks computed from product photos; when "
+                             "not given, $PFAFN_CACHE/garment_masks, or "
+                             "~/.cache/pfafn/garment_masks")
+    parser.add_argument("--rebuild_masks", action="store_true",
+                        help="compute cached garment masks again")
+    parser.add_argument("--grabcut", action="store_true",
+                        help="refine computed garment masks with OpenCV's GrabCut (slower)")
+    parser.add_argument("--max_megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6,
+                        help="largest image read, in megapixels (width x height / 1e6): larger "
+                             "files are refused before they are decoded, whatever their size "
+                             "on disk")
+
+
+def _add_parsing_arguments(parser) -> None:
     parser.add_argument("--label_scheme", default="auto", choices=("auto",) + LABEL_SCHEMES,
                         help="scheme of the parsing files, converted to the 14-class scheme "
                              "(auto: the layout's, viton / cihp / atr)")
@@ -512,15 +530,3 @@ def add_data_arguments(parser, default_pairs: Optional[str] = None) -> None:
                         help="VITON-HD: a folder of DensePose part indices ({stem}.npy or "
                              ".png) to use instead of the documented replacement (VITON-HD "
                              "ships only a colour rendering)")
-    parser.add_argument("--mask_cache", default=None,
-                        help="folder for garment masks computed from product photos; when "
-                             "not given, $PFAFN_CACHE/garment_masks, or "
-                             "~/.cache/pfafn/garment_masks")
-    parser.add_argument("--rebuild_masks", action="store_true",
-                        help="compute cached garment masks again")
-    parser.add_argument("--grabcut", action="store_true",
-                        help="refine computed garment masks with OpenCV's GrabCut (slower)")
-    parser.add_argument("--max_megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6,
-                        help="largest image read, in megapixels (width x height / 1e6): larger "
-                             "files are refused before they are decoded, whatever their size "
-                             "on disk")

@@ -39,7 +39,7 @@ def main(argv=None):
     p.add_argument("--dataroot", required=True, help="the test data (its layout: --dataset)")
     p.add_argument("--pairs", default="paired",
                    help="paired, unpaired, or a pairs file (a name inside --dataroot, or a path)")
-    add_data_arguments(p)
+    add_data_arguments(p, parsing=False)
     p.add_argument("--results_dir", required=True, help="folder for the PNGs")
     p.add_argument("--method", default="paste", choices=sorted(BASELINES), help="the baseline")
     p.add_argument("--height", type=int, default=256, help="working height")

@@ -43,7 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="paired (for SSIM/LPIPS), unpaired (for FID), or a pairs file, one "
                              "'person.jpg cloth.jpg' per line (a name inside --dataroot, or a "
                              "path)")
-    add_data_arguments(parser)
+    add_data_arguments(parser, parsing=False)
     parser.add_argument("--metrics", default=",".join(METRIC_NAMES),
                         help="comma-separated subset of ssim,lpips,fid")
     parser.add_argument("--device", default="cpu",

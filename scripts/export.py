@@ -70,7 +70,7 @@ def parse_args(argv=None):
                       help="unpaired, paired or a pairs file of --calibration")
     int8.add_argument("--calibration_samples", type=int, default=32,
                       help="how many pairs calibrate (the first of the pairs file)")
-    add_data_arguments(int8)
+    add_data_arguments(int8, root="--calibration", parsing=False)
     args = p.parse_args(argv)
     check_model_arguments(p, args)
     if args.int8 and not args.calibration:

@@ -68,7 +68,7 @@ def parse_args(argv=None):
     p.add_argument("--force", action="store_true",
                    help="run a format even where this machine would emulate it (slow)")
     p.add_argument("--out", required=True, help="JSON report to write")
-    add_data_arguments(p)
+    add_data_arguments(p, parsing=False)
     args = p.parse_args(argv)
     args.precisions = [x.strip() for x in args.precisions.split(",") if x.strip()]
     unknown = [x for x in args.precisions if x not in PRECISIONS]

@@ -570,14 +570,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                            "DressCode (--dataset)")
     data.add_argument("--num_examples", type=int, default=6,
                       help="how many pairs of --dataroot to show")
-    add_data_arguments(data)
+    add_data_arguments(data, parsing=False)
     refuse_flags(p, {flag: REMOVED_FLAGS[flag] for flag in ("--amp", "--max_pixels")})
     # Uploads: at most 40 megapixels (--max_megapixels, width x height / 1e6) each.
     p.set_defaults(max_megapixels=40.0)
     args = p.parse_args(argv)
     check_model_arguments(p, args)
-    if args.max_upload_mb <= 0 or args.max_megapixels <= 0:
+    if not (args.max_upload_mb > 0 and args.max_megapixels > 0):     # NaN too
         p.error("--max_upload_mb and --max_megapixels must be positive")
+    if args.num_examples < 0:
+        p.error(f"--num_examples {args.num_examples}: expected 0 or more")
     if not 0 <= args.port < 65536:
         p.error(f"--port {args.port}: expected 0..65535")
     if args.num_examples != p.get_default("num_examples") and not args.dataroot:

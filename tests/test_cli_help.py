@@ -110,3 +110,15 @@ def test_every_command_line_uses_the_shared_formatter(helps):
                      for entry in flags if entry.get("formatter", "HelpFormatter")
                      != "HelpFormatter"})
     assert others == []
+
+
+def test_tools_that_read_no_parsing_have_no_parsing_flags(helps):
+    # export, serve, evaluate and the baselines took --neck, --label_scheme... and ignored them.
+    parsing = {"--label_scheme", "--neck", "--pose_format", "--iuv_channel", "--densepose_dir"}
+    for cli in ("scripts/export.py", "scripts/serve.py", "scripts/evaluate.py",
+                "scripts/baselines.py", "scripts/precision_quality.py"):
+        assert {entry["flag"] for entry in helps[cli]} & parsing == set(), cli
+        assert {entry["flag"] for entry in helps[cli]} >= {"--dataset", "--category"}, cli
+    assert parsing <= {entry["flag"] for entry in helps["data.check"]}
+    dataset = next(e for e in helps["scripts/export.py"] if e["flag"] == "--dataset")
+    assert dataset["help"].startswith("layout of --calibration:")

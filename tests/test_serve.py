@@ -245,6 +245,11 @@ def test_examples_are_drawn_when_no_dataset_is_given(tmp_path, user_error):
     # --num_examples without a --dataroot to count them from did nothing.
     assert "--num_examples counts the examples of --dataroot" in user_error(
         lambda: serve.parse_args(["--checkpoint", "x.pth", "--num_examples", "3"]))
+    # A negative count and a NaN limit were accepted.
+    for flags, message in ((["--num_examples", "-1", "--dataroot", "d"], "expected 0 or more"),
+                           (["--max_megapixels", "nan"], "must be positive")):
+        argv = ["--checkpoint", "x.pth", *flags]
+        assert message in user_error(lambda argv=argv: serve.parse_args(argv))
     args = serve.parse_args(["--checkpoint", "x.pth", "--device", "cpu"])
     examples = serve.prepare_examples(args, str(tmp_path / "examples"))
     assert len(examples) == serve.SYNTHETIC_EXAMPLES
