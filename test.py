@@ -197,7 +197,8 @@ def generate(args) -> dict:
         computed = sum(1 for pair in dataset.pairs if pair.garment.mask is None)
         refined = " (refined with GrabCut)" if args.grabcut else ""
         print(f"{computed} of {len(dataset)} pairs have no garment mask file: the masks are "
-              f"computed from the product photos{refined} and cached in "
+              f"computed from the product photos (a cut-out's alpha channel where one has "
+              f"it){refined} and cached in "
               f"{options.mask_cache or default_mask_cache()}")
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False,
                         num_workers=args.workers, pin_memory=device.type == "cuda")

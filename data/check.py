@@ -35,7 +35,7 @@ from common.config_file import ConfigError, coerce, load_yaml
 from common.errors import exit_on_user_error
 from data import viton
 from data.datasets import DataOptions, add_data_arguments, pair_samples, read_person, train_samples
-from data.files import DatasetError, image_format, read_image_bytes, read_rgb
+from data.files import DatasetError, image_format, read_image_bytes, read_rgb, shown_size
 from data.labels import NECK_TARGETS, SCHEME_NAMES, label_table
 from data.pose import PoseFileError, load_json, parse_keypoints
 
@@ -96,8 +96,8 @@ class _Report:
         parts and keypoints."""
         data = read_image_bytes(person.image)     # the one reader's checks; the header only
         with Image.open(io.BytesIO(data), formats=[image_format(data)]) as photo:
-            self.sizes[f"{photo.size[1]} x {photo.size[0]}"] += 1
-            size = photo.size[::-1]
+            size = shown_size(photo)             # as the readers turn it (EXIF)
+            self.sizes[f"{size[0]} x {size[1]}"] += 1
         if "label" not in item:
             return
         self.labels.update(np.unique(item["label"].numpy()).tolist())

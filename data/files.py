@@ -182,6 +182,13 @@ def check_jpeg_scans(data: bytes, path: str) -> None:
                                f"read (each scan is a pass over the whole image)")
 
 
+def shown_size(image: Image.Image) -> Tuple[int, int]:
+    """(H, W) of an opened image as shown: a quarter turn when its EXIF orientation (tag
+    0x0112) says so, as OpenCV's reading turns the pixels."""
+    turned = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+    return (image.width, image.height) if turned else (image.height, image.width)
+
+
 def header_size(data: bytes) -> Optional[Tuple[str, int]]:
     """('WxH', pixels) from the header of an image file in a listed format, without decoding
     it; None for other content and for a header that gives no size."""

@@ -48,6 +48,7 @@ from data.files import (  # noqa: E402
     DatasetError,
     image_format,
     read_image_bytes,
+    shown_size,
 )
 from data.labels import LABEL_SCHEMES, NECK_CHOICES, NECK_HELP, LabelError, read_label_map  # noqa: E402
 from data.pose import POSE_FORMATS, PoseFileError, is_dresscode_document, load_json, parse_keypoints  # noqa: E402
@@ -128,7 +129,7 @@ def convert_pose_file(path: str, pose_format: str, images, image_size, min_score
             try:
                 data = read_image_bytes(photo)      # the one reader's checks
                 with Image.open(io.BytesIO(data), formats=[image_format(data)]) as image:
-                    size = (image.height, image.width)
+                    size = shown_size(image)         # as the readers turn it (EXIF)
             except (OSError, DatasetError) as error:
                 raise ConversionError(f"{path}: cannot read the size of its photo {photo} "
                                       f"({error})") from None

@@ -5,6 +5,7 @@ import importlib.util
 import json
 import os
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -28,7 +29,8 @@ from utils.metrics import (
     ssim,
 )
 from utils.metrics.fid import _random_fid_inception_state
-from utils.metrics.folders import evaluate_folders, result_file_name
+from utils.metrics.folders import evaluate_folders, format_table, result_file_name
+from utils.metrics.images import image_size
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -438,10 +440,43 @@ def test_results_of_another_aspect_ratio_are_refused(tmp_path):
     make_test_folders(tmp_path, ["000001_0.png", "000002_0.png"])
     for path in (tmp_path / "results").iterdir():
         Image.open(path).resize((64, 64)).save(path)
-    with pytest.raises(MetricsError, match=r"000001_0.png is 128x96 and the try-ons 64x64, "
+    with pytest.raises(MetricsError, match=r"000001_0.png is 128x96 and its try-on 64x64, "
                                            r"another aspect ratio"):
         evaluate_folders(tmp_path / "results", tmp_path / "test_img", tmp_path / "pairs.txt",
                          metrics=("ssim",))
+
+
+def test_photos_of_several_sizes_are_each_scored_at_their_try_on_size(tmp_path):
+    # Try-ons written at each photo's size (test.py's default) were refused as "differ in size".
+    people = ["000001_0.png", "000002_0.png", "000003_0.png"]
+    make_test_folders(tmp_path, people, noisy_people=("000003_0.png",))
+    result = tmp_path / "results" / result_file_name(people[0], "000001_1.png")
+    Image.open(tmp_path / "test_img" / people[0]).save(result)          # 128x96, exact
+    scores = evaluate_folders(tmp_path / "results", tmp_path / "test_img", tmp_path / "pairs.txt",
+                              metrics=("ssim", "fid"), batch_size=2, allow_random_weights=True)
+    assert scores["image_size"] is None and scores["image_sizes"] == {"128x96": 1, "64x48": 2}
+    assert [round(entry["ssim"], 6) for entry in scores["per_pair"]][:2] == [1.0, 1.0]
+    assert scores["per_pair"][2]["ssim"] < 0.9 and scores["num_resized_references"] == 2
+    assert scores["fid_num_results"] == scores["fid_num_references"] == 3
+    assert "image size 128x96 (1), 64x48 (2)" in format_table(scores)
+
+
+def test_photos_turned_by_their_exif_orientation_are_scored_as_shown(tmp_path):
+    # A JPEG stored on its side with EXIF orientation 6 is read upright by OpenCV (training,
+    # test.py); the scores read it as stored and refused its upright try-on.
+    make_test_folders(tmp_path, ["000001_0.png"])
+    upright = np.asarray(Image.open(tmp_path / "test_img" / "000001_0.png").convert("RGB"))
+    exif = Image.Exif()
+    exif[0x0112] = 6                           # shown turned 90 degrees clockwise
+    Image.fromarray(np.rot90(upright).copy()).save(tmp_path / "test_img" / "000001_0.jpg",
+                                                   exif=exif, quality=100)
+    assert image_size(tmp_path / "test_img" / "000001_0.jpg") == (128, 96)
+    shown = cv2.imread(str(tmp_path / "test_img" / "000001_0.jpg"))[:, :, ::-1]
+    Image.fromarray(shown).save(tmp_path / "results" / "000001_0__000001_1.png")
+    (tmp_path / "pairs.txt").write_text("000001_0.jpg 000001_1.jpg\n")
+    scores = evaluate_folders(tmp_path / "results", tmp_path / "test_img", tmp_path / "pairs.txt",
+                              metrics=("ssim",))
+    assert scores["image_size"] == [128, 96] and scores["ssim"] > 0.999
 
 
 def test_unpaired_pairs_are_not_scored_with_ssim_or_lpips(capsys):

@@ -9,6 +9,7 @@ the distinct person photos. Scores from random networks are marked as such in th
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
@@ -65,15 +66,16 @@ def evaluate_folders(results_dir: str | os.PathLike, reference_dir: str | os.Pat
         reference_dir: holds the person photos named as in the pairs (``<dataroot>/test_img``).
         pairs: a pairs-file path, or a list of (person, cloth) file names.
         metrics: any of 'ssim', 'lpips', 'fid'.
-    Sizes: all results must share one size; a reference photo of another size (but of their
-    aspect ratio) is resized to it (bilinear, PIL) before every metric, FID included, so both
-    sets reach the Inception network through the same resolution.
+    Sizes: each result is scored at its own size; its reference photo, when of another size
+    (but of its aspect ratio), is resized to it (bilinear, PIL) before every metric, FID
+    included, so both sets reach the Inception network through the same resolutions.
     SSIM and LPIPS compare each result with its own person's photo (meaningful for the paired
     protocol, ``test_pairs_same.txt``). FID compares all results of the pairs with the distinct
     person photos of the pairs (for ``test_pairs.txt`` on VITON: 2,032 against all of test_img).
     Returns:
         a JSON-ready dict: the mean scores under 'ssim' / 'lpips' / 'fid', 'per_pair' scores,
-        counts, 'image_size' [H, W], 'weights' (source of each backbone),
+        counts, 'image_size' [H, W] (None when the results differ in size), 'image_sizes'
+        {'HxW': results of that size}, 'weights' (source of each backbone),
         'comparable_to_published' (False when a backbone is random) and 'warnings'.
     """
     metrics = tuple(metrics)
@@ -82,17 +84,24 @@ def evaluate_folders(results_dir: str | os.PathLike, reference_dir: str | os.Pat
         raise ValueError(f"metrics must be a non-empty subset of {METRIC_NAMES}, got {metrics}")
     results_dir, reference_dir = Path(results_dir), Path(reference_dir)
     pairs, result_paths = _checked_inputs(results_dir, reference_dir, pairs)
-    image_size = _common_image_size(result_paths)
-    people = sorted({person for person, _ in pairs})
-    _check_aspect(reference_dir, people, image_size)
+    sizes = [_image_size(path) for path in result_paths]
+    size_of = {}                         # each person's photo at the size of its first result
+    for (person, _), size in zip(pairs, sizes):
+        size_of.setdefault(person, size)
+    scored = sorted({(person, size) for (person, _), size in zip(pairs, sizes)})
+    photo_sizes = {person: _image_size(reference_dir / person) for person in size_of}
+    for person, size in scored:
+        _check_aspect(reference_dir / person, photo_sizes[person], size)
     lpips_model = inception = None
     if "lpips" in metrics:
         lpips_model = build_lpips(lpips_net, lpips_backbone_weights, allow_random_weights, device)
     if "fid" in metrics:
         inception = build_fid_inception(fid_weights, allow_random_weights, device)
     per_pair, result_features = _score_pairs(result_paths, reference_dir, pairs, metrics,
-                                             image_size, lpips_model, inception, batch_size)
-    scores = {"num_pairs": len(pairs), "image_size": list(image_size), "metrics": list(metrics),
+                                             sizes, lpips_model, inception, batch_size)
+    counts = Counter(f"{height}x{width}" for height, width in sizes)
+    scores = {"num_pairs": len(pairs), "image_size": list(sizes[0]) if len(counts) == 1 else None,
+              "image_sizes": dict(counts), "metrics": list(metrics),
               "ssim_definition": SSIM_DEFINITION, "weights": {}, "warnings": []}
     for name in ("ssim", "lpips"):
         if name in metrics:
@@ -100,14 +109,14 @@ def evaluate_folders(results_dir: str | os.PathLike, reference_dir: str | os.Pat
     if lpips_model is not None:
         scores["weights"]["lpips"] = f"{lpips_net}: {lpips_model.weights_source}"
     if inception is not None:
-        scores.update(_fid_scores(inception, result_features, reference_dir, people, image_size,
+        scores.update(_fid_scores(inception, result_features, reference_dir, size_of,
                                   batch_size, scores["warnings"]))
         scores["weights"]["fid"] = inception.weights_source
-    resized = [person for person in people if _image_size(reference_dir / person) != image_size]
+    resized = {person for person, size in scored if photo_sizes[person] != size}
     scores["num_resized_references"] = len(resized)
     if resized:
-        scores["warnings"].append(f"{len(resized)} reference photo(s) resized (bilinear) to the "
-                                  f"results' size {image_size[0]}x{image_size[1]}")
+        scores["warnings"].append(f"{scores['num_resized_references']} reference photo(s) "
+                                  f"resized (bilinear) to their results' size")
     _note_random_weights(scores, lpips_model, inception)
     scores["per_pair"] = per_pair
     return scores
@@ -145,17 +154,26 @@ def _checked_inputs(results_dir: Path, reference_dir: Path, pairs) -> tuple[list
     return pairs, result_paths
 
 
-def _score_pairs(result_paths, reference_dir, pairs, metrics, image_size, lpips_model,
+def _by_size(items: Sequence, sizes: Sequence[tuple[int, int]], batch_size: int):
+    """(size, batch of ``items``) in batches of one size each."""
+    groups = {}
+    for item, size in zip(items, sizes):
+        groups.setdefault(size, []).append(item)
+    return [(size, batch) for size, group in groups.items()
+            for batch in _batches(group, batch_size)]
+
+
+def _score_pairs(result_paths, reference_dir, pairs, metrics, sizes, lpips_model,
                  inception, batch_size) -> tuple[list[dict], list[np.ndarray]]:
     """Per-pair SSIM and LPIPS of each result against its person's photo, and the results'
-    Inception features (when FID is asked for), in batches."""
+    Inception features (when FID is asked for), in batches of one size."""
     per_pair = [{"result": path.name, "reference": person}
                 for path, (person, _) in zip(result_paths, pairs)]
     result_features = []
-    for batch_indices in _batches(range(len(pairs)), batch_size):
+    for size, batch_indices in _by_size(range(len(pairs)), sizes, batch_size):
         results = torch.stack([load_image(result_paths[index]) for index in batch_indices])
         if "ssim" in metrics or "lpips" in metrics:
-            references = torch.stack([load_image(reference_dir / pairs[index][0], size=image_size)
+            references = torch.stack([load_image(reference_dir / pairs[index][0], size=size)
                                       for index in batch_indices])
             if "ssim" in metrics:
                 for index, value in zip(batch_indices, ssim(results, references).tolist()):
@@ -169,13 +187,14 @@ def _score_pairs(result_paths, reference_dir, pairs, metrics, image_size, lpips_
     return per_pair, result_features
 
 
-def _fid_scores(inception, result_features, reference_dir, people, image_size, batch_size,
+def _fid_scores(inception, result_features, reference_dir, size_of: dict, batch_size,
                 warnings: list) -> dict:
-    """FID of the results' features against the distinct person photos', with the counts; a
-    warning when fewer than the published protocol's samples went in."""
+    """FID of the results' features against the distinct person photos' (each at ``size_of``
+    it), with the counts; a warning when fewer than the published protocol's samples went in."""
     reference_features = []
-    for batch_people in _batches(people, batch_size):
-        references = torch.stack([load_image(reference_dir / person, size=image_size)
+    people = sorted(size_of)
+    for size, batch_people in _by_size(people, [size_of[p] for p in people], batch_size):
+        references = torch.stack([load_image(reference_dir / person, size=size)
                                   for person in batch_people])
         reference_features.append(inception_features(inception, references, batch_size))
     result_features = np.concatenate(result_features, axis=0)
@@ -195,26 +214,14 @@ def _image_size(path: Path) -> tuple[int, int]:
     return image_size(path)
 
 
-def _check_aspect(reference_dir: Path, people: Sequence[str], size: tuple[int, int]) -> None:
-    """Photos are resized to the try-ons' ``size``: one of another aspect ratio would be
+def _check_aspect(photo: Path, photo_size: tuple[int, int], size: tuple[int, int]) -> None:
+    """A photo is resized to its try-on's ``size``: one of another aspect ratio would be
     distorted, an error naming it."""
-    for person in people:
-        height, width = _image_size(reference_dir / person)
-        if abs(height * size[1] - width * size[0]) > 0.01 * height * size[1]:
-            raise MetricsError(f"{reference_dir / person} is {height}x{width} and the try-ons "
-                               f"{size[0]}x{size[1]}, another aspect ratio: score try-ons at "
-                               f"the photos' size (test.py --save_size photo)")
-
-
-def _common_image_size(paths: Sequence[Path]) -> tuple[int, int]:
-    """The one (H, W) shared by all ``paths``; an error naming an odd one out otherwise."""
-    first = _image_size(paths[0])
-    for path in paths[1:]:
-        size = _image_size(path)
-        if size != first:
-            raise MetricsError(f"try-on images differ in size: {paths[0]} is "
-                               f"{first[0]}x{first[1]}, {path} is {size[0]}x{size[1]}")
-    return first
+    height, width = photo_size
+    if abs(height * size[1] - width * size[0]) > 0.01 * height * size[1]:
+        raise MetricsError(f"{photo} is {height}x{width} and its try-on {size[0]}x{size[1]}, "
+                           f"another aspect ratio: score try-ons at the photos' size (test.py "
+                           f"--save_size photo, its default)")
 
 
 def format_table(scores: dict) -> str:
@@ -227,8 +234,9 @@ def format_table(scores: dict) -> str:
         if name in scores:
             random_mark = "  [RANDOM WEIGHTS]" if name in scores["random_weights"] else ""
             lines.append(f"{name:<8} {scores[name]:>10.4f}  {notes[name]}{random_mark}")
-    height, width = scores["image_size"]
-    lines.append(f"pairs: {scores['num_pairs']}, image size {height}x{width}")
+    sizes = ", ".join(f"{size} ({count})" if len(scores["image_sizes"]) > 1 else size
+                      for size, count in scores["image_sizes"].items())
+    lines.append(f"pairs: {scores['num_pairs']}, image size {sizes}")
     for name, source in scores["weights"].items():
         lines.append(f"{name} weights: {source}")
     for warning in scores["warnings"]:

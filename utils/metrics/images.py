@@ -15,10 +15,10 @@ from typing import Optional
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from common.errors import UserError
-from data.files import DatasetError, image_format, read_image_bytes
+from data.files import DatasetError, image_format, read_image_bytes, shown_size
 
 
 def level_differences(first: torch.Tensor, second: torch.Tensor) -> dict:
@@ -72,15 +72,15 @@ def _checked_bytes(path: Path) -> bytes:
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
-    """(H, W) of an image file, from its header, after the reader's checks."""
+    """(H, W) of an image file as shown, from its header, after the reader's checks."""
     path = Path(path)
     data = _checked_bytes(path)
     with Image.open(io.BytesIO(data), formats=[image_format(data)]) as image:
-        return image.height, image.width
+        return shown_size(image)
 
 
 def load_image(path: str | os.PathLike, size: Optional[tuple[int, int]] = None) -> torch.Tensor:
-    """Read an image file as a (3, H, W) uint8 RGB tensor.
+    """Read an image file as a (3, H, W) uint8 RGB tensor, turned as its EXIF orientation says.
 
     ``size`` = (H, W): when given and different from the file's size, the image is resized
     bilinearly (PIL, which low-pass filters when shrinking), as if it had been saved at that size.
@@ -89,7 +89,7 @@ def load_image(path: str | os.PathLike, size: Optional[tuple[int, int]] = None) 
     data = _checked_bytes(path)
     try:
         with Image.open(io.BytesIO(data), formats=[image_format(data)]) as image:
-            image = image.convert("RGB")
+            image = ImageOps.exif_transpose(image).convert("RGB")     # as OpenCV shows it
             if size is not None and (image.height, image.width) != tuple(size):
                 image = image.resize((size[1], size[0]), Image.BILINEAR)
             array = np.asarray(image, dtype=np.uint8).copy()
