@@ -276,8 +276,8 @@ def read_yaml_config(path: str, parser: argparse.ArgumentParser) -> dict[str, An
     if not isinstance(content, dict):
         raise ConfigError(f"--config: {file} must hold a mapping of flag names to values, "
                           f"not a {type(content).__name__}")
-    actions = _actions_by_dest(parser)
-    other_stages = _architecture_flag_names() - set(actions)
+    actions, architecture_names = _actions_by_dest(parser), _architecture_flag_names()
+    other_stages = architecture_names - set(actions)
     values = {}
     for key, value in content.items():
         if key in ("config", "resume", "overwrite"):   # a choice of each command, not a setting
@@ -289,6 +289,8 @@ def read_yaml_config(path: str, parser: argparse.ArgumentParser) -> dict[str, An
         if key not in actions:
             raise ConfigError(f"--config: {file}: unknown key '{key}' (not a flag of this "
                               f"script; see --help)")
+        if value is None and key in architecture_names:
+            continue   # a flag the run's architecture does not take: config.yaml writes it so
         values[key] = coerce(actions[key], value, f"--config: {file}: key '{key}'")
     return values
 
@@ -393,8 +395,13 @@ def parse_config(argv: Optional[Sequence[str]] = None,
     cfg = parser.parse_args(argv)
     saved = Path(cfg.checkpoints_dir, cfg.name or default_name or "", "config.yaml")
     if cfg.resume and saved.is_file():   # the run as configured, changed by --config and flags
-        parser.set_defaults(**{key: value for key, value in read_yaml_config(
-            str(saved), parser).items() if key not in PER_INVOCATION_KEYS})
+        try:
+            values = read_yaml_config(str(saved), parser)
+        except ConfigError as error:     # e.g. another stage's run, whose flags these are not
+            raise ConfigError(f"--resume: {saved.parent} is not a run this script continues: "
+                              f"{error}") from None
+        parser.set_defaults(**{key: value for key, value in values.items()
+                               if key not in PER_INVOCATION_KEYS})
         for values in files:
             parser.set_defaults(**values)
         cfg = parser.parse_args(argv)

@@ -232,3 +232,25 @@ def test_resume_continues_the_runs_own_configuration(tmp_path):
     assert parse_config(run + ["--resume", "--config", more, "--lr", "0.002"], stage_flags, {},
                         "x").lr == 0.002
     assert parse_config(run, stage_flags, {}, "x").lr == 5e-5   # a new run: the defaults
+
+
+def test_resume_of_a_run_whose_architecture_leaves_config_flags_unset(tmp_path):
+    # A mobile warp's config.yaml holds 'warp_channels: null' (a flag it does not take); under
+    # a --config that sets warp_channels, every --resume was refused on that null.
+    tiny = write_yaml(tmp_path, "warp_channels: 8,8,8,8,8\nfpn_dim: 16\n", "tiny.yaml")
+    run = ["--checkpoints_dir", str(tmp_path), "--name", "m", "--config", tiny]
+    cfg = parse_config(run + ["--warp_arch", "mobile"], default_name="x", builds=("warp",))
+    (tmp_path / "m").mkdir()
+    write_config(cfg, tmp_path / "m" / "config.yaml")
+    assert "warp_channels: null" in (tmp_path / "m" / "config.yaml").read_text()
+    resumed = parse_config(run + ["--resume"], default_name="x", builds=("warp",))
+    assert (resumed.warp_arch, resumed.warp_channels, resumed.fpn_dim) == ("mobile", None, 16)
+    # Another stage's run: named as such, not as an unknown key of a --config file.
+    other = parse_config(["--checkpoints_dir", str(tmp_path), "--name", "g"], stage_flags, {},
+                         "x")
+    (tmp_path / "g").mkdir()
+    write_config(other, tmp_path / "g" / "config.yaml")
+    with pytest.raises(ConfigError, match=r"--resume: .*g is not a run this script continues: "
+                                          r".*unknown key 'lr_gen'"):
+        parse_config(["--checkpoints_dir", str(tmp_path), "--name", "g", "--resume"],
+                     default_name="x")

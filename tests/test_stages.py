@@ -13,7 +13,7 @@ from train_pb_gen import ParserBasedGenerator
 from train_pb_warp import ParserBasedWarp
 from train_pf_gen import ParserFreeGenerator, skin_weights
 from train_pf_warp import STUDENT_NEW_PARTS, ParserFreeWarp
-from utils.checkpoint import CheckpointError, read_checkpoint
+from utils.checkpoint import CheckpointError, read_checkpoint, stopped_early
 from utils.training.engine import run
 from utils.training.parts import warp_learning_rate
 
@@ -81,6 +81,14 @@ def test_four_stages_chain_and_write_checkpoints_and_events(train_root, tmp_path
     run(ParserBasedWarp(), _args(train_root, runs, "s1"))
     run(ParserBasedGenerator(), _args(train_root, runs, "s2",
                                       "--pb_warp_checkpoint", str(runs / "s1/final.pth")))
+    # --max_steps 2 of a 4-step schedule: said where it ends and where its model is used
+    # (it said "finished", and scripts/train_all.sh took it for a trained stage).
+    assert "stopped at --max_steps 2 (step 2 of the schedule's 6)" in \
+        (runs / "s1" / "train.log").read_text()
+    assert stopped_early(read_checkpoint(runs / "s1" / "final.pth")) == \
+        "step 2 of its schedule's 6"
+    assert "s1/final.pth stopped at step 2 of its schedule's 6 (--max_steps)" in \
+        (runs / "s2" / "train.log").read_text()
     s3 = run(ParserFreeWarp(), _args(train_root, runs, "s3",
                                      "--pb_checkpoint", str(runs / "s2/final.pth")))
     s4 = run(ParserFreeGenerator(), _args(train_root, runs, "s4",

@@ -24,6 +24,7 @@ checkpoint cannot run code.
 """
 
 import hashlib
+import logging
 import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
@@ -47,6 +48,7 @@ from models.registry import (
     unwrap,
     with_overrides,
 )
+from utils.logging_utils import LOGGER_NAME
 
 CHECKPOINT_FORMAT = "pfafn-checkpoint-v1"
 
@@ -380,4 +382,17 @@ def load_checkpoint_model(path: str | os.PathLike, kind: str, flag: str = "check
         raise CheckpointError(f"{flag}: {path} holds a {kind} of {arch['input_nc']} input "
                               f"channels; {role} takes {input_nc}" + (hint and f" ({hint})"))
     load_state(model, state, f"{flag}: {path}")
+    if stopped_early(data):
+        logging.getLogger(LOGGER_NAME).warning(f"{flag}: {path} stopped at {stopped_early(data)} "
+                                               f"(--max_steps): a trial run's model")
     return model
+
+
+def stopped_early(data: Mapping) -> Optional[str]:
+    """'step S of its schedule's T' for a project checkpoint taken before the end of its
+    schedule (a --max_steps run's final.pth); None for a whole schedule or a released file."""
+    config, per_epoch = data.get("config") or {}, data.get("steps_per_epoch")
+    if not (per_epoch and "niter" in config and "step" in data):
+        return None
+    total = per_epoch * (config["niter"] + config.get("niter_decay", 0))
+    return f"step {data['step']} of its schedule's {total}" if data["step"] < total else None

@@ -84,14 +84,7 @@ def evaluate_folders(results_dir: str | os.PathLike, reference_dir: str | os.Pat
         raise ValueError(f"metrics must be a non-empty subset of {METRIC_NAMES}, got {metrics}")
     results_dir, reference_dir = Path(results_dir), Path(reference_dir)
     pairs, result_paths = _checked_inputs(results_dir, reference_dir, pairs)
-    sizes = [_image_size(path) for path in result_paths]
-    size_of = {}                         # each person's photo at the size of its first result
-    for (person, _), size in zip(pairs, sizes):
-        size_of.setdefault(person, size)
-    scored = sorted({(person, size) for (person, _), size in zip(pairs, sizes)})
-    photo_sizes = {person: _image_size(reference_dir / person) for person in size_of}
-    for person, size in scored:
-        _check_aspect(reference_dir / person, photo_sizes[person], size)
+    sizes, size_of, resized = _checked_sizes(result_paths, reference_dir, pairs)
     lpips_model = inception = None
     if "lpips" in metrics:
         lpips_model = build_lpips(lpips_net, lpips_backbone_weights, allow_random_weights, device)
@@ -112,7 +105,6 @@ def evaluate_folders(results_dir: str | os.PathLike, reference_dir: str | os.Pat
         scores.update(_fid_scores(inception, result_features, reference_dir, size_of,
                                   batch_size, scores["warnings"]))
         scores["weights"]["fid"] = inception.weights_source
-    resized = {person for person, size in scored if photo_sizes[person] != size}
     scores["num_resized_references"] = len(resized)
     if resized:
         scores["warnings"].append(f"{scores['num_resized_references']} reference photo(s) "
@@ -152,6 +144,21 @@ def _checked_inputs(results_dir: Path, reference_dir: Path, pairs) -> tuple[list
         raise MetricsError(f"{len(missing)} person photo(s) missing from {reference_dir}, "
                            f"e.g. {missing[:3]}")
     return pairs, result_paths
+
+
+def _checked_sizes(result_paths, reference_dir: Path, pairs) -> tuple[list, dict, set]:
+    """(each result's (H, W), each person's size to score the photo at: its first result's,
+    the people whose photo is resized); a photo of another aspect ratio than a try-on of it is
+    an error naming it."""
+    sizes = [_image_size(path) for path in result_paths]
+    size_of = {}
+    for (person, _), size in zip(pairs, sizes):
+        size_of.setdefault(person, size)
+    scored = sorted({(person, size) for (person, _), size in zip(pairs, sizes)})
+    photo_sizes = {person: _image_size(reference_dir / person) for person in size_of}
+    for person, size in scored:
+        _check_aspect(reference_dir / person, photo_sizes[person], size)
+    return sizes, size_of, {person for person, size in scored if photo_sizes[person] != size}
 
 
 def _by_size(items: Sequence, sizes: Sequence[tuple[int, int]], batch_size: int):

@@ -481,9 +481,14 @@ class Trainer:
         if self.context.is_main:
             if finished and self.latest_path.is_file():
                 _copy_atomic(self.latest_path, final)
-            self.logger.info(f"finished at epoch {self.epoch}, step {self.step}: {final}"
-                             if finished else f"stopped at epoch {self.epoch}, step "
-                             f"{self.step}; continue with --resume")
+            if finished and self.step < self.schedule_steps:
+                self.logger.info(f"stopped at --max_steps {self.cfg.max_steps} (step {self.step} "
+                                 f"of the schedule's {self.schedule_steps}): {final}; --resume "
+                                 f"without --max_steps trains the rest")
+            else:
+                self.logger.info(f"finished at epoch {self.epoch}, step {self.step}: {final}"
+                                 if finished else f"stopped at epoch {self.epoch}, step "
+                                 f"{self.step}; continue with --resume")
         self.close()
         terms = self.last_terms
         return RunResult(step=self.step, epoch=self.epoch, validation=self.last_validation,
@@ -512,7 +517,7 @@ class Trainer:
                               f"process(es) give fewer than --batch_size {cfg.batch_size} per "
                               f"process")
         self.total_epochs = cfg.niter + cfg.niter_decay
-        total_steps = self.steps_per_epoch * self.total_epochs
+        self.schedule_steps = total_steps = self.steps_per_epoch * self.total_epochs
         self.stop_at = min(total_steps, cfg.max_steps) if cfg.max_steps else total_steps
 
     def _start_run_folder(self) -> None:
