@@ -276,7 +276,7 @@ def read_yaml_config(path: str, parser: argparse.ArgumentParser) -> dict[str, An
     if not isinstance(content, dict):
         raise ConfigError(f"--config: {file} must hold a mapping of flag names to values, "
                           f"not a {type(content).__name__}")
-    actions, architecture_names = _actions_by_dest(parser), _architecture_flag_names()
+    actions, architecture_names = _actions_by_dest(parser), architecture_flag_names()
     other_stages = architecture_names - set(actions)
     values = {}
     for key, value in content.items():
@@ -295,7 +295,7 @@ def read_yaml_config(path: str, parser: argparse.ArgumentParser) -> dict[str, An
     return values
 
 
-def _architecture_flag_names() -> set[str]:
+def architecture_flag_names() -> set[str]:
     """Every architecture flag of every kind, '--' left off ('warp_arch', 'ngf'...)."""
     return {name for kind in KINDS
             for name in [f"{kind}_arch"] + [flag.flag for flag, _ in architecture_flags(kind)]}

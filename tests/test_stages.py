@@ -14,7 +14,7 @@ from train_pb_warp import ParserBasedWarp
 from train_pf_gen import ParserFreeGenerator, skin_weights
 from train_pf_warp import STUDENT_NEW_PARTS, ParserFreeWarp
 from utils.checkpoint import CheckpointError, read_checkpoint, stopped_early
-from utils.training.engine import run
+from utils.training.engine import main, run
 from utils.training.parts import warp_learning_rate
 
 
@@ -264,3 +264,17 @@ def test_max_dataset_size_trains_on_the_first_samples_only(train_root):
     assert len(stage.make_dataset(everything)) == 6
     with pytest.raises(ConfigError, match="--max_dataset_size must not be negative"):
         _config(stage, "--dataroot", train_root, "--max_dataset_size", "-1")
+
+
+def test_resume_with_other_architecture_flags_names_them(train_root, tmp_path, user_error):
+    # It was a list of a hundred missing and unexpected keys.
+    runs = tmp_path / "runs"
+    run(ParserBasedWarp(), _args(train_root, runs, "s1", "--max_steps", "1"))
+    message = user_error(lambda: main(ParserBasedWarp(), _args(
+        train_root, runs, "s1", "--resume", "--fpn_dim", "16")))
+    assert "holds another architecture: --fpn_dim was 32, now 16; resume without changing" \
+        in message
+    # A folder given as an earlier stage's file was "file not found".
+    message = user_error(lambda: main(ParserBasedGenerator(), _args(
+        train_root, runs, "s2", "--pb_warp_checkpoint", str(runs / "s1"))))
+    assert f"--pb_warp_checkpoint: a folder, not a file: {runs / 's1'}" in message

@@ -38,6 +38,7 @@ from common.precision import AUTOCAST_DTYPES
 from models.registry import unwrap
 from options.config import (
     ConfigError,
+    architecture_flag_names,
     config_differences,
     config_to_dict,
     parse_config,
@@ -565,9 +566,18 @@ class Trainer:
             raise CheckpointError(f"--resume: {path} lacks the trained model(s) {missing}")
         check_resumable(checkpoint, context.world_size, cfg.batch_size, self.steps_per_epoch,
                         path)
+        changed = {key: values for key, values in config_differences(
+            checkpoint["config"], self.config_dict).items() if key in architecture_flag_names()}
         for name in self.trained:
-            load_state(self.models[name], state_dict_from(checkpoint, name, path, "--resume"),
-                       f"--resume: {path}")
+            try:
+                load_state(self.models[name], state_dict_from(checkpoint, name, path,
+                                                              "--resume"), f"--resume: {path}")
+            except CheckpointError:
+                if not changed:
+                    raise
+                raise CheckpointError(f"--resume: {path} holds another architecture: " + ", ".join(
+                    f"--{key} was {old!r}, now {new!r}" for key, (old, new) in changed.items())
+                    + "; resume without changing them") from None
         self.epoch, self.step = checkpoint["epoch"], checkpoint["step"]
         self.step_in_epoch = checkpoint["step_in_epoch"]
         if context.is_main:

@@ -101,7 +101,8 @@ def check_earlier_stages(cfg, *flags: str) -> None:
             sources.append((flag, require_flag(cfg, flag)))
     for flag, path in sources:
         if not Path(path).is_file():
-            raise CheckpointError(f"--{flag}: file not found: {path}")
+            what = "a folder, not a file" if Path(path).is_dir() else "file not found"
+            raise CheckpointError(f"--{flag}: {what}: {path}")
 
 
 def continue_from_flag(cfg, flag: str, key: str, stages: Iterable[str]) -> nn.Module:
