@@ -89,6 +89,8 @@ def test_four_stages_chain_and_write_checkpoints_and_events(train_root, tmp_path
         "step 2 of its schedule's 6"
     assert "s1/final.pth stopped at step 2 of its schedule's 6 (--max_steps)" in \
         (runs / "s2" / "train.log").read_text()
+    # Once, though --pb_checkpoint gives both parts of the teacher.
+    assert (runs / "s3" / "train.log").read_text().count("s2/final.pth stopped at step") == 1
     s3 = run(ParserFreeWarp(), _args(train_root, runs, "s3",
                                      "--pb_checkpoint", str(runs / "s2/final.pth")))
     s4 = run(ParserFreeGenerator(), _args(train_root, runs, "s4",

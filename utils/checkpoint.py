@@ -382,10 +382,14 @@ def load_checkpoint_model(path: str | os.PathLike, kind: str, flag: str = "check
         raise CheckpointError(f"{flag}: {path} holds a {kind} of {arch['input_nc']} input "
                               f"channels; {role} takes {input_nc}" + (hint and f" ({hint})"))
     load_state(model, state, f"{flag}: {path}")
-    if stopped_early(data):
+    if stopped_early(data) and str(path) not in _TRIALS_NOTED:     # once per file
+        _TRIALS_NOTED.add(str(path))
         logging.getLogger(LOGGER_NAME).warning(f"{flag}: {path} stopped at {stopped_early(data)} "
                                                f"(--max_steps): a trial run's model")
     return model
+
+
+_TRIALS_NOTED: set[str] = set()
 
 
 def stopped_early(data: Mapping) -> Optional[str]:

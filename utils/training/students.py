@@ -14,7 +14,7 @@ from models.losses import FeatureAdapter, VGGLoss, distillation_gate, distillati
 from models.registry import unwrap
 from models.tryon import TutorOutput, tutor_image
 from options.config import ConfigError
-from utils.checkpoint import load_checkpoint_model, load_weights
+from utils.checkpoint import load_checkpoint_model, load_weights, read_checkpoint
 from utils.logging_utils import LOGGER_NAME
 from utils.training.parts import require_flag, teacher_source
 
@@ -94,13 +94,16 @@ def check_kd_group(cfg) -> None:
 def parser_based_teacher(cfg, device) -> dict[str, nn.Module]:
     """The frozen stage-2 teacher, warp and generator, each built with the architecture its
     checkpoint records (a released plain state dict: recognised from its keys)."""
-    teacher = {}
+    teacher, files = {}, {}
     for part, name in (("warp", "pb_warp"), ("gen", "pb_gen")):
         flag, path = teacher_source(cfg, part)
+        if path not in files:           # --pb_checkpoint holds both parts: read once
+            files[path] = read_checkpoint(path, f"--{flag}")
         model = load_checkpoint_model(
             path, part, f"--{flag}", stages=("pb_gen",),
             input_nc=PB_WARP_INPUT if part == "warp" else PB_GEN_INPUT,
-            role=f"the parser-based teacher's {part}", hint="is it a parser-free model?")
+            role=f"the parser-based teacher's {part}", hint="is it a parser-free model?",
+            data=files[path])
         teacher[name] = freeze(model.to(device))
     return teacher
 
