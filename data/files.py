@@ -184,8 +184,8 @@ def check_jpeg_scans(data: bytes, path: str) -> None:
 
 def shown_size(image: Image.Image) -> Tuple[int, int]:
     """(H, W) of an opened image as shown: a quarter turn when its EXIF orientation (tag
-    0x0112) says so, as OpenCV's reading turns the pixels."""
-    turned = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+    0x0112) says so, as OpenCV's reading turns the pixels (Pillow's TIFF size is turned)."""
+    turned = image.format != "TIFF" and image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
     return (image.width, image.height) if turned else (image.height, image.width)
 
 

@@ -397,9 +397,11 @@ def parse_config(argv: Optional[Sequence[str]] = None,
     if cfg.resume and saved.is_file():   # the run as configured, changed by --config and flags
         try:
             values = read_yaml_config(str(saved), parser)
-        except ConfigError as error:     # e.g. another stage's run, whose flags these are not
-            raise ConfigError(f"--resume: {saved.parent} is not a run this script continues: "
-                              f"{error}") from None
+        except ConfigError as error:
+            if "unknown key" not in str(error):
+                raise
+            raise ConfigError(f"--resume: {saved.parent} is not a run this script continues "
+                              f"(another stage's?): {error}") from None
         parser.set_defaults(**{key: value for key, value in values.items()
                                if key not in PER_INVOCATION_KEYS})
         for values in files:

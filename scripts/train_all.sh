@@ -6,14 +6,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-checkpoints}
-python=${PYTHON:-python}
-[ -n "${PYTHON:-}" ] || python -c "import torch" 2>/dev/null || python=.venv/bin/python
-whole() {  # FILE: true when it holds its stage's whole schedule (not a --max_steps trial)
-  "$python" -c 'import sys; from utils.checkpoint import read_checkpoint, stopped_early
-sys.exit(1 if stopped_early(read_checkpoint(sys.argv[1])) else 0)' "$1"
+python=${PYTHON:-python}    # as scripts/launch.sh picks it
+if [ -z "${PYTHON:-}" ] && ! python -c "import torch" 2>/dev/null && [ -x .venv/bin/python ]; then
+  python=.venv/bin/python
+fi
+trial() {  # FILE: true for a --max_steps trial's final.pth; a file it cannot read stops here
+  "$python" -c 'import sys
+from common.errors import exit_on_user_error
+from utils.checkpoint import read_checkpoint, stopped_early
+with exit_on_user_error():
+    sys.exit(3 if stopped_early(read_checkpoint(sys.argv[1])) else 0)' "$1" && return 1
+  local status=$?
+  [ "$status" = 3 ] && return 0
+  exit "$status"
 }
 for stage in pb_warp pb_gen pf_warp pf_gen; do
-  if [ -f "$RUNS/$stage/final.pth" ] && whole "$RUNS/$stage/final.pth"; then
+  if [ -f "$RUNS/$stage/final.pth" ] && ! trial "$RUNS/$stage/final.pth"; then
     echo "== $stage: done ($RUNS/$stage/final.pth), skipping"
     continue
   fi

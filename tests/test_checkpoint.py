@@ -253,3 +253,16 @@ def test_garbage_in_a_checkpoints_config_is_one_line(tmp_path, field, value, exp
     with pytest.raises(CheckpointError, match="final.pth") as refused:
         load_checkpoint_model(path, "warp", data=data)
     assert expected in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_only_a_max_steps_trials_last_state_counts_as_stopped_early():
+    from utils.checkpoint import stopped_early
+
+    def saved(step, max_steps):
+        return {"config": {"niter": 1, "niter_decay": 1, "max_steps": max_steps},
+                "steps_per_epoch": 3, "step": step}
+    assert stopped_early(saved(2, 2)) == "step 2 of its schedule's 6"
+    assert stopped_early(saved(2, 0)) is None      # best.pth or latest.pth of a whole run
+    assert stopped_early(saved(2, 4)) is None      # an epoch file before the trial's end
+    assert stopped_early(saved(6, 10)) is None     # the schedule ended first
+    assert stopped_early({"step": 2}) is None      # no schedule recorded

@@ -12,7 +12,7 @@ import torch
 from PIL import Image, ImageFilter
 from scipy import ndimage
 
-from data.files import DatasetError, read_pairs
+from data.files import DatasetError, read_pairs, read_rgb
 from utils.metrics import (
     FID_WEIGHTS_FILE,
     LPIPS_BACKBONE_FILES,
@@ -471,6 +471,10 @@ def test_photos_turned_by_their_exif_orientation_are_scored_as_shown(tmp_path):
     Image.fromarray(np.rot90(upright).copy()).save(tmp_path / "test_img" / "000001_0.jpg",
                                                    exif=exif, quality=100)
     assert image_size(tmp_path / "test_img" / "000001_0.jpg") == (128, 96)
+    # Pillow gives a TIFF's size already turned: not turned twice.
+    Image.fromarray(np.rot90(upright).copy()).save(tmp_path / "turned.tif", exif=exif)
+    assert image_size(tmp_path / "turned.tif") == (128, 96)
+    assert read_rgb(str(tmp_path / "turned.tif")).shape[:2] == (128, 96)   # as training reads it
     shown = cv2.imread(str(tmp_path / "test_img" / "000001_0.jpg"))[:, :, ::-1]
     Image.fromarray(shown).save(tmp_path / "results" / "000001_0__000001_1.png")
     (tmp_path / "pairs.txt").write_text("000001_0.jpg 000001_1.jpg\n")

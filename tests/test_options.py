@@ -250,7 +250,7 @@ def test_resume_of_a_run_whose_architecture_leaves_config_flags_unset(tmp_path):
                          "x")
     (tmp_path / "g").mkdir()
     write_config(other, tmp_path / "g" / "config.yaml")
-    with pytest.raises(ConfigError, match=r"--resume: .*g is not a run this script continues: "
-                                          r".*unknown key 'lr_gen'"):
+    with pytest.raises(ConfigError, match=r"--resume: .*g is not a run this script continues "
+                                          r"\(another stage's\?\): .*unknown key 'lr_gen'"):
         parse_config(["--checkpoints_dir", str(tmp_path), "--name", "g", "--resume"],
                      default_name="x")

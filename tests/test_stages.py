@@ -81,7 +81,7 @@ def test_four_stages_chain_and_write_checkpoints_and_events(train_root, tmp_path
     run(ParserBasedWarp(), _args(train_root, runs, "s1"))
     run(ParserBasedGenerator(), _args(train_root, runs, "s2",
                                       "--pb_warp_checkpoint", str(runs / "s1/final.pth")))
-    # --max_steps 2 of a 4-step schedule: said where it ends and where its model is used
+    # --max_steps 2 of a 6-step schedule: said where it ends and where its model is used
     # (it said "finished", and scripts/train_all.sh took it for a trained stage).
     assert "stopped at --max_steps 2 (step 2 of the schedule's 6)" in \
         (runs / "s1" / "train.log").read_text()

@@ -363,7 +363,9 @@ def load_checkpoint_model(path: str | os.PathLike, kind: str, flag: str = "check
     (``role`` says whose, e.g. "the parser-based teacher's warp"; ``hint`` what a file of
     other channels may be). Every error is one
     ``CheckpointError`` line naming ``flag`` and ``path``."""
-    data = read_checkpoint(path, flag) if data is None else data
+    if data is None:
+        data = read_checkpoint(path, flag)
+        note_trial(data, path, flag)
     key = key or kind
     state = state_dict_from(data, key, path, flag, stages)
     arch = checkpoint_arch(data, key, path, flag, kind)
@@ -382,21 +384,22 @@ def load_checkpoint_model(path: str | os.PathLike, kind: str, flag: str = "check
         raise CheckpointError(f"{flag}: {path} holds a {kind} of {arch['input_nc']} input "
                               f"channels; {role} takes {input_nc}" + (hint and f" ({hint})"))
     load_state(model, state, f"{flag}: {path}")
-    if stopped_early(data) and str(path) not in _TRIALS_NOTED:     # once per file
-        _TRIALS_NOTED.add(str(path))
-        logging.getLogger(LOGGER_NAME).warning(f"{flag}: {path} stopped at {stopped_early(data)} "
-                                               f"(--max_steps): a trial run's model")
     return model
 
 
-_TRIALS_NOTED: set[str] = set()
-
-
 def stopped_early(data: Mapping) -> Optional[str]:
-    """'step S of its schedule's T' for a project checkpoint taken before the end of its
-    schedule (a --max_steps run's final.pth); None for a whole schedule or a released file."""
+    """'step S of its schedule's T' for a project checkpoint where a --max_steps run stopped
+    before the end of its schedule (its final.pth); None for any other file."""
     config, per_epoch = data.get("config") or {}, data.get("steps_per_epoch")
-    if not (per_epoch and "niter" in config and "step" in data):
+    if not (per_epoch and "niter" in config and config.get("max_steps") and "step" in data):
         return None
     total = per_epoch * (config["niter"] + config.get("niter_decay", 0))
-    return f"step {data['step']} of its schedule's {total}" if data["step"] < total else None
+    trial = config["max_steps"] <= data["step"] < total
+    return f"step {data['step']} of its schedule's {total}" if trial else None
+
+
+def note_trial(data: Mapping, path, flag: str) -> None:
+    """Log a warning when the checkpoint ``data`` read from ``path`` is a --max_steps trial's."""
+    if stopped_early(data):
+        logging.getLogger(LOGGER_NAME).warning(f"{flag}: {path} stopped at {stopped_early(data)} "
+                                               f"(--max_steps): a trial run's model")

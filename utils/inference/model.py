@@ -26,6 +26,7 @@ from utils.checkpoint import (
     CheckpointError,
     is_project_checkpoint,
     load_checkpoint_model,
+    note_trial,
     read_checkpoint,
 )
 from utils.inference.precision import autocast_dtype
@@ -113,6 +114,9 @@ def load_tryon_model(warp_checkpoint: str, gen_checkpoint: str, device: torch.de
                               f"generator's with --gen_checkpoint")
     gen_data = warp_data if gen_checkpoint == warp_checkpoint else read_checkpoint(gen_checkpoint,
                                                                                     gen_flag)
+    note_trial(warp_data, warp_checkpoint, warp_flag)
+    if gen_data is not warp_data:
+        note_trial(gen_data, gen_checkpoint, gen_flag)
     role, hint = "the parser-free try-on's", "is it a parser-based teacher?"
     warp = load_checkpoint_model(
         warp_checkpoint, "warp", warp_flag, stages=WARP_STAGES, data=warp_data,

@@ -66,9 +66,8 @@ def evaluate_folders(results_dir: str | os.PathLike, reference_dir: str | os.Pat
         reference_dir: holds the person photos named as in the pairs (``<dataroot>/test_img``).
         pairs: a pairs-file path, or a list of (person, cloth) file names.
         metrics: any of 'ssim', 'lpips', 'fid'.
-    Sizes: each result is scored at its own size; its reference photo, when of another size
-    (but of its aspect ratio), is resized to it (bilinear, PIL) before every metric, FID
-    included, so both sets reach the Inception network through the same resolutions.
+    Sizes: each result is scored at its own size, its photo resized to it (bilinear, PIL) when
+    of another size of its aspect ratio; FID takes a photo once, at its first result's size.
     SSIM and LPIPS compare each result with its own person's photo (meaningful for the paired
     protocol, ``test_pairs_same.txt``). FID compares all results of the pairs with the distinct
     person photos of the pairs (for ``test_pairs.txt`` on VITON: 2,032 against all of test_img).

@@ -572,8 +572,8 @@ class Trainer:
             try:
                 load_state(self.models[name], state_dict_from(checkpoint, name, path,
                                                               "--resume"), f"--resume: {path}")
-            except CheckpointError:
-                if not changed:
+            except CheckpointError as error:
+                if not changed or "does not fit" not in str(error):   # keys or shapes
                     raise
                 raise CheckpointError(f"--resume: {path} holds another architecture: " + ", ".join(
                     f"--{key} was {old!r}, now {new!r}" for key, (old, new) in changed.items())

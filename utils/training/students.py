@@ -14,7 +14,7 @@ from models.losses import FeatureAdapter, VGGLoss, distillation_gate, distillati
 from models.registry import unwrap
 from models.tryon import TutorOutput, tutor_image
 from options.config import ConfigError
-from utils.checkpoint import load_checkpoint_model, load_weights, read_checkpoint
+from utils.checkpoint import load_checkpoint_model, load_weights, note_trial, read_checkpoint
 from utils.logging_utils import LOGGER_NAME
 from utils.training.parts import require_flag, teacher_source
 
@@ -99,6 +99,7 @@ def parser_based_teacher(cfg, device) -> dict[str, nn.Module]:
         flag, path = teacher_source(cfg, part)
         if path not in files:           # --pb_checkpoint holds both parts: read once
             files[path] = read_checkpoint(path, f"--{flag}")
+            note_trial(files[path], path, f"--{flag}")
         model = load_checkpoint_model(
             path, part, f"--{flag}", stages=("pb_gen",),
             input_nc=PB_WARP_INPUT if part == "warp" else PB_GEN_INPUT,
