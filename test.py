@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     folder.add_argument("--save_size", default="photo", choices=["photo", "model"],
                         help="size of the saved try-ons: the person photo's (enlarged from the "
                              "model's frame when the photo is bigger) or the model's")
-    add_data_arguments(folder)
+    add_data_arguments(folder, parsing=False)
     single = p.add_argument_group("one pair of photos")
     single.add_argument("--person", default=None, help="photo of the person, any size")
     single.add_argument("--garment", default=None,
@@ -129,8 +129,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 FOLDER_FLAGS = ("pairs", "results_dir", "save_size", "dataset", "category", "mask_cache",
                 "rebuild_masks", "batch_size", "workers")
 SCORE_FLAGS = ("metrics", "fid_weights", "lpips_backbone_weights", "allow_random_weights")
-# How parsing, keypoints and DensePose are read: the parser-free try-on reads none of them.
-PARSER_FLAGS = ("label_scheme", "neck", "pose_format", "iuv_channel", "densepose_dir")
 
 
 def _given(p: argparse.ArgumentParser, args: argparse.Namespace, names) -> list[str]:
@@ -139,10 +137,6 @@ def _given(p: argparse.ArgumentParser, args: argparse.Namespace, names) -> list[
 
 def _check_mode(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Either a test folder with --results_dir, or one complete pair with an image --output."""
-    unread = _given(p, args, PARSER_FLAGS)
-    if unread:
-        p.error(f"{', '.join(unread)}: test.py reads no parsing, keypoints or DensePose (the "
-                f"parser-free try-on needs the photos, garments and garment masks only)")
     single_flags = [f for f in ("person", "garment", "garment_mask", "output")
                     if getattr(args, f)]
     if single_flags and args.dataroot:

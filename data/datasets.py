@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from common.atomic import write_bytes_atomic
+from common.cli import refuse_flags
 from data import viton
 from data.dcivton import read_densepose_rendering, read_label_groups
 from data.densepose import IUV_CHANNELS, read_densepose_file
@@ -488,6 +489,11 @@ def make_train_dataset(options: DataOptions, root: str, height: int, width: int,
                              prepared_masks(options, samples), seed)
 
 
+PARSING_FLAGS = ("label_scheme", "neck", "pose_format", "iuv_channel", "densepose_dir")
+READS_NO_PARSING = ("this command reads no parsing, keypoints or DensePose (the parser-free "
+                    "try-on needs the photos, garments and garment masks only)")
+
+
 def add_data_arguments(parser, root: str = "--dataroot", parsing: bool = True) -> None:
     """The dataset flags of the folder the flag ``root`` names; ``parsing``: with the flags of
     how parsing, keypoints and DensePose are read (a tool that reads none has none)."""
@@ -501,6 +507,8 @@ def add_data_arguments(parser, root: str = "--dataroot", parsing: bool = True) -
                              "holds one, VITON-HD only upper_body)")
     if parsing:
         _add_parsing_arguments(parser)
+    else:   # each refused with what it is for, not argparse's "unrecognized arguments"
+        refuse_flags(parser, {f"--{flag}": READS_NO_PARSING for flag in PARSING_FLAGS})
     parser.add_argument("--mask_cache", default=None,
                         help="folder for garment masks computed from product photos; when "
                              "not given, $PFAFN_CACHE/garment_masks, or "

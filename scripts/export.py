@@ -77,7 +77,8 @@ def parse_args(argv=None):
         p.error("--int8 needs --calibration DIR: a test folder whose pairs set the activation "
                 "ranges")
     for_int8 = [f"--{action.dest}" for action in int8._group_actions
-                if action.dest != "int8" and getattr(args, action.dest) != action.default]
+                if action.dest != "int8"
+                and getattr(args, action.dest, action.default) != action.default]  # refused: unset
     if for_int8 and not args.int8:
         p.error(f"{', '.join(for_int8)}: for --int8 (the calibration of an int8 graph)")
     if args.format == "torch_export" and args.opset != DEFAULT_OPSET:

@@ -115,7 +115,7 @@ def test_every_command_line_uses_the_shared_formatter(helps):
 def test_tools_that_read_no_parsing_have_no_parsing_flags(helps):
     # export, serve, evaluate and the baselines took --neck, --label_scheme... and ignored them.
     parsing = {"--label_scheme", "--neck", "--pose_format", "--iuv_channel", "--densepose_dir"}
-    for cli in ("scripts/export.py", "scripts/serve.py", "scripts/evaluate.py",
+    for cli in ("test.py", "scripts/export.py", "scripts/serve.py", "scripts/evaluate.py",
                 "scripts/baselines.py", "scripts/precision_quality.py"):
         assert {entry["flag"] for entry in helps[cli]} & parsing == set(), cli
         assert {entry["flag"] for entry in helps[cli]} >= {"--dataset", "--category"}, cli

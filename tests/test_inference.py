@@ -258,7 +258,7 @@ def test_a_precision_the_cpu_only_emulates_is_said(test_root, tmp_path, capsys):
     # Parsing, keypoints and DensePose are never read at test time.
     (["--dataroot", "d", "--results_dir", "r", "--label_scheme", "lip", "--neck", "face",
       "--pose_format", "coco17", "--iuv_channel", "r"],
-     "--label_scheme, --neck, --pose_format, --iuv_channel: test.py reads no parsing"),
+     "--label_scheme: this command reads no parsing, keypoints or DensePose"),
     # --checkpoint beside both parts was dropped; a height without a width made a 512x192 frame.
     (["--dataroot", "d", "--results_dir", "r", "--warp_checkpoint", "w", "--gen_checkpoint",
       "g"], "--checkpoint sets both --warp_checkpoint and --gen_checkpoint, which are given"),
