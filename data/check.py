@@ -21,21 +21,19 @@ computed here. The exit status is 0 when everything can be used, 1 otherwise.
 
 import argparse
 import collections
-import io
 import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from common.cli import HelpFormatter
 from common.config_file import ConfigError, coerce, load_yaml
 from common.errors import exit_on_user_error
 from data import viton
 from data.datasets import DataOptions, add_data_arguments, pair_samples, read_person, train_samples
-from data.files import DatasetError, image_format, read_image_bytes, read_rgb, shown_size
+from data.files import DatasetError, read_image_bytes, read_rgb, shown_size
 from data.labels import NECK_TARGETS, SCHEME_NAMES, label_table
 from data.pose import PoseFileError, load_json, parse_keypoints
 
@@ -94,10 +92,8 @@ class _Report:
     def add_person(self, person, item: dict, formats) -> None:
         """Count a person's photo size and, when ``item`` holds them, its labels, DensePose
         parts and keypoints."""
-        data = read_image_bytes(person.image)     # the one reader's checks; the header only
-        with Image.open(io.BytesIO(data), formats=[image_format(data)]) as photo:
-            size = shown_size(photo)             # as the readers turn it (EXIF)
-            self.sizes[f"{size[0]} x {size[1]}"] += 1
+        size = shown_size(read_image_bytes(person.image))   # the header only, turned (EXIF)
+        self.sizes[f"{size[0]} x {size[1]}"] += 1
         if "label" not in item:
             return
         self.labels.update(np.unique(item["label"].numpy()).tolist())

@@ -37,7 +37,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
 
 from common.atomic import write_bytes_atomic  # noqa: E402
 from common.cli import HelpFormatter  # noqa: E402
@@ -46,7 +45,6 @@ from data.densepose import DENSEPOSE_EXTENSIONS, IUV_CHANNELS, read_densepose_fi
 from data.files import (  # noqa: E402
     IMAGE_EXTENSIONS,
     DatasetError,
-    image_format,
     read_image_bytes,
     shown_size,
 )
@@ -127,9 +125,7 @@ def convert_pose_file(path: str, pose_format: str, images, image_size, min_score
                 raise ConversionError(f"{path}: DressCode keypoints need the photo's size; no "
                                       f"photo {stem}.* in {images}")
             try:
-                data = read_image_bytes(photo)      # the one reader's checks
-                with Image.open(io.BytesIO(data), formats=[image_format(data)]) as image:
-                    size = shown_size(image)         # as the readers turn it (EXIF)
+                size = shown_size(read_image_bytes(photo))   # turned as the readers turn it
             except (OSError, DatasetError) as error:
                 raise ConversionError(f"{path}: cannot read the size of its photo {photo} "
                                       f"({error})") from None
