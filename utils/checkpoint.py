@@ -61,6 +61,10 @@ class CheckpointError(UserError, RuntimeError):
     """A checkpoint that cannot be used: missing, unreadable, of the wrong stage or shape."""
 
 
+class StateMismatch(CheckpointError):
+    """A state dict whose keys or shapes do not fit the model (``load_state``)."""
+
+
 # ---------------------------------------------------------------------------------------------
 # Files
 
@@ -311,9 +315,8 @@ def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], source: str,
     skip, ignored = tuple(skip_prefixes), ignored_keys(model)
     state = {k: v for k, v in _strip_wrappers(state).items()
              if k not in ignored and not k.startswith(skip)}
-    for key, same in aliases(model).items():      # a file saved without them holds the tensor
-        if same in state and key not in state and not key.startswith(skip):
-            state[key] = state[same]
+    state.update({key: state[same] for key, same in aliases(model).items()   # saved once
+                  if same in state and key not in state and not key.startswith(skip)})
     own = {k: v for k, v in model.state_dict().items() if not k.startswith(skip)}
     missing = {k for k in own.keys() - state.keys() if not k.endswith(OPTIONAL_KEY)}
     unexpected = state.keys() - own.keys()
@@ -327,8 +330,8 @@ def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], source: str,
     if mismatched:
         problems.append(f"shape mismatch: {_list(mismatched, 4)}")
     if problems:
-        raise CheckpointError(f"{source} does not fit {type(model).__name__}: "
-                              + "; ".join(problems))
+        raise StateMismatch(f"{source} does not fit {type(model).__name__}: "
+                            + "; ".join(problems))
     bad = non_finite_keys(state)
     if bad:
         raise CheckpointError(f"{source}: {len(bad)} weight tensor(s) hold NaN or infinity, e.g. "
@@ -400,6 +403,6 @@ def stopped_early(data: Mapping) -> Optional[str]:
 
 def note_trial(data: Mapping, path, flag: str) -> None:
     """Log a warning when the checkpoint ``data`` read from ``path`` is a --max_steps trial's."""
-    if stopped_early(data):
-        logging.getLogger(LOGGER_NAME).warning(f"{flag}: {path} stopped at {stopped_early(data)} "
-                                               f"(--max_steps): a trial run's model")
+    if early := stopped_early(data):
+        logging.getLogger(LOGGER_NAME).warning(f"{flag}: {path} stopped at {early} (--max_steps): "
+                                               f"a trial run's model")

@@ -47,6 +47,7 @@ from options.config import (
 from utils.checkpoint import (
     CHECKPOINT_FORMAT,
     CheckpointError,
+    StateMismatch,
     checkpoint_payload,
     load_state,
     read_checkpoint,
@@ -482,14 +483,14 @@ class Trainer:
         if self.context.is_main:
             if finished and self.latest_path.is_file():
                 _copy_atomic(self.latest_path, final)
+            message = f"stopped at epoch {self.epoch}, step {self.step}; continue with --resume"
             if finished and self.step < self.schedule_steps:
-                self.logger.info(f"stopped at --max_steps {self.cfg.max_steps} (step {self.step} "
-                                 f"of the schedule's {self.schedule_steps}): {final}; --resume "
-                                 f"without --max_steps trains the rest")
-            else:
-                self.logger.info(f"finished at epoch {self.epoch}, step {self.step}: {final}"
-                                 if finished else f"stopped at epoch {self.epoch}, step "
-                                 f"{self.step}; continue with --resume")
+                message = (f"stopped at --max_steps {self.cfg.max_steps} (step {self.step} of "
+                           f"the schedule's {self.schedule_steps}): {final}; --resume without "
+                           f"--max_steps trains the rest")
+            elif finished:
+                message = f"finished at epoch {self.epoch}, step {self.step}: {final}"
+            self.logger.info(message)
         self.close()
         terms = self.last_terms
         return RunResult(step=self.step, epoch=self.epoch, validation=self.last_validation,
@@ -566,23 +567,22 @@ class Trainer:
             raise CheckpointError(f"--resume: {path} lacks the trained model(s) {missing}")
         check_resumable(checkpoint, context.world_size, cfg.batch_size, self.steps_per_epoch,
                         path)
-        changed = {key: values for key, values in config_differences(
-            checkpoint["config"], self.config_dict).items() if key in architecture_flag_names()}
+        differences = config_differences(checkpoint["config"], self.config_dict)
         for name in self.trained:
             try:
                 load_state(self.models[name], state_dict_from(checkpoint, name, path,
                                                               "--resume"), f"--resume: {path}")
-            except CheckpointError as error:
-                if not changed or "does not fit" not in str(error):   # keys or shapes
+            except StateMismatch:   # named by the architecture flags that changed, if any did
+                changed = ", ".join(f"--{key} was {old!r}, now {new!r}" for key, (old, new)
+                                    in differences.items() if key in architecture_flag_names())
+                if not changed:
                     raise
-                raise CheckpointError(f"--resume: {path} holds another architecture: " + ", ".join(
-                    f"--{key} was {old!r}, now {new!r}" for key, (old, new) in changed.items())
-                    + "; resume without changing them") from None
+                raise CheckpointError(f"--resume: {path} holds another architecture: {changed}; "
+                                      f"resume without changing them") from None
         self.epoch, self.step = checkpoint["epoch"], checkpoint["step"]
         self.step_in_epoch = checkpoint["step_in_epoch"]
         if context.is_main:
-            for key, (old, new) in config_differences(checkpoint["config"],
-                                                      self.config_dict).items():
+            for key, (old, new) in differences.items():
                 self.logger.warning(f"--resume: option {key} was {old!r}, now {new!r}")
             self.logger.info(f"resumed from {path}: epoch {self.epoch}, step {self.step} "
                              f"({self.step_in_epoch} into the epoch)")

@@ -140,8 +140,7 @@ def build_vgg19_features(weights_path: Optional[str] = None,
         logging.getLogger(LOGGER_NAME).warning(
             "VGG19 perceptual loss uses RANDOM weights (--allow_random_weights): for tests and "
             "demos only, results are not comparable to the paper")
-        convs = [m for m in vgg.features.to_empty(device="cpu") if isinstance(m, nn.Conv2d)]
-        for conv in convs:                                  # initialised as torchvision does
+        for conv in (m for m in vgg.features.to_empty(device="cpu") if isinstance(m, nn.Conv2d)):
             nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
             nn.init.zeros_(conv.bias)
     else:
