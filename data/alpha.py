@@ -1,7 +1,6 @@
-"""The alpha channel of a shop's cut-out (PNG with alpha or a transparent palette colour,
-WebP, TIFF) as the garment's mask: used where garment masks are computed from product photos
-(``data/garment_mask.py``) and where one's own photos are read (test.py, the web page).
-"""
+"""A shop cut-out's alpha channel (PNG, WebP, TIFF) as the garment's mask, where masks are
+computed (``data/garment_mask.py``) and one's own photos read (test.py, the web page); and a
+picture's EXIF orientation as OpenCV applies it, which its size and its alpha follow."""
 
 import io
 import os
@@ -11,7 +10,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from data.files import DatasetError, decode_image, read_bytes, read_image_bytes
+from data.files import DatasetError, decode_image, image_format, read_bytes, read_image_bytes
 
 # Alpha at or above this everywhere: an opaque image, whose alpha says nothing of the garment.
 OPAQUE_ALPHA = 250
@@ -51,12 +50,23 @@ def _may_have_alpha(path: str) -> bool:
     return header[:4] in (b"II*\x00", b"MM\x00*")
 
 
+def exif_orientation(image: Image.Image) -> int:
+    """1-8, how OpenCV turns ``image`` (EXIF 0x0112); 1 for a TIFF, which its decoders turn."""
+    return 1 if image.format == "TIFF" else image.getexif().get(0x0112, 1)
+
+
+def shown_size(data: bytes) -> tuple[int, int]:
+    """(H, W) as shown of the image file ``data`` (bytes read_image_bytes checked), by header."""
+    with Image.open(io.BytesIO(data), formats=[image_format(data)]) as image:
+        turned = exif_orientation(image) in (5, 6, 7, 8)
+        return (image.width, image.height) if turned else (image.height, image.width)
+
+
 def _exif_oriented(array: np.ndarray, data: bytes) -> np.ndarray:
-    """``array`` (h, w) of an image file's pixels as stored, turned as the file's EXIF
-    orientation tag (1-8) says the picture is shown."""
+    """``array`` (h, w) of an image file's pixels as decoded unturned, turned as it is shown."""
     try:
         with Image.open(io.BytesIO(data)) as image:
-            orientation = image.getexif().get(0x0112, 1)
+            orientation = exif_orientation(image)
     except Exception:
         return array
     turns = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],

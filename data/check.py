@@ -32,8 +32,9 @@ from common.cli import HelpFormatter
 from common.config_file import ConfigError, coerce, load_yaml
 from common.errors import exit_on_user_error
 from data import viton
+from data.alpha import shown_size
 from data.datasets import DataOptions, add_data_arguments, pair_samples, read_person, train_samples
-from data.files import DatasetError, read_image_bytes, read_rgb, shown_size
+from data.files import DatasetError, read_image_bytes, read_rgb
 from data.labels import NECK_TARGETS, SCHEME_NAMES, label_table
 from data.pose import PoseFileError, load_json, parse_keypoints
 

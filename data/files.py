@@ -182,15 +182,6 @@ def check_jpeg_scans(data: bytes, path: str) -> None:
                                f"read (each scan is a pass over the whole image)")
 
 
-def shown_size(data: bytes) -> Tuple[int, int]:
-    """(H, W) of the image file ``data`` (its bytes, past ``read_image_bytes``'s checks) as
-    shown, from its header: a quarter turn when its EXIF orientation (tag 0x0112) says so, as
-    OpenCV's reading turns the pixels (Pillow's TIFF size is turned already)."""
-    with Image.open(io.BytesIO(data), formats=[image_format(data)]) as image:
-        turned = image.format != "TIFF" and image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
-        return (image.width, image.height) if turned else (image.height, image.width)
-
-
 def header_size(data: bytes) -> Optional[Tuple[str, int]]:
     """('WxH', pixels) from the header of an image file in a listed format, without decoding
     it; None for other content and for a header that gives no size."""

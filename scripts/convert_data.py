@@ -41,12 +41,12 @@ import numpy as np  # noqa: E402
 from common.atomic import write_bytes_atomic  # noqa: E402
 from common.cli import HelpFormatter  # noqa: E402
 from common.errors import UserError, exit_on_user_error  # noqa: E402
+from data.alpha import shown_size  # noqa: E402
 from data.densepose import DENSEPOSE_EXTENSIONS, IUV_CHANNELS, read_densepose_file  # noqa: E402
 from data.files import (  # noqa: E402
     IMAGE_EXTENSIONS,
     DatasetError,
     read_image_bytes,
-    shown_size,
 )
 from data.labels import LABEL_SCHEMES, NECK_CHOICES, NECK_HELP, LabelError, read_label_map  # noqa: E402
 from data.pose import POSE_FORMATS, PoseFileError, is_dresscode_document, load_json, parse_keypoints  # noqa: E402

@@ -456,10 +456,11 @@ def test_a_small_mask_comes_with_a_note_to_check_it():
 
 
 @pytest.mark.parametrize("extension, orientation", [("png", o) for o in range(1, 9)]
-                         + [("webp", 6)])
+                         + [("webp", 6), ("tif", 6), ("tif", 3)])
 def test_the_alpha_of_a_rotated_cut_out_is_turned_with_its_picture(tmp_path, extension,
                                                                    orientation):
-    # OpenCV shows a PNG or WebP turned by its EXIF orientation, and the alpha must follow.
+    # OpenCV shows a PNG or WebP turned by its EXIF orientation, and the alpha must follow. A
+    # TIFF's decoders turn it themselves: its alpha was turned twice.
     from PIL import Image
 
     from data.alpha import read_alpha

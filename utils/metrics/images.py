@@ -18,7 +18,8 @@ import torch
 from PIL import Image, ImageOps
 
 from common.errors import UserError
-from data.files import DatasetError, image_format, read_image_bytes, shown_size
+from data.alpha import shown_size
+from data.files import DatasetError, image_format, read_image_bytes
 
 
 def level_differences(first: torch.Tensor, second: torch.Tensor) -> dict:
