@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from data.synthetic import make_dataset
-from models.losses import FeatureAdapter, distillation_loss
+from models.distillation import FeatureAdapter, distillation_loss
 from tests.test_stages import _args
 from train_pb_gen import ParserBasedGenerator
 from train_pb_warp import ParserBasedWarp

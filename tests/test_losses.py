@@ -2,15 +2,8 @@ import pytest
 import torch
 
 from models.afwm import WarpLevel
-from models.losses import (
-    VGGLoss,
-    distillation_gate,
-    distillation_loss,
-    distillation_weights,
-    second_order_smoothness,
-    total_variation,
-    warp_loss,
-)
+from models.distillation import distillation_gate, distillation_loss, distillation_weights
+from models.losses import VGGLoss, second_order_smoothness, total_variation, warp_loss
 from utils.training.parts import VGGWeightsMissing, build_vgg19_features
 
 

@@ -10,7 +10,8 @@ import torch.nn as nn
 
 from models import PB_GEN_INPUT, PB_WARP_INPUT
 from models.afwm import WarpOutput
-from models.losses import FeatureAdapter, VGGLoss, distillation_gate, distillation_loss, warp_loss
+from models.distillation import FeatureAdapter, distillation_gate, distillation_loss
+from models.losses import VGGLoss, warp_loss
 from models.registry import unwrap
 from models.tryon import TutorOutput, tutor_image
 from options.config import ConfigError
