@@ -32,6 +32,7 @@ import json
 import os
 import re
 import sys
+from typing import Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -110,9 +111,12 @@ def openpose_document(keypoints: np.ndarray, key: str = "pose_keypoints") -> dic
     return {"version": 1.0, "people": [{key: flat}]}
 
 
-def convert_pose_file(path: str, pose_format: str, images, image_size, min_score: float):
+def convert_pose_file(path: str, pose_format: str, images, image_size, min_score: float,
+                      empty: Optional[list] = None):
     """A keypoint JSON file -> ("{photo stem}_keypoints.json", OpenPose JSON bytes holding the
-    18 COCO-18 (x, y, confidence) in the photo's pixels under ``pose_keypoints``)."""
+    18 COCO-18 (x, y, confidence) in the photo's pixels under ``pose_keypoints``). A file with
+    no person, or none of its points kept, is written with every point zero and its path is
+    appended to ``empty``."""
     document = load_json(path)
     size = None
     if pose_format == "dresscode" or (pose_format == "auto" and is_dresscode_document(document)):
@@ -134,6 +138,8 @@ def convert_pose_file(path: str, pose_format: str, images, image_size, min_score
                                   f"--images DIR or --image_size HxW for the photo's size")
     keypoints, description = parse_keypoints(document, path, size, pose_format, min_score)
     stem = photo_stem(os.path.basename(path), description)
+    if empty is not None and not np.any(keypoints[:, 2] > 0):
+        empty.append(path)
     text = json.dumps(openpose_document(keypoints, "pose_keypoints"))
     return f"{stem}_keypoints.json", text.encode("utf-8")
 
@@ -246,10 +252,19 @@ def convert(args) -> int:
     if args.command == "pose":
         if args.images is not None and not os.path.isdir(args.images):
             raise ConversionError(f"--images {args.images}: folder not found")
-        return convert_folder(args.src, args.out, (".json",),
-                              lambda path: convert_pose_file(path, args.format, args.images,
-                                                             args.image_size, args.min_score),
-                              "pose")
+        empty = []
+        status = convert_folder(args.src, args.out, (".json",),
+                                lambda path: convert_pose_file(path, args.format, args.images,
+                                                               args.image_size, args.min_score,
+                                                               empty),
+                                "pose")
+        if empty:   # the release's readers take such a file as a person with no keypoints
+            shown = ", ".join(os.path.basename(path) for path in empty[:MAX_LISTED])
+            more = f" and {len(empty) - MAX_LISTED} more" if len(empty) > MAX_LISTED else ""
+            print(f"NOTE {len(empty)} file(s) hold no person (or no point above --min_score): "
+                  f"written with every keypoint at zero, so their pose maps are empty: "
+                  f"{shown}{more}")
+        return status
     return convert_folder(args.src, args.out, DENSEPOSE_EXTENSIONS,
                           lambda path: convert_densepose_file(path, args.iuv_channel),
                           "densepose")

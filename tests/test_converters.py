@@ -568,7 +568,19 @@ def test_cli_pose(tmp_path, capsys):
             document = json.load(handle)
         points = np.array(document["people"][0]["pose_keypoints"]).reshape(18, 3)
         np.testing.assert_allclose(points, POSE, atol=1e-9, err_msg=name)
-    assert "pose: converted 9 of 9 files" in printed
+    assert "pose: converted 9 of 9 files" in printed and "NOTE" not in printed
+    # A file with nobody in it is converted with zero keypoints, and said to be empty.
+    nobody = tmp_path / "nobody"
+    nobody.mkdir()
+    write_json(nobody / "000004_0_keypoints.json", {"version": 1.3, "people": []})
+    os.link(src / "000001_0_keypoints.json", nobody / "000001_0_keypoints.json")
+    status = convert_data.main(["pose", "--src", str(nobody), "--out", str(tmp_path / "nb")])
+    printed = capsys.readouterr().out
+    assert status == 0, printed
+    assert ("NOTE 1 file(s) hold no person (or no point above --min_score): written with every "
+            "keypoint at zero, so their pose maps are empty: 000004_0_keypoints.json") in printed
+    with open(tmp_path / "nb" / "000004_0_keypoints.json") as handle:
+        assert not any(json.load(handle)["people"][0]["pose_keypoints"])
 
     # Without the photos DressCode's file fails, by name; the others still convert.
     status = convert_data.main(["pose", "--src", str(src), "--out", str(tmp_path / "again")])

@@ -1,6 +1,7 @@
 """The training engine on a tiny fake stage: schedule, exact resume, DDP, logs, optimiser switch."""
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from options import ConfigError
 from tests.fake_stage import FakeStage
 from utils.checkpoint import CHECKPOINT_FORMAT, CheckpointError, read_checkpoint
 from utils.training.distributed import set_tf32
-from utils.training.engine import TrainingDiverged, run
+from utils.training.engine import TrainingDiverged, main, run
 from utils.training.sampling import ResumableSampler, seed_everything
 from utils.training.schedule import in_first_phase, lr_factor, make_optimizer
 from utils.training.stage import Stage, StepContext, StepResult
@@ -133,6 +134,50 @@ def test_resume_equals_uninterrupted_run(tmp_path, split, total, partial):
     seed_everything(0)
     initial = FakeStage(6).build_models(whole.config, torch.device("cpu"))["net"]
     assert not torch.equal(initial.tail.weight, whole.models["net"].tail.weight)
+
+
+class SignalledStage(FakeStage):
+    """FakeStage whose process receives ``signum`` during its step ``at`` (0-based)."""
+
+    def __init__(self, signum, at):
+        super().__init__(6)
+        self.signum, self.at = signum, at
+
+    def losses(self, models, batch, context):
+        if context.step == self.at:
+            os.kill(os.getpid(), self.signum)
+        return super().losses(models, batch, context)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_saves_the_step_under_way_and_exits_with_its_status(tmp_path, signum):
+    """SIGTERM or SIGINT ends the step under way, saves it, and the script exits 128 + the
+    signal's number (143 for SIGTERM, 130 for SIGINT); --resume then trains the rest to the
+    uninterrupted run's weights."""
+    whole = run(FakeStage(6), fake_argv(tmp_path, "whole", "--max_steps", "4"))
+    with pytest.raises(SystemExit) as stopped:
+        main(SignalledStage(signum, at=1), fake_argv(tmp_path, "cut", "--max_steps", "4"))
+    assert stopped.value.code == 128 + signum
+    assert signal.getsignal(signum) is not None          # the handlers were put back
+    assert read_checkpoint(tmp_path / "cut" / "latest.pth")["step"] == 2
+    assert not (tmp_path / "cut" / "final.pth").exists()
+    log = (tmp_path / "cut" / "train.log").read_text()
+    assert f"stopped at epoch 0, step 2 by {signal.Signals(signum).name}; continue with " \
+           f"--resume" in log
+    rest = run(FakeStage(6), fake_argv(tmp_path, "cut", "--max_steps", "4", "--resume"))
+    assert rest.finished and rest.stopped_by is None and rest.step == 4
+    assert_same_state(whole.models["net"].state_dict(), rest.models["net"].state_dict())
+
+
+def test_resuming_on_another_process_count_is_logged(tmp_path):
+    run(FakeStage(6), fake_argv(tmp_path, "moved", "--max_steps", "3"))   # an epoch's end
+    path = tmp_path / "moved" / "latest.pth"
+    checkpoint = read_checkpoint(path)
+    checkpoint["world_size"] = 2                         # as if saved by two processes
+    torch.save(checkpoint, path)
+    run(FakeStage(6), fake_argv(tmp_path, "moved", "--max_steps", "4", "--resume"))
+    log = (tmp_path / "moved" / "train.log").read_text()
+    assert "--resume: 2 process(es) before, 1 now" in log
 
 
 def test_param_group_switch_builds_a_new_optimizer(tmp_path):

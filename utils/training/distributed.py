@@ -165,10 +165,12 @@ def set_tf32(enabled: bool, device: torch.device) -> None:
 class StopRequest:
     """SIGINT/SIGTERM ask the training loop to save and stop after the current step (a second
     SIGINT interrupts at once). The handlers are installed by ``with``, in the main thread
-    only; ``requested`` is this process's flag (``any_rank`` makes it every rank's)."""
+    only; ``requested`` is this process's flag (``any_rank`` makes it every rank's), ``signal``
+    the first signal that set it."""
 
     def __init__(self):
         self.requested = False
+        self.signal = None
         self._previous = {}
 
     def __enter__(self):
@@ -180,7 +182,7 @@ class StopRequest:
     def _handle(self, signum, frame):
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self.requested = True
+        self.requested, self.signal = True, self.signal or signal.Signals(signum)
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():

@@ -22,6 +22,7 @@ state finite, so ``latest.pth`` always trains on.
 import argparse
 import logging
 import shutil
+import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -105,9 +106,13 @@ def run(stage: Stage, argv: Optional[Sequence[str]] = None) -> RunResult:
 
 def main(stage: Stage, argv: Optional[Sequence[str]] = None) -> RunResult:
     """``run`` for scripts: an error in the user's input ends the process with one line and
-    exit status 2 instead of a traceback."""
+    exit status 2 instead of a traceback; a run a signal stopped (it saved first) exits with
+    128 + the signal's number, as a process that signal ended would."""
     with exit_on_user_error():
-        return run(stage, argv)
+        result = run(stage, argv)
+    if result.stopped_by is not None:   # saved; the shell or scheduler learns it was stopped
+        sys.exit(128 + result.stopped_by)
+    return result
 
 
 def check_run_folder(run_dir: Path, dataroot: Optional[str]) -> None:
@@ -483,7 +488,8 @@ class Trainer:
         if self.context.is_main:
             if finished and self.latest_path.is_file():
                 _copy_atomic(self.latest_path, final)
-            message = f"stopped at epoch {self.epoch}, step {self.step}; continue with --resume"
+            by = f" by {self.stop.signal.name}" if self.stop.signal else ""
+            message = f"stopped at epoch {self.epoch}, step {self.step}{by}; continue with --resume"
             if finished and self.step < self.schedule_steps:
                 message = (f"stopped at --max_steps {self.cfg.max_steps} (step {self.step} of "
                            f"the schedule's {self.schedule_steps}): {final}; --resume without "
@@ -500,7 +506,8 @@ class Trainer:
                          learning_rates=self.adam.rates, run_dir=self.run_dir,
                          models={k: unwrap(v) for k, v in self.plain.items()}, finished=finished,
                          optimizer_builds=self.adam.builds, config=self.cfg,
-                         rank=self.context.rank, skipped_steps=self.skipped_steps)
+                         rank=self.context.rank, skipped_steps=self.skipped_steps,
+                         stopped_by=None if finished else self.stop.signal)
 
     def close(self) -> None:
         if self.writer is not None:
@@ -584,6 +591,9 @@ class Trainer:
         if context.is_main:
             for key, (old, new) in differences.items():
                 self.logger.warning(f"--resume: option {key} was {old!r}, now {new!r}")
+            if checkpoint["world_size"] != context.world_size:
+                self.logger.warning(f"--resume: {checkpoint['world_size']} process(es) before, "
+                                    f"{context.world_size} now")
             self.logger.info(f"resumed from {path}: epoch {self.epoch}, step {self.step} "
                              f"({self.step_in_epoch} into the epoch)")
         return checkpoint

@@ -80,7 +80,7 @@ class RunResult:
     and step; ``learning_rates``: by group, last epoch; ``models``: all models, unwrapped;
     ``finished``: the run reached its last epoch or ``--max_steps``; ``optimizer_builds``:
     ``(epoch, group names)`` of every Adam created; ``skipped_steps``: fp16 steps the gradient
-    scaler skipped."""
+    scaler skipped; ``stopped_by``: the signal that stopped this process's run, after saving."""
     step: int
     epoch: int
     terms: dict[str, float]
@@ -95,6 +95,7 @@ class RunResult:
     validation: Optional[dict] = None
     best: Optional[dict] = None
     skipped_steps: int = 0
+    stopped_by: Optional[int] = None
 
 
 class Stage:
