@@ -32,7 +32,6 @@ import json
 import os
 import re
 import sys
-from typing import Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -111,12 +110,14 @@ def openpose_document(keypoints: np.ndarray, key: str = "pose_keypoints") -> dic
     return {"version": 1.0, "people": [{key: flat}]}
 
 
-def convert_pose_file(path: str, pose_format: str, images, image_size, min_score: float,
-                      empty: Optional[list] = None):
+NOBODY = ("hold no person (or no point above --min_score): written with every keypoint at zero, "
+          "so their pose maps are empty")
+
+
+def convert_pose_file(path: str, pose_format: str, images, image_size, min_score: float):
     """A keypoint JSON file -> ("{photo stem}_keypoints.json", OpenPose JSON bytes holding the
-    18 COCO-18 (x, y, confidence) in the photo's pixels under ``pose_keypoints``). A file with
-    no person, or none of its points kept, is written with every point zero and its path is
-    appended to ``empty``."""
+    18 COCO-18 (x, y, confidence) in the photo's pixels under ``pose_keypoints``, and the note
+    NOBODY for a file without a person, whose points are all written as zero)."""
     document = load_json(path)
     size = None
     if pose_format == "dresscode" or (pose_format == "auto" and is_dresscode_document(document)):
@@ -138,10 +139,9 @@ def convert_pose_file(path: str, pose_format: str, images, image_size, min_score
                                   f"--images DIR or --image_size HxW for the photo's size")
     keypoints, description = parse_keypoints(document, path, size, pose_format, min_score)
     stem = photo_stem(os.path.basename(path), description)
-    if empty is not None and not np.any(keypoints[:, 2] > 0):
-        empty.append(path)
     text = json.dumps(openpose_document(keypoints, "pose_keypoints"))
-    return f"{stem}_keypoints.json", text.encode("utf-8")
+    return (f"{stem}_keypoints.json", text.encode("utf-8"),
+            None if np.any(keypoints[:, 2] > 0) else NOBODY)
 
 
 def convert_densepose_file(path: str, iuv_channel: str):
@@ -158,10 +158,11 @@ def convert_densepose_file(path: str, iuv_channel: str):
 def convert_folder(src: str, out: str, extensions, convert, what: str, stream=None) -> int:
     """Convert every file of ``src`` whose extension is in ``extensions`` into ``out``.
 
-    ``convert(path) -> (output name, bytes)``. Returns the exit status: 0 when every file was
-    converted, 1 when some failed (each named on its ``ERROR`` line). A missing ``src``, nothing
-    to convert, or an ``out`` that cannot be written or would overwrite the inputs is a
-    ``UserError`` raised before anything is written.
+    ``convert(path) -> (output name, bytes)`` or ``(output name, bytes, note)``: the files
+    written with the same note are named on one ``NOTE`` line. Returns the exit status: 0 when
+    every file was converted, 1 when some failed (each named on its ``ERROR`` line). A missing
+    ``src``, nothing to convert, or an ``out`` that cannot be written or would overwrite the
+    inputs is a ``UserError`` raised before anything is written.
     """
     stream = stream or sys.stdout
     if not os.path.isdir(src):
@@ -176,17 +177,19 @@ def convert_folder(src: str, out: str, extensions, convert, what: str, stream=No
     # Outputs keep their inputs' stems: a folder that is (or, through a link, resolves to) the
     # sources', or lies inside it, would overwrite or mix with them.
     check_output_folder(out, "--out", inputs=(src,))
-    written = {}
+    written, notes = {}, {}
     failures = []
     for name in inputs:
         path = os.path.join(src, name)
         try:
-            out_name, data = convert(path)
+            out_name, data, *note = convert(path)
             if out_name in written:
                 raise ConversionError(f"{path}: would write {out_name}, already written from "
                                       f"{written[out_name]}")
             write_bytes_atomic(os.path.join(out, out_name), data)
             written[out_name] = path
+            if note and note[0]:
+                notes.setdefault(note[0], []).append(name)
             continue
         except (ConversionError, DatasetError, LabelError, PoseFileError) as error:
             failures.append(str(error))
@@ -196,6 +199,10 @@ def convert_folder(src: str, out: str, extensions, convert, what: str, stream=No
             print(f"ERROR {failures[-1]}", file=stream)
     if len(failures) > MAX_LISTED:
         print(f"... and {len(failures) - MAX_LISTED} more errors", file=stream)
+    for note, names in notes.items():
+        more = f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else ""
+        print(f"NOTE {len(names)} file(s) {note}: {', '.join(names[:MAX_LISTED])}{more}",
+              file=stream)
     print(f"{what}: converted {len(written)} of {len(inputs)} files from {src} to {out}; "
           f"{len(failures)} failed; {skipped} other files skipped", file=stream)
     return 1 if failures else 0
@@ -252,19 +259,10 @@ def convert(args) -> int:
     if args.command == "pose":
         if args.images is not None and not os.path.isdir(args.images):
             raise ConversionError(f"--images {args.images}: folder not found")
-        empty = []
-        status = convert_folder(args.src, args.out, (".json",),
-                                lambda path: convert_pose_file(path, args.format, args.images,
-                                                               args.image_size, args.min_score,
-                                                               empty),
-                                "pose")
-        if empty:   # the release's readers take such a file as a person with no keypoints
-            shown = ", ".join(os.path.basename(path) for path in empty[:MAX_LISTED])
-            more = f" and {len(empty) - MAX_LISTED} more" if len(empty) > MAX_LISTED else ""
-            print(f"NOTE {len(empty)} file(s) hold no person (or no point above --min_score): "
-                  f"written with every keypoint at zero, so their pose maps are empty: "
-                  f"{shown}{more}")
-        return status
+        return convert_folder(args.src, args.out, (".json",),
+                              lambda path: convert_pose_file(path, args.format, args.images,
+                                                             args.image_size, args.min_score),
+                              "pose")
     return convert_folder(args.src, args.out, DENSEPOSE_EXTENSIONS,
                           lambda path: convert_densepose_file(path, args.iuv_channel),
                           "densepose")

@@ -9,6 +9,7 @@ check that the ranks agree.
 """
 
 import os
+import signal
 import sys
 
 if __name__ == "__main__":  # run as a script: make the repository importable
@@ -95,6 +96,8 @@ class FakeStage(Stage):
         return models["net"](batch["image"]), batch["image"]
 
     def losses(self, models, batch, context):
+        if os.environ.get("FAKE_SIGTERM_AT") == f"{os.environ.get('RANK', '0')}:{context.step}":
+            os.kill(os.getpid(), signal.SIGTERM)      # "RANK:STEP": that rank, during that step
         person = batch["person"]
         output = models["net"](person)
         with torch.no_grad():
@@ -112,6 +115,7 @@ if __name__ == "__main__":
     if result.config.dump_dir:
         os.makedirs(result.config.dump_dir, exist_ok=True)
         torch.save({"step": result.step, "terms": result.terms, "best": result.best,
+                    "stopped_by": int(result.stopped_by or 0),
                     "validation": result.validation,
                     "net": result.models["net"].state_dict()},
                    os.path.join(result.config.dump_dir, f"rank{result.rank}.pt"))

@@ -581,6 +581,14 @@ def test_cli_pose(tmp_path, capsys):
             "keypoint at zero, so their pose maps are empty: 000004_0_keypoints.json") in printed
     with open(tmp_path / "nb" / "000004_0_keypoints.json") as handle:
         assert not any(json.load(handle)["people"][0]["pose_keypoints"])
+    # A file that was not written (its output name taken) is an ERROR, not in the NOTE.
+    write_json(nobody / "000004_0.json", {"version": 1.3, "people": []})
+    status = convert_data.main(["pose", "--src", str(nobody), "--out", str(tmp_path / "nb2")])
+    printed = capsys.readouterr().out
+    assert status == 1
+    assert "ERROR " in printed and "NOTE 1 file(s)" in printed
+    assert printed.count("000004_0_keypoints.json") == 2    # its ERROR line names it twice
+    assert "so their pose maps are empty: 000004_0.json\n" in printed
 
     # Without the photos DressCode's file fails, by name; the others still convert.
     status = convert_data.main(["pose", "--src", str(src), "--out", str(tmp_path / "again")])

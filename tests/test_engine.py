@@ -155,10 +155,11 @@ def test_a_signal_saves_the_step_under_way_and_exits_with_its_status(tmp_path, s
     signal's number (143 for SIGTERM, 130 for SIGINT); --resume then trains the rest to the
     uninterrupted run's weights."""
     whole = run(FakeStage(6), fake_argv(tmp_path, "whole", "--max_steps", "4"))
+    handler = signal.getsignal(signum)
     with pytest.raises(SystemExit) as stopped:
         main(SignalledStage(signum, at=1), fake_argv(tmp_path, "cut", "--max_steps", "4"))
     assert stopped.value.code == 128 + signum
-    assert signal.getsignal(signum) is not None          # the handlers were put back
+    assert signal.getsignal(signum) is handler           # the handlers were put back
     assert read_checkpoint(tmp_path / "cut" / "latest.pth")["step"] == 2
     assert not (tmp_path / "cut" / "final.pth").exists()
     log = (tmp_path / "cut" / "train.log").read_text()
@@ -169,6 +170,20 @@ def test_a_signal_saves_the_step_under_way_and_exits_with_its_status(tmp_path, s
     assert_same_state(whole.models["net"].state_dict(), rest.models["net"].state_dict())
 
 
+def test_a_signal_before_the_first_step_says_nothing_was_saved(tmp_path):
+    class SignalledWhileBuilding(FakeStage):
+        def make_dataset(self, cfg):
+            os.kill(os.getpid(), signal.SIGTERM)
+            return super().make_dataset(cfg)
+
+    with pytest.raises(SystemExit) as stopped:
+        main(SignalledWhileBuilding(6), fake_argv(tmp_path, "early", "--max_steps", "4"))
+    assert stopped.value.code == 128 + signal.SIGTERM
+    assert not (tmp_path / "early" / "latest.pth").exists()
+    assert "stopped by SIGTERM before its first step, with nothing to save" in (
+        tmp_path / "early" / "train.log").read_text()
+
+
 def test_resuming_on_another_process_count_is_logged(tmp_path):
     run(FakeStage(6), fake_argv(tmp_path, "moved", "--max_steps", "3"))   # an epoch's end
     path = tmp_path / "moved" / "latest.pth"
@@ -177,7 +192,7 @@ def test_resuming_on_another_process_count_is_logged(tmp_path):
     torch.save(checkpoint, path)
     run(FakeStage(6), fake_argv(tmp_path, "moved", "--max_steps", "4", "--resume"))
     log = (tmp_path / "moved" / "train.log").read_text()
-    assert "--resume: 2 process(es) before, 1 now" in log
+    assert "--resume: saved by 2 process(es), continued by 1: the data order" in log
 
 
 def test_param_group_switch_builds_a_new_optimizer(tmp_path):
@@ -374,6 +389,24 @@ def test_two_process_ddp_on_cpu(tmp_path):
     assert not any(k.startswith("module.") for k in saved["model"]["net"])
     # 8 samples over 2 ranks in batches of 2: 2 steps per epoch, so step 3 is mid-epoch 1.
     assert (saved["epoch"], saved["step_in_epoch"], saved["steps_per_epoch"]) == (1, 1, 2)
+
+
+def test_a_signal_to_one_rank_stops_every_rank_alike(tmp_path):
+    """SIGTERM to rank 1 alone during step 0: both ranks stop after it, and rank 0 (which
+    logs and saves) knows the signal."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", FAKE_DATASET_SIZE="8", PYTHONPATH=str(ROOT),
+               FAKE_SIGTERM_AT="1:0")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node", "2", str(ROOT / "tests" / "fake_stage.py"),
+               *fake_argv(tmp_path, "ddp", "--max_steps", "4", "--dump_dir",
+                          str(tmp_path / "dump"))]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [torch.load(tmp_path / "dump" / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert [(r["step"], r["stopped_by"]) for r in ranks] == [(1, signal.SIGTERM)] * 2
+    assert read_checkpoint(tmp_path / "ddp" / "latest.pth")["step"] == 1
+    assert "stopped at epoch 0, step 1 by SIGTERM" in (tmp_path / "ddp" / "train.log").read_text()
 
 
 def test_two_processes_on_a_held_run_folder_both_stop_at_once(tmp_path):

@@ -109,20 +109,20 @@ def mean_over_ranks(values: Mapping[str, torch.Tensor],
 
 def all_ranks(flag, context: DistributedContext) -> bool:
     """Whether ``flag`` (a bool or a one-element tensor) holds on every rank."""
-    return _reduce_flag(flag, context, dist.ReduceOp.MIN)
+    return bool(_reduce(flag, context, dist.ReduceOp.MIN))
 
 
 def any_rank(flag, context: DistributedContext) -> bool:
     """Whether ``flag`` holds on at least one rank: the same answer on every rank."""
-    return _reduce_flag(flag, context, dist.ReduceOp.MAX)
+    return bool(_reduce(flag, context, dist.ReduceOp.MAX))
 
 
-def _reduce_flag(flag, context: DistributedContext, op) -> bool:
+def _reduce(value, context: DistributedContext, op) -> float:
     if not context.distributed:
-        return bool(flag)
-    value = torch.as_tensor(flag, dtype=torch.float32, device=context.device).reshape(1)
+        return float(value)
+    value = torch.as_tensor(value, dtype=torch.float32, device=context.device).reshape(1)
     dist.all_reduce(value, op=op)
-    return bool(value.item())
+    return value.item()
 
 
 def wrap_for_training(models: Mapping[str, nn.Module], trained: Sequence[str],
@@ -163,14 +163,13 @@ def set_tf32(enabled: bool, device: torch.device) -> None:
 
 
 class StopRequest:
-    """SIGINT/SIGTERM ask the training loop to save and stop after the current step (a second
-    SIGINT interrupts at once). The handlers are installed by ``with``, in the main thread
-    only; ``requested`` is this process's flag (``any_rank`` makes it every rank's), ``signal``
-    the first signal that set it."""
+    """SIGINT/SIGTERM ask the training loop to save and stop after the current step (a SIGINT
+    after that interrupts at once). The handlers are installed by ``with``, in the main thread
+    only; ``signum`` is the first signal this process received, ``agreed`` every rank's."""
 
     def __init__(self):
         self.requested = False
-        self.signal = None
+        self.signum = None
         self._previous = {}
 
     def __enter__(self):
@@ -182,7 +181,15 @@ class StopRequest:
     def _handle(self, signum, frame):
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self.requested, self.signal = True, self.signal or signal.Signals(signum)
+        self.requested, self.signum = True, self.signum or signal.Signals(signum)
+
+    def agreed(self, context: DistributedContext) -> bool:
+        """Whether any rank received a signal; each rank then takes the highest signal number
+        received, so that all log and exit alike (one collective)."""
+        received = int(_reduce(self.signum or 0, context, dist.ReduceOp.MAX))
+        if received:
+            self.requested, self.signum = True, signal.Signals(received)
+        return self.requested
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():

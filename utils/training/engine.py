@@ -206,7 +206,7 @@ class Trainer:
         self._start_run_folder()
         self._open_writer(show_progress)
         self.sums, self.counts, self.interval_start = {}, {}, time.perf_counter()
-        self.stopping = self.step >= self.stop_at or self.stop.requested
+        self.stopping = self.stop.agreed(context) or self.step >= self.stop_at
 
     def fit(self) -> RunResult:
         """Train from the current position until the last epoch, ``--max_steps`` or a stop
@@ -241,7 +241,7 @@ class Trainer:
         epoch_end = self.step_in_epoch == self.steps_per_epoch
         if self.step % cfg.log_every == 0:
             self._log_interval()
-        self.stopping = any_rank(self.stop.requested, self.context) or self.step >= self.stop_at
+        self.stopping = self.stop.agreed(self.context) or self.step >= self.stop_at
         if self._validation_due(epoch_end):
             self._validate()                   # a new best is saved with this step's state
         if self.stopping or epoch_end:
@@ -488,8 +488,10 @@ class Trainer:
         if self.context.is_main:
             if finished and self.latest_path.is_file():
                 _copy_atomic(self.latest_path, final)
-            by = f" by {self.stop.signal.name}" if self.stop.signal else ""
+            by = f" by {self.stop.signum.name}" if self.stop.signum else ""
             message = f"stopped at epoch {self.epoch}, step {self.step}{by}; continue with --resume"
+            if not self.latest_path.is_file():
+                message = f"stopped{by} before its first step, with nothing to save"
             if finished and self.step < self.schedule_steps:
                 message = (f"stopped at --max_steps {self.cfg.max_steps} (step {self.step} of "
                            f"the schedule's {self.schedule_steps}): {final}; --resume without "
@@ -507,7 +509,7 @@ class Trainer:
                          models={k: unwrap(v) for k, v in self.plain.items()}, finished=finished,
                          optimizer_builds=self.adam.builds, config=self.cfg,
                          rank=self.context.rank, skipped_steps=self.skipped_steps,
-                         stopped_by=None if finished else self.stop.signal)
+                         stopped_by=None if finished else self.stop.signum)
 
     def close(self) -> None:
         if self.writer is not None:
@@ -592,8 +594,9 @@ class Trainer:
             for key, (old, new) in differences.items():
                 self.logger.warning(f"--resume: option {key} was {old!r}, now {new!r}")
             if checkpoint["world_size"] != context.world_size:
-                self.logger.warning(f"--resume: {checkpoint['world_size']} process(es) before, "
-                                    f"{context.world_size} now")
+                self.logger.warning(f"--resume: saved by {checkpoint['world_size']} process(es), "
+                                    f"continued by {context.world_size}: the data order and "
+                                    f"random draws from here differ from the uninterrupted run's")
             self.logger.info(f"resumed from {path}: epoch {self.epoch}, step {self.step} "
                              f"({self.step_in_epoch} into the epoch)")
         return checkpoint
