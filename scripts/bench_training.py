@@ -20,7 +20,6 @@ instead (this tree only).
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -195,14 +194,12 @@ def worker_argv(args, name, folder, checkpoints, precision, run_name) -> list[st
 
 
 def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    """The CPU's model name, and the native bf16 it has (AMX, AVX-512 BF16) if any."""
+    from scripts.benchmark import cpu_description
+    cpu = cpu_description()
+    native = [name for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 BF16"))
+              if flag in cpu["flags"]]
+    return (cpu["model"] or "unknown") + (f" with {' and '.join(native)}" if native else "")
 
 
 def measure(args) -> dict:

@@ -219,10 +219,10 @@ def gpu_check_table() -> str:
     return markdown_table(["check", "status", "seconds", "details"], body)
 
 
-def training_table() -> str:
+def training_table(name: str = "training_demo_cpu.json") -> str:
     """Samples per second of each training stage, this tree against the tree benchmarked
-    beside it (each at its own configs/demo.yaml), fp32 and bf16."""
-    report = load("training_demo_cpu.json")
+    beside it (each at its own configs/demo.yaml), fp32 and bf16, from the JSON ``name``."""
+    report = load(name)
     rows = {(row["tree"], row["stage"], row["precision"]): row for row in report["rows"]}
     this, other = report["trees"][0], report["trees"][-1]
     body = []
@@ -242,7 +242,9 @@ def training_table() -> str:
         f"`{report['command']}`")
 
 
-TABLES = {"training": training_table, "speed": speed_table, "formats": formats_table,
+TABLES = {"training": training_table,
+          "training_amx": lambda: training_table("training_demo_cpu_amx.json"),
+          "speed": speed_table, "formats": formats_table,
           "zoo": zoo_table, "profile": profile_table, "machine": peak_table,
           "correlation": correlation_table, "quality": quality_table,
           "gpu_check": gpu_check_table}
