@@ -9,7 +9,8 @@ writes, inside each split's folder (or --out), ``cloth-warp/NAME.jpg`` and
 ``unpaired-cloth-warp/`` and ``unpaired-cloth-warp-mask/`` for unpaired ones, NAME the person
 photo's stem: 8-bit images of the warped garment ((x + 1) / 2 x 255, truncated) and of its
 mask (x 255), at --height (width from the photos' aspect). Existing files are kept unless
---overwrite is given.
+--overwrite is given; ``prewarps.json`` beside the folders records which warp wrote each kind,
+so that a run with another warp file or frame does not add its pictures to another's.
 
 The warp decides what is read: DCI-VTON's warp (``warp_viton.pth``) takes VITON-HD's
 ``image-parse-agnostic-v3.2/`` labels and ``image-densepose/`` rendering, as its own test
@@ -19,6 +20,7 @@ so photos without any parsing can be pre-warped.
 """
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -29,6 +31,7 @@ import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from common.atomic import write_bytes_atomic  # noqa: E402
 from common.cli import HelpFormatter  # noqa: E402
 from common.devices import pick_device  # noqa: E402
 from common.errors import UserError, exit_on_user_error  # noqa: E402
@@ -40,11 +43,14 @@ from models import MAX_SIDE, SIZE_MULTIPLE  # noqa: E402
 from models.registry import families, types_of  # noqa: E402
 from utils.inference.prewarp import RELEASE_WARP_SIZE, load_prewarp_model  # noqa: E402
 from utils.metrics.images import image_size  # noqa: E402
+from utils.weights import file_sha256  # noqa: E402
 
 # Output folders per kind of pair: (garment, mask).
 FOLDERS = {"paired": ("cloth-warp", "cloth-warp-mask"),
            "unpaired": ("unpaired-cloth-warp", "unpaired-cloth-warp-mask")}
 PHASES = ("train", "test")
+# Beside the output folders: kind -> the warp that wrote its pre-warps (``warp_identity``).
+RECORD = "prewarps.json"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,16 +132,47 @@ def output_paths(out_dir: str, kind: str, name: str, ext: str) -> tuple[Path, Pa
             Path(out_dir) / mask_folder / f"{name}.{ext}")
 
 
-def to_write(samples: list, kind: str, args) -> tuple[list, int]:
-    """The samples whose outputs are missing (all with --overwrite), and how many are kept:
-    kept files of another size than this run writes are an error (a folder of two sizes)."""
-    todo = []
+def warp_identity(args, model) -> dict:
+    """What decides the pictures a run writes besides --height: the warp file's content and
+    the frame the warp runs at."""
+    return {"warp_sha256": file_sha256(args.warp_checkpoint), "warp_size": list(model.warp_size)}
+
+
+def read_record(folder: str) -> dict:
+    """``folder``'s RECORD (empty when it has none)."""
+    path = Path(folder) / RECORD
+    if not path.exists():
+        return {}
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        record = None
+    if not isinstance(record, dict):
+        raise UserError(f"{path}: not the record of pre-warps this tool writes; pass "
+                        f"--overwrite to write the pre-warps and the record anew")
+    return record
+
+
+def to_write(samples: list, kind: str, args, identity: dict) -> tuple[list, int, set]:
+    """The samples whose outputs are missing (all with --overwrite), how many are kept, and
+    the output folders holding kept files. Kept files of another size than this run writes,
+    or recorded as another warp's, are an error (a folder of two makings)."""
+    todo, kept_in = [], set()
     for sample in samples:
         name = Path(sample.person.image).stem
-        paths = output_paths(args.out or split_folder(sample), kind, name, args.ext)
+        folder = args.out or split_folder(sample)
+        paths = output_paths(folder, kind, name, args.ext)
         if args.overwrite or not all(path.is_file() for path in paths):
             todo.append(sample)
             continue
+        if folder not in kept_in:
+            recorded = read_record(folder).get(kind)
+            if recorded not in (None, identity):
+                raise UserError(f"{Path(folder) / FOLDERS[kind][0]}: its pre-warps were written "
+                                f"by another warp ({describe(recorded)}; this run: "
+                                f"{describe(identity)}): pass --overwrite to replace them, or "
+                                f"write elsewhere (--out)")
+            kept_in.add(folder)
         size = frame_size(args.height, image_size(sample.person.image))
         for path in paths:
             height, width = image_size(path)
@@ -143,7 +180,31 @@ def to_write(samples: list, kind: str, args) -> tuple[list, int]:
                 raise UserError(f"{path}: an existing pre-warp of {height}x{width}, where this "
                                 f"run writes {size[0]}x{size[1]}: pass --overwrite to replace "
                                 f"the existing ones, or write elsewhere (--out)")
-    return todo, len(samples) - len(todo)
+    return todo, len(samples) - len(todo), kept_in
+
+
+def describe(identity) -> str:
+    try:
+        return (f"file sha256 {identity['warp_sha256'][:12]}..., run at "
+                f"{identity['warp_size'][0]}x{identity['warp_size'][1]}")
+    except (KeyError, TypeError, IndexError):
+        return f"recorded as {str(identity)[:80]}"
+
+
+def write_records(folders: set, kept_in: set, kind: str, identity: dict) -> None:
+    """Record ``identity`` as the maker of ``kind`` in each folder written to, unless it kept
+    files of a maker it cannot tell (written before a record was kept, or by another tool).
+    A damaged record is written anew."""
+    for folder in folders:
+        try:
+            record = read_record(folder)
+        except UserError:
+            record = {}
+        if folder in kept_in and record.get(kind) is None:
+            continue
+        record[kind] = identity
+        write_bytes_atomic(Path(folder) / RECORD,
+                           (json.dumps(record, indent=1) + "\n").encode("utf-8"))
 
 
 def write_batch(batch: dict, warped, kind: str, args) -> None:
@@ -157,13 +218,14 @@ def write_batch(batch: dict, warped, kind: str, args) -> None:
         write_image(mask_path, masks[index])
 
 
-def prewarp_kind(model, kind: str, options: DataOptions, args) -> tuple[int, int]:
+def prewarp_kind(model, kind: str, options: DataOptions, args,
+                 identity: dict) -> tuple[int, int]:
     """Pre-warp the ``kind`` ('paired' or 'unpaired') pairs; (written, kept) counts."""
     samples = split_samples(options, args.dataroot, args.phase, kind,
                             parser_inputs=model.condition == "parser_based")
     if not samples:
         raise DatasetError(f"{args.dataroot}: no {kind} pairs in the {args.phase} split")
-    todo, kept = to_write(samples, kind, args)
+    todo, kept, kept_in = to_write(samples, kind, args, identity)
     if not todo:
         return 0, kept
     size = frame_size(args.height, image_size(todo[0].person.image))
@@ -173,6 +235,7 @@ def prewarp_kind(model, kind: str, options: DataOptions, args) -> tuple[int, int
     for batch in tqdm(loader, desc=f"{kind} pre-warps", unit="batch",
                       disable=not sys.stderr.isatty()):
         write_batch(batch, model(batch), kind, args)
+    write_records({args.out or split_folder(sample) for sample in todo}, kept_in, kind, identity)
     return len(todo), kept
 
 
@@ -196,8 +259,9 @@ def main(argv=None) -> None:
         arch = families()[args.arch].warp if args.arch in families() else args.arch
         model = load_prewarp_model(args.warp_checkpoint, device, arch,
                                    warp_frame(args.warp_height, size))
+        identity = warp_identity(args, model)
         for kind in kinds:
-            written, kept = prewarp_kind(model, kind, options, args)
+            written, kept = prewarp_kind(model, kind, options, args, identity)
             print(f"{kind}: {written} pre-warps written" + (
                 f", {kept} existing kept (--overwrite replaces them)" if kept else ""))
 

@@ -5,6 +5,7 @@ parsing, existing files kept, and one-line errors naming the file."""
 
 import contextlib
 import io
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -133,6 +134,37 @@ def test_existing_files_are_kept_unless_overwrite(split, dcivton_outputs, dcivto
                      "--overwrite")
     assert forced.returncode == 0 and "3 pre-warps written" in forced.stdout
     assert np.asarray(Image.open(target)).any()
+
+
+def test_kept_files_of_another_warp_are_refused(split, dcivton_weights, tmp_path):
+    """prewarps.json records which warp wrote each kind: another warp file does not add its
+    pictures to a folder of the first one's, and --overwrite replaces them and the record."""
+    out = tmp_path / "out"
+    args = ("--dataroot", split, "--pairs", "paired", "--height", "256", "--out", out)
+    first = prewarp(*args, "--warp_checkpoint", dcivton_weights)
+    assert first.returncode == 0, first.stderr[-2000:]
+    record = json.loads((out / "prewarps.json").read_text())
+    assert record["paired"]["warp_size"] == [256, 192] and "unpaired" not in record
+    (out / "cloth-warp" / "00001_00.jpg").unlink()
+    (other,) = write_family_weights("dcivton", tmp_path / "other", seed=1)
+    refused = prewarp(*args, "--warp_checkpoint", other)
+    assert refused.returncode == 2
+    assert f"{out / 'cloth-warp'}: its pre-warps were written by another warp" in refused.stderr
+    assert not (out / "cloth-warp" / "00001_00.jpg").exists()      # nothing was written
+    same = prewarp(*args, "--warp_checkpoint", dcivton_weights)
+    assert "1 pre-warps written, 2 existing kept" in same.stdout
+    replaced = prewarp(*args, "--warp_checkpoint", other, "--overwrite")
+    assert replaced.returncode == 0 and "3 pre-warps written" in replaced.stdout
+    assert json.loads((out / "prewarps.json").read_text())["paired"] != record["paired"]
+    # A damaged record with kept files is named; files of unknown making get no record.
+    (out / "prewarps.json").write_text("[1, 2")
+    damaged = prewarp(*args, "--warp_checkpoint", other)
+    assert damaged.returncode == 2 and "prewarps.json: not the record" in damaged.stderr
+    (out / "prewarps.json").unlink()
+    (out / "cloth-warp" / "00001_00.jpg").unlink()
+    unknown = prewarp(*args, "--warp_checkpoint", other)
+    assert "1 pre-warps written, 2 existing kept" in unknown.stdout
+    assert not (out / "prewarps.json").exists()
 
 
 def test_student_prewarps_photos_without_parsing(split, tmp_path):
