@@ -28,11 +28,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Optional, Sequence
 
-import cv2
 import numpy as np
 import torch
 
-from common.atomic import write_bytes_atomic
 from common.cli import refuse_flags
 from data import viton
 from data.dcivton import read_densepose_rendering, read_label_groups
@@ -125,6 +123,7 @@ class GarmentMasks:
             if cached.shape == photo.shape[:2]:
                 return (cached > EDGE_THRESHOLD).astype(np.uint8)
         # Computing a mask is the rare path (a layout without mask files, once per garment).
+        from common.images import write_image
         from data.garment_mask import GarmentMaskError, garment_mask_from_file
         try:
             mask = garment_mask_from_file(garment.image, self.grabcut, photo,
@@ -133,7 +132,7 @@ class GarmentMasks:
             raise DatasetError(f"{error} (no mask file: the mask is computed from the product "
                                f"photo)") from None
         try:
-            _write_png_atomic(mask, path)
+            write_image(path, mask)
         except OSError as error:
             _cache_unwritable(path, error)
         return (mask > EDGE_THRESHOLD).astype(np.uint8)
@@ -161,13 +160,6 @@ def _cache_unwritable(path: str, error: OSError) -> None:
         print(f"warning: cannot write the garment-mask cache {folder} "
               f"({error.strerror or error}); masks are computed each time (set --mask_cache "
               f"or PFAFN_CACHE to a writable folder to keep them)", file=sys.stderr, flush=True)
-
-
-def _write_png_atomic(array: np.ndarray, path: str) -> None:
-    ok, encoded = cv2.imencode(".png", array)     # cv2.imwrite crashes on non-UTF-8 paths
-    if not ok:
-        raise OSError(f"{path}: could not encode")
-    write_bytes_atomic(path, encoded.tobytes())
 
 
 # ---------------------------------------------------------------------------------------------

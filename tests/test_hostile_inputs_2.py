@@ -434,11 +434,11 @@ def test_non_ascii_names_print_under_an_ascii_locale(tmp_path):
 
 def test_images_are_written_under_names_that_are_not_utf8(tmp_path):
     # cv2.imwrite ends the process (a segmentation fault) on such a path.
-    from data.datasets import _write_png_atomic
+    from common.images import write_image as write_atomically  # the garment-mask cache's
     from data.synthetic.writing import write_image
     folder = tmp_path / os.fsdecode(b"caf\xe9")
     folder.mkdir()
-    _write_png_atomic(np.full((4, 6), 255, np.uint8), str(folder / "mask.png"))
+    write_atomically(str(folder / "mask.png"), np.full((4, 6), 255, np.uint8))
     write_image(str(folder / "photo.jpg"), np.zeros((4, 6, 3), np.uint8))
     mask = cv2.imdecode(np.frombuffer((folder / "mask.png").read_bytes(), np.uint8), 0)
     photo = cv2.imdecode(np.frombuffer((folder / "photo.jpg").read_bytes(), np.uint8), 1)
