@@ -36,7 +36,13 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from common.cli import REMOVED_FLAGS, HelpFormatter, refuse_flags
+from common.cli import (
+    REMOVED_FLAGS,
+    HelpFormatter,
+    given_on_command_line,
+    refuse_flags,
+    unused_flags,
+)
 from common.devices import pick_device
 from common.errors import exit_on_user_error
 from common.images import on_white, to_uint8
@@ -114,7 +120,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     """The checked flags: one of the two modes, complete, and values that can run."""
     p = build_parser()
     args = p.parse_args(argv)
-    _check_mode(p, args)
+    _check_mode(p, args, given_on_command_line(p, argv))
     check_model_arguments(p, args)
     if args.batch_size < 1:
         p.error("--batch_size must be at least 1")
@@ -131,12 +137,9 @@ FOLDER_FLAGS = ("pairs", "results_dir", "save_size", "dataset", "category", "mas
 SCORE_FLAGS = ("metrics", "fid_weights", "lpips_backbone_weights", "allow_random_weights")
 
 
-def _given(p: argparse.ArgumentParser, args: argparse.Namespace, names) -> list[str]:
-    return [f"--{name}" for name in names if getattr(args, name) != p.get_default(name)]
-
-
-def _check_mode(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Either a test folder with --results_dir, or one complete pair with an image --output."""
+def _check_mode(p: argparse.ArgumentParser, args: argparse.Namespace, given: set[str]) -> None:
+    """Either a test folder with --results_dir, or one complete pair with an image --output;
+    ``given``: the flags on the command line."""
     single_flags = [f for f in ("person", "garment", "garment_mask", "output")
                     if getattr(args, f)]
     if single_flags and args.dataroot:
@@ -152,18 +155,17 @@ def _check_mode(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         if Path(args.output).suffix.lower() not in IMAGE_SUFFIXES:
             p.error(f"--output {args.output}: give an image file name ending in "
                     f"{', '.join(IMAGE_SUFFIXES)}")
-        folder_only = _given(p, args, FOLDER_FLAGS + SCORE_FLAGS)
-        if folder_only:
-            p.error(f"{', '.join(folder_only)}: for a test folder (--dataroot), not one pair")
     elif not args.dataroot:
         p.error("give --dataroot DIR --results_dir DIR (a test folder) or --person PHOTO "
                 "--garment PHOTO --output FILE (one pair)")
     elif not args.results_dir:
         p.error("--results_dir is required with --dataroot")
-    elif not args.eval:
-        unscored = _given(p, args, SCORE_FLAGS)
-        if unscored:
-            p.error(f"{', '.join(unscored)}: for the scores, which --eval asks")
+    unused = unused_flags(given, [
+        (FOLDER_FLAGS + SCORE_FLAGS, bool(single_flags),
+         "a test folder (--dataroot), not one pair"),
+        (SCORE_FLAGS, not args.eval, "the scores, which --eval asks")])
+    if unused:
+        p.error(unused)
 
 
 def _grid_strip(person, garment, edge, out, index):

@@ -1,9 +1,10 @@
 """Pieces every command line shares: help texts that state each default once, comma-separated
-integer lists, and flags that were removed, which answer with their replacement in one line
-instead of living on as aliases."""
+integer lists, flags given where they do nothing, and flags that were removed, which answer
+with their replacement in one line instead of living on as aliases."""
 
 import argparse
-from typing import Mapping
+import sys
+from typing import Iterable, Mapping, Optional, Sequence
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -38,6 +39,34 @@ def int_list(text: str) -> list[int]:
     if not values:
         raise argparse.ArgumentTypeError(f"expected at least one integer, got {text!r}")
     return values
+
+
+def given_on_command_line(parser: argparse.ArgumentParser,
+                          argv: Optional[Sequence[str]]) -> set[str]:
+    """The destinations of the flags ``argv`` itself gives (not defaults, not a config file),
+    whatever their values. ``--help`` is left for the real parse, which shows the defaults."""
+    argv = [arg for arg in (sys.argv[1:] if argv is None else argv) if arg not in ("-h", "--help")]
+    saved = ({a.dest: a.default for a in parser._actions}, dict(parser._defaults))
+    try:
+        for action in parser._actions:
+            action.default = argparse.SUPPRESS
+        parser._defaults.clear()
+        return set(vars(parser.parse_known_args(argv)[0]))
+    finally:
+        for action in parser._actions:
+            action.default = saved[0][action.dest]
+        parser._defaults.update(saved[1])
+
+
+def unused_flags(given: set[str], rules: Iterable[tuple[Sequence[str], bool, str]]) -> str:
+    """The one check of flags given where they do nothing, for every tool: ``rules`` are
+    (flag destinations, whether they do nothing in this run, what they are for); the message
+    of the first rule broken ('--a, --b: for WHAT'), or '' when none is."""
+    for flags, unused, what in rules:
+        named = [f"--{flag}" for flag in flags if flag in given]
+        if named and unused:
+            return f"{', '.join(named)}: for {what}"
+    return ""
 
 
 # The destination of a refused flag: REFUSED_PREFIX + its name.

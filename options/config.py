@@ -15,7 +15,6 @@ for the kinds the stage builds; ``parse_config(argv)`` is called by the training
 
 import argparse
 import math
-import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
@@ -26,8 +25,10 @@ from common.cli import (
     REFUSED_PREFIX,
     REMOVED_FLAGS,
     HelpFormatter,
+    given_on_command_line,
     refuse_flags,
     shown_default,
+    unused_flags,
 )
 from common.config_file import ConfigError, coerce, load_yaml
 from common.precision import AUTOCAST_DTYPES
@@ -386,7 +387,7 @@ def parse_config(argv: Optional[Sequence[str]] = None,
     ``default_name`` fills ``--name`` when neither the file nor the command line sets it;
     ``builds`` and ``continues`` are the stage's (``build_parser``)."""
     parser = build_parser(add_stage_arguments, stage_defaults, description, builds, continues)
-    command_line = _given_on_command_line(parser, argv)
+    command_line = given_on_command_line(parser, argv)
     # --config first: everything else is parsed once its values are known.
     files = [read_yaml_config(path, parser) for path in parser.parse_known_args(argv)[0].config
              or ()]
@@ -411,10 +412,10 @@ def parse_config(argv: Optional[Sequence[str]] = None,
         cfg.name = default_name
     _drop_flags_of_other_architectures(cfg, command_line)
     validate_config(cfg)
-    for flags, unused, what in UNUSED_FLAGS:   # given on the command line where they do nothing
-        given = [f"--{flag}" for flag in flags if flag in command_line]
-        if given and unused(cfg):
-            raise ConfigError(f"{', '.join(given)}: for {what}")
+    unused = unused_flags(command_line, ((flags, does_nothing(cfg), what)
+                                         for flags, does_nothing, what in UNUSED_FLAGS))
+    if unused:
+        raise ConfigError(unused)
     return cfg
 
 
@@ -424,23 +425,6 @@ UNUSED_FLAGS = (
      "validation, which --val_root asks"),
     (("vgg_weights",), lambda cfg: cfg.vgg_layers == 0, "the perceptual loss (--vgg_layers 0)"),
     (("max_skipped_steps",), lambda cfg: cfg.precision != "fp16", "--precision fp16"))
-
-
-def _given_on_command_line(parser: argparse.ArgumentParser,
-                           argv: Optional[Sequence[str]]) -> set[str]:
-    """The destinations of the flags ``argv`` itself gives (not defaults, not a config file).
-    ``--help`` is left for the real parse, which shows the defaults."""
-    argv = [arg for arg in (sys.argv[1:] if argv is None else argv) if arg not in ("-h", "--help")]
-    saved = ({a.dest: a.default for a in parser._actions}, dict(parser._defaults))
-    try:
-        for action in parser._actions:
-            action.default = argparse.SUPPRESS
-        parser._defaults.clear()
-        return set(vars(parser.parse_known_args(argv)[0]))
-    finally:
-        for action in parser._actions:
-            action.default = saved[0][action.dest]
-        parser._defaults.update(saved[1])
 
 
 def _drop_flags_of_other_architectures(cfg: argparse.Namespace, command_line: set[str]) -> None:

@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from common.cli import HelpFormatter  # noqa: E402
+from common.cli import HelpFormatter, given_on_command_line, unused_flags  # noqa: E402
 from common.errors import UserError, exit_on_user_error  # noqa: E402
 from common.images import quantise, to_uint8  # noqa: E402
 from data.datasets import DataOptions, add_data_arguments  # noqa: E402
@@ -76,11 +76,11 @@ def parse_args(argv=None):
     if args.int8 and not args.calibration:
         p.error("--int8 needs --calibration DIR: a test folder whose pairs set the activation "
                 "ranges")
-    for_int8 = [f"--{action.dest}" for action in int8._group_actions
-                if action.dest != "int8"
-                and getattr(args, action.dest, action.default) != action.default]  # refused: unset
-    if for_int8 and not args.int8:
-        p.error(f"{', '.join(for_int8)}: for --int8 (the calibration of an int8 graph)")
+    unused = unused_flags(given_on_command_line(p, argv), [
+        ([action.dest for action in int8._group_actions if action.dest != "int8"],
+         not args.int8, "--int8 (the calibration of an int8 graph)")])
+    if unused:
+        p.error(unused)
     if args.format == "torch_export" and args.opset != DEFAULT_OPSET:
         p.error("--opset is for an ONNX graph (--format onnx or both), not torch_export")
     if args.int8 and args.format != "onnx":

@@ -508,6 +508,7 @@ def test_int8_export_needs_a_calibration_folder(checkpoint, tmp_path, capsys):
 @pytest.mark.parametrize("extra, message", [
     # Calibration flags without --int8, and an opset for a .pt2, were silently accepted.
     (["--calibration_samples", "3"], "--calibration_samples: for --int8"),
+    (["--calibration_samples", "32"], "--calibration_samples: for --int8"),   # the default
     (["--calibration", "d", "--calibration_pairs", "paired"],
      "--calibration, --calibration_pairs: for --int8"),
     (["--format", "torch_export", "--opset", "20"], "--opset is for an ONNX graph"),

@@ -252,8 +252,13 @@ def test_a_precision_the_cpu_only_emulates_is_said(test_root, tmp_path, capsys):
     (["--person", "p.jpg", "--garment", "g.jpg", "--output", "o.png", "--pairs", "paired",
       "--batch_size", "2", "--metrics", "ssim"],
      "--pairs, --batch_size, --metrics: for a test folder (--dataroot), not one pair"),
+    # A flag given at its default value is given all the same.
+    (["--person", "p.jpg", "--garment", "g.jpg", "--output", "o.png", "--batch_size", "8"],
+     "--batch_size: for a test folder (--dataroot), not one pair"),
     # A test folder: score flags without --eval were silently ignored.
     (["--dataroot", "d", "--results_dir", "r", "--metrics", "ssim"],
+     "--metrics: for the scores, which --eval asks"),
+    (["--dataroot", "d", "--results_dir", "r", "--metrics", "ssim,lpips,fid"],
      "--metrics: for the scores, which --eval asks"),
     # Parsing, keypoints and DensePose are never read at test time.
     (["--dataroot", "d", "--results_dir", "r", "--label_scheme", "lip", "--neck", "face",
