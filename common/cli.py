@@ -43,25 +43,25 @@ def int_list(text: str) -> list[int]:
 
 def given_on_command_line(parser: argparse.ArgumentParser,
                           argv: Optional[Sequence[str]]) -> set[str]:
-    """The destinations of the flags ``argv`` itself gives (not defaults, not a config file),
-    whatever their values. ``--help`` is left for the real parse, which shows the defaults."""
-    argv = [arg for arg in (sys.argv[1:] if argv is None else argv) if arg not in ("-h", "--help")]
-    saved = ({a.dest: a.default for a in parser._actions}, dict(parser._defaults))
+    """The destinations of the flags ``argv`` gives, whatever their values (not defaults, not
+    a config file); ``--help`` (or a prefix) is left to the real parse, which shows defaults."""
+    argv = [arg for arg in (sys.argv[1:] if argv is None else argv)
+            if arg != "-h" and not (len(arg) > 2 and "--help".startswith(arg))]
+    saved = ([(action, action.default) for action in parser._actions], dict(parser._defaults))
     try:
         for action in parser._actions:
             action.default = argparse.SUPPRESS
         parser._defaults.clear()
         return set(vars(parser.parse_known_args(argv)[0]))
     finally:
-        for action in parser._actions:
-            action.default = saved[0][action.dest]
+        for action, default in saved[0]:
+            action.default = default
         parser._defaults.update(saved[1])
 
 
 def unused_flags(given: set[str], rules: Iterable[tuple[Sequence[str], bool, str]]) -> str:
-    """The one check of flags given where they do nothing, for every tool: ``rules`` are
-    (flag destinations, whether they do nothing in this run, what they are for); the message
-    of the first rule broken ('--a, --b: for WHAT'), or '' when none is."""
+    """The one check of flags given where they do nothing: ``rules`` are (destinations, whether
+    they do nothing here, what they are for); the first broken's message, or ''."""
     for flags, unused, what in rules:
         named = [f"--{flag}" for flag in flags if flag in given]
         if named and unused:

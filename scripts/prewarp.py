@@ -9,8 +9,8 @@ writes, inside each split's folder (or --out), ``cloth-warp/NAME.jpg`` and
 ``unpaired-cloth-warp/`` and ``unpaired-cloth-warp-mask/`` for unpaired ones, NAME the person
 photo's stem: 8-bit images of the warped garment ((x + 1) / 2 x 255, truncated) and of its
 mask (x 255), at --height (width from the photos' aspect). Existing files are kept unless
---overwrite is given; ``prewarps.json`` beside the folders records which warp wrote each kind,
-so that a run with another warp file or frame does not add its pictures to another's.
+--overwrite is given; ``prewarps.json`` beside the folders records which warp writes each
+kind, so that a run with another warp file or frame does not mix its pictures with another's.
 
 The warp decides what is read: DCI-VTON's warp (``warp_viton.pth``) takes VITON-HD's
 ``image-parse-agnostic-v3.2/`` labels and ``image-densepose/`` rendering, as its own test
@@ -24,6 +24,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -134,12 +135,28 @@ def output_paths(out_dir: str, kind: str, name: str, ext: str) -> tuple[Path, Pa
 
 def warp_identity(args, model) -> dict:
     """What decides the pictures a run writes besides --height: the warp file's content and
-    the frame the warp runs at."""
-    return {"warp_sha256": file_sha256(args.warp_checkpoint), "warp_size": list(model.warp_size)}
+    the frame the warp runs at (``warp_file`` names it in messages only)."""
+    return {"warp_sha256": file_sha256(args.warp_checkpoint), "warp_size": list(model.warp_size),
+            "warp_file": os.path.basename(args.warp_checkpoint)}
+
+
+def same_warp(entry, identity: dict) -> bool:
+    return (isinstance(entry, dict) and not entry.get("replacing")
+            and all(entry.get(key) == identity[key] for key in ("warp_sha256", "warp_size")))
+
+
+def describe(entry) -> str:
+    """A record's entry as a message names it."""
+    try:
+        made = (f"{entry['warp_file']} (sha256 {entry['warp_sha256'][:12]}...), warp frame "
+                f"{entry['warp_size'][0]}x{entry['warp_size'][1]} (--warp_height)")
+    except (KeyError, TypeError, IndexError):
+        return f"recorded as {str(entry)[:80]}"
+    return made + (", whose --overwrite run did not finish" if entry.get("replacing") else "")
 
 
 def read_record(folder: str) -> dict:
-    """``folder``'s RECORD (empty when it has none)."""
+    """``folder``'s RECORD: kind -> the entry of the warp that wrote it (empty when none)."""
     path = Path(folder) / RECORD
     if not path.exists():
         return {}
@@ -153,26 +170,34 @@ def read_record(folder: str) -> dict:
     return record
 
 
-def to_write(samples: list, kind: str, args, identity: dict) -> tuple[list, int, set]:
-    """The samples whose outputs are missing (all with --overwrite), how many are kept, and
-    the output folders holding kept files. Kept files of another size than this run writes,
-    or recorded as another warp's, are an error (a folder of two makings)."""
-    todo, kept_in = [], set()
+def write_record(folder: str, kind: str, entry: Optional[dict]) -> None:
+    """Set (None: drop) ``kind``'s entry of ``folder``'s RECORD; a damaged record is replaced."""
+    try:
+        record = read_record(folder)
+    except UserError:
+        record = {}
+    record.pop(kind, None)
+    if entry is not None:
+        record[kind] = entry
+    write_bytes_atomic(Path(folder) / RECORD, (json.dumps(record, indent=1) + "\n").encode())
+
+
+def files_of(folder: str, kind: str) -> set[Path]:
+    """The files in ``kind``'s two output folders of ``folder``, whoever wrote them."""
+    return {path for sub in FOLDERS[kind] if (Path(folder) / sub).is_dir()
+            for path in (Path(folder) / sub).iterdir() if path.is_file()}
+
+
+def to_write(samples: list, kind: str, args) -> tuple[list, int]:
+    """The samples whose outputs are missing (all with --overwrite), and how many are kept:
+    kept files of another size than this run writes are an error (a folder of two sizes)."""
+    todo = []
     for sample in samples:
         name = Path(sample.person.image).stem
-        folder = args.out or split_folder(sample)
-        paths = output_paths(folder, kind, name, args.ext)
+        paths = output_paths(args.out or split_folder(sample), kind, name, args.ext)
         if args.overwrite or not all(path.is_file() for path in paths):
             todo.append(sample)
             continue
-        if folder not in kept_in:
-            recorded = read_record(folder).get(kind)
-            if recorded not in (None, identity):
-                raise UserError(f"{Path(folder) / FOLDERS[kind][0]}: its pre-warps were written "
-                                f"by another warp ({describe(recorded)}; this run: "
-                                f"{describe(identity)}): pass --overwrite to replace them, or "
-                                f"write elsewhere (--out)")
-            kept_in.add(folder)
         size = frame_size(args.height, image_size(sample.person.image))
         for path in paths:
             height, width = image_size(path)
@@ -180,31 +205,36 @@ def to_write(samples: list, kind: str, args, identity: dict) -> tuple[list, int,
                 raise UserError(f"{path}: an existing pre-warp of {height}x{width}, where this "
                                 f"run writes {size[0]}x{size[1]}: pass --overwrite to replace "
                                 f"the existing ones, or write elsewhere (--out)")
-    return todo, len(samples) - len(todo), kept_in
+    return todo, len(samples) - len(todo)
 
 
-def describe(identity) -> str:
-    try:
-        return (f"file sha256 {identity['warp_sha256'][:12]}..., run at "
-                f"{identity['warp_size'][0]}x{identity['warp_size'][1]}")
-    except (KeyError, TypeError, IndexError):
-        return f"recorded as {str(identity)[:80]}"
+def claim(folder: str, kind: str, identity: dict, args) -> Optional[dict]:
+    """Before anything is written: refuse to keep or add to ``kind``'s pictures in ``folder``
+    when its RECORD gives them to another warp (or to an --overwrite that did not finish) and
+    some are there. Returns the entry found (None: none)."""
+    entry = None if args.overwrite else read_record(folder).get(kind)
+    if entry is not None and not same_warp(entry, identity) and files_of(folder, kind):
+        raise UserError(f"{Path(folder) / FOLDERS[kind][0]}: its pre-warps were written by "
+                        f"{describe(entry)}; this run's warp is {describe(identity)}: pass "
+                        f"--overwrite to replace them, or write elsewhere (--out)")
+    return entry
 
 
-def write_records(folders: set, kept_in: set, kind: str, identity: dict) -> None:
-    """Record ``identity`` as the maker of ``kind`` in each folder written to, unless it kept
-    files of a maker it cannot tell (written before a record was kept, or by another tool).
-    A damaged record is written anew."""
-    for folder in folders:
-        try:
-            record = read_record(folder)
-        except UserError:
-            record = {}
-        if folder in kept_in and record.get(kind) is None:
-            continue
-        record[kind] = identity
-        write_bytes_atomic(Path(folder) / RECORD,
-                           (json.dumps(record, indent=1) + "\n").encode("utf-8"))
+def mark(folder: str, kind: str, identity: dict, entry: Optional[dict], args) -> None:
+    """Record the warp before the first picture is written, so that an interrupted run is
+    known: an --overwrite as unfinished until ``settle``; files of a making no record gives
+    (another tool's, an older version's) stay unrecorded."""
+    if args.overwrite:
+        write_record(folder, kind, {**identity, "replacing": True})
+    elif entry is not None or not files_of(folder, kind):
+        write_record(folder, kind, identity)
+
+
+def settle(folder: str, kind: str, identity: dict, written: set[Path], args) -> None:
+    """After an --overwrite: the folder is this warp's when it holds only what the run wrote;
+    otherwise what it holds besides is of unknown making, and the entry is dropped."""
+    if args.overwrite:
+        write_record(folder, kind, identity if files_of(folder, kind) <= written else None)
 
 
 def write_batch(batch: dict, warped, kind: str, args) -> None:
@@ -218,16 +248,28 @@ def write_batch(batch: dict, warped, kind: str, args) -> None:
         write_image(mask_path, masks[index])
 
 
-def prewarp_kind(model, kind: str, options: DataOptions, args,
-                 identity: dict) -> tuple[int, int]:
-    """Pre-warp the ``kind`` ('paired' or 'unpaired') pairs; (written, kept) counts."""
+def plan_kind(model, kind: str, options: DataOptions, args, identity: dict) -> dict:
+    """What a run of ``kind`` ('paired' or 'unpaired') writes, checked before anything of any
+    kind is written: its samples, those to write, how many are kept, and the record's entry
+    found in each output folder (``claim``)."""
     samples = split_samples(options, args.dataroot, args.phase, kind,
                             parser_inputs=model.condition == "parser_based")
     if not samples:
         raise DatasetError(f"{args.dataroot}: no {kind} pairs in the {args.phase} split")
-    todo, kept, kept_in = to_write(samples, kind, args, identity)
+    todo, kept = to_write(samples, kind, args)
+    folders = sorted({args.out or split_folder(sample) for sample in samples})
+    return {"kind": kind, "samples": samples, "todo": todo, "kept": kept,
+            "found": {folder: claim(folder, kind, identity, args) for folder in folders}}
+
+
+def prewarp_kind(model, plan: dict, options: DataOptions, args, identity: dict) -> None:
+    """Write ``plan``'s pre-warps, the record marked before the first and settled after."""
+    kind, todo = plan["kind"], plan["todo"]
     if not todo:
-        return 0, kept
+        return
+    folders = {args.out or split_folder(sample) for sample in todo}
+    for folder in folders:
+        mark(folder, kind, identity, plan["found"][folder], args)
     size = frame_size(args.height, image_size(todo[0].person.image))
     dataset = PrewarpDataset(todo, model.condition, size, model.warp_size, options)
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False,
@@ -235,8 +277,11 @@ def prewarp_kind(model, kind: str, options: DataOptions, args,
     for batch in tqdm(loader, desc=f"{kind} pre-warps", unit="batch",
                       disable=not sys.stderr.isatty()):
         write_batch(batch, model(batch), kind, args)
-    write_records({args.out or split_folder(sample) for sample in todo}, kept_in, kind, identity)
-    return len(todo), kept
+    for folder in folders:
+        written = {path for sample in plan["samples"]
+                   for path in output_paths(folder, kind, Path(sample.person.image).stem,
+                                            args.ext)}
+        settle(folder, kind, identity, written, args)
 
 
 def main(argv=None) -> None:
@@ -260,10 +305,12 @@ def main(argv=None) -> None:
         model = load_prewarp_model(args.warp_checkpoint, device, arch,
                                    warp_frame(args.warp_height, size))
         identity = warp_identity(args, model)
-        for kind in kinds:
-            written, kept = prewarp_kind(model, kind, options, args, identity)
-            print(f"{kind}: {written} pre-warps written" + (
-                f", {kept} existing kept (--overwrite replaces them)" if kept else ""))
+        plans = [plan_kind(model, kind, options, args, identity) for kind in kinds]
+        for plan in plans:
+            prewarp_kind(model, plan, options, args, identity)
+            print(f"{plan['kind']}: {len(plan['todo'])} pre-warps written" + (
+                f", {plan['kept']} existing kept (--overwrite replaces them)"
+                if plan["kept"] else ""))
 
 
 if __name__ == "__main__":

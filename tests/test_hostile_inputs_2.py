@@ -434,7 +434,7 @@ def test_non_ascii_names_print_under_an_ascii_locale(tmp_path):
 
 def test_images_are_written_under_names_that_are_not_utf8(tmp_path):
     # cv2.imwrite ends the process (a segmentation fault) on such a path.
-    from common.images import write_image as write_atomically  # the garment-mask cache's
+    from common.images import write_image as write_atomically  # as the garment-mask cache
     from data.synthetic.writing import write_image
     folder = tmp_path / os.fsdecode(b"caf\xe9")
     folder.mkdir()

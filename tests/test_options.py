@@ -254,3 +254,13 @@ def test_resume_of_a_run_whose_architecture_leaves_config_flags_unset(tmp_path):
                                           r"\(another stage's\?\): .*unknown key 'lr_gen'"):
         parse_config(["--checkpoints_dir", str(tmp_path), "--name", "g", "--resume"],
                      default_name="x")
+
+
+@pytest.mark.parametrize("flag", ["--help", "--hel", "-h"])
+def test_help_and_its_prefixes_show_the_defaults(flag, capsys):
+    # The look for flags given on the command line took "--hel" as a flag and showed none.
+    with pytest.raises(SystemExit) as stop:
+        parse_config([flag], default_name="x")
+    assert stop.value.code == 0
+    assert "Adam learning rate (stages may define per-model rates) (default: 5e-05)" in " ".join(
+        capsys.readouterr().out.split())

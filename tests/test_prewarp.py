@@ -136,33 +136,69 @@ def test_existing_files_are_kept_unless_overwrite(split, dcivton_outputs, dcivto
     assert np.asarray(Image.open(target)).any()
 
 
-def test_kept_files_of_another_warp_are_refused(split, dcivton_weights, tmp_path):
-    """prewarps.json records which warp wrote each kind: another warp file does not add its
-    pictures to a folder of the first one's, and --overwrite replaces them and the record."""
+def interrupted(monkeypatch, *args: str) -> None:
+    """A prewarp run stopped (Ctrl-C) after its first batch of two."""
+    import scripts.prewarp
+    real = scripts.prewarp.write_batch
+    calls = []
+
+    def write_then_stop(*write_args):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(real(*write_args))
+
+    monkeypatch.setattr(scripts.prewarp, "write_batch", write_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        prewarp(*args, "--batch_size", "2")
+    monkeypatch.setattr(scripts.prewarp, "write_batch", real)
+
+
+def test_a_folder_holds_the_prewarps_of_one_warp(split, dcivton_weights, tmp_path, monkeypatch):
+    """prewarps.json records which warp writes each kind, before its first picture: another
+    warp adds nothing to a folder holding the first one's (an interrupted run's, another
+    extension's, the other kind's of --pairs both), and --overwrite takes it over once it
+    finishes."""
     out = tmp_path / "out"
+    (other,) = write_family_weights("dcivton", tmp_path / "other", seed=1)
     args = ("--dataroot", split, "--pairs", "paired", "--height", "256", "--out", out)
-    first = prewarp(*args, "--warp_checkpoint", dcivton_weights)
-    assert first.returncode == 0, first.stderr[-2000:]
+    interrupted(monkeypatch, *args, "--warp_checkpoint", dcivton_weights)
+    assert len(list((out / "cloth-warp").iterdir())) == 2
     record = json.loads((out / "prewarps.json").read_text())
     assert record["paired"]["warp_size"] == [256, 192] and "unpaired" not in record
-    (out / "cloth-warp" / "00001_00.jpg").unlink()
-    (other,) = write_family_weights("dcivton", tmp_path / "other", seed=1)
-    refused = prewarp(*args, "--warp_checkpoint", other)
-    assert refused.returncode == 2
-    assert f"{out / 'cloth-warp'}: its pre-warps were written by another warp" in refused.stderr
-    assert not (out / "cloth-warp" / "00001_00.jpg").exists()      # nothing was written
+    for extra in ((), ("--ext", "png")):
+        refused = prewarp(*args, "--warp_checkpoint", other, *extra)
+        assert refused.returncode == 2
+        assert (f"{out / 'cloth-warp'}: its pre-warps were written by {dcivton_weights.name} "
+                f"(sha256 {record['paired']['warp_sha256'][:12]}...), warp frame 256x192 "
+                f"(--warp_height); this run's warp is {other.name}") in refused.stderr
+    assert len(list((out / "cloth-warp").iterdir())) == 2          # nothing was written
     same = prewarp(*args, "--warp_checkpoint", dcivton_weights)
     assert "1 pre-warps written, 2 existing kept" in same.stdout
+    # --pairs both: the unpaired folder's conflict is found before any paired file is written.
+    (out / "cloth-warp" / "00001_00.jpg").unlink()
+    unpaired = prewarp("--dataroot", split, "--pairs", "unpaired", "--height", "256", "--out",
+                       out, "--warp_checkpoint", other)
+    assert unpaired.returncode == 0, unpaired.stderr[-2000:]
+    both = prewarp("--dataroot", split, "--pairs", "both", "--height", "256", "--out", out,
+                   "--warp_checkpoint", dcivton_weights)
+    assert both.returncode == 2 and "unpaired-cloth-warp: its pre-warps" in both.stderr
+    assert not (out / "cloth-warp" / "00001_00.jpg").exists()
+    # An --overwrite that did not finish leaves the folder to nobody until one does.
+    interrupted(monkeypatch, *args, "--warp_checkpoint", other, "--overwrite")
+    for warp in (dcivton_weights, other):
+        stopped = prewarp(*args, "--warp_checkpoint", warp)
+        assert stopped.returncode == 2 and "whose --overwrite run did not finish" in stopped.stderr
     replaced = prewarp(*args, "--warp_checkpoint", other, "--overwrite")
     assert replaced.returncode == 0 and "3 pre-warps written" in replaced.stdout
-    assert json.loads((out / "prewarps.json").read_text())["paired"] != record["paired"]
-    # A damaged record with kept files is named; files of unknown making get no record.
+    record = json.loads((out / "prewarps.json").read_text())
+    assert record["paired"]["warp_file"] == other.name and "replacing" not in record["paired"]
+    # A damaged record is named; files of unknown making are kept and get no record.
     (out / "prewarps.json").write_text("[1, 2")
     damaged = prewarp(*args, "--warp_checkpoint", other)
     assert damaged.returncode == 2 and "prewarps.json: not the record" in damaged.stderr
     (out / "prewarps.json").unlink()
     (out / "cloth-warp" / "00001_00.jpg").unlink()
-    unknown = prewarp(*args, "--warp_checkpoint", other)
+    unknown = prewarp(*args, "--warp_checkpoint", dcivton_weights)
     assert "1 pre-warps written, 2 existing kept" in unknown.stdout
     assert not (out / "prewarps.json").exists()
 
