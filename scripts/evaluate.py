@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from common.cli import HelpFormatter  # noqa: E402
+from common.cli import HelpFormatter, given_on_command_line, unused_flags  # noqa: E402
 from common.devices import pick_device  # noqa: E402
 from common.errors import UserError, exit_on_user_error  # noqa: E402
 from data.datasets import DataOptions, add_data_arguments, pair_samples  # noqa: E402
@@ -63,7 +63,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "numbers")
     parser.add_argument("--out", default=None,
                         help="write the scores (with per-pair values) to this JSON file (.json)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    asked = {name.strip() for name in args.metrics.split(",")}
+    unused = unused_flags(given_on_command_line(parser, argv), [
+        (("fid_weights",), "fid" not in asked, "the FID score, not in --metrics"),
+        (("lpips_net", "lpips_backbone_weights"), "lpips" not in asked,
+         "the LPIPS score, not in --metrics")])
+    if unused:
+        parser.error(unused)
+    return args
 
 
 def main(argv=None) -> dict:
@@ -86,9 +94,6 @@ def score(args) -> dict:
     if unknown or not metrics:
         raise UserError(f"--metrics {args.metrics!r}: expected a comma-separated subset of "
                         f"{','.join(METRIC_NAMES)}")
-    if "lpips" not in metrics and args.lpips_net != "alex":
-        raise UserError(f"--lpips_net {args.lpips_net}: for the LPIPS score, not in --metrics "
-                        f"{args.metrics}")
     if args.dataset == "viton" and args.pairs not in ("paired", "unpaired"):
         # Scoring needs only the persons' photos: a VITON root with test_img/ will do.
         names = read_pairs(resolve_path(args.dataroot, args.pairs))

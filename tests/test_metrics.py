@@ -417,7 +417,10 @@ def test_command_line_writes_json(tmp_path, capsys, user_error, monkeypatch):
     assert "--lpips_backbone_weights" in user_error(lambda: script.main(argv))
     # A trunk for a score not asked was silently ignored.
     argv[-1:] = ["ssim", "--lpips_net", "vgg"]
-    assert "--lpips_net vgg: for the LPIPS score" in user_error(lambda: script.main(argv))
+    assert "--lpips_net: for the LPIPS score, not in --metrics" in user_error(
+        lambda: script.main(argv))
+    assert "--fid_weights: for the FID score, not in --metrics" in user_error(
+        lambda: script.main(argv[:-2] + ["--fid_weights", "inception.pth"]))
     # --out wrote over the pairs file or a try-on it scored; a folder, a batch size of 0 and an
     # unknown device were tracebacks (the folder after all the scoring).
     argv[-2:] = []
