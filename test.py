@@ -53,6 +53,7 @@ from data.pairs import make_pairs_dataset
 from data.photo_fit import FIT_MODES, paste_back, plan_fit
 from utils.inference.loading import add_model_arguments, check_model_arguments, load_model_from_args
 from utils.inference.photos import check_person_photo, garment_mask_for, tryon_photos
+from utils.metrics.folders import unused_score_flags
 from utils.results import (
     check_output_file,
     check_output_folder,
@@ -163,7 +164,8 @@ def _check_mode(p: argparse.ArgumentParser, args: argparse.Namespace, given: set
     unused = unused_flags(given, [
         (FOLDER_FLAGS + SCORE_FLAGS, bool(single_flags),
          "a test folder (--dataroot), not one pair"),
-        (SCORE_FLAGS, not args.eval, "the scores, which --eval asks")])
+        (SCORE_FLAGS, not args.eval, "the scores, which --eval asks"),
+        *unused_score_flags(args.metrics)])
     if unused:
         p.error(unused)
 

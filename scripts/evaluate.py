@@ -28,6 +28,7 @@ from utils.metrics.folders import (  # noqa: E402
     applicable_metrics,
     evaluate_folders,
     format_table,
+    unused_score_flags,
 )
 from utils.metrics.images import image_size  # noqa: E402
 from utils.results import check_output_file, check_unique_result_names, result_name  # noqa: E402
@@ -64,11 +65,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", default=None,
                         help="write the scores (with per-pair values) to this JSON file (.json)")
     args = parser.parse_args(argv)
-    asked = {name.strip() for name in args.metrics.split(",")}
-    unused = unused_flags(given_on_command_line(parser, argv), [
-        (("fid_weights",), "fid" not in asked, "the FID score, not in --metrics"),
-        (("lpips_net", "lpips_backbone_weights"), "lpips" not in asked,
-         "the LPIPS score, not in --metrics")])
+    unused = unused_flags(given_on_command_line(parser, argv), unused_score_flags(args.metrics))
     if unused:
         parser.error(unused)
     return args

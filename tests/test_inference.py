@@ -260,6 +260,9 @@ def test_a_precision_the_cpu_only_emulates_is_said(test_root, tmp_path, capsys):
      "--metrics: for the scores, which --eval asks"),
     (["--dataroot", "d", "--results_dir", "r", "--metrics", "ssim,lpips,fid"],
      "--metrics: for the scores, which --eval asks"),
+    # Scored, but a weights file of a metric not asked for was silently ignored.
+    (["--dataroot", "d", "--results_dir", "r", "--eval", "--metrics", "ssim", "--fid_weights",
+      "inception.pth"], "--fid_weights: for the FID score, not in --metrics"),
     # Parsing, keypoints and DensePose are never read at test time.
     (["--dataroot", "d", "--results_dir", "r", "--label_scheme", "lip", "--neck", "face",
       "--pose_format", "coco17", "--iuv_channel", "r"],

@@ -29,6 +29,15 @@ METRIC_NAMES = ("ssim", "lpips", "fid")
 PUBLISHED_FID_SAMPLE_COUNT = 2032
 
 
+def unused_score_flags(metrics: str) -> list:
+    """The rules (``common.cli.unused_flags``) of the score flags a --metrics list leaves
+    doing nothing: FID's weights without FID, LPIPS's network and weights without LPIPS."""
+    asked = {name.strip() for name in metrics.split(",")}
+    return [(("fid_weights",), "fid" not in asked, "the FID score, not in --metrics"),
+            (("lpips_net", "lpips_backbone_weights"), "lpips" not in asked,
+             "the LPIPS score, not in --metrics")]
+
+
 def applicable_metrics(requested: str | Sequence[str], paired: bool) -> tuple[str, ...]:
     """The requested metrics that apply to the pairs, saying which are dropped and why: SSIM
     and LPIPS compare each try-on with the person's own photo, which shows the same garment
