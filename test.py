@@ -53,7 +53,6 @@ from data.pairs import make_pairs_dataset
 from data.photo_fit import FIT_MODES, paste_back, plan_fit
 from utils.inference.loading import add_model_arguments, check_model_arguments, load_model_from_args
 from utils.inference.photos import check_person_photo, garment_mask_for, tryon_photos
-from utils.metrics.folders import unused_score_flags
 from utils.results import (
     check_output_file,
     check_output_folder,
@@ -161,6 +160,7 @@ def _check_mode(p: argparse.ArgumentParser, args: argparse.Namespace, given: set
                 "--garment PHOTO --output FILE (one pair)")
     elif not args.results_dir:
         p.error("--results_dir is required with --dataroot")
+    from utils.metrics.folders import unused_score_flags  # the metrics load only to score
     unused = unused_flags(given, [
         (FOLDER_FLAGS + SCORE_FLAGS, bool(single_flags),
          "a test folder (--dataroot), not one pair"),
