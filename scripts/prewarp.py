@@ -10,7 +10,8 @@ writes, inside each split's folder (or --out), ``cloth-warp/NAME.jpg`` and
 photo's stem: 8-bit images of the warped garment ((x + 1) / 2 x 255, truncated) and of its
 mask (x 255), at --height (width from the photos' aspect). Existing files are kept unless
 --overwrite is given; ``prewarps.json`` beside the folders records which warp writes each
-kind, so that a run with another warp file or frame does not mix its pictures with another's.
+kind, so that a run with another warp file or frame does not mix its pictures with another's,
+and ``run.lock`` there keeps a second run out while one writes.
 
 The warp decides what is read: DCI-VTON's warp (``warp_viton.pth``) takes VITON-HD's
 ``image-parse-agnostic-v3.2/`` labels and ``image-densepose/`` rendering, as its own test
@@ -23,6 +24,7 @@ import argparse
 import json
 import os
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Optional
 
@@ -44,6 +46,7 @@ from models import MAX_SIDE, SIZE_MULTIPLE  # noqa: E402
 from models.registry import families, types_of  # noqa: E402
 from utils.inference.prewarp import RELEASE_WARP_SIZE, load_prewarp_model  # noqa: E402
 from utils.metrics.images import image_size  # noqa: E402
+from utils.training.run_lock import run_folder_lock  # noqa: E402
 from utils.weights import file_sha256  # noqa: E402
 
 # Output folders per kind of pair: (garment, mask).
@@ -248,14 +251,19 @@ def write_batch(batch: dict, warped, kind: str, args) -> None:
         write_image(mask_path, masks[index])
 
 
-def plan_kind(model, kind: str, options: DataOptions, args, identity: dict) -> dict:
-    """What a run of ``kind`` ('paired' or 'unpaired') writes, checked before anything of any
-    kind is written: its samples, those to write, how many are kept, and the record's entry
-    found in each output folder (``claim``)."""
+def kind_samples(model, kind: str, options: DataOptions, args) -> list:
+    """The samples of ``kind`` ('paired' or 'unpaired'); an error when there are none."""
     samples = split_samples(options, args.dataroot, args.phase, kind,
                             parser_inputs=model.condition == "parser_based")
     if not samples:
         raise DatasetError(f"{args.dataroot}: no {kind} pairs in the {args.phase} split")
+    return samples
+
+
+def plan_kind(kind: str, samples: list, args, identity: dict) -> dict:
+    """What a run of ``kind`` writes, checked before anything of any kind is written: its
+    samples, those to write, how many are kept, and the record's entry found in each output
+    folder (``claim``)."""
     todo, kept = to_write(samples, kind, args)
     folders = sorted({args.out or split_folder(sample) for sample in samples})
     return {"kind": kind, "samples": samples, "todo": todo, "kept": kept,
@@ -305,12 +313,19 @@ def main(argv=None) -> None:
         model = load_prewarp_model(args.warp_checkpoint, device, arch,
                                    warp_frame(args.warp_height, size))
         identity = warp_identity(args, model)
-        plans = [plan_kind(model, kind, options, args, identity) for kind in kinds]
-        for plan in plans:
-            prewarp_kind(model, plan, options, args, identity)
-            print(f"{plan['kind']}: {len(plan['todo'])} pre-warps written" + (
-                f", {plan['kept']} existing kept (--overwrite replaces them)"
-                if plan["kept"] else ""))
+        samples = {kind: kind_samples(model, kind, options, args) for kind in kinds}
+        with ExitStack() as held:
+            # One run at a time per output folder, from the record's check to its last write.
+            for folder in sorted({args.out or split_folder(sample)
+                                  for kind in kinds for sample in samples[kind]}):
+                held.enter_context(run_folder_lock(Path(folder), what="prewarp run",
+                                                   advice="write elsewhere (--out)"))
+            plans = [plan_kind(kind, samples[kind], args, identity) for kind in kinds]
+            for plan in plans:
+                prewarp_kind(model, plan, options, args, identity)
+                print(f"{plan['kind']}: {len(plan['todo'])} pre-warps written" + (
+                    f", {plan['kept']} existing kept (--overwrite replaces them)"
+                    if plan["kept"] else ""))
 
 
 if __name__ == "__main__":

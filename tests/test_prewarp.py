@@ -203,6 +203,25 @@ def test_a_folder_holds_the_prewarps_of_one_warp(split, dcivton_weights, tmp_pat
     assert not (out / "prewarps.json").exists()
 
 
+def test_one_prewarp_run_at_a_time_per_folder(split, dcivton_weights, tmp_path):
+    """A run into a folder that another live run writes is refused before it checks or writes
+    anything there (two runs with different warps could otherwise both pass the record's check
+    and mix their pictures); the lock ends with the run."""
+    from utils.training.run_lock import LOCK_NAME, run_folder_lock
+    out = tmp_path / "out"
+    args = ("--dataroot", split, "--pairs", "both", "--height", "256", "--out", out,
+            "--warp_checkpoint", dcivton_weights)
+    with run_folder_lock(out, what="prewarp run"):
+        busy = prewarp(*args)
+    assert busy.returncode == 2, busy.stdout
+    assert f"{out} is in use by another prewarp run (pid " in busy.stderr
+    assert "wait for it to end, or write elsewhere (--out)" in busy.stderr
+    assert sorted(path.name for path in out.iterdir()) == []
+    done = prewarp(*args)
+    assert done.returncode == 0 and "paired: 3 pre-warps written" in done.stdout
+    assert not (out / LOCK_NAME).exists()
+
+
 def test_student_prewarps_photos_without_parsing(split, tmp_path):
     root = tmp_path / "VITON-HD"
     (root / "test").mkdir(parents=True)

@@ -52,11 +52,11 @@ def _holder(path: Path) -> str:
 
 
 @contextmanager
-def run_folder_lock(run_dir: Path, enabled: bool = True) -> Iterator[str]:
-    """Hold ``run_dir``/run.lock for the enclosed code; yields a note for the run's log
-    ('' unless a lock left by a dead run was taken over). ``enabled`` False (ranks other
-    than 0, which share rank 0's run) does nothing. Raises RunFolderBusy naming the folder
-    and the live run holding it."""
+def run_folder_lock(run_dir: Path, enabled: bool = True, what: str = "training run",
+                    advice: str = "choose another --name") -> Iterator[str]:
+    """Hold ``run_dir``/run.lock for the enclosed code; yields a note for the run's log ('' unless
+    a lock left by a dead run was taken over). ``enabled`` False (ranks other than 0, which share
+    rank 0's run) does nothing. Raises RunFolderBusy naming the folder and the live ``what``."""
     if not enabled or fcntl is None:
         yield ""
         return
@@ -68,8 +68,8 @@ def run_folder_lock(run_dir: Path, enabled: bool = True) -> Iterator[str]:
         raise RunFolderBusy(f"{run_dir}: cannot create {LOCK_NAME} "
                             f"({error.strerror or error})") from None
     if descriptor is None:
-        raise RunFolderBusy(f"{run_dir} is in use by another training run ({_holder(path)}); "
-                            f"wait for it to end, or choose another --name")
+        raise RunFolderBusy(f"{run_dir} is in use by another {what} ({_holder(path)}); "
+                            f"wait for it to end, or {advice}")
     previous = os.read(descriptor, 200).decode("utf-8", "replace").strip()
     note = (f"took over {LOCK_NAME} left by a run that is no longer alive ({previous})"
             if previous else "")
