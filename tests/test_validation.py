@@ -1,6 +1,7 @@
 """Validation while training: scores at the configured interval, best.pth, resuming."""
 
 import argparse
+import shutil
 
 import pytest
 import torch
@@ -61,6 +62,32 @@ def test_validation_interval_best_checkpoint_and_resume(roots, tmp_path):
     assert read_checkpoint(runs / "split" / "best.pth")["best"] == whole.best
     log = (runs / "split" / "train.log").read_text()
     assert f"so far {first.best['value']:.4g} at step {first.best['step']}" in log
+
+
+def test_a_bad_validation_file_keeps_the_steps_trained(roots, tmp_path):
+    """A validation image found damaged at an epoch's end stops the run with a message naming
+    it, after saving the steps trained so far (before, the epoch was lost): once the file is
+    mended, --resume ends where the uninterrupted run ends."""
+    from data.files import DatasetError
+    runs, test = tmp_path / "runs", tmp_path / "test"
+    shutil.copytree(roots[1], test)
+    photo = sorted((test / "test_img").iterdir())[1]
+    good = photo.read_bytes()
+    photo.write_bytes(good[:len(good) // 2])
+    argv = _argv((roots[0], str(test)), runs, "run", "--val_every", "3")
+    with pytest.raises(DatasetError, match=f"validation at step 3: {photo}: truncated JPEG"
+                                           f".*mend it, then --resume"):
+        run(ParserBasedWarp(), argv)
+    assert "stopped at epoch 1, step 3; continue with --resume" in (
+        runs / "run" / "train.log").read_text()
+    saved = read_checkpoint(runs / "run" / "latest.pth")
+    assert (saved["step"], saved["epoch"], saved["step_in_epoch"]) == (3, 1, 0)
+    photo.write_bytes(good)
+    resumed = run(ParserBasedWarp(), argv + ["--resume"])
+    whole = run(ParserBasedWarp(), _argv(roots, runs, "whole", "--val_every", "3"))
+    assert resumed.step == whole.step == 6
+    for key, value in whole.models["warp"].state_dict().items():
+        assert torch.equal(resumed.models["warp"].state_dict()[key], value), key
 
 
 def test_best_direction_per_metric():

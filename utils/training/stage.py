@@ -1,18 +1,7 @@
 """What a training stage is, as the engine sees it: ``Stage`` (subclassed by each
 ``train_*.py``), the ``StepContext`` it receives with every batch, the ``StepResult`` it
-returns, and the ``RunResult`` a whole run returns.
-
-A stage script says what its stage is and nothing else::
-
-    class PbWarpStage(Stage):
-        name = "pb_warp"
-        trained = ("warp",)
-        defaults = {"lr": 5e-5, "niter": 50, "niter_decay": 50}
-        def build_models(self, cfg, device): ...          # {'warp': ..., 'vgg': ...}
-        def losses(self, models, batch, context): ...     # -> StepResult
-
-    if __name__ == "__main__":
-        main(PbWarpStage())
+returns, and the ``RunResult`` a whole run returns. A stage script says what its stage is
+and nothing else: ``train_pb_warp.py`` is the shortest.
 """
 
 import argparse
