@@ -220,6 +220,10 @@ def test_one_prewarp_run_at_a_time_per_folder(split, dcivton_weights, tmp_path):
     done = prewarp(*args)
     assert done.returncode == 0 and "paired: 3 pre-warps written" in done.stdout
     assert not (out / LOCK_NAME).exists()
+    # A run with nothing to write takes no lock (it may read a folder it cannot write).
+    with run_folder_lock(out, what="prewarp run"):
+        kept = prewarp(*args)
+    assert kept.returncode == 0 and "paired: 0 pre-warps written, 3 existing kept" in kept.stdout
 
 
 def test_student_prewarps_photos_without_parsing(split, tmp_path):

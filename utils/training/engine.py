@@ -243,13 +243,7 @@ class Trainer:
             self._log_interval()
         self.stopping = self.stop.agreed(self.context) or self.step >= self.stop_at
         if self._validation_due(epoch_end):
-            try:
-                self._validate()               # a new best is saved with this step's state
-            except UserError as error:         # a bad validation file: the steps are saved
-                self._end_epoch()
-                self._finish()
-                error.args = (f"validation at step {self.step}: {error}; mend it, then --resume",)
-                raise
+            self._validate()                   # a new best is saved with this step's state
         if self.stopping or epoch_end:
             return True
         if self.best_pending or (cfg.save_every and self.step % cfg.save_every == 0):

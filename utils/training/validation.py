@@ -108,6 +108,12 @@ class Validator:
             # Evenly spread over the list, so that every category and part of it is scored.
             indices = np.unique(np.linspace(0, len(dataset) - 1, count).round().astype(int))
             self.datasets[pairs] = Subset(dataset, indices.tolist())
+        # Every pair is read once now, by every process alike: a damaged file stops the run
+        # before it trains, not at its first validation (which would lose the steps since a save).
+        for dataset in self.datasets.values():
+            for _ in DataLoader(dataset, batch_size=cfg.val_batch_size or cfg.batch_size,
+                                num_workers=cfg.workers):
+                pass
         self._lpips = None
         self._inception = None
         self._reference_features = None
