@@ -314,17 +314,20 @@ def main(argv=None) -> None:
                                    warp_frame(args.warp_height, size))
         identity = warp_identity(args, model)
         samples = {kind: kind_samples(model, kind, options, args) for kind in kinds}
-        plans = [plan_kind(kind, samples[kind], args, identity) for kind in kinds]
         with ExitStack() as held:
             # One writing run at a time per output folder, from the record's check to its last
             # write; a folder this run writes nothing into (a read-only one) is not locked.
-            writing = sorted({args.out or split_folder(sample)
-                              for plan in plans for sample in plan["todo"]})
-            for folder in writing:
+            writing = {args.out or split_folder(sample) for kind in kinds
+                       for sample in to_write(samples[kind], kind, args)[0]}
+            for folder in sorted(writing):
                 held.enter_context(run_folder_lock(Path(folder), what="prewarp run",
                                                    advice="write elsewhere (--out)"))
-            if writing:   # checked again now that no other run writes there
-                plans = [plan_kind(kind, samples[kind], args, identity) for kind in kinds]
+            plans = [plan_kind(kind, samples[kind], args, identity) for kind in kinds]
+            late = {args.out or split_folder(sample)
+                    for plan in plans for sample in plan["todo"]} - writing
+            if late:
+                raise UserError(f"{min(late)}: pre-warps there went missing as this run "
+                                f"started; run it again")
             for plan in plans:
                 prewarp_kind(model, plan, options, args, identity)
                 print(f"{plan['kind']}: {len(plan['todo'])} pre-warps written" + (

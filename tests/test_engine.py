@@ -391,6 +391,29 @@ def test_two_process_ddp_on_cpu(tmp_path):
     assert (saved["epoch"], saved["step_in_epoch"], saved["steps_per_epoch"]) == (1, 1, 2)
 
 
+def test_a_damaged_validation_file_in_one_ranks_share_stops_both(tmp_path):
+    """Each rank reads its share of the validation pairs before the first step: a damaged
+    photo in rank 1's share stops both ranks at once (rank 1 names it), not at a validation
+    where rank 0 would wait in the gather."""
+    from data.datasets import DataOptions, pair_samples
+    from data.synthetic import make_dataset
+    val_root = make_dataset(str(tmp_path / "val"), num_train=0, num_test=5, seed=4,
+                            height=64, width=48)["test"]
+    photo = Path(pair_samples(DataOptions(), val_root, "paired")[1].person.image)
+    photo.write_bytes(photo.read_bytes()[:300])
+    env = dict(os.environ, OMP_NUM_THREADS="1", FAKE_DATASET_SIZE="8", PYTHONPATH=str(ROOT))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node", "2", str(ROOT / "tests" / "fake_stage.py"),
+               *fake_argv(tmp_path, "ddp", "--max_steps", "3", "--val_root", val_root,
+                          "--val_pairs", "paired", "--allow_random_weights")]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode != 0
+    assert f"{photo}: truncated JPEG" in done.stderr
+    assert "--val_root: a file is damaged (another process names it)" in done.stderr
+    assert not (tmp_path / "ddp" / "config.yaml").exists()
+
+
 def test_a_signal_to_one_rank_stops_every_rank_alike(tmp_path):
     """SIGTERM to rank 1 alone during step 0: both ranks stop after it, and rank 0 (which
     logs and saves) knows the signal."""

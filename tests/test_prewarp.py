@@ -204,9 +204,9 @@ def test_a_folder_holds_the_prewarps_of_one_warp(split, dcivton_weights, tmp_pat
 
 
 def test_one_prewarp_run_at_a_time_per_folder(split, dcivton_weights, tmp_path):
-    """A run into a folder that another live run writes is refused before it checks or writes
-    anything there (two runs with different warps could otherwise both pass the record's check
-    and mix their pictures); the lock ends with the run."""
+    """A run into a folder that another live run writes is refused, naming it, before it reads
+    the record or writes anything there (two runs with different warps could otherwise both
+    pass the record's check and mix their pictures); the lock ends with the run."""
     from utils.training.run_lock import LOCK_NAME, run_folder_lock
     out = tmp_path / "out"
     args = ("--dataroot", split, "--pairs", "both", "--height", "256", "--out", out,
@@ -224,6 +224,38 @@ def test_one_prewarp_run_at_a_time_per_folder(split, dcivton_weights, tmp_path):
     with run_folder_lock(out, what="prewarp run"):
         kept = prewarp(*args)
     assert kept.returncode == 0 and "paired: 0 pre-warps written, 3 existing kept" in kept.stdout
+
+
+def test_the_record_is_checked_under_the_lock(split, dcivton_weights, tmp_path, monkeypatch):
+    """A run that found the folder empty is refused when another warp's run fills it before
+    this one takes the lock: the record is checked under it. A folder that first had nothing
+    to write (no lock) but has at the plan is refused too."""
+    import scripts.prewarp
+    out = tmp_path / "out"
+    (other,) = write_family_weights("dcivton", tmp_path / "other", seed=1)
+    args = ("--dataroot", split, "--pairs", "paired", "--height", "256", "--out", out)
+    real_lock = scripts.prewarp.run_folder_lock
+
+    def other_run_first(folder, **kwargs):
+        monkeypatch.setattr(scripts.prewarp, "run_folder_lock", real_lock)
+        assert prewarp(*args, "--warp_checkpoint", other).returncode == 0
+        return real_lock(folder, **kwargs)
+
+    monkeypatch.setattr(scripts.prewarp, "run_folder_lock", other_run_first)
+    late = prewarp(*args, "--warp_checkpoint", dcivton_weights)
+    assert late.returncode == 2 and f"this run's warp is {dcivton_weights.name}" in late.stderr
+    assert json.loads((out / "prewarps.json").read_text())["paired"]["warp_file"] == other.name
+    # A picture gone after the first look, which found nothing to write and so took no lock:
+    # nothing is written unlocked.
+    real_plan = scripts.prewarp.plan_kind
+
+    def picture_gone_first(*plan_args):
+        (out / "cloth-warp" / f"{STEMS[0]}.jpg").unlink(missing_ok=True)
+        return real_plan(*plan_args)
+
+    monkeypatch.setattr(scripts.prewarp, "plan_kind", picture_gone_first)
+    gone = prewarp(*args, "--warp_checkpoint", other)
+    assert gone.returncode == 2 and f"{out}: pre-warps there went missing" in gone.stderr
 
 
 def test_student_prewarps_photos_without_parsing(split, tmp_path):

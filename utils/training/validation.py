@@ -23,9 +23,10 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Subset
 
+from common.errors import UserError
 from common.images import quantise  # as test.py's PNGs hold the try-ons
 from options.config import ConfigError
-from utils.training.distributed import DistributedContext
+from utils.training.distributed import DistributedContext, any_rank
 from utils.training.sampling import to_device
 
 METRIC_DIRECTIONS = {"ssim": "max", "lpips": "min", "fid": "min"}
@@ -108,12 +109,16 @@ class Validator:
             # Evenly spread over the list, so that every category and part of it is scored.
             indices = np.unique(np.linspace(0, len(dataset) - 1, count).round().astype(int))
             self.datasets[pairs] = Subset(dataset, indices.tolist())
-        # Every pair is read once now, by every process alike: a damaged file stops the run
-        # before it trains, not at its first validation (which would lose the steps since a save).
-        for dataset in self.datasets.values():
-            for _ in DataLoader(dataset, batch_size=cfg.val_batch_size or cfg.batch_size,
-                                num_workers=cfg.workers):
-                pass
+        # Each process reads its share now: a damaged file stops them all before the first step.
+        failed = None
+        try:
+            for dataset in self.datasets.values():
+                for _ in self._loader(dataset):
+                    pass
+        except UserError as error:
+            failed = error
+        if any_rank(failed is not None, context):
+            raise failed or UserError("--val_root: a file is damaged (another process names it)")
         self._lpips = None
         self._inception = None
         self._reference_features = None
