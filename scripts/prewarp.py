@@ -191,16 +191,26 @@ def files_of(folder: str, kind: str) -> set[Path]:
             for path in (Path(folder) / sub).iterdir() if path.is_file()}
 
 
+def sample_outputs(sample, kind: str, args) -> tuple[Path, Path]:
+    """The two files this run writes for ``sample``."""
+    return output_paths(args.out or split_folder(sample), kind, Path(sample.person.image).stem,
+                        args.ext)
+
+
+def unwritten(sample, kind: str, args) -> bool:
+    """Whether this run writes ``sample``'s pre-warps: --overwrite, or one of them is missing."""
+    return args.overwrite or not all(path.is_file() for path in sample_outputs(sample, kind, args))
+
+
 def to_write(samples: list, kind: str, args) -> tuple[list, int]:
     """The samples whose outputs are missing (all with --overwrite), and how many are kept:
     kept files of another size than this run writes are an error (a folder of two sizes)."""
     todo = []
     for sample in samples:
-        name = Path(sample.person.image).stem
-        paths = output_paths(args.out or split_folder(sample), kind, name, args.ext)
-        if args.overwrite or not all(path.is_file() for path in paths):
+        if unwritten(sample, kind, args):
             todo.append(sample)
             continue
+        paths = sample_outputs(sample, kind, args)
         size = frame_size(args.height, image_size(sample.person.image))
         for path in paths:
             height, width = image_size(path)
@@ -285,10 +295,8 @@ def prewarp_kind(model, plan: dict, options: DataOptions, args, identity: dict) 
     for batch in tqdm(loader, desc=f"{kind} pre-warps", unit="batch",
                       disable=not sys.stderr.isatty()):
         write_batch(batch, model(batch), kind, args)
+    written = {path for sample in plan["samples"] for path in sample_outputs(sample, kind, args)}
     for folder in folders:
-        written = {path for sample in plan["samples"]
-                   for path in output_paths(folder, kind, Path(sample.person.image).stem,
-                                            args.ext)}
         settle(folder, kind, identity, written, args)
 
 
@@ -318,7 +326,7 @@ def main(argv=None) -> None:
             # One writing run at a time per output folder, from the record's check to its last
             # write; a folder this run writes nothing into (a read-only one) is not locked.
             writing = {args.out or split_folder(sample) for kind in kinds
-                       for sample in to_write(samples[kind], kind, args)[0]}
+                       for sample in samples[kind] if unwritten(sample, kind, args)}
             for folder in sorted(writing):
                 held.enter_context(run_folder_lock(Path(folder), what="prewarp run",
                                                    advice="write elsewhere (--out)"))
