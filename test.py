@@ -160,7 +160,8 @@ def _check_mode(p: argparse.ArgumentParser, args: argparse.Namespace, given: set
                 "--garment PHOTO --output FILE (one pair)")
     elif not args.results_dir:
         p.error("--results_dir is required with --dataroot")
-    from utils.metrics.folders import unused_score_flags  # the metrics load only to score
+    # the metrics load only to score
+    from utils.metrics.folders import MetricsError, metric_names, unused_score_flags
     unused = unused_flags(given, [
         (FOLDER_FLAGS + SCORE_FLAGS, bool(single_flags),
          "a test folder (--dataroot), not one pair"),
@@ -168,6 +169,10 @@ def _check_mode(p: argparse.ArgumentParser, args: argparse.Namespace, given: set
         *unused_score_flags(args.metrics)])
     if unused:
         p.error(unused)
+    try:   # a misspelt metric stops the run before any try-on is written
+        args.metrics = metric_names(args.metrics)
+    except MetricsError as error:
+        p.error(str(error))
 
 
 def _grid_strip(person, garment, edge, out, index):
@@ -293,8 +298,7 @@ def check_metric_weights(args, paired: bool) -> None:
                       "FID Inception network"),
               "lpips": (args.lpips_backbone_weights, LPIPS_BACKBONE_FILES["alex"],
                         "--lpips_backbone_weights", "LPIPS alex trunk")}
-    requested = [name.strip() for name in args.metrics.split(",")]
-    for name in requested:
+    for name in args.metrics:
         if name in needed and (paired or name != "lpips"):
             resolve_weights_file(*needed[name], args.allow_random_weights,
                                  random_opt_in="--allow_random_weights")

@@ -28,9 +28,10 @@ from utils.metrics.folders import (  # noqa: E402
     applicable_metrics,
     evaluate_folders,
     format_table,
+    metric_names,
     unused_score_flags,
 )
-from utils.metrics.images import image_size  # noqa: E402
+from utils.metrics.images import MetricsError, image_size  # noqa: E402
 from utils.results import check_output_file, check_unique_result_names, result_name  # noqa: E402
 
 
@@ -68,6 +69,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     unused = unused_flags(given_on_command_line(parser, argv), unused_score_flags(args.metrics))
     if unused:
         parser.error(unused)
+    try:
+        args.metrics = metric_names(args.metrics)
+    except MetricsError as error:
+        parser.error(str(error))
     return args
 
 
@@ -86,11 +91,6 @@ def score(args) -> dict:
             raise UserError(f"--out {args.out}: the scores are JSON; give a .json file name")
         pairs_file = resolve_path(args.dataroot, args.pairs)
         check_output_file(args.out, "--out", (pairs_file,) if os.path.isfile(pairs_file) else ())
-    metrics = tuple(name.strip() for name in args.metrics.split(",") if name.strip())
-    unknown = sorted(set(metrics) - set(METRIC_NAMES))
-    if unknown or not metrics:
-        raise UserError(f"--metrics {args.metrics!r}: expected a comma-separated subset of "
-                        f"{','.join(METRIC_NAMES)}")
     if args.dataset == "viton" and args.pairs not in ("paired", "unpaired"):
         # Scoring needs only the persons' photos: a VITON root with test_img/ will do.
         names = read_pairs(resolve_path(args.dataroot, args.pairs))
@@ -102,7 +102,7 @@ def score(args) -> dict:
         pairs = [(os.path.abspath(sample.person.image), sample.garment.image)
                  for sample in samples]
         paired = all(sample.person.id == sample.garment.id for sample in samples)
-    metrics = applicable_metrics(metrics, paired)
+    metrics = applicable_metrics(args.metrics, paired)
     check_unique_result_names(pairs)
     check_results(args.results_dir, pairs)
     scores = evaluate_folders(args.results_dir, args.dataroot, pairs, metrics=metrics,

@@ -1,6 +1,7 @@
 """What a newcomer meets first: one default number format for test.py and the page, chosen
 from the device and the committed quality report; test.py --eval refusing missing metric
-weights before writing any try-on; data.check at the size of a training configuration."""
+weights and misspelt metrics before writing any try-on; data.check at the size of a training
+configuration."""
 
 import json
 from pathlib import Path
@@ -11,7 +12,7 @@ import torch
 import test as test_script
 from data.check import main as check_main
 from data.synthetic import make_dataset
-from scripts import serve
+from scripts import evaluate, serve
 from tests.small_models import small_models, stage4_checkpoint
 from utils.inference import precision
 from utils.weights import MissingWeightsError
@@ -86,6 +87,24 @@ def test_eval_refuses_missing_metric_weights_before_any_try_on(test_root, tmp_pa
                                                                "--metrics", "lpips,fid",
                                                                "--allow_random_weights"]))
     assert done["images"] == 3
+
+
+def test_a_misspelt_metric_is_refused_before_any_try_on(test_root, tmp_path, capsys):
+    results = tmp_path / "results"
+    argv = ["--dataroot", test_root["test"], "--checkpoint", "absent.pth", "--results_dir",
+            str(results), "--eval"]
+    for metrics in ("ssim,ssm", " , "):
+        with pytest.raises(SystemExit) as stop:
+            test_script.parse_args(argv + ["--metrics", metrics])
+        assert stop.value.code == 2
+        assert f"--metrics {metrics!r}: expected a comma-separated subset of ssim,lpips,fid" in \
+            capsys.readouterr().err
+    assert not results.exists()
+    assert test_script.parse_args(argv + ["--metrics", " fid, ssim"]).metrics == ("fid", "ssim")
+    with pytest.raises(SystemExit):
+        evaluate.parse_args(["--results_dir", str(results), "--dataroot", test_root["test"],
+                             "--pairs", "paired", "--metrics", "psnr"])
+    assert "--metrics 'psnr'" in capsys.readouterr().err
 
 
 def test_data_check_reads_at_the_size_of_a_training_configuration(test_root, tmp_path, capsys):

@@ -29,6 +29,16 @@ METRIC_NAMES = ("ssim", "lpips", "fid")
 PUBLISHED_FID_SAMPLE_COUNT = 2032
 
 
+def metric_names(text: str) -> tuple[str, ...]:
+    """The metrics a --metrics list names, in its order; MetricsError for an unknown name or an
+    empty list."""
+    metrics = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not metrics or set(metrics) - set(METRIC_NAMES):
+        raise MetricsError(f"--metrics {text!r}: expected a comma-separated subset of "
+                           f"{','.join(METRIC_NAMES)}")
+    return metrics
+
+
 def unused_score_flags(metrics: str) -> list:
     """The rules (``common.cli.unused_flags``) of the score flags a --metrics list leaves
     doing nothing: FID's weights without FID, LPIPS's network and weights without LPIPS."""
@@ -42,9 +52,7 @@ def applicable_metrics(requested: str | Sequence[str], paired: bool) -> tuple[st
     """The requested metrics that apply to the pairs, saying which are dropped and why: SSIM
     and LPIPS compare each try-on with the person's own photo, which shows the same garment
     only when the pairs are paired. Raises MetricsError when nothing is left."""
-    if isinstance(requested, str):
-        requested = [name.strip() for name in requested.split(",") if name.strip()]
-    metrics = tuple(requested)
+    metrics = metric_names(requested) if isinstance(requested, str) else tuple(requested)
     if paired:
         return metrics
     dropped = [name for name in metrics if name in ("ssim", "lpips")]
