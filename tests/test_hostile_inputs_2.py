@@ -87,6 +87,13 @@ def test_the_metrics_read_through_the_same_reader(tmp_path):
         assert isinstance(error, MetricsError) and "225000000-pixel" in str(error)
     result.write_bytes(HDR_HEADER)
     assert "Radiance HDR" in str(bounded(lambda: load_image(result)))
+    # A 16-bit grey file is scored as the model reads it, not clipped to white.
+    grey = (np.random.default_rng(2).random((24, 16)) * 65535).astype(np.uint16)
+    cv2.imwrite(str(result), grey)
+    scored = load_image(result)
+    assert scored.shape == (3, 24, 16)
+    assert torch.equal(scored, torch.from_numpy(read_rgb(str(result)).copy()).permute(2, 0, 1))
+    assert torch.equal(scored[0], torch.from_numpy((grey >> 8).astype(np.uint8)))
 
 
 # 2: a progressive JPEG of thousands of scans.

@@ -8,18 +8,18 @@ from there to the range its network wants.
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 from typing import Optional
 
+import cv2
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from common.errors import UserError
 from data.alpha import shown_size
-from data.files import DatasetError, image_format, read_image_bytes
+from data.files import DatasetError, decode_image, read_image_bytes
 
 
 def level_differences(first: torch.Tensor, second: torch.Tensor) -> dict:
@@ -86,11 +86,11 @@ def load_image(path: str | os.PathLike, size: Optional[tuple[int, int]] = None) 
     path = Path(path)
     data = _checked_bytes(path)
     try:
-        with Image.open(io.BytesIO(data), formats=[image_format(data)]) as image:
-            image = ImageOps.exif_transpose(image).convert("RGB")     # as OpenCV shows it
-            if size is not None and (image.height, image.width) != tuple(size):
-                image = image.resize((size[1], size[0]), Image.BILINEAR)
-            array = np.asarray(image, dtype=np.uint8).copy()
-    except (OSError, ValueError) as error:
-        raise MetricsError(f"cannot read image {path}: {error}") from None
-    return torch.from_numpy(array).permute(2, 0, 1)
+        # Decoded as the data reader decodes the photos the model sees (OpenCV): a 16-bit
+        # grey file is scaled to 8 bits, where PIL's convert("RGB") clipped it to white.
+        array = decode_image(data, cv2.IMREAD_COLOR, str(path))[:, :, ::-1]
+    except DatasetError as error:
+        raise MetricsError(f"cannot read image {error}") from None
+    if size is not None and array.shape[:2] != tuple(size):
+        array = np.asarray(Image.fromarray(array).resize((size[1], size[0]), Image.BILINEAR))
+    return torch.from_numpy(array.copy()).permute(2, 0, 1)
