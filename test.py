@@ -25,7 +25,6 @@ checkpoint (``--checkpoint`` gives both parts from one file). ``--eval`` scores 
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -126,8 +125,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--batch_size must be at least 1")
     if args.workers < 0:
         p.error("--workers must be 0 or more")
-    if not (math.isfinite(args.max_megapixels) and args.max_megapixels > 0):
-        p.error(f"--max_megapixels must be a positive number, got {args.max_megapixels}")
     return args
 
 

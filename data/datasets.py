@@ -31,7 +31,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from common.cli import refuse_flags
+from common.cli import positive_limit, refuse_flags
 from data import viton
 from data.dcivton import read_densepose_rendering, read_label_groups
 from data.densepose import IUV_CHANNELS, read_densepose_file
@@ -509,7 +509,7 @@ def add_data_arguments(parser, root: str = "--dataroot", parsing: bool = True) -
                         help="compute cached garment masks again")
     parser.add_argument("--grabcut", action="store_true",
                         help="refine computed garment masks with OpenCV's GrabCut (slower)")
-    parser.add_argument("--max_megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6,
+    parser.add_argument("--max_megapixels", type=positive_limit, default=DEFAULT_MAX_PIXELS / 1e6,
                         help="largest image read, in megapixels (width x height / 1e6): larger "
                              "files are refused before they are decoded, whatever their size "
                              "on disk")

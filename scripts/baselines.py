@@ -23,7 +23,11 @@ from data.datasets import DataOptions, add_data_arguments  # noqa: E402
 from data.files import read_rgb  # noqa: E402
 from data.pairs import make_pairs_dataset  # noqa: E402
 from data.photo_fit import FIT_MODES, paste_back, plan_fit  # noqa: E402
-from utils.results import check_output_folder, write_result  # noqa: E402
+from utils.results import (  # noqa: E402
+    check_output_folder,
+    check_unique_result_names,
+    write_result,
+)
 
 
 def paste(person: torch.Tensor, garment: torch.Tensor, edge: torch.Tensor) -> torch.Tensor:
@@ -31,6 +35,10 @@ def paste(person: torch.Tensor, garment: torch.Tensor, edge: torch.Tensor) -> to
 
 
 BASELINES = {"paste": paste}
+
+
+# The working size's bounds: a person is drawn at 16 pixels, and 4096 is past every dataset.
+MIN_SIDE, MAX_SIDE = 16, 4096
 
 
 def main(argv=None):
@@ -47,6 +55,9 @@ def main(argv=None):
     p.add_argument("--fit", default="pad", choices=FIT_MODES,
                    help="how person photos of another aspect ratio are fitted, as test.py does")
     args = p.parse_args(argv)
+    for flag in ("height", "width"):
+        if not MIN_SIDE <= getattr(args, flag) <= MAX_SIDE:
+            p.error(f"--{flag} {getattr(args, flag)}: expected {MIN_SIDE} to {MAX_SIDE} pixels")
     with exit_on_user_error():
         write_baseline(args)
 
@@ -55,6 +66,7 @@ def write_baseline(args) -> None:
     results = check_output_folder(args.results_dir, "--results_dir", inputs=(args.dataroot,))
     dataset = make_pairs_dataset(DataOptions.from_config(args), args.dataroot, args.pairs,
                                  args.height, args.width, fit=args.fit)
+    check_unique_result_names([(pair.person.image, pair.garment.image) for pair in dataset.pairs])
     method = BASELINES[args.method]
     count = 0
     for batch in DataLoader(dataset, batch_size=16, num_workers=0):

@@ -49,7 +49,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from common.cli import REMOVED_FLAGS, HelpFormatter, refuse_flags  # noqa: E402
+from common.cli import REMOVED_FLAGS, HelpFormatter, positive_limit, refuse_flags  # noqa: E402
 from common.errors import UserError, user_error_message  # noqa: E402
 from data.alpha import read_alpha  # noqa: E402
 from data.files import DatasetError, header_size, read_gray, read_rgb  # noqa: E402
@@ -561,7 +561,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="address to listen on (0.0.0.0: every interface; the page has no "
                              "login, so only on a network you trust)")
     server.add_argument("--port", type=int, default=7860, help="port to listen on")
-    server.add_argument("--max_upload_mb", type=float, default=20.0,
+    server.add_argument("--max_upload_mb", type=positive_limit, default=20.0,
                         help="largest file accepted per upload, in MB (MiB)")
     data = p.add_argument_group("examples")
     data.add_argument("--dataroot", default=None,
@@ -576,8 +576,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.set_defaults(max_megapixels=40.0)
     args = p.parse_args(argv)
     check_model_arguments(p, args)
-    if not (args.max_upload_mb > 0 and args.max_megapixels > 0):     # NaN too
-        p.error("--max_upload_mb and --max_megapixels must be positive")
     if args.num_examples < 0:
         p.error(f"--num_examples {args.num_examples}: expected 0 or more")
     if not 0 <= args.port < 65536:

@@ -4,11 +4,13 @@ model has, and training runs that diverge. Each gets one clear line and a non-ze
 nothing the user gave is overwritten."""
 
 import os
+import shutil
 import struct
 import subprocess
 import sys
 import tracemalloc
 import zlib
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -236,14 +238,48 @@ def test_bad_counts_and_tiny_person_photos_are_one_line(tmp_path, test_root, che
     message = user_error(lambda: test_script.main(base + ["--person", str(tiny)]))
     assert "tiny.png: 1x1 pixels; a person photo is at least 16x16" in message
     person = ["--person", str(test_root / "test_img" / "000000_0.jpg")]
-    for flags, expected in ((["--max_megapixels", "nan"], "--max_megapixels must be a positive"),
-                            (["--max_megapixels", "-1"], "--max_megapixels must be a positive"),
+    for flags, expected in ((["--max_megapixels", "nan"], "--max_megapixels: expected a number"),
+                            (["--max_megapixels", "-1"], "--max_megapixels: expected a number"),
                             (["--workers", "-1"], "--workers: for a test folder")):
         assert expected in user_error(lambda flags=flags: test_script.main(base + person + flags))
     folder = ["--dataroot", str(test_root), "--results_dir", str(tmp_path / "r"),
               "--checkpoint", str(checkpoint), "--workers", "-1"]
     assert "--workers must be 0 or more" in user_error(lambda: test_script.main(folder))
     assert not (tmp_path / "out.png").exists()
+
+
+def test_every_tool_checks_its_limits_and_sizes_with_its_flags(tmp_path, test_root, user_error):
+    """NaN, inf and 1e300 passed a '> 0' check and failed where the limit was first used (after
+    the model loaded, or after prewarp wrote its record); a baseline of 0 or 100000 pixels
+    failed in the photo fitting or asked for tens of GiB."""
+    from scripts import baselines, evaluate, prewarp, serve
+    results = tmp_path / "r"
+    folder = ["--dataroot", str(test_root), "--results_dir", str(results)]
+    tools = {"baselines": lambda value: baselines.main(folder + ["--max_megapixels", value]),
+             "evaluate": lambda value: evaluate.main(folder + ["--pairs", "paired",
+                                                               "--max_megapixels", value]),
+             "prewarp": lambda value: prewarp.build_parser().parse_args(
+                 ["--dataroot", str(test_root), "--max_megapixels", value]),
+             "serve": lambda value: serve.parse_args(["--checkpoint", "c.pth",
+                                                      "--max_upload_mb", value])}
+    for value in ("nan", "inf", "-1", "0", "1e300"):
+        for name, tool in tools.items():
+            message = user_error(partial(tool, value))
+            assert "expected a number above 0 and at most 1e12" in message, (name, message)
+    for flags in (["--height", "0"], ["--width", "-5"], ["--height", "100000"]):
+        message = user_error(partial(baselines.main, folder + flags))
+        assert "expected 16 to 4096 pixels" in message
+    assert not results.exists()
+    # Two pairs whose results share a name: refused before either is written.
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(test_root / "test_img" / "000000_0.jpg", other / "000000_0.jpg")
+    pairs = tmp_path / "clash.txt"
+    pairs.write_text(f"000000_0.jpg 000001_1.jpg\n{other / '000000_0.jpg'} 000001_1.jpg\n")
+    message = user_error(lambda: baselines.main(folder + ["--pairs", str(pairs), "--height",
+                                                          "128", "--width", "96"]))
+    assert "would both write 000000_0__000001_1.png" in message
+    assert not list(results.glob("*.png"))
 
 
 @pytest.mark.parametrize("content", ["empty", "full"])

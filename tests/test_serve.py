@@ -247,7 +247,7 @@ def test_examples_are_drawn_when_no_dataset_is_given(tmp_path, user_error):
         lambda: serve.parse_args(["--checkpoint", "x.pth", "--num_examples", "3"]))
     # A negative count and a NaN limit were accepted.
     for flags, message in ((["--num_examples", "-1", "--dataroot", "d"], "expected 0 or more"),
-                           (["--max_megapixels", "nan"], "must be positive")):
+                           (["--max_megapixels", "nan"], "expected a number above 0")):
         argv = ["--checkpoint", "x.pth", *flags]
         assert message in user_error(lambda argv=argv: serve.parse_args(argv))
     args = serve.parse_args(["--checkpoint", "x.pth", "--device", "cpu"])
