@@ -286,19 +286,25 @@ def tryon_pair(args) -> dict:
 
 
 def check_metric_weights(args, paired: bool) -> None:
-    """Stop before any try-on is written when ``--eval`` will need a network's weights that are
-    not on this machine (FID's Inception; LPIPS's trunk, scored on paired pairs only)."""
-    from utils.metrics.fid import FID_WEIGHTS_FILE
-    from utils.metrics.lpips import LPIPS_BACKBONE_FILES
+    """Stop before any try-on is written when ``--eval``'s networks cannot be built from the
+    weights on this machine: a missing file, or one that is damaged or not the published one
+    (FID's Inception; LPIPS's trunk, scored on paired pairs only). ``args.metrics`` becomes the
+    metrics that apply to the pairs."""
+    from utils.metrics.fid import FID_WEIGHTS_FILE, build_fid_inception
+    from utils.metrics.folders import applicable_metrics
+    from utils.metrics.lpips import LPIPS_BACKBONE_FILES, build_lpips
     from utils.weights import resolve_weights_file
-    needed = {"fid": (args.fid_weights, FID_WEIGHTS_FILE, "--fid_weights",
-                      "FID Inception network"),
-              "lpips": (args.lpips_backbone_weights, LPIPS_BACKBONE_FILES["alex"],
-                        "--lpips_backbone_weights", "LPIPS alex trunk")}
-    for name in args.metrics:
-        if name in needed and (paired or name != "lpips"):
-            resolve_weights_file(*needed[name], args.allow_random_weights,
-                                 random_opt_in="--allow_random_weights")
+    args.metrics = applicable_metrics(args.metrics, paired)
+    if "fid" in args.metrics and resolve_weights_file(
+            args.fid_weights, FID_WEIGHTS_FILE, "--fid_weights", "FID Inception network",
+            args.allow_random_weights, random_opt_in="--allow_random_weights"):
+        # Its hash is checked (a warning) when the scores are computed, not twice.
+        build_fid_inception(args.fid_weights, check_hash=False)
+    if "lpips" in args.metrics and resolve_weights_file(
+            args.lpips_backbone_weights, LPIPS_BACKBONE_FILES["alex"],
+            "--lpips_backbone_weights", "LPIPS alex trunk", args.allow_random_weights,
+            random_opt_in="--allow_random_weights"):
+        build_lpips("alex", args.lpips_backbone_weights)
 
 
 def evaluate(args, done: dict) -> None:

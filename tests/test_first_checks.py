@@ -15,7 +15,8 @@ from data.synthetic import make_dataset
 from scripts import evaluate, serve
 from tests.small_models import small_models, stage4_checkpoint
 from utils.inference import precision
-from utils.weights import MissingWeightsError
+from utils.metrics.images import MetricsError
+from utils.weights import MissingWeightsError, WeightsFileError
 
 REPORT = Path(precision.QUALITY_REPORTS["cpu"])
 
@@ -81,6 +82,21 @@ def test_eval_refuses_missing_metric_weights_before_any_try_on(test_root, tmp_pa
     with pytest.raises(MissingWeightsError, match="--fid_weights"):
         test_script.generate(test_script.parse_args(argv + ["--pairs", "unpaired", "--eval",
                                                             "--metrics", "fid"]))
+    # Nothing left to score, or a weights file that is not the network's: refused at start too.
+    with pytest.raises(MetricsError, match="unpaired pairs have FID only"):
+        test_script.generate(test_script.parse_args(argv + ["--pairs", "unpaired", "--eval",
+                                                            "--metrics", "ssim,lpips"]))
+    foreign = tmp_path / "alexnet-owt-7be5be79.pth"
+    torch.save({"weight": torch.zeros(1)}, foreign)
+    with pytest.raises(WeightsFileError, match="does not match"):
+        test_script.generate(test_script.parse_args(
+            argv + ["--pairs", "paired", "--eval", "--metrics", "lpips",
+                    "--lpips_backbone_weights", str(foreign)]))
+    (tmp_path / "inception.pth").write_text("not a network")
+    with pytest.raises(WeightsFileError, match="inception.pth"):
+        test_script.generate(test_script.parse_args(
+            argv + ["--pairs", "unpaired", "--eval", "--metrics", "fid", "--fid_weights",
+                    str(tmp_path / "inception.pth")]))
     assert not list(results.glob("*.png"))
     # Unpaired pairs are not scored with LPIPS: its weights are not asked for.
     done = test_script.generate(test_script.parse_args(argv + ["--pairs", "unpaired", "--eval",
