@@ -280,15 +280,29 @@ def plan_kind(kind: str, samples: list, args, identity: dict) -> dict:
             "found": {folder: claim(folder, kind, identity, args) for folder in folders}}
 
 
-def prewarp_kind(model, plan: dict, options: DataOptions, args, identity: dict) -> None:
-    """Write ``plan``'s pre-warps, the record marked before the first and settled after."""
+def check_one_size(plans: list, size: tuple[int, int], first: str, args) -> None:
+    """Refuse, before anything is written, a photo to pre-warp whose output size differs from
+    ``size``, that of the split's ``first`` photo: one run writes one size, at one warp frame."""
+    for plan in plans:
+        for sample in plan["todo"]:
+            own = frame_size(args.height, image_size(sample.person.image))
+            if own != size:
+                raise UserError(f"{sample.person.image}: its pre-warps would be {own[0]}x"
+                                f"{own[1]}, where those of the split's first photo {first} are "
+                                f"{size[0]}x{size[1]}: a run writes one size (its warp runs at "
+                                f"one frame); bring the photos to one size")
+
+
+def prewarp_kind(model, plan: dict, size: tuple[int, int], options: DataOptions, args,
+                 identity: dict) -> None:
+    """Write ``plan``'s pre-warps at ``size``, the record marked before the first and settled
+    after."""
     kind, todo = plan["kind"], plan["todo"]
     if not todo:
         return
     folders = {args.out or split_folder(sample) for sample in todo}
     for folder in folders:
         mark(folder, kind, identity, plan["found"][folder], args)
-    size = frame_size(args.height, image_size(todo[0].person.image))
     dataset = PrewarpDataset(todo, model.condition, size, model.warp_size, options)
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False,
                         num_workers=args.workers)
@@ -336,8 +350,9 @@ def main(argv=None) -> None:
             if late:
                 raise UserError(f"{min(late)}: pre-warps there went missing as this run "
                                 f"started; run it again")
+            check_one_size(plans, size, first[0].person.image, args)
             for plan in plans:
-                prewarp_kind(model, plan, options, args, identity)
+                prewarp_kind(model, plan, size, options, args, identity)
                 print(f"{plan['kind']}: {len(plan['todo'])} pre-warps written" + (
                     f", {plan['kept']} existing kept (--overwrite replaces them)"
                     if plan["kept"] else ""))

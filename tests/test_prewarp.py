@@ -276,6 +276,28 @@ def test_student_prewarps_photos_without_parsing(split, tmp_path):
     assert mask.shape == (256, 192) and mask.max() > 128
 
 
+def test_photos_of_two_sizes_are_refused_before_any_prewarp(split, tmp_path):
+    # The output size and the warp's frame were taken from the first photo, so a square photo
+    # got a 3:4 pre-warp, which the next run then refused as of another size.
+    root = tmp_path / "VITON-HD"
+    (root / "test").mkdir(parents=True)
+    for folder in ("image", "cloth", "cloth-mask"):
+        shutil.copytree(split / "test" / folder, root / "test" / folder)
+    shutil.copy(split / "test_pairs.txt", root)
+    square = root / "test" / "image" / "00002_00.jpg"
+    photo = np.asarray(Image.open(square))
+    Image.fromarray(photo[:photo.shape[1]]).save(square)
+    warp = write_warp(tmp_path / "student.pth", 3)
+    for height in ((), ("--height", "256")):
+        result = prewarp("--dataroot", root, "--pairs", "paired", "--warp_checkpoint", warp,
+                         *height)
+        assert result.returncode == 2
+        assert "00002_00.jpg: its pre-warps would be" in result.stderr
+        assert "bring the photos to one size" in result.stderr
+        assert not (root / "test" / "cloth-warp").exists()
+        assert not (root / "test" / "prewarps.json").exists()
+
+
 def test_arch_that_a_checkpoint_contradicts_is_refused(tmp_path):
     # --arch was ignored for this project's checkpoints, which record their architecture.
     from tests.small_models import small_models, stage4_checkpoint
