@@ -45,7 +45,7 @@ from common.cli import (
 from common.devices import pick_device
 from common.errors import exit_on_user_error
 from common.images import on_white, to_uint8
-from data.alpha import read_alpha
+from data.alpha import read_alpha, read_photo
 from data.datasets import DataOptions, add_data_arguments, default_mask_cache
 from data.files import read_gray, read_rgb
 from data.pairs import make_pairs_dataset
@@ -238,18 +238,8 @@ def _to_photo(tryon: np.ndarray, photo_size: tuple[int, int], fit: str,
     """A frame-sized uint8 try-on mapped back to the person photo (``data.photo_fit``), as one
     pair of photos is; the crop fit keeps the photo's own pixels outside its window."""
     placement = plan_fit(photo_size, tryon.shape[:2], fit)
-    photo = read_person(person_path, max_pixels=None) if fit == "crop" else None
+    photo = read_photo(person_path) if fit == "crop" else None
     return paste_back(photo, tryon, placement)
-
-
-def read_person(path: str, max_pixels: int | None) -> np.ndarray:
-    """The person photo, RGB; a cut-out's transparent pixels made white, the studio backdrop
-    of try-on photos (the colours hidden under them were read)."""
-    photo, alpha = read_rgb(path, max_pixels), read_alpha(path, max_pixels)
-    if alpha is None:
-        return photo
-    opacity = alpha[..., None].astype(np.float32) / 255
-    return np.round(photo * opacity + 255 * (1 - opacity)).astype(np.uint8)
 
 
 def tryon_pair(args) -> dict:
@@ -260,7 +250,7 @@ def tryon_pair(args) -> dict:
     if args.save_grid:
         check_output_file(grid_path, "--save_grid", inputs)
     limit = int(args.max_megapixels * 1e6)
-    person_photo = read_person(args.person, limit)
+    person_photo = read_photo(args.person, limit)
     check_person_photo(person_photo, args.person)     # before the model is loaded
     garment_photo = read_rgb(args.garment, limit)
     user_mask = read_gray(args.garment_mask, limit) if args.garment_mask else None

@@ -18,6 +18,7 @@ from typing import Optional, Sequence
 import torch
 
 from data import viton
+from data.alpha import read_photo
 from data.datasets import (
     DataOptions,
     GarmentMasks,
@@ -36,7 +37,7 @@ def read_fitted_person(person: PersonFiles, height: int, width: int, fit: str,
                        max_pixels: Optional[int] = None) -> dict:
     """The person photo fitted to the (height, width) frame by ``fit`` ('pad' or 'crop',
     ``data.photo_fit``), and its original (h, w)."""
-    image = read_rgb(person.image, max_pixels)
+    image = read_photo(person.image, max_pixels)
     frame, _ = fit_to_frame(image, (height, width), fit)
     return {"image": photo_tensor(frame),
             "original_size": (int(image.shape[0]), int(image.shape[1]))}

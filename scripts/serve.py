@@ -51,7 +51,7 @@ from PIL import Image  # noqa: E402
 
 from common.cli import REMOVED_FLAGS, HelpFormatter, positive_limit, refuse_flags  # noqa: E402
 from common.errors import UserError, user_error_message  # noqa: E402
-from data.alpha import read_alpha  # noqa: E402
+from data.alpha import read_alpha, read_photo  # noqa: E402
 from data.files import DatasetError, header_size, read_gray, read_rgb  # noqa: E402
 from data.photo_fit import FIT_MODES  # noqa: E402
 from utils.inference.loading import add_model_arguments, check_model_arguments, load_model_from_args  # noqa: E402
@@ -146,7 +146,7 @@ def read_upload(path: Optional[str], what: str, limits: UploadLimits,
         # otherwise each hold a full-size image at once.
         with _DECODE_LOCK:
             return (read_gray(path, limits.max_pixels) if grey
-                    else read_rgb(path, limits.max_pixels))
+                    else read_photo(path, limits.max_pixels))
     except DatasetError as error:
         # The reader names the file by its path in the upload folder; the user knows its name.
         message = str(error).replace(path, name)

@@ -230,6 +230,18 @@ def test_a_cut_out_person_is_tried_on_over_white(test_root, tmp_path):
     assert np.array_equal(black, white)
     # Above and below the crop window (rows 30..119): the photo itself, over white.
     assert (white[:30, :30] == 255).all() and (white[120:, :30] == 255).all()
+    # A test folder reads its persons alike: the model saw the hidden colours there.
+    folder_outputs = []
+    for name in ("black", "white"):
+        pairs = tmp_path / f"{name}_pairs.txt"
+        pairs.write_text(f"{tmp_path / name}.png 000002_1.jpg\n")
+        results = tmp_path / f"{name}_results"
+        test_script.main(["--dataroot", str(test_root), "--pairs", str(pairs), "--results_dir",
+                          str(results), "--checkpoint", str(checkpoint), "--device", "cpu",
+                          "--workers", "0", "--fit", "crop"])
+        folder_outputs.append(np.asarray(Image.open(results / f"{name}__000002_1.png")))
+    assert np.array_equal(*folder_outputs)
+    assert (folder_outputs[1][:30, :30] == 255).all()
 
 
 def test_a_precision_the_cpu_only_emulates_is_said(test_root, tmp_path, capsys):

@@ -241,6 +241,17 @@ def test_a_photo_or_an_inverted_mask_is_not_taken_for_a_mask(photos, tmp_path):
         str(photos["text"]), "person", limits)
 
 
+def test_a_cut_out_upload_is_read_over_white(tmp_path):
+    # The colours under a person photo's transparent pixels were what the model saw.
+    limits = serve.UploadLimits(max_bytes=20 * serve.MEGABYTE, max_pixels=40_000_000)
+    pixels = np.full((40, 30, 4), 90, np.uint8)
+    pixels[..., 3] = 255
+    pixels[:, :10] = 0
+    Image.fromarray(pixels).save(tmp_path / "me.png")
+    photo = serve.read_upload(str(tmp_path / "me.png"), "person photo", limits)
+    assert (photo[:, :10] == 255).all() and (photo[:, 10:] == 90).all()
+
+
 def test_examples_are_drawn_when_no_dataset_is_given(tmp_path, user_error):
     # --num_examples without a --dataroot to count them from did nothing.
     assert "--num_examples counts the examples of --dataroot" in user_error(
