@@ -45,10 +45,10 @@ from common.cli import (
 from common.devices import pick_device
 from common.errors import exit_on_user_error
 from common.images import on_white, to_uint8
-from data.alpha import read_alpha, read_photo
+from data.alpha import read_alpha
 from data.datasets import DataOptions, add_data_arguments, default_mask_cache
 from data.files import read_gray, read_rgb
-from data.pairs import make_pairs_dataset
+from data.fitted_pairs import make_fitted_pairs_dataset, read_photo
 from data.photo_fit import FIT_MODES, paste_back, plan_fit
 from utils.inference.loading import add_model_arguments, check_model_arguments, load_model_from_args
 from utils.inference.photos import check_person_photo, garment_mask_for, tryon_photos
@@ -188,7 +188,8 @@ def generate(args) -> dict:
     model = load_model_from_args(args, device)
     height, width = model.height, model.width
     options = DataOptions.from_config(args)
-    dataset = make_pairs_dataset(options, args.dataroot, args.pairs, height, width, fit=args.fit)
+    dataset = make_fitted_pairs_dataset(options, args.dataroot, args.pairs, height, width,
+                                        args.fit)
     check_unique_result_names([(pair.person.image, pair.garment.image) for pair in dataset.pairs])
     if args.eval:
         check_metric_weights(args, all(pair.person.id == pair.garment.id

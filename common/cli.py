@@ -1,10 +1,8 @@
 """Pieces every command line shares: help texts that state each default once, comma-separated
-integer lists, limits that must be finite positive numbers, flags given where they do nothing,
-and flags that were removed, which answer with their replacement in one line instead of living
-on as aliases."""
+integer lists, flags given where they do nothing, and flags that were removed, which answer
+with their replacement in one line instead of living on as aliases."""
 
 import argparse
-import math
 import sys
 from typing import Iterable, Mapping, Optional, Sequence
 
@@ -44,16 +42,14 @@ def int_list(text: str) -> list[int]:
 
 
 def positive_limit(text: str) -> float:
-    """argparse ``type`` of a size limit: a finite number above 0 and at most 1e12 (NaN, inf
-    and 1e300 would pass a plain ``> 0`` check and fail when the limit is first used)."""
+    """argparse ``type`` of a size limit, above 0 and at most 1e12: NaN, inf and 1e300 passed a
+    plain ``> 0`` check and failed where the limit was first used."""
     try:
-        value = float(text)
+        if 0 < float(text) <= 1e12:      # False for NaN
+            return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and 0 < value <= 1e12):
-        raise argparse.ArgumentTypeError(f"expected a number above 0 and at most 1e12, got "
-                                         f"{text!r}")
-    return value
+        pass
+    raise argparse.ArgumentTypeError(f"expected a number above 0 and at most 1e12, got {text!r}")
 
 
 def given_on_command_line(parser: argparse.ArgumentParser,

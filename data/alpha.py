@@ -10,14 +10,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from data.files import (
-    DatasetError,
-    decode_image,
-    image_format,
-    read_bytes,
-    read_image_bytes,
-    read_rgb,
-)
+from data.files import DatasetError, decode_image, image_format, read_bytes, read_image_bytes
 
 # Alpha at or above this everywhere: an opaque image, whose alpha says nothing of the garment.
 OPAQUE_ALPHA = 250
@@ -102,12 +95,3 @@ def read_alpha(path: str, max_pixels: Optional[int] = None) -> Optional[np.ndarr
         alpha = np.clip(np.round(alpha.astype(np.float64) * 255), 0, 255).astype(np.uint8)
     return None if int(alpha.min()) >= OPAQUE_ALPHA else alpha
 
-
-def read_photo(path: str, max_pixels: Optional[int] = None) -> np.ndarray:
-    """A person photo as shown, uint8 (h, w, 3) RGB: a cut-out's transparent pixels made white,
-    the studio backdrop of try-on photos (the colours hidden under them are not what it shows)."""
-    photo, alpha = read_rgb(path, max_pixels), read_alpha(path, max_pixels)
-    if alpha is None:
-        return photo
-    opacity = alpha[..., None].astype(np.float32) / 255
-    return np.round(photo * opacity + 255 * (1 - opacity)).astype(np.uint8)

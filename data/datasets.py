@@ -33,7 +33,6 @@ import torch
 
 from common.cli import positive_limit, refuse_flags
 from data import viton
-from data.alpha import read_photo
 from data.dcivton import read_densepose_rendering, read_label_groups
 from data.densepose import IUV_CHANNELS, read_densepose_file
 from data.files import (
@@ -214,7 +213,7 @@ def read_person(person: PersonFiles, formats: DataFormats, height: int, width: i
     checked against the photo's size and resized to (height, width) alike, so that the maps
     stay aligned with the photo. Images of more than ``max_pixels`` pixels are refused before
     they are decoded."""
-    image = read_photo(person.image, max_pixels)
+    image = read_rgb(person.image, max_pixels)
     original = image.shape[:2]
     item = {"image": photo_tensor(resize_photo(image, height, width)),
             "original_size": (int(original[0]), int(original[1]))}

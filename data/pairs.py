@@ -1,8 +1,8 @@
 """The person/garment pairs of a test set: what test.py dresses and what validation scores.
 
 Pairs are listed by the layouts (``data.datasets.pair_samples``) and read with the training
-set's readers, except that a pairs dataset may fit its photos to the frame instead of
-resizing them (``data/photo_fit.py``), as test.py fits one pair of photos of any size.
+set's readers; ``data/fitted_pairs.py`` fits the photos to the frame instead of resizing them,
+as test.py fits one pair of photos of any size.
 
 Items (``TryOnPairsDataset``), CPU tensors: image (3, H, W) and garment (3, H, W) in [-1, 1],
 garment_edge (1, H, W) in {0, 1}; person_name, cloth_name (file names, which name the
@@ -18,56 +18,26 @@ from typing import Optional, Sequence
 import torch
 
 from data import viton
-from data.alpha import read_photo
 from data.datasets import (
     DataOptions,
     GarmentMasks,
-    mask_tensor,
     pair_samples,
     prepared_masks,
     read_garment,
     read_person,
 )
-from data.files import DatasetError, photo_tensor, read_rgb
-from data.photo_fit import FIT_MODES, apply_placement, fit_to_frame
-from data.samples import DataFormats, GarmentFiles, PersonFiles, Sample, category_index
-
-
-def read_fitted_person(person: PersonFiles, height: int, width: int, fit: str,
-                       max_pixels: Optional[int] = None) -> dict:
-    """The person photo fitted to the (height, width) frame by ``fit`` ('pad' or 'crop',
-    ``data.photo_fit``), and its original (h, w)."""
-    image = read_photo(person.image, max_pixels)
-    frame, _ = fit_to_frame(image, (height, width), fit)
-    return {"image": photo_tensor(frame),
-            "original_size": (int(image.shape[0]), int(image.shape[1]))}
-
-
-def read_padded_garment(garment: GarmentFiles, masks: GarmentMasks, height: int,
-                        width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(3, H, W) photo in [-1, 1] and (1, H, W) mask in {0, 1}, padded to the frame's aspect
-    ratio before resizing: a garment is never cropped, its whole outline matters to the
-    warp."""
-    photo = read_rgb(garment.image, masks.max_pixels)
-    mask = masks.read(garment, photo)
-    photo, placement = fit_to_frame(photo, (height, width), "pad")
-    mask = apply_placement(mask, placement, interpolation="nearest", fill=0)
-    return photo_tensor(photo), mask_tensor(mask)
+from data.files import DatasetError
+from data.samples import DataFormats, Sample, category_index
 
 
 class TryOnPairsDataset(torch.utils.data.Dataset):
-    """Person/garment pairs of a test set (items: module docstring). ``parser_inputs``: also
-    read parsing, keypoints and DensePose (the parser-based stages, and the worn-garment
-    region the warp stages are scored on). ``fit``: 'pad' or 'crop' fits the photos to the
-    frame as test.py's one pair is fitted (photos of the frame's aspect ratio are only
-    resized); None resizes them, as the maps are."""
+    """Person/garment pairs of a test set (items: module docstring), resized to the frame as
+    the maps are. ``parser_inputs``: also read parsing, keypoints and DensePose (the
+    parser-based stages, and the worn-garment region the warp stages are scored on)."""
 
     def __init__(self, pairs: Sequence[Sample], height: int, width: int,
                  formats: DataFormats = viton.FORMATS, masks: Optional[GarmentMasks] = None,
-                 parser_inputs: bool = False, fit: Optional[str] = None):
-        if fit is not None and (parser_inputs or fit not in FIT_MODES):
-            raise ValueError(f"fit {fit!r}: 'pad' or 'crop', for photos without parser inputs")
-        self.fit = fit
+                 parser_inputs: bool = False):
         self.pairs = list(pairs)
         self.height, self.width = int(height), int(width)
         self.formats = formats
@@ -90,17 +60,15 @@ class TryOnPairsDataset(torch.utils.data.Dataset):
         """Whether some garment masks are computed from the product photos."""
         return any(pair.garment.mask is None for pair in self.pairs)
 
+    def read(self, pair: Sample) -> tuple[dict, torch.Tensor, torch.Tensor]:
+        """The person's item, and the garment and its mask, of ``pair``."""
+        item = read_person(pair.person, self.formats, self.height, self.width,
+                           self.parser_inputs, self.masks.max_pixels)
+        return (item, *read_garment(pair.garment, self.masks, self.height, self.width))
+
     def __getitem__(self, index: int) -> dict:
         pair = self.pairs[index]
-        if self.fit is None:
-            item = read_person(pair.person, self.formats, self.height, self.width,
-                               self.parser_inputs, self.masks.max_pixels)
-            garment, edge = read_garment(pair.garment, self.masks, self.height, self.width)
-        else:
-            item = read_fitted_person(pair.person, self.height, self.width, self.fit,
-                                      self.masks.max_pixels)
-            garment, edge = read_padded_garment(pair.garment, self.masks, self.height,
-                                                self.width)
+        item, garment, edge = self.read(pair)
         if self._all_densepose:
             item.pop("has_densepose", None)
         item.update({
@@ -115,9 +83,9 @@ class TryOnPairsDataset(torch.utils.data.Dataset):
 
 
 def make_pairs_dataset(options: DataOptions, root: str, pairs: str, height: int, width: int,
-                       parser_inputs: bool = False, fit: Optional[str] = None) -> TryOnPairsDataset:
+                       parser_inputs: bool = False, dataset=TryOnPairsDataset) -> TryOnPairsDataset:
     """The pairs of ``root`` in ``options.dataset``'s layout: ``pairs`` is 'unpaired',
-    'paired' or a pairs file."""
+    'paired' or a pairs file; ``dataset`` the class that reads them."""
     samples = pair_samples(options, root, pairs, parser_inputs)
-    return TryOnPairsDataset(samples, height, width, options.formats(),
-                             prepared_masks(options, samples), parser_inputs, fit)
+    return dataset(samples, height, width, options.formats(), prepared_masks(options, samples),
+                   parser_inputs)

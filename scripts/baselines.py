@@ -21,7 +21,7 @@ from common.errors import exit_on_user_error  # noqa: E402
 from common.images import to_uint8  # noqa: E402
 from data.datasets import DataOptions, add_data_arguments  # noqa: E402
 from data.files import read_rgb  # noqa: E402
-from data.pairs import make_pairs_dataset  # noqa: E402
+from data.fitted_pairs import make_fitted_pairs_dataset  # noqa: E402
 from data.photo_fit import FIT_MODES, paste_back, plan_fit  # noqa: E402
 from utils.results import (  # noqa: E402
     check_output_folder,
@@ -64,8 +64,8 @@ def main(argv=None):
 
 def write_baseline(args) -> None:
     results = check_output_folder(args.results_dir, "--results_dir", inputs=(args.dataroot,))
-    dataset = make_pairs_dataset(DataOptions.from_config(args), args.dataroot, args.pairs,
-                                 args.height, args.width, fit=args.fit)
+    dataset = make_fitted_pairs_dataset(DataOptions.from_config(args), args.dataroot,
+                                        args.pairs, args.height, args.width, args.fit)
     check_unique_result_names([(pair.person.image, pair.garment.image) for pair in dataset.pairs])
     method = BASELINES[args.method]
     count = 0

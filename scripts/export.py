@@ -36,7 +36,7 @@ from common.cli import HelpFormatter, given_on_command_line, unused_flags  # noq
 from common.errors import UserError, exit_on_user_error  # noqa: E402
 from common.images import quantise, to_uint8  # noqa: E402
 from data.datasets import DataOptions, add_data_arguments  # noqa: E402
-from data.pairs import make_pairs_dataset  # noqa: E402
+from data.fitted_pairs import make_fitted_pairs_dataset  # noqa: E402
 from models.graph import OUTPUT_NAMES, example_inputs  # noqa: E402
 from utils.export import DEFAULT_OPSET, PT2_METADATA  # noqa: E402
 from utils.inference.loading import add_model_arguments, check_model_arguments, load_model_from_args  # noqa: E402
@@ -221,8 +221,8 @@ def export_int8(args, model, int8_path: Path) -> dict:
     from utils.quantize import calibration_batches
     from utils.quantize import export_int8 as write_int8
     options = DataOptions.from_config(args)
-    dataset = make_pairs_dataset(options, args.calibration, args.calibration_pairs,
-                                 model.height, model.width, fit="pad")
+    dataset = make_fitted_pairs_dataset(options, args.calibration, args.calibration_pairs,
+                                        model.height, model.width)
     batches = calibration_batches(dataset, args.calibration_samples)
     sources = {"warp_checkpoint": args.warp_checkpoint, "gen_checkpoint": args.gen_checkpoint}
     quantised = write_int8(model, int8_path, batches, {"calibration": str(args.calibration)},

@@ -51,8 +51,9 @@ from PIL import Image  # noqa: E402
 
 from common.cli import REMOVED_FLAGS, HelpFormatter, positive_limit, refuse_flags  # noqa: E402
 from common.errors import UserError, user_error_message  # noqa: E402
-from data.alpha import read_alpha, read_photo  # noqa: E402
+from data.alpha import read_alpha  # noqa: E402
 from data.files import DatasetError, header_size, read_gray, read_rgb  # noqa: E402
+from data.fitted_pairs import read_photo  # noqa: E402
 from data.photo_fit import FIT_MODES  # noqa: E402
 from utils.inference.loading import add_model_arguments, check_model_arguments, load_model_from_args  # noqa: E402
 from utils.inference.photos import garment_mask_for, tryon_photos  # noqa: E402

@@ -1,0 +1,57 @@
+"""The pairs of a test set with their photos fitted to the model's frame (``data/photo_fit.py``)
+instead of resized to it, as test.py fits one pair of photos of any size: test.py's folders,
+the baselines and export's calibration pairs. Person photos are read over white where they are
+cut-outs; garments are always padded, never cropped (their whole outline matters to the warp).
+Items as ``data.pairs.TryOnPairsDataset``'s, without parser inputs."""
+
+from functools import partial
+from typing import Optional
+
+import numpy as np
+import torch
+
+from data.alpha import read_alpha
+from data.datasets import DataOptions, mask_tensor
+from data.files import photo_tensor, read_rgb
+from data.pairs import TryOnPairsDataset, make_pairs_dataset
+from data.photo_fit import FIT_MODES, apply_placement, fit_to_frame
+from data.samples import Sample
+
+
+def read_photo(path: str, max_pixels: Optional[int] = None) -> np.ndarray:
+    """A person photo as shown, uint8 (h, w, 3) RGB: a cut-out's transparent pixels made white,
+    the studio backdrop of try-on photos (the colours hidden under them are not what it shows)."""
+    photo, alpha = read_rgb(path, max_pixels), read_alpha(path, max_pixels)
+    if alpha is None:
+        return photo
+    opacity = alpha[..., None].astype(np.float32) / 255
+    return np.round(photo * opacity + 255 * (1 - opacity)).astype(np.uint8)
+
+
+class FittedPairsDataset(TryOnPairsDataset):
+    """``TryOnPairsDataset`` whose photos are fitted to the frame by ``fit`` ('pad' or 'crop')."""
+
+    def __init__(self, *args, fit: str = "pad", **kwargs):
+        if fit not in FIT_MODES:
+            raise ValueError(f"fit {fit!r}: expected one of {', '.join(FIT_MODES)}")
+        super().__init__(*args, **kwargs)
+        self.fit = fit
+
+    def read(self, pair: Sample) -> tuple[dict, torch.Tensor, torch.Tensor]:
+        max_pixels = self.masks.max_pixels
+        person = read_photo(pair.person.image, max_pixels)
+        frame, _ = fit_to_frame(person, (self.height, self.width), self.fit)
+        item = {"image": photo_tensor(frame),
+                "original_size": (int(person.shape[0]), int(person.shape[1]))}
+        garment = read_rgb(pair.garment.image, max_pixels)
+        mask = self.masks.read(pair.garment, garment)
+        garment, placement = fit_to_frame(garment, (self.height, self.width), "pad")
+        mask = apply_placement(mask, placement, interpolation="nearest", fill=0)
+        return item, photo_tensor(garment), mask_tensor(mask)
+
+
+def make_fitted_pairs_dataset(options: DataOptions, root: str, pairs: str, height: int,
+                              width: int, fit: str = "pad") -> FittedPairsDataset:
+    """``data.pairs.make_pairs_dataset``'s pairs, their photos fitted to the frame by ``fit``."""
+    return make_pairs_dataset(options, root, pairs, height, width,
+                              dataset=partial(FittedPairsDataset, fit=fit))
