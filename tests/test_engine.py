@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from common.errors import UserError
+from data.files import DatasetError
 from options import ConfigError
 from tests.fake_stage import FakeStage
 from utils.checkpoint import CHECKPOINT_FORMAT, CheckpointError, read_checkpoint
@@ -322,6 +323,7 @@ def test_run_folder_errors(tmp_path):
     again = run(FakeStage(6), fake_argv(tmp_path, "once", "--max_steps", "1", "--overwrite"))
     assert again.step == 1
     assert not any((folder / name).exists() for name in stale)
+    assert not (folder / ".replaced").exists()   # set aside until the first step, then deleted
     assert (folder / "notes.txt").read_bytes() == b"old"
     assert read_checkpoint(folder / "latest.pth")["step"] == 1
     # A run refused (here its data) or a --resume refused touches nothing of the old run: it
@@ -331,6 +333,34 @@ def test_run_folder_errors(tmp_path):
         run(FakeStage(1), fake_argv(tmp_path, "once", "--overwrite"))
     with pytest.raises(ConfigError, match="stopped mid-epoch with 1 process"):
         run(FakeStage(6), fake_argv(tmp_path, "once", "--resume", "--batch_size", "1"))
+    assert {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()} == before
+
+    # A run that stops before its first step ends (a damaged image, a loss that is not finite)
+    # leaves the old run as it was: --overwrite deleted it, and a --resume rewrote its
+    # config.yaml with the failing flag, which a plain --resume then kept using.
+    class FailingStage(FakeStage):
+        def losses(self, models, batch, context):
+            raise DatasetError("train_img/x.jpg: damaged")
+
+    with pytest.raises(DatasetError, match="damaged"):
+        run(FailingStage(6), fake_argv(tmp_path, "once", "--overwrite"))
+    assert {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()} == before
+    with pytest.raises(DatasetError, match="damaged"):
+        run(FailingStage(6), fake_argv(tmp_path, "once", "--resume", "--lr", "0.5"))
+    for name in ("config.yaml", "latest.pth", "final.pth"):   # its log tells of the attempt
+        assert (folder / name).read_bytes() == before[folder / name]
+
+    # --overwrite deleted a checkpoint the new run reads from the folder it replaces.
+    class ReadingStage(FakeStage):
+        def add_arguments(self, parser):
+            super().add_arguments(parser)
+            parser.add_argument("--teacher_checkpoint", default=None)
+
+    before = {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+    with pytest.raises(ConfigError, match=r"--overwrite would delete .*latest.pth, which "
+                                          r"--teacher_checkpoint reads"):
+        run(ReadingStage(6), fake_argv(tmp_path, "once", "--overwrite", "--teacher_checkpoint",
+                                       str(folder / "latest.pth")))
     assert {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()} == before
     assert run(FakeStage(6), fake_argv(tmp_path, "once", "--resume", "--max_steps", "2")).step == 2
 

@@ -51,6 +51,7 @@ from models.registry import (
 from utils.logging_utils import LOGGER_NAME
 
 CHECKPOINT_FORMAT = "pfafn-checkpoint-v1"
+CHECKPOINT_NAMES = ("latest", "best", "final", "epoch_*")   # a run folder's {name}.pth
 
 # Input channels of each model of each stage, for checkpoints saved before ``arch`` was.
 LEGACY_INPUTS = {"pb_warp": {"warp": 45}, "pb_gen": {"warp": 45, "gen": 8},

@@ -47,6 +47,7 @@ from options.config import (
 )
 from utils.checkpoint import (
     CHECKPOINT_FORMAT,
+    CHECKPOINT_NAMES,
     CheckpointError,
     StateMismatch,
     checkpoint_payload,
@@ -83,7 +84,6 @@ from utils.training.schedule import EpochOptimiser
 from utils.training.stage import RunResult, Stage, StepContext, StepResult
 
 GRID_SAMPLES = 4
-CHECKPOINT_NAMES = ("latest", "best", "final", "epoch_*")
 NEW_LOG = ".train.log.new"   # --overwrite's log until the run is built and the old one goes
 
 
@@ -163,6 +163,10 @@ def _train_in_folder(stage: Stage, cfg: argparse.Namespace, context: Distributed
     if not cfg.resume and not cfg.overwrite and latest_path.is_file():
         raise ConfigError(f"{run_dir} already holds a run ({latest_path.name}); pass --resume to "
                           f"continue it, --overwrite to start again, or another --name")
+    old_run = None
+    if cfg.overwrite or cfg.resume:   # the old run as it was until the new one takes a step
+        from utils.training.old_run import OldRun
+        old_run = OldRun(run_dir, cfg, context.is_main)
     barrier(context)  # every rank has looked at the run folder before rank 0 writes to it
     log = run_dir / (NEW_LOG if cfg.overwrite else "train.log")
     logger = open_run_logger(log if context.is_main else None, context.is_main)
@@ -171,13 +175,15 @@ def _train_in_folder(stage: Stage, cfg: argparse.Namespace, context: Distributed
     trainer = None
     try:
         with StopRequest() as stop:
-            trainer = Trainer(stage, cfg, context, run_dir, logger, stop)
+            trainer = Trainer(stage, cfg, context, run_dir, logger, stop, old_run=old_run)
             return trainer.fit()
     finally:
         if trainer is not None:
             trainer.close()
         close_run_logger(logger)
         (run_dir / NEW_LOG).unlink(missing_ok=True)   # a run that did not start: the old stays
+        if old_run and (trainer is None or trainer.step == trainer.first_step):
+            old_run.put_back()
 
 
 class Trainer:
@@ -187,9 +193,10 @@ class Trainer:
 
     def __init__(self, stage: Stage, cfg: argparse.Namespace, context: DistributedContext,
                  run_dir: Path, logger: logging.Logger, stop: Optional["StopRequest"] = None,
-                 show_progress: bool = True):
+                 show_progress: bool = True, old_run=None):
         self.stage, self.cfg, self.context, self.device = stage, cfg, context, context.device
         self.run_dir, self.logger, self.stop = run_dir, logger, stop or StopRequest()
+        self.old_run = old_run
         self.latest_path = run_dir / "latest.pth"
         self.config_dict = config_to_dict(cfg)
         self.pending = None   # (payload, copies): a save waiting for the next step's finite loss
@@ -203,6 +210,7 @@ class Trainer:
         checkpoint = self._restore() if cfg.resume else None
         self._build_optimisation(checkpoint)
         self._build_validation(checkpoint)
+        self.first_step = self.step
         self._start_run_folder()
         self._open_writer(show_progress)
         self.sums, self.counts, self.interval_start = {}, {}, time.perf_counter()
@@ -234,6 +242,8 @@ class Trainer:
         else:
             self._stop_or_skip_non_finite_loss(result)
         self.step, self.step_in_epoch = self.step + 1, self.step_in_epoch + 1
+        if self.old_run and self.step == self.first_step + 1:
+            self.old_run.drop()
         self.progress.update(1)
         self._record(result)
         if want_images and result.images:
@@ -535,13 +545,10 @@ class Trainer:
         if not self.context.is_main:
             return
         cfg, log = self.cfg, self.logger.info
-        if cfg.overwrite:   # the old run's outputs go, no other file; the new log takes its name
-            for pattern in [f"{name}.pth" for name in CHECKPOINT_NAMES] + [
-                    "train.log", "samples/step_*.png", "tensorboard/events.out.tfevents.*"]:
-                for path in self.run_dir.glob(pattern):
-                    path.unlink()
-            if (self.run_dir / NEW_LOG).exists():
-                (self.run_dir / NEW_LOG).replace(self.run_dir / "train.log")
+        if self.old_run:   # --overwrite sets the old run's files aside (utils/training/old_run.py)
+            self.old_run.set_aside()
+        if (self.run_dir / NEW_LOG).exists():   # --overwrite's log takes the old one's name
+            (self.run_dir / NEW_LOG).replace(self.run_dir / "train.log")
         write_config(cfg, self.run_dir / "config.yaml")
         for stale in remove_stale_temporaries(self.run_dir, CHECKPOINT_NAMES):
             log(f"removed {stale.name}, left by a save that was interrupted")
