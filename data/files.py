@@ -214,9 +214,9 @@ def check_pixels(data: bytes, path: str, max_pixels: Optional[int] = None) -> No
     if size is None:
         raise DatasetError(f"{path}: not a readable image (its header gives no size)")
     if size[1] > limit:
-        raise DatasetError(f"{path}: {size[0]} image ({size[1] / 1e6:.1f} megapixels) is more "
+        raise DatasetError(f"{path}: {size[0]} image ({size[1] / 1e6:.3g} megapixels) is more "
                            f"than the {limit / 1e6:g} megapixels read (--max_megapixels); "
-                           f"downscale it")
+                           f"downscale it or raise the limit")
 
 
 def check_image_bytes(data: bytes, path: str, max_pixels: Optional[int] = None) -> bytes:

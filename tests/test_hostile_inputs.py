@@ -65,7 +65,7 @@ def test_an_image_claiming_gigapixels_is_refused_before_decoding(tmp_path):
     bomb.write_bytes(png_claiming(20000, 20000))
     assert bomb.stat().st_size < 2000
     tracemalloc.start()
-    with pytest.raises(DatasetError, match=r"bomb\.png: 400000000-pixel image \(400\.0 megapixels"
+    with pytest.raises(DatasetError, match=r"bomb\.png: 400000000-pixel image \(400 megapixels"
                                            r"\) is more than the 50 megapixels"):
         read_rgb(str(bomb))
     peak = tracemalloc.get_traced_memory()[1]
@@ -73,6 +73,13 @@ def test_an_image_claiming_gigapixels_is_refused_before_decoding(tmp_path):
     assert peak < 20 * 2 ** 20
     with pytest.raises(DatasetError, match="more than the 0.1 megapixels"):
         read_gray(str(bomb), max_pixels=100_000)
+    # A small image over a smaller limit: its size was shown as "0.0 megapixels".
+    small = tmp_path / "small.png"
+    small.write_bytes(png_claiming(96, 128))
+    with pytest.raises(DatasetError, match=r"\(0\.0123 megapixels\) is more than the 0\.001 "
+                                           r"megapixels read \(--max_megapixels\); downscale it "
+                                           r"or raise the limit"):
+        read_rgb(str(small), max_pixels=1000)
     # Above OpenCV's own limit (2**30 pixels) a raised --max_megapixels was a cv2.error.
     bomb.write_bytes(png_claiming(50000, 50000))
     with pytest.raises(DatasetError, match=r"bomb\.png: OpenCV cannot decode it"):
