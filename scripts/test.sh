@@ -16,4 +16,6 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] \
   fi
 fi
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
-python -m pytest -q -n "${PYTEST_WORKERS:-2}" "${@:-tests}"
+# worksteal: a worker that runs out takes tests queued for the other, so a few long tests left
+# at the end of one worker's share do not keep the other idle.
+python -m pytest -q -n "${PYTEST_WORKERS:-2}" --dist worksteal "${@:-tests}"
