@@ -307,7 +307,7 @@ def evaluate(args, done: dict) -> None:
         [(os.path.abspath(person), cloth) for person, cloth in done["pairs"]],
         metrics=metrics, device=pick_device(args.device), fid_weights=args.fid_weights,
         lpips_backbone_weights=args.lpips_backbone_weights,
-        allow_random_weights=args.allow_random_weights)
+        allow_random_weights=args.allow_random_weights, max_pixels=int(args.max_megapixels * 1e6))
     print(format_table(scores))
     out = Path(args.results_dir) / "scores.json"
     out.write_text(json.dumps(scores, indent=2))

@@ -66,7 +66,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", default=None,
                         help="write the scores (with per-pair values) to this JSON file (.json)")
     args = parser.parse_args(argv)
-    unused = unused_flags(given_on_command_line(parser, argv), unused_score_flags(args.metrics))
+    unused = unused_flags(given_on_command_line(parser, argv), [
+        (("mask_cache", "rebuild_masks", "grabcut"), True,
+         "computing garment masks, which scoring does not read"),
+        *unused_score_flags(args.metrics)])
     if unused:
         parser.error(unused)
     try:
@@ -104,13 +107,14 @@ def score(args) -> dict:
         paired = all(sample.person.id == sample.garment.id for sample in samples)
     metrics = applicable_metrics(args.metrics, paired)
     check_unique_result_names(pairs)
-    check_results(args.results_dir, pairs)
+    max_pixels = int(args.max_megapixels * 1e6)
+    check_results(args.results_dir, pairs, max_pixels)
     scores = evaluate_folders(args.results_dir, args.dataroot, pairs, metrics=metrics,
                               device=device, batch_size=args.batch_size,
                               fid_weights=args.fid_weights,
                               lpips_backbone_weights=args.lpips_backbone_weights,
                               allow_random_weights=args.allow_random_weights,
-                              lpips_net=args.lpips_net)
+                              lpips_net=args.lpips_net, max_pixels=max_pixels)
     print(format_table(scores))
     if args.out is not None:
         out = Path(args.out)
@@ -120,14 +124,14 @@ def score(args) -> dict:
     return scores
 
 
-def check_results(results_dir: str, pairs: list) -> None:
+def check_results(results_dir: str, pairs: list, max_pixels: int) -> None:
     """Pass every try-on image of ``pairs`` that exists in ``results_dir`` through the image
     reader's checks (format, header size within the pixel limit) before any scoring: the
     metrics then decode nothing unchecked. A missing one is for the metrics to report."""
     for person, cloth in pairs:
         path = Path(results_dir) / result_name(person, cloth)
         if path.is_file():
-            image_size(path)
+            image_size(path, max_pixels)
 
 
 if __name__ == "__main__":

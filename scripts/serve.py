@@ -49,7 +49,14 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from common.cli import REMOVED_FLAGS, HelpFormatter, positive_limit, refuse_flags  # noqa: E402
+from common.cli import (  # noqa: E402
+    REMOVED_FLAGS,
+    HelpFormatter,
+    given_on_command_line,
+    positive_limit,
+    refuse_flags,
+    unused_flags,
+)
 from common.errors import UserError, user_error_message  # noqa: E402
 from data.alpha import read_alpha  # noqa: E402
 from data.files import DatasetError, header_size, read_gray, read_rgb  # noqa: E402
@@ -577,6 +584,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.set_defaults(max_megapixels=40.0)
     args = p.parse_args(argv)
     check_model_arguments(p, args)
+    unused = unused_flags(given_on_command_line(p, argv), [
+        (("mask_cache", "rebuild_masks"), True, "a cache of computed garment masks, which the "
+         "page does not keep (it computes each upload's)")])
+    if unused:
+        p.error(unused)
     if args.num_examples < 0:
         p.error(f"--num_examples {args.num_examples}: expected 0 or more")
     if not 0 <= args.port < 65536:

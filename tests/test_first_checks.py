@@ -123,6 +123,21 @@ def test_a_misspelt_metric_is_refused_before_any_try_on(test_root, tmp_path, cap
     assert "--metrics 'psnr'" in capsys.readouterr().err
 
 
+def test_flags_that_would_do_nothing_are_refused(user_error):
+    # Each was accepted and changed nothing.
+    folder = ["--results_dir", "r", "--dataroot", "d", "--pairs", "paired"]
+    cases = [(lambda: evaluate.parse_args(folder + ["--grabcut"]),
+              "--grabcut: for computing garment masks, which scoring does not read"),
+             (lambda: serve.parse_args(["--checkpoint", "c.pth", "--mask_cache", "m"]),
+              "--mask_cache: for a cache of computed garment masks"),
+             (lambda: test_script.parse_args(folder + ["--checkpoint", "c.pth", "--eval",
+                                                       "--metrics", "ssim",
+                                                       "--allow_random_weights"]),
+              "--allow_random_weights: for the networks of LPIPS and FID, neither in --metrics")]
+    for call, message in cases:
+        assert message in user_error(call)
+
+
 def test_data_check_reads_at_the_size_of_a_training_configuration(test_root, tmp_path, capsys):
     config = tmp_path / "train.yaml"
     config.write_text("height: 64\nwidth: 48\nngf: 8\nlr: 0.001\n")

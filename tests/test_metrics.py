@@ -374,6 +374,21 @@ def test_evaluate_folders_identical_images(tmp_path):
     json.dumps(scores)
 
 
+def test_evaluate_reads_images_up_to_max_megapixels(tmp_path, capsys):
+    # evaluate.py took --max_megapixels and read every image at the default limit.
+    from scripts import evaluate
+    make_test_folders(tmp_path, ["000001_0.png"])
+    argv = ["--results_dir", str(tmp_path / "results"), "--dataroot", str(tmp_path),
+            "--pairs", str(tmp_path / "pairs.txt"), "--metrics", "ssim"]
+    with pytest.raises(SystemExit):
+        evaluate.main(argv + ["--max_megapixels", "0.001"])
+    assert "(0.00307 megapixels) is more than the 0.001 megapixels" in capsys.readouterr().err
+    with pytest.raises(SystemExit):   # the photos (128x96) are read under the limit too
+        evaluate.main(argv + ["--max_megapixels", "0.01"])
+    assert "000001_0.png: 128x96 image" in capsys.readouterr().err
+    assert evaluate.main(argv + ["--max_megapixels", "0.02"])["ssim"] == pytest.approx(1.0)
+
+
 def test_evaluate_folders_ssim_per_pair_and_errors(tmp_path):
     people = ["000001_0.jpg", "000002_0.jpg"]
     make_test_folders(tmp_path, people, noisy_people={"000002_0.jpg"})

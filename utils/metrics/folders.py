@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
@@ -41,11 +42,14 @@ def metric_names(text: str) -> tuple[str, ...]:
 
 def unused_score_flags(metrics: str) -> list:
     """The rules (``common.cli.unused_flags``) of the score flags a --metrics list leaves
-    doing nothing: FID's weights without FID, LPIPS's network and weights without LPIPS."""
+    doing nothing: FID's weights without FID, LPIPS's network and weights without LPIPS, random
+    weights without either."""
     asked = {name.strip() for name in metrics.split(",")}
     return [(("fid_weights",), "fid" not in asked, "the FID score, not in --metrics"),
             (("lpips_net", "lpips_backbone_weights"), "lpips" not in asked,
-             "the LPIPS score, not in --metrics")]
+             "the LPIPS score, not in --metrics"),
+            (("allow_random_weights",), not asked & {"lpips", "fid"},
+             "the networks of LPIPS and FID, neither in --metrics")]
 
 
 def applicable_metrics(requested: str | Sequence[str], paired: bool) -> tuple[str, ...]:
@@ -75,7 +79,8 @@ def evaluate_folders(results_dir: str | os.PathLike, reference_dir: str | os.Pat
                      metrics: Sequence[str] = METRIC_NAMES, device: str | torch.device = "cpu",
                      batch_size: int = 16, fid_weights: Optional[str | os.PathLike] = None,
                      lpips_backbone_weights: Optional[str | os.PathLike] = None,
-                     allow_random_weights: bool = False, lpips_net: str = "alex") -> dict:
+                     allow_random_weights: bool = False, lpips_net: str = "alex",
+                     max_pixels: Optional[int] = None) -> dict:
     """Score a folder of try-on images against the persons' own photos.
 
     Args:
@@ -83,6 +88,7 @@ def evaluate_folders(results_dir: str | os.PathLike, reference_dir: str | os.Pat
         reference_dir: holds the person photos named as in the pairs (``<dataroot>/test_img``).
         pairs: a pairs-file path, or a list of (person, cloth) file names.
         metrics: any of 'ssim', 'lpips', 'fid'.
+        max_pixels: the largest image read (``--max_megapixels``; default the reader's).
     Sizes: each result is scored at its own size, its photo resized to it (bilinear, PIL) when
     of another size of its aspect ratio; FID takes a photo once, at its first result's size.
     SSIM and LPIPS compare each result with its own person's photo (meaningful for the paired
@@ -100,14 +106,15 @@ def evaluate_folders(results_dir: str | os.PathLike, reference_dir: str | os.Pat
         raise ValueError(f"metrics must be a non-empty subset of {METRIC_NAMES}, got {metrics}")
     results_dir, reference_dir = Path(results_dir), Path(reference_dir)
     pairs, result_paths = _checked_inputs(results_dir, reference_dir, pairs)
-    sizes, size_of, resized = _checked_sizes(result_paths, reference_dir, pairs)
+    read = partial(load_image, max_pixels=max_pixels)
+    sizes, size_of, resized = _checked_sizes(result_paths, reference_dir, pairs, max_pixels)
     lpips_model = inception = None
     if "lpips" in metrics:
         lpips_model = build_lpips(lpips_net, lpips_backbone_weights, allow_random_weights, device)
     if "fid" in metrics:
         inception = build_fid_inception(fid_weights, allow_random_weights, device)
     per_pair, result_features = _score_pairs(result_paths, reference_dir, pairs, metrics,
-                                             sizes, lpips_model, inception, batch_size)
+                                             sizes, lpips_model, inception, batch_size, read)
     counts = Counter(f"{height}x{width}" for height, width in sizes)
     scores = {"num_pairs": len(pairs), "image_size": list(sizes[0]) if len(counts) == 1 else None,
               "image_sizes": dict(counts), "metrics": list(metrics),
@@ -119,7 +126,7 @@ def evaluate_folders(results_dir: str | os.PathLike, reference_dir: str | os.Pat
         scores["weights"]["lpips"] = f"{lpips_net}: {lpips_model.weights_source}"
     if inception is not None:
         scores.update(_fid_scores(inception, result_features, reference_dir, size_of,
-                                  batch_size, scores["warnings"]))
+                                  batch_size, scores["warnings"], read))
         scores["weights"]["fid"] = inception.weights_source
     scores["num_resized_references"] = len(resized)
     if resized:
@@ -162,16 +169,17 @@ def _checked_inputs(results_dir: Path, reference_dir: Path, pairs) -> tuple[list
     return pairs, result_paths
 
 
-def _checked_sizes(result_paths, reference_dir: Path, pairs) -> tuple[list, dict, set]:
+def _checked_sizes(result_paths, reference_dir: Path, pairs,
+                   max_pixels: Optional[int]) -> tuple[list, dict, set]:
     """(each result's (H, W), each person's size to score the photo at: its first result's,
     the people whose photo is resized); a photo of another aspect ratio than a try-on of it is
     an error naming it."""
-    sizes = [_image_size(path) for path in result_paths]
+    sizes = [image_size(path, max_pixels) for path in result_paths]
     size_of = {}
     for (person, _), size in zip(pairs, sizes):
         size_of.setdefault(person, size)
     scored = sorted({(person, size) for (person, _), size in zip(pairs, sizes)})
-    photo_sizes = {person: _image_size(reference_dir / person) for person in size_of}
+    photo_sizes = {person: image_size(reference_dir / person, max_pixels) for person in size_of}
     for person, size in scored:
         _check_aspect(reference_dir / person, photo_sizes[person], size)
     return sizes, size_of, {person for person, size in scored if photo_sizes[person] != size}
@@ -187,16 +195,17 @@ def _by_size(items: Sequence, sizes: Sequence[tuple[int, int]], batch_size: int)
 
 
 def _score_pairs(result_paths, reference_dir, pairs, metrics, sizes, lpips_model,
-                 inception, batch_size) -> tuple[list[dict], list[np.ndarray]]:
+                 inception, batch_size, read) -> tuple[list[dict], list[np.ndarray]]:
     """Per-pair SSIM and LPIPS of each result against its person's photo, and the results'
-    Inception features (when FID is asked for), in batches of one size."""
+    Inception features (when FID is asked for), in batches of one size; ``read``: the image
+    reader (``load_image`` with the pixel limit)."""
     per_pair = [{"result": path.name, "reference": person}
                 for path, (person, _) in zip(result_paths, pairs)]
     result_features = []
     for size, batch_indices in _by_size(range(len(pairs)), sizes, batch_size):
-        results = torch.stack([load_image(result_paths[index]) for index in batch_indices])
+        results = torch.stack([read(result_paths[index]) for index in batch_indices])
         if "ssim" in metrics or "lpips" in metrics:
-            references = torch.stack([load_image(reference_dir / pairs[index][0], size=size)
+            references = torch.stack([read(reference_dir / pairs[index][0], size=size)
                                       for index in batch_indices])
             if "ssim" in metrics:
                 for index, value in zip(batch_indices, ssim(results, references).tolist()):
@@ -211,13 +220,13 @@ def _score_pairs(result_paths, reference_dir, pairs, metrics, sizes, lpips_model
 
 
 def _fid_scores(inception, result_features, reference_dir, size_of: dict, batch_size,
-                warnings: list) -> dict:
+                warnings: list, read) -> dict:
     """FID of the results' features against the distinct person photos' (each at ``size_of``
     it), with the counts; a warning when fewer than the published protocol's samples went in."""
     reference_features = []
     people = sorted(size_of)
     for size, batch_people in _by_size(people, [size_of[p] for p in people], batch_size):
-        references = torch.stack([load_image(reference_dir / person, size=size)
+        references = torch.stack([read(reference_dir / person, size=size)
                                   for person in batch_people])
         reference_features.append(inception_features(inception, references, batch_size))
     result_features = np.concatenate(result_features, axis=0)
@@ -230,11 +239,6 @@ def _fid_scores(inception, result_features, reference_dir, size_of: dict, batch_
     return {"fid": fid_from_features(result_features, reference_features),
             "fid_num_results": len(result_features),
             "fid_num_references": len(reference_features)}
-
-
-def _image_size(path: Path) -> tuple[int, int]:
-    """(H, W) of an image file, read from its header by the project's one image reader."""
-    return image_size(path)
 
 
 def _check_aspect(photo: Path, photo_size: tuple[int, int], size: tuple[int, int]) -> None:

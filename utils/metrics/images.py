@@ -60,31 +60,33 @@ def to_unit_range(images: torch.Tensor) -> torch.Tensor:
     return ((images.float() + 1.0) / 2.0).clamp(0.0, 1.0)
 
 
-def _checked_bytes(path: Path) -> bytes:
+def _checked_bytes(path: Path, max_pixels: Optional[int] = None) -> bytes:
     """The bytes of the image file at ``path``, passed by the project's one image reader's
     checks (a listed format by its signature, a header giving a size within the pixel limit,
     bounded JPEG scans); MetricsError naming the file otherwise."""
     if not path.is_file():
         raise MetricsError(f"image not found: {path}")
     try:
-        return read_image_bytes(str(path))
+        return read_image_bytes(str(path), max_pixels)
     except DatasetError as error:
         raise MetricsError(f"cannot read image {error}") from None
 
 
-def image_size(path: str | os.PathLike) -> tuple[int, int]:
+def image_size(path: str | os.PathLike, max_pixels: Optional[int] = None) -> tuple[int, int]:
     """(H, W) of an image file as shown, from its header, after the reader's checks."""
-    return shown_size(_checked_bytes(Path(path)))
+    return shown_size(_checked_bytes(Path(path), max_pixels))
 
 
-def load_image(path: str | os.PathLike, size: Optional[tuple[int, int]] = None) -> torch.Tensor:
+def load_image(path: str | os.PathLike, size: Optional[tuple[int, int]] = None,
+               max_pixels: Optional[int] = None) -> torch.Tensor:
     """Read an image file as a (3, H, W) uint8 RGB tensor, turned as its EXIF orientation says.
 
     ``size`` = (H, W): when given and different from the file's size, the image is resized
     bilinearly (PIL, which low-pass filters when shrinking), as if it had been saved at that size.
+    ``max_pixels``: the reader's pixel limit (default ``data.files.DEFAULT_MAX_PIXELS``).
     """
     path = Path(path)
-    data = _checked_bytes(path)
+    data = _checked_bytes(path, max_pixels)
     try:
         # Decoded as the data reader decodes the photos the model sees (OpenCV): a 16-bit
         # grey file is scaled to 8 bits, where PIL's convert("RGB") clipped it to white.
