@@ -354,6 +354,8 @@ def _count_problems(cfg: argparse.Namespace) -> list[str]:
             problems.append(f"--{key} must be at least 1, got {getattr(cfg, key)}")
     if cfg.niter + cfg.niter_decay < 1:
         problems.append("--niter + --niter_decay must be at least one epoch")
+    if cfg.seed >= 2 ** 31:   # SEED + RANK seeds NumPy, which takes 32 bits: larger ones alias
+        problems.append(f"--seed must be below 2**31, got {cfg.seed}")
     return problems
 
 

@@ -139,7 +139,10 @@ def test_missing_config_file_is_an_error(tmp_path):
                                            (["--height", "65536"], "larger than 4096"),
                                            (["--warp_channels", "100000,8,8,8,8"],
                                             "larger than 2048"),
-                                           (["--ngf", "512"], "larger than 256")])
+                                           (["--ngf", "512"], "larger than 256"),
+                                           # 2**32 + 7 trained as --seed 7; 2**64 overflowed
+                                           (["--seed", str(2 ** 32 + 7)], "below 2\\*\\*31"),
+                                           (["--seed", str(2 ** 64)], "below 2\\*\\*31")])
 def test_bad_values_are_rejected(argv, message):
     with pytest.raises(ConfigError, match=message):
         parse_config(argv, default_name="x")

@@ -163,10 +163,8 @@ def _train_in_folder(stage: Stage, cfg: argparse.Namespace, context: Distributed
     if not cfg.resume and not cfg.overwrite and latest_path.is_file():
         raise ConfigError(f"{run_dir} already holds a run ({latest_path.name}); pass --resume to "
                           f"continue it, --overwrite to start again, or another --name")
-    old_run = None
-    if cfg.overwrite or cfg.resume:   # the old run as it was until the new one takes a step
-        from utils.training.old_run import OldRun
-        old_run = OldRun(run_dir, cfg, context.is_main)
+    from utils.training.old_run import OldRun  # the old run as it was until a step is taken
+    old_run = OldRun(run_dir, cfg, context.is_main) if cfg.overwrite or cfg.resume else None
     barrier(context)  # every rank has looked at the run folder before rank 0 writes to it
     log = run_dir / (NEW_LOG if cfg.overwrite else "train.log")
     logger = open_run_logger(log if context.is_main else None, context.is_main)
