@@ -101,8 +101,7 @@ def evaluate_folders(results_dir: str | os.PathLike, reference_dir: str | os.Pat
         'comparable_to_published' (False when a backbone is random) and 'warnings'.
     """
     metrics = tuple(metrics)
-    unknown = sorted(set(metrics) - set(METRIC_NAMES))
-    if unknown or not metrics:
+    if not metrics or set(metrics) - set(METRIC_NAMES):
         raise ValueError(f"metrics must be a non-empty subset of {METRIC_NAMES}, got {metrics}")
     results_dir, reference_dir = Path(results_dir), Path(reference_dir)
     pairs, result_paths = _checked_inputs(results_dir, reference_dir, pairs)
