@@ -335,15 +335,24 @@ def test_run_folder_errors(tmp_path):
         run(FakeStage(6), fake_argv(tmp_path, "once", "--resume", "--batch_size", "1"))
     assert {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()} == before
 
-    # A run that stops before its first step ends (a damaged image, a loss that is not finite)
-    # leaves the old run as it was: --overwrite deleted it, and a --resume rewrote its
-    # config.yaml with the failing flag, which a plain --resume then kept using.
+    # A run that stops before it saves (a damaged image, a loss that is not finite) leaves the
+    # old run as it was: --overwrite deleted it, and a --resume rewrote its config.yaml with
+    # the failing flag, which a plain --resume then kept using.
     class FailingStage(FakeStage):
         def losses(self, models, batch, context):
-            raise DatasetError("train_img/x.jpg: damaged")
+            if context.step >= int(os.environ.get("FAIL_AT", "0")):
+                raise DatasetError("train_img/x.jpg: damaged")
+            return super().losses(models, batch, context)
 
     with pytest.raises(DatasetError, match="damaged"):
         run(FailingStage(6), fake_argv(tmp_path, "once", "--overwrite"))
+    assert {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()} == before
+    os.environ["FAIL_AT"] = "2"   # two steps taken, nothing saved yet (--save_every 0)
+    try:
+        with pytest.raises(DatasetError, match="damaged"):
+            run(FailingStage(6), fake_argv(tmp_path, "once", "--overwrite", "--save_every", "0"))
+    finally:
+        del os.environ["FAIL_AT"]
     assert {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()} == before
     with pytest.raises(DatasetError, match="damaged"):
         run(FailingStage(6), fake_argv(tmp_path, "once", "--resume", "--lr", "0.5"))
@@ -362,6 +371,17 @@ def test_run_folder_errors(tmp_path):
         run(ReadingStage(6), fake_argv(tmp_path, "once", "--overwrite", "--teacher_checkpoint",
                                        str(folder / "latest.pth")))
     assert {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()} == before
+    # What a killed --overwrite set aside may be the only copy of a run: every run refuses it.
+    (folder / ".replaced").mkdir()
+    killed = tmp_path / "killed" / ".replaced"
+    killed.mkdir(parents=True)
+    (killed / "latest.pth").write_bytes(b"old")
+    for name, flags in (("once", ["--resume"]), ("once", ["--overwrite"]), ("killed", [])):
+        with pytest.raises(ConfigError, match=r"\.replaced holds a run that an --overwrite set "
+                                              r"aside .* move its files back"):
+            run(FakeStage(6), fake_argv(tmp_path, name, *flags))
+    (folder / ".replaced").rmdir()
+    assert (killed / "latest.pth").read_bytes() == b"old"
     assert run(FakeStage(6), fake_argv(tmp_path, "once", "--resume", "--max_steps", "2")).step == 2
 
     class OtherStage(FakeStage):

@@ -163,8 +163,8 @@ def _train_in_folder(stage: Stage, cfg: argparse.Namespace, context: Distributed
     if not cfg.resume and not cfg.overwrite and latest_path.is_file():
         raise ConfigError(f"{run_dir} already holds a run ({latest_path.name}); pass --resume to "
                           f"continue it, --overwrite to start again, or another --name")
-    from utils.training.old_run import OldRun  # the old run as it was until a step is taken
-    old_run = OldRun(run_dir, cfg, context.is_main) if cfg.overwrite or cfg.resume else None
+    from utils.training.old_run import OldRun  # the old run as it was until the new one saves
+    old_run = OldRun(run_dir, cfg, context.is_main)
     barrier(context)  # every rank has looked at the run folder before rank 0 writes to it
     log = run_dir / (NEW_LOG if cfg.overwrite else "train.log")
     logger = open_run_logger(log if context.is_main else None, context.is_main)
@@ -180,8 +180,7 @@ def _train_in_folder(stage: Stage, cfg: argparse.Namespace, context: Distributed
             trainer.close()
         close_run_logger(logger)
         (run_dir / NEW_LOG).unlink(missing_ok=True)   # a run that did not start: the old stays
-        if old_run and (trainer is None or trainer.step == trainer.first_step):
-            old_run.put_back()
+        old_run.put_back()   # when the new run saved nothing
 
 
 class Trainer:
@@ -208,7 +207,6 @@ class Trainer:
         checkpoint = self._restore() if cfg.resume else None
         self._build_optimisation(checkpoint)
         self._build_validation(checkpoint)
-        self.first_step = self.step
         self._start_run_folder()
         self._open_writer(show_progress)
         self.sums, self.counts, self.interval_start = {}, {}, time.perf_counter()
@@ -240,8 +238,6 @@ class Trainer:
         else:
             self._stop_or_skip_non_finite_loss(result)
         self.step, self.step_in_epoch = self.step + 1, self.step_in_epoch + 1
-        if self.old_run and self.step == self.first_step + 1:
-            self.old_run.drop()
         self.progress.update(1)
         self._record(result)
         if want_images and result.images:
@@ -311,6 +307,8 @@ class Trainer:
         payload, copies = self.pending
         self.pending = None
         save_atomic(payload, self.latest_path)
+        if self.old_run:
+            self.old_run.saved_one()
         for copy in copies:
             _copy_atomic(self.latest_path, self.run_dir / copy)
         self.logger.info(f"saved {self.latest_path.name}{''.join(', ' + c for c in copies)} at "

@@ -1,12 +1,13 @@
-"""The run already in a run folder, kept as it was until the new run has taken its first step.
+"""The run already in a run folder, kept as it was until the new run has saved a checkpoint.
 
 ``--overwrite`` sets the old run's files aside (``.replaced/`` in the folder) once the new run is
-built, and deletes them after its first step; a run that stops before (a damaged image, a loss
-that is not finite) puts them back. It refuses to start when a checkpoint it reads
-(``--*_checkpoint``) is one of the files it would delete. ``--resume`` rewrites ``config.yaml``
-with the flags it is given; a resume that stops before its first step puts the old one back, so
-that a plain ``--resume`` does not keep a flag that failed. No other file of the folder is
-touched."""
+built, and deletes them when the new run writes its first checkpoint; a run that stops before
+(a damaged image, a loss that is not finite) puts them back. It refuses to start when a
+checkpoint it reads (``--*_checkpoint``) is one of the files it would delete. ``--resume``
+rewrites ``config.yaml`` with the flags it is given; a resume that stops before it saves puts
+the old one back, so that a plain ``--resume`` does not keep a flag that failed. A
+``.replaced/`` left by a process that was killed is refused by every run, with what to do: it
+may hold the only copy of a run. No other file of the folder is touched."""
 
 import argparse
 import shutil
@@ -32,7 +33,11 @@ class OldRun:
 
     def __init__(self, run_dir: Path, cfg: argparse.Namespace, main: bool):
         self.run_dir, self.overwrite, self.main = run_dir, cfg.overwrite, main
-        self.held = run_dir / SET_ASIDE
+        self.held, self.saved = run_dir / SET_ASIDE, False
+        if self.held.exists():
+            raise ConfigError(f"{self.held} holds a run that an --overwrite set aside and did not "
+                              f"finish replacing (its process was killed): move its files back "
+                              f"into {run_dir} to keep that run, or delete {self.held}")
         config = run_dir / "config.yaml"
         self.config = config.read_text() if cfg.resume and config.is_file() else None
         if cfg.overwrite:
@@ -43,27 +48,22 @@ class OldRun:
                                       f"copy it out of {run_dir} first, or choose another --name")
 
     def set_aside(self) -> None:
-        """--overwrite: the old run's files go into ``.replaced/`` (where an earlier attempt
-        that never took a step left them, its own files go)."""
-        if not (self.overwrite and self.main):
-            return
-        keep = not self.held.is_dir()
-        for path in old_run_files(self.run_dir):
-            if not keep:
-                path.unlink()
-                continue
-            target = self.held / path.relative_to(self.run_dir)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            path.replace(target)
-
-    def drop(self) -> None:
-        """The new run has taken its first step: the old one goes."""
+        """--overwrite: the old run's files go into ``.replaced/``."""
         if self.overwrite and self.main:
+            for path in old_run_files(self.run_dir):
+                target = self.held / path.relative_to(self.run_dir)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                path.replace(target)
+
+    def saved_one(self) -> None:
+        """The new run has written a checkpoint: the old one goes."""
+        if not self.saved and self.overwrite and self.main:
             shutil.rmtree(self.held, ignore_errors=True)
+        self.saved = True
 
     def put_back(self) -> None:
-        """The new run stopped before its first step: the old run is as it was."""
-        if not self.main:
+        """The new run stopped before it saved: the old run is as it was."""
+        if self.saved or not self.main:
             return
         if self.overwrite and self.held.is_dir():
             for path in old_run_files(self.run_dir):
