@@ -213,7 +213,8 @@ def generate(args) -> dict:
             original = (int(batch["original_size"][0][i]), int(batch["original_size"][1][i]))
             tryon = to_uint8(out.tryon[i].float(), model.rounding)
             if args.save_size == "photo" and original != (height, width):
-                tryon = _to_photo(tryon, original, args.fit, batch["person_path"][i])
+                tryon = _to_photo(tryon, original, args.fit, batch["person_path"][i],
+                                  int(args.max_megapixels * 1e6))
                 resized += 1
             write_result(results, person_name, cloth_name, tryon)
             if args.save_grid:
@@ -234,12 +235,12 @@ def generate(args) -> dict:
     return {"images": written, "seconds": seconds, "pairs": pairs, "paired": paired}
 
 
-def _to_photo(tryon: np.ndarray, photo_size: tuple[int, int], fit: str,
-              person_path: str) -> np.ndarray:
+def _to_photo(tryon: np.ndarray, photo_size: tuple[int, int], fit: str, person_path: str,
+              max_pixels: int) -> np.ndarray:
     """A frame-sized uint8 try-on mapped back to the person photo (``data.photo_fit``), as one
     pair of photos is; the crop fit keeps the photo's own pixels outside its window."""
     placement = plan_fit(photo_size, tryon.shape[:2], fit)
-    photo = read_photo(person_path) if fit == "crop" else None
+    photo = read_photo(person_path, max_pixels) if fit == "crop" else None
     return paste_back(photo, tryon, placement)
 
 

@@ -10,7 +10,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from data.alpha import read_alpha
+from data.alpha import over_white, read_alpha
 from data.datasets import DataOptions, mask_tensor
 from data.files import photo_tensor, read_rgb
 from data.pairs import TryOnPairsDataset, make_pairs_dataset
@@ -21,11 +21,7 @@ from data.samples import Sample
 def read_photo(path: str, max_pixels: Optional[int] = None) -> np.ndarray:
     """A person photo as shown, uint8 (h, w, 3) RGB: a cut-out's transparent pixels made white,
     the studio backdrop of try-on photos (the colours hidden under them are not what it shows)."""
-    photo, alpha = read_rgb(path, max_pixels), read_alpha(path, max_pixels)
-    if alpha is None:
-        return photo
-    opacity = alpha[..., None].astype(np.float32) / 255
-    return np.round(photo * opacity + 255 * (1 - opacity)).astype(np.uint8)
+    return over_white(read_rgb(path, max_pixels), read_alpha(path, max_pixels))
 
 
 class FittedPairsDataset(TryOnPairsDataset):

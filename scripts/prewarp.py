@@ -110,6 +110,11 @@ def split_samples(options: DataOptions, root: str, phase: str, pairs: str,
                                               options.densepose_dir, parser_inputs)
 
 
+def limit(args) -> int:
+    """The largest image read, in pixels (--max_megapixels)."""
+    return int(args.max_megapixels * 1e6)
+
+
 def frame_size(height: int | None, photo_size: tuple[int, int]) -> tuple[int, int]:
     """(H, W) of the written images: --height with the photo's aspect, or the photo's size."""
     photo_height, photo_width = photo_size
@@ -211,9 +216,9 @@ def to_write(samples: list, kind: str, args) -> tuple[list, int]:
             todo.append(sample)
             continue
         paths = sample_outputs(sample, kind, args)
-        size = frame_size(args.height, image_size(sample.person.image))
+        size = frame_size(args.height, image_size(sample.person.image, limit(args)))
         for path in paths:
-            height, width = image_size(path)
+            height, width = image_size(path, limit(args))
             if (height, width) != size:
                 raise UserError(f"{path}: an existing pre-warp of {height}x{width}, where this "
                                 f"run writes {size[0]}x{size[1]}: pass --overwrite to replace "
@@ -285,7 +290,7 @@ def check_one_size(plans: list, size: tuple[int, int], first: str, args) -> None
     ``size``, that of the split's ``first`` photo: one run writes one size, at one warp frame."""
     for plan in plans:
         for sample in plan["todo"]:
-            own = frame_size(args.height, image_size(sample.person.image))
+            own = frame_size(args.height, image_size(sample.person.image, limit(args)))
             if own != size:
                 raise UserError(f"{sample.person.image}: its pre-warps would be {own[0]}x"
                                 f"{own[1]}, where those of the split's first photo {first} are "
@@ -330,7 +335,7 @@ def main(argv=None) -> None:
         first = split_samples(options, args.dataroot, args.phase, kinds[0], False)
         if not first:
             raise DatasetError(f"{args.dataroot}: no pairs in the {args.phase} split")
-        size = frame_size(args.height, image_size(first[0].person.image))
+        size = frame_size(args.height, image_size(first[0].person.image, limit(args)))
         arch = families()[args.arch].warp if args.arch in families() else args.arch
         model = load_prewarp_model(args.warp_checkpoint, device, arch,
                                    warp_frame(args.warp_height, size))

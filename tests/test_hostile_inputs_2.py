@@ -94,6 +94,13 @@ def test_the_metrics_read_through_the_same_reader(tmp_path):
     assert scored.shape == (3, 24, 16)
     assert torch.equal(scored, torch.from_numpy(read_rgb(str(result)).copy()).permute(2, 0, 1))
     assert torch.equal(scored[0], torch.from_numpy((grey >> 8).astype(np.uint8)))
+    # A cut-out person photo is scored over white, as test.py tries it on.
+    pixels = np.full((24, 16, 4), 90, np.uint8)
+    pixels[..., 3] = 255
+    pixels[:, :6] = 0
+    cv2.imwrite(str(result), pixels)
+    scored = load_image(result)
+    assert (scored[:, :, :6] == 255).all() and (scored[:, :, 6:] == 90).all()
 
 
 # 2: a progressive JPEG of thousands of scans.

@@ -296,6 +296,12 @@ def test_photos_of_two_sizes_are_refused_before_any_prewarp(split, tmp_path):
         assert "bring the photos to one size" in result.stderr
         assert not (root / "test" / "cloth-warp").exists()
         assert not (root / "test" / "prewarps.json").exists()
+    # The sizes are read under --max_megapixels: the photos were refused only when decoded,
+    # after the record was written.
+    result = prewarp("--dataroot", root, "--pairs", "paired", "--warp_checkpoint", warp,
+                     "--max_megapixels", "0.001")
+    assert result.returncode == 2 and "more than the 0.001 megapixels" in result.stderr
+    assert not (root / "test" / "prewarps.json").exists()
 
 
 def test_arch_that_a_checkpoint_contradicts_is_refused(tmp_path):

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from common.errors import UserError
-from data.alpha import shown_size
+from data.alpha import over_white, read_alpha, shown_size
 from data.files import DatasetError, decode_image, read_image_bytes
 
 
@@ -91,6 +91,7 @@ def load_image(path: str | os.PathLike, size: Optional[tuple[int, int]] = None,
         # Decoded as the data reader decodes the photos the model sees (OpenCV): a 16-bit
         # grey file is scaled to 8 bits, where PIL's convert("RGB") clipped it to white.
         array = decode_image(data, cv2.IMREAD_COLOR, str(path))[:, :, ::-1]
+        array = over_white(array, read_alpha(str(path), max_pixels))   # as test.py shows it
     except DatasetError as error:
         raise MetricsError(f"cannot read image {error}") from None
     if size is not None and array.shape[:2] != tuple(size):
