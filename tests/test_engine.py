@@ -583,6 +583,12 @@ def test_a_non_finite_loss_stops_before_backward_and_keeps_the_last_good_checkpo
                if v.is_floating_point())
     resumed = run(FakeStage(6), fake_argv(tmp_path, "nan", "--resume"))
     assert resumed.finished and resumed.step == 6
+    # At the first step there is nothing to resume, and an fp32 run is not told to use fp32.
+    with pytest.raises(TrainingDiverged) as stop:
+        run(DivergingStage(6, bad_from=0), fake_argv(tmp_path, "nan0", "--precision", "fp32"))
+    assert str(stop.value).endswith("terms not finite: l1 nan. Nothing was saved; lower --lr")
+    with pytest.raises(TrainingDiverged, match=r"\(or --precision fp32\)$"):
+        run(DivergingStage(6, bad_from=0), fake_argv(tmp_path, "nan1", "--precision", "bf16"))
 
 
 def test_fp16_stops_when_every_step_is_skipped(tmp_path):

@@ -343,7 +343,8 @@ class Trainer:
         where = (f"loss {float(result.total.detach())}; terms not finite: "
                  f"{format_terms(bad) if bad else '(on another process)'}")
         if not self.scaler.is_enabled():
-            self._stop_diverged(where, "lower --lr (or --precision fp32)")
+            self._stop_diverged(where, "lower --lr" + (" (or --precision fp32)"
+                                                       if self.cfg.precision == "bf16" else ""))
         self.logger.warning(f"step {self.step} (epoch {self.epoch}): {where}; fp16: the step is "
                             f"skipped")
         self._count_fp16_skip(True, "the loss was not finite")
@@ -359,9 +360,9 @@ class Trainer:
                                 f"diverged or overflows float16", "lower --lr or --precision bf16")
 
     def _stop_diverged(self, what: str, remedy: str) -> None:
-        raise TrainingDiverged(f"step {self.step} (epoch {self.epoch}): {what}. Nothing was "
-                               f"saved after the last good checkpoint {self.latest_path}; "
-                               f"{remedy}, and --resume")
+        last = (f"Nothing was saved after the last good checkpoint {self.latest_path}; {remedy}, "
+                f"and --resume" if self.latest_path.is_file() else f"Nothing was saved; {remedy}")
+        raise TrainingDiverged(f"step {self.step} (epoch {self.epoch}): {what}. {last}")
 
     def _record(self, result: StepResult) -> None:
         """Add the step's terms and scalars to the interval's sums."""
