@@ -258,12 +258,18 @@ def test_the_record_is_checked_under_the_lock(split, dcivton_weights, tmp_path, 
     assert gone.returncode == 2 and f"{out}: pre-warps there went missing" in gone.stderr
 
 
-def test_student_prewarps_photos_without_parsing(split, tmp_path):
+def photos_only(split: Path, tmp_path: Path) -> Path:
+    """A copy of ``split``'s test photos, garments and masks without any parsing."""
     root = tmp_path / "VITON-HD"
     (root / "test").mkdir(parents=True)
     for folder in ("image", "cloth", "cloth-mask"):
         shutil.copytree(split / "test" / folder, root / "test" / folder)
     shutil.copy(split / "test_pairs.txt", root)
+    return root
+
+
+def test_student_prewarps_photos_without_parsing(split, tmp_path):
+    root = photos_only(split, tmp_path)
     warp = write_warp(tmp_path / "student.pth", 3)
     result = prewarp("--dataroot", root, "--pairs", "unpaired", "--warp_checkpoint", warp,
                      "--height", "256")
@@ -279,11 +285,7 @@ def test_student_prewarps_photos_without_parsing(split, tmp_path):
 def test_photos_of_two_sizes_are_refused_before_any_prewarp(split, tmp_path):
     # The output size and the warp's frame were taken from the first photo, so a square photo
     # got a 3:4 pre-warp, which the next run then refused as of another size.
-    root = tmp_path / "VITON-HD"
-    (root / "test").mkdir(parents=True)
-    for folder in ("image", "cloth", "cloth-mask"):
-        shutil.copytree(split / "test" / folder, root / "test" / folder)
-    shutil.copy(split / "test_pairs.txt", root)
+    root = photos_only(split, tmp_path)
     square = root / "test" / "image" / "00002_00.jpg"
     photo = np.asarray(Image.open(square))
     Image.fromarray(photo[:photo.shape[1]]).save(square)
