@@ -98,5 +98,7 @@ def read_alpha(path: str, max_pixels: Optional[int] = None) -> Optional[np.ndarr
 
 def over_white(photo: np.ndarray, alpha: Optional[np.ndarray]) -> np.ndarray:
     """``photo`` (h, w, 3) uint8 with the transparent pixels of ``alpha`` (None: none) white."""
-    opacity = 1.0 if alpha is None else alpha[..., None].astype(np.float32) / 255
+    if alpha is None:   # most photos: no copy through floats
+        return photo
+    opacity = alpha[..., None].astype(np.float32) / 255
     return np.round(photo * opacity + 255 * (1 - opacity)).astype(np.uint8)

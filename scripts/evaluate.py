@@ -31,8 +31,8 @@ from utils.metrics.folders import (  # noqa: E402
     metric_names,
     unused_score_flags,
 )
-from utils.metrics.images import MetricsError, image_size  # noqa: E402
-from utils.results import check_output_file, check_unique_result_names, result_name  # noqa: E402
+from utils.metrics.images import MetricsError  # noqa: E402
+from utils.results import check_output_file, check_unique_result_names  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -107,8 +107,8 @@ def score(args) -> dict:
         paired = all(sample.person.id == sample.garment.id for sample in samples)
     metrics = applicable_metrics(args.metrics, paired)
     check_unique_result_names(pairs)
-    max_pixels = int(args.max_megapixels * 1e6)
-    check_results(args.results_dir, pairs, max_pixels)
+    # evaluate_folders reads every image's header (format, pixel limit) before decoding any.
+    max_pixels = DataOptions.from_config(args).max_pixels
     scores = evaluate_folders(args.results_dir, args.dataroot, pairs, metrics=metrics,
                               device=device, batch_size=args.batch_size,
                               fid_weights=args.fid_weights,
@@ -122,16 +122,6 @@ def score(args) -> dict:
         out.write_text(json.dumps(scores, indent=2) + "\n")
         print(f"scores written to {out}")
     return scores
-
-
-def check_results(results_dir: str, pairs: list, max_pixels: int) -> None:
-    """Pass every try-on image of ``pairs`` that exists in ``results_dir`` through the image
-    reader's checks (format, header size within the pixel limit) before any scoring: the
-    metrics then decode nothing unchecked. A missing one is for the metrics to report."""
-    for person, cloth in pairs:
-        path = Path(results_dir) / result_name(person, cloth)
-        if path.is_file():
-            image_size(path, max_pixels)
 
 
 if __name__ == "__main__":
