@@ -214,7 +214,7 @@ def generate(args) -> dict:
             tryon = to_uint8(out.tryon[i].float(), model.rounding)
             if args.save_size == "photo" and original != (height, width):
                 tryon = _to_photo(tryon, original, args.fit, batch["person_path"][i],
-                                  int(args.max_megapixels * 1e6))
+                                  options.max_pixels)
                 resized += 1
             write_result(results, person_name, cloth_name, tryon)
             if args.save_grid:
@@ -251,7 +251,7 @@ def tryon_pair(args) -> dict:
     grid_path = output.with_name(f"{output.stem}_grid.png")
     if args.save_grid:
         check_output_file(grid_path, "--save_grid", inputs)
-    limit = int(args.max_megapixels * 1e6)
+    limit = DataOptions.from_config(args).max_pixels
     person_photo = read_photo(args.person, limit)
     check_person_photo(person_photo, args.person)     # before the model is loaded
     garment_photo = read_rgb(args.garment, limit)
@@ -308,7 +308,8 @@ def evaluate(args, done: dict) -> None:
         [(os.path.abspath(person), cloth) for person, cloth in done["pairs"]],
         metrics=metrics, device=pick_device(args.device), fid_weights=args.fid_weights,
         lpips_backbone_weights=args.lpips_backbone_weights,
-        allow_random_weights=args.allow_random_weights, max_pixels=int(args.max_megapixels * 1e6))
+        allow_random_weights=args.allow_random_weights,
+        max_pixels=DataOptions.from_config(args).max_pixels)
     print(format_table(scores))
     out = Path(args.results_dir) / "scores.json"
     out.write_text(json.dumps(scores, indent=2))

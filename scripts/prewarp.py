@@ -112,7 +112,12 @@ def split_samples(options: DataOptions, root: str, phase: str, pairs: str,
 
 def limit(args) -> int:
     """The largest image read, in pixels (--max_megapixels)."""
-    return int(args.max_megapixels * 1e6)
+    return DataOptions.from_config(args).max_pixels
+
+
+def output_size(sample, args) -> tuple[int, int]:
+    """(H, W) of ``sample``'s pre-warps: ``frame_size`` of its person photo."""
+    return frame_size(args.height, image_size(sample.person.image, limit(args)))
 
 
 def frame_size(height: int | None, photo_size: tuple[int, int]) -> tuple[int, int]:
@@ -216,7 +221,7 @@ def to_write(samples: list, kind: str, args) -> tuple[list, int]:
             todo.append(sample)
             continue
         paths = sample_outputs(sample, kind, args)
-        size = frame_size(args.height, image_size(sample.person.image, limit(args)))
+        size = output_size(sample, args)
         for path in paths:
             height, width = image_size(path, limit(args))
             if (height, width) != size:
@@ -290,7 +295,7 @@ def check_one_size(plans: list, size: tuple[int, int], first: str, args) -> None
     ``size``, that of the split's ``first`` photo: one run writes one size, at one warp frame."""
     for plan in plans:
         for sample in plan["todo"]:
-            own = frame_size(args.height, image_size(sample.person.image, limit(args)))
+            own = output_size(sample, args)
             if own != size:
                 raise UserError(f"{sample.person.image}: its pre-warps would be {own[0]}x"
                                 f"{own[1]}, where those of the split's first photo {first} are "
@@ -335,7 +340,7 @@ def main(argv=None) -> None:
         first = split_samples(options, args.dataroot, args.phase, kinds[0], False)
         if not first:
             raise DatasetError(f"{args.dataroot}: no pairs in the {args.phase} split")
-        size = frame_size(args.height, image_size(first[0].person.image, limit(args)))
+        size = output_size(first[0], args)
         arch = families()[args.arch].warp if args.arch in families() else args.arch
         model = load_prewarp_model(args.warp_checkpoint, device, arch,
                                    warp_frame(args.warp_height, size))
