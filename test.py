@@ -24,6 +24,7 @@ checkpoint (``--checkpoint`` gives both parts from one file). ``--eval`` scores 
 """
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -163,6 +164,8 @@ def _check_mode(p: argparse.ArgumentParser, args: argparse.Namespace, given: set
         (FOLDER_FLAGS + SCORE_FLAGS, bool(single_flags),
          "a test folder (--dataroot), not one pair"),
         (SCORE_FLAGS, not args.eval, "the scores, which --eval asks"),
+        (("grabcut",), bool(args.garment_mask),
+         "a garment mask computed from the product photo, which --garment_mask replaces"),
         *unused_score_flags(args.metrics)])
     if unused:
         p.error(unused)
@@ -182,8 +185,20 @@ def _grid_strip(person, garment, edge, out, index):
 
 
 def generate(args) -> dict:
-    """Every pair of a test folder -> one PNG each in ``--results_dir``."""
+    """Every pair of a test folder -> one PNG each in ``--results_dir``; a folder it created
+    is removed again when the run stops before writing anything in it."""
+    existed = os.path.lexists(args.results_dir)
     results = check_output_folder(args.results_dir, "--results_dir", inputs=(args.dataroot,))
+    try:
+        return _generate(args, results)
+    except BaseException:
+        if not existed:
+            with contextlib.suppress(OSError):   # rmdir removes only an empty folder
+                results.rmdir()
+        raise
+
+
+def _generate(args, results: Path) -> dict:
     device = pick_device(args.device)
     model = load_model_from_args(args, device)
     height, width = model.height, model.width

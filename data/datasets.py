@@ -66,8 +66,8 @@ DATASETS = ("viton", "vitonhd", "dresscode")
 
 
 def default_mask_cache() -> str:
-    """Where computed garment masks are kept: ``$PFAFN_CACHE/garment_masks`` (default
-    ``~/.cache/pfafn``); datasets are often read-only, so nothing is written into them."""
+    """``$PFAFN_CACHE/garment_masks`` (default ``~/.cache/pfafn``): datasets are often
+    read-only, so computed garment masks are kept there."""
     base = os.environ.get("PFAFN_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
                                                          "pfafn")
     return os.path.join(base, "garment_masks")
@@ -152,8 +152,7 @@ _UNWRITABLE_CACHES = set()
 
 
 def _cache_unwritable(path: str, error: OSError) -> None:
-    """Say once per process that the mask cache cannot be written; masks are then computed
-    each time they are needed, which works, only slower."""
+    """Say once per process that the mask cache cannot be written (masks are then computed)."""
     folder = os.path.dirname(os.path.dirname(path))
     if folder not in _UNWRITABLE_CACHES:
         _UNWRITABLE_CACHES.add(folder)
@@ -413,6 +412,8 @@ class DataOptions:
                   for name in ("dataset", "label_scheme", "neck", "pose_format", "iuv_channel",
                                "densepose_dir", "mask_cache", "rebuild_masks", "grabcut",
                                "max_megapixels")}
+        if values["mask_cache"] and os.path.isfile(values["mask_cache"]):
+            raise DatasetError(f"--mask_cache {values['mask_cache']}: a file, not a folder")
         category = getattr(cfg, "category", None)
         held = layout(values["dataset"]).HELD_CATEGORIES
         values["categories"] = parse_categories(category, held) if category else held[:1]

@@ -255,7 +255,16 @@ def test_pairs_whose_results_would_share_a_name_are_refused(people):
     from utils.results import OutputError, check_unique_result_names
     with pytest.raises(OutputError, match=r"would both write 000\d+_0__000002_1\.png"):
         check_unique_result_names([(people[0], "000002_1.jpg"), (people[1], "000002_1.jpg")])
-    check_unique_result_names([(people[0], "000002_1.jpg"), (people[0], "000002_1.jpg")])
+    check_unique_result_names([(people[0], "000002_1.jpg"), (people[0], "000003_1.jpg")])
+
+
+def test_a_pair_listed_twice_is_refused():
+    # Written once and scored twice before: its score counted double.
+    from utils.results import OutputError, check_unique_result_names
+    pairs = [("000000_0.jpg", "000001_1.jpg"), ("000002_0.jpg", "000001_1.jpg"),
+             ("000000_0.jpg", "000001_1.jpg")]
+    with pytest.raises(OutputError, match=r"\(000000_0\.jpg, 000001_1\.jpg\) is listed twice"):
+        check_unique_result_names(pairs)
 
 
 # 9: two runs on one folder.
@@ -466,3 +475,13 @@ def test_a_label_map_far_smaller_than_its_photo_is_refused():
     with pytest.raises(DatasetError, match=r"size 1x1 is far smaller than the person photo"):
         _check_map_size(np.zeros((1, 1), np.uint8), "label.png", "photo.jpg", (64, 64))
     _check_map_size(np.zeros((32, 24), np.uint8), "label.png", "photo.jpg", (256, 192))
+
+
+def test_a_mask_cache_that_is_a_file_is_refused(tmp_path):
+    # It warned and computed every mask again, each run, without keeping one.
+    from data.datasets import DataOptions
+    cache = tmp_path / "masks.png"
+    cache.write_bytes(b"not a folder")
+    with pytest.raises(DatasetError, match=r"--mask_cache .*masks\.png: a file, not a folder"):
+        DataOptions.from_config(argparse.Namespace(mask_cache=str(cache)))
+    assert DataOptions.from_config(argparse.Namespace(mask_cache=str(tmp_path))).mask_cache

@@ -267,6 +267,10 @@ def test_a_precision_the_cpu_only_emulates_is_said(test_root, tmp_path, capsys):
     # A flag given at its default value is given all the same.
     (["--person", "p.jpg", "--garment", "g.jpg", "--output", "o.png", "--batch_size", "8"],
      "--batch_size: for a test folder (--dataroot), not one pair"),
+    # A mask of one's own replaces the computed one, which --grabcut refines: it did nothing.
+    (["--person", "p.jpg", "--garment", "g.jpg", "--garment_mask", "m.png", "--output",
+      "o.png", "--grabcut"], "--grabcut: for a garment mask computed from the product photo, "
+     "which --garment_mask replaces"),
     # A test folder: score flags without --eval were silently ignored.
     (["--dataroot", "d", "--results_dir", "r", "--metrics", "ssim"],
      "--metrics: for the scores, which --eval asks"),
@@ -287,3 +291,18 @@ def test_a_precision_the_cpu_only_emulates_is_said(test_root, tmp_path, capsys):
 ])
 def test_flags_that_would_do_nothing_are_refused(extra, message, user_error):
     assert message in user_error(lambda: test_script.parse_args(extra + ["--checkpoint", "c"]))
+
+
+def test_a_run_refused_before_writing_leaves_no_results_folder(test_root, tmp_path):
+    # The folder was created to probe that it can be written, and stayed empty behind a refusal.
+    results = tmp_path / "new" / "results"
+    with pytest.raises(SystemExit):
+        test_script.main(["--dataroot", str(test_root), "--results_dir", str(results),
+                          "--checkpoint", str(tmp_path / "missing.pth"), "--device", "cpu"])
+    assert not results.exists()
+    kept = tmp_path / "kept"        # a folder the user had is never removed, even empty
+    kept.mkdir()
+    with pytest.raises(SystemExit):
+        test_script.main(["--dataroot", str(test_root), "--results_dir", str(kept),
+                          "--checkpoint", str(tmp_path / "missing.pth"), "--device", "cpu"])
+    assert kept.is_dir()

@@ -32,11 +32,15 @@ def check_unique_result_names(pairs, flag: str = "--pairs") -> None:
     """Refuse, before any work, ``pairs`` ((person, cloth) names or paths) of which two would
     write the same result name (``a/000000_0.jpg`` and ``b/000000_0.jpg``, or ``x.jpg`` and
     ``x.png``, with one garment): one image would overwrite the other and a score would read
-    the wrong one. Raises ``OutputError`` naming both pairs."""
+    the wrong one; or that lists one pair twice, which a score would count twice. Raises
+    ``OutputError`` naming the pairs."""
     seen = {}
     for person, cloth in pairs:
         name = result_name(person, cloth)
-        if name in seen and seen[name] != (str(person), str(cloth)):
+        if seen.get(name) == (str(person), str(cloth)):
+            raise OutputError(f"{flag}: the pair ({person}, {cloth}) is listed twice; a score "
+                              f"would count it twice (list each pair once)")
+        if name in seen:
             first = seen[name]
             raise OutputError(f"{flag}: the pairs ({first[0]}, {first[1]}) and ({person}, "
                               f"{cloth}) would both write {name}; give the photos distinct "
