@@ -109,13 +109,14 @@ teacher="$runs/pb_gen/final.pth"
 pairs="$(CDPATH='' cd -- "$OUT" && pwd)/pairs"
 python scripts/demo_report.py --out "$OUT" --dataroot "$test_root" --write_pairs "$DEMO_TEST"
 
-# The steps go where the try-on is made. The teacher's generator takes eight epochs in batches
-# of two (sixteen times the updates of a warp stage's one epoch in batches of four) at twice
-# the config's rate, each student's generator two epochs; the teacher's validation runs every
-# 80 steps. Against four epochs at 0.002, this brought the Res-UNet students 1.4-2.7 levels
-# closer to the photo outside the garment on seeds 0-2; twelve epochs in batches of four, as
-# long, made a teacher closer to the photo whose students were 0.2-1.3 levels further.
-teacher_schedule=(--batch_size 2 --niter 4 --niter_decay 4 --lr 0.004)
+# The steps go where the try-on is made. The teacher's generator takes four epochs in batches
+# of two (eight times the updates of a warp stage's one epoch in batches of four) at twice the
+# config's rate, each student's generator two epochs; the teacher's validation runs every 80
+# steps. Against 0.002, its rate brought the Res-UNet students 0.7-1.5 levels closer to the
+# photo outside the garment on seeds 0-2. Six and eight epochs brought them 0.3-1.1 more on
+# average, for 20 and 42 s more on an AMD EPYC (where the teacher's 320 steps take 43 s; 73 s
+# on a Xeon with AMX): more than the demo's six minutes leave on a slow hour.
+teacher_schedule=(--batch_size 2 --niter 2 --niter_decay 2 --lr 0.004)
 [ ${#parser_val[@]} = 0 ] || teacher_schedule+=(--val_every 80)
 echo "== stage 1: parser-based warp"
 OMP_NUM_THREADS=$alone python train_pb_warp.py "${common[@]}" "${parser_val[@]}" --lr 0.001 \
@@ -180,10 +181,11 @@ run_logged pfafn_student student "" -- --gen_init teacher --lr 0.001
 run_logged fsvton_student student _fsvton --warp_arch fsvton -- --gen_init teacher --lr 0.001
 # The mobile student: configs/mobile_student.yaml's networks at the demo's size. Its generator,
 # trained from scratch at 0.004, ends at half that rate (--niter 0 --niter_decay 2): at the
-# full rate to the end its last steps swung the validation SSIM by up to 0.04. At 0.002 (with
-# the four-epoch teacher) it painted the backdrops of a tinted-backdrop 256x192 root 28 levels
-# off and ended 0.031 below pasting the garment, at 0.004 0.058 above; with this teacher 0.004
-# moved its paired SSIM by +0.024, +0.011, -0.001 on seeds 0-2 and +0.007 on that root.
+# full rate to the end its last steps swung the validation SSIM by up to 0.04. At 0.002 (beside
+# a teacher of four epochs at 0.002) it painted the backdrops of a tinted-backdrop 256x192 root
+# 28 levels off and ended 0.031 below pasting the garment, at 0.004 0.058 above; beside one of
+# eight epochs at 0.004 it moved its paired SSIM by +0.024, +0.011, -0.001 on seeds 0-2 and
+# +0.007 on that root.
 run_logged mobile_student student _mobile --warp_arch mobile --fpn_dim 32 --mobile_width 0.5 \
   --head_channels 16,16,8 -- --gen_arch mobile --niter 0 --niter_decay 2 --lr 0.004
 run_logged baselines baselines
