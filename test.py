@@ -49,8 +49,8 @@ from common.images import on_white, to_uint8
 from data.alpha import read_alpha
 from data.datasets import DataOptions, add_data_arguments, default_mask_cache
 from data.files import read_gray, read_rgb
-from data.fitted_pairs import make_fitted_pairs_dataset, read_photo
-from data.photo_fit import FIT_MODES, paste_back, plan_fit
+from data.fitted_pairs import make_fitted_pairs_dataset, read_photo, to_photo
+from data.photo_fit import FIT_MODES
 from utils.inference.loading import add_model_arguments, check_model_arguments, load_model_from_args
 from utils.inference.photos import check_person_photo, garment_mask_for, tryon_photos
 from utils.results import (
@@ -228,8 +228,8 @@ def _generate(args, results: Path) -> dict:
             original = (int(batch["original_size"][0][i]), int(batch["original_size"][1][i]))
             tryon = to_uint8(out.tryon[i].float(), model.rounding)
             if args.save_size == "photo" and original != (height, width):
-                tryon = _to_photo(tryon, original, args.fit, batch["person_path"][i],
-                                  options.max_pixels)
+                tryon = to_photo(tryon, original, args.fit, batch["person_path"][i],
+                                 options.max_pixels)
                 resized += 1
             write_result(results, person_name, cloth_name, tryon)
             if args.save_grid:
@@ -248,15 +248,6 @@ def _generate(args, results: Path) -> dict:
     pairs = [(pair.person.image, pair.garment.image) for pair in dataset.pairs]
     paired = all(pair.person.id == pair.garment.id for pair in dataset.pairs)
     return {"images": written, "seconds": seconds, "pairs": pairs, "paired": paired}
-
-
-def _to_photo(tryon: np.ndarray, photo_size: tuple[int, int], fit: str, person_path: str,
-              max_pixels: int) -> np.ndarray:
-    """A frame-sized uint8 try-on mapped back to the person photo (``data.photo_fit``), as one
-    pair of photos is; the crop fit keeps the photo's own pixels outside its window."""
-    placement = plan_fit(photo_size, tryon.shape[:2], fit)
-    photo = read_photo(person_path, max_pixels) if fit == "crop" else None
-    return paste_back(photo, tryon, placement)
 
 
 def tryon_pair(args) -> dict:

@@ -14,7 +14,7 @@ from data.alpha import over_white, read_alpha
 from data.datasets import DataOptions, mask_tensor
 from data.files import photo_tensor, read_rgb
 from data.pairs import TryOnPairsDataset, make_pairs_dataset
-from data.photo_fit import FIT_MODES, apply_placement, fit_to_frame
+from data.photo_fit import FIT_MODES, apply_placement, fit_to_frame, paste_back, plan_fit
 from data.samples import Sample
 
 
@@ -22,6 +22,16 @@ def read_photo(path: str, max_pixels: Optional[int] = None) -> np.ndarray:
     """A person photo as shown, uint8 (h, w, 3) RGB: a cut-out's transparent pixels made white,
     the studio backdrop of try-on photos (the colours hidden under them are not what it shows)."""
     return over_white(read_rgb(path, max_pixels), read_alpha(path, max_pixels))
+
+
+def to_photo(image: np.ndarray, photo_size: tuple[int, int], fit: str, person_path: str,
+             max_pixels: Optional[int] = None) -> np.ndarray:
+    """A frame-sized uint8 image of a pair (a try-on, a baseline) mapped back to the person
+    photo's ``photo_size`` as ``FittedPairsDataset`` fitted it; the crop fit keeps the photo's
+    own pixels, read as ``read_photo`` reads them, outside its window."""
+    placement = plan_fit(photo_size, image.shape[:2], fit)
+    photo = read_photo(person_path, max_pixels) if fit == "crop" else None
+    return paste_back(photo, image, placement)
 
 
 class FittedPairsDataset(TryOnPairsDataset):

@@ -20,9 +20,8 @@ from common.cli import HelpFormatter  # noqa: E402
 from common.errors import exit_on_user_error  # noqa: E402
 from common.images import to_uint8  # noqa: E402
 from data.datasets import DataOptions, add_data_arguments  # noqa: E402
-from data.files import read_rgb  # noqa: E402
-from data.fitted_pairs import make_fitted_pairs_dataset  # noqa: E402
-from data.photo_fit import FIT_MODES, paste_back, plan_fit  # noqa: E402
+from data.fitted_pairs import make_fitted_pairs_dataset, to_photo  # noqa: E402
+from data.photo_fit import FIT_MODES  # noqa: E402
 from utils.results import (  # noqa: E402
     check_output_folder,
     check_unique_result_names,
@@ -64,8 +63,9 @@ def main(argv=None):
 
 def write_baseline(args) -> None:
     results = check_output_folder(args.results_dir, "--results_dir", inputs=(args.dataroot,))
-    dataset = make_fitted_pairs_dataset(DataOptions.from_config(args), args.dataroot,
-                                        args.pairs, args.height, args.width, args.fit)
+    options = DataOptions.from_config(args)
+    dataset = make_fitted_pairs_dataset(options, args.dataroot, args.pairs, args.height,
+                                        args.width, args.fit)
     check_unique_result_names([(pair.person.image, pair.garment.image) for pair in dataset.pairs])
     method = BASELINES[args.method]
     count = 0
@@ -75,8 +75,8 @@ def write_baseline(args) -> None:
             size = (int(batch["original_size"][0][i]), int(batch["original_size"][1][i]))
             image = to_uint8(out[i])
             if size != (args.height, args.width):
-                photo = read_rgb(batch["person_path"][i]) if args.fit == "crop" else None
-                image = paste_back(photo, image, plan_fit(size, image.shape[:2], args.fit))
+                image = to_photo(image, size, args.fit, batch["person_path"][i],
+                                 options.max_pixels)
             write_result(results, person, cloth, image)
             count += 1
     print(f"wrote {count} '{args.method}' images to {results}")

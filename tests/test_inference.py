@@ -242,6 +242,18 @@ def test_a_cut_out_person_is_tried_on_over_white(test_root, tmp_path):
         folder_outputs.append(np.asarray(Image.open(results / f"{name}__000002_1.png")))
     assert np.array_equal(*folder_outputs)
     assert (folder_outputs[1][:30, :30] == 255).all()
+    # The paste baseline maps its images back to the photo alike: it showed the hidden colours.
+    from scripts import baselines
+    pastes = []
+    for name in ("black", "white"):
+        results = tmp_path / f"{name}_paste"
+        baselines.main(["--dataroot", str(test_root), "--pairs",
+                        str(tmp_path / f"{name}_pairs.txt"), "--results_dir", str(results),
+                        "--height", "128", "--width", "96", "--fit", "crop"])
+        pastes.append(np.asarray(Image.open(results / f"{name}__000002_1.png")))
+    assert np.array_equal(*pastes)
+    # Above and below its crop window (rows 15..134 of the 128x96 frame): over white.
+    assert (pastes[1][:15, :30] == 255).all() and (pastes[1][135:, :30] == 255).all()
 
 
 def test_a_precision_the_cpu_only_emulates_is_said(test_root, tmp_path, capsys):
