@@ -24,7 +24,6 @@ checkpoint (``--checkpoint`` gives both parts from one file). ``--eval`` scores 
 """
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -55,8 +54,8 @@ from utils.inference.loading import add_model_arguments, check_model_arguments, 
 from utils.inference.photos import check_person_photo, garment_mask_for, tryon_photos
 from utils.results import (
     check_output_file,
-    check_output_folder,
     check_unique_result_names,
+    output_folder,
     result_name,
     write_output,
     write_result,
@@ -187,15 +186,8 @@ def _grid_strip(person, garment, edge, out, index):
 def generate(args) -> dict:
     """Every pair of a test folder -> one PNG each in ``--results_dir``; a folder it created
     is removed again when the run stops before writing anything in it."""
-    existed = os.path.lexists(args.results_dir)
-    results = check_output_folder(args.results_dir, "--results_dir", inputs=(args.dataroot,))
-    try:
+    with output_folder(args.results_dir, "--results_dir", inputs=(args.dataroot,)) as results:
         return _generate(args, results)
-    except BaseException:
-        if not existed:
-            with contextlib.suppress(OSError):   # rmdir removes only an empty folder
-                results.rmdir()
-        raise
 
 
 def _generate(args, results: Path) -> dict:

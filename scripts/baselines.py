@@ -23,8 +23,8 @@ from data.datasets import DataOptions, add_data_arguments  # noqa: E402
 from data.fitted_pairs import make_fitted_pairs_dataset, to_photo  # noqa: E402
 from data.photo_fit import FIT_MODES  # noqa: E402
 from utils.results import (  # noqa: E402
-    check_output_folder,
     check_unique_result_names,
+    output_folder,
     write_result,
 )
 
@@ -62,24 +62,25 @@ def main(argv=None):
 
 
 def write_baseline(args) -> None:
-    results = check_output_folder(args.results_dir, "--results_dir", inputs=(args.dataroot,))
-    options = DataOptions.from_config(args)
-    dataset = make_fitted_pairs_dataset(options, args.dataroot, args.pairs, args.height,
-                                        args.width, args.fit)
-    check_unique_result_names([(pair.person.image, pair.garment.image) for pair in dataset.pairs])
-    method = BASELINES[args.method]
-    count = 0
-    for batch in DataLoader(dataset, batch_size=16, num_workers=0):
-        out = method(batch["image"], batch["garment"], batch["garment_edge"])
-        for i, (person, cloth) in enumerate(zip(batch["person_name"], batch["cloth_name"])):
-            size = (int(batch["original_size"][0][i]), int(batch["original_size"][1][i]))
-            image = to_uint8(out[i])
-            if size != (args.height, args.width):
-                image = to_photo(image, size, args.fit, batch["person_path"][i],
-                                 options.max_pixels)
-            write_result(results, person, cloth, image)
-            count += 1
-    print(f"wrote {count} '{args.method}' images to {results}")
+    with output_folder(args.results_dir, "--results_dir", inputs=(args.dataroot,)) as results:
+        options = DataOptions.from_config(args)
+        dataset = make_fitted_pairs_dataset(options, args.dataroot, args.pairs, args.height,
+                                            args.width, args.fit)
+        check_unique_result_names([(pair.person.image, pair.garment.image)
+                                   for pair in dataset.pairs])
+        method = BASELINES[args.method]
+        count = 0
+        for batch in DataLoader(dataset, batch_size=16, num_workers=0):
+            out = method(batch["image"], batch["garment"], batch["garment_edge"])
+            for i, (person, cloth) in enumerate(zip(batch["person_name"], batch["cloth_name"])):
+                size = (int(batch["original_size"][0][i]), int(batch["original_size"][1][i]))
+                image = to_uint8(out[i])
+                if size != (args.height, args.width):
+                    image = to_photo(image, size, args.fit, batch["person_path"][i],
+                                     options.max_pixels)
+                write_result(results, person, cloth, image)
+                count += 1
+        print(f"wrote {count} '{args.method}' images to {results}")
 
 
 if __name__ == "__main__":

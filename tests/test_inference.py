@@ -318,3 +318,9 @@ def test_a_run_refused_before_writing_leaves_no_results_folder(test_root, tmp_pa
         test_script.main(["--dataroot", str(test_root), "--results_dir", str(kept),
                           "--checkpoint", str(tmp_path / "missing.pth"), "--device", "cpu"])
     assert kept.is_dir()
+    # The paste baseline alike, refused at a pairs file that does not exist.
+    from scripts import baselines
+    with pytest.raises(SystemExit):
+        baselines.main(["--dataroot", str(test_root), "--pairs", str(tmp_path / "absent.txt"),
+                        "--results_dir", str(results)])
+    assert not results.exists()

@@ -6,9 +6,11 @@ A result is the image of a person wearing a garment, ``{person_stem}__{cloth_ste
 a half-written image under that name.
 """
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -86,6 +88,22 @@ def check_output_folder(folder: str | os.PathLike, flag: str,
                           f"({error.strerror or error})") from None
     _probe_writable(folder, f"{flag} {folder}")
     return folder
+
+
+@contextlib.contextmanager
+def output_folder(folder: str | os.PathLike, flag: str,
+                  inputs: tuple[str | os.PathLike, ...] = ()) -> Iterator[Path]:
+    """``check_output_folder``'s folder for the work that writes in it: a folder it created is
+    removed again when that work stops (an error, Ctrl-C) before writing anything there."""
+    existed = os.path.lexists(folder)
+    path = check_output_folder(folder, flag, inputs)
+    try:
+        yield path
+    except BaseException:
+        if not existed:
+            with contextlib.suppress(OSError):   # rmdir removes only an empty folder
+                path.rmdir()
+        raise
 
 
 def _probe_writable(folder: Path, what: str) -> None:
