@@ -47,7 +47,7 @@ def check_unique_result_names(pairs, flag: str = "--pairs") -> None:
             raise OutputError(f"{flag}: the pairs ({first[0]}, {first[1]}) and ({person}, "
                               f"{cloth}) would both write {name}; give the photos distinct "
                               f"names (results are named by file stems)")
-        seen.setdefault(name, (str(person), str(cloth)))
+        seen[name] = (str(person), str(cloth))
 
 
 def write_output(path: str | os.PathLike, image: np.ndarray, flag: str) -> Path:
