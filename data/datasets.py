@@ -98,15 +98,11 @@ class GarmentMasks:
     def is_cached(self, garment: GarmentFiles) -> bool:
         return garment.mask is not None or os.path.isfile(self.cache_path(garment.image))
 
-    def forget(self, garments: Sequence[GarmentFiles]) -> int:
-        """Delete the cached masks of ``garments``; returns how many were deleted."""
-        deleted = 0
+    def forget(self, garments: Sequence[GarmentFiles]) -> None:
+        """Delete the cached masks of ``garments``."""
         for garment in garments:
-            path = self.cache_path(garment.image)
-            if garment.mask is None and os.path.isfile(path):
-                os.unlink(path)
-                deleted += 1
-        return deleted
+            if garment.mask is None and os.path.isfile(self.cache_path(garment.image)):
+                os.unlink(self.cache_path(garment.image))
 
     def read(self, garment: GarmentFiles, photo: np.ndarray) -> np.ndarray:
         """uint8 (h, w) in {0, 1}, the size of ``photo`` (the garment's decoded photo)."""
@@ -467,12 +463,16 @@ def pair_samples(options: DataOptions, root: str, pairs: str = "unpaired",
 
 
 def prepared_masks(options: DataOptions, samples: Sequence[Sample]) -> GarmentMasks:
-    """The garment masks of ``samples``; with ``rebuild_masks`` their cached copies are deleted
-    first, so that they are computed again."""
-    masks = options.masks()
+    """The garment masks of ``samples``, whose cached copies ``rebuild_masks`` deletes first.
+    The mask flags are refused where every garment has a mask file: they would do nothing."""
+    given = [f"--{f}" for f in ("mask_cache", "rebuild_masks", "grabcut") if getattr(options, f)]
+    if given and samples and all(sample.garment.mask is not None for sample in samples):
+        raise DatasetError(f"{', '.join(given)}: every garment has a mask file (as in "
+                           f"{os.path.dirname(samples[0].garment.mask)}), so no mask is "
+                           f"computed and the flag would do nothing; leave it out")
     if options.rebuild_masks:
-        masks.forget([sample.garment for sample in samples])
-    return masks
+        options.masks().forget([sample.garment for sample in samples])
+    return options.masks()
 
 
 def make_train_dataset(options: DataOptions, root: str, height: int, width: int,

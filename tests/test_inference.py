@@ -1,6 +1,7 @@
 """test.py end to end: file names, every pair of every batch, sizes, checkpoints, errors."""
 
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -303,6 +304,29 @@ def test_a_precision_the_cpu_only_emulates_is_said(test_root, tmp_path, capsys):
 ])
 def test_flags_that_would_do_nothing_are_refused(extra, message, user_error):
     assert message in user_error(lambda: test_script.parse_args(extra + ["--checkpoint", "c"]))
+
+
+def test_mask_flags_on_a_folder_whose_masks_all_exist_are_refused(test_root, tmp_path,
+                                                                   user_error):
+    # No mask is computed where every garment has its mask file: the flags did nothing.
+    warp, gen = small_models()
+    checkpoint = stage4_checkpoint(tmp_path / "final.pth", warp, gen)
+    common = ["--dataroot", str(test_root), "--checkpoint", str(checkpoint), "--device", "cpu",
+              "--workers", "0", "--results_dir", str(tmp_path / "results")]
+    for flags, named in ((["--grabcut"], "--grabcut"),
+                         (["--rebuild_masks", "--mask_cache", str(tmp_path / "c")],
+                          "--mask_cache, --rebuild_masks")):
+        err = user_error(lambda flags=flags: test_script.main(common + flags))
+        assert f"{named}: every garment has a mask file (as in {test_root / 'test_edge'})" in err
+    assert not (tmp_path / "results").exists()
+    # Without test_edge/ the masks are computed, and GrabCut refines them.
+    root = tmp_path / "no_masks" / "VITON_test"
+    shutil.copytree(test_root, root)
+    shutil.rmtree(root / "test_edge")
+    test_script.main(common[:1] + [str(root)] + common[2:] + ["--grabcut", "--mask_cache",
+                                                              str(tmp_path / "c")])
+    assert len(list((tmp_path / "results").glob("*.png"))) == 5
+    assert any((tmp_path / "c").rglob("*.png"))
 
 
 def test_a_run_refused_before_writing_leaves_no_results_folder(test_root, tmp_path):
