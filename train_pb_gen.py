@@ -17,18 +17,15 @@ from models import PB_GEN_INPUT
 from models.losses import tryon_loss, warp_loss
 from models.registry import unwrap
 from models.tryon import compose, tutor_image
-from utils.training.engine import main
-from utils.training.parts import (
+from utils.training.earlier_stages import (
     add_warp_lr_argument,
-    batch_inputs,
     build_generator,
     check_earlier_stages,
     continue_from_flag,
-    flow_picture,
-    flow_scalars,
-    perceptual_loss,
     warp_learning_rate,
 )
+from utils.training.engine import main
+from utils.training.parts import batch_inputs, flow_picture, flow_scalars, perceptual_loss
 from utils.training.stage import Stage, StepResult
 
 

@@ -28,18 +28,15 @@ from models.registry import unwrap
 from models.tryon import compose, parser_free_tryon
 from options.config import ConfigError
 from utils.training.batch_norm import running_statistics_frozen, track_running_statistics
-from utils.training.engine import main
-from utils.training.parts import (
+from utils.training.earlier_stages import (
     add_warp_lr_argument,
-    batch_inputs,
     build_generator,
     check_earlier_stages,
     continue_from_flag,
-    flow_picture,
-    flow_scalars,
-    perceptual_loss,
     warp_learning_rate,
 )
+from utils.training.engine import main
+from utils.training.parts import batch_inputs, flow_picture, flow_scalars, perceptual_loss
 from utils.training.schedule import in_first_phase
 from utils.training.stage import Stage, StepResult
 from utils.training.students import (

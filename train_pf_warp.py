@@ -16,15 +16,14 @@ epochs (it tests ``epoch < niter`` on 1-based epochs), and the rate decays as th
 
 from models import PF_WARP_INPUT
 from models.registry import unwrap
+from utils.training.earlier_stages import check_earlier_stages, teacher_source
 from utils.training.engine import main
 from utils.training.parts import (
     batch_inputs,
     build_warp,
-    check_earlier_stages,
     flow_picture,
     flow_scalars,
     perceptual_loss,
-    teacher_source,
 )
 from utils.training.schedule import in_first_phase
 from utils.training.stage import Stage, StepResult

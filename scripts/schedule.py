@@ -18,7 +18,7 @@ from train_pb_gen import ParserBasedGenerator  # noqa: E402
 from train_pb_warp import ParserBasedWarp  # noqa: E402
 from train_pf_gen import EARLY_SKIN_WEIGHTS, LATE_SKIN_WEIGHTS, ParserFreeGenerator  # noqa: E402
 from train_pf_warp import ParserFreeWarp  # noqa: E402
-from utils.training.parts import WARP_LR_RATIO  # noqa: E402
+from utils.training.earlier_stages import WARP_LR_RATIO  # noqa: E402
 from utils.training.schedule import in_first_phase, lr_factor  # noqa: E402
 
 

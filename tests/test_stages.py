@@ -14,8 +14,8 @@ from train_pb_warp import ParserBasedWarp
 from train_pf_gen import ParserFreeGenerator, skin_weights
 from train_pf_warp import STUDENT_NEW_PARTS, ParserFreeWarp
 from utils.checkpoint import CheckpointError, read_checkpoint, stopped_early
+from utils.training.earlier_stages import warp_learning_rate
 from utils.training.engine import main, run
-from utils.training.parts import warp_learning_rate
 
 
 def _config(stage, *argv):

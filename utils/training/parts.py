@@ -1,11 +1,11 @@
-"""Pieces the four stage scripts share: the architectures the flags describe, earlier-stage
-checkpoints, the perceptual loss and the learning rate of the warp (no stage script imports
-another; what only stages 3 and 4 share is in ``utils.training.students``)."""
+"""Pieces the four stage scripts share: the architectures the flags describe, the model inputs
+of a batch, the perceptual loss and the flow's pictures (no stage script imports another; what
+stages 2-4 take from earlier stages is in ``utils.training.earlier_stages``, what only stages
+3 and 4 share in ``utils.training.students``)."""
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -15,13 +15,10 @@ from models import PB_WARP_INPUT
 from models.afwm import WarpOutput
 from models.losses import VGG_SLICES, VGGLoss
 from models.registry import arch_from_flags, architecture, build_model, find, unwrap, with_overrides
-from utils.checkpoint import CheckpointError, load_checkpoint_model
 from utils.flow_viz import flow_magnitude, flow_to_color
 from utils.logging_utils import LOGGER_NAME
 from utils.weights import MissingWeightsError, read_weights_file, resolve_weights_file
 
-# The release trains the warp of the end-to-end stages (2 and 4) at 0.2 x the generator's rate.
-WARP_LR_RATIO = 0.2
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
 
 
@@ -71,46 +68,10 @@ def parser_based_warp_inputs(warp: nn.Module, inputs: TryOnInputs) -> ParserBase
                                  target_edge=inputs.person_clothes_edge)
 
 
-def build_generator(cfg, input_nc: int) -> nn.Module:
-    return build_model(gen_arch(cfg, input_nc))
-
-
 def batch_inputs(batch, cfg) -> TryOnInputs:
     """The model inputs of a batch, with pose squares scaled to the working height (the
     release's radius 5 at 256)."""
     return TryOnInputs.from_batch(batch, pose_radius=pose_radius_for(cfg.height))
-
-
-def require_flag(cfg, flag: str) -> str:
-    path = getattr(cfg, flag, None)
-    if not path:
-        raise CheckpointError(f"--{flag} is required: the checkpoint of the earlier stage this "
-                              f"stage starts from")
-    return path
-
-
-def check_earlier_stages(cfg, *flags: str) -> None:
-    """Each earlier-stage checkpoint a stage needs (``--pb_checkpoint``... or, for 'teacher',
-    the teacher's warp and generator files) is named and exists: checked before anything is
-    built, so a typo costs no time."""
-    sources = []
-    for flag in flags:
-        if flag == "teacher":
-            sources += [teacher_source(cfg, part) for part in ("warp", "gen")]
-        else:
-            sources.append((flag, require_flag(cfg, flag)))
-    for flag, path in sources:
-        if not Path(path).is_file():
-            what = "a folder, not a file" if Path(path).is_dir() else "file not found"
-            raise CheckpointError(f"--{flag}: {what}: {path}")
-
-
-def continue_from_flag(cfg, flag: str, key: str, stages: Iterable[str]) -> nn.Module:
-    """Model ``key`` of the earlier-stage checkpoint named by ``--flag``, built with the
-    architecture the file records (not the flags: stages 2 and 4 go on training the warp of
-    stages 1 and 3) and its weights; the cost volume as ``--cost_volume`` says."""
-    return load_checkpoint_model(require_flag(cfg, flag), key, f"--{flag}", stages=stages,
-                                 overrides={"cost_volume": cfg.cost_volume})
 
 
 class VGGWeightsMissing(MissingWeightsError):
@@ -162,25 +123,6 @@ def perceptual_loss(cfg, device) -> VGGLoss:
         return VGGLoss(None, 0).to(device)
     features = build_vgg19_features(cfg.vgg_weights, cfg.allow_random_weights)
     return VGGLoss(features, cfg.vgg_layers).to(device)
-
-
-def add_warp_lr_argument(parser) -> None:
-    parser.add_argument("--lr_warp", type=float, default=None,
-                        help=f"learning rate of the warp module; default {WARP_LR_RATIO} x --lr, "
-                             f"as the release ties them")
-
-
-def warp_learning_rate(cfg) -> float:
-    """``--lr_warp``, or ``WARP_LR_RATIO x --lr`` when it is not set."""
-    return cfg.lr_warp if cfg.lr_warp is not None else WARP_LR_RATIO * cfg.lr
-
-
-def teacher_source(cfg, part: str) -> tuple[str, str]:
-    """(flag, path) that provides the teacher's ``part`` ('warp' or 'gen')."""
-    flag = f"pb_{part}_checkpoint"
-    if getattr(cfg, flag, None):
-        return flag, getattr(cfg, flag)
-    return "pb_checkpoint", require_flag(cfg, "pb_checkpoint")
 
 
 def flow_scalars(warp: WarpOutput, align_corners: bool, prefix: str = "flow") -> dict:

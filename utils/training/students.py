@@ -17,7 +17,7 @@ from models.tryon import TutorOutput, tutor_image
 from options.config import ConfigError
 from utils.checkpoint import load_checkpoint_model, load_weights, note_trial, read_checkpoint
 from utils.logging_utils import LOGGER_NAME
-from utils.training.parts import require_flag, teacher_source
+from utils.training.earlier_stages import require_flag, teacher_source
 
 # Samples per GPU in the release (8 GPUs x 4): its distillation counted gated samples per 4.
 RELEASE_KD_GROUP = 4

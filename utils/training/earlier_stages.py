@@ -1,0 +1,70 @@
+"""What stages 2-4 take from the stages before them: the flags naming earlier-stage
+checkpoints, checked before anything is built, the warp a stage goes on training, the teacher's
+files, the new generator, and the warp's learning rate in the end-to-end stages (2 and 4)."""
+
+from pathlib import Path
+from typing import Iterable
+
+import torch.nn as nn
+
+from models.registry import build_model
+from utils.checkpoint import CheckpointError, load_checkpoint_model
+from utils.training.parts import gen_arch
+
+# The release trains the warp of the end-to-end stages (2 and 4) at 0.2 x the generator's rate.
+WARP_LR_RATIO = 0.2
+
+
+def build_generator(cfg, input_nc: int) -> nn.Module:
+    return build_model(gen_arch(cfg, input_nc))
+
+
+def require_flag(cfg, flag: str) -> str:
+    path = getattr(cfg, flag, None)
+    if not path:
+        raise CheckpointError(f"--{flag} is required: the checkpoint of the earlier stage this "
+                              f"stage starts from")
+    return path
+
+
+def check_earlier_stages(cfg, *flags: str) -> None:
+    """Each earlier-stage checkpoint a stage needs (``--pb_checkpoint``... or, for 'teacher',
+    the teacher's warp and generator files) is named and exists: checked before anything is
+    built, so a typo costs no time."""
+    sources = []
+    for flag in flags:
+        if flag == "teacher":
+            sources += [teacher_source(cfg, part) for part in ("warp", "gen")]
+        else:
+            sources.append((flag, require_flag(cfg, flag)))
+    for flag, path in sources:
+        if not Path(path).is_file():
+            what = "a folder, not a file" if Path(path).is_dir() else "file not found"
+            raise CheckpointError(f"--{flag}: {what}: {path}")
+
+
+def continue_from_flag(cfg, flag: str, key: str, stages: Iterable[str]) -> nn.Module:
+    """Model ``key`` of the earlier-stage checkpoint named by ``--flag``, built with the
+    architecture the file records (not the flags: stages 2 and 4 go on training the warp of
+    stages 1 and 3) and its weights; the cost volume as ``--cost_volume`` says."""
+    return load_checkpoint_model(require_flag(cfg, flag), key, f"--{flag}", stages=stages,
+                                 overrides={"cost_volume": cfg.cost_volume})
+
+
+def add_warp_lr_argument(parser) -> None:
+    parser.add_argument("--lr_warp", type=float, default=None,
+                        help=f"learning rate of the warp module; default {WARP_LR_RATIO} x --lr, "
+                             f"as the release ties them")
+
+
+def warp_learning_rate(cfg) -> float:
+    """``--lr_warp``, or ``WARP_LR_RATIO x --lr`` when it is not set."""
+    return cfg.lr_warp if cfg.lr_warp is not None else WARP_LR_RATIO * cfg.lr
+
+
+def teacher_source(cfg, part: str) -> tuple[str, str]:
+    """(flag, path) that provides the teacher's ``part`` ('warp' or 'gen')."""
+    flag = f"pb_{part}_checkpoint"
+    if getattr(cfg, flag, None):
+        return flag, getattr(cfg, flag)
+    return "pb_checkpoint", require_flag(cfg, "pb_checkpoint")
