@@ -207,6 +207,26 @@ def test_stage3_resume_across_the_phase_boundary_is_exact(train_root, tmp_path):
     assert whole.terms == resumed.terms
 
 
+def test_resume_refuses_a_teacher_other_than_the_runs(train_root, tmp_path, user_error):
+    # The student went on distilling from whatever file now had the teacher's name.
+    runs = tmp_path / "runs"
+    run(ParserBasedWarp(), _args(train_root, runs, "s1"))
+    for name, steps in (("s2", "2"), ("other", "1")):
+        run(ParserBasedGenerator(), _args(train_root, runs, name, "--max_steps", steps,
+                                          "--pb_warp_checkpoint", str(runs / "s1/final.pth")))
+    teacher = runs / "s2" / "final.pth"
+    common = ("--sample_every", "0", "--pb_checkpoint", str(teacher))
+    run(ParserFreeWarp(), _args(train_root, runs, "s3", *common, "--max_steps", "1"))
+    kept = teacher.read_bytes()
+    teacher.write_bytes((runs / "other" / "final.pth").read_bytes())
+    message = user_error(lambda: main(ParserFreeWarp(), _args(train_root, runs, "s3", *common,
+                                                              "--resume")))
+    assert f"--resume: {runs / 's3' / 'latest.pth'} trained beside other weights of the frozen " \
+           f"pb_gen, pb_warp than those given now" in message
+    teacher.write_bytes(kept)           # its own teacher again, under the same name
+    assert run(ParserFreeWarp(), _args(train_root, runs, "s3", *common, "--resume")).step == 2
+
+
 def test_schedule_script_prints_the_release_boundaries(capsys):
     from scripts import schedule
     schedule.main(["--stage", "pf_warp", "--all"])

@@ -54,6 +54,7 @@ from utils.checkpoint import (
     load_state,
     read_checkpoint,
     save_atomic,
+    state_checksum,
     state_dict_from,
 )
 from utils.logging_utils import close_run_logger, format_terms, image_grid, open_run_logger
@@ -468,7 +469,8 @@ class Trainer:
             step_in_epoch=self.step_in_epoch, steps_per_epoch=self.steps_per_epoch,
             world_size=self.context.world_size, batch_size=self.cfg.batch_size,
             best=self.best.as_dict() if self.best else None, validation=self.last_validation,
-            skipped_steps=self.skipped_steps, skipped_in_a_row=self.skipped_in_a_row)
+            skipped_steps=self.skipped_steps, skipped_in_a_row=self.skipped_in_a_row,
+            frozen=self.frozen)
         if non_finite:
             raise TrainingDiverged(
                 f"step {self.step}: the weights of {', '.join(non_finite)} are not "
@@ -564,6 +566,9 @@ class Trainer:
                              f"{sorted(models)}; it lacks the trained model(s) {missing}")
         self.models = {name: model.to(self.device) for name, model in models.items()}
         self.epoch, self.step, self.step_in_epoch = 0, 0, 0
+        # The frozen models (a teacher, a loss network): --resume refuses others.
+        self.frozen = {name: state_checksum(unwrap(model).state_dict())
+                       for name, model in self.models.items() if name not in self.trained}
 
     def _restore(self) -> dict:
         """Read ``latest.pth`` for ``--resume``, check that it continues this run exactly, and
@@ -581,6 +586,12 @@ class Trainer:
         check_resumable(checkpoint, context.world_size, cfg.batch_size, self.steps_per_epoch,
                         path)
         differences = config_differences(checkpoint["config"], self.config_dict)
+        replaced = sorted(name for name, digest in checkpoint.get("frozen", {}).items()
+                          if self.frozen.get(name, digest) != digest)
+        if replaced:
+            raise CheckpointError(f"--resume: {path} trained beside other weights of the frozen "
+                                  f"{', '.join(replaced)} than those given now; give the files "
+                                  f"its config.yaml names, or start a new run")
         for name in self.trained:
             try:
                 load_state(self.models[name], state_dict_from(checkpoint, name, path,
