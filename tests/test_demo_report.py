@@ -63,6 +63,27 @@ def test_backdrop_floor_is_the_error_of_one_backdrop_colour():
     assert "one colour would differ by 5.00 levels" in demo_report.score_table([], 5.0)
 
 
+def test_half_resolution_difference_is_what_outlines_cost():
+    """A flat photo loses nothing at half resolution; a one-pixel stripe of 255 on 0 (a 2x2
+    average of 127.5, scaled back up) costs about 1/8 of 255 over its pixels and their
+    neighbours, which the garment does not cover (label 12, face)."""
+    import torch
+
+    label = torch.full((8, 8), 12.0)
+    flat = {"image": torch.full((3, 8, 8), 0.2), "label": label}
+    assert demo_report.half_resolution_difference([flat]) == 0
+    image = torch.full((3, 8, 8), -1.0)
+    image[:, :, 3] = 1.0
+    stripe = demo_report.half_resolution_difference([{"image": image, "label": label}])
+    assert 20 < stripe < 64
+    # A garment pixel (label 4) is not counted: the stripe under a garment costs nothing.
+    covered = torch.full((8, 8), 4.0)
+    covered[:, 0] = 12
+    assert demo_report.half_resolution_difference([{"image": image, "label": covered}]) == 0
+    assert "half its resolution (2x2 averages scaled back up) would differ by 3.25 levels" in \
+        demo_report.score_table([], 1.0, 3.25)
+
+
 def test_a_test_split_without_parsing_is_reported_without_the_outside_difference(tmp_path,
                                                                                  test_root):
     """PF-AFN's own VITON_test has photos, garments and masks only: no labels, no pairs file
