@@ -33,6 +33,7 @@ from utils.training.earlier_stages import (
     build_generator,
     check_earlier_stages,
     continue_from_flag,
+    resumed_checkpoint,
     warp_learning_rate,
 )
 from utils.training.engine import main
@@ -113,7 +114,8 @@ class ParserFreeGenerator(Stage):
             start_from_teacher(models["gen"], models["pb_gen"], "--gen_init")
         adapter = distillation_adapter(models["pb_warp"], models["warp"])
         if adapter is not None:
-            load_from_flag(adapter, cfg, "pf_warp_checkpoint", "adapter", ("pf_warp",))
+            if resumed_checkpoint(cfg) is None:   # else --resume restores it with the rest
+                load_from_flag(adapter, cfg, "pf_warp_checkpoint", "adapter", ("pf_warp",))
             models["adapter"] = adapter.to(device)
         return models
 

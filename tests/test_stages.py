@@ -1,5 +1,7 @@
 """The four stage scripts on the engine: chaining, checkpoints, logs, and learning."""
 
+import shutil
+
 import pytest
 import torch
 
@@ -225,6 +227,30 @@ def test_resume_refuses_a_teacher_other_than_the_runs(train_root, tmp_path, user
            f"pb_gen, pb_warp than those given now" in message
     teacher.write_bytes(kept)           # its own teacher again, under the same name
     assert run(ParserFreeWarp(), _args(train_root, runs, "s3", *common, "--resume")).step == 2
+
+
+def test_resume_needs_no_file_of_a_module_the_run_continues(train_root, tmp_path):
+    # Stage 2 and 4 go on training the warp of stages 1 and 3, whose weights and architecture
+    # the run's own latest.pth holds: --resume asked for the earlier file all the same.
+    runs = tmp_path / "runs"
+    run(ParserBasedWarp(), _args(train_root, runs, "s1"))
+    s2 = ("--sample_every", "0", "--pb_warp_checkpoint", str(runs / "s1/final.pth"))
+    run(ParserBasedGenerator(), _args(train_root, runs, "s2", *s2))
+    # A student narrower than the teacher trains an adapter, which latest.pth holds too.
+    run(ParserFreeWarp(), _args(train_root, runs, "s3", "--fpn_dim", "16", "--pb_checkpoint",
+                                str(runs / "s2/final.pth")))
+    s4 = ("--sample_every", "0", "--pb_checkpoint", str(runs / "s2/final.pth"),
+          "--pf_warp_checkpoint", str(runs / "s3/final.pth"))
+    run(ParserFreeGenerator(), _args(train_root, runs, "s4", *s4, "--max_steps", "1"))
+    for earlier in ("s1", "s3"):
+        shutil.rmtree(runs / earlier)
+    resumed = run(ParserFreeGenerator(), _args(train_root, runs, "s4", *s4, "--resume"))
+    assert "latest.pth stopped at step 1" not in (runs / "s4/train.log").read_text()
+    assert resumed.step == 2 and "adapter" in read_checkpoint(runs / "s4/final.pth")["model"]
+    assert resumed.models["warp"].arch["fpn_dim"] == 16
+    resumed = run(ParserBasedGenerator(), _args(train_root, runs, "s2", *s2, "--resume",
+                                                "--max_steps", "3"))
+    assert resumed.step == 3
 
 
 def test_schedule_script_prints_the_release_boundaries(capsys):

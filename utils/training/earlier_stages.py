@@ -3,12 +3,12 @@ checkpoints, checked before anything is built, the warp a stage goes on training
 files, the new generator, and the warp's learning rate in the end-to-end stages (2 and 4)."""
 
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Optional
 
 import torch.nn as nn
 
 from models.registry import build_model
-from utils.checkpoint import CheckpointError, load_checkpoint_model
+from utils.checkpoint import CheckpointError, load_checkpoint_model, read_checkpoint
 from utils.training.parts import gen_arch
 
 # The release trains the warp of the end-to-end stages (2 and 4) at 0.2 x the generator's rate.
@@ -27,15 +27,22 @@ def require_flag(cfg, flag: str) -> str:
     return path
 
 
+def resumed_checkpoint(cfg) -> Optional[Path]:
+    """The run's own ``latest.pth`` when ``--resume`` continues from it, else None."""
+    latest = Path(cfg.checkpoints_dir) / cfg.name / "latest.pth"
+    return latest if cfg.resume and latest.is_file() else None
+
+
 def check_earlier_stages(cfg, *flags: str) -> None:
-    """Each earlier-stage checkpoint a stage needs (``--pb_checkpoint``... or, for 'teacher',
-    the teacher's warp and generator files) is named and exists: checked before anything is
-    built, so a typo costs no time."""
+    """Each earlier-stage checkpoint a stage needs ('teacher': the teacher's warp and generator
+    files; a flag: the file of a module the stage continues, which ``--resume`` takes from the
+    run's own checkpoint instead) is named and exists: checked before anything is built, so a
+    typo costs no time."""
     sources = []
     for flag in flags:
         if flag == "teacher":
             sources += [teacher_source(cfg, part) for part in ("warp", "gen")]
-        else:
+        elif resumed_checkpoint(cfg) is None:
             sources.append((flag, require_flag(cfg, flag)))
     for flag, path in sources:
         if not Path(path).is_file():
@@ -46,7 +53,14 @@ def check_earlier_stages(cfg, *flags: str) -> None:
 def continue_from_flag(cfg, flag: str, key: str, stages: Iterable[str]) -> nn.Module:
     """Model ``key`` of the earlier-stage checkpoint named by ``--flag``, built with the
     architecture the file records (not the flags: stages 2 and 4 go on training the warp of
-    stages 1 and 3) and its weights; the cost volume as ``--cost_volume`` says."""
+    stages 1 and 3) and its weights; the cost volume as ``--cost_volume`` says. On ``--resume``
+    the run's own checkpoint records it (and its weights replace these), so the earlier file
+    may be gone."""
+    latest = resumed_checkpoint(cfg)
+    if latest is not None:
+        return load_checkpoint_model(latest, key, "--resume",   # read, not noted as a trial's
+                                     data=read_checkpoint(latest, "--resume"),
+                                     overrides={"cost_volume": cfg.cost_volume})
     return load_checkpoint_model(require_flag(cfg, flag), key, f"--{flag}", stages=stages,
                                  overrides={"cost_volume": cfg.cost_volume})
 
