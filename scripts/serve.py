@@ -126,9 +126,11 @@ _DECODE_LOCK = threading.Lock()
 
 
 def read_upload(path: Optional[str], what: str, limits: UploadLimits,
-                grey: bool = False) -> np.ndarray:
-    """Decode an uploaded image with the project's readers: uint8 (h, w, 3) RGB, or (h, w)
-    grey levels with ``grey``. ``what`` names the upload in messages ('person photo').
+                grey: bool = False, as_shown: bool = True) -> np.ndarray:
+    """Decode an uploaded image with the project's readers: uint8 (h, w, 3) RGB, a cut-out's
+    transparent pixels white (``as_shown``, a person photo) or the file's own colours (a
+    garment photo, whose alpha is its mask: as test.py reads it); or (h, w) grey levels with
+    ``grey``. ``what`` names the upload in messages ('person photo').
 
     Raises ``RequestError`` naming the upload and what is wrong with it."""
     if not path:
@@ -153,8 +155,8 @@ def read_upload(path: Optional[str], what: str, limits: UploadLimits,
         # One decode at a time: previews of several uploads, and several users, would
         # otherwise each hold a full-size image at once.
         with _DECODE_LOCK:
-            return (read_gray(path, limits.max_pixels) if grey
-                    else read_photo(path, limits.max_pixels))
+            reader = read_gray if grey else read_photo if as_shown else read_rgb
+            return reader(path, limits.max_pixels)
     except DatasetError as error:
         # The reader names the file by its path in the upload folder; the user knows its name.
         message = str(error).replace(path, name)
@@ -202,7 +204,7 @@ class TryOnPage:
         if fit not in FIT_MODES:
             raise RequestError(f"Unknown fit {fit!r}; choose one of {', '.join(FIT_MODES)}.")
         person = read_upload(person_path, "person photo", self.limits)
-        garment = read_upload(garment_path, "garment photo", self.limits)
+        garment = read_upload(garment_path, "garment photo", self.limits, as_shown=False)
         user_mask = (read_upload(mask_path, "garment mask", self.limits, grey=True)
                      if mask_path else None)
         garment_name = f"garment photo {os.path.basename(garment_path)}"

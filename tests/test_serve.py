@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from data.synthetic import make_dataset
 from scripts import screenshots, serve
@@ -250,6 +250,27 @@ def test_a_cut_out_upload_is_read_over_white(tmp_path):
     Image.fromarray(pixels).save(tmp_path / "me.png")
     photo = serve.read_upload(str(tmp_path / "me.png"), "person photo", limits)
     assert (photo[:, :10] == 255).all() and (photo[:, 10:] == 90).all()
+
+
+def test_a_cut_out_garment_gives_the_try_on_test_py_gives(checkpoint, photos, tmp_path):
+    # The page read the garment over white, test.py its own colours: the half-transparent
+    # pixels at its outline differed.
+    import test as test_script
+
+    garment = np.asarray(Image.open(photos["garment"]).convert("RGB")).copy()
+    mask = np.asarray(Image.open(photos["mask"]).convert("L")) > 127
+    alpha = np.where(mask, 255, 0).astype(np.uint8)
+    outline = mask & ~np.asarray(Image.fromarray(mask).filter(ImageFilter.MinFilter(5)))
+    alpha[outline] = 140
+    garment[outline] = (200, 30, 30)
+    garment[~mask] = (0, 255, 0)            # hidden colours: never the garment's
+    Image.fromarray(np.dstack([garment, alpha])).save(tmp_path / "cut_out.png")
+    page = _page(checkpoint, tmp_path)
+    shown = page.run(str(photos["person"]), str(tmp_path / "cut_out.png")).tryon
+    test_script.main(["--person", str(photos["person"]), "--garment", str(tmp_path / "cut_out.png"),
+                      "--checkpoint", str(checkpoint), "--device", "cpu", "--output",
+                      str(tmp_path / "cli.png")])
+    assert np.array_equal(shown, np.asarray(Image.open(tmp_path / "cli.png")))
 
 
 def test_examples_are_drawn_when_no_dataset_is_given(tmp_path, user_error):
