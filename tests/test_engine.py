@@ -334,6 +334,14 @@ def test_run_folder_errors(tmp_path):
     with pytest.raises(ConfigError, match="stopped mid-epoch with 1 process"):
         run(FakeStage(6), fake_argv(tmp_path, "once", "--resume", "--batch_size", "1"))
     assert {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()} == before
+    # A new run refused before it starts leaves no folder behind (it left one with an empty
+    # train.log), nor the folders made on its path; a folder that was there stays.
+    nested = fake_argv(tmp_path, "refused", "--checkpoints_dir", str(tmp_path / "new" / "runs"))
+    (tmp_path / "empty").mkdir()
+    for argv in (nested, fake_argv(tmp_path / "empty", "refused")):
+        with pytest.raises(ConfigError, match="fewer than --batch_size"):
+            run(FakeStage(1), argv)
+    assert not (tmp_path / "new").exists() and list((tmp_path / "empty").iterdir()) == []
 
     # A run that stops before it saves (a damaged image, a loss that is not finite) leaves the
     # old run as it was: --overwrite deleted it, and a --resume rewrote its config.yaml with

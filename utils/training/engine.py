@@ -144,7 +144,10 @@ def train(stage: Stage, cfg: argparse.Namespace, context: DistributedContext) ->
     if cfg.resume and not (run_dir / "latest.pth").is_file():   # before the lock makes the folder
         raise ConfigError(f"--resume: no checkpoint to continue from: {run_dir / 'latest.pth'} "
                           f"is missing")
+    new = [folder for folder in (run_dir, *run_dir.parents) if not folder.exists()]
     with ExitStack() as held:
+        if new and context.is_main:   # after the lock's release: a run that never started
+            held.callback(_remove_if_unstarted, new[-1], run_dir / "train.log")
         refused = None
         try:
             lock_note = held.enter_context(run_folder_lock(run_dir, context.is_main))
@@ -653,6 +656,13 @@ class Trainer:
         self.progress = tqdm(total=self.stop_at, initial=min(self.step, self.stop_at),
                              desc=self.stage.name, unit="step", dynamic_ncols=True,
                              disable=None if self.context.is_main and show_progress else True)
+
+
+def _remove_if_unstarted(top: Path, log: Path) -> None:
+    """Remove ``top``, the outermost folder made for a run, when the run left nothing in it but
+    its log: refused before it started (bad data, a missing file), it wrote no checkpoint."""
+    if top.is_dir() and all(path.is_dir() or path == log for path in top.rglob("*")):
+        shutil.rmtree(top, ignore_errors=True)
 
 
 def _cpu_copy(value):
