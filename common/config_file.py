@@ -21,6 +21,10 @@ class ConfigError(UserError, ValueError):
     """A configuration that cannot be used: unknown key, wrong type, impossible value."""
 
 
+class UnknownKey(ConfigError):
+    """A key of a config file that is no flag of the script reading it."""
+
+
 # Largest config file read: a run's every flag takes a few kilobytes (and YAML parses some
 # 30 KB a second, so this bounds the time too).
 MAX_CONFIG_BYTES = 64 << 10

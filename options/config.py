@@ -30,7 +30,7 @@ from common.cli import (
     shown_default,
     unused_flags,
 )
-from common.config_file import ConfigError, coerce, load_yaml
+from common.config_file import ConfigError, UnknownKey, coerce, load_yaml
 from common.precision import AUTOCAST_DTYPES
 from data.datasets import add_data_arguments
 from models import MAX_SIDE, SIZE_MULTIPLE
@@ -288,8 +288,8 @@ def read_yaml_config(path: str, parser: argparse.ArgumentParser) -> dict[str, An
         if f"--{key}" in REMOVED_FLAGS:
             raise ConfigError(f"--config: {file}: key '{key}' was {REMOVED_FLAGS[f'--{key}']}")
         if key not in actions:
-            raise ConfigError(f"--config: {file}: unknown key '{key}' (not a flag of this "
-                              f"script; see --help)")
+            raise UnknownKey(f"--config: {file}: unknown key '{key}' (not a flag of this "
+                             f"script; see --help)")
         if value is None and key in architecture_names:
             continue   # a flag the run's architecture does not take: config.yaml writes it so
         values[key] = coerce(actions[key], value, f"--config: {file}: key '{key}'")
@@ -400,9 +400,7 @@ def parse_config(argv: Optional[Sequence[str]] = None,
     if cfg.resume and saved.is_file():   # the run as configured, changed by --config and flags
         try:
             values = read_yaml_config(str(saved), parser)
-        except ConfigError as error:
-            if "unknown key" not in str(error):
-                raise
+        except UnknownKey as error:
             raise ConfigError(f"--resume: {saved.parent} is not a run this script continues "
                               f"(another stage's?): {error}") from None
         parser.set_defaults(**{key: value for key, value in values.items()
