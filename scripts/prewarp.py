@@ -39,7 +39,7 @@ from common.cli import HelpFormatter  # noqa: E402
 from common.devices import pick_device  # noqa: E402
 from common.errors import UserError, exit_on_user_error  # noqa: E402
 from common.images import quantise, write_image  # noqa: E402
-from data.datasets import DataOptions, add_data_arguments, layout  # noqa: E402
+from data.datasets import DataOptions, add_data_arguments, layout, prepared_masks  # noqa: E402
 from data.files import DatasetError  # noqa: E402
 from data.prewarp import PrewarpDataset, split_folder  # noqa: E402
 from models import MAX_SIDE, SIZE_MULTIPLE  # noqa: E402
@@ -277,6 +277,7 @@ def kind_samples(model, kind: str, options: DataOptions, args) -> list:
                             parser_inputs=model.condition == "parser_based")
     if not samples:
         raise DatasetError(f"{args.dataroot}: no {kind} pairs in the {args.phase} split")
+    prepared_masks(options, samples)   # mask flags that would do nothing refused, --rebuild_masks
     return samples
 
 

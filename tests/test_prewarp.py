@@ -282,6 +282,19 @@ def test_student_prewarps_photos_without_parsing(split, tmp_path):
     assert mask.shape == (256, 192) and mask.max() > 128
 
 
+def test_mask_flags_that_would_do_nothing_are_refused(split, tmp_path):
+    # Every garment of the split has its cloth-mask: --grabcut computed nothing, and
+    # --rebuild_masks never deleted a cached mask in a pre-warp run.
+    root = photos_only(split, tmp_path)
+    warp = write_warp(tmp_path / "student.pth", 3)
+    for flag in ("--grabcut", "--rebuild_masks"):
+        result = prewarp("--dataroot", root, "--pairs", "unpaired", "--warp_checkpoint", warp,
+                         "--height", "256", flag)
+        assert result.returncode == 2 and f"{flag}: every garment has a mask file" in \
+            result.stderr, result.stderr[-2000:]
+    assert not (root / "test" / "unpaired-cloth-warp").exists()
+
+
 def test_photos_of_two_sizes_are_refused_before_any_prewarp(split, tmp_path):
     # The output size and the warp's frame were taken from the first photo, so a square photo
     # got a 3:4 pre-warp, which the next run then refused as of another size.
