@@ -305,6 +305,20 @@ def test_mixed_precision_runs(tmp_path, precision):
     assert bool(saved["scaler"]) == (precision == "fp16")   # a gradient scaler only for fp16
 
 
+def test_a_grid_that_cannot_be_written_is_said_and_training_goes_on(tmp_path):
+    # The picture's OSError (a full disk; here a file where samples/ goes) ended the run with a
+    # traceback, losing the step's save.
+    (tmp_path / "grids").mkdir()
+    (tmp_path / "grids" / "samples").write_text("not a folder")
+    result = run(FakeStage(6), fake_argv(tmp_path, "grids", "--max_steps", "2",
+                                         "--sample_every", "1"))
+    assert result.finished and read_checkpoint(tmp_path / "grids" / "final.pth")["step"] == 2
+    log = (tmp_path / "grids" / "train.log").read_text()
+    for step in (1, 2):
+        assert f"cannot write {tmp_path / 'grids' / 'samples' / f'step_000000{step}.png'}" in log
+    assert "training goes on" in log
+
+
 def test_run_folder_errors(tmp_path):
     with pytest.raises(ConfigError, match="--resume: no checkpoint"):
         run(FakeStage(6), fake_argv(tmp_path, "none", "--resume"))

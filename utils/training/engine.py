@@ -379,8 +379,13 @@ class Trainer:
         grid = image_grid(images, GRID_SAMPLES)
         self.writer.add_image("samples", grid, self.step)
         self.writer.add_text("samples/columns", ", ".join(images), self.step)
-        (self.run_dir / "samples").mkdir(exist_ok=True)
-        torchvision.utils.save_image(grid, self.run_dir / "samples" / f"step_{self.step:07d}.png")
+        path = self.run_dir / "samples" / f"step_{self.step:07d}.png"
+        try:
+            path.parent.mkdir(exist_ok=True)
+            torchvision.utils.save_image(grid, path)
+        except OSError as error:   # a picture lost (a full disk) does not stop the run
+            self.logger.warning(f"cannot write {path} ({error.strerror or error}); training "
+                                f"goes on")
 
     def _log_interval(self) -> None:
         """The interval's terms, averaged over its steps and the ranks, to TensorBoard, the log
