@@ -100,9 +100,9 @@ class GarmentMasks:
 
     def forget(self, garments: Sequence[GarmentFiles]) -> None:
         """Delete the cached masks of ``garments``."""
-        for garment in garments:
-            if garment.mask is None and os.path.isfile(self.cache_path(garment.image)):
-                os.unlink(self.cache_path(garment.image))
+        for path in (self.cache_path(item.image) for item in garments if item.mask is None):
+            if os.path.isfile(path):
+                os.unlink(path)
 
     def read(self, garment: GarmentFiles, photo: np.ndarray) -> np.ndarray:
         """uint8 (h, w) in {0, 1}, the size of ``photo`` (the garment's decoded photo)."""
@@ -470,9 +470,10 @@ def prepared_masks(options: DataOptions, samples: Sequence[Sample]) -> GarmentMa
         raise DatasetError(f"{', '.join(given)}: every garment has a mask file (as in "
                            f"{os.path.dirname(samples[0].garment.mask)}), so no mask is "
                            f"computed and the flag would do nothing; leave it out")
+    masks = options.masks()
     if options.rebuild_masks:
-        options.masks().forget([sample.garment for sample in samples])
-    return options.masks()
+        masks.forget([sample.garment for sample in samples])
+    return masks
 
 
 def make_train_dataset(options: DataOptions, root: str, height: int, width: int,

@@ -664,8 +664,7 @@ class Trainer:
 
 
 def _remove_if_unstarted(top: Path, log: Path) -> None:
-    """Remove ``top``, the outermost folder made for a run, when the run left nothing in it but
-    its log: refused before it started (bad data, a missing file), it wrote no checkpoint."""
+    """Remove ``top``, the outermost folder made for a run, if it holds no more than its log."""
     if top.is_dir() and all(path.is_dir() or path == log for path in top.rglob("*")):
         shutil.rmtree(top, ignore_errors=True)
 
