@@ -39,7 +39,7 @@ import time
 import traceback
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -126,11 +126,12 @@ _DECODE_LOCK = threading.Lock()
 
 
 def read_upload(path: Optional[str], what: str, limits: UploadLimits,
-                grey: bool = False, as_shown: bool = True) -> np.ndarray:
-    """Decode an uploaded image with the project's readers: uint8 (h, w, 3) RGB, a cut-out's
-    transparent pixels white (``as_shown``, a person photo) or the file's own colours (a
-    garment photo, whose alpha is its mask: as test.py reads it); or (h, w) grey levels with
-    ``grey``. ``what`` names the upload in messages ('person photo').
+                reader: Callable[..., np.ndarray] = read_photo) -> np.ndarray:
+    """Decode an uploaded image with one of the project's readers: ``read_photo`` (uint8
+    (h, w, 3) RGB, a cut-out's transparent pixels white: a person photo), ``read_rgb`` (the
+    file's own colours: a garment photo, whose alpha is its mask, as test.py reads it) or
+    ``read_gray`` ((h, w) grey levels: a mask). ``what`` names the upload in messages ('person
+    photo').
 
     Raises ``RequestError`` naming the upload and what is wrong with it."""
     if not path:
@@ -155,7 +156,6 @@ def read_upload(path: Optional[str], what: str, limits: UploadLimits,
         # One decode at a time: previews of several uploads, and several users, would
         # otherwise each hold a full-size image at once.
         with _DECODE_LOCK:
-            reader = read_gray if grey else read_photo if as_shown else read_rgb
             return reader(path, limits.max_pixels)
     except DatasetError as error:
         # The reader names the file by its path in the upload folder; the user knows its name.
@@ -204,8 +204,8 @@ class TryOnPage:
         if fit not in FIT_MODES:
             raise RequestError(f"Unknown fit {fit!r}; choose one of {', '.join(FIT_MODES)}.")
         person = read_upload(person_path, "person photo", self.limits)
-        garment = read_upload(garment_path, "garment photo", self.limits, as_shown=False)
-        user_mask = (read_upload(mask_path, "garment mask", self.limits, grey=True)
+        garment = read_upload(garment_path, "garment photo", self.limits, read_rgb)
+        user_mask = (read_upload(mask_path, "garment mask", self.limits, read_gray)
                      if mask_path else None)
         garment_name = f"garment photo {os.path.basename(garment_path)}"
         try:
@@ -389,7 +389,7 @@ def upload_problem(path: Optional[str], key: str, limits: UploadLimits) -> str:
         return ""
     what = UPLOAD_NAMES[key]
     try:
-        image = read_upload(path, what, limits, grey=key == "mask")
+        image = read_upload(path, what, limits, read_gray if key == "mask" else read_photo)
     except RequestError as error:
         return str(error)
     problem = mask_problem(image) if key == "mask" else None
