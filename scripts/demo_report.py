@@ -114,12 +114,18 @@ def read_result(folder: Path, pair: dict) -> np.ndarray:
     return np.asarray(image)
 
 
+def outside_garment(pair: dict) -> np.ndarray:
+    """bool (H, W): the pixels of a test pair's photo that the worn garment does not cover."""
+    label = pair["label"].reshape(pair["image"].shape[-2:])
+    return person_clothes_edge(label[None])[0, 0].numpy() == 0
+
+
 def outside_garment_difference(folders: dict, pairs: list) -> dict:
     """Per results folder: the mean absolute difference, in 8-bit levels, between the try-on
     and the photo over the pixels outside the garment the person wears (paired pairs)."""
     totals = {name: [0.0, 0] for name in folders}
     for pair in pairs:
-        outside = person_clothes_edge(pair["label"][None])[0, 0].numpy() == 0
+        outside = outside_garment(pair)
         photo = to_uint8(pair["image"]).astype(np.float64)
         for name, folder in folders.items():
             tryon = read_result(folder, pair).astype(np.float64)
@@ -137,8 +143,7 @@ def backdrop_floor(pairs: list) -> float:
     for pair in pairs:
         photo = to_uint8(pair["image"]).astype(np.float64)
         label = pair["label"].reshape(photo.shape[:2])
-        backdrops.append((photo, label.numpy() == 0,
-                          person_clothes_edge(label[None])[0, 0].numpy() == 0))
+        backdrops.append((photo, label.numpy() == 0, outside_garment(pair)))
     if not backdrops:
         return 0.0
     colour = np.median(np.concatenate([photo[mask] for photo, mask, _ in backdrops]), axis=0)
@@ -156,8 +161,7 @@ def half_resolution_difference(pairs: list) -> float:
         photo = pair["image"][None].float()
         half = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(photo, 2),
                                                size=photo.shape[-2:], mode="bilinear")
-        label = pair["label"].reshape(photo.shape[-2:])
-        outside = person_clothes_edge(label[None])[0, 0].numpy() == 0
+        outside = outside_garment(pair)
         difference = np.abs(to_uint8(half[0]).astype(np.float64)
                             - to_uint8(pair["image"]).astype(np.float64))
         total, count = total + difference[outside].sum(), count + outside.sum() * 3
