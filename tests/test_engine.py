@@ -1,6 +1,7 @@
 """The training engine on a tiny fake stage: schedule, exact resume, DDP, logs, optimiser switch."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -665,3 +666,16 @@ def test_bn_recalibration_leaves_the_plain_average_of_the_first_batches(tmp_path
     # Without the flag the statistics are the momentum average of training, not these.
     plain = run(FakeStage(6), fake_argv(tmp_path, "plain"))
     assert not torch.allclose(plain.models["net"].head[1].running_mean, mean, atol=1e-3)
+
+
+def test_a_file_where_tensorboard_goes_is_refused_before_the_run(tmp_path):
+    # It ended the run with tensorboard's own traceback, after the run folder was started.
+    run(FakeStage(6), fake_argv(tmp_path, "events", "--max_steps", "1"))
+    events = tmp_path / "events" / "tensorboard"
+    shutil.rmtree(events)
+    events.write_text("not a folder")
+    log = (tmp_path / "events" / "train.log").read_text()
+    with pytest.raises(ConfigError, match=f"{events} is a file where the run"):
+        run(FakeStage(6), fake_argv(tmp_path, "events", "--max_steps", "2", "--resume"))
+    assert read_checkpoint(tmp_path / "events" / "latest.pth")["step"] == 1
+    assert (tmp_path / "events" / "train.log").read_text() == log

@@ -117,17 +117,17 @@ def main(stage: Stage, argv: Optional[Sequence[str]] = None) -> RunResult:
 
 
 def check_run_folder(run_dir: Path, dataroot: Optional[str]) -> None:
-    """Refuse a run folder that cannot be one (a file on its path, a name TensorBoard cannot
-    write: not valid UTF-8) or that lies inside the training data, before anything is written."""
+    """Refuse, before anything is written, a run folder that cannot be one (a file on its path
+    or at its tensorboard/, a name TensorBoard cannot write) or inside the training data."""
     try:
         str(run_dir).encode()
     except UnicodeEncodeError:
         raise ConfigError(f"--checkpoints_dir/--name: {run_dir} is not valid UTF-8, which "
                           f"TensorBoard's event files need; choose another folder") from None
-    for folder in [run_dir, *run_dir.parents]:
+    for folder in [run_dir / "tensorboard", run_dir, *run_dir.parents]:
         if folder.exists() and not folder.is_dir():
-            raise ConfigError(f"--checkpoints_dir/--name: {folder} is a file, so the run "
-                              f"folder {run_dir} cannot be made")
+            raise ConfigError(f"--checkpoints_dir/--name: {folder} is a file where the run "
+                              f"{run_dir} needs a folder")
     if dataroot:
         data = Path(dataroot).resolve()
         if run_dir.resolve() == data or data in run_dir.resolve().parents:
