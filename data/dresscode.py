@@ -53,16 +53,15 @@ class _Category:
         if not os.path.isdir(self.root):
             raise DatasetError(f"{self.root}: missing folder (--category {category} of a "
                                f"DressCode root)")
-        folders = {"images": True, "keypoints": parser_inputs, "label_maps": parser_inputs,
-                   "dense": parser_inputs}
+        # Without parser inputs the parsing, pose and DensePose are not looked at.
         self.dirs, self.listing = {}, {}
-        for name, required in folders.items():
+        folders = ("images", "keypoints", "label_maps", "dense") if parser_inputs else ("images",)
+        for name in folders:
             path = os.path.join(self.root, name)
-            if os.path.isdir(path):
-                self.dirs[name] = path
-                self.listing[name] = list_folder(path)
-            elif required:
+            if not os.path.isdir(path):
                 raise DatasetError(f"{path}: missing folder (expected in {self.root})")
+            self.dirs[name] = path
+            self.listing[name] = list_folder(path)
         self.densepose = "dense" in self.dirs
 
     def pairs_file(self, which: str) -> str:

@@ -80,8 +80,9 @@ class _Split:
         self.image_dir = _folder(self.root, ("image",))
         self.cloth_dir = _folder(self.root, ("cloth",))
         self.mask_dir = _folder(self.root, ("cloth-mask",))
-        self.parse_dir = _folder(self.root, PARSE_FOLDERS, required=parser_inputs)
-        self.pose_dir = _folder(self.root, POSE_FOLDERS, required=parser_inputs)
+        # Without parser inputs the parsing and pose are not looked at, let alone required.
+        self.parse_dir = _folder(self.root, PARSE_FOLDERS) if parser_inputs else None
+        self.pose_dir = _folder(self.root, POSE_FOLDERS) if parser_inputs else None
         if densepose_dir is not None and not os.path.isdir(densepose_dir):
             raise DatasetError(f"{densepose_dir}: DensePose folder not found")
         self.densepose_dir = densepose_dir

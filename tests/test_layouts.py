@@ -10,6 +10,7 @@ from PIL import Image
 import test as test_script
 from data.check import main as check_main
 from data.datasets import DataOptions, GarmentMasks, make_train_dataset
+from data.files import DatasetError
 from data.inputs import TryOnInputs
 from data.pairs import make_pairs_dataset
 from data.synthetic import make_dataset
@@ -195,3 +196,23 @@ def test_test_py_reads_the_layouts(roots, tmp_path, name, extra, expected, capsy
                           "--checkpoint", str(checkpoint), "--results_dir", str(model_size),
                           "--workers", "0", "--device", "cpu", "--save_size", "model"])
         assert Image.open(sorted(model_size.glob("*.png"))[0]).size == (64, 64)
+
+
+@pytest.mark.parametrize("name, parsing", [
+    ("vitonhd", "test/image-parse-v3/{}.png"), ("vitonhd", "test/openpose_json/{}_keypoints.json"),
+    ("dresscode", "upper_body/label_maps/{}_4.png"),
+    ("dresscode", "upper_body/keypoints/{}_2.json"), ("dresscode", "upper_body/dense/{}_5.png")])
+def test_a_parser_free_try_on_reads_no_parsing_pose_or_densepose(roots, tmp_path, name, parsing):
+    # A test split whose parsing (or pose, DensePose) lacked one person's file was refused by
+    # the parser-free try-on, which reads none of them; the parser-based reading still refuses it.
+    import shutil
+    root = tmp_path / name
+    shutil.copytree(roots[name], root)
+    options = DataOptions(dataset="dresscode" if name == "dresscode" else "vitonhd")
+    pairs = make_pairs_dataset(options, str(root), "paired", 64, 64).pairs
+    stem = os.path.splitext(os.path.basename(pairs[0].person.image))[0]
+    missing = root / parsing.format(stem.split("_")[0] if name == "dresscode" else stem)
+    missing.unlink()
+    assert len(make_pairs_dataset(options, str(root), "paired", 64, 64).pairs) == len(pairs)
+    with pytest.raises(DatasetError, match=os.path.basename(missing)):
+        make_pairs_dataset(options, str(root), "paired", 64, 64, parser_inputs=True)
