@@ -65,8 +65,8 @@ class _Category:
         self.densepose = "dense" in self.dirs
 
     def pairs_file(self, which: str) -> str:
-        name = PAIRS_FILES.get(which, which)
-        path = resolve_path(self.root, name)
+        path = (os.path.join(self.root, PAIRS_FILES[which]) if which in PAIRS_FILES
+                else resolve_path(self.root, which))
         if not os.path.isfile(path):
             raise DatasetError(f"{path}: pairs file not found")
         return path

@@ -436,10 +436,9 @@ def report_missing(missing: list, total: int, what: str, limit: int = 5,
     shown = "; ".join(missing[:limit])
     more = f"; and {len(missing) - limit} more" if len(missing) > limit else ""
     message = f"{len(missing)} of {total} {what} lack files: {shown}{more}"
-    if problems is not None:
-        problems.append(message)
-        return
-    raise DatasetError(message)
+    if problems is None:
+        raise DatasetError(message)
+    problems.append(message)
 
 
 # Largest pairs file read: VITON's test_pairs.txt takes 60 KB; this allows some 500,000 pairs.
@@ -467,12 +466,13 @@ def read_pairs(path: str) -> list:
     return pairs
 
 
-def resolve_path(root: str, name: Optional[str]) -> Optional[str]:
-    """``name`` inside ``root``; else ``name`` itself when it is an absolute path or a file
-    that exists from the current folder (None stays None)."""
-    if name is None:
-        return None
+def resolve_path(root: str, name: str) -> str:
+    """``name`` inside ``root``, else from the current folder (absolute, ./ or ../, or only
+    there). A bare name of two files, one in each place, is refused."""
     inside = os.path.join(root, name)
-    if os.path.isabs(name) or (not os.path.exists(inside) and os.path.isfile(name)):
-        return name
-    return inside
+    here = os.path.isabs(name) or name.split(os.sep)[0] in (os.curdir, os.pardir)
+    both = not here and os.path.isfile(name) and os.path.exists(inside)
+    if both and not os.path.samefile(name, inside):
+        raise DatasetError(f"{name}: both {inside} and {os.path.abspath(name)} exist; name "
+                           f"one: ./{name} for the current folder's, or a full path")
+    return name if here or (not os.path.exists(inside) and os.path.isfile(name)) else inside

@@ -134,8 +134,8 @@ def train_pairs_file(root: str, pairs_file: Optional[str] = None) -> Optional[st
     """The pairs file of a training folder: ``pairs_file`` (a name inside ``root`` or a path),
     else ``train_pairs.txt`` when present, else None (every photo with its own garment)."""
     if pairs_file is None and os.path.isfile(os.path.join(root, "train_pairs.txt")):
-        pairs_file = "train_pairs.txt"
-    return resolve_path(root, pairs_file)
+        return os.path.join(root, "train_pairs.txt")
+    return pairs_file and resolve_path(root, pairs_file)
 
 
 def _no_densepose_dir(densepose_dir: Optional[str]) -> None:

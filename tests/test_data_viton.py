@@ -345,3 +345,32 @@ def test_densepose_png_and_pose_named_by_photo(train_root):
     with pytest.raises(DatasetError, match=r"000010: train_pose/000010_0_keypoints.json, "
                                            r"train_densepose/000010_0.npy \(or .png\)"):
         VitonTrainDataset(train_root, H, W)
+
+
+def test_a_pairs_file_named_two_ways_is_refused_and_dot_slash_names_the_current_folder(
+        tmp_path, monkeypatch):
+    # --pairs ./test_pairs.txt read the --dataroot's test_pairs.txt, without a word, when the
+    # current folder held one of its own.
+    from data.files import resolve_path
+    from data.viton import train_pairs_file
+    root, here = tmp_path / "VITON_test", tmp_path / "here"
+    root.mkdir()
+    here.mkdir()
+    (root / "test_pairs.txt").write_text("a.jpg b.jpg\n")
+    (here / "test_pairs.txt").write_text("c.jpg d.jpg\n")
+    monkeypatch.chdir(here)
+    assert resolve_path(str(root), "./test_pairs.txt") == "./test_pairs.txt"
+    assert resolve_path(str(root), "../VITON_test/test_pairs.txt") == "../VITON_test/test_pairs.txt"
+    with pytest.raises(DatasetError, match=f"both {root / 'test_pairs.txt'} and "
+                                           f"{here / 'test_pairs.txt'} exist"):
+        resolve_path(str(root), "test_pairs.txt")
+    assert resolve_path(str(root), "other.txt") == str(root / "other.txt")   # as before
+    (here / "own.txt").write_text("")
+    assert resolve_path(str(root), "own.txt") == "own.txt"
+    monkeypatch.chdir(root)    # the same file both ways: no doubt
+    assert resolve_path(str(root), "test_pairs.txt") == str(root / "test_pairs.txt")
+    # A default file of the folder is its own, whatever the current folder holds.
+    (root / "train_pairs.txt").write_text("a.jpg a.jpg\n")
+    (here / "train_pairs.txt").write_text("c.jpg c.jpg\n")
+    monkeypatch.chdir(here)
+    assert train_pairs_file(str(root)) == str(root / "train_pairs.txt")
