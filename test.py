@@ -199,8 +199,7 @@ def _generate(args, results: Path) -> dict:
                                         args.fit)
     check_unique_result_names([(pair.person.image, pair.garment.image) for pair in dataset.pairs])
     if args.eval:
-        check_metric_weights(args, all(pair.person.id == pair.garment.id
-                                       for pair in dataset.pairs))
+        check_scoring(args, dataset.pairs, (height, width))
     if dataset.computes_masks:
         computed = sum(1 for pair in dataset.pairs if pair.garment.mask is None)
         refined = " (refined with GrabCut)" if args.grabcut else ""
@@ -275,16 +274,28 @@ def tryon_pair(args) -> dict:
     return {"output": str(output), "seconds": result.seconds}
 
 
-def check_metric_weights(args, paired: bool) -> None:
-    """Stop before any try-on is written when ``--eval``'s networks cannot be built from the
+def check_scoring(args, pairs: list, model_size: tuple[int, int]) -> None:
+    """Stop before any try-on is written when ``--eval`` cannot score the ``pairs``: try-ons
+    too small for a metric or too few for FID, or networks that cannot be built from the
     weights on this machine: a missing file, or one that is damaged or not the published one
     (FID's Inception; LPIPS's trunk, scored on paired pairs only). ``args.metrics`` becomes the
     metrics that apply to the pairs."""
     from utils.metrics.fid import FID_WEIGHTS_FILE, build_fid_inception
-    from utils.metrics.folders import applicable_metrics
+    from utils.metrics.folders import applicable_metrics, check_aspect, check_scoreable
+    from utils.metrics.images import image_size
     from utils.metrics.lpips import LPIPS_BACKBONE_FILES, build_lpips
     from utils.weights import resolve_weights_file
-    args.metrics = applicable_metrics(args.metrics, paired)
+    args.metrics = applicable_metrics(args.metrics, all(pair.person.id == pair.garment.id
+                                                        for pair in pairs))
+    limit = DataOptions.from_config(args).max_pixels
+    photos = {pair.person.image: image_size(pair.person.image, limit) for pair in pairs}
+    if args.save_size == "model":   # each photo is scored resized to the model's size
+        for photo, size in photos.items():
+            check_aspect(Path(photo), size, model_size)
+    check_scoreable(args.metrics, {
+        result_name(pair.person.image, pair.garment.image):
+        model_size if args.save_size == "model" else photos[pair.person.image] for pair in pairs},
+        len(photos))
     if "fid" in args.metrics and resolve_weights_file(
             args.fid_weights, FID_WEIGHTS_FILE, "--fid_weights", "FID Inception network",
             args.allow_random_weights, random_opt_in="--allow_random_weights"):

@@ -97,6 +97,23 @@ def test_eval_refuses_missing_metric_weights_before_any_try_on(test_root, tmp_pa
         test_script.generate(test_script.parse_args(
             argv + ["--pairs", "unpaired", "--eval", "--metrics", "fid", "--fid_weights",
                     str(tmp_path / "inception.pth")]))
+    # Try-ons too small for a metric, or too few for FID: refused before the first one too
+    # (they were tracebacks after the last, with every try-on written).
+    (tmp_path / "one.txt").write_text("000000_0.jpg 000000_1.jpg\n")
+    with pytest.raises(MetricsError, match="FID needs at least 2 try-ons"):
+        test_script.generate(test_script.parse_args(
+            argv + ["--pairs", str(tmp_path / "one.txt"), "--eval", "--metrics", "fid",
+                    "--allow_random_weights"]))
+    small = make_dataset(str(tmp_path / "small"), num_train=0, num_test=2, height=32, width=24)
+    with pytest.raises(MetricsError, match="LPIPS needs images of at least 31 pixels a side; "
+                                           "000000_0__000000_1.png is scored at 32x24"):
+        test_script.generate(test_script.parse_args(
+            argv[:1] + [small["test"]] + argv[2:] + ["--pairs", "paired", "--eval", "--metrics",
+                                                     "lpips", "--allow_random_weights"]))
+    with pytest.raises(MetricsError, match="000000_0.jpg is 128x96 and its try-on 32x32"):
+        test_script.generate(test_script.parse_args(
+            argv[:-4] + ["--height", "32", "--width", "32", "--save_size", "model", "--pairs",
+                         "paired", "--eval", "--metrics", "ssim"]))
     assert not list(results.glob("*.png"))
     # Unpaired pairs are not scored with LPIPS: its weights are not asked for.
     done = test_script.generate(test_script.parse_args(argv + ["--pairs", "unpaired", "--eval",

@@ -264,18 +264,24 @@ def test_lpips_trunk_loaded_from_named_file_and_checked(tmp_path):
     assert "\n" not in str(caught.value) and "weights_only" not in str(caught.value)
 
 
-def test_fid_inception_loaded_from_named_file(tmp_path):
+def test_fid_inception_loaded_from_named_file(tmp_path, capsys):
     state = _random_fid_inception_state()
     path = tmp_path / "inception.pth"
     torch.save(state, path)
-    # pytorch-fid never checks its file's hash, so a mismatch is a warning here, not an error.
-    with pytest.warns(UserWarning, match="sha256"):
-        model = build_fid_inception(weights=path)
+    # pytorch-fid never checks its file's hash, so a mismatch is a warning here, not an error:
+    # one line on stderr (it was also a Python warning that printed its source line).
+    model = build_fid_inception(weights=path)
+    err = capsys.readouterr().err
+    assert err.startswith(f"WARNING: {path}: sha256") and err.count("\n") == 1
     assert model.pretrained and model.weights_source == str(path)
     assert torch.equal(model.blocks[0][0].conv.weight, state["Conv2d_1a_3x3.conv.weight"])
-    torch.save({"fc.weight": torch.zeros(3)}, path)
-    with pytest.raises(WeightsFileError, match="not the FID Inception weights"):
+    # Other keys: one line naming how many and one of each (it listed all 566 missing keys).
+    torch.save({"fc.weight": torch.zeros(3), "a": torch.zeros(1)}, path)
+    with pytest.raises(WeightsFileError, match="not the FID Inception weights") as caught:
         build_fid_inception(weights=path, check_hash=False)
+    assert str(caught.value).endswith("565 missing key(s), e.g. Conv2d_1a_3x3.bn.bias; "
+                                      "1 unexpected key(s), e.g. a; 1 misshapen key(s), e.g. "
+                                      "fc.weight")
     # Right keys, one wrong shape: refused too, naming the file and the key.
     state["Conv2d_1a_3x3.conv.weight"] = torch.zeros(1, 3, 3, 3)
     torch.save(state, path)
@@ -509,3 +515,28 @@ def test_unpaired_pairs_are_not_scored_with_ssim_or_lpips(capsys):
     assert "not scoring ssim, lpips: the pairs are unpaired" in capsys.readouterr().out
     with pytest.raises(MetricsError, match="unpaired pairs have FID only"):
         applicable_metrics(["ssim"], paired=False)
+
+
+def test_images_too_small_or_too_few_for_a_score_are_refused_before_scoring(tmp_path):
+    # Try-ons of 24x18 crashed in LPIPS's pooling, of 8x6 in SSIM, and FID of one pair in its
+    # covariance: tracebacks after the networks were built (after test.py wrote every try-on).
+    make_test_folders(tmp_path, ["000001_0.png", "000002_0.png"])
+    results, photos, pairs = tmp_path / "results", tmp_path / "test_img", tmp_path / "pairs.txt"
+    for result in results.iterdir():
+        Image.open(result).resize((18, 24)).save(result)
+    with pytest.raises(MetricsError, match="LPIPS needs images of at least 31 pixels a side; "
+                                           ".*000001_0__000001_1.png is scored at 24x18"):
+        evaluate_folders(results, photos, pairs, metrics=("ssim", "lpips"),
+                         allow_random_weights=True)
+    assert evaluate_folders(results, photos, pairs, metrics=("ssim",))["image_size"] == [24, 18]
+    assert evaluate_folders(results, photos, pairs, metrics=("lpips",), lpips_net="vgg",
+                            allow_random_weights=True)["lpips"] >= 0    # vgg takes 16 a side
+    for result in results.iterdir():
+        Image.open(result).resize((6, 8)).save(result)
+    with pytest.raises(MetricsError, match="SSIM needs images of at least 11 pixels a side"):
+        evaluate_folders(results, photos, pairs, metrics=("ssim",))
+    (tmp_path / "one.txt").write_text("000001_0.png 000001_1.png\n")
+    with pytest.raises(MetricsError, match="FID needs at least 2 try-ons and 2 person photos.*"
+                                           "give 1 and 1"):
+        evaluate_folders(results, photos, tmp_path / "one.txt", metrics=("fid",),
+                         allow_random_weights=True)

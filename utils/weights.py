@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -93,7 +92,7 @@ def read_weights_file(path: Path, file_name: str, check_hash: bool,
 
     With ``check_hash``, compare the file's sha256 with the prefix its published name carries
     (``alexnet-owt-7be5be79.pth``), so that scores stay comparable: a mismatch raises
-    ``WeightsFileError``, or only warns when ``mismatch_is_error`` is False.
+    ``WeightsFileError``, or only warns (on stderr) when ``mismatch_is_error`` is False.
     """
     if check_hash:
         expected = file_name.rsplit("-", 1)[-1].split(".")[0]
@@ -103,9 +102,7 @@ def read_weights_file(path: Path, file_name: str, check_hash: bool,
                        f"prefix {expected}); this is not the published file")
             if mismatch_is_error:
                 raise WeightsFileError(message)
-            warnings.warn(message + ": scores may not be comparable to published ones",
-                          stacklevel=3)
-            print(f"WARNING: {message}", file=sys.stderr, flush=True)
+            print(f"WARNING: {message}: scores may differ from published ones", file=sys.stderr)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for corrupt or unsafe files

@@ -177,9 +177,9 @@ def build_fid_inception(weights: Optional[str | os.PathLike] = None,
     """The FID Inception returning pool3 features (``FIDInception``), weights per the module's
     rules.
 
-    The state dict is loaded strictly, as pytorch-fid loads its own: a missing, unexpected or
-    misshapen key raises ``WeightsFileError`` naming the file. The returned module carries
-    ``pretrained`` (bool) and ``weights_source`` (str).
+    The state dict is loaded strictly, as pytorch-fid loads its own: missing, unexpected or
+    misshapen keys raise one line of ``WeightsFileError`` naming the file and one of each.
+    The returned module carries ``pretrained`` (bool) and ``weights_source`` (str).
     """
     path = resolve_weights_file(weights, FID_WEIGHTS_FILE, "--fid_weights", "FID Inception network",
                                 allow_random_weights)
@@ -191,11 +191,15 @@ def build_fid_inception(weights: Optional[str | os.PathLike] = None,
         # mismatch on the Inception file only warns (the strict key and shape check still applies).
         state = read_weights_file(path, FID_WEIGHTS_FILE, check_hash, mismatch_is_error=False)
     inception = _fid_inception_architecture()
-    try:
-        inception.load_state_dict(state)
-    except RuntimeError as error:  # missing/unexpected keys or a shape mismatch
+    own = inception.state_dict()
+    wrong = {"missing": own.keys() - state.keys(), "unexpected": state.keys() - own.keys(),
+             "misshapen": {key for key in own.keys() & state.keys()
+                           if getattr(state[key], "shape", None) != own[key].shape}}
+    if any(wrong.values()):   # one line, not load_state_dict's list of every key
         raise WeightsFileError(f"{path}: not the FID Inception weights {FID_WEIGHTS_FILE}: "
-                               f"{error}") from error
+                               + "; ".join(f"{len(keys)} {what} key(s), e.g. {min(map(str, keys))}"
+                                           for what, keys in wrong.items() if keys))
+    inception.load_state_dict(state)
     model = FIDInception(inception)
     model.pretrained = path is not None
     model.weights_source = str(path) if path is not None else f"RANDOM (seed {RANDOM_WEIGHTS_SEED})"

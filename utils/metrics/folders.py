@@ -21,13 +21,33 @@ from data.files import read_pairs
 from utils.metrics.fid import build_fid_inception, fid_from_features, inception_features
 from utils.metrics.images import MetricsError, image_size, load_image
 from utils.metrics.lpips import build_lpips, lpips_distance
-from utils.metrics.ssim import SSIM_DEFINITION, ssim
+from utils.metrics.ssim import SSIM_DEFINITION, SSIM_WINDOW_SIZE, ssim
 from utils.results import result_name as result_file_name  # the one naming rule
 
 METRIC_NAMES = ("ssim", "lpips", "fid")
 
 # The VITON test protocol: FID is published on 2,032 try-ons against 2,032 photos.
 PUBLISHED_FID_SAMPLE_COUNT = 2032
+# The shortest side LPIPS's trunks take: their pooling leaves nothing of a smaller image.
+LPIPS_MIN_SIDE = {"alex": 31, "vgg": 16}
+
+
+def check_scoreable(metrics: Sequence[str], sizes: dict, persons: int,
+                    lpips_net: str = "alex") -> None:
+    """MetricsError, before any scoring, where ``sizes`` ({image: (H, W)} of the images
+    scored) holds one too small for a metric (SSIM's 11x11 window, LPIPS's trunk), or where
+    FID would have fewer than 2 try-ons or ``persons`` photos (a covariance of each set)."""
+    needs = {"ssim": SSIM_WINDOW_SIZE, "lpips": LPIPS_MIN_SIDE.get(lpips_net, 1)}
+    smallest = min(sizes, key=lambda name: min(sizes[name]), default=None)
+    for name in (metric for metric in metrics if metric in needs and smallest is not None):
+        if min(sizes[smallest]) < needs[name]:
+            raise MetricsError(f"{name.upper()} needs images of at least {needs[name]} pixels "
+                               f"a side; {smallest} is scored at {sizes[smallest][0]}x"
+                               f"{sizes[smallest][1]} (leave {name} out of --metrics)")
+    if "fid" in metrics and min(len(sizes), persons) < 2:
+        raise MetricsError(f"FID needs at least 2 try-ons and 2 person photos (a covariance of "
+                           f"each set); these pairs give {len(sizes)} and {persons} (leave fid "
+                           f"out of --metrics)")
 
 
 def metric_names(text: str) -> tuple[str, ...]:
@@ -107,6 +127,7 @@ def evaluate_folders(results_dir: str | os.PathLike, reference_dir: str | os.Pat
     pairs, result_paths = _checked_inputs(results_dir, reference_dir, pairs)
     read = partial(load_image, max_pixels=max_pixels)
     sizes, size_of, resized = _checked_sizes(result_paths, reference_dir, pairs, max_pixels)
+    check_scoreable(metrics, dict(zip(map(str, result_paths), sizes)), len(size_of), lpips_net)
     lpips_model = inception = None
     if "lpips" in metrics:
         lpips_model = build_lpips(lpips_net, lpips_backbone_weights, allow_random_weights, device)
@@ -180,7 +201,7 @@ def _checked_sizes(result_paths, reference_dir: Path, pairs,
     scored = sorted({(person, size) for (person, _), size in zip(pairs, sizes)})
     photo_sizes = {person: image_size(reference_dir / person, max_pixels) for person in size_of}
     for person, size in scored:
-        _check_aspect(reference_dir / person, photo_sizes[person], size)
+        check_aspect(reference_dir / person, photo_sizes[person], size)
     return sizes, size_of, {person for person, size in scored if photo_sizes[person] != size}
 
 
@@ -240,7 +261,7 @@ def _fid_scores(inception, result_features, reference_dir, size_of: dict, batch_
             "fid_num_references": len(reference_features)}
 
 
-def _check_aspect(photo: Path, photo_size: tuple[int, int], size: tuple[int, int]) -> None:
+def check_aspect(photo: Path, photo_size: tuple[int, int], size: tuple[int, int]) -> None:
     """A photo is resized to its try-on's ``size``: one of another aspect ratio would be
     distorted, an error naming it."""
     height, width = photo_size
