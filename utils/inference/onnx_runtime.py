@@ -86,6 +86,8 @@ class OnnxTryOnModel:
     rounding: bool = False
     # How --precision auto chose (``utils.inference.precision.Choice``), when it did.
     choice: Optional[Any] = None
+    # The batch of a graph whose inputs fix it (None: any): others run in pieces of it.
+    batch: Optional[int] = None
 
     def __call__(self, person: torch.Tensor, garment: torch.Tensor,
                  garment_edge: torch.Tensor) -> TryOnResult:
@@ -93,17 +95,26 @@ class OnnxTryOnModel:
         ``garment_edge`` (B, 1, H, W) in {0, 1}; any device and float dtype. Returns float32
         CPU tensors (``rendered`` is the generator's person before composition)."""
         check_inputs(person, garment, garment_edge, self.height, self.width)
-        feeds = {name: np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
-                 for name, x in zip(INPUT_NAMES, (person, garment, garment_edge))}
-        outputs = dict(zip(OUTPUT_NAMES, (torch.from_numpy(array) for array in
-                                          self.session.run(list(OUTPUT_NAMES), feeds))))
+        arrays = [np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
+                  for x in (person, garment, garment_edge)]
+        count = len(arrays[0])
+        step, pieces = self.batch or count, []
+        for start in range(0, count, step):
+            piece = [array[start:start + step] for array in arrays]
+            kept = len(piece[0])     # a last piece short of a fixed batch: its last one repeated
+            piece = [np.concatenate([part] + [part[-1:]] * (step - kept)) for part in piece]
+            pieces.append([output[:kept] for output in self.session.run(
+                list(OUTPUT_NAMES), dict(zip(INPUT_NAMES, piece)))])
+        outputs = dict(zip(OUTPUT_NAMES, (torch.from_numpy(np.concatenate(parts))
+                                          for parts in zip(*pieces))))
         return TryOnResult(tryon=outputs["tryon"], warped=outputs["warped_garment"],
                            warped_edge=outputs["warped_mask"], rendered=outputs["rendered"],
                            mask=outputs["composite_mask"])
 
 
-def _graph_size(session, path: Path, what: str) -> tuple[int, int]:
-    """(H, W) of the graph's inputs, checking their names and channels."""
+def _graph_size(session, path: Path, what: str) -> tuple[int, int, Optional[int]]:
+    """(H, W, B) of the graph's inputs, checking their names and channels; B is None where
+    the batch is not fixed (as scripts/export.py writes it)."""
     inputs = {node.name: node.shape for node in session.get_inputs()}
     outputs = {node.name for node in session.get_outputs()}
     if set(inputs) != set(INPUT_NAMES) or not set(OUTPUT_NAMES) <= outputs:
@@ -117,9 +128,10 @@ def _graph_size(session, path: Path, what: str) -> tuple[int, int]:
                 or not all(isinstance(d, int) for d in shape[2:])):
             raise CheckpointError(f"{what}: {path} input '{name}' has shape {shape}; expected "
                                   f"(B, {INPUT_CHANNELS[name]}, H, W) with a fixed H and W")
-        sizes.add(tuple(shape[2:]))
-    if len(sizes) != 1:
-        raise CheckpointError(f"{what}: {path} has inputs of different sizes {sorted(sizes)}")
+        sizes.add((*shape[2:], shape[0] if isinstance(shape[0], int) else None))
+    if len(sizes) != 1 or next(iter(sizes))[2] == 0:
+        raise CheckpointError(f"{what}: {path} has inputs of different sizes or batches "
+                              f"{[shape for shape in inputs.values()]}")
     return sizes.pop()
 
 
@@ -157,7 +169,7 @@ def load_onnx_model(path: str, device: torch.device | str = "cpu",
     except Exception as error:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
         raise CheckpointError(f"{what}: {path} is not an ONNX model ONNX Runtime can load: "
                               f"{str(error).strip().splitlines()[0]}") from None
-    graph_height, graph_width = _graph_size(session, path, what)
+    graph_height, graph_width, batch = _graph_size(session, path, what)
     metadata = dict(session.get_modelmeta().custom_metadata_map)
     tag = metadata.get("format")
     if tag is not None and tag != EXPORT_FORMAT:
@@ -188,7 +200,7 @@ def load_onnx_model(path: str, device: torch.device | str = "cpu",
                           providers=session.get_providers(),
                           family=metadata.get("family") or _family_of_graph(metadata),
                           precision=metadata.get("precision", "fp32"),
-                          rounding=metadata.get("rounding") == "true")
+                          rounding=metadata.get("rounding") == "true", batch=batch)
 
 
 def _family_of_graph(metadata: dict) -> str:
