@@ -202,7 +202,7 @@ def _generate(args, results: Path) -> dict:
         check_scoring(args, dataset.pairs, (height, width))
     if dataset.computes_masks:
         computed = sum(1 for pair in dataset.pairs if pair.garment.mask is None)
-        refined = " (refined with GrabCut)" if args.grabcut else ""
+        refined = " (those computed refined with GrabCut)" if args.grabcut else ""
         print(f"{computed} of {len(dataset)} pairs have no garment mask file: the masks are "
               f"computed from the product photos (a cut-out's alpha channel where one has "
               f"it){refined} and cached in "

@@ -204,6 +204,12 @@ def test_a_cut_out_garment_uses_its_alpha_channel_as_the_mask(test_root, tmp_pat
     common = ["--person", str(person_path), "--checkpoint", str(checkpoint), "--device", "cpu"]
     test_script.main(common + ["--garment", str(cutout), "--output", str(tmp_path / "a.png")])
     assert "garment mask from the alpha channel of the garment photo" in capsys.readouterr().out
+    # --grabcut refines computed masks only: said, where it was silently not used.
+    test_script.main(common + ["--garment", str(cutout), "--output", str(tmp_path / "g.png"),
+                               "--grabcut"])
+    assert "--grabcut not used: a cut-out needs none" in capsys.readouterr().out
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")),
+                          np.asarray(Image.open(tmp_path / "g.png")))
     test_script.main(common + ["--garment", str(garment_path), "--garment_mask", str(mask_path),
                                "--output", str(tmp_path / "b.png")])
     assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")),

@@ -39,7 +39,8 @@ def garment_mask_for(garment: np.ndarray, mask: Optional[np.ndarray] = None,
     binary = (result.mask > EDGE_THRESHOLD).astype(np.uint8)
     if alpha is not None:
         return binary, [f"garment mask from the alpha channel of the {garment_name} "
-                        f"({binary.mean() * 100:.0f}% of the photo)"]
+                        f"({binary.mean() * 100:.0f}% of the photo"
+                        f"{'; --grabcut not used: a cut-out needs none' if grabcut else ''})"]
     notes = [f"garment mask computed from the {garment_name} ({binary.mean() * 100:.0f}% of "
              f"the photo{', refined with GrabCut' if grabcut else ''})"] + list(result.notes)
     return binary, notes
