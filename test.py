@@ -53,8 +53,10 @@ from data.photo_fit import FIT_MODES
 from utils.inference.loading import add_model_arguments, check_model_arguments, load_model_from_args
 from utils.inference.photos import check_person_photo, garment_mask_for, tryon_photos
 from utils.results import (
+    OutputError,
     check_output_file,
     check_unique_result_names,
+    output_file,
     output_folder,
     result_name,
     write_output,
@@ -191,6 +193,8 @@ def generate(args) -> dict:
 
 
 def _generate(args, results: Path) -> dict:
+    if args.save_grid and (results / "grids").exists() and not (results / "grids").is_dir():
+        raise OutputError(f"--save_grid: {results / 'grids'} is a file, where the grids go")
     device = pick_device(args.device)
     model = load_model_from_args(args, device)
     height, width = model.height, model.width
@@ -242,9 +246,14 @@ def _generate(args, results: Path) -> dict:
 
 
 def tryon_pair(args) -> dict:
-    """One person photo and one product photo -> ``--output`` at the person photo's size."""
+    """One person photo and one product photo -> ``--output`` at the person photo's size; the
+    folders made for it are removed again if the try-on fails."""
     inputs = (args.person, args.garment, args.garment_mask)
-    output = check_output_file(args.output, "--output", inputs)
+    with output_file(args.output, "--output", inputs) as output:
+        return _tryon_pair(args, output, inputs)
+
+
+def _tryon_pair(args, output: Path, inputs: tuple) -> dict:
     grid_path = output.with_name(f"{output.stem}_grid.png")
     if args.save_grid:
         check_output_file(grid_path, "--save_grid", inputs)

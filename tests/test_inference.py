@@ -341,7 +341,23 @@ def test_a_run_refused_before_writing_leaves_no_results_folder(test_root, tmp_pa
     with pytest.raises(SystemExit):
         test_script.main(["--dataroot", str(test_root), "--results_dir", str(results),
                           "--checkpoint", str(tmp_path / "missing.pth"), "--device", "cpu"])
-    assert not results.exists()
+    assert not (tmp_path / "new").exists()      # new/ as well: it stayed, empty
+    # One pair alike: --output's new folders go when the try-on fails.
+    person, garment = next((test_root / "test_img").iterdir()), next(
+        (test_root / "test_clothes").iterdir())
+    with pytest.raises(SystemExit):
+        test_script.main(["--person", str(person), "--garment", str(garment), "--output",
+                          str(tmp_path / "new" / "deep" / "out.png"), "--checkpoint",
+                          str(tmp_path / "missing.pth"), "--device", "cpu"])
+    assert not (tmp_path / "new").exists()
+    # A file where --save_grid's grids/ goes: refused before the first try-on, not after it.
+    grids = tmp_path / "with_grids"
+    grids.mkdir()
+    (grids / "grids").write_text("mine")
+    with pytest.raises(SystemExit):
+        test_script.main(["--dataroot", str(test_root), "--results_dir", str(grids),
+                          "--checkpoint", str(tmp_path / "missing.pth"), "--save_grid"])
+    assert sorted(path.name for path in grids.iterdir()) == ["grids"]
     kept = tmp_path / "kept"        # a folder the user had is never removed, even empty
     kept.mkdir()
     with pytest.raises(SystemExit):

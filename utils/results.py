@@ -91,19 +91,36 @@ def check_output_folder(folder: str | os.PathLike, flag: str,
 
 
 @contextlib.contextmanager
-def output_folder(folder: str | os.PathLike, flag: str,
-                  inputs: tuple[str | os.PathLike, ...] = ()) -> Iterator[Path]:
-    """``check_output_folder``'s folder for the work that writes in it: a folder it created is
-    removed again when that work stops (an error, Ctrl-C) before writing anything there."""
-    existed = os.path.lexists(folder)
-    path = check_output_folder(folder, flag, inputs)
+def _unmade_on_error(folder: str | os.PathLike) -> Iterator[None]:
+    """The folders on the way to ``folder`` (itself included) that the work in the block
+    creates are removed again, innermost first, when it stops (an error, Ctrl-C) before
+    writing anything in them."""
+    new = [path for path in (Path(folder), *Path(folder).parents) if not os.path.lexists(path)]
     try:
-        yield path
+        yield
     except BaseException:
-        if not existed:
-            with contextlib.suppress(OSError):   # rmdir removes only an empty folder
+        with contextlib.suppress(OSError):   # rmdir removes only an empty folder
+            for path in new:
                 path.rmdir()
         raise
+
+
+@contextlib.contextmanager
+def output_folder(folder: str | os.PathLike, flag: str,
+                  inputs: tuple[str | os.PathLike, ...] = ()) -> Iterator[Path]:
+    """``check_output_folder``'s folder for the work that writes in it: the folders it
+    created are removed again when that work stops before writing there."""
+    with _unmade_on_error(folder):
+        yield check_output_folder(folder, flag, inputs)
+
+
+@contextlib.contextmanager
+def output_file(path: str | os.PathLike, flag: str,
+                inputs: tuple[str | os.PathLike, ...] = ()) -> Iterator[Path]:
+    """``check_output_file``'s path for the work that writes it: the folders made for it are
+    removed again when that work stops before writing there."""
+    with _unmade_on_error(Path(path).parent):
+        yield check_output_file(path, flag, inputs)
 
 
 def _probe_writable(folder: Path, what: str) -> None:
