@@ -10,6 +10,7 @@ check that the ranks agree.
 
 import os
 import signal
+import subprocess
 import sys
 
 if __name__ == "__main__":  # run as a script: make the repository importable
@@ -98,6 +99,10 @@ class FakeStage(Stage):
     def losses(self, models, batch, context):
         if os.environ.get("FAKE_SIGTERM_AT") == f"{os.environ.get('RANK', '0')}:{context.step}":
             os.kill(os.getpid(), signal.SIGTERM)      # "RANK:STEP": that rank, during that step
+        if os.environ.get("FAKE_SIGTERM_GROUP_AT") == str(context.step):
+            # The process group, loader workers too, from another process (as scancel): a
+            # worker quits quietly only when the signal comes from its parent.
+            subprocess.run(["kill", "-TERM", "--", f"-{os.getpgid(0)}"], check=False)
         person = batch["person"]
         output = models["net"](person)
         with torch.no_grad():

@@ -505,6 +505,21 @@ def test_a_signal_to_one_rank_stops_every_rank_alike(tmp_path):
     assert "stopped at epoch 0, step 1 by SIGTERM" in (tmp_path / "ddp" / "train.log").read_text()
 
 
+def test_a_sigterm_to_the_process_group_with_loader_workers_saves_and_stops(tmp_path):
+    """scancel and kill -- -PGID signal the DataLoader's workers too: one killed by it ended
+    the run in a traceback, unsaved. The workers leave the signal to the main process."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", FAKE_DATASET_SIZE="64", PYTHONPATH=str(ROOT),
+               FAKE_SIGTERM_GROUP_AT="1")
+    command = [sys.executable, str(ROOT / "tests" / "fake_stage.py"),
+               *fake_argv(tmp_path, "group", "--max_steps", "4", "--workers", "2")]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120, start_new_session=True)   # a group of its own
+    assert done.returncode == 0 and "killed by signal" not in done.stderr, done.stderr[-3000:]
+    assert read_checkpoint(tmp_path / "group" / "latest.pth")["step"] == 2
+    assert "stopped at epoch 0, step 2 by SIGTERM" in (
+        tmp_path / "group" / "train.log").read_text()
+
+
 def test_two_processes_on_a_held_run_folder_both_stop_at_once(tmp_path):
     """Only rank 0 takes the run folder's lock; when another run holds it, every rank stops
     with the refusal instead of waiting at the next barrier for the process group's timeout."""

@@ -1,5 +1,4 @@
-"""FID: the Frechet distance, feature statistics, and the FID Inception network that makes the
-features.
+"""FID: the Frechet distance, feature statistics, and the Inception network of the features.
 
 Protocol: **FID** as pytorch-fid computes it: images in [0, 1] resized bilinearly to 299x299 by
 the network, the 2,048-d pool3 features of the TF-ported Inception (``pt_inception-2015-12-05``),
@@ -53,10 +52,8 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
     with warnings.catch_warnings():
         # scipy >= 1.16 deprecates the ``disp`` argument pytorch-fid 0.3.0 passes to sqrtm.
         warnings.simplefilter("ignore", DeprecationWarning)
-        return float(calculate_frechet_distance(np.asarray(mu1, np.float64),
-                                                np.asarray(sigma1, np.float64),
-                                                np.asarray(mu2, np.float64),
-                                                np.asarray(sigma2, np.float64)))
+        return float(calculate_frechet_distance(*(np.asarray(value, np.float64)
+                                                  for value in (mu1, sigma1, mu2, sigma2))))
 
 
 def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

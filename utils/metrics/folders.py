@@ -126,13 +126,12 @@ def evaluate_folders(results_dir: str | os.PathLike, reference_dir: str | os.Pat
     results_dir, reference_dir = Path(results_dir), Path(reference_dir)
     pairs, result_paths = _checked_inputs(results_dir, reference_dir, pairs)
     read = partial(load_image, max_pixels=max_pixels)
-    sizes, size_of, resized = _checked_sizes(result_paths, reference_dir, pairs, max_pixels)
-    check_scoreable(metrics, dict(zip(map(str, result_paths), sizes)), len(size_of), lpips_net)
-    lpips_model = inception = None
-    if "lpips" in metrics:
-        lpips_model = build_lpips(lpips_net, lpips_backbone_weights, allow_random_weights, device)
-    if "fid" in metrics:
-        inception = build_fid_inception(fid_weights, allow_random_weights, device)
+    sizes, size_of, resized = _checked_sizes(result_paths, reference_dir, pairs, max_pixels,
+                                             metrics, lpips_net)
+    lpips_model = (build_lpips(lpips_net, lpips_backbone_weights, allow_random_weights, device)
+                   if "lpips" in metrics else None)
+    inception = (build_fid_inception(fid_weights, allow_random_weights, device)
+                 if "fid" in metrics else None)
     per_pair, result_features = _score_pairs(result_paths, reference_dir, pairs, metrics,
                                              sizes, lpips_model, inception, batch_size, read)
     counts = Counter(f"{height}x{width}" for height, width in sizes)
@@ -189,11 +188,11 @@ def _checked_inputs(results_dir: Path, reference_dir: Path, pairs) -> tuple[list
     return pairs, result_paths
 
 
-def _checked_sizes(result_paths, reference_dir: Path, pairs,
-                   max_pixels: Optional[int]) -> tuple[list, dict, set]:
+def _checked_sizes(result_paths, reference_dir: Path, pairs, max_pixels: Optional[int],
+                   metrics: Sequence[str], lpips_net: str) -> tuple[list, dict, set]:
     """(each result's (H, W), each person's size to score the photo at: its first result's,
-    the people whose photo is resized); a photo of another aspect ratio than a try-on of it is
-    an error naming it."""
+    the people whose photo is resized); a photo of another aspect ratio than a try-on of it,
+    and images the ``metrics`` cannot score (``check_scoreable``), are errors naming them."""
     sizes = [image_size(path, max_pixels) for path in result_paths]
     size_of = {}
     for (person, _), size in zip(pairs, sizes):
@@ -202,6 +201,7 @@ def _checked_sizes(result_paths, reference_dir: Path, pairs,
     photo_sizes = {person: image_size(reference_dir / person, max_pixels) for person in size_of}
     for person, size in scored:
         check_aspect(reference_dir / person, photo_sizes[person], size)
+    check_scoreable(metrics, dict(zip(map(str, result_paths), sizes)), len(size_of), lpips_net)
     return sizes, size_of, {person for person, size in scored if photo_sizes[person] != size}
 
 

@@ -2,6 +2,7 @@
 epoch and the step, so that a resumed run repeats an uninterrupted one bit for bit."""
 
 import random
+import signal
 from typing import Any, Mapping
 
 import numpy as np
@@ -76,6 +77,8 @@ def seed_everything(seed: int) -> None:
 
 def seed_worker(worker_id: int) -> None:
     # torch seeds each worker from the loader's generator; pass that on to random and NumPy.
+    # A SIGTERM to the process group (scancel) is for the main process, which saves first.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
