@@ -22,7 +22,7 @@ from contextlib import nullcontext
 import torch
 from torch import nn
 
-from models import PF_GEN_INPUT
+from models import PF_GEN_INPUT, PF_WARP_INPUT
 from models.losses import skin_loss, tryon_loss
 from models.registry import unwrap
 from models.tryon import compose, parser_free_tryon
@@ -107,8 +107,8 @@ class ParserFreeGenerator(Stage):
         check_earlier_stages(cfg, "teacher", "pf_warp_checkpoint")
         vgg = perceptual_loss(cfg, device)
         models = {**parser_based_teacher(cfg, device), "vgg": vgg}
-        models["warp"] = continue_from_flag(cfg, "pf_warp_checkpoint", "warp",
-                                            ("pf_warp",)).to(device)
+        models["warp"] = continue_from_flag(cfg, "pf_warp_checkpoint", "warp", ("pf_warp",),
+                                            input_nc=PF_WARP_INPUT).to(device)
         models["gen"] = build_generator(cfg, PF_GEN_INPUT).to(device)
         if cfg.gen_init == "teacher":
             start_from_teacher(models["gen"], models["pb_gen"], "--gen_init")

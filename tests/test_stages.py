@@ -160,6 +160,24 @@ def test_missing_or_wrong_earlier_checkpoints_stop_at_start(train_root, tmp_path
     continued = run(ParserBasedGenerator(), _args(train_root, runs, "d", "--pb_warp_checkpoint",
                                                   str(runs / "s1/final.pth"), "--max_steps", "1"))
     assert continued.models["warp"].arch == read_checkpoint(runs / "s1/final.pth")["arch"]["warp"]
+    # A plain state dict of the other kind of warp (as the release's parser-free
+    # warp_model_final.pth is) failed at the first step with a traceback, its folder made.
+    from tests.small_models import small_models
+    parser_free = tmp_path / "warp_model_final.pth"
+    torch.save(small_models(0)[0].state_dict(), parser_free)
+    with pytest.raises(CheckpointError, match=f"--pb_warp_checkpoint: {parser_free} holds a warp "
+                                              f"of 3 input channels; this stage continues one "
+                                              f"of 45 .is it the parser-based warp of stage 1"):
+        run(ParserBasedGenerator(), _args(train_root, runs, "e", "--pb_warp_checkpoint",
+                                          str(parser_free)))
+    parser_based = tmp_path / "pb_warp.pth"
+    torch.save(continued.models["warp"].state_dict(), parser_based)
+    with pytest.raises(CheckpointError, match="holds a warp of 45 input channels; this stage "
+                                              "continues one of 3 .is it the parser-free warp"):
+        run(ParserFreeGenerator(), _args(train_root, runs, "f", "--pb_checkpoint",
+                                         str(runs / "d/final.pth"), "--pf_warp_checkpoint",
+                                         str(parser_based)))
+    assert not (runs / "e").exists() and not (runs / "f").exists()
 
 
 def test_warp_loss_falls_on_a_fixed_batch(train_root):

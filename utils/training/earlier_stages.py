@@ -7,7 +7,8 @@ from typing import Iterable, Optional
 
 import torch.nn as nn
 
-from models.registry import build_model
+from models import PB_WARP_INPUT, PF_WARP_INPUT
+from models.registry import build_model, find
 from utils.checkpoint import CheckpointError, load_checkpoint_model, read_checkpoint
 from utils.training.parts import gen_arch
 
@@ -50,19 +51,28 @@ def check_earlier_stages(cfg, *flags: str) -> None:
             raise CheckpointError(f"--{flag}: {what}: {path}")
 
 
-def continue_from_flag(cfg, flag: str, key: str, stages: Iterable[str]) -> nn.Module:
+def continue_from_flag(cfg, flag: str, key: str, stages: Iterable[str],
+                       input_nc: Optional[int] = None) -> nn.Module:
     """Model ``key`` of the earlier-stage checkpoint named by ``--flag``, built with the
     architecture the file records (not the flags: stages 2 and 4 go on training the warp of
     stages 1 and 3) and its weights; the cost volume as ``--cost_volume`` says. On ``--resume``
     the run's own checkpoint records it (and its weights replace these), so the earlier file
-    may be gone."""
+    may be gone. The warp must take ``input_nc`` condition channels (None: those its
+    architecture declares, else the parser-based teacher's 45)."""
     latest = resumed_checkpoint(cfg)
-    if latest is not None:
-        return load_checkpoint_model(latest, key, "--resume",   # read, not noted as a trial's
-                                     data=read_checkpoint(latest, "--resume"),
-                                     overrides={"cost_volume": cfg.cost_volume})
-    return load_checkpoint_model(require_flag(cfg, flag), key, f"--{flag}", stages=stages,
-                                 overrides={"cost_volume": cfg.cost_volume})
+    source, path = ("--resume", latest) if latest is not None else (f"--{flag}",
+                                                                      require_flag(cfg, flag))
+    model = load_checkpoint_model(path, key, source, stages=None if latest else stages,
+                                  data=read_checkpoint(latest, "--resume") if latest else None,
+                                  overrides={"cost_volume": cfg.cost_volume})
+    arch = model.arch     # a plain state dict of the other kind of warp failed at the first step
+    expected = input_nc or find("warp", arch["type"]).condition_channels or PB_WARP_INPUT
+    if arch["input_nc"] != expected:
+        raise CheckpointError(f"{source}: {path} holds a warp of {arch['input_nc']} input "
+                              f"channels; this stage continues one of {expected} (is it the "
+                              f"{'parser-free' if expected == PF_WARP_INPUT else 'parser-based'} "
+                              f"warp of stage {3 if expected == PF_WARP_INPUT else 1}?)")
+    return model
 
 
 def add_warp_lr_argument(parser) -> None:

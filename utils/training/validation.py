@@ -27,7 +27,7 @@ from common.errors import UserError
 from common.images import quantise  # as test.py's PNGs hold the try-ons
 from options.config import ConfigError
 from utils.training.distributed import DistributedContext, any_rank
-from utils.training.sampling import to_device
+from utils.training.sampling import seed_worker, to_device
 
 METRIC_DIRECTIONS = {"ssim": "max", "lpips": "min", "fid": "min"}
 PAIR_CHOICES = ("auto", "paired", "unpaired", "both")
@@ -166,7 +166,7 @@ class Validator:
         share = Subset(dataset, list(range(self.context.rank, len(dataset),
                                            self.context.world_size)))
         return DataLoader(share, batch_size=self.cfg.val_batch_size or self.cfg.batch_size,
-                          shuffle=False, num_workers=self.cfg.workers)
+                          shuffle=False, num_workers=self.cfg.workers, worker_init_fn=seed_worker)
 
     def _metric_networks(self, device) -> None:
         from utils.metrics import build_fid_inception, build_lpips
