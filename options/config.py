@@ -94,8 +94,8 @@ def _add_run_flags(run) -> None:
                           "only flags given on the command line change it); an error if none")
     run.add_argument("--overwrite", action="store_true",
                      help="start a new run even though CHECKPOINTS_DIR/NAME already holds one "
-                          "(its checkpoints, train.log, samples and TensorBoard events are "
-                          "deleted first; other files are kept)")
+                          "(its checkpoints, config.yaml, train.log, samples and TensorBoard "
+                          "events go first; other files are kept)")
     run.add_argument("--device", type=str, default="auto", choices=["auto", "cpu", "cuda"],
                      help="auto = CUDA when available, else CPU; under torchrun each process "
                           "uses cuda:LOCAL_RANK")

@@ -324,6 +324,13 @@ def test_run_folder_errors(tmp_path):
     with pytest.raises(ConfigError, match="--resume: no checkpoint"):
         run(FakeStage(6), fake_argv(tmp_path, "none", "--resume"))
     assert not (tmp_path / "none").exists()
+    # Without its config.yaml a resumed run took the script's defaults, a whole other schedule.
+    run(FakeStage(6), fake_argv(tmp_path, "lost", "--max_steps", "1", "--lr", "0.0003"))
+    (tmp_path / "lost" / "config.yaml").unlink()
+    with pytest.raises(ConfigError, match="--resume: .*lost/config.yaml is missing, and with it "
+                                          "the run's options"):
+        run(FakeStage(6), fake_argv(tmp_path, "lost", "--resume"))
+    assert read_checkpoint(tmp_path / "lost" / "latest.pth")["step"] == 1
     run(FakeStage(6), fake_argv(tmp_path, "once", "--max_steps", "1"))
     with pytest.raises(ConfigError, match="already holds a run"):
         run(FakeStage(6), fake_argv(tmp_path, "once", "--max_steps", "1"))

@@ -338,6 +338,10 @@ def test_a_run_folder_on_a_file_or_inside_the_data_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="is inside the training data"):
         check_run_folder(data / "train_img", str(data))
     check_run_folder(tmp_path / "checkpoints" / "run", str(data))      # beside it: fine
+    # Inside the validation data: a run's files landed among its test photos.
+    val = tmp_path / "VITON_test"
+    with pytest.raises(ConfigError, match="is inside the validation data"):
+        check_run_folder(val / "test_img", str(data), str(val))
     # TensorBoard's event writer encodes its folder as UTF-8: a name that is not is refused.
     with pytest.raises(ConfigError, match="is not valid UTF-8"):
         check_run_folder(tmp_path / os.fsdecode(b"caf\xe9") / "run", None)

@@ -266,9 +266,22 @@ def test_resume_needs_no_file_of_a_module_the_run_continues(train_root, tmp_path
     assert "latest.pth stopped at step 1" not in (runs / "s4/train.log").read_text()
     assert resumed.step == 2 and "adapter" in read_checkpoint(runs / "s4/final.pth")["model"]
     assert resumed.models["warp"].arch["fpn_dim"] == 16
+    # Another file named on --resume was not read, but config.yaml recorded the run as started
+    # from it.
+    with pytest.raises(ConfigError, match=r"--pb_warp_checkpoint .*other.pth: --resume continues "
+                                          r"the warp of .*s2/latest.pth, which started from "
+                                          r".*s1/final.pth; leave the flag out"):
+        run(ParserBasedGenerator(), _args(train_root, runs, "s2", *s2[:-1],
+                                          str(tmp_path / "other.pth"), "--resume"))
     resumed = run(ParserBasedGenerator(), _args(train_root, runs, "s2", *s2, "--resume",
                                                 "--max_steps", "3"))
     assert resumed.step == 3
+    # --pb_checkpoint beside both part flags was not read at all.
+    with pytest.raises(ConfigError, match="--pb_checkpoint: not read, --pb_warp_checkpoint and "
+                                          "--pb_gen_checkpoint name both parts"):
+        run(ParserFreeWarp(), _args(train_root, runs, "s5", "--pb_checkpoint", "absent.pth",
+                                    "--pb_warp_checkpoint", str(runs / "s2/final.pth"),
+                                    "--pb_gen_checkpoint", str(runs / "s2/final.pth")))
 
 
 def test_schedule_script_prints_the_release_boundaries(capsys):

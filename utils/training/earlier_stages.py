@@ -9,6 +9,7 @@ import torch.nn as nn
 
 from models import PB_WARP_INPUT, PF_WARP_INPUT
 from models.registry import build_model, find
+from options.config import ConfigError
 from utils.checkpoint import CheckpointError, load_checkpoint_model, read_checkpoint
 from utils.training.parts import gen_arch
 
@@ -41,6 +42,10 @@ def check_earlier_stages(cfg, *flags: str) -> None:
     typo costs no time."""
     sources = []
     for flag in flags:
+        if flag == "teacher" and cfg.pb_checkpoint and cfg.pb_warp_checkpoint and \
+                cfg.pb_gen_checkpoint:
+            raise ConfigError("--pb_checkpoint: not read, --pb_warp_checkpoint and "
+                              "--pb_gen_checkpoint name both parts of the teacher; leave it out")
         if flag == "teacher":
             sources += [teacher_source(cfg, part) for part in ("warp", "gen")]
         elif resumed_checkpoint(cfg) is None:
@@ -60,11 +65,14 @@ def continue_from_flag(cfg, flag: str, key: str, stages: Iterable[str],
     may be gone. The warp must take ``input_nc`` condition channels (None: those its
     architecture declares, else the parser-based teacher's 45)."""
     latest = resumed_checkpoint(cfg)
-    source, path = ("--resume", latest) if latest is not None else (f"--{flag}",
-                                                                      require_flag(cfg, flag))
+    data = read_checkpoint(latest, "--resume") if latest else None
+    started = (data or {}).get("config", {}).get(flag)
+    if latest and getattr(cfg, flag, None) != started:   # config.yaml would say it started so
+        raise ConfigError(f"--{flag} {getattr(cfg, flag, None)}: --resume continues the {key} "
+                          f"of {latest}, which started from {started}; leave the flag out")
+    source, path = ("--resume", latest) if latest else (f"--{flag}", require_flag(cfg, flag))
     model = load_checkpoint_model(path, key, source, stages=None if latest else stages,
-                                  data=read_checkpoint(latest, "--resume") if latest else None,
-                                  overrides={"cost_volume": cfg.cost_volume})
+                                  data=data, overrides={"cost_volume": cfg.cost_volume})
     arch = model.arch     # a plain state dict of the other kind of warp failed at the first step
     expected = input_nc or find("warp", arch["type"]).condition_channels or PB_WARP_INPUT
     if arch["input_nc"] != expected:

@@ -116,9 +116,9 @@ def main(stage: Stage, argv: Optional[Sequence[str]] = None) -> RunResult:
     return result
 
 
-def check_run_folder(run_dir: Path, dataroot: Optional[str]) -> None:
+def check_run_folder(run_dir: Path, dataroot: Optional[str], val_root: Optional[str] = None):
     """Refuse, before anything is written, a run folder that cannot be one (a file on its path
-    or at its tensorboard/, a name TensorBoard cannot write) or inside the training data."""
+    or at its tensorboard/, a name TensorBoard cannot write) or inside the data it reads."""
     try:
         str(run_dir).encode()
     except UnicodeEncodeError:
@@ -128,11 +128,11 @@ def check_run_folder(run_dir: Path, dataroot: Optional[str]) -> None:
         if folder.exists() and not folder.is_dir():
             raise ConfigError(f"--checkpoints_dir/--name: {folder} is a file where the run "
                               f"{run_dir} needs a folder")
-    if dataroot:
-        data = Path(dataroot).resolve()
-        if run_dir.resolve() == data or data in run_dir.resolve().parents:
+    for what, root in (("training", dataroot), ("validation", val_root)):
+        data = Path(root or "").resolve()
+        if root and (run_dir.resolve() == data or data in run_dir.resolve().parents):
             raise ConfigError(f"--checkpoints_dir/--name: the run folder {run_dir} is inside "
-                              f"the training data {dataroot}; runs are written elsewhere")
+                              f"the {what} data {root}; runs are written elsewhere")
 
 
 def train(stage: Stage, cfg: argparse.Namespace, context: DistributedContext) -> RunResult:
@@ -140,10 +140,13 @@ def train(stage: Stage, cfg: argparse.Namespace, context: DistributedContext) ->
     run folder's lock (``utils/training/run_lock.py``) from the first look at the folder to
     the end: a second run on the same folder is refused."""
     run_dir = Path(cfg.checkpoints_dir) / cfg.name
-    check_run_folder(run_dir, getattr(cfg, "dataroot", None))
+    check_run_folder(run_dir, getattr(cfg, "dataroot", None), cfg.val_root)
     if cfg.resume and not (run_dir / "latest.pth").is_file():   # before the lock makes the folder
         raise ConfigError(f"--resume: no checkpoint to continue from: {run_dir / 'latest.pth'} "
                           f"is missing")
+    if cfg.resume and not (run_dir / "config.yaml").is_file():   # the defaults would stand in
+        raise ConfigError(f"--resume: {run_dir / 'config.yaml'} is missing, and with it the run's "
+                          f"options (latest.pth records them, under 'config'): put it back")
     new = [folder for folder in (run_dir, *run_dir.parents) if not folder.exists()]
     with ExitStack() as held:
         if new and context.is_main:   # after the lock's release: a run that never started
@@ -272,8 +275,7 @@ class Trainer:
     # The phases of a step, in the order train_step calls them.
 
     def _start_epoch(self) -> DataLoader:
-        """The epoch's Adam (a fresh one when its parameter groups change) and learning rates,
-        and a loader of the rest of its data order."""
+        """The epoch's Adam (new when its groups change), rates, and a loader of its data."""
         cfg, epoch = self.cfg, self.epoch
         fresh = self.adam.start_epoch(epoch)
         if fresh and self.context.is_main:
@@ -308,8 +310,7 @@ class Trainer:
         """Write the state ``_save`` took, now that a finite loss came from it."""
         if self.pending is None:
             return
-        payload, copies = self.pending
-        self.pending = None
+        (payload, copies), self.pending = self.pending, None
         save_atomic(payload, self.latest_path)
         if self.old_run:
             self.old_run.saved_one()
@@ -411,8 +412,7 @@ class Trainer:
         for name, value in scalars.items():
             self.writer.add_scalar(name, value, step)
         self.progress.set_postfix(loss=f"{averaged['total']:.4g}")
-        # The log line holds the losses; the other scalars (flow lengths...) are in
-        # TensorBoard, except the distillation gate, which says how distillation weighs.
+        # The log line: the losses and the distillation gate; TensorBoard: every scalar.
         shown = {name: value for name, value in averaged.items()
                  if "/" not in name or name == "distill/teacher_better_fraction"}
         self.logger.info(f"epoch {self.epoch} step {step}/{self.stop_at}: {format_terms(shown)} "
