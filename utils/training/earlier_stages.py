@@ -66,7 +66,7 @@ def continue_from_flag(cfg, flag: str, key: str, stages: Iterable[str],
     architecture declares, else the parser-based teacher's 45)."""
     latest = resumed_checkpoint(cfg)
     data = read_checkpoint(latest, "--resume") if latest else None
-    started = (data or {}).get("config", {}).get(flag)
+    started = ((data or {}).get("config") or {}).get(flag)
     if latest and getattr(cfg, flag, None) != started:   # config.yaml would say it started so
         raise ConfigError(f"--{flag} {getattr(cfg, flag, None)}: --resume continues the {key} "
                           f"of {latest}, which started from {started}; leave the flag out")
