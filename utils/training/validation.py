@@ -92,20 +92,22 @@ class Validator:
         self.kind = stage.validation_kind
         if self.kind not in ("warp", "tryon"):
             raise ConfigError(f"--val_root: stage {stage.name} has no validation")
-        wanted = cfg.val_pairs
-        if wanted == "auto":
-            wanted = "paired" if self.kind == "warp" else "both"
+        wanted = cfg.val_pairs if cfg.val_pairs != "auto" else (
+            "paired" if self.kind == "warp" else "both")
         if self.kind == "warp" and wanted != "paired":
             raise ConfigError(f"--val_pairs {cfg.val_pairs}: stage {stage.name} scores the warped "
                              f"garment against the worn garment, which only paired pairs have")
         kinds = ("paired", "unpaired") if wanted == "both" else (wanted,)
+        for flag, scored in (("lpips_backbone_weights", "paired"), ("fid_weights", "unpaired")):
+            if getattr(cfg, flag) and scored not in kinds:   # it was accepted, and not read
+                raise ConfigError(f"--{flag}: for a score of {scored} pairs, which stage "
+                                  f"{stage.name} does not validate on (--val_pairs {wanted})")
         options = DataOptions.from_config(cfg)
         self.datasets = {}
         for pairs in kinds:
             dataset = make_pairs_dataset(options, cfg.val_root, pairs, cfg.height, cfg.width,
                                          parser_inputs=stage.validation_needs_parser)
-            count = len(dataset) if not cfg.val_max_pairs else min(cfg.val_max_pairs,
-                                                                  len(dataset))
+            count = min(cfg.val_max_pairs or len(dataset), len(dataset))
             # Evenly spread over the list, so that every category and part of it is scored.
             indices = np.unique(np.linspace(0, len(dataset) - 1, count).round().astype(int))
             self.datasets[pairs] = Subset(dataset, indices.tolist())
@@ -217,8 +219,7 @@ class Validator:
             for batch in self._loader(self.datasets["unpaired"]):
                 batch = to_device(batch, device)
                 prediction, _ = self.stage.validation_outputs(models, batch, self.cfg)
-                features += list(inception_features(self._inception,
-                                                    quantise(prediction)))
+                features += list(inception_features(self._inception, quantise(prediction)))
                 if self._reference_features is None:
                     references += list(inception_features(self._inception,
                                                           quantise_photo(batch["image"])))
@@ -227,8 +228,7 @@ class Validator:
                 self._reference_features = np.stack(_gather(references, self.context))
             scores["fid"] = fid_from_features(np.stack(_gather(features, self.context)),
                                               self._reference_features)
-        pairs = sum(len(dataset) for dataset in self.datasets.values())
         scores["seconds"] = time.perf_counter() - start
-        scores["pairs"] = pairs
+        scores["pairs"] = sum(len(dataset) for dataset in self.datasets.values())
         return scores
 
