@@ -122,9 +122,8 @@ def test_warp_stage_refuses_unpaired_validation(roots, tmp_path):
     from options import ConfigError
     with pytest.raises(ConfigError, match="only paired pairs have"):
         run(ParserBasedWarp(), _argv(roots, tmp_path, "x", "--val_pairs", "unpaired"))
-    # The weights of a score the stage does not compute were accepted, and never read.
-    with pytest.raises(ConfigError, match="--fid_weights: for a score of unpaired pairs, which "
-                                          "stage pb_warp does not validate on .--val_pairs "
-                                          "paired"):
-        run(ParserBasedWarp(), _argv(roots, tmp_path, "y", "--fid_weights", "inception.pth"))
-    assert not (tmp_path / "y").exists()
+    # The weights of a score the stage does not compute were accepted without a word (they
+    # are not refused: scripts/train_all.sh gives every stage the same flags).
+    run(ParserBasedWarp(), _argv(roots, tmp_path, "y", "--fid_weights", "inception.pth",
+                                 "--max_steps", "1"))
+    assert "; --fid_weights not used: no FID here" in (tmp_path / "y" / "train.log").read_text()

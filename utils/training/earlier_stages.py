@@ -2,6 +2,7 @@
 checkpoints, checked before anything is built, the warp a stage goes on training, the teacher's
 files, the new generator, and the warp's learning rate in the end-to-end stages (2 and 4)."""
 
+import os
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -66,10 +67,12 @@ def continue_from_flag(cfg, flag: str, key: str, stages: Iterable[str],
     architecture declares, else the parser-based teacher's 45)."""
     latest = resumed_checkpoint(cfg)
     data = read_checkpoint(latest, "--resume") if latest else None
-    started = ((data or {}).get("config") or {}).get(flag)
-    if latest and getattr(cfg, flag, None) != started:   # config.yaml would say it started so
-        raise ConfigError(f"--{flag} {getattr(cfg, flag, None)}: --resume continues the {key} "
-                          f"of {latest}, which started from {started}; leave the flag out")
+    started, given = ((data or {}).get("config") or {}).get(flag), getattr(cfg, flag, None)
+    same = given == started or (given and started and os.path.realpath(given) ==
+                                os.path.realpath(started))   # one file, named two ways
+    if latest and not same:   # config.yaml would say the run started from it
+        raise ConfigError(f"--{flag} {given}: --resume continues the {key} of {latest}, which "
+                          f"started from {started}; leave the flag out, or name that file")
     source, path = ("--resume", latest) if latest else (f"--{flag}", require_flag(cfg, flag))
     model = load_checkpoint_model(path, key, source, stages=None if latest else stages,
                                   data=data, overrides={"cost_volume": cfg.cost_volume})
