@@ -278,12 +278,6 @@ def test_resume_needs_no_file_of_a_module_the_run_continues(train_root, tmp_path
                                                 f"{runs}/./s1/final.pth", "--resume",
                                                 "--max_steps", "3"))
     assert resumed.step == 3
-    # --pb_checkpoint beside both part flags was not read at all.
-    with pytest.raises(ConfigError, match="--pb_checkpoint: not read, --pb_warp_checkpoint and "
-                                          "--pb_gen_checkpoint name both parts"):
-        run(ParserFreeWarp(), _args(train_root, runs, "s5", "--pb_checkpoint", "absent.pth",
-                                    "--pb_warp_checkpoint", str(runs / "s2/final.pth"),
-                                    "--pb_gen_checkpoint", str(runs / "s2/final.pth")))
 
 
 def test_schedule_script_prints_the_release_boundaries(capsys):

@@ -99,8 +99,8 @@ def _unmade_on_error(folder: str | os.PathLike) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        with contextlib.suppress(OSError):   # rmdir removes only an empty folder
-            for path in new:
+        for path in new:   # rmdir removes only an empty folder; one never made is no matter
+            with contextlib.suppress(OSError):
                 path.rmdir()
         raise
 

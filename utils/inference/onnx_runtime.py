@@ -98,8 +98,8 @@ class OnnxTryOnModel:
         arrays = [np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
                   for x in (person, garment, garment_edge)]
         count = len(arrays[0])
-        step, pieces = self.batch or count, []
-        for start in range(0, count, step):
+        step, pieces = self.batch or count or 1, []
+        for start in range(0, count or 1, step):   # an empty batch: one empty piece, as before
             piece = [array[start:start + step] for array in arrays]
             kept = len(piece[0])     # a last piece short of a fixed batch: its last one repeated
             piece = [np.concatenate([part] + [part[-1:]] * (step - kept)) for part in piece]

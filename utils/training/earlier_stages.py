@@ -43,10 +43,6 @@ def check_earlier_stages(cfg, *flags: str) -> None:
     typo costs no time."""
     sources = []
     for flag in flags:
-        if flag == "teacher" and cfg.pb_checkpoint and cfg.pb_warp_checkpoint and \
-                cfg.pb_gen_checkpoint:
-            raise ConfigError("--pb_checkpoint: not read, --pb_warp_checkpoint and "
-                              "--pb_gen_checkpoint name both parts of the teacher; leave it out")
         if flag == "teacher":
             sources += [teacher_source(cfg, part) for part in ("warp", "gen")]
         elif resumed_checkpoint(cfg) is None:
@@ -70,7 +66,7 @@ def continue_from_flag(cfg, flag: str, key: str, stages: Iterable[str],
     started, given = ((data or {}).get("config") or {}).get(flag), getattr(cfg, flag, None)
     same = given == started or (given and started and os.path.realpath(given) ==
                                 os.path.realpath(started))   # one file, named two ways
-    if latest and not same:   # config.yaml would say the run started from it
+    if latest and started and not same:   # config.yaml would say the run started from it
         raise ConfigError(f"--{flag} {given}: --resume continues the {key} of {latest}, which "
                           f"started from {started}; leave the flag out, or name that file")
     source, path = ("--resume", latest) if latest else (f"--{flag}", require_flag(cfg, flag))
