@@ -313,7 +313,7 @@ def validate_config(cfg: argparse.Namespace) -> None:
         problems.append(f"--beta1 must be in [0, 1), got {cfg.beta1}")
     if not (math.isfinite(cfg.grad_clip) and cfg.grad_clip >= 0):
         problems.append(f"--grad_clip must be >= 0, got {cfg.grad_clip}")
-    if not cfg.name or "/" in cfg.name or "\\" in cfg.name or cfg.name in (".", ".."):
+    if not cfg.name.strip(" .") or not cfg.name.isprintable() or {"/", "\\"} & set(cfg.name):
         problems.append(f"--name must be a plain folder name, got {cfg.name!r}")
     if not (math.isfinite(cfg.max_megapixels) and cfg.max_megapixels > 0):
         problems.append(f"--max_megapixels must be a positive number, got {cfg.max_megapixels}")

@@ -136,6 +136,10 @@ def test_missing_config_file_is_an_error(tmp_path):
                                            (["--niter", "0", "--niter_decay", "0"], "--niter"),
                                            (["--lr", "0"], "--lr"),
                                            (["--name", "a/b"], "--name"),
+                                           # a folder named by spaces or a line break was made
+                                           (["--name", "  "], "--name must be a plain folder"),
+                                           (["--name", "run\n2"], "--name must be a plain"),
+                                           (["--name", ".."], "--name must be a plain"),
                                            (["--height", "65536"], "larger than 4096"),
                                            (["--warp_channels", "100000,8,8,8,8"],
                                             "larger than 2048"),
