@@ -64,9 +64,8 @@ def continue_from_flag(cfg, flag: str, key: str, stages: Iterable[str],
     latest = resumed_checkpoint(cfg)
     data = read_checkpoint(latest, "--resume") if latest else None
     started, given = ((data or {}).get("config") or {}).get(flag), getattr(cfg, flag, None)
-    same = given == started or (given and started and os.path.realpath(given) ==
-                                os.path.realpath(started))   # one file, named two ways
-    if latest and started and not same:   # config.yaml would say the run started from it
+    # Another file would be recorded as the run's start; one file named two ways is that file.
+    if started and (not given or os.path.realpath(given) != os.path.realpath(started)):
         raise ConfigError(f"--{flag} {given}: --resume continues the {key} of {latest}, which "
                           f"started from {started}; leave the flag out, or name that file")
     source, path = ("--resume", latest) if latest else (f"--{flag}", require_flag(cfg, flag))

@@ -129,8 +129,7 @@ def check_run_folder(run_dir: Path, dataroot: Optional[str], val_root: Optional[
             raise ConfigError(f"--checkpoints_dir/--name: {folder} is a file where the run "
                               f"{run_dir} needs a folder")
     for what, root in (("training", dataroot), ("validation", val_root)):
-        data = Path(root or "").resolve()
-        if root and (run_dir.resolve() == data or data in run_dir.resolve().parents):
+        if root and Path(root).resolve() in (run_dir.resolve(), *run_dir.resolve().parents):
             raise ConfigError(f"--checkpoints_dir/--name: the run folder {run_dir} is inside "
                               f"the {what} data {root}; runs are written elsewhere")
 
