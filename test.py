@@ -165,6 +165,9 @@ def _check_mode(p: argparse.ArgumentParser, args: argparse.Namespace, given: set
         (FOLDER_FLAGS + SCORE_FLAGS, bool(single_flags),
          "a test folder (--dataroot), not one pair"),
         (SCORE_FLAGS, not args.eval, "the scores, which --eval asks"),
+        (("category",), args.dataset != "dresscode",
+         "choosing DressCode's category folders (--dataset dresscode): the parser-free try-on "
+         "of a VITON or VITON-HD folder is the same whatever its category"),
         (("grabcut",), bool(args.garment_mask),
          "a garment mask computed from the product photo, which --garment_mask replaces"),
         *unused_score_flags(args.metrics)])

@@ -298,6 +298,11 @@ def test_a_precision_the_cpu_only_emulates_is_said(test_root, tmp_path, capsys):
     # Scored, but a weights file of a metric not asked for was silently ignored.
     (["--dataroot", "d", "--results_dir", "r", "--eval", "--metrics", "ssim", "--fid_weights",
       "inception.pth"], "--fid_weights: for the FID score, not in --metrics"),
+    # A VITON or VITON-HD folder's try-on is the same in any category: it was silently ignored.
+    (["--dataroot", "d", "--results_dir", "r", "--category", "lower_body"],
+     "--category: for choosing DressCode's category folders (--dataset dresscode)"),
+    (["--dataroot", "d", "--results_dir", "r", "--dataset", "vitonhd", "--category",
+      "upper_body"], "--category: for choosing DressCode's category folders"),
     # Parsing, keypoints and DensePose are never read at test time.
     (["--dataroot", "d", "--results_dir", "r", "--label_scheme", "lip", "--neck", "face",
       "--pose_format", "coco17", "--iuv_channel", "r"],
