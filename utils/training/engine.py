@@ -560,6 +560,8 @@ class Trainer:
             log(f"removed {stale.name}, left by a save that was interrupted")
         log(f"stage {self.stage.name}: {'resuming' if cfg.resume else 'starting'} run "
             f"{self.run_dir} on {self.device}, {self.context.world_size} process(es)")
+        if cfg.precision == "fp16" and self.device.type == "cpu":
+            self.logger.warning("--precision fp16 on cpu: emulated, many times slower than fp32")
         log("configuration:\n" + "\n".join(f"  {k}: {v}" for k, v in self.config_dict.items()))
         for line in self.stage.describe_dataset(self.dataset, cfg):
             log(line)
@@ -587,9 +589,6 @@ class Trainer:
             raise CheckpointError(f"--resume: {path} is a '{checkpoint.get('stage')}' checkpoint "
                                   f"(format {checkpoint.get('format')!r}); this is stage "
                                   f"'{self.stage.name}'")
-        missing = [name for name in self.trained if name not in checkpoint.get("model", {})]
-        if missing:
-            raise CheckpointError(f"--resume: {path} lacks the trained model(s) {missing}")
         check_resumable(checkpoint, context.world_size, cfg.batch_size, self.steps_per_epoch,
                         path)
         differences = config_differences(checkpoint["config"], self.config_dict)
@@ -612,6 +611,9 @@ class Trainer:
                                       f"resume without changing them") from None
         self.epoch, self.step = checkpoint["epoch"], checkpoint["step"]
         self.step_in_epoch = checkpoint["step_in_epoch"]
+        if self.step > self.stop_at:   # it would copy a later state over final.pth
+            raise ConfigError(f"--resume: {path} is at step {self.step}, past this run's end at "
+                              f"step {self.stop_at} (--max_steps or the schedule)")
         if context.is_main:
             for key, (old, new) in differences.items():
                 self.logger.warning(f"--resume: option {key} was {old!r}, now {new!r}")
