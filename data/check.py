@@ -134,7 +134,7 @@ def _scan(samples, options: DataOptions, height: int, width: int, parser_inputs:
           out) -> int:
     """Read every file of ``samples``; print what they hold and every error; return the number
     of failing samples."""
-    formats = options.formats()
+    formats = options.formats(samples)
     masks = options.masks()
     report = _Report()
     failures = []

@@ -341,43 +341,6 @@ class TryOnTrainDataset(torch.utils.data.Dataset):
         return item
 
 
-def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name}={value!r}: expected one of {', '.join(choices)}")
-
-
-class VitonTrainDataset(TryOnTrainDataset):
-    """The training set of a ``VITON_traindata`` folder (items: module docstring).
-
-    Args:
-        root: the folder holding train_img/, train_color/, ...
-        height, width: size every sample is returned at (other sizes are resized).
-        pairs_file: ``person.jpg cloth.jpg`` lines; a name inside ``root`` or an absolute path.
-            Default: ``train_pairs.txt`` in ``root`` when present, else every photo of train_img.
-        seed: base of the unpaired-garment draw.
-        label_scheme, neck, pose_format, iuv_channel: how train_label/, train_pose/ and
-            train_densepose/ are encoded (``data.samples.DataFormats``).
-        category: the garment category of every sample.
-    """
-
-    folders = viton.TRAIN_FOLDERS
-
-    def __init__(self, root: str, height: int = 256, width: int = 192,
-                 pairs_file: Optional[str] = None, seed: int = 0, label_scheme: str = "viton",
-                 neck: str = "skin", pose_format: str = "auto", iuv_channel: str = "b",
-                 category: str = "upper_body", masks: Optional[GarmentMasks] = None):
-        for name, value, choices in (("label_scheme", label_scheme, LABEL_SCHEMES),
-                                     ("neck", neck, NECK_CHOICES),
-                                     ("pose_format", pose_format, POSE_FORMATS),
-                                     ("iuv_channel", iuv_channel, IUV_CHANNELS)):
-            _check_choice(name, value, choices)
-        self.root = root
-        self.pairs_file = viton.train_pairs_file(root, pairs_file)
-        formats = DataFormats(label_scheme, neck, pose_format, iuv_channel)
-        super().__init__(viton.train_samples(root, (category,), pairs_file=pairs_file), height,
-                         width, formats, masks, seed)
-
-
 # ---------------------------------------------------------------------------------------------
 # Choosing a layout by name
 
@@ -415,7 +378,12 @@ class DataOptions:
         values["categories"] = parse_categories(category, held) if category else held[:1]
         return cls(**values)
 
-    def formats(self) -> DataFormats:
+    def formats(self, samples: Sequence[Sample] = ()) -> DataFormats:
+        """How the files are read (``--iuv_channel``: refused where no file is an IUV PNG)."""
+        pngs = any(str(s.person.densepose).lower().endswith(".png") for s in samples)
+        if samples and self.iuv_channel != "b" and not pngs:
+            raise DatasetError(f"--iuv_channel {self.iuv_channel}: no DensePose file here is an "
+                               f"IUV image (a PNG), so the flag would do nothing; leave it out")
         own = layout(self.dataset).FORMATS
         scheme = own.label_scheme if self.label_scheme == "auto" else self.label_scheme
         if self.neck != "skin" and scheme != "cihp":   # LIP's 10 is jumpsuits
@@ -479,7 +447,7 @@ def prepared_masks(options: DataOptions, samples: Sequence[Sample]) -> GarmentMa
 def make_train_dataset(options: DataOptions, root: str, height: int, width: int,
                        seed: int = 0, max_samples: int = 0) -> TryOnTrainDataset:
     samples = train_samples(options, root)[:max_samples or None]   # 0: all of them
-    return TryOnTrainDataset(samples, height, width, options.formats(),
+    return TryOnTrainDataset(samples, height, width, options.formats(samples),
                              prepared_masks(options, samples), seed)
 
 

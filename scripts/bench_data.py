@@ -21,8 +21,8 @@ import torch  # noqa: E402
 
 from common.cli import HelpFormatter  # noqa: E402
 from common.errors import exit_on_user_error  # noqa: E402
-from data.datasets import VitonTrainDataset  # noqa: E402
 from data.inputs import TryOnInputs  # noqa: E402
+from data.viton_dataset import VitonTrainDataset  # noqa: E402
 
 
 def measure(loader, num_samples, build_inputs):

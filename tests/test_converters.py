@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from data.datasets import DataOptions, VitonTrainDataset
+from data.datasets import DataOptions, make_train_dataset
 from data.densepose import read_densepose_file
 from data.files import DatasetError
 from data.labels import (
@@ -23,6 +23,7 @@ from data.labels import (
     read_label_map,
 )
 from data.pose import PoseFileError, parse_keypoints, read_keypoints_file
+from data.viton_dataset import VitonTrainDataset
 from scripts import convert_data
 
 # Expected 14-class label of every source label, as DATASETS.md section 4 lists them; CIHP's
@@ -495,6 +496,18 @@ def test_dataset_prefers_npy_densepose_and_rejects_bad_arguments(tmp_path):
                         ("pose_format", "body25"), ("iuv_channel", "i")):
         with pytest.raises(ValueError, match=f"{name}='{value}'"):
             VitonTrainDataset(root, H, W, **{name: value})
+
+
+def test_iuv_channel_is_refused_where_no_densepose_file_is_an_iuv_image(tmp_path):
+    # PF-AFN's .npy part indices have no channels: --iuv_channel did nothing, unsaid.
+    root = write_train_folder(str(tmp_path / "npy"), "native", "native", "npy", scheme="cihp")
+    with pytest.raises(DatasetError, match=r"--iuv_channel r: no DensePose file here is an IUV "
+                                           r"image \(a PNG\), so the flag "
+                                           r"would do nothing; leave it out"):
+        make_train_dataset(DataOptions(iuv_channel="r"), root, H, W)
+    assert len(make_train_dataset(DataOptions(), root, H, W)) == len(IDS)
+    iuv = write_train_folder(str(tmp_path / "iuv"), "native", "native", "iuv", scheme="cihp")
+    assert len(make_train_dataset(DataOptions(iuv_channel="r"), iuv, H, W)) == len(IDS)
 
 
 def test_check_reports_the_conversion(tmp_path, capsys):

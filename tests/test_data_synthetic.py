@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from data.check import main as check_main
-from data.datasets import DataOptions, VitonTrainDataset
+from data.datasets import DataOptions
 from data.inputs import TryOnInputs
 from data.pairs import make_pairs_dataset
 from data.synthetic import (
@@ -30,6 +30,7 @@ from data.synthetic import (
     sample_rng,
     scheme_labels,
 )
+from data.viton_dataset import VitonTrainDataset
 from models.flow import identity_flow, sample
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -8,9 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from data.datasets import DataOptions, VitonTrainDataset, read_garment
+from data.datasets import DataOptions, read_garment
 from data.files import DatasetError
 from data.pairs import make_pairs_dataset
+from data.viton_dataset import VitonTrainDataset
 
 H0, W0 = 100, 75        # size on disk
 H, W = 64, 48           # size served (scale 0.64)

@@ -5,9 +5,9 @@ import shutil
 import pytest
 import torch
 
-from data.datasets import VitonTrainDataset
 from data.inputs import TryOnInputs
 from data.synthetic import make_dataset
+from data.viton_dataset import VitonTrainDataset
 from models import AFWM
 from models.losses import VGGLoss, warp_loss
 from options import ConfigError, parse_config
@@ -337,6 +337,11 @@ def test_max_dataset_size_trains_on_the_first_samples_only(train_root):
     assert "4 samples (the first: --max_dataset_size)" in stage.describe_dataset(dataset, cfg)[0]
     everything = _config(stage, "--config", "configs/tiny.yaml", "--dataroot", train_root)
     assert len(stage.make_dataset(everything)) == 6
+    # More than the data holds takes all of it, and the log says so: it passed unnoticed.
+    more = _config(stage, "--config", "configs/tiny.yaml", "--dataroot", train_root,
+                   "--max_dataset_size", "50")
+    assert "6 samples (all: --max_dataset_size 50 is more)" in stage.describe_dataset(
+        stage.make_dataset(more), more)[0]
     with pytest.raises(ConfigError, match="--max_dataset_size must not be negative"):
         _config(stage, "--dataroot", train_root, "--max_dataset_size", "-1")
 

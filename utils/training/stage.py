@@ -147,7 +147,9 @@ class Stage:
             return [f"training data: {len(dataset)} samples"]
         from data.datasets import DataOptions
         options = DataOptions.from_config(cfg)
-        first = " (the first: --max_dataset_size)" if len(dataset) == cfg.max_dataset_size else ""
+        first = (" (the first: --max_dataset_size)" if len(dataset) == cfg.max_dataset_size else
+                 f" (all: --max_dataset_size {cfg.max_dataset_size} is more)"
+                 if cfg.max_dataset_size else "")
         lines = [f"training data: {len(dataset)} samples{first} of {cfg.dataroot} "
                  f"({options.dataset} layout, {', '.join(options.categories)}; labels "
                  f"{formats.label_scheme}, keypoints {formats.pose_format})"]
