@@ -334,6 +334,13 @@ def test_run_folder_errors(tmp_path):
                                           "the run's options"):
         run(FakeStage(6), fake_argv(tmp_path, "lost", "--resume"))
     assert read_checkpoint(tmp_path / "lost" / "latest.pth")["step"] == 1
+    # A config.yaml of one's own in the run folder, given as --config, was rewritten.
+    mine = tmp_path / "mine" / "config.yaml"
+    mine.parent.mkdir()
+    mine.write_text("# my settings\n" + Path(TINY).read_text())
+    with pytest.raises(ConfigError, match="mine/config.yaml is the run folder's config.yaml"):
+        run(FakeStage(6), fake_argv(tmp_path, "mine", "--max_steps", "1", "--config", str(mine)))
+    assert mine.read_text().startswith("# my settings")
     # A --max_steps below where the run is: it copied latest.pth (step 2) over final.pth.
     run(FakeStage(6), fake_argv(tmp_path, "past", "--max_steps", "2"))
     final = (tmp_path / "past" / "final.pth").read_bytes()

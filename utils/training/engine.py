@@ -140,6 +140,10 @@ def train(stage: Stage, cfg: argparse.Namespace, context: DistributedContext) ->
     the end: a second run on the same folder is refused."""
     run_dir = Path(cfg.checkpoints_dir) / cfg.name
     check_run_folder(run_dir, getattr(cfg, "dataroot", None), cfg.val_root)
+    mine = [f for f in cfg.config or () if Path(f).resolve() == (run_dir / "config.yaml").resolve()]
+    if mine and not (cfg.resume or cfg.overwrite):   # a new run writes its own config.yaml
+        raise ConfigError(f"--config {mine[0]} is the run folder's config.yaml, which a new run "
+                          f"rewrites: copy it elsewhere, or --resume the run")
     if cfg.resume and not (run_dir / "latest.pth").is_file():   # before the lock makes the folder
         raise ConfigError(f"--resume: no checkpoint to continue from: {run_dir / 'latest.pth'} "
                           f"is missing")
