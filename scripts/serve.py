@@ -588,7 +588,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     check_model_arguments(p, args)
     unused = unused_flags(given_on_command_line(p, argv), [
         (("mask_cache", "rebuild_masks"), True, "a cache of computed garment masks, which the "
-         "page does not keep (it computes each upload's)")])
+         "page does not keep (it computes each upload's)"),
+        (("dataset", "category"), not args.dataroot,
+         "the examples of --dataroot, which is not given"),
+        (("category",), args.dataset != "dresscode", "choosing DressCode's category folders "
+         "(--dataset dresscode): a VITON or VITON-HD folder's examples are the same in any")])
     if unused:
         p.error(unused)
     if args.num_examples < 0:

@@ -277,6 +277,12 @@ def test_examples_are_drawn_when_no_dataset_is_given(tmp_path, user_error):
     # --num_examples without a --dataroot to count them from did nothing.
     assert "--num_examples counts the examples of --dataroot" in user_error(
         lambda: serve.parse_args(["--checkpoint", "x.pth", "--num_examples", "3"]))
+    # The layout flags of --dataroot without one, and a category a VITON folder ignores.
+    for flags, message in ((["--dataset", "vitonhd"], "--dataset: for the examples of --dataroot"),
+                           (["--dataroot", "d", "--category", "lower_body"],
+                            "--category: for choosing DressCode's category folders")):
+        argv = ["--checkpoint", "x.pth", *flags]
+        assert message in user_error(lambda argv=argv: serve.parse_args(argv))
     # A negative count and a NaN limit were accepted.
     for flags, message in ((["--num_examples", "-1", "--dataroot", "d"], "expected 0 or more"),
                            (["--max_megapixels", "nan"], "expected a number above 0")):
