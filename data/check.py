@@ -33,7 +33,14 @@ from common.config_file import ConfigError, coerce, load_yaml
 from common.errors import exit_on_user_error
 from data import viton
 from data.alpha import shown_size
-from data.datasets import DataOptions, add_data_arguments, pair_samples, read_person, train_samples
+from data.datasets import (
+    DataOptions,
+    add_data_arguments,
+    pair_samples,
+    prepared_masks,
+    read_person,
+    train_samples,
+)
 from data.files import DatasetError, read_image_bytes, read_rgb
 from data.labels import NECK_TARGETS, SCHEME_NAMES, label_table
 from data.pose import PoseFileError, load_json, parse_keypoints
@@ -80,7 +87,7 @@ class _Report:
         if garment.image in self.garments_seen:
             return
         self.garments_seen.add(garment.image)
-        photo = read_rgb(garment.image)
+        photo = read_rgb(garment.image, masks.max_pixels)
         if garment.mask is not None:
             masks.read(garment, photo)
             self.masks["mask files"] += 1
@@ -130,18 +137,17 @@ class _Report:
               f"{height} x {width}", file=out)
 
 
-def _scan(samples, options: DataOptions, height: int, width: int, parser_inputs: bool,
+def _scan(samples, options: DataOptions, formats, masks, size: tuple, parser_inputs: bool,
           out) -> int:
     """Read every file of ``samples``; print what they hold and every error; return the number
     of failing samples."""
-    formats = options.formats(samples)
-    masks = options.masks()
-    report = _Report()
+    (height, width), report = size, _Report()
     failures = []
     start = time.perf_counter()
     for sample in samples:
         try:
-            item = read_person(sample.person, formats, height, width, parser_inputs)
+            item = read_person(sample.person, formats, height, width, parser_inputs,
+                               options.max_pixels)
             report.add_garment(sample.garment, masks)
         except DatasetError as error:
             failures.append(str(error))
@@ -167,11 +173,16 @@ def _check(title: str, make_samples, options, height, width, parser_inputs, out)
         return 1
     for message in problems:          # samples lacking files; the others are still read
         print(f"  ERROR {message}", file=out)
+    try:   # flags that would do nothing here are refused, as training refuses them
+        formats, masks = options.formats(samples), prepared_masks(options, samples)
+    except DatasetError as error:
+        print(f"  ERROR {error}", file=out)
+        return 1
     paired = sum(1 for sample in samples if sample.person.id == sample.garment.id)
     categories = collections.Counter(sample.person.category for sample in samples)
     print(f"  {len(samples)} samples, {paired} with their own garment; categories "
           f"{dict(categories)}", file=out)
-    failed = _scan(samples, options, height, width, parser_inputs, out)
+    failed = _scan(samples, options, formats, masks, (height, width), parser_inputs, out)
     return 1 if failed or problems else 0
 
 
@@ -246,6 +257,9 @@ def main(argv=None) -> int:
             for path in args.config:
                 parser.set_defaults(**config_values(parser, path))
         args = parser.parse_args(argv)
+    if args.rebuild_masks:   # it deleted the cached masks the check was to count
+        parser.error("--rebuild_masks: the check computes no garment mask (it counts the masks "
+                     "to compute); give it to the training or test command")
     args.height = 256 if args.height is None else args.height
     args.width = 192 if args.width is None else args.width
     for key in ("height", "width"):

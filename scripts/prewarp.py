@@ -35,11 +35,17 @@ from torch.utils.data import DataLoader  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from common.atomic import write_bytes_atomic  # noqa: E402
-from common.cli import HelpFormatter  # noqa: E402
+from common.cli import HelpFormatter, given_on_command_line  # noqa: E402
 from common.devices import pick_device  # noqa: E402
 from common.errors import UserError, exit_on_user_error  # noqa: E402
 from common.images import quantise, write_image  # noqa: E402
-from data.datasets import DataOptions, add_data_arguments, layout, prepared_masks  # noqa: E402
+from data.datasets import (  # noqa: E402
+    PARSING_FLAGS,
+    DataOptions,
+    add_data_arguments,
+    layout,
+    prepared_masks,
+)
 from data.files import DatasetError  # noqa: E402
 from data.prewarp import PrewarpDataset, split_folder  # noqa: E402
 from models import MAX_SIDE, SIZE_MULTIPLE  # noqa: E402
@@ -326,7 +332,8 @@ def prewarp_kind(model, plan: dict, size: tuple[int, int], options: DataOptions,
 
 
 def main(argv=None) -> None:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     with exit_on_user_error():
         if args.batch_size <= 0 or args.workers < 0:
             raise UserError("--batch_size must be positive and --workers at least 0")
@@ -345,6 +352,11 @@ def main(argv=None) -> None:
         arch = families()[args.arch].warp if args.arch in families() else args.arch
         model = load_prewarp_model(args.warp_checkpoint, device, arch,
                                    warp_frame(args.warp_height, size))
+        unread = sorted(set(PARSING_FLAGS) & given_on_command_line(parser, argv))
+        if unread and model.condition != "parser_based":   # they read parsing, pose, DensePose
+            takes = {"photo": "the person photo", "dcivton": "DCI-VTON's condition files"}
+            raise UserError(f"--{', --'.join(unread)}: for a parser-based warp's inputs; this "
+                            f"warp takes {takes[model.condition]} and reads none of them")
         identity = warp_identity(args, model)
         samples = {kind: kind_samples(model, kind, options, args) for kind in kinds}
         with ExitStack() as held:

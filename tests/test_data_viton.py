@@ -308,6 +308,17 @@ def test_check_cli_reports_problems(train_root, capsys):
     from data.check import main
     assert main([train_root, "--height", str(H), "--width", str(W)]) == 0
     assert "3 samples" in capsys.readouterr().out
+    # Flags that did nothing in the check, unsaid: a mask cache beside mask files, a size limit
+    # that reached the masks only, a rebuild that deleted the cached masks it was to count.
+    assert main([train_root, "--height", str(H), "--width", str(W), "--mask_cache", "c"]) == 1
+    assert "--mask_cache: every garment has a mask file" in capsys.readouterr().out
+    assert main([train_root, "--height", str(H), "--width", str(W),
+                 "--max_megapixels", "0.001"]) == 1
+    out = capsys.readouterr().out
+    assert "read 3 samples" in out and "3 failed" in out and "megapixels" in out
+    with pytest.raises(SystemExit):
+        main([train_root, "--rebuild_masks"])
+    assert "--rebuild_masks: the check computes no garment mask" in capsys.readouterr().err
     corrupt(os.path.join(train_root, "train_img", "000042_0.jpg"), b"\xff\xd8\xff\xe0broken")
     assert main([train_root, "--height", str(H), "--width", str(W)]) == 1
     out = capsys.readouterr().out

@@ -293,6 +293,12 @@ def test_mask_flags_that_would_do_nothing_are_refused(split, tmp_path):
         assert result.returncode == 2 and f"{flag}: every garment has a mask file" in \
             result.stderr, result.stderr[-2000:]
     assert not (root / "test" / "unpaired-cloth-warp").exists()
+    # A parser-free warp reads no parsing, keypoints or DensePose: their flags did nothing.
+    result = prewarp("--dataroot", root, "--pairs", "unpaired", "--warp_checkpoint", warp,
+                     "--label_scheme", "lip", "--pose_format", "coco17")
+    assert result.returncode == 2 and ("--label_scheme, --pose_format: for a parser-based "
+                                       "warp's inputs; this warp takes the person photo"
+                                       in result.stderr), result.stderr[-2000:]
 
 
 def test_photos_of_two_sizes_are_refused_before_any_prewarp(split, tmp_path):
