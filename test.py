@@ -48,7 +48,7 @@ from common.images import on_white, to_uint8
 from data.alpha import read_alpha
 from data.datasets import DataOptions, add_data_arguments, default_mask_cache
 from data.files import read_gray, read_rgb
-from data.fitted_pairs import make_fitted_pairs_dataset, read_photo, to_photo
+from data.fitted_pairs import category_unused, make_fitted_pairs_dataset, read_photo, to_photo
 from data.photo_fit import FIT_MODES
 from utils.inference.loading import add_model_arguments, check_model_arguments, load_model_from_args
 from utils.inference.photos import check_person_photo, garment_mask_for, tryon_photos
@@ -165,9 +165,7 @@ def _check_mode(p: argparse.ArgumentParser, args: argparse.Namespace, given: set
         (FOLDER_FLAGS + SCORE_FLAGS, bool(single_flags),
          "a test folder (--dataroot), not one pair"),
         (SCORE_FLAGS, not args.eval, "the scores, which --eval asks"),
-        (("category",), args.dataset != "dresscode",
-         "choosing DressCode's category folders (--dataset dresscode): the parser-free try-on "
-         "of a VITON or VITON-HD folder is the same whatever its category"),
+        category_unused(args.dataset),
         (("grabcut",), bool(args.garment_mask),
          "a garment mask computed from the product photo, which --garment_mask replaces"),
         *unused_score_flags(args.metrics)])

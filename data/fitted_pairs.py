@@ -61,3 +61,11 @@ def make_fitted_pairs_dataset(options: DataOptions, root: str, pairs: str, heigh
     """``data.pairs.make_pairs_dataset``'s pairs, their photos fitted to the frame by ``fit``."""
     return make_pairs_dataset(options, root, pairs, height, width,
                               dataset=partial(FittedPairsDataset, fit=fit))
+
+
+def category_unused(dataset: str) -> tuple:
+    """The ``common.cli.unused_flags`` rule of ``--category`` where pairs are read without
+    parsing: it chooses DressCode's folders; a VITON or VITON-HD folder's pairs are the same."""
+    return (("category",), dataset != "dresscode", "choosing DressCode's category folders "
+            "(--dataset dresscode): a VITON or VITON-HD folder's pairs are the same in every "
+            "category")

@@ -16,11 +16,11 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common.cli import HelpFormatter  # noqa: E402
+from common.cli import HelpFormatter, given_on_command_line, unused_flags  # noqa: E402
 from common.errors import exit_on_user_error  # noqa: E402
 from common.images import to_uint8  # noqa: E402
 from data.datasets import DataOptions, add_data_arguments  # noqa: E402
-from data.fitted_pairs import make_fitted_pairs_dataset, to_photo  # noqa: E402
+from data.fitted_pairs import category_unused, make_fitted_pairs_dataset, to_photo  # noqa: E402
 from data.photo_fit import FIT_MODES  # noqa: E402
 from utils.results import (  # noqa: E402
     check_unique_result_names,
@@ -54,6 +54,9 @@ def main(argv=None):
     p.add_argument("--fit", default="pad", choices=FIT_MODES,
                    help="how person photos of another aspect ratio are fitted, as test.py does")
     args = p.parse_args(argv)
+    unused = unused_flags(given_on_command_line(p, argv), [category_unused(args.dataset)])
+    if unused:
+        p.error(unused)
     for flag in ("height", "width"):
         if not MIN_SIDE <= getattr(args, flag) <= MAX_SIDE:
             p.error(f"--{flag} {getattr(args, flag)}: expected {MIN_SIDE} to {MAX_SIDE} pixels")

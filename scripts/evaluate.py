@@ -23,6 +23,7 @@ from common.devices import pick_device  # noqa: E402
 from common.errors import UserError, exit_on_user_error  # noqa: E402
 from data.datasets import DataOptions, add_data_arguments, pair_samples  # noqa: E402
 from data.files import person_id, read_pairs, resolve_path  # noqa: E402
+from data.fitted_pairs import category_unused  # noqa: E402
 from utils.metrics.folders import (  # noqa: E402
     METRIC_NAMES,
     applicable_metrics,
@@ -69,7 +70,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     unused = unused_flags(given_on_command_line(parser, argv), [
         (("mask_cache", "rebuild_masks", "grabcut"), True,
          "computing garment masks, which scoring does not read"),
-        *unused_score_flags(args.metrics)])
+        category_unused(args.dataset), *unused_score_flags(args.metrics)])
     if unused:
         parser.error(unused)
     try:

@@ -36,7 +36,7 @@ from common.cli import HelpFormatter, given_on_command_line, unused_flags  # noq
 from common.errors import UserError, exit_on_user_error  # noqa: E402
 from common.images import quantise, to_uint8  # noqa: E402
 from data.datasets import DataOptions, add_data_arguments  # noqa: E402
-from data.fitted_pairs import make_fitted_pairs_dataset  # noqa: E402
+from data.fitted_pairs import category_unused, make_fitted_pairs_dataset  # noqa: E402
 from models.graph import OUTPUT_NAMES, example_inputs  # noqa: E402
 from utils.export import DEFAULT_OPSET, PT2_METADATA  # noqa: E402
 from utils.inference.loading import add_model_arguments, check_model_arguments, load_model_from_args  # noqa: E402
@@ -78,7 +78,8 @@ def parse_args(argv=None):
                 "ranges")
     unused = unused_flags(given_on_command_line(p, argv), [
         ([action.dest for action in int8._group_actions if action.dest != "int8"],
-         not args.int8, "--int8 (the calibration of an int8 graph)")])
+         not args.int8, "--int8 (the calibration of an int8 graph)"),
+        category_unused(args.dataset)])
     if unused:
         p.error(unused)
     if args.format == "torch_export" and args.opset != DEFAULT_OPSET:

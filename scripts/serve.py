@@ -60,7 +60,7 @@ from common.cli import (  # noqa: E402
 from common.errors import UserError, user_error_message  # noqa: E402
 from data.alpha import read_alpha  # noqa: E402
 from data.files import DatasetError, header_size, read_gray, read_rgb  # noqa: E402
-from data.fitted_pairs import read_photo  # noqa: E402
+from data.fitted_pairs import category_unused, read_photo  # noqa: E402
 from data.photo_fit import FIT_MODES  # noqa: E402
 from utils.inference.loading import add_model_arguments, check_model_arguments, load_model_from_args  # noqa: E402
 from utils.inference.photos import garment_mask_for, tryon_photos  # noqa: E402
@@ -591,8 +591,7 @@ def parse_args(argv=None) -> argparse.Namespace:
          "page does not keep (it computes each upload's)"),
         (("dataset", "category"), not args.dataroot,
          "the examples of --dataroot, which is not given"),
-        (("category",), args.dataset != "dresscode", "choosing DressCode's category folders "
-         "(--dataset dresscode): a VITON or VITON-HD folder's examples are the same in any")])
+        category_unused(args.dataset)])
     if unused:
         p.error(unused)
     if args.num_examples < 0:

@@ -110,6 +110,18 @@ def test_every_tool_names_a_missing_file(tmp_path, roots, user_error):
         assert len(errors) == 1 and expected in errors[0], (name, err)
 
 
+def test_category_of_a_viton_folder_is_refused_where_it_chooses_nothing(tmp_path, roots,
+                                                                         user_error):
+    # The pairs of a VITON-layout folder are the same in every category: the flag did nothing.
+    category = ["--dataroot", roots["test"], "--category", "lower_body"]
+    for call in (lambda: evaluate.main(category + ["--results_dir", str(tmp_path), "--pairs", "p"]),
+                 lambda: baselines.main(category + ["--results_dir", str(tmp_path / "b")]),
+                 lambda: export.main(["--checkpoint", "c.pth", "--out", "m.onnx", "--int8",
+                                      "--calibration", roots["test"], "--category", "dresses"])):
+        assert "--category: for choosing DressCode's category folders" in user_error(call)
+    assert not (tmp_path / "b").exists()
+
+
 def test_synthetic_data_refuses_a_file_as_its_folder(tmp_path, capsys):
     target = tmp_path / "a_file"
     target.write_text("mine")
