@@ -50,7 +50,7 @@ sys.path.insert(0, ROOT)
 import torch  # noqa: E402
 
 import models.correlation as correlation  # noqa: E402
-from common.cli import HelpFormatter  # noqa: E402
+from common.cli import HelpFormatter, given_on_command_line, unused_flags  # noqa: E402
 from common.errors import exit_on_user_error  # noqa: E402
 from models import PF_GEN_INPUT, PF_WARP_INPUT, build_model  # noqa: E402
 from models.correlation import set_cost_volume  # noqa: E402
@@ -731,8 +731,9 @@ def parse_args(argv=None):
                         help="skip the ONNX Runtime row (it exports the models first: about "
                              "half a minute on CPU)")
     parser.add_argument("--paths", default=None,
-                        help="comma-separated names of the paths to time (e.g. band,band+cl), "
-                             "all when not given; the ratios need 'plain'")
+                        help="comma-separated names of the inference and training paths to "
+                             "time (e.g. plain,band+fold+cl), all when not given; the ratios "
+                             "need 'plain'")
     parser.add_argument("--data_root", default=None, help="VITON_traindata folder for the data "
                         "loading figure (skipped without it)")
     parser.add_argument("--data_samples", type=int, default=200, help="samples timed for data")
@@ -758,7 +759,40 @@ def parse_args(argv=None):
             parser.error("--devices cuda: CUDA is not available")
     if args.height % 32 or args.width % 32:
         parser.error("--height and --width must be multiples of 32")
+    check_section_flags(parser, args, argv)
     return args
+
+
+# The flags of one section: given without it, they did nothing.
+SECTION_FLAGS = {
+    "correlation": ("corr_shape",),
+    "inference": ("batch_sizes", "warmup", "repeats", "archs", "compile", "no_cuda_graphs",
+                  "no_int8", "no_onnx"),
+    "training": ("train_batch_size", "train_config", "train_stages", "train_warmup",
+                 "train_repeats"),
+    "data": ("data_root", "data_samples"),
+}
+
+
+def check_section_flags(parser, args, argv) -> None:
+    """Refuse flags of sections not run, 'profile' without 'inference' (it profiles the
+    inference rows) and --paths names that no timed path has."""
+    unused = unused_flags(given_on_command_line(parser, argv), [
+        (flags, section not in args.sections, f"the {section} section (--sections)")
+        for section, flags in SECTION_FLAGS.items()])
+    if unused:
+        parser.error(unused)
+    if "profile" in args.sections and "inference" not in args.sections:
+        parser.error("--sections profile: it profiles the inference rows; add inference")
+    if args.paths:
+        wanted, args.paths = args.paths, None     # every path of this machine, to compare
+        known = {path.name for device in args.devices for path in
+                 inference_paths(device, args) + training_paths(device, args)}
+        unknown = sorted({name.strip() for name in wanted.split(",")} - known - {""})
+        if unknown:
+            parser.error(f"--paths: no path named {', '.join(unknown)} here; the paths: "
+                         f"{', '.join(sorted(known))}")
+        args.paths = wanted
 
 
 def main(argv=None):

@@ -39,6 +39,23 @@ def test_benchmark_reports_plain_and_fast_paths_with_ratios(tmp_path):
     assert json.loads(out.read_text())["results"][0]["section"] == "correlation"
 
 
+def test_flags_that_would_time_nothing_are_refused(user_error):
+    # A misspelt --paths name was dropped unsaid; a flag of a section not run did nothing.
+    base = ["--devices", "cpu"]
+    for flags, message in (
+            (["--sections", "inference", "--no_onnx", "--paths", "plain,band+cl"],
+             "--paths: no path named band+cl here; the paths: band, band+"),
+            (["--sections", "correlation", "--data_root", "d", "--batch_sizes", "8"],
+             "--batch_sizes: for the inference section (--sections)"),
+            (["--sections", "correlation", "--data_root", "d"],
+             "--data_root: for the data section (--sections)"),
+            (["--sections", "profile"], "--sections profile: it profiles the inference rows")):
+        assert message in user_error(lambda flags=flags: benchmark.parse_args(base + flags))
+    args = benchmark.parse_args(base + ["--sections", "inference", "--no_onnx", "--paths",
+                                        "plain,band"])
+    assert args.paths == "plain,band"
+
+
 def test_training_rows_time_every_stage_step(tmp_path):
     # The tiny test widths without the perceptual loss's VGG, which takes seconds to build.
     config = tmp_path / "tiny_no_vgg.yaml"
