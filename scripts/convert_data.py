@@ -32,6 +32,7 @@ import json
 import os
 import re
 import sys
+from typing import Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -114,10 +115,12 @@ NOBODY = ("hold no person (or no point above --min_score): written with every ke
           "so their pose maps are empty")
 
 
-def convert_pose_file(path: str, pose_format: str, images, image_size, min_score: float):
+def convert_pose_file(path: str, pose_format: str, images, image_size, min_score: float,
+                      formats: Optional[set] = None):
     """A keypoint JSON file -> ("{photo stem}_keypoints.json", OpenPose JSON bytes holding the
     18 COCO-18 (x, y, confidence) in the photo's pixels under ``pose_keypoints``, and the note
-    NOBODY for a file without a person, whose points are all written as zero)."""
+    NOBODY for a file without a person, whose points are all written as zero). ``formats``
+    collects the description of each file's format."""
     document = load_json(path)
     size = None
     if pose_format == "dresscode" or (pose_format == "auto" and is_dresscode_document(document)):
@@ -138,15 +141,20 @@ def convert_pose_file(path: str, pose_format: str, images, image_size, min_score
             raise ConversionError(f"{path}: DressCode keypoints are in a 384x512 frame; pass "
                                   f"--images DIR or --image_size HxW for the photo's size")
     keypoints, description = parse_keypoints(document, path, size, pose_format, min_score)
+    if formats is not None:
+        formats.add(description)
     stem = photo_stem(os.path.basename(path), description)
     text = json.dumps(openpose_document(keypoints, "pose_keypoints"))
     return (f"{stem}_keypoints.json", text.encode("utf-8"),
             None if np.any(keypoints[:, 2] > 0) else NOBODY)
 
 
-def convert_densepose_file(path: str, iuv_channel: str):
-    """A DensePose file -> ("{stem}.npy", .npy bytes of a uint8 (H, W) array in 0..24)."""
+def convert_densepose_file(path: str, iuv_channel: str, converted: Optional[set] = None):
+    """A DensePose file -> ("{stem}.npy", .npy bytes of a uint8 (H, W) array in 0..24);
+    ``converted`` collects the paths converted."""
     parts = read_densepose_file(path, iuv_channel)
+    if converted is not None:
+        converted.add(path)
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(parts, dtype=np.uint8), allow_pickle=False)
     return os.path.splitext(os.path.basename(path))[0] + ".npy", buffer.getvalue()
@@ -259,13 +267,31 @@ def convert(args) -> int:
     if args.command == "pose":
         if args.images is not None and not os.path.isdir(args.images):
             raise ConversionError(f"--images {args.images}: folder not found")
-        return convert_folder(args.src, args.out, (".json",),
-                              lambda path: convert_pose_file(path, args.format, args.images,
-                                                             args.image_size, args.min_score),
-                              "pose")
-    return convert_folder(args.src, args.out, DENSEPOSE_EXTENSIONS,
-                          lambda path: convert_densepose_file(path, args.iuv_channel),
-                          "densepose")
+        formats = set()
+        status = convert_folder(args.src, args.out, (".json",),
+                                lambda path: convert_pose_file(path, args.format, args.images,
+                                                               args.image_size, args.min_score,
+                                                               formats), "pose")
+        note_unused([("--min_score", args.min_score != 0, ("COCO-17", "COCO-WholeBody")),
+                     ("--images", args.images is not None, ("dresscode",)),
+                     ("--image_size", args.image_size is not None, ("dresscode",))], formats)
+        return status
+    paths = set()
+    status = convert_folder(args.src, args.out, DENSEPOSE_EXTENSIONS,
+                            lambda path: convert_densepose_file(path, args.iuv_channel, paths),
+                            "densepose")
+    note_unused([("--iuv_channel", args.iuv_channel != "b", (".png",))],
+                {os.path.splitext(path)[1].lower() for path in paths})
+    return status
+
+
+def note_unused(flags, seen: set) -> None:
+    """A NOTE for each flag (name, given, the formats it is for) that no converted file's
+    format (``seen``) used: it did nothing."""
+    for flag, given, used_by in flags:
+        if given and seen and not any(word in kind for kind in seen for word in used_by):
+            print(f"NOTE {flag} was not used: no file here is {' or '.join(used_by)} (they are "
+                  f"{', '.join(sorted(seen))})")
 
 
 if __name__ == "__main__":

@@ -612,6 +612,17 @@ def test_cli_pose(tmp_path, capsys):
     status = convert_data.main(["pose", "--src", str(src), "--out", str(tmp_path / "sized"),
                                 "--image_size", "1024x768"])
     assert status == 0
+    # Flags of formats no file here has did nothing, unsaid.
+    openpose = tmp_path / "openpose"
+    openpose.mkdir()
+    os.link(src / "000001_0_keypoints.json", openpose / "000001_0_keypoints.json")
+    capsys.readouterr()
+    assert convert_data.main(["pose", "--src", str(openpose), "--out", str(tmp_path / "op"),
+                              "--min_score", "0.5", "--image_size", "1024x768"]) == 0
+    printed = capsys.readouterr().out
+    assert ("NOTE --min_score was not used: no file here is COCO-17 or COCO-WholeBody (they are "
+            "openpose pose_keypoints_2d BODY_25)") in printed
+    assert "NOTE --image_size was not used: no file here is dresscode" in printed
     # Two inputs naming the same photo: the second is refused, by name.
     write_json(src / "000001_0.json", [mmpose_instance(coco17_points())])
     status = convert_data.main(["pose", "--src", str(src), "--out", str(tmp_path / "twice"),
@@ -639,6 +650,14 @@ def test_cli_densepose(tmp_path, capsys, user_error):
         array = np.load(out / name)
         assert array.dtype == np.uint8
         np.testing.assert_array_equal(array, PARTS)
+    # .npy part indices have no channel to choose: --iuv_channel did nothing, unsaid.
+    npy = tmp_path / "npy"
+    npy.mkdir()
+    np.save(npy / "000010_0.npy", PARTS.astype(np.uint8))
+    assert convert_data.main(["densepose", "--src", str(npy), "--out", str(tmp_path / "n"),
+                              "--iuv_channel", "r"]) == 0
+    assert "NOTE --iuv_channel was not used: no file here is .png (they are .npy)" in \
+        capsys.readouterr().out
     before = {name: (src / name).read_bytes() for name in os.listdir(src)}
     link = tmp_path / "link_to_src"
     link.symlink_to(src, target_is_directory=True)
