@@ -475,7 +475,8 @@ def _grabcut(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 # Public API
 
 
-def mask_from_alpha(alpha: np.ndarray, size: Tuple[int, int], source: str) -> GarmentMask:
+def mask_from_alpha(alpha: np.ndarray, size: Tuple[int, int], source: str,
+                    grabcut: bool = False) -> GarmentMask:
     """The mask a cut-out's alpha channel gives (alpha > 127), checked as a computed one."""
     if alpha.shape != tuple(size):
         raise GarmentMaskError(f"{source}: its alpha channel is {alpha.shape[1]}x"
@@ -488,7 +489,8 @@ def mask_from_alpha(alpha: np.ndarray, size: Tuple[int, int], source: str) -> Ga
                                f"own")
     return GarmentMask(mask=np.where(mask, 255, 0).astype(np.uint8), background=(255, 255, 255),
                        light_background=True, uniform_background=True,
-                       notes=[f"{source}: the mask is the image's alpha channel"])
+                       notes=[f"{source}: the mask is the image's alpha channel"] + [
+                           f"{source}: --grabcut not used: a cut-out needs none"] * grabcut)
 
 
 def compute_garment_mask(image: np.ndarray, grabcut: bool = False,
@@ -509,7 +511,7 @@ def compute_garment_mask(image: np.ndarray, grabcut: bool = False,
     """
     _check_photo(image, source)
     if alpha is not None:
-        return mask_from_alpha(alpha, image.shape[:2], source)
+        return mask_from_alpha(alpha, image.shape[:2], source, grabcut)
     work, scale = _working_copy(image, source)
     lab, band, border_fit, region = _garment_region(work, scale, grabcut)
     mask = _outline_at_full_size(image, region, scale)

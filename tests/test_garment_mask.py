@@ -345,6 +345,10 @@ def test_a_cut_out_with_alpha_gives_its_alpha_as_the_mask(tmp_path):
     result = garment_mask_from_file(str(path))
     np.testing.assert_array_equal(result.mask, np.where(true > 127, 255, 0))
     assert any("alpha channel" in note for note in result.notes)
+    assert not any("--grabcut" in note for note in result.notes)
+    # GrabCut refines computed masks only: asked for a cut-out, it did nothing, unsaid.
+    assert f"{path}: --grabcut not used: a cut-out needs none" in garment_mask_from_file(
+        str(path), grabcut=True).notes
 
     opaque = tmp_path / "opaque.png"
     cv2.imwrite(str(opaque), cv2.cvtColor(np.dstack([photo.image, np.full_like(true, 255)]),
