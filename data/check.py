@@ -174,7 +174,8 @@ def _check(title: str, make_samples, options, height, width, parser_inputs, out)
     for message in problems:          # samples lacking files; the others are still read
         print(f"  ERROR {message}", file=out)
     try:   # flags that would do nothing here are refused, as training refuses them
-        formats, masks = options.formats(samples), prepared_masks(options, samples)
+        formats = options.formats(samples if parser_inputs else ())   # training's files
+        masks = prepared_masks(options, samples)
     except DatasetError as error:
         print(f"  ERROR {error}", file=out)
         return 1

@@ -379,7 +379,7 @@ class DataOptions:
         return cls(**values)
 
     def formats(self, samples: Sequence[Sample] = ()) -> DataFormats:
-        """How the files are read (``--iuv_channel``: refused where no file is an IUV PNG)."""
+        """How files are read; ``--iuv_channel`` needs an IUV PNG among training ``samples``."""
         pngs = any(str(s.person.densepose).lower().endswith(".png") for s in samples)
         if samples and self.iuv_channel != "b" and not pngs:
             raise DatasetError(f"--iuv_channel {self.iuv_channel}: no DensePose file here is an "

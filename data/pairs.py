@@ -87,5 +87,5 @@ def make_pairs_dataset(options: DataOptions, root: str, pairs: str, height: int,
     """The pairs of ``root`` in ``options.dataset``'s layout: ``pairs`` is 'unpaired',
     'paired' or a pairs file; ``dataset`` the class that reads them."""
     samples = pair_samples(options, root, pairs, parser_inputs)
-    return dataset(samples, height, width, options.formats(samples),
-                   prepared_masks(options, samples), parser_inputs)
+    return dataset(samples, height, width, options.formats(), prepared_masks(options, samples),
+                   parser_inputs)

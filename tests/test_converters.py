@@ -22,7 +22,9 @@ from data.labels import (
     label_table,
     read_label_map,
 )
+from data.pairs import make_pairs_dataset
 from data.pose import PoseFileError, parse_keypoints, read_keypoints_file
+from data.synthetic import make_dataset
 from data.viton_dataset import VitonTrainDataset
 from scripts import convert_data
 
@@ -508,6 +510,11 @@ def test_iuv_channel_is_refused_where_no_densepose_file_is_an_iuv_image(tmp_path
     assert len(make_train_dataset(DataOptions(), root, H, W)) == len(IDS)
     iuv = write_train_folder(str(tmp_path / "iuv"), "native", "native", "iuv", scheme="cihp")
     assert len(make_train_dataset(DataOptions(iuv_channel="r"), iuv, H, W)) == len(IDS)
+    # The flag is the training data's: test pairs (validation's) of other files are read.
+    test = make_dataset(str(tmp_path / "synthetic"), 0, 2, height=64, width=48)["test"]
+    for parser_inputs in (False, True):
+        assert len(make_pairs_dataset(DataOptions(iuv_channel="r"), test, "paired", H, W,
+                                      parser_inputs=parser_inputs)) == 2
 
 
 def test_check_reports_the_conversion(tmp_path, capsys):
