@@ -22,7 +22,8 @@ pose       keypoint JSON (OpenPose COCO-18 / BODY_25 / COCO-17, mmpose / RTMPose
 densepose  part-index maps (.npy, grey / palette PNG, IUV PNG with I in --iuv_channel)
            -> uint8 .npy (H, W) in 0..24, same stem.
 
-Each file is written to a temporary name and renamed, so a failure leaves no partial file.
+Each file is written to a temporary name and renamed, so a failure leaves no partial file. A
+file --out already holds is kept (said in the summary); --overwrite replaces it.
 Problems are reported per file, by name; the exit status is 1 when any file failed.
 """
 
@@ -163,8 +164,10 @@ def convert_densepose_file(path: str, iuv_channel: str, converted: Optional[set]
 # ---------------------------------------------------------------------------------------------
 
 
-def convert_folder(src: str, out: str, extensions, convert, what: str, stream=None) -> int:
-    """Convert every file of ``src`` whose extension is in ``extensions`` into ``out``.
+def convert_folder(src: str, out: str, extensions, convert, what: str, stream=None,
+                   overwrite: bool = False) -> int:
+    """Convert every file of ``src`` whose extension is in ``extensions`` into ``out``; a file
+    ``out`` already holds is kept unless ``overwrite``.
 
     ``convert(path) -> (output name, bytes)`` or ``(output name, bytes, note)``: the files
     written with the same note are named on one ``NOTE`` line. Returns the exit status: 0 when
@@ -185,7 +188,7 @@ def convert_folder(src: str, out: str, extensions, convert, what: str, stream=No
     # Outputs keep their inputs' stems: a folder that is (or, through a link, resolves to) the
     # sources', or lies inside it, would overwrite or mix with them.
     check_output_folder(out, "--out", inputs=(src,))
-    written, notes = {}, {}
+    written, notes, kept = {}, {}, 0
     failures = []
     for name in inputs:
         path = os.path.join(src, name)
@@ -194,6 +197,9 @@ def convert_folder(src: str, out: str, extensions, convert, what: str, stream=No
             if out_name in written:
                 raise ConversionError(f"{path}: would write {out_name}, already written from "
                                       f"{written[out_name]}")
+            if os.path.lexists(os.path.join(out, out_name)) and not overwrite:
+                kept += 1      # a file of the user's, or of an earlier run: never replaced
+                continue
             write_bytes_atomic(os.path.join(out, out_name), data)
             written[out_name] = path
             if note and note[0]:
@@ -212,7 +218,9 @@ def convert_folder(src: str, out: str, extensions, convert, what: str, stream=No
         print(f"NOTE {len(names)} file(s) {note}: {', '.join(names[:MAX_LISTED])}{more}",
               file=stream)
     print(f"{what}: converted {len(written)} of {len(inputs)} files from {src} to {out}; "
-          f"{len(failures)} failed; {skipped} other files skipped", file=stream)
+          f"{len(failures)} failed; {skipped} other files skipped"
+          + (f"; kept {kept} already in {out} (--overwrite replaces them)" if kept else ""),
+          file=stream)
     return 1 if failures else 0
 
 
@@ -252,6 +260,9 @@ def main(argv=None) -> int:
     dense.add_argument("--iuv_channel", default="b", choices=IUV_CHANNELS,
                        help="channel of I in IUV PNGs (b: DensePose's IUV files, written in "
                             "OpenCV's BGR order)")
+    for command in (labels, pose, dense):
+        command.add_argument("--overwrite", action="store_true",
+                             help="replace the files --out already holds (kept otherwise)")
     args = parser.parse_args(argv)
     if args.command == "labels" and args.neck != "skin" and args.scheme != "cihp":
         parser.error(f"--neck {args.neck}: only CIHP parsing has a neck class, not {args.scheme}")
@@ -263,7 +274,7 @@ def convert(args) -> int:
     if args.command == "labels":
         return convert_folder(args.src, args.out, IMAGE_EXTENSIONS,
                               lambda path: convert_label_file(path, args.scheme, args.neck),
-                              "labels")
+                              "labels", overwrite=args.overwrite)
     if args.command == "pose":
         if args.images is not None and not os.path.isdir(args.images):
             raise ConversionError(f"--images {args.images}: folder not found")
@@ -271,7 +282,8 @@ def convert(args) -> int:
         status = convert_folder(args.src, args.out, (".json",),
                                 lambda path: convert_pose_file(path, args.format, args.images,
                                                                args.image_size, args.min_score,
-                                                               formats), "pose")
+                                                               formats), "pose",
+                                overwrite=args.overwrite)
         note_unused([("--min_score", args.min_score != 0, ("COCO-17", "COCO-WholeBody")),
                      ("--images", args.images is not None, ("dresscode",)),
                      ("--image_size", args.image_size is not None, ("dresscode",))], formats)
@@ -279,7 +291,7 @@ def convert(args) -> int:
     paths = set()
     status = convert_folder(args.src, args.out, DENSEPOSE_EXTENSIONS,
                             lambda path: convert_densepose_file(path, args.iuv_channel, paths),
-                            "densepose")
+                            "densepose", overwrite=args.overwrite)
     note_unused([("--iuv_channel", args.iuv_channel != "b", (".png",))],
                 {os.path.splitext(path)[1].lower() for path in paths})
     return status

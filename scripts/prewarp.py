@@ -284,6 +284,15 @@ def kind_samples(model, kind: str, options: DataOptions, args) -> list:
     if not samples:
         raise DatasetError(f"{args.dataroot}: no {kind} pairs in the {args.phase} split")
     prepared_masks(options, samples)   # mask flags that would do nothing refused, --rebuild_masks
+    writers = {}
+    for sample in samples:   # one garment's pre-warp replaced another's, and was kept as done
+        path = sample_outputs(sample, kind, args)[0]
+        if path in writers:
+            raise DatasetError(f"{writers[path].person.image} is in two {kind} pairs (with "
+                               f"{writers[path].garment.image} and {sample.garment.image}), "
+                               f"and pre-warps are named by the person alone ({path.name}): "
+                               f"list each person once")
+        writers[path] = sample
     return samples
 
 

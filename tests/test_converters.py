@@ -665,6 +665,14 @@ def test_cli_densepose(tmp_path, capsys, user_error):
                               "--iuv_channel", "r"]) == 0
     assert "NOTE --iuv_channel was not used: no file here is .png (they are .npy)" in \
         capsys.readouterr().out
+    # A file already in --out (here the user's own) was replaced, unsaid; --overwrite does it.
+    (tmp_path / "n" / "000010_0.npy").write_bytes(b"mine")
+    assert convert_data.main(["densepose", "--src", str(npy), "--out", str(tmp_path / "n")]) == 0
+    assert "kept 1 already in" in capsys.readouterr().out
+    assert (tmp_path / "n" / "000010_0.npy").read_bytes() == b"mine"
+    assert convert_data.main(["densepose", "--src", str(npy), "--out", str(tmp_path / "n"),
+                              "--overwrite"]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "n" / "000010_0.npy"), PARTS)
     before = {name: (src / name).read_bytes() for name in os.listdir(src)}
     link = tmp_path / "link_to_src"
     link.symlink_to(src, target_is_directory=True)

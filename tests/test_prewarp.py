@@ -301,6 +301,20 @@ def test_mask_flags_that_would_do_nothing_are_refused(split, tmp_path):
                                        in result.stderr), result.stderr[-2000:]
 
 
+def test_a_person_in_two_pairs_is_refused_before_any_prewarp(split, tmp_path):
+    # Pre-warps are named by the person: the second garment's replaced the first's, unsaid,
+    # and the next run kept it as done.
+    root = photos_only(split, tmp_path)
+    pairs = (root / "test_pairs.txt").read_text().splitlines()
+    first = pairs[0].split()[0]
+    (root / "test_pairs.txt").write_text("\n".join(pairs + [f"{first} {pairs[1].split()[1]}"]))
+    result = prewarp("--dataroot", root, "--pairs", "unpaired", "--height", "256",
+                     "--warp_checkpoint", write_warp(tmp_path / "student.pth", 3))
+    assert result.returncode == 2 and f"{first} is in two unpaired pairs" in result.stderr, \
+        result.stderr[-2000:]
+    assert not (root / "test" / "unpaired-cloth-warp").exists()
+
+
 def test_photos_of_two_sizes_are_refused_before_any_prewarp(split, tmp_path):
     # The output size and the warp's frame were taken from the first photo, so a square photo
     # got a 3:4 pre-warp, which the next run then refused as of another size.
