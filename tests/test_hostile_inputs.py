@@ -156,6 +156,15 @@ def test_outputs_that_are_folders_or_inputs_are_refused_before_the_model_runs(
         "--dataroot", str(test_root), "--results_dir", str(test_root / "test_img"),
         "--checkpoint", str(checkpoint), "--device", "cpu"]))
     assert "is the input folder" in message
+    # A loop of links ended in RuntimeError's traceback (Path.resolve on Python 3.11).
+    loop = tmp_path / "loop"
+    loop.symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(loop)
+    for argv in (base + ["--person", str(copy), "--output", str(loop / "out.png")],
+                 ["--dataroot", str(test_root), "--results_dir", str(loop), "--checkpoint",
+                  str(checkpoint), "--device", "cpu"]):
+        message = user_error(lambda argv=argv: test_script.main(argv))
+        assert f"{loop}" in message and "cannot be resolved (" in message, message
 
 
 def test_a_write_that_fails_after_the_model_ran_is_one_line(tmp_path, test_root, checkpoint,

@@ -67,6 +67,14 @@ def write_result(folder: str | os.PathLike, person: str, cloth: str, image: np.n
     return write_output(Path(folder) / result_name(person, cloth), image, flag)
 
 
+def resolved(path: str | os.PathLike, flag: str) -> Path:
+    """``path`` with its symlinks resolved; a loop of links is an ``OutputError``."""
+    try:
+        return Path(path).resolve()
+    except (OSError, RuntimeError) as error:   # Python 3.11 raises RuntimeError for a loop
+        raise OutputError(f"{flag}: {path} cannot be resolved ({error})") from None
+
+
 def check_output_folder(folder: str | os.PathLike, flag: str,
                         inputs: tuple[str | os.PathLike, ...] = ()) -> Path:
     """Create ``folder`` (the value of ``flag``) if needed and check, before any work, that
@@ -75,9 +83,9 @@ def check_output_folder(folder: str | os.PathLike, flag: str,
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{flag} {folder}: exists and is not a folder")
-    real = folder.resolve()
+    real = resolved(folder, flag)
     for given in inputs:
-        source = Path(given).resolve()
+        source = resolved(given, flag)
         if real == source or source in real.parents:
             raise OutputError(f"{flag} {folder}: is the input folder {given} or inside it; "
                               f"choose a folder of its own, so that no input is overwritten")
@@ -141,9 +149,9 @@ def check_output_file(path: str | os.PathLike, flag: str,
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"{flag} {path}: is a folder; give a file name")
-    real = path.resolve()
+    real = resolved(path, flag)
     for given in inputs:
-        if given is not None and Path(given).resolve() == real:
+        if given is not None and resolved(given, flag) == real:
             raise OutputError(f"{flag} {path}: is the input {given}; writing it would destroy "
                               f"the input, give another file name")
     parent = path.parent
