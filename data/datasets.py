@@ -479,6 +479,11 @@ def add_data_arguments(parser, root: str = "--dataroot", parsing: bool = True) -
                         help="compute cached garment masks again")
     parser.add_argument("--grabcut", action="store_true",
                         help="refine computed garment masks with OpenCV's GrabCut (slower)")
+    add_max_megapixels_argument(parser)
+
+
+def add_max_megapixels_argument(parser) -> None:
+    """``--max_megapixels``, the limit every image reader holds (``max_pixels`` in MP)."""
     parser.add_argument("--max_megapixels", type=positive_limit, default=DEFAULT_MAX_PIXELS / 1e6,
                         help="largest image read, in megapixels (width x height / 1e6): larger "
                              "files are refused before they are decoded, whatever their size "

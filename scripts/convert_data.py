@@ -44,6 +44,7 @@ from common.atomic import write_bytes_atomic  # noqa: E402
 from common.cli import HelpFormatter  # noqa: E402
 from common.errors import UserError, exit_on_user_error  # noqa: E402
 from data.alpha import shown_size  # noqa: E402
+from data.datasets import add_max_megapixels_argument  # noqa: E402
 from data.densepose import DENSEPOSE_EXTENSIONS, IUV_CHANNELS, read_densepose_file  # noqa: E402
 from data.files import (  # noqa: E402
     IMAGE_EXTENSIONS,
@@ -74,9 +75,9 @@ def parse_image_size(text: str):
 # One file each: input path -> (output name, bytes)
 
 
-def convert_label_file(path: str, scheme: str, neck: str):
+def convert_label_file(path: str, scheme: str, neck: str, max_pixels: Optional[int] = None):
     """A parsing image of ``scheme`` -> ("{stem}.png", 8-bit grey PNG bytes of labels 0..13)."""
-    labels = read_label_map(path, scheme, neck)
+    labels = read_label_map(path, scheme, neck, max_pixels)
     ok, encoded = cv2.imencode(".png", labels)
     if not ok:
         raise ConversionError(f"{path}: could not encode the converted labels as PNG")
@@ -150,10 +151,11 @@ def convert_pose_file(path: str, pose_format: str, images, image_size, min_score
             None if np.any(keypoints[:, 2] > 0) else NOBODY)
 
 
-def convert_densepose_file(path: str, iuv_channel: str, converted: Optional[set] = None):
+def convert_densepose_file(path: str, iuv_channel: str, converted: Optional[set] = None,
+                           max_pixels: Optional[int] = None):
     """A DensePose file -> ("{stem}.npy", .npy bytes of a uint8 (H, W) array in 0..24);
     ``converted`` collects the paths converted."""
-    parts = read_densepose_file(path, iuv_channel)
+    parts = read_densepose_file(path, iuv_channel, max_pixels)
     if converted is not None:
         converted.add(path)
     buffer = io.BytesIO()
@@ -263,6 +265,8 @@ def main(argv=None) -> int:
     for command in (labels, pose, dense):
         command.add_argument("--overwrite", action="store_true",
                              help="replace the files --out already holds (kept otherwise)")
+    for command in (labels, dense):
+        add_max_megapixels_argument(command)
     args = parser.parse_args(argv)
     if args.command == "labels" and args.neck != "skin" and args.scheme != "cihp":
         parser.error(f"--neck {args.neck}: only CIHP parsing has a neck class, not {args.scheme}")
@@ -273,7 +277,8 @@ def main(argv=None) -> int:
 def convert(args) -> int:
     if args.command == "labels":
         return convert_folder(args.src, args.out, IMAGE_EXTENSIONS,
-                              lambda path: convert_label_file(path, args.scheme, args.neck),
+                              lambda path: convert_label_file(path, args.scheme, args.neck,
+                                                              int(args.max_megapixels * 1e6)),
                               "labels", overwrite=args.overwrite)
     if args.command == "pose":
         if args.images is not None and not os.path.isdir(args.images):
@@ -290,7 +295,8 @@ def convert(args) -> int:
         return status
     paths = set()
     status = convert_folder(args.src, args.out, DENSEPOSE_EXTENSIONS,
-                            lambda path: convert_densepose_file(path, args.iuv_channel, paths),
+                            lambda path: convert_densepose_file(path, args.iuv_channel, paths,
+                                                                int(args.max_megapixels * 1e6)),
                             "densepose", overwrite=args.overwrite)
     note_unused([("--iuv_channel", args.iuv_channel != "b", (".png",))],
                 {os.path.splitext(path)[1].lower() for path in paths})

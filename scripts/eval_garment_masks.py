@@ -24,16 +24,25 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common.cli import HelpFormatter  # noqa: E402
 from common.errors import exit_on_user_error  # noqa: E402
 from data.alpha import read_alpha  # noqa: E402
+from data.datasets import add_max_megapixels_argument  # noqa: E402
 from data.files import IMAGE_EXTENSIONS, DatasetError, read_gray, read_rgb  # noqa: E402
 from data.garment_mask import GarmentMaskError, compute_garment_mask  # noqa: E402
 
 
 def stems(folder: str) -> dict:
-    """stem -> file name for the images of ``folder``."""
+    """stem -> file name for the images of ``folder``; two files of one stem are an error
+    (photos and masks are matched by stem)."""
     if not os.path.isdir(folder):
         raise DatasetError(f"{folder}: not a folder")
-    return {os.path.splitext(name)[0]: name for name in sorted(os.listdir(folder))
-            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)}
+    found = {}
+    for name in sorted(os.listdir(folder)):
+        if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
+            stem = os.path.splitext(name)[0]
+            if stem in found:
+                raise DatasetError(f"{folder}: {found[stem]} and {name} share the stem {stem}, "
+                                   f"by which photos and masks are matched; keep one")
+            found[stem] = name
+    return found
 
 
 def iou(mask: np.ndarray, true: np.ndarray) -> float:
@@ -55,6 +64,7 @@ def main(argv=None) -> int:
     parser.add_argument("--ignore_alpha", action="store_true",
                         help="when computing masks, leave a PNG's alpha channel unused")
     parser.add_argument("--show", type=int, default=10, help="list this many of the worst photos")
+    add_max_megapixels_argument(parser)
     args = parser.parse_args(argv)
     with exit_on_user_error():
         return evaluate(args)
@@ -68,18 +78,19 @@ def evaluate(args) -> int:
         raise DatasetError(f"--images {args.images}: no photos")
 
     scores, problems, from_alpha = [], [], 0
+    limit = int(args.max_megapixels * 1e6)
     start = time.perf_counter()
     for stem, name in photos.items():
         try:
             if stem not in truths:
                 raise DatasetError(f"{stem}: no true mask in {args.true}")
-            true = read_gray(os.path.join(args.true, truths[stem])) > 127
+            true = read_gray(os.path.join(args.true, truths[stem]), limit) > 127
             if masks is None:
                 path = os.path.join(args.images, name)
-                alpha = None if args.ignore_alpha else read_alpha(path)
+                alpha = None if args.ignore_alpha else read_alpha(path, limit)
                 from_alpha += alpha is not None
                 try:
-                    mask = compute_garment_mask(read_rgb(path), grabcut=args.grabcut,
+                    mask = compute_garment_mask(read_rgb(path, limit), grabcut=args.grabcut,
                                                 source=path, alpha=alpha).mask > 127
                 except GarmentMaskError as error:
                     # No mask is a wrong mask: it scores 0, not a gap in the mean.
@@ -88,7 +99,7 @@ def evaluate(args) -> int:
             elif stem not in masks:
                 raise DatasetError(f"{stem}: no mask in {args.masks}")
             else:
-                mask = read_gray(os.path.join(args.masks, masks[stem])) > 127
+                mask = read_gray(os.path.join(args.masks, masks[stem]), limit) > 127
             if mask.shape != true.shape:
                 raise DatasetError(f"{stem}: mask of {mask.shape[0]}x{mask.shape[1]} pixels, true "
                                    f"mask of {true.shape[0]}x{true.shape[1]}")

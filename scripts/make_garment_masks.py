@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from common.cli import HelpFormatter  # noqa: E402
 from common.errors import exit_on_user_error  # noqa: E402
+from data.datasets import add_max_megapixels_argument  # noqa: E402
 from data.files import IMAGE_EXTENSIONS, DatasetError  # noqa: E402
 from data.garment_mask import GarmentMaskError, garment_mask_from_file  # noqa: E402
 from data.mask_files import write_mask  # noqa: E402
@@ -45,6 +46,7 @@ def main(argv=None) -> int:
                         help="refine each mask with OpenCV's GrabCut (slower)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace masks already in --out (without it they are kept)")
+    add_max_megapixels_argument(parser)
     args = parser.parse_args(argv)
     with exit_on_user_error():
         if not os.path.isdir(args.images):
@@ -69,7 +71,8 @@ def write_masks(args, names: list) -> int:
             kept += 1
             continue
         try:
-            result = garment_mask_from_file(os.path.join(args.images, name), grabcut=args.grabcut)
+            result = garment_mask_from_file(os.path.join(args.images, name), grabcut=args.grabcut,
+                                            max_pixels=int(args.max_megapixels * 1e6))
             write_mask(target, result.mask)
         except (DatasetError, GarmentMaskError, OSError, ValueError) as error:
             print(f"error: {error}", file=sys.stderr)

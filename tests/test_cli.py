@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 import test as test_script
 import train_pb_gen
@@ -120,6 +121,35 @@ def test_category_of_a_viton_folder_is_refused_where_it_chooses_nothing(tmp_path
                                       "--calibration", roots["test"], "--category", "dresses"])):
         assert "--category: for choosing DressCode's category folders" in user_error(call)
     assert not (tmp_path / "b").exists()
+
+
+def test_the_tools_that_read_photos_take_the_megapixel_limit_they_name(tmp_path, capsys,
+                                                                         user_error):
+    # "raise the limit (--max_megapixels)" named a flag these tools did not have.
+    photos, true = tmp_path / "photos", tmp_path / "true"
+    photos.mkdir()
+    true.mkdir()
+    Image.new("RGB", (200, 100), "white").save(photos / "a.png")
+    Image.new("L", (200, 100)).save(true / "a.png")
+    limit = ["--max_megapixels", "0.01"]
+    for call in (
+            lambda: make_garment_masks.main(["--images", str(photos), "--out",
+                                             str(tmp_path / "m")] + limit),
+            lambda: eval_garment_masks.main(["--images", str(photos), "--true", str(true)]
+                                            + limit),
+            lambda: convert_data.main(["labels", "--src", str(photos), "--out",
+                                       str(tmp_path / "l"), "--scheme", "lip"] + limit),
+            lambda: convert_data.main(["densepose", "--src", str(true), "--out",
+                                       str(tmp_path / "d")] + limit)):
+        capsys.readouterr()
+        assert call() == 1
+        printed = "".join(capsys.readouterr())
+        assert "a.png: 100x200 image (0.02 megapixels) is more than the 0.01 megapixels" \
+            in printed, printed
+    # Two photos of one stem: one was scored against the other's true mask, unsaid.
+    Image.new("RGB", (200, 100), "white").save(photos / "a.jpg")
+    assert "a.jpg and a.png share the stem a" in user_error(lambda: eval_garment_masks.main([
+        "--images", str(photos), "--true", str(true)]))
 
 
 def test_synthetic_data_refuses_a_file_as_its_folder(tmp_path, capsys):
