@@ -265,8 +265,8 @@ def main(argv=None) -> int:
     args.width = 192 if args.width is None else args.width
     for key in ("height", "width"):
         value = getattr(args, key)
-        if value < 16:
-            parser.error(f"--{key} {value}: samples are served at 16 pixels or more")
+        if not 16 <= value <= 4096:   # a frame of 40000 pixels ran out of memory, a traceback
+            parser.error(f"--{key} {value}: samples are served at 16 to 4096 pixels")
     with exit_on_user_error():
         return _check_root(args)
 

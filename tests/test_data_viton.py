@@ -317,6 +317,9 @@ def test_check_cli_reports_problems(train_root, capsys):
     out = capsys.readouterr().out
     assert "read 3 samples" in out and "3 failed" in out and "megapixels" in out
     with pytest.raises(SystemExit):
+        main([train_root, "--height", "40000", "--width", "30000"])
+    assert "--height 40000: samples are served at 16 to 4096 pixels" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
         main([train_root, "--rebuild_masks"])
     assert "--rebuild_masks: the check computes no garment mask" in capsys.readouterr().err
     corrupt(os.path.join(train_root, "train_img", "000042_0.jpg"), b"\xff\xd8\xff\xe0broken")

@@ -328,7 +328,7 @@ def test_a_pairs_file_given_from_the_current_folder_is_found(tmp_path, test_root
 def test_sizes_and_opsets_no_tool_can_use_are_one_line(tmp_path, user_error):
     from data.check import main as check_main
     from scripts import export
-    assert "--height -32: samples are served at 16 pixels or more" in user_error(
+    assert "--height -32: samples are served at 16 to 4096 pixels" in user_error(
         lambda: check_main([str(tmp_path), "--height", "-32"]))
     message = user_error(lambda: export.main(["--checkpoint", "x.pth", "--out",
                                               str(tmp_path / "m.onnx"), "--opset", "99"]))
