@@ -217,6 +217,19 @@ def check_pixels(data: bytes, path: str, max_pixels: Optional[int] = None) -> No
         raise DatasetError(f"{path}: {size[0]} image ({size[1] / 1e6:.3g} megapixels) is more "
                            f"than the {limit / 1e6:g} megapixels read (--max_megapixels); "
                            f"downscale it or raise the limit")
+    frames = _frames(data)   # the decoders read the first frame alone, unsaid
+    if frames > 1:
+        raise DatasetError(f"{path}: {frames} frames (an animation or pages), of which one "
+                           f"would be read; save that one alone")
+
+
+def _frames(data: bytes) -> int:
+    """The frames (animation, pages) of a PNG, WebP or TIFF; 1 where the header cannot tell."""
+    try:
+        with Image.open(io.BytesIO(data), formats=[image_format(data)]) as image:
+            return getattr(image, "n_frames", 1) if image.format in ("PNG", "WEBP", "TIFF") else 1
+    except Exception:
+        return 1
 
 
 def check_image_bytes(data: bytes, path: str, max_pixels: Optional[int] = None) -> bytes:

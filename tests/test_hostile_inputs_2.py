@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from data.files import DatasetError, decode_index_image, read_pairs, read_rgb
 
@@ -68,6 +69,21 @@ def test_content_in_no_listed_format_is_refused_whatever_its_name(tmp_path, cont
         error = bounded(lambda read=read: read(str(photo)))
         assert isinstance(error, DatasetError) and expected in str(error)
         assert str(error).startswith(str(photo))
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "TIFF"])
+def test_an_animation_or_pages_are_refused_not_read_as_their_first_frame(tmp_path, fmt):
+    # An animated PNG or WebP, a multi-page TIFF: the decoders read the first frame, unsaid
+    # (a TIFF whose first page is a thumbnail gave a try-on of the thumbnail).
+    frames = [Image.new("RGB", (16, 24), colour) for colour in ("red", "blue", "green")]
+    photo = tmp_path / f"photo.{fmt.lower()}"
+    frames[0].save(photo, format=fmt, save_all=True, append_images=frames[1:])
+    error = bounded(lambda: read_rgb(str(photo)))
+    assert isinstance(error, DatasetError)
+    assert str(error) == (f"{photo}: 3 frames (an animation or pages), of which one would be "
+                          f"read; save that one alone")
+    frames[0].save(photo, format=fmt)
+    assert read_rgb(str(photo)).shape == (24, 16, 3)
 
 
 def test_every_listed_format_is_still_read(tmp_path):
