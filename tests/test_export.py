@@ -369,6 +369,7 @@ def test_onnx_errors_name_the_file(test_root, exported, tmp_path, user_error):
 
     assert re.search(r"--onnx: file not found: .*missing\.onnx",
                      fails("--onnx", str(tmp_path / "missing.onnx")))
+    assert "--onnx: a folder, not a file: " in fails("--onnx", str(tmp_path))
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"this is not a protobuf" * 10)
     assert re.search(r"junk\.onnx is not an ONNX model", fails("--onnx", str(junk)))

@@ -158,7 +158,8 @@ def load_onnx_model(path: str, device: torch.device | str = "cpu",
     ``what`` names the file in errors (e.g. the flag it came from)."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{what}: file not found: {path}")
+        found = "a folder, not a file" if path.is_dir() else "file not found"
+        raise CheckpointError(f"{what}: {found}: {path}")
     ort = import_onnxruntime()
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or torch.get_num_threads()
