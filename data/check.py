@@ -137,6 +137,15 @@ class _Report:
               f"{height} x {width}", file=out)
 
 
+def unused_iuv_channel(options: DataOptions, samples) -> str | None:
+    """A note when ``--iuv_channel`` is set but no DensePose file of ``samples`` is an IUV PNG."""
+    if options.iuv_channel != "b" and not any(
+            str(sample.person.densepose).lower().endswith(".png") for sample in samples):
+        return (f"--iuv_channel {options.iuv_channel} is not used: no DensePose file here is an "
+                f"IUV image (a PNG)")
+    return None
+
+
 def _scan(samples, options: DataOptions, formats, masks, size: tuple, parser_inputs: bool,
           out) -> int:
     """Read every file of ``samples``; print what they hold and every error; return the number
@@ -174,8 +183,7 @@ def _check(title: str, make_samples, options, height, width, parser_inputs, out)
     for message in problems:          # samples lacking files; the others are still read
         print(f"  ERROR {message}", file=out)
     try:   # flags that would do nothing here are refused, as training refuses them
-        formats = options.formats(samples if parser_inputs else ())   # training's files
-        masks = prepared_masks(options, samples)
+        formats, masks = options.formats(), prepared_masks(options, samples)
     except DatasetError as error:
         print(f"  ERROR {error}", file=out)
         return 1
@@ -183,6 +191,9 @@ def _check(title: str, make_samples, options, height, width, parser_inputs, out)
     categories = collections.Counter(sample.person.category for sample in samples)
     print(f"  {len(samples)} samples, {paired} with their own garment; categories "
           f"{dict(categories)}", file=out)
+    unused = parser_inputs and unused_iuv_channel(options, samples)
+    if unused:
+        print(f"  NOTE {unused}", file=out)
     failed = _scan(samples, options, formats, masks, (height, width), parser_inputs, out)
     return 1 if failed or problems else 0
 

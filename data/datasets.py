@@ -378,12 +378,7 @@ class DataOptions:
         values["categories"] = parse_categories(category, held) if category else held[:1]
         return cls(**values)
 
-    def formats(self, samples: Sequence[Sample] = ()) -> DataFormats:
-        """How files are read; ``--iuv_channel`` needs an IUV PNG among training ``samples``."""
-        pngs = any(str(s.person.densepose).lower().endswith(".png") for s in samples)
-        if samples and self.iuv_channel != "b" and not pngs:
-            raise DatasetError(f"--iuv_channel {self.iuv_channel}: no DensePose file here is an "
-                               f"IUV image (a PNG), so the flag would do nothing; leave it out")
+    def formats(self) -> DataFormats:
         own = layout(self.dataset).FORMATS
         scheme = own.label_scheme if self.label_scheme == "auto" else self.label_scheme
         if self.neck != "skin" and scheme != "cihp":   # LIP's 10 is jumpsuits
@@ -447,7 +442,7 @@ def prepared_masks(options: DataOptions, samples: Sequence[Sample]) -> GarmentMa
 def make_train_dataset(options: DataOptions, root: str, height: int, width: int,
                        seed: int = 0, max_samples: int = 0) -> TryOnTrainDataset:
     samples = train_samples(options, root)[:max_samples or None]   # 0: all of them
-    return TryOnTrainDataset(samples, height, width, options.formats(samples),
+    return TryOnTrainDataset(samples, height, width, options.formats(),
                              prepared_masks(options, samples), seed)
 
 

@@ -56,7 +56,7 @@ class PrewarpDataset(torch.utils.data.Dataset):
         self.condition = condition
         self.size, self.warp_size = tuple(size), tuple(warp_size)
         self.options = options
-        self.formats = options.formats(self.samples)
+        self.formats = options.formats()
         self.masks = masks or options.masks()
 
     def __len__(self) -> int:

@@ -766,8 +766,7 @@ def parse_args(argv=None):
 # The flags of one section: given without it, they did nothing.
 SECTION_FLAGS = {
     "correlation": ("corr_shape",),
-    "inference": ("batch_sizes", "warmup", "repeats", "archs", "compile", "no_cuda_graphs",
-                  "no_int8", "no_onnx"),
+    "inference": ("batch_sizes", "archs", "compile", "no_cuda_graphs", "no_int8", "no_onnx"),
     "training": ("train_batch_size", "train_config", "train_stages", "train_warmup",
                  "train_repeats"),
     "data": ("data_root", "data_samples"),
@@ -778,8 +777,10 @@ def check_section_flags(parser, args, argv) -> None:
     """Refuse flags of sections not run, 'profile' without 'inference' (it profiles the
     inference rows) and --paths names that no timed path has."""
     unused = unused_flags(given_on_command_line(parser, argv), [
-        (flags, section not in args.sections, f"the {section} section (--sections)")
-        for section, flags in SECTION_FLAGS.items()])
+        *((flags, section not in args.sections, f"the {section} section (--sections)")
+          for section, flags in SECTION_FLAGS.items()),
+        (("warmup", "repeats"), not {"inference", "correlation"} & set(args.sections),
+         "the inference and correlation sections (--sections)")])
     if unused:
         parser.error(unused)
     if "profile" in args.sections and "inference" not in args.sections:

@@ -190,17 +190,19 @@ def convert_folder(src: str, out: str, extensions, convert, what: str, stream=No
     # Outputs keep their inputs' stems: a folder that is (or, through a link, resolves to) the
     # sources', or lies inside it, would overwrite or mix with them.
     check_output_folder(out, "--out", inputs=(src,))
-    written, notes, kept = {}, {}, 0
+    written, notes, kept = {}, {}, []
+    claimed = {}   # output name -> the input it comes from, written or kept
     failures = []
     for name in inputs:
         path = os.path.join(src, name)
         try:
             out_name, data, *note = convert(path)
-            if out_name in written:
+            if out_name in claimed:
                 raise ConversionError(f"{path}: would write {out_name}, already written from "
-                                      f"{written[out_name]}")
+                                      f"{claimed[out_name]}")
+            claimed[out_name] = path
             if os.path.lexists(os.path.join(out, out_name)) and not overwrite:
-                kept += 1      # a file of the user's, or of an earlier run: never replaced
+                kept.append(out_name)   # a file of the user's, or of an earlier run
                 continue
             write_bytes_atomic(os.path.join(out, out_name), data)
             written[out_name] = path
@@ -215,14 +217,15 @@ def convert_folder(src: str, out: str, extensions, convert, what: str, stream=No
             print(f"ERROR {failures[-1]}", file=stream)
     if len(failures) > MAX_LISTED:
         print(f"... and {len(failures) - MAX_LISTED} more errors", file=stream)
+    if kept:
+        notes[f"already in {out}, kept (--overwrite replaces them)"] = kept
     for note, names in notes.items():
         more = f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else ""
         print(f"NOTE {len(names)} file(s) {note}: {', '.join(names[:MAX_LISTED])}{more}",
               file=stream)
     print(f"{what}: converted {len(written)} of {len(inputs)} files from {src} to {out}; "
           f"{len(failures)} failed; {skipped} other files skipped"
-          + (f"; kept {kept} already in {out} (--overwrite replaces them)" if kept else ""),
-          file=stream)
+          + (f"; {len(kept)} kept" if kept else ""), file=stream)
     return 1 if failures else 0
 
 

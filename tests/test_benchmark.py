@@ -49,11 +49,15 @@ def test_flags_that_would_time_nothing_are_refused(user_error):
              "--batch_sizes: for the inference section (--sections)"),
             (["--sections", "correlation", "--data_root", "d"],
              "--data_root: for the data section (--sections)"),
+            (["--sections", "training", "--repeats", "5"],
+             "--repeats: for the inference and correlation sections"),
             (["--sections", "profile"], "--sections profile: it profiles the inference rows")):
         assert message in user_error(lambda flags=flags: benchmark.parse_args(base + flags))
     args = benchmark.parse_args(base + ["--sections", "inference", "--no_onnx", "--paths",
                                         "plain,band"])
     assert args.paths == "plain,band"
+    # The correlation rows take --warmup and --repeats too.
+    assert benchmark.parse_args(base + ["--sections", "correlation", "--repeats", "5"]).repeats == 5
 
 
 def test_training_rows_time_every_stage_step(tmp_path):

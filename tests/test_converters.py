@@ -10,7 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from data.datasets import DataOptions, make_train_dataset
+from data.check import unused_iuv_channel
+from data.datasets import DataOptions, train_samples
 from data.densepose import read_densepose_file
 from data.files import DatasetError
 from data.labels import (
@@ -22,11 +23,11 @@ from data.labels import (
     label_table,
     read_label_map,
 )
-from data.pairs import make_pairs_dataset
 from data.pose import PoseFileError, parse_keypoints, read_keypoints_file
-from data.synthetic import make_dataset
 from data.viton_dataset import VitonTrainDataset
+from options import parse_config
 from scripts import convert_data
+from train_pb_warp import ParserBasedWarp
 
 # Expected 14-class label of every source label, as DATASETS.md section 4 lists them; CIHP's
 # neck (10) goes to 3, the neck skin the generator repaints (DATASETS.md section 6).
@@ -500,21 +501,21 @@ def test_dataset_prefers_npy_densepose_and_rejects_bad_arguments(tmp_path):
             VitonTrainDataset(root, H, W, **{name: value})
 
 
-def test_iuv_channel_is_refused_where_no_densepose_file_is_an_iuv_image(tmp_path):
-    # PF-AFN's .npy part indices have no channels: --iuv_channel did nothing, unsaid.
+def test_an_iuv_channel_that_no_densepose_file_uses_is_said(tmp_path, capsys):
+    # PF-AFN's .npy part indices have no channels: --iuv_channel did nothing, unsaid. It is
+    # said, not refused: a configuration file may set it for several datasets.
     root = write_train_folder(str(tmp_path / "npy"), "native", "native", "npy", scheme="cihp")
-    with pytest.raises(DatasetError, match=r"--iuv_channel r: no DensePose file here is an IUV "
-                                           r"image \(a PNG\), so the flag "
-                                           r"would do nothing; leave it out"):
-        make_train_dataset(DataOptions(iuv_channel="r"), root, H, W)
-    assert len(make_train_dataset(DataOptions(), root, H, W)) == len(IDS)
+    stage = ParserBasedWarp()
+    cfg = parse_config(["--config", "configs/tiny.yaml", "--dataroot", root, "--iuv_channel",
+                        "r"], stage.add_arguments, stage.defaults, default_name=stage.name)
+    lines = stage.describe_dataset(stage.make_dataset(cfg), cfg)
+    assert "--iuv_channel r is not used: no DensePose file here is an IUV image (a PNG)" in lines
     iuv = write_train_folder(str(tmp_path / "iuv"), "native", "native", "iuv", scheme="cihp")
-    assert len(make_train_dataset(DataOptions(iuv_channel="r"), iuv, H, W)) == len(IDS)
-    # The flag is the training data's: test pairs (validation's) of other files are read.
-    test = make_dataset(str(tmp_path / "synthetic"), 0, 2, height=64, width=48)["test"]
-    for parser_inputs in (False, True):
-        assert len(make_pairs_dataset(DataOptions(iuv_channel="r"), test, "paired", H, W,
-                                      parser_inputs=parser_inputs)) == 2
+    assert unused_iuv_channel(DataOptions(iuv_channel="r"), train_samples(DataOptions(), iuv)) \
+        is None
+    from data.check import main
+    main([root, "--height", str(H), "--width", str(W), "--iuv_channel", "g"])
+    assert "NOTE --iuv_channel g is not used" in capsys.readouterr().out
 
 
 def test_check_reports_the_conversion(tmp_path, capsys):
@@ -668,7 +669,16 @@ def test_cli_densepose(tmp_path, capsys, user_error):
     # A file already in --out (here the user's own) was replaced, unsaid; --overwrite does it.
     (tmp_path / "n" / "000010_0.npy").write_bytes(b"mine")
     assert convert_data.main(["densepose", "--src", str(npy), "--out", str(tmp_path / "n")]) == 0
-    assert "kept 1 already in" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "NOTE 1 file(s) already in" in printed and "kept (--overwrite replaces them)" in printed
+    # Two inputs of one output name: the second is refused on a run that keeps the first's
+    # output, as on the run that wrote it.
+    save_grey(npy / "000010_0.png", PARTS)
+    for run in range(2):
+        assert convert_data.main(["densepose", "--src", str(npy), "--out",
+                                  str(tmp_path / "clash")]) == 1, run
+        assert "would write 000010_0.npy, already written from" in capsys.readouterr().out
+    (npy / "000010_0.png").unlink()
     assert (tmp_path / "n" / "000010_0.npy").read_bytes() == b"mine"
     assert convert_data.main(["densepose", "--src", str(npy), "--out", str(tmp_path / "n"),
                               "--overwrite"]) == 0

@@ -165,6 +165,10 @@ def test_outputs_that_are_folders_or_inputs_are_refused_before_the_model_runs(
                   str(checkpoint), "--device", "cpu"]):
         message = user_error(lambda argv=argv: test_script.main(argv))
         assert f"{loop}" in message and "cannot be resolved (" in message, message
+    # A loop given as an input is not blamed on the output flag.
+    message = user_error(lambda: test_script.main(
+        base + ["--person", str(loop / "me.jpg"), "--output", str(tmp_path / "o.png")]))
+    assert f"error: {loop / 'me.jpg'} cannot be resolved (" in message, message
 
 
 def test_a_write_that_fails_after_the_model_ran_is_one_line(tmp_path, test_root, checkpoint,

@@ -67,12 +67,14 @@ def write_result(folder: str | os.PathLike, person: str, cloth: str, image: np.n
     return write_output(Path(folder) / result_name(person, cloth), image, flag)
 
 
-def resolved(path: str | os.PathLike, flag: str) -> Path:
-    """``path`` with its symlinks resolved; a loop of links is an ``OutputError``."""
+def resolved(path: str | os.PathLike, flag: str | None = None) -> Path:
+    """``path`` with its symlinks resolved; a loop of links is an ``OutputError`` naming the
+    path (and ``flag``, the output flag it was given to; None for an input)."""
     try:
         return Path(path).resolve()
     except (OSError, RuntimeError) as error:   # Python 3.11 raises RuntimeError for a loop
-        raise OutputError(f"{flag}: {path} cannot be resolved ({error})") from None
+        raise OutputError(f"{flag + ': ' if flag else ''}{path} cannot be resolved "
+                          f"({error})") from None
 
 
 def check_output_folder(folder: str | os.PathLike, flag: str,
@@ -85,7 +87,7 @@ def check_output_folder(folder: str | os.PathLike, flag: str,
         raise OutputError(f"{flag} {folder}: exists and is not a folder")
     real = resolved(folder, flag)
     for given in inputs:
-        source = resolved(given, flag)
+        source = resolved(given)
         if real == source or source in real.parents:
             raise OutputError(f"{flag} {folder}: is the input folder {given} or inside it; "
                               f"choose a folder of its own, so that no input is overwritten")
@@ -151,7 +153,7 @@ def check_output_file(path: str | os.PathLike, flag: str,
         raise OutputError(f"{flag} {path}: is a folder; give a file name")
     real = resolved(path, flag)
     for given in inputs:
-        if given is not None and resolved(given, flag) == real:
+        if given is not None and resolved(given) == real:
             raise OutputError(f"{flag} {path}: is the input {given}; writing it would destroy "
                               f"the input, give another file name")
     parent = path.parent

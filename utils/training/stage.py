@@ -153,6 +153,10 @@ class Stage:
         lines = [f"training data: {len(dataset)} samples{first} of {cfg.dataroot} "
                  f"({options.dataset} layout, {', '.join(options.categories)}; labels "
                  f"{formats.label_scheme}, keypoints {formats.pose_format})"]
+        if options.iuv_channel != "b" and not any(   # said, not refused: a file may set it
+                str(s.person.densepose).lower().endswith(".png") for s in dataset.samples):
+            lines.append(f"--iuv_channel {options.iuv_channel} is not used: no DensePose file "
+                         f"here is an IUV image (a PNG)")
         if not dataset.has_densepose:
             lines.append("no DensePose part indices for some or all samples: the parser-based "
                          "inputs use the replacement of data/inputs.py (DensePose channels "
