@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.cli import HelpFormatter
+from common.cli import HelpFormatter, given_on_command_line
 from common.config_file import ConfigError, coerce, load_yaml
 from common.errors import exit_on_user_error
 from data import viton
@@ -269,9 +269,10 @@ def main(argv=None) -> int:
             for path in args.config:
                 parser.set_defaults(**config_values(parser, path))
         args = parser.parse_args(argv)
-    if args.rebuild_masks:   # it deleted the cached masks the check was to count
+    if args.rebuild_masks and "rebuild_masks" in given_on_command_line(parser, argv):
         parser.error("--rebuild_masks: the check computes no garment mask (it counts the masks "
                      "to compute); give it to the training or test command")
+    args.rebuild_masks = False   # a training configuration's: the check deletes no cached mask
     args.height = 256 if args.height is None else args.height
     args.width = 192 if args.width is None else args.width
     for key in ("height", "width"):

@@ -322,6 +322,11 @@ def test_check_cli_reports_problems(train_root, capsys):
     with pytest.raises(SystemExit):
         main([train_root, "--rebuild_masks"])
     assert "--rebuild_masks: the check computes no garment mask" in capsys.readouterr().err
+    # A training configuration that sets it is read, and nothing is deleted.
+    config = os.path.join(os.path.dirname(train_root), "rebuild.yaml")
+    with open(config, "w") as handle:
+        handle.write("rebuild_masks: true\n")
+    assert main([train_root, "--height", str(H), "--width", str(W), "--config", str(config)]) == 0
     corrupt(os.path.join(train_root, "train_img", "000042_0.jpg"), b"\xff\xd8\xff\xe0broken")
     assert main([train_root, "--height", str(H), "--width", str(W)]) == 1
     out = capsys.readouterr().out
