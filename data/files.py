@@ -224,10 +224,14 @@ def check_pixels(data: bytes, path: str, max_pixels: Optional[int] = None) -> No
 
 
 def _frames(data: bytes) -> int:
-    """The frames (animation, pages) of a PNG, WebP or TIFF; 1 where the header cannot tell."""
+    """The frames (animation, pages) of a PNG, WebP or TIFF; 1 where the header cannot tell.
+    Only an animated PNG holds an acTL chunk: the others are not opened a second time."""
+    name = image_format(data)
+    if name not in ("PNG", "WEBP", "TIFF") or (name == "PNG" and b"acTL" not in data):
+        return 1
     try:
-        with Image.open(io.BytesIO(data), formats=[image_format(data)]) as image:
-            return getattr(image, "n_frames", 1) if image.format in ("PNG", "WEBP", "TIFF") else 1
+        with Image.open(io.BytesIO(data), formats=[name]) as image:
+            return getattr(image, "n_frames", 1)
     except Exception:
         return 1
 
