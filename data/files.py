@@ -224,8 +224,7 @@ def check_pixels(data: bytes, path: str, max_pixels: Optional[int] = None) -> No
 
 
 def _frames(data: bytes) -> int:
-    """The frames (animation, pages) of a PNG, WebP or TIFF; 1 where the header cannot tell.
-    Only an animated PNG holds an acTL chunk: the others are not opened a second time."""
+    """The frames of a PNG (animated: with an acTL chunk), WebP or TIFF; 1 where none tell."""
     name = image_format(data)
     if name not in ("PNG", "WEBP", "TIFF") or (name == "PNG" and b"acTL" not in data):
         return 1
