@@ -99,7 +99,7 @@ def inference_paths(device: str, args) -> list[RunPath]:
         paths.append(ONNX_PATH)
         if device == "cpu" and not args.no_int8:
             paths.append(ONNX_INT8_PATH)
-    return selected(paths, args)
+    return paths
 
 
 def selected(paths: list[RunPath], args) -> list[RunPath]:
@@ -326,7 +326,7 @@ def bench_inference(device: str, args, warp, gen, arch: str = "pfafn",
 
 def _inference_rows(device, args, warp, gen, arch, batch, runtimes, gflop) -> list:
     example = random_batch(batch, args.height, args.width, device)
-    paths = inference_paths(device, args)
+    paths = selected(inference_paths(device, args), args)
     runs = {path.name: build_inference(path, warp, gen, example, device, runtimes)
             for path in paths}
     times = time_interleaved(runs, device, args.warmup, args.repeats)
@@ -458,7 +458,7 @@ def training_paths(device: str, args) -> list[RunPath]:
     paths = [PLAIN, RunPath(fast_corr, fast_corr)]
     if device == "cuda" or args.cpu_bf16 or unsupported("bf16", torch.device("cpu")) is None:
         paths.append(RunPath(f"{fast_corr}+bf16", fast_corr, bf16=True))
-    return selected(paths, args)
+    return paths
 
 
 def stage_of(name: str):
@@ -550,7 +550,7 @@ def bench_training(device: str, args) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="pfafn_bench_train_") as folder:
         bench = TrainingBench(folder, args)
         for name in args.train_stages:
-            paths = training_paths(device, args)
+            paths = selected(training_paths(device, args), args)
             steps = {}
             for path in paths:
                 steps[path.name] = partial(next, bench.timed_steps(name, path, device))
@@ -786,14 +786,12 @@ def check_section_flags(parser, args, argv) -> None:
     if "profile" in args.sections and "inference" not in args.sections:
         parser.error("--sections profile: it profiles the inference rows; add inference")
     if args.paths:
-        wanted, args.paths = args.paths, None     # every path of this machine, to compare
         known = {path.name for device in args.devices for path in
                  inference_paths(device, args) + training_paths(device, args)}
-        unknown = sorted({name.strip() for name in wanted.split(",")} - known - {""})
+        unknown = sorted({name.strip() for name in args.paths.split(",")} - known - {""})
         if unknown:
             parser.error(f"--paths: no path named {', '.join(unknown)} here; the paths: "
                          f"{', '.join(sorted(known))}")
-        args.paths = wanted
 
 
 def main(argv=None):

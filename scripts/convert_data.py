@@ -190,7 +190,7 @@ def convert_folder(src: str, out: str, extensions, convert, what: str, stream=No
     # Outputs keep their inputs' stems: a folder that is (or, through a link, resolves to) the
     # sources', or lies inside it, would overwrite or mix with them.
     check_output_folder(out, "--out", inputs=(src,))
-    written, notes, kept = {}, {}, []
+    written, notes, kept = 0, {}, []
     claimed = {}   # output name -> the input it comes from, written or kept
     failures = []
     for name in inputs:
@@ -205,7 +205,7 @@ def convert_folder(src: str, out: str, extensions, convert, what: str, stream=No
                 kept.append(out_name)   # a file of the user's, or of an earlier run
                 continue
             write_bytes_atomic(os.path.join(out, out_name), data)
-            written[out_name] = path
+            written += 1
             if note and note[0]:
                 notes.setdefault(note[0], []).append(name)
             continue
@@ -223,7 +223,7 @@ def convert_folder(src: str, out: str, extensions, convert, what: str, stream=No
         more = f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else ""
         print(f"NOTE {len(names)} file(s) {note}: {', '.join(names[:MAX_LISTED])}{more}",
               file=stream)
-    print(f"{what}: converted {len(written)} of {len(inputs)} files from {src} to {out}; "
+    print(f"{what}: converted {written} of {len(inputs)} files from {src} to {out}; "
           f"{len(failures)} failed; {skipped} other files skipped"
           + (f"; {len(kept)} kept" if kept else ""), file=stream)
     return 1 if failures else 0

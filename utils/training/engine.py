@@ -663,7 +663,7 @@ class Trainer:
             # the events of the checkpoint's own step were all logged before it was saved.
             self.writer = SummaryWriter(str(self.run_dir / "tensorboard"),
                                         purge_step=self.step + 1 if self.step else None)
-        self.progress = tqdm(total=self.stop_at, initial=min(self.step, self.stop_at),
+        self.progress = tqdm(total=self.stop_at, initial=self.step,
                              desc=self.stage.name, unit="step", dynamic_ncols=True,
                              disable=None if self.context.is_main and show_progress else True)
 
