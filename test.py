@@ -47,15 +47,16 @@ from common.errors import exit_on_user_error
 from common.images import on_white, to_uint8
 from data.alpha import read_alpha
 from data.datasets import DataOptions, add_data_arguments, default_mask_cache
-from data.files import read_gray, read_rgb
+from data.files import check_photo_size, read_gray, read_rgb
 from data.fitted_pairs import category_unused, make_fitted_pairs_dataset, read_photo, to_photo
 from data.photo_fit import FIT_MODES
 from utils.inference.loading import add_model_arguments, check_model_arguments, load_model_from_args
-from utils.inference.photos import check_person_photo, garment_mask_for, tryon_photos
+from utils.inference.photos import garment_mask_for, tryon_photos
 from utils.results import (
     OutputError,
     check_output_file,
     check_unique_result_names,
+    data_folders,
     output_file,
     output_folder,
     result_name,
@@ -189,7 +190,8 @@ def _grid_strip(person, garment, edge, out, index):
 def generate(args) -> dict:
     """Every pair of a test folder -> one PNG each in ``--results_dir``; a folder it created
     is removed again when the run stops before writing anything in it."""
-    with output_folder(args.results_dir, "--results_dir", inputs=(args.dataroot,)) as results:
+    with output_folder(args.results_dir, "--results_dir",
+                       inputs=data_folders(args.dataroot)) as results:
         return _generate(args, results)
 
 
@@ -260,7 +262,7 @@ def _tryon_pair(args, output: Path, inputs: tuple) -> dict:
         check_output_file(grid_path, "--save_grid", inputs)
     limit = DataOptions.from_config(args).max_pixels
     person_photo = read_photo(args.person, limit)
-    check_person_photo(person_photo, args.person)     # before the model is loaded
+    check_photo_size(person_photo, args.person)     # before the model is loaded
     garment_photo = read_rgb(args.garment, limit)
     user_mask = read_gray(args.garment_mask, limit) if args.garment_mask else None
     alpha = None if user_mask is not None else read_alpha(args.garment, limit)

@@ -21,6 +21,7 @@ Training items (``TryOnTrainDataset``), CPU tensors:
     densepose_rendering (3, H, W) in [-1, 1].
 """
 
+import argparse
 import hashlib
 import os
 import sys
@@ -38,8 +39,10 @@ from data.densepose import IUV_CHANNELS, read_densepose_file
 from data.files import (
     DEFAULT_MAX_PIXELS,
     EDGE_THRESHOLD,
+    MAX_MEGAPIXELS,
     DatasetError,
     check_garment_mask,
+    check_photo_size,
     photo_tensor,
     read_bytes,
     read_gray,
@@ -165,6 +168,7 @@ def read_garment(garment: GarmentFiles, masks: GarmentMasks, height: int,
                  width: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(3, H, W) photo in [-1, 1] and (1, H, W) mask in {0, 1}, resized to the frame."""
     photo = read_rgb(garment.image, masks.max_pixels)
+    check_photo_size(photo, garment.image, "garment photo")
     # Binarised before resizing so a nearest resize keeps it binary.
     mask = resize_nearest(masks.read(garment, photo), height, width)
     return photo_tensor(resize_photo(photo, height, width)), mask_tensor(mask)
@@ -209,6 +213,7 @@ def read_person(person: PersonFiles, formats: DataFormats, height: int, width: i
     stay aligned with the photo. Images of more than ``max_pixels`` pixels are refused before
     they are decoded."""
     image = read_rgb(person.image, max_pixels)
+    check_photo_size(image, person.image)
     original = image.shape[:2]
     item = {"image": photo_tensor(resize_photo(image, height, width)),
             "original_size": (int(original[0]), int(original[1]))}
@@ -477,9 +482,17 @@ def add_data_arguments(parser, root: str = "--dataroot", parsing: bool = True) -
     add_max_megapixels_argument(parser)
 
 
+def _megapixels(text: str) -> float:
+    value = positive_limit(text)
+    if value > MAX_MEGAPIXELS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_MEGAPIXELS}, what Pillow opens, got "
+                                         f"{text!r}")
+    return value
+
+
 def add_max_megapixels_argument(parser) -> None:
     """``--max_megapixels``, the limit every image reader holds (``max_pixels`` in MP)."""
-    parser.add_argument("--max_megapixels", type=positive_limit, default=DEFAULT_MAX_PIXELS / 1e6,
+    parser.add_argument("--max_megapixels", type=_megapixels, default=DEFAULT_MAX_PIXELS / 1e6,
                         help="largest image read, in megapixels (width x height / 1e6): larger "
                              "files are refused before they are decoded, whatever their size "
                              "on disk")

@@ -19,7 +19,14 @@ a pairs file of the caller's inside each category folder.
 import os
 from typing import Optional, Sequence
 
-from data.files import DatasetError, list_folder, read_pairs, report_missing, resolve_path
+from data.files import (
+    DatasetError,
+    by_stem,
+    list_folder,
+    read_pairs,
+    report_missing,
+    resolve_path,
+)
 from data.samples import CATEGORIES, DataFormats, GarmentFiles, PersonFiles, Sample
 
 NAME = "dresscode"
@@ -73,7 +80,7 @@ class _Category:
 
     def _find(self, folder: str, name: str, lacking: list) -> Optional[str]:
         stem = os.path.splitext(name)[0]
-        found = self.listing.get(folder, {}).get(stem)
+        found = by_stem(self.listing.get(folder, {}), self.dirs.get(folder, ""), stem)
         if found is None:
             lacking.append(f"{self.category}/{folder}/{name}")
             return None

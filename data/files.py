@@ -22,10 +22,14 @@ from PIL import Image
 from common.errors import UserError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+# What the readers of a dataset take besides images: keypoints, DensePose arrays.
+READABLE_EXTENSIONS = IMAGE_EXTENSIONS + (".json", ".npy")
 EDGE_THRESHOLD = 127      # garment mask foreground: value / 255 > 0.5
 # Largest image read, in pixels (--max_megapixels): a 48-megapixel phone photo fits; a few
 # kilobytes of PNG claiming 20000 x 20000 pixels (1.2 GB decoded) do not.
 DEFAULT_MAX_PIXELS = 50_000_000
+# The ceiling of --max_megapixels: Pillow refuses to open more (twice its warning limit).
+MAX_MEGAPIXELS = int(2 * Image.MAX_IMAGE_PIXELS / 1e6)
 # What libjpeg prints when the entropy-coded data ends before the image does: it then fills
 # the rest with grey and OpenCV returns that as if it were the photo.
 JPEG_DAMAGE_MESSAGES = (b"Corrupt JPEG data", b"Premature end of JPEG file")
@@ -344,10 +348,18 @@ def decode_index_image(path: str, max_pixels: Optional[int] = None) -> Tuple[np.
         DatasetError naming the file when it is unreadable or truncated.
     """
     data = read_image_bytes(path, max_pixels)
+    if image_format(data) == "JPEG":
+        raise DatasetError(f"{path}: a JPEG cannot hold exact indices (its compression changes "
+                           f"them along every edge); expected a PNG, grey or palette")
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25 and data[24] == 8 and data[25] == 0:
         # 8-bit grey PNG (byte 24: bit depth, 25: colour type), the usual case: OpenCV is
         # several times faster than PIL here.
         return decode_image(data, cv2.IMREAD_UNCHANGED, path), "L"
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25 and data[24] == 16 and data[25] != 0:
+        # 16-bit colour or grey-with-alpha PNG: PIL keeps only the high byte of each value (a
+        # label of 0..19 reads as 0); OpenCV keeps all 16 bits, in BGR(A) order.
+        return np.ascontiguousarray(decode_image(data, cv2.IMREAD_UNCHANGED, path)[:, :, 2::-1]),\
+            "RGB;16"
     try:
         with Image.open(io.BytesIO(data), formats=[image_format(data)]) as image:
             image.load()
@@ -375,6 +387,16 @@ def single_channel(array: np.ndarray, mode: str, path: str,
 
 # ---------------------------------------------------------------------------------------------
 # Conversions
+
+
+MIN_PHOTO_SIDE = 16   # pixels: a smaller photo shows no person or garment
+
+
+def check_photo_size(photo: np.ndarray, name: str, what: str = "person photo") -> None:
+    """A DatasetError naming ``name`` for a photo too small to show a person (a garment)."""
+    if min(photo.shape[:2]) < MIN_PHOTO_SIDE:
+        raise DatasetError(f"{name}: {photo.shape[0]}x{photo.shape[1]} pixels; a {what} is at "
+                           f"least {MIN_PHOTO_SIDE}x{MIN_PHOTO_SIDE}")
 
 
 def resize_photo(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -414,24 +436,37 @@ def person_id(name: str) -> str:
 
 
 def list_folder(folder: str) -> dict:
-    """Map stem -> file name for the files of ``folder``."""
-    files = {}
-    for name in os.listdir(folder):
-        if name.startswith("."):
-            continue
-        stem, _ = os.path.splitext(name)
-        files.setdefault(stem, name)
+    """Map stem -> the sorted names of the files of ``folder`` with that stem."""
+    files: dict = {}
+    for name in sorted(os.listdir(folder)):
+        if not name.startswith("."):
+            files.setdefault(os.path.splitext(name)[0], []).append(name)
     return files
+
+
+def image_names(listing: dict) -> list:
+    """The sorted names of the images of a ``list_folder`` listing."""
+    return sorted(name for names in listing.values() for name in names
+                  if name.lower().endswith(IMAGE_EXTENSIONS))
+
+
+def by_stem(listing: dict, folder: str, stem: str) -> Optional[str]:
+    """The file of ``folder`` (``listing``: its ``list_folder``) named ``stem`` with any
+    extension, or None; of several, the one a reader takes (an image, .json, .npy), and a
+    DatasetError naming them where two are, since either could be meant."""
+    names = listing.get(stem, [])
+    readable = [name for name in names if name.lower().endswith(READABLE_EXTENSIONS)]
+    if len(readable) > 1:
+        raise DatasetError(f"{folder}: {' and '.join(readable)} share the name {stem}; keep "
+                           f"one of them")
+    return (readable or names or [None])[0]
 
 
 def find_exact(listing: dict, folder: str, names: Sequence[Tuple[str, str]]) -> Optional[str]:
     """The first name of ``names`` ((stem, name) pairs) present in ``folder`` (``listing``: its
-    stem -> name map)."""
+    ``list_folder``; a name with a folder in it is looked for on disk)."""
     for stem, name in names:
-        if listing.get(stem) == name:
-            return name
-        # The listing keeps one name per stem; another file may share this one's stem.
-        if os.path.isfile(os.path.join(folder, name)):
+        if name in listing.get(stem, ()) or os.path.isfile(os.path.join(folder, name)):
             return name
     return None
 

@@ -12,7 +12,7 @@ import torch
 
 from data.alpha import over_white, read_alpha
 from data.datasets import DataOptions, mask_tensor
-from data.files import photo_tensor, read_rgb
+from data.files import check_photo_size, photo_tensor, read_rgb
 from data.pairs import TryOnPairsDataset, make_pairs_dataset
 from data.photo_fit import FIT_MODES, apply_placement, fit_to_frame, paste_back, plan_fit
 from data.samples import Sample
@@ -46,10 +46,12 @@ class FittedPairsDataset(TryOnPairsDataset):
     def read(self, pair: Sample) -> tuple[dict, torch.Tensor, torch.Tensor]:
         max_pixels = self.masks.max_pixels
         person = read_photo(pair.person.image, max_pixels)
+        check_photo_size(person, pair.person.image)
         frame, _ = fit_to_frame(person, (self.height, self.width), self.fit)
         item = {"image": photo_tensor(frame),
                 "original_size": (int(person.shape[0]), int(person.shape[1]))}
         garment = read_rgb(pair.garment.image, max_pixels)
+        check_photo_size(garment, pair.garment.image, "garment photo")
         mask = self.masks.read(pair.garment, garment)
         garment, placement = fit_to_frame(garment, (self.height, self.width), "pad")
         mask = apply_placement(mask, placement, interpolation="nearest", fill=0)

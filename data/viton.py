@@ -38,7 +38,9 @@ from typing import Optional, Sequence
 from data.files import (
     IMAGE_EXTENSIONS,
     DatasetError,
+    by_stem,
     find_exact,
+    image_names,
     list_folder,
     person_id,
     read_pairs,
@@ -92,7 +94,7 @@ class _Folders:
         """A file of ``folder``: one of the ``exact`` (stem, name)s, or any image extension of
         ``any_stem``; missing ones are added to ``lacking``."""
         if exact is None:
-            found = self.listing[folder].get(any_stem)
+            found = by_stem(self.listing[folder], self.dirs[folder], any_stem)
         else:
             found = find_exact(self.listing[folder], self.dirs[folder], exact)
         if found is None:
@@ -159,8 +161,7 @@ def train_samples(root: str, categories: Sequence[str] = ("upper_body",),
     if pairs_path is not None:
         pairs = read_pairs(pairs_path)
     else:
-        photos = sorted(name for name in folders.listing["img"].values()
-                        if name.lower().endswith(IMAGE_EXTENSIONS))
+        photos = image_names(folders.listing["img"])
         if not photos:
             raise DatasetError(f"{folders.dirs['img']}: no person photos")
         pairs = []
@@ -221,8 +222,7 @@ def test_pairs(root: str, pairs: str = "unpaired", categories: Sequence[str] = (
     folders.listing[clothes[0]] = list_folder(folders.dirs[clothes[0]])
     path, source = resolve_test_pairs(root, pairs)
     if path is None:
-        photos = sorted(name for name in folders.listing["img"].values()
-                        if name.lower().endswith(IMAGE_EXTENSIONS))
+        photos = image_names(folders.listing["img"])
         names = [(name, f"{person_id(name)}_1{os.path.splitext(name)[1]}") for name in photos]
     else:
         names = read_pairs(path)

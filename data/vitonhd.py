@@ -27,8 +27,10 @@ from typing import Optional, Sequence
 
 from data.dcivton import AGNOSTIC_FOLDER, DENSEPOSE_FOLDER
 from data.files import (
-    IMAGE_EXTENSIONS,
     DatasetError,
+    by_stem,
+    find_exact,
+    image_names,
     list_folder,
     read_pairs,
     report_missing,
@@ -80,18 +82,19 @@ class _Split:
         self.image_dir = _folder(self.root, ("image",))
         self.cloth_dir = _folder(self.root, ("cloth",))
         self.mask_dir = _folder(self.root, ("cloth-mask",))
-        # Without parser inputs the parsing and pose are not looked at, let alone required.
+        # Without parser inputs the parsing, pose and DensePose are not looked at, let alone
+        # required.
         self.parse_dir = _folder(self.root, PARSE_FOLDERS) if parser_inputs else None
         self.pose_dir = _folder(self.root, POSE_FOLDERS) if parser_inputs else None
         if densepose_dir is not None and not os.path.isdir(densepose_dir):
             raise DatasetError(f"{densepose_dir}: DensePose folder not found")
-        self.densepose_dir = densepose_dir
+        self.densepose_dir = densepose_dir if parser_inputs else None
         self.agnostic_dir = _folder(self.root, (AGNOSTIC_FOLDER,), required=False)
         self.rendering_dir = _folder(self.root, (DENSEPOSE_FOLDER,), required=False)
         self.listing = {key: list_folder(path) if path else {} for key, path in (
             ("image", self.image_dir), ("cloth", self.cloth_dir), ("mask", self.mask_dir),
             ("parse", self.parse_dir), ("pose", self.pose_dir),
-            ("densepose", densepose_dir))}
+            ("densepose", self.densepose_dir))}
         self.parser_inputs = parser_inputs
 
     def person(self, name: str, lacking: list) -> PersonFiles:
@@ -127,9 +130,8 @@ class _Split:
 
     def _find(self, key: str, folder: str, stem: str, expected: str, lacking: list,
               exact: bool = False) -> Optional[str]:
-        found = self.listing[key].get(stem)
-        if exact and found != expected:
-            found = expected if os.path.isfile(os.path.join(folder, expected)) else None
+        found = (find_exact(self.listing[key], folder, ((stem, expected),)) if exact
+                 else by_stem(self.listing[key], folder, stem))
         if found is None:
             lacking.append(os.path.relpath(os.path.join(folder, expected), self.root))
             return None
@@ -157,8 +159,7 @@ def train_samples(root: str, categories: Sequence[str] = HELD_CATEGORIES,
     """Every person of ``train/image`` with the garment of the same name."""
     _check_categories(categories)
     split = _Split(root, "train", densepose_dir, parser_inputs=True)
-    names = sorted(name for name in split.listing["image"].values()
-                   if name.lower().endswith(IMAGE_EXTENSIONS))
+    names = image_names(split.listing["image"])
     if not names:
         raise DatasetError(f"{split.image_dir}: no person photos")
     return _collect(split, [(name, name) for name in names], f"samples of {split.root}",
@@ -173,8 +174,7 @@ def test_pairs(root: str, pairs: str = "unpaired", categories: Sequence[str] = H
     _check_categories(categories)
     files = _Split(root, split, densepose_dir, parser_inputs)
     if pairs == "paired":
-        names = sorted(name for name in files.listing["image"].values()
-                       if name.lower().endswith(IMAGE_EXTENSIONS))
+        names = image_names(files.listing["image"])
         listed = [(name, name) for name in names]
         source = f"{files.image_dir} (paired)"
     else:

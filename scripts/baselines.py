@@ -24,6 +24,7 @@ from data.fitted_pairs import category_unused, make_fitted_pairs_dataset, to_pho
 from data.photo_fit import FIT_MODES  # noqa: E402
 from utils.results import (  # noqa: E402
     check_unique_result_names,
+    data_folders,
     output_folder,
     write_result,
 )
@@ -65,7 +66,8 @@ def main(argv=None):
 
 
 def write_baseline(args) -> None:
-    with output_folder(args.results_dir, "--results_dir", inputs=(args.dataroot,)) as results:
+    with output_folder(args.results_dir, "--results_dir",
+                       inputs=data_folders(args.dataroot)) as results:
         options = DataOptions.from_config(args)
         dataset = make_fitted_pairs_dataset(options, args.dataroot, args.pairs, args.height,
                                             args.width, args.fit)

@@ -65,8 +65,12 @@ def write_masks(args, names: list) -> int:
 
     start = time.perf_counter()
     written, kept, failed = 0, 0, []
+    # A mask the folder holds under another extension is the garment's mask (the datasets find
+    # masks by stem): it is kept, or replaced in place, never joined by a second one.
+    present = ({os.path.splitext(name)[0]: name for name in list_images(args.out)}
+               if os.path.isdir(args.out) else {})
     for name in names:
-        target = os.path.join(args.out, name)
+        target = os.path.join(args.out, present.get(os.path.splitext(name)[0], name))
         if os.path.exists(target) and not args.overwrite:
             kept += 1
             continue

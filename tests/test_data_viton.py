@@ -3,6 +3,7 @@
 import json
 import os
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -341,9 +342,47 @@ def test_grey_alpha_and_16_bit_labels(train_root):
     Image.fromarray(np.stack([label, np.full_like(label, 255)], -1), mode="LA").save(path)
     dataset = VitonTrainDataset(train_root, H, W)
     assert set(dataset[1]["label"].unique().tolist()) == {0, 11}
+    # 16-bit colour and grey-with-alpha: PIL kept the high byte only, and read every label as 0.
+    wide = label.astype(np.uint16)
+    cv2.imwrite(path, np.dstack([wide] * 3))
+    assert set(dataset[1]["label"].unique().tolist()) == {0, 11}
+    cv2.imwrite(path, np.dstack([wide] * 3 + [np.full_like(wide, 65535)]))
+    assert set(dataset[1]["label"].unique().tolist()) == {0, 11}
+    iuv = os.path.join(train_root, "iuv16.png")
+    cv2.imwrite(iuv, np.dstack([wide + 3, wide + 2, wide + 1]))     # I in "b" of the RGB read
+    from data.densepose import read_densepose_file
+    assert set(np.unique(read_densepose_file(iuv)).tolist()) == {3, 14}
     Image.fromarray(label.astype(np.uint16) * 1000).save(path)          # 16-bit grey
     with pytest.raises(DatasetError, match=r"000010_0.png: label values \[11000\] outside"):
         dataset[1]
+
+
+def test_files_of_one_stem_and_jpeg_labels(train_root):
+    # A file beside a photo under the photo's stem dropped the photo (the listing kept one name
+    # per stem, in the folder's order), and of two masks of one garment either was taken.
+    photos = os.path.join(train_root, "train_img")
+    for name in os.listdir(photos):
+        with open(os.path.join(photos, os.path.splitext(name)[0] + ".json"), "w") as handle:
+            handle.write("{}")
+    assert len(VitonTrainDataset(train_root, H, W)) == 3
+    edges = os.path.join(train_root, "train_edge")
+    first = sorted(os.listdir(edges))[0]
+    stem = os.path.splitext(first)[0]
+    other = stem + (".png" if first.endswith(".jpg") else ".jpg")
+    cv2.imwrite(os.path.join(edges, other), cv2.imread(os.path.join(edges, first)))
+    with pytest.raises(DatasetError, match=rf"train_edge: {first if first < other else other} "
+                                           rf"and .* share the name {stem}; keep one"):
+        VitonTrainDataset(train_root, H, W)
+    os.remove(os.path.join(edges, other))
+    # A JPEG's compression changes the class indices along every edge.
+    labels = os.path.join(train_root, "train_label")
+    label = os.path.join(labels, sorted(os.listdir(labels))[0])
+    jpeg = cv2.imencode(".jpg", cv2.imread(label), [cv2.IMWRITE_JPEG_QUALITY, 100])[1]
+    with open(label, "wb") as handle:         # named .png
+        handle.write(jpeg.tobytes())
+    dataset = VitonTrainDataset(train_root, H, W)
+    with pytest.raises(DatasetError, match="a JPEG cannot hold exact indices"):
+        [dataset[i] for i in range(len(dataset))]
 
 
 def test_densepose_png_and_pose_named_by_photo(train_root):

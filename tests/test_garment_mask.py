@@ -311,6 +311,16 @@ def test_script_writes_one_mask_per_photo_and_reports_bad_files(tmp_path):
     os.utime(out / names[0], (0, 0))
     assert main(["--images", str(images), "--out", str(out), "--overwrite"]) == 0
     assert os.path.getmtime(out / names[0]) > 0
+    # A mask of the garment under another extension (the user's own) is its mask: kept, or
+    # replaced in place; a second one beside it left the datasets to take either.
+    own = out / "000001_1.png"
+    os.rename(out / names[0], own)
+    assert main(["--images", str(images), "--out", str(out)]) == 0
+    assert sorted(os.listdir(out)) == sorted(["000001_1.png"] + names[1:])
+    os.utime(own, (0, 0))
+    assert main(["--images", str(images), "--out", str(out), "--overwrite"]) == 0
+    assert sorted(os.listdir(out)) == sorted(["000001_1.png"] + names[1:])
+    assert os.path.getmtime(own) > 0
 
 
 # ---------------------------------------------------------------------------------------------

@@ -156,6 +156,15 @@ def test_outputs_that_are_folders_or_inputs_are_refused_before_the_model_runs(
         "--dataroot", str(test_root), "--results_dir", str(test_root / "test_img"),
         "--checkpoint", str(checkpoint), "--device", "cpu"]))
     assert "is the input folder" in message
+    # A folder of the data that is a link to one elsewhere: the try-ons went among the photos.
+    linked = tmp_path / "linked_root"
+    linked.mkdir()
+    for entry in test_root.iterdir():
+        (linked / entry.name).symlink_to(entry)
+    message = user_error(lambda: test_script.main([
+        "--dataroot", str(linked), "--results_dir", str(test_root / "test_img"),
+        "--checkpoint", str(checkpoint), "--device", "cpu"]))
+    assert "is the input folder" in message
     # A loop of links ended in RuntimeError's traceback (Path.resolve on Python 3.11).
     loop = tmp_path / "loop"
     loop.symlink_to(tmp_path / "loop2")
@@ -260,12 +269,26 @@ def test_bad_counts_and_tiny_person_photos_are_one_line(tmp_path, test_root, che
     person = ["--person", str(test_root / "test_img" / "000000_0.jpg")]
     for flags, expected in ((["--max_megapixels", "nan"], "--max_megapixels: expected a number"),
                             (["--max_megapixels", "-1"], "--max_megapixels: expected a number"),
+                            # Pillow opened none of the images it let through (a traceback).
+                            (["--max_megapixels", "300"], "at most 178, what Pillow opens"),
                             (["--workers", "-1"], "--workers: for a test folder")):
         assert expected in user_error(lambda flags=flags: test_script.main(base + person + flags))
     folder = ["--dataroot", str(test_root), "--results_dir", str(tmp_path / "r"),
               "--checkpoint", str(checkpoint), "--workers", "-1"]
     assert "--workers must be 0 or more" in user_error(lambda: test_script.main(folder))
     assert not (tmp_path / "out.png").exists()
+    # A test folder's tiny photos were tried on (a 4x3 try-on), its garments alike.
+    root = tmp_path / "tiny_root"
+    shutil.copytree(test_root, root)
+    for folder, what in (("test_img", "person photo"), ("test_clothes", "garment photo")):
+        name = sorted(os.listdir(root / folder))[0]
+        saved = (root / folder / name).read_bytes()
+        cv2.imwrite(str(root / folder / name), np.full((4, 3, 3), 128, np.uint8))
+        message = user_error(lambda: test_script.main([
+            "--dataroot", str(root), "--results_dir", str(tmp_path / "r"), "--checkpoint",
+            str(checkpoint), "--workers", "0", "--pairs", "paired"]))
+        assert f"{name}: 4x3 pixels; a {what} is at least 16x16" in message
+        (root / folder / name).write_bytes(saved)
 
 
 def test_every_tool_checks_its_limits_and_sizes_with_its_flags(tmp_path, test_root, user_error):

@@ -165,6 +165,11 @@ def test_vitonhd_takes_densepose_from_a_folder(roots, tmp_path):
     assert set(dataset[0]["densepose"].unique().tolist()) == {0, 15}
     without = make_train_dataset(DataOptions(dataset="vitonhd"), roots["vitonhd"], 64, 64)
     assert not without.has_densepose and not bool(without[0]["has_densepose"])
+    # Pairs read without the parser's inputs (test.py's) need no DensePose of their persons.
+    from data.vitonhd import test_pairs
+    empty = tmp_path / "none"
+    empty.mkdir()
+    assert len(test_pairs(roots["vitonhd"], "paired", densepose_dir=str(empty))) == 3
 
 
 @pytest.mark.parametrize("name, extra, expected", [

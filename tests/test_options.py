@@ -92,7 +92,9 @@ def test_wrong_type_in_file_is_an_error(tmp_path, text, key):
 @pytest.mark.parametrize("text, message", [
     ("lr: 0.001\nlr: 0.002\n", "line 2: key 'lr' again"),
     ("overwrite: true\n", "key 'overwrite' cannot be set inside a config file"),
-    ("resume: true\n", "key 'resume' cannot be set inside a config file")])
+    ("resume: true\n", "key 'resume' cannot be set inside a config file"),
+    # Pillow opens no image of more pixels (a traceback at the first large one).
+    ("max_megapixels: 300\n", "key .max_megapixels.: at most 178, what Pillow opens")])
 def test_repeated_keys_and_run_control_in_a_file_are_refused(tmp_path, text, message):
     # Each was accepted: the last repeat won, and a shared file could delete or resume runs.
     with pytest.raises(ConfigError, match=message):

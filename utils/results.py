@@ -100,6 +100,17 @@ def check_output_folder(folder: str | os.PathLike, flag: str,
     return folder
 
 
+def data_folders(root: str | os.PathLike, depth: int = 2) -> tuple[Path, ...]:
+    """``root`` and the folders in it, ``depth`` levels down: the inputs of a dataset, whose
+    folders may be links to others elsewhere (``check_output_folder``'s ``inputs``)."""
+    found, level = [Path(root)], [Path(root)]
+    for _ in range(depth):
+        level = [entry for folder in level if folder.is_dir() for entry in folder.iterdir()
+                 if entry.is_dir()]
+        found += level
+    return tuple(found)
+
+
 @contextlib.contextmanager
 def _unmade_on_error(folder: str | os.PathLike) -> Iterator[None]:
     """The folders on the way to ``folder`` (itself included) that the work in the block

@@ -10,7 +10,13 @@ import numpy as np
 import torch
 
 from common.images import on_white, to_uint8
-from data.files import EDGE_THRESHOLD, DatasetError, check_garment_mask, photo_tensor
+from data.files import (
+    EDGE_THRESHOLD,
+    DatasetError,
+    check_garment_mask,
+    check_photo_size,
+    photo_tensor,
+)
 from data.photo_fit import apply_placement, fit_to_frame, paste_back
 
 
@@ -62,16 +68,6 @@ class PhotoTryOn:
     seconds: float
 
 
-MIN_PERSON_SIDE = 16   # pixels: a smaller photo shows no person to dress
-
-
-def check_person_photo(person: np.ndarray, name: str = "the person photo") -> None:
-    """A DatasetError naming ``name`` for a photo too small to show a person."""
-    if min(person.shape[:2]) < MIN_PERSON_SIDE:
-        raise DatasetError(f"{name}: {person.shape[0]}x{person.shape[1]} pixels; a person "
-                           f"photo is at least {MIN_PERSON_SIDE}x{MIN_PERSON_SIDE}")
-
-
 def tryon_photos(model, person: np.ndarray, garment: np.ndarray, garment_mask: np.ndarray,
                  fit: str = "pad") -> PhotoTryOn:
     """Dress the person of a uint8 (h, w, 3) photo in the garment of a product photo (any
@@ -79,7 +75,7 @@ def tryon_photos(model, person: np.ndarray, garment: np.ndarray, garment_mask: n
     ``fit`` ('pad' or 'crop', ``data.photo_fit``); the garment is always padded (its whole
     outline matters to the warp), its mask alike with zeros."""
     start = time.perf_counter()
-    check_person_photo(person)
+    check_photo_size(person, "the person photo")
     frame_size = (model.height, model.width)
     person_frame, placement = fit_to_frame(person, frame_size, fit)
     garment_frame, garment_placement = fit_to_frame(garment, frame_size, "pad")
