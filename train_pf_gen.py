@@ -27,6 +27,7 @@ from models.losses import skin_loss, tryon_loss
 from models.registry import unwrap
 from models.tryon import compose, parser_free_tryon
 from options.config import ConfigError
+from utils.checkpoint import CheckpointError, StateMismatch
 from utils.training.batch_norm import running_statistics_frozen, track_running_statistics
 from utils.training.earlier_stages import (
     add_warp_lr_argument,
@@ -115,7 +116,14 @@ class ParserFreeGenerator(Stage):
         adapter = distillation_adapter(models["pb_warp"], models["warp"])
         if adapter is not None:
             if resumed_checkpoint(cfg) is None:   # else --resume restores it with the rest
-                load_from_flag(adapter, cfg, "pf_warp_checkpoint", "adapter", ("pf_warp",))
+                try:
+                    load_from_flag(adapter, cfg, "pf_warp_checkpoint", "adapter", ("pf_warp",))
+                except StateMismatch:
+                    raise CheckpointError(
+                        f"--pf_warp_checkpoint {cfg.pf_warp_checkpoint}: no adapter from the "
+                        f"student's {adapter.levels[0].in_channels}-channel pyramid to the "
+                        f"teacher's {adapter.levels[0].out_channels} in it (a released warp "
+                        f"has none): stage 3 with this teacher writes one") from None
             models["adapter"] = adapter.to(device)
         return models
 

@@ -266,3 +266,73 @@ def test_only_a_max_steps_trials_last_state_counts_as_stopped_early():
     assert stopped_early(saved(2, 4)) is None      # an epoch file before the trial's end
     assert stopped_early(saved(6, 10)) is None     # the schedule ended first
     assert stopped_early({"step": 2}) is None      # no schedule recorded
+
+
+@pytest.mark.parametrize("field, value", [
+    ("arch", "x"), ("stage", ["pf_gen"]), ("checksums", "abc"), ("config", None),
+    ("model", {"warp": None, "gen": {}}), ("step", "2")])
+def test_a_checkpoint_field_of_another_type_is_one_line(tmp_path, field, value):
+    # Each gave a traceback (AttributeError, TypeError) from wherever the field was first read.
+    from tests.small_models import small_models, stage4_checkpoint
+    path = stage4_checkpoint(tmp_path / "final.pth", *small_models(0))
+    data = torch.load(path, weights_only=True)
+    data[field] = value
+    torch.save(data, path)
+    with pytest.raises(CheckpointError, match=rf"final.pth: its '{field}' is not what this"):
+        read_checkpoint(path, "--checkpoint")
+
+
+def test_weights_that_are_no_floating_point_weights_are_refused(tmp_path):
+    # int8 and complex weights loaded into an image of garbage; sparse, quantized and meta
+    # tensors gave tracebacks.
+    from utils.checkpoint import load_checkpoint_model
+    state = _randomise(ResUnetGenerator(7, ngf=8), 3).state_dict()
+    name = "model.model.0.weight"
+    for value, shown in ((state[name].to(torch.int8), "torch.int8"),
+                         (state[name].to(torch.complex64), "torch.complex64"),
+                         (state[name].to_sparse(), "torch.sparse_coo"),
+                         (torch.quantize_per_tensor(state[name], 0.1, 0, torch.qint8),
+                          "quantized torch.qint8"),
+                         (state[name].to("meta"), "meta")):
+        torch.save({**state, name: value}, tmp_path / "gen.pth")
+        with pytest.raises(CheckpointError, match=rf"gen.pth: 'gen' weight '{name}' .*{shown}"):
+            load_checkpoint_model(tmp_path / "gen.pth", "gen")
+    for dtype in (torch.float16, torch.bfloat16, torch.float64):
+        torch.save({k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()},
+                   tmp_path / "gen.pth")
+        load_checkpoint_model(tmp_path / "gen.pth", "gen")
+
+
+def test_wrapper_prefixes_in_any_order_and_colliding_keys(tmp_path):
+    from utils.checkpoint import load_checkpoint_model
+    source = _randomise(ResUnetGenerator(7, ngf=8), 4)
+    state = source.state_dict()
+    torch.save({"_orig_mod.module." + k: v for k, v in state.items()}, tmp_path / "gen.pth")
+    target = load_checkpoint_model(tmp_path / "gen.pth", "gen")   # torch.compile(DataParallel)
+    assert torch.equal(target.model.model[0].weight, source.model.model[0].weight)
+    # One key twice once stripped: either could have been loaded, without a word.
+    doubled = {"module." + k: v for k, v in state.items()}
+    doubled["model.model.0.weight"] = torch.zeros_like(state["model.model.0.weight"])
+    torch.save(doubled, tmp_path / "gen.pth")
+    with pytest.raises(CheckpointError, match="two weights are 'model.model.0.weight' once"):
+        load_checkpoint_model(tmp_path / "gen.pth", "gen")
+
+
+def test_negative_variances_and_generators_of_other_outputs_are_refused(tmp_path):
+    # A negative running variance made every try-on black; a mobile generator of 5 outputs
+    # wrote images, one of 3 failed in the composition.
+    from models.registry import build_model
+    from utils.checkpoint import load_checkpoint_model
+    state = _randomise(ResUnetGenerator(7, ngf=8), 5).state_dict()
+    key = next(k for k in state if k.endswith("running_var"))
+    state[key][0] = -1.0
+    torch.save(state, tmp_path / "gen.pth")
+    with pytest.raises(CheckpointError, match=f"gen.pth: BatchNorm variances below 0 in {key}"):
+        load_checkpoint_model(tmp_path / "gen.pth", "gen")
+    for outputs in (3, 5):
+        mobile = build_model({"kind": "gen", "type": "mobile", "input_nc": 7,
+                              "output_nc": outputs})
+        torch.save(mobile.state_dict(), tmp_path / "mobile.pth")
+        with pytest.raises(CheckpointError, match=f"a generator of {outputs} output channels; "
+                                                  f"a try-on generator has 4"):
+            load_checkpoint_model(tmp_path / "mobile.pth", "gen")

@@ -12,7 +12,7 @@ from train_pb_gen import ParserBasedGenerator
 from train_pb_warp import ParserBasedWarp
 from train_pf_gen import ParserFreeGenerator
 from train_pf_warp import ParserFreeWarp
-from utils.checkpoint import read_checkpoint
+from utils.checkpoint import CheckpointError, read_checkpoint
 from utils.inference.model import load_tryon_model
 from utils.training.engine import run
 
@@ -77,6 +77,14 @@ def test_a_narrow_mobile_student_of_a_pfafn_teacher(train_root, pfafn_teacher):
     assert "distill_feature" in result.terms and result.terms["distill_feature"] > 0
     model = load_tryon_model(str(checkpoint), str(checkpoint))
     assert (model.warp.arch["type"], model.gen.arch["type"]) == ("mobile", "mobile")
+    # The warp alone, as a released file holds it: its missing adapter was named as keys that
+    # did not fit, as if the warp were wrong.
+    plain = runs / "mobile_warp" / "plain_warp.pth"
+    torch.save(stage3["model"]["warp"], plain)
+    with pytest.raises(CheckpointError, match=r"plain_warp.pth: no adapter from the student's "
+                                              r"16-channel pyramid to the teacher's 32 in it"):
+        run(ParserFreeGenerator(), _args(train_root, runs, "plain_gen", "--pb_checkpoint",
+                                         str(pb_gen), "--pf_warp_checkpoint", str(plain)))
 
 
 def test_an_fsvton_student_of_a_pfafn_teacher(train_root, pfafn_teacher):

@@ -252,6 +252,11 @@ def test_lpips_trunk_loaded_from_named_file_and_checked(tmp_path):
     # A file that is not the published one is refused by its hash...
     with pytest.raises(WeightsFileError, match="sha256"):
         build_lpips("alex", backbone_weights=path)
+    # A NaN in the weights: a numpy traceback (SVD did not converge) after every try-on.
+    nan = alexnet_state["features.3.bias"] * float("nan")
+    torch.save({**alexnet_state, "features.3.bias": nan}, path)
+    with pytest.raises(WeightsFileError, match="weights holding NaN or infinity .features.3.bias"):
+        build_lpips("alex", backbone_weights=path, check_hash=False)
     # ...and a file with other keys by name.
     torch.save({"features.0.weight": torch.zeros(1)}, path)
     with pytest.raises(WeightsFileError, match="features.0.weight"):

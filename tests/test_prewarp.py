@@ -347,6 +347,13 @@ def test_arch_that_a_checkpoint_contradicts_is_refused(tmp_path):
     assert load_warp(str(warp), "pfafn").arch["type"] == "pfafn"
     with pytest.raises(CheckpointError, match=r"--arch mobile: .*student.pth holds a pfafn warp"):
         load_warp(str(warp), "mobile")
+    # Widths edited in the file were built (gigabytes) before any check.
+    data = torch.load(warp, weights_only=True)
+    data["config"].update(warp_channels=[2048] * 5, fpn_dim=2048)
+    torch.save(data, tmp_path / "wide.pth")
+    with pytest.raises(CheckpointError, match=r"wide.pth: 'warp' weight .* but the architecture "
+                                              r"the file declares .* needs"):
+        load_warp(str(tmp_path / "wide.pth"))
 
 
 def test_teacher_reads_the_dataset_parsing(split, tmp_path):
@@ -417,3 +424,13 @@ def test_stage_one_trains_dcivton_warp_on_its_condition(tmp_path):
     saved = read_checkpoint(runs / "dci" / "final.pth")
     assert saved["arch"]["warp"]["type"] == "dcivton"
     assert saved["arch"]["warp"]["input_nc"] == 16
+
+
+def test_a_dcivton_warp_given_for_a_try_on_says_where_it_belongs(dcivton_weights, tmp_path):
+    # It said "is it a parser-based teacher?" of a file recognised as DCI-VTON's warp.
+    from tests.small_models import small_models, stage4_checkpoint
+    from utils.inference.model import load_tryon_model
+    gen = stage4_checkpoint(tmp_path / "student.pth", *small_models())
+    with pytest.raises(CheckpointError, match="a dcivton warp takes its own condition: it is "
+                                              "for scripts/prewarp.py"):
+        load_tryon_model(str(dcivton_weights), str(gen))

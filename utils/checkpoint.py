@@ -53,6 +53,11 @@ from utils.logging_utils import LOGGER_NAME
 CHECKPOINT_FORMAT = "pfafn-checkpoint-v1"
 CHECKPOINT_NAMES = ("latest", "best", "final", "epoch_*")   # a run folder's {name}.pth
 
+# What a weight may be (BatchNorm's step count aside, an integer), and a generator's outputs:
+# the try-on's RGB and the composition mask.
+WEIGHT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+GEN_OUTPUTS = 4
+
 # Input channels of each model of each stage, for checkpoints saved before ``arch`` was.
 LEGACY_INPUTS = {"pb_warp": {"warp": 45}, "pb_gen": {"warp": 45, "gen": 8},
                  "pf_warp": {"warp": 3}, "pf_gen": {"warp": 3, "gen": 7}}
@@ -87,7 +92,30 @@ def read_checkpoint(path: str | os.PathLike, what: str = "checkpoint") -> dict:
     if not isinstance(data, Mapping):
         raise CheckpointError(f"{what}: {path} holds a {type(data).__name__}, not a state dict "
                               f"or checkpoint dict")
+    if is_project_checkpoint(data):
+        _check_fields(data, path, what)
     return dict(data)
+
+
+# The fields of a project checkpoint that the loaders read: (type, type of each value or None).
+_FIELDS = {"stage": (str, None), "model": (Mapping, Mapping), "config": (Mapping, None),
+           "arch": (Mapping, (Mapping, type(None))), "checksums": (Mapping, str),
+           "step": (int, None)}
+
+
+def _check_fields(data: Mapping, path, what: str) -> None:
+    """One CheckpointError naming the field of a project checkpoint that is not of its type
+    (an edited or foreign file), before anything reads it."""
+    for field, (kind, values) in _FIELDS.items():
+        value = data.get(field)
+        if value is None and field in ("arch", "checksums"):   # older checkpoints
+            continue
+        wrong = (field in data or field in ("stage", "model")) and (
+            not isinstance(value, kind) or isinstance(value, bool)
+            or values is not None and not all(isinstance(v, values) for v in value.values()))
+        if wrong:
+            raise CheckpointError(f"{what}: {path}: its '{field}' is not what this project "
+                                  f"writes there ({_short(value, 60)}); the file is refused")
 
 
 def _released_globals() -> list:
@@ -177,7 +205,7 @@ def state_dict_from(data: Mapping, key: str, path: str | os.PathLike,
             raise CheckpointError(f"{what}: {path} is neither a checkpoint of this project nor a "
                                   f"plain state dict (or one under 'model' or 'state_dict')")
         check_storage(data, key, path, what)
-        return _strip_wrappers(data)
+        return _strip_wrappers(data, f"{what}: {path}")
     stage = data.get("stage")
     if stages is not None and stage not in set(stages):
         raise CheckpointError(f"{what}: {path} is a '{stage}' checkpoint; expected one of "
@@ -205,6 +233,13 @@ def check_storage(state: Mapping[str, Any], key: str, path: str | os.PathLike,
         if not isinstance(tensor, torch.Tensor):
             raise CheckpointError(f"{what}: {path}: '{key}' weight {_short(name)} is a "
                                   f"{type(tensor).__name__}, not a tensor")
+        counter = str(name).endswith(OPTIONAL_KEY) and not tensor.is_floating_point()
+        if tensor.layout != torch.strided or tensor.is_quantized or tensor.device.type != "cpu" \
+                or not (tensor.dtype in WEIGHT_DTYPES or counter and not tensor.is_complex()):
+            raise CheckpointError(f"{what}: {path}: '{key}' weight {_short(name)} is a "
+                                  f"{'quantized ' * tensor.is_quantized}{tensor.dtype} tensor "
+                                  f"({tensor.layout}, {tensor.device.type}); weights are dense "
+                                  f"floating-point tensors (16, 32 or 64 bits)")
         held = tensor.untyped_storage().nbytes() - tensor.storage_offset() * tensor.element_size()
         claimed = tensor.numel() * tensor.element_size()
         if claimed > held or 0 in tensor.stride()[:tensor.dim()] and tensor.numel() > 1:
@@ -297,14 +332,17 @@ def _list(keys: Iterable[str], limit: int = 8) -> str:
     return shown + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
 
 
-def _strip_wrappers(state: Mapping[str, torch.Tensor]) -> dict:
-    # DataParallel/DDP save 'module.' and torch.compile '_orig_mod.' prefixes.
+def _strip_wrappers(state: Mapping[str, torch.Tensor], source: str = "the file") -> dict:
+    # DataParallel/DDP save 'module.' and torch.compile '_orig_mod.' prefixes, in any order.
     out = {}
     for name, value in state.items():
-        for prefix in ("module.", "_orig_mod."):
-            if name.startswith(prefix):
-                name = name[len(prefix):]
-        out[name] = value
+        stripped = name
+        while stripped.startswith(("module.", "_orig_mod.")):
+            stripped = stripped.split(".", 1)[1]
+        if stripped in out:
+            raise CheckpointError(f"{source}: two weights are {_short(stripped)} once their "
+                                  f"'module.' / '_orig_mod.' prefixes are removed")
+        out[stripped] = value
     return out
 
 
@@ -337,6 +375,10 @@ def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], source: str,
     if bad:
         raise CheckpointError(f"{source}: {len(bad)} weight tensor(s) hold NaN or infinity, e.g. "
                               f"{_list(bad, 3)}; the file is damaged or the run diverged")
+    negative = [k for k, v in state.items() if k.endswith("running_var") and bool((v < 0).any())]
+    if negative:   # the square root of one is NaN: every try-on would be black
+        raise CheckpointError(f"{source}: BatchNorm variances below 0 in {_list(negative, 3)}; "
+                              f"the file is damaged")
     model.load_state_dict(state, strict=not skip)
 
 
@@ -384,7 +426,13 @@ def load_checkpoint_model(path: str | os.PathLike, kind: str, flag: str = "check
     except (ValueError, TypeError, RuntimeError) as error:
         raise CheckpointError(f"{flag}: {path}: its '{key}' architecture cannot be built: "
                               f"{str(error).splitlines()[0] if str(error) else error}") from None
+    if kind == "gen" and arch.get("output_nc", GEN_OUTPUTS) != GEN_OUTPUTS:
+        raise CheckpointError(f"{flag}: {path} holds a generator of {arch['output_nc']} output "
+                              f"channels; a try-on generator has {GEN_OUTPUTS} (RGB and the "
+                              f"composition mask)")
     if input_nc is not None and arch["input_nc"] != input_nc:
+        if kind == "warp" and find("warp", arch["type"]).condition:
+            hint = f"a {arch['type']} warp takes its own condition: it is for scripts/prewarp.py"
         raise CheckpointError(f"{flag}: {path} holds a {kind} of {arch['input_nc']} input "
                               f"channels; {role} takes {input_nc}" + (hint and f" ({hint})"))
     load_state(model, state, f"{flag}: {path}")
@@ -395,7 +443,10 @@ def stopped_early(data: Mapping) -> Optional[str]:
     """'step S of its schedule's T' for a project checkpoint where a --max_steps run stopped
     before the end of its schedule (its final.pth); None for any other file."""
     config, per_epoch = data.get("config") or {}, data.get("steps_per_epoch")
-    if not (per_epoch and "niter" in config and config.get("max_steps") and "step" in data):
+    numbers = (per_epoch, config.get("niter"), config.get("niter_decay", 0),
+               config.get("max_steps"), data.get("step"))
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in numbers) or not (
+            per_epoch and config["max_steps"]):
         return None
     total = per_epoch * (config["niter"] + config.get("niter_decay", 0))
     trial = config["max_steps"] <= data["step"] < total

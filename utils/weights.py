@@ -109,6 +109,11 @@ def read_weights_file(path: Path, file_name: str, check_hash: bool,
         raise WeightsFileError(f"weights file {path}: {load_problem(error)}") from None
     if not isinstance(state, dict):
         raise WeightsFileError(f"{path}: expected a state dict, found {type(state).__name__}")
+    bad = [key for key, value in state.items() if isinstance(value, torch.Tensor)
+           and value.is_floating_point() and not bool(torch.isfinite(value).all())]
+    if bad:
+        raise WeightsFileError(f"{path}: weights holding NaN or infinity ({', '.join(bad[:3])}); "
+                               f"the file is damaged")
     return state
 
 

@@ -21,6 +21,7 @@ from models.flow import sample
 from models.registry import ArchitectureError, architecture, build_model, find, with_overrides
 from utils.checkpoint import (
     CheckpointError,
+    check_declared_shapes,
     checkpoint_arch,
     load_state,
     read_checkpoint,
@@ -38,17 +39,18 @@ class Prewarp(NamedTuple):
     mask: torch.Tensor
 
 
-def condition_kind(warp: nn.Module) -> str:
+def condition_kind(warp: nn.Module, source: str = "the warp") -> str:
     """Which condition (``data.prewarp.CONDITIONS``) a warp module takes: the one its
-    architecture names, else by its input channels (3: the photo, 45: parser-based)."""
+    architecture names, else by its input channels (3: the photo, 45: parser-based).
+    ``source`` names the file in errors."""
     spec = architecture(warp.arch)
     if spec.condition:
         return spec.condition
     by_channels = {PF_WARP_INPUT: "photo", PB_WARP_INPUT: "parser_based"}
     if warp.arch["input_nc"] not in by_channels:
-        raise CheckpointError(f"a {spec.label} of {warp.arch['input_nc']} input channels takes "
-                              f"no condition this project reads (3: a parser-free student, "
-                              f"{PB_WARP_INPUT}: a parser-based teacher)")
+        raise CheckpointError(f"{source}: a {spec.label} of {warp.arch['input_nc']} input "
+                              f"channels takes no condition this project reads (3: a "
+                              f"parser-free student, {PB_WARP_INPUT}: a parser-based teacher)")
     return by_channels[warp.arch["input_nc"]]
 
 
@@ -74,7 +76,9 @@ def load_warp(path: str, arch_type: Optional[str] = None,
             raise CheckpointError(f"{flag}: {path} is not a {arch_type} warp (its keys and "
                                   f"shapes are another architecture's)")
         arch = {"kind": "warp", "type": arch_type, **args}
-    model = build_model(with_overrides(arch, {"cost_volume": "auto"}))
+    arch = with_overrides(arch, {"cost_volume": "auto"})
+    check_declared_shapes(state, arch, "warp", path, flag)    # before gigabytes are allocated
+    model = build_model(arch)
     load_state(model, state, f"{flag}: {path}")
     return model.eval()
 
@@ -141,5 +145,6 @@ def load_prewarp_model(path: str, device: torch.device | str = "cpu",
     """The warp of ``path`` (``load_warp``) on ``device``, with its condition kind."""
     warp = load_warp(path, arch_type).to(device)
     spec = architecture(warp.arch)
-    return PrewarpModel(warp=warp, condition=condition_kind(warp), warp_size=tuple(warp_size),
+    return PrewarpModel(warp=warp, condition=condition_kind(warp, f"--warp_checkpoint {path}"),
+                        warp_size=tuple(warp_size),
                         garment_masked=spec.garment_masked, device=torch.device(device))
