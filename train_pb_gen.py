@@ -13,7 +13,7 @@ region. Loss: ``0.5 warp + generator``. The warp learns at ``--lr_warp`` (defaul
 import torch
 
 from data.inputs import arms_outside
-from models import PB_GEN_INPUT
+from models import PB_GEN_INPUT, PB_WARP_INPUT
 from models.losses import tryon_loss, warp_loss
 from models.registry import unwrap
 from models.tryon import compose, tutor_image
@@ -46,7 +46,9 @@ class ParserBasedGenerator(Stage):
     def build_models(self, cfg, device):
         check_earlier_stages(cfg, "pb_warp_checkpoint")
         vgg = perceptual_loss(cfg, device)
-        warp = continue_from_flag(cfg, "pb_warp_checkpoint", "warp", ("pb_warp",))
+        # The teacher's warp takes the parser-based condition, whatever stage 1 trained.
+        warp = continue_from_flag(cfg, "pb_warp_checkpoint", "warp", ("pb_warp",),
+                                  input_nc=PB_WARP_INPUT)
         return {"warp": warp.to(device), "gen": build_generator(cfg, PB_GEN_INPUT).to(device),
                 "vgg": vgg}
 

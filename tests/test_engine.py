@@ -351,6 +351,18 @@ def test_run_folder_errors(tmp_path):
     run(FakeStage(6), fake_argv(tmp_path, "once", "--max_steps", "1"))
     with pytest.raises(ConfigError, match="already holds a run"):
         run(FakeStage(6), fake_argv(tmp_path, "once", "--max_steps", "1"))
+    # Without latest.pth (deleted as a copy of final.pth), final.pth was replaced unsaid.
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "final.pth").write_bytes(b"a teacher")
+    with pytest.raises(ConfigError, match=r"kept already holds a run \(final.pth\)"):
+        run(FakeStage(6), fake_argv(tmp_path, "kept", "--max_steps", "1"))
+    assert (kept / "final.pth").read_bytes() == b"a teacher"
+    # --beta1 given with --resume was logged and recorded, and Adam kept the saved one.
+    resumed = run(FakeStage(6), fake_argv(tmp_path, "once", "--resume", "--max_steps", "2",
+                                          "--beta1", "0.9"))
+    betas = read_checkpoint(tmp_path / "once" / "latest.pth")["optimizer"]["param_groups"]
+    assert resumed.step == 2 and {group["betas"][0] for group in betas} == {0.9}
     # --overwrite starts again without the old run's outputs (its best.pth, epoch files,
     # samples and TensorBoard events stayed beside the new run's), and keeps any other file.
     folder = tmp_path / "once"
@@ -372,6 +384,9 @@ def test_run_folder_errors(tmp_path):
         run(FakeStage(1), fake_argv(tmp_path, "once", "--overwrite"))
     with pytest.raises(ConfigError, match="stopped mid-epoch with 1 process"):
         run(FakeStage(6), fake_argv(tmp_path, "once", "--resume", "--batch_size", "1"))
+    # Another seed drew the rest of the epoch from another order: samples twice, some never.
+    with pytest.raises(ConfigError, match="stopped mid-epoch, in the data order of --seed 0"):
+        run(FakeStage(6), fake_argv(tmp_path, "once", "--resume", "--seed", "5"))
     assert {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()} == before
     # A new run refused before it starts leaves no folder behind (it left one with an empty
     # train.log), nor the folders made on its path; a folder that was there stays.
@@ -718,3 +733,44 @@ def test_a_file_where_tensorboard_goes_is_refused_before_the_run(tmp_path):
         run(FakeStage(6), fake_argv(tmp_path, "events", "--max_steps", "2", "--resume"))
     assert read_checkpoint(tmp_path / "events" / "latest.pth")["step"] == 1
     assert (tmp_path / "events" / "train.log").read_text() == log
+
+
+def test_a_data_error_after_an_epoch_keeps_that_epochs_save(tmp_path):
+    # The epoch-end save waits for the next step's finite loss; a damaged file read by that
+    # step lost it, and with it the epoch (no latest.pth to resume).
+    from data.files import DatasetError
+
+    class DamagedInSecondEpoch(FakeStage):
+        def make_dataset(self, cfg):
+            inner = super().make_dataset(cfg)
+
+            class Damaged(torch.utils.data.Dataset):
+                def __len__(self):
+                    return len(inner)
+
+                def set_epoch(self, epoch):
+                    inner.set_epoch(epoch)
+
+                def __getitem__(self, index):
+                    if inner.epoch == 1:
+                        raise DatasetError(f"sample {index}: damaged")
+                    return inner[index]
+            return Damaged()
+
+    with pytest.raises(DatasetError, match="damaged"):
+        run(DamagedInSecondEpoch(6), fake_argv(tmp_path, "damaged", "--save_every", "0"))
+    assert read_checkpoint(tmp_path / "damaged" / "latest.pth")["step"] == 3
+
+
+def test_a_full_disk_while_copying_a_checkpoint_is_one_line(tmp_path, monkeypatch):
+    # The copy to final.pth (best.pth, epoch files) ended in OSError's traceback.
+    import shutil
+
+    from utils.checkpoint import CheckpointError
+
+    def full(source, target):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(shutil, "copyfile", full)
+    with pytest.raises(CheckpointError, match=r"cannot write .*final.pth \(No space left on "
+                                              r"device\); .*latest.pth holds the same state"):
+        run(FakeStage(6), fake_argv(tmp_path, "full", "--max_steps", "1"))

@@ -170,6 +170,13 @@ def test_missing_or_wrong_earlier_checkpoints_stop_at_start(train_root, tmp_path
                                               f"of 45 .is it the parser-based warp of stage 1"):
         run(ParserBasedGenerator(), _args(train_root, runs, "e", "--pb_warp_checkpoint",
                                           str(parser_free)))
+    # DCI-VTON's warp (a stage-1 architecture of its own condition) failed at the first step.
+    from tests.family_weights import write_family_weights
+    (dcivton,) = write_family_weights("dcivton", tmp_path / "dcivton")
+    with pytest.raises(CheckpointError, match="of 16 input channels; this stage continues one "
+                                              "of 45 .a dcivton warp takes its own condition"):
+        run(ParserBasedGenerator(), _args(train_root, runs, "e", "--pb_warp_checkpoint",
+                                          str(dcivton)))
     parser_based = tmp_path / "pb_warp.pth"
     torch.save(continued.models["warp"].state_dict(), parser_based)
     with pytest.raises(CheckpointError, match="holds a warp of 45 input channels; this stage "

@@ -8,7 +8,7 @@ from typing import Iterable, Optional
 
 import torch.nn as nn
 
-from models import PB_WARP_INPUT, PF_WARP_INPUT
+from models import PF_WARP_INPUT
 from models.registry import build_model, find
 from options.config import ConfigError
 from utils.checkpoint import CheckpointError, load_checkpoint_model, read_checkpoint
@@ -54,13 +54,12 @@ def check_earlier_stages(cfg, *flags: str) -> None:
 
 
 def continue_from_flag(cfg, flag: str, key: str, stages: Iterable[str],
-                       input_nc: Optional[int] = None) -> nn.Module:
+                       input_nc: int) -> nn.Module:
     """Model ``key`` of the earlier-stage checkpoint named by ``--flag``, built with the
     architecture the file records (not the flags: stages 2 and 4 go on training the warp of
     stages 1 and 3) and its weights; the cost volume as ``--cost_volume`` says. On ``--resume``
     the run's own checkpoint records it (and its weights replace these), so the earlier file
-    may be gone. The warp must take ``input_nc`` condition channels (None: those its
-    architecture declares, else the parser-based teacher's 45)."""
+    may be gone. The warp must take ``input_nc`` condition channels."""
     latest = resumed_checkpoint(cfg)
     data = read_checkpoint(latest, "--resume") if latest else None
     started, given = ((data or {}).get("config") or {}).get(flag), getattr(cfg, flag, None)
@@ -72,12 +71,14 @@ def continue_from_flag(cfg, flag: str, key: str, stages: Iterable[str],
     model = load_checkpoint_model(path, key, source, stages=None if latest else stages,
                                   data=data, overrides={"cost_volume": cfg.cost_volume})
     arch = model.arch     # a plain state dict of the other kind of warp failed at the first step
-    expected = input_nc or find("warp", arch["type"]).condition_channels or PB_WARP_INPUT
-    if arch["input_nc"] != expected:
+    if arch["input_nc"] != input_nc:
+        free = input_nc == PF_WARP_INPUT
+        hint = (f"a {arch['type']} warp takes its own condition: it is for scripts/prewarp.py"
+                if find("warp", arch["type"]).condition else
+                f"is it the {'parser-free' if free else 'parser-based'} warp of stage "
+                f"{3 if free else 1}?")
         raise CheckpointError(f"{source}: {path} holds a warp of {arch['input_nc']} input "
-                              f"channels; this stage continues one of {expected} (is it the "
-                              f"{'parser-free' if expected == PF_WARP_INPUT else 'parser-based'} "
-                              f"warp of stage {3 if expected == PF_WARP_INPUT else 1}?)")
+                              f"channels; this stage continues one of {input_nc} ({hint})")
     return model
 
 

@@ -169,10 +169,13 @@ def train(stage: Stage, cfg: argparse.Namespace, context: DistributedContext) ->
 
 def _train_in_folder(stage: Stage, cfg: argparse.Namespace, context: DistributedContext,
                      run_dir: Path, lock_note: str) -> RunResult:
-    latest_path = run_dir / "latest.pth"
-    if not cfg.resume and not cfg.overwrite and latest_path.is_file():
-        raise ConfigError(f"{run_dir} already holds a run ({latest_path.name}); pass --resume to "
-                          f"continue it, --overwrite to start again, or another --name")
+    # Any checkpoint a run writes, not only latest.pth: a folder holding a final.pth alone
+    # (latest.pth deleted, or a file copied there) would lose it to the new run's.
+    saved = sorted(path.name for name in CHECKPOINT_NAMES for path in run_dir.glob(f"{name}.pth"))
+    if not cfg.resume and not cfg.overwrite and saved:
+        raise ConfigError(f"{run_dir} already holds a run ({', '.join(saved[:3])}); pass "
+                          f"--resume to continue it, --overwrite to start again, or another "
+                          f"--name")
     from utils.training.old_run import OldRun  # the old run as it was until the new one saves
     old_run = OldRun(run_dir, cfg, context.is_main)
     barrier(context)  # every rank has looked at the run folder before rank 0 writes to it
@@ -225,12 +228,20 @@ class Trainer:
     def fit(self) -> RunResult:
         """Train from the current position until the last epoch, ``--max_steps`` or a stop
         request (SIGINT/SIGTERM), saving at every epoch's end and where it stops."""
-        while self.epoch < self.total_epochs and not self.stopping:
-            for batch in self._start_epoch():
-                if self.train_step(batch):
-                    break
-            self._log_interval()           # the steps since the last log line
-            self._end_epoch()
+        try:
+            while self.epoch < self.total_epochs and not self.stopping:
+                for batch in self._start_epoch():
+                    if self.train_step(batch):
+                        break
+                self._log_interval()           # the steps since the last log line
+                self._end_epoch()
+        except TrainingDiverged:
+            raise
+        except Exception:
+            # Not the state's failure (a damaged image read after the epoch's end): the save
+            # it held, of finite weights, is written rather than lost with the epoch.
+            self._write_save_proven_finite()
+            raise
         return self._finish()
 
     def train_step(self, batch) -> bool:
@@ -596,12 +607,19 @@ class Trainer:
         check_resumable(checkpoint, context.world_size, cfg.batch_size, self.steps_per_epoch,
                         path)
         differences = config_differences(checkpoint["config"], self.config_dict)
+        if checkpoint["step_in_epoch"] and "seed" in differences:   # the epoch's order
+            raise ConfigError(f"--resume: {path} stopped mid-epoch, in the data order of "
+                              f"--seed {differences['seed'][0]}; continue with it (another seed "
+                              f"may start at an epoch's end)")
         replaced = sorted(name for name, digest in checkpoint.get("frozen", {}).items()
                           if self.frozen.get(name, digest) != digest)
         if replaced:
+            changed = "".join(f", --{key} was {old!r}, now {new!r}" for key, (old, new)
+                              in differences.items() if any(name in key for name in replaced))
             raise CheckpointError(f"--resume: {path} trained beside other weights of the frozen "
-                                  f"{', '.join(replaced)} than those given now; give the files "
-                                  f"its config.yaml names, or start a new run")
+                                  f"{', '.join(replaced)} than those given now{changed}; give "
+                                  f"the files and flags its config.yaml names, or start a new "
+                                  f"run")
         for name in self.trained:
             try:
                 load_state(self.models[name], state_dict_from(checkpoint, name, path,
@@ -686,4 +704,8 @@ def _cpu_copy(value):
 
 
 def _copy_atomic(source: Path, target: Path) -> None:
-    write_atomic(target, lambda temporary: shutil.copyfile(source, temporary))
+    try:
+        write_atomic(target, lambda temporary: shutil.copyfile(source, temporary))
+    except OSError as error:   # a full disk: one line, as save_atomic's
+        raise CheckpointError(f"cannot write {target} ({error.strerror or error}); {source} "
+                              f"holds the same state") from None

@@ -111,6 +111,8 @@ class EpochOptimiser:
         except (ValueError, KeyError) as error:
             raise CheckpointError(f"--resume: the optimiser state in {path} does not fit the "
                                   f"parameter groups of epoch {epoch}: {error}") from error
+        for group in self.optimizer.param_groups:   # the saved state holds the old --beta1
+            group["betas"] = (self.cfg.beta1, group["betas"][1])
 
     def start_epoch(self, epoch: int) -> Optional[list[dict[str, Any]]]:
         """Ready ``epoch``: a fresh Adam when its groups differ from the current ones, and the
