@@ -8,6 +8,7 @@ epochs around every switch (the phase, the start of the decay) and name the runs
 """
 
 import argparse
+import math
 import os
 import sys
 
@@ -99,6 +100,11 @@ def main(argv=None):
                         help="print every epoch, not only the first and last three and the "
                              "epochs around each switch of phase or learning rate")
     args = parser.parse_args(argv)
+    for flag in ("niter", "niter_decay"):   # as training refuses them
+        if getattr(args, flag) is not None and getattr(args, flag) < 0:
+            parser.error(f"--{flag} must be 0 or more, got {getattr(args, flag)}")
+    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
+        parser.error(f"--lr must be a positive number, got {args.lr}")
     for stage in ([args.stage] if args.stage else list(STAGES)):
         lr, _, niter, niter_decay, _ = STAGES[stage]
         niter = niter if args.niter is None else args.niter

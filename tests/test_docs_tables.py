@@ -64,3 +64,13 @@ def test_the_schedule_listing_shows_every_switch(capsys):
                  "epoch 101 (release's 102): factor 0.9900  lr 2.97e-05  all parameters"):
         assert line in out
     assert re.search(r"epochs 3-47: factor 1\.0000, as epoch 2, phase unchanged", out)
+
+
+def test_the_schedule_listing_refuses_what_training_refuses(capsys):
+    # --niter -5 printed "-5 + 0 epochs" and nothing else, with exit status 0.
+    from scripts import schedule
+    for argv, message in ((["--niter", "-5"], "--niter must be 0 or more, got -5"),
+                          (["--lr", "nan"], "--lr must be a positive number, got nan")):
+        with pytest.raises(SystemExit) as stop:
+            schedule.main(argv)
+        assert stop.value.code == 2 and message in capsys.readouterr().err
