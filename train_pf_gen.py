@@ -27,7 +27,12 @@ from models.losses import skin_loss, tryon_loss
 from models.registry import unwrap
 from models.tryon import compose, parser_free_tryon
 from options.config import ConfigError
-from utils.checkpoint import CheckpointError, StateMismatch
+from utils.checkpoint import (
+    CheckpointError,
+    StateMismatch,
+    is_project_checkpoint,
+    read_checkpoint,
+)
 from utils.training.batch_norm import running_statistics_frozen, track_running_statistics
 from utils.training.earlier_stages import (
     add_warp_lr_argument,
@@ -119,6 +124,8 @@ class ParserFreeGenerator(Stage):
                 try:
                     load_from_flag(adapter, cfg, "pf_warp_checkpoint", "adapter", ("pf_warp",))
                 except StateMismatch:
+                    if is_project_checkpoint(read_checkpoint(cfg.pf_warp_checkpoint)):
+                        raise       # an adapter of other widths: the mismatch says which
                     raise CheckpointError(
                         f"--pf_warp_checkpoint {cfg.pf_warp_checkpoint}: no adapter from the "
                         f"student's {adapter.levels[0].in_channels}-channel pyramid to the "

@@ -20,6 +20,7 @@ import os
 from typing import Optional, Sequence
 
 from data.files import (
+    IMAGE_EXTENSIONS,
     DatasetError,
     by_stem,
     list_folder,
@@ -80,7 +81,8 @@ class _Category:
 
     def _find(self, folder: str, name: str, lacking: list) -> Optional[str]:
         stem = os.path.splitext(name)[0]
-        found = by_stem(self.listing.get(folder, {}), self.dirs.get(folder, ""), stem)
+        found = by_stem(self.listing.get(folder, {}), self.dirs.get(folder, ""), stem,
+                        (".json",) if folder == "keypoints" else IMAGE_EXTENSIONS)
         if found is None:
             lacking.append(f"{self.category}/{folder}/{name}")
             return None

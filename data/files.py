@@ -22,14 +22,12 @@ from PIL import Image
 from common.errors import UserError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-# What the readers of a dataset take besides images: keypoints, DensePose arrays.
-READABLE_EXTENSIONS = IMAGE_EXTENSIONS + (".json", ".npy")
 EDGE_THRESHOLD = 127      # garment mask foreground: value / 255 > 0.5
 # Largest image read, in pixels (--max_megapixels): a 48-megapixel phone photo fits; a few
 # kilobytes of PNG claiming 20000 x 20000 pixels (1.2 GB decoded) do not.
 DEFAULT_MAX_PIXELS = 50_000_000
 # The ceiling of --max_megapixels: Pillow refuses to open more (twice its warning limit).
-MAX_MEGAPIXELS = int(2 * Image.MAX_IMAGE_PIXELS / 1e6)
+MAX_MEGAPIXELS = int(2 * (Image.MAX_IMAGE_PIXELS or 89_478_485) / 1e6)
 # What libjpeg prints when the entropy-coded data ends before the image does: it then fills
 # the rest with grey and OpenCV returns that as if it were the photo.
 JPEG_DAMAGE_MESSAGES = (b"Corrupt JPEG data", b"Premature end of JPEG file")
@@ -450,12 +448,13 @@ def image_names(listing: dict) -> list:
                   if name.lower().endswith(IMAGE_EXTENSIONS))
 
 
-def by_stem(listing: dict, folder: str, stem: str) -> Optional[str]:
+def by_stem(listing: dict, folder: str, stem: str,
+            extensions: Sequence[str] = IMAGE_EXTENSIONS) -> Optional[str]:
     """The file of ``folder`` (``listing``: its ``list_folder``) named ``stem`` with any
-    extension, or None; of several, the one a reader takes (an image, .json, .npy), and a
-    DatasetError naming them where two are, since either could be meant."""
+    extension, or None; of several, the one with one of ``extensions`` (what the folder's
+    reader takes), and a DatasetError naming them where two have, as either could be meant."""
     names = listing.get(stem, [])
-    readable = [name for name in names if name.lower().endswith(READABLE_EXTENSIONS)]
+    readable = [name for name in names if name.lower().endswith(tuple(extensions))]
     if len(readable) > 1:
         raise DatasetError(f"{folder}: {' and '.join(readable)} share the name {stem}; keep "
                            f"one of them")

@@ -193,12 +193,19 @@ def read_label(path: str, max_pixels: Optional[int] = None) -> np.ndarray:
     return _check_labels(single_channel(array, mode, path, "label image"), path)
 
 
+def _scaled(values: list) -> str:
+    """A hint for labels an image tool widened to 16 bits (each value times 257)."""
+    return ("; 8-bit labels widened to 16 bits (times 257)? save them as 8-bit"
+            if values and all(value % 257 == 0 for value in values) else "")
+
+
 def _check_labels(array: np.ndarray, path: str) -> np.ndarray:
     if array.ndim != 2:
         raise DatasetError(f"{path}: label image has shape {array.shape}; expected (H, W)")
     if int(array.max()) >= NUM_LABELS or int(array.min()) < 0:
         bad = np.unique(array[(array >= NUM_LABELS) | (array < 0)])[:8].tolist()
-        raise DatasetError(f"{path}: label values {bad} outside the parsing scheme 0..13")
+        raise DatasetError(f"{path}: label values {bad} outside the parsing scheme 0..13"
+                           + _scaled(bad))
     return array.astype(np.uint8, copy=False)
 
 
@@ -226,7 +233,7 @@ def read_label_map(path: str, scheme: str = "viton", neck: str = "skin",
     if int(array.max()) >= count:
         bad = np.unique(array[array >= count])[:8].tolist()
         raise DatasetError(f"{path}: label values {bad} outside the {SCHEME_NAMES[scheme]} "
-                           f"scheme 0..{count - 1} (label scheme {scheme!r})")
+                           f"scheme 0..{count - 1} (label scheme {scheme!r})" + _scaled(bad))
     try:
         return convert_labels(array, table, path)
     except LabelError as error:

@@ -15,10 +15,9 @@ rendered here, without drawing, by comparing pixel coordinates with the floored 
 Accepted keypoint files (read_keypoints_file), all turned into COCO-18 (x, y, confidence) in
 the person photo's pixels, a missing point being (0, 0, 0):
 
-- OpenPose JSON, ``people[i].pose_keypoints`` (OpenPose <= 1.1) or ``pose_keypoints_2d``:
+- OpenPose JSON, ``people[0].pose_keypoints`` (OpenPose <= 1.1) or ``pose_keypoints_2d``:
   18 points (COCO-18), 25 (BODY_25: COCO-18 = BODY_25 points 0..7, 9..18) or 17 (COCO-17 in
-  the OpenPose layout); of several people the one with the highest mean confidence is read
-  (ties: the first);
+  the OpenPose layout);
 - mmpose / RTMPose / DWPose predictions, COCO-17 order: a list of instances (MMPoseInferencer's
   ``pred_out_dir`` files), a dict with ``instance_info`` (the mmpose demos'
   ``--save-predictions``) or ``predictions`` (the inferencer's result), a per-frame list of
@@ -136,27 +135,21 @@ def _as_points(values, columns: Sequence[int], source: str, what: str) -> np.nda
 
 
 def _openpose_points(data: dict, source: str) -> Tuple[np.ndarray, str]:
-    """(K, 3) points of the person of an OpenPose document and the key they were under; (0, 3)
-    when no person was detected. Of several, the one of the highest mean confidence (ties: the
-    first), as of mmpose's instances; the release reads people[0], which may be a stray one."""
+    """(K, 3) points of people[0] of an OpenPose document and the key they were under;
+    (0, 3) when no person was detected."""
     people = data["people"]
     if not isinstance(people, list):
         raise PoseFileError(f"{source}: 'people' is not a list")
     if len(people) == 0:
         return np.zeros((0, 3)), "no person"
-    read = [_openpose_person(person, f"people[{index}]", source)
-            for index, person in enumerate(people)]
-    return max(read, key=lambda found: found[0][:, 2].mean() if len(found[0]) else -1.0)
-
-
-def _openpose_person(person, name: str, source: str) -> Tuple[np.ndarray, str]:
+    person = people[0]
     if not isinstance(person, dict):
-        raise PoseFileError(f"{source}: {name} is not an object")
+        raise PoseFileError(f"{source}: people[0] is not an object")
     for key in ("pose_keypoints_2d", "pose_keypoints"):
         if key in person:
             break
     else:
-        raise PoseFileError(f"{source}: {name} has neither 'pose_keypoints' nor "
+        raise PoseFileError(f"{source}: people[0] has neither 'pose_keypoints' nor "
                             f"'pose_keypoints_2d'")
     try:
         flat = np.asarray(person[key], dtype=np.float64).reshape(-1)

@@ -26,7 +26,9 @@ import os
 from typing import Optional, Sequence
 
 from data.dcivton import AGNOSTIC_FOLDER, DENSEPOSE_FOLDER
+from data.densepose import DENSEPOSE_EXTENSIONS
 from data.files import (
+    IMAGE_EXTENSIONS,
     DatasetError,
     by_stem,
     find_exact,
@@ -71,6 +73,10 @@ def _split_root(root: str, split: str) -> str:
     if not os.path.isdir(path):
         raise DatasetError(f"{path}: missing folder (a VITON-HD root holds train/ and test/)")
     return path
+
+
+# What each folder's reader takes, where it is not an image.
+READERS = {"pose": (".json",), "densepose": DENSEPOSE_EXTENSIONS}
 
 
 class _Split:
@@ -130,8 +136,9 @@ class _Split:
 
     def _find(self, key: str, folder: str, stem: str, expected: str, lacking: list,
               exact: bool = False) -> Optional[str]:
+        readable = READERS.get(key, IMAGE_EXTENSIONS)
         found = (find_exact(self.listing[key], folder, ((stem, expected),)) if exact
-                 else by_stem(self.listing[key], folder, stem))
+                 else by_stem(self.listing[key], folder, stem, readable))
         if found is None:
             lacking.append(os.path.relpath(os.path.join(folder, expected), self.root))
             return None

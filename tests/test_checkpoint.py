@@ -266,6 +266,9 @@ def test_only_a_max_steps_trials_last_state_counts_as_stopped_early():
     assert stopped_early(saved(2, 4)) is None      # an epoch file before the trial's end
     assert stopped_early(saved(6, 10)) is None     # the schedule ended first
     assert stopped_early({"step": 2}) is None      # no schedule recorded
+    edited = saved(2, 2)
+    edited["config"]["niter"] = "x"                # a TypeError before any check of the file
+    assert stopped_early(edited) is None and stopped_early({**saved(2, 2), "step": "2"}) is None
 
 
 @pytest.mark.parametrize("field, value", [

@@ -80,14 +80,6 @@ def test_formats_and_errors(tmp_path):
     keypoints = parse_keypoints({"people": [{"pose_keypoints": flat18}]}, pose_format="openpose")[0]
     assert keypoints[1].tolist() == [3, 4, 5]
     assert parse_keypoints({"people": []}, pose_format="openpose")[0].sum() == 0
-    # Of several people the most confident is read: people[0] may be an empty detection.
-    empty, stray = [0.0] * 54, [1.0, 1.0, 0.1] * 18
-    for people in ([empty, flat18], [stray, flat18, flat18[::-1]]):
-        found = parse_keypoints({"people": [{"pose_keypoints_2d": points} for points in people]},
-                                pose_format="openpose")[0]
-        assert found[1].tolist() == [3, 4, 5]
-    with pytest.raises(PoseFileError, match=r"people\[1\] is not an object"):
-        parse_keypoints({"people": [{"pose_keypoints": flat18}, 7]}, pose_format="openpose")
     with pytest.raises(PoseFileError, match="expected 18 .* or 25"):
         parse_keypoints({"people": [{"pose_keypoints": [0.0] * 30}]}, pose_format="openpose")[0]
     with pytest.raises(PoseFileError, match="multiple of 3"):

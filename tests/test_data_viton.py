@@ -335,6 +335,22 @@ def test_check_cli_reports_problems(train_root, capsys):
     assert "000042_0.jpg: truncated JPEG" in out and "PROBLEMS FOUND" in out
 
 
+def _png16_grey_alpha(grey: np.ndarray) -> bytes:
+    """A 16-bit grey-with-alpha PNG of ``grey`` (uint16), opaque (neither OpenCV nor Pillow
+    writes one)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + body))
+        return struct.pack(">I", len(body)) + kind + body + crc
+    pixels = np.dstack([grey, np.full_like(grey, 65535)]).astype(">u2")
+    rows = b"".join(b"\x00" + row.tobytes() for row in pixels)
+    header = struct.pack(">IIBBBBB", grey.shape[1], grey.shape[0], 16, 4, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+            + chunk(b"IEND", b""))
+
+
 def test_grey_alpha_and_16_bit_labels(train_root):
     path = os.path.join(train_root, "train_label", "000010_0.png")
     label = np.zeros((H0, W0), np.uint8)
@@ -348,6 +364,12 @@ def test_grey_alpha_and_16_bit_labels(train_root):
     assert set(dataset[1]["label"].unique().tolist()) == {0, 11}
     cv2.imwrite(path, np.dstack([wide] * 3 + [np.full_like(wide, 65535)]))
     assert set(dataset[1]["label"].unique().tolist()) == {0, 11}
+    with open(path, "wb") as handle:     # grey with alpha, 16-bit (colour type 4)
+        handle.write(_png16_grey_alpha(wide))
+    assert set(dataset[1]["label"].unique().tolist()) == {0, 11}
+    cv2.imwrite(path, np.dstack([wide * 257] * 3))     # widened by an image tool
+    with pytest.raises(DatasetError, match=r"\[2827\] outside .*widened to 16 bits"):
+        dataset[1]
     iuv = os.path.join(train_root, "iuv16.png")
     cv2.imwrite(iuv, np.dstack([wide + 3, wide + 2, wide + 1]))     # I in "b" of the RGB read
     from data.densepose import read_densepose_file
@@ -360,13 +382,15 @@ def test_grey_alpha_and_16_bit_labels(train_root):
 def test_files_of_one_stem_and_jpeg_labels(train_root):
     # A file beside a photo under the photo's stem dropped the photo (the listing kept one name
     # per stem, in the folder's order), and of two masks of one garment either was taken.
-    photos = os.path.join(train_root, "train_img")
-    for name in os.listdir(photos):
-        with open(os.path.join(photos, os.path.splitext(name)[0] + ".json"), "w") as handle:
-            handle.write("{}")
-    assert len(VitonTrainDataset(train_root, H, W)) == 3
+    for folder in ("train_img", "train_color", "train_edge", "train_label"):
+        for name in os.listdir(os.path.join(train_root, folder)):
+            with open(os.path.join(train_root, folder, os.path.splitext(name)[0] + ".json"),
+                      "w") as handle:       # an annotation tool's file: not what is read
+                handle.write("{}")
+    dataset = VitonTrainDataset(train_root, H, W)
+    assert len(dataset) == 3 and dataset[0]["label"].max() > 0
     edges = os.path.join(train_root, "train_edge")
-    first = sorted(os.listdir(edges))[0]
+    first = sorted(name for name in os.listdir(edges) if not name.endswith(".json"))[0]
     stem = os.path.splitext(first)[0]
     other = stem + (".png" if first.endswith(".jpg") else ".jpg")
     cv2.imwrite(os.path.join(edges, other), cv2.imread(os.path.join(edges, first)))
@@ -376,13 +400,22 @@ def test_files_of_one_stem_and_jpeg_labels(train_root):
     os.remove(os.path.join(edges, other))
     # A JPEG's compression changes the class indices along every edge.
     labels = os.path.join(train_root, "train_label")
-    label = os.path.join(labels, sorted(os.listdir(labels))[0])
+    label = os.path.join(labels, sorted(n for n in os.listdir(labels) if n.endswith(".png"))[0])
     jpeg = cv2.imencode(".jpg", cv2.imread(label), [cv2.IMWRITE_JPEG_QUALITY, 100])[1]
     with open(label, "wb") as handle:         # named .png
         handle.write(jpeg.tobytes())
     dataset = VitonTrainDataset(train_root, H, W)
     with pytest.raises(DatasetError, match="a JPEG cannot hold exact indices"):
         [dataset[i] for i in range(len(dataset))]
+
+
+def test_tiny_photos_are_refused_for_training(train_root):
+    # A 4x3 person photo trained beside its 100x75 label (keypoints scaled 25 times).
+    dataset = VitonTrainDataset(train_root, H, W)
+    person = dataset.samples[0].person.image
+    cv2.imwrite(person, np.full((4, 3, 3), 128, np.uint8))
+    with pytest.raises(DatasetError, match=r"4x3 pixels; a person photo is at least 16x16"):
+        dataset[0]
 
 
 def test_densepose_png_and_pose_named_by_photo(train_root):

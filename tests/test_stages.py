@@ -250,6 +250,11 @@ def test_resume_refuses_a_teacher_other_than_the_runs(train_root, tmp_path, user
                                                               "--resume")))
     assert f"--resume: {runs / 's3' / 'latest.pth'} trained beside other weights of the frozen " \
            f"pb_gen, pb_warp than those given now" in message
+    # Weights chosen by a flag: the flag is named (it blamed the files alone).
+    message = user_error(lambda: main(ParserFreeWarp(), _args(
+        train_root, runs, "s3", "--sample_every", "0", "--resume", "--pb_checkpoint",
+        str(runs / "other" / "final.pth"))))
+    assert f"--pb_checkpoint was {str(teacher)!r}, now " in message, message
     teacher.write_bytes(kept)           # its own teacher again, under the same name
     assert run(ParserFreeWarp(), _args(train_root, runs, "s3", *common, "--resume")).step == 2
 

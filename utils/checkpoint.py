@@ -268,7 +268,7 @@ def check_declared_shapes(state: Mapping[str, torch.Tensor], arch: Mapping[str, 
         raise CheckpointError(f"{what}: {path}: its '{key}' architecture cannot be built: "
                               f"{str(error).splitlines()[0][:200] if str(error) else error}") \
             from None
-    shapes = {k: tuple(v.shape) for k, v in _strip_wrappers(state).items()}
+    shapes = {k: tuple(v.shape) for k, v in _strip_wrappers(state, f"{what}: {path}").items()}
     for name in sorted(expected.keys() & shapes.keys()):
         if shapes[name] != expected[name]:
             raise CheckpointError(f"{what}: {path}: '{key}' weight {_short(name)} is "
@@ -352,7 +352,7 @@ def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], source: str,
     left as the model has them (on both sides). ``source`` names the file in errors. Weights
     holding NaN or infinity are refused."""
     skip, ignored = tuple(skip_prefixes), ignored_keys(model)
-    state = {k: v for k, v in _strip_wrappers(state).items()
+    state = {k: v for k, v in _strip_wrappers(state, source).items()
              if k not in ignored and not k.startswith(skip)}
     state.update({key: state[same] for key, same in aliases(model).items()   # saved once
                   if same in state and key not in state and not key.startswith(skip)})

@@ -105,10 +105,17 @@ def data_folders(root: str | os.PathLike, depth: int = 2) -> tuple[Path, ...]:
     folders may be links to others elsewhere (``check_output_folder``'s ``inputs``)."""
     found, level = [Path(root)], [Path(root)]
     for _ in range(depth):
-        level = [entry for folder in level if folder.is_dir() for entry in folder.iterdir()
-                 if entry.is_dir()]
+        level = [entry for folder in level for entry in _entries(folder) if entry.is_dir()]
         found += level
     return tuple(found)
+
+
+def _entries(folder: Path) -> list[Path]:
+    """The entries of ``folder``; none where it cannot be listed (lost+found, a file)."""
+    try:
+        return list(folder.iterdir())
+    except OSError:
+        return []
 
 
 @contextlib.contextmanager

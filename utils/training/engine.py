@@ -88,6 +88,12 @@ GRID_SAMPLES = 4
 NEW_LOG = ".train.log.new"   # --overwrite's log until the run is built and the old one goes
 
 
+# The flags that choose each frozen model's weights, named when those weights changed.
+FROZEN_FLAGS = {"pb_warp": ("pb_checkpoint", "pb_warp_checkpoint"),
+                "pb_gen": ("pb_checkpoint", "pb_gen_checkpoint"),
+                "vgg": ("vgg_weights", "vgg_layers")}
+
+
 class TrainingDiverged(UserError):
     """A loss or gradient became non-finite (too high a learning rate, fp16 overflow...)."""
 
@@ -237,7 +243,7 @@ class Trainer:
                 self._end_epoch()
         except TrainingDiverged:
             raise
-        except Exception:
+        except (Exception, KeyboardInterrupt):
             # Not the state's failure (a damaged image read after the epoch's end): the save
             # it held, of finite weights, is written rather than lost with the epoch.
             self._write_save_proven_finite()
@@ -615,7 +621,8 @@ class Trainer:
                           if self.frozen.get(name, digest) != digest)
         if replaced:
             changed = "".join(f", --{key} was {old!r}, now {new!r}" for key, (old, new)
-                              in differences.items() if any(name in key for name in replaced))
+                              in differences.items()
+                              if any(key in FROZEN_FLAGS.get(name, ()) for name in replaced))
             raise CheckpointError(f"--resume: {path} trained beside other weights of the frozen "
                                   f"{', '.join(replaced)} than those given now{changed}; give "
                                   f"the files and flags its config.yaml names, or start a new "
