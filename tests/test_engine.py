@@ -774,3 +774,14 @@ def test_a_full_disk_while_copying_a_checkpoint_is_one_line(tmp_path, monkeypatc
     with pytest.raises(CheckpointError, match=r"cannot write .*final.pth \(No space left on "
                                               r"device\); .*latest.pth holds the same state"):
         run(FakeStage(6), fake_argv(tmp_path, "full", "--max_steps", "1"))
+
+
+def test_resume_makes_the_kept_epoch_file_a_kill_prevented(tmp_path):
+    # A kill between writing latest.pth at an epoch's end and copying it to epoch_NNN.pth lost
+    # that epoch's file for good.
+    run(FakeStage(6), fake_argv(tmp_path, "epochs", "--max_steps", "3", "--keep_epoch_every", "1"))
+    kept = tmp_path / "epochs" / "epoch_001.pth"
+    saved = kept.read_bytes()
+    kept.unlink()
+    run(FakeStage(6), fake_argv(tmp_path, "epochs", "--resume", "--max_steps", "4"))
+    assert kept.read_bytes() == saved

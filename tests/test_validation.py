@@ -63,6 +63,18 @@ def test_validation_interval_best_checkpoint_and_resume(roots, tmp_path):
     log = (runs / "split" / "train.log").read_text()
     assert f"so far {first.best['value']:.4g} at step {first.best['step']}" in log
 
+    # Killed after writing latest.pth at a new best, before copying it to best.pth: best.pth
+    # stayed the older best for good. The resume copies it.
+    from utils.checkpoint import save_atomic
+    run(ParserBasedWarp(), _argv(roots, runs, "killed", "--max_steps", "4"))
+    latest = read_checkpoint(runs / "killed" / "latest.pth")
+    latest["best"] = {"metric": "ssim", "value": 2.0, "step": 4}   # a best no step will beat
+    save_atomic(latest, runs / "killed" / "latest.pth")
+    (runs / "killed" / "best.pth").unlink()
+    run(ParserBasedWarp(), _argv(roots, runs, "killed", "--resume"))
+    assert read_checkpoint(runs / "killed" / "best.pth")["step"] == 4
+    assert "--resume: wrote best.pth from latest.pth" in (runs / "killed" / "train.log").read_text()
+
 
 def test_a_damaged_validation_file_stops_the_run_before_it_trains(roots, tmp_path):
     """Every validation pair is read before the first step: a damaged file is named at once,

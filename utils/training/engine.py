@@ -579,6 +579,8 @@ class Trainer:
         write_config(cfg, self.run_dir / "config.yaml")
         for stale in remove_stale_temporaries(self.run_dir, CHECKPOINT_NAMES):
             log(f"removed {stale.name}, left by a save that was interrupted")
+        if cfg.resume:
+            self._mend_copies()
         log(f"stage {self.stage.name}: {'resuming' if cfg.resume else 'starting'} run "
             f"{self.run_dir} on {self.device}, {self.context.world_size} process(es)")
         if cfg.precision == "fp16" and self.device.type == "cpu":
@@ -586,6 +588,22 @@ class Trainer:
         log("configuration:\n" + "\n".join(f"  {k}: {v}" for k, v in self.config_dict.items()))
         for line in self.stage.describe_dataset(self.dataset, cfg):
             log(line)
+
+    def _mend_copies(self) -> None:
+        """The copies of ``latest.pth`` a kill kept from being made after it was written: the
+        best.pth of the best it records at its own step, its step's kept epoch file."""
+        every = self.cfg.keep_epoch_every
+        due = [f"epoch_{self.epoch:03d}.pth"] if (
+            every and self.epoch and not self.step_in_epoch and self.epoch % every == 0) else []
+        if self.best is not None and self.best.step == self.step:
+            best = self.run_dir / "best.pth"
+            if not best.is_file() or read_checkpoint(best, "best.pth").get("step") != self.step:
+                due.append(best.name)
+        for name in due:
+            if name.startswith("best") or not (self.run_dir / name).is_file():
+                _copy_atomic(self.latest_path, self.run_dir / name)
+                self.logger.warning(f"--resume: wrote {name} from {self.latest_path.name}: "
+                                    f"the run stopped before copying it")
 
     def _build_models(self) -> None:
         models = self.stage.build_models(self.cfg, self.device)
