@@ -40,6 +40,7 @@ from data.datasets import (
     prepared_masks,
     read_person,
     train_samples,
+    unused_iuv_channel,
 )
 from data.files import DatasetError, read_image_bytes, read_rgb
 from data.labels import NECK_TARGETS, SCHEME_NAMES, label_table
@@ -135,15 +136,6 @@ class _Report:
         print(f"  garment masks: {dict(self.masks)}", file=out)
         print(f"  photo sizes (height x width): {dict(self.sizes)}; served at "
               f"{height} x {width}", file=out)
-
-
-def unused_iuv_channel(options: DataOptions, samples) -> str | None:
-    """A note when ``--iuv_channel`` is set but no DensePose file of ``samples`` is an IUV PNG."""
-    if options.iuv_channel != "b" and not any(
-            str(sample.person.densepose).lower().endswith(".png") for sample in samples):
-        return (f"--iuv_channel {options.iuv_channel} is not used: no DensePose file here is an "
-                f"IUV image (a PNG)")
-    return None
 
 
 def _scan(samples, options: DataOptions, formats, masks, size: tuple, parser_inputs: bool,

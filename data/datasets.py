@@ -444,6 +444,16 @@ def prepared_masks(options: DataOptions, samples: Sequence[Sample]) -> GarmentMa
     return masks
 
 
+def unused_iuv_channel(options: DataOptions, samples) -> Optional[str]:
+    """A note when ``--iuv_channel`` is set but no DensePose file of ``samples`` is an IUV PNG
+    (said, not refused: a configuration file may set it for several datasets)."""
+    if options.iuv_channel != "b" and not any(
+            str(sample.person.densepose).lower().endswith(".png") for sample in samples):
+        return (f"--iuv_channel {options.iuv_channel} is not used: no DensePose file here is an "
+                f"IUV image (a PNG)")
+    return None
+
+
 def make_train_dataset(options: DataOptions, root: str, height: int, width: int,
                        seed: int = 0, max_samples: int = 0) -> TryOnTrainDataset:
     samples = train_samples(options, root)[:max_samples or None]   # 0: all of them

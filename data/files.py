@@ -349,15 +349,16 @@ def decode_index_image(path: str, max_pixels: Optional[int] = None) -> Tuple[np.
     if image_format(data) == "JPEG":
         raise DatasetError(f"{path}: a JPEG cannot hold exact indices (its compression changes "
                            f"them along every edge); expected a PNG, grey or palette")
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25 and data[24] == 8 and data[25] == 0:
-        # 8-bit grey PNG (byte 24: bit depth, 25: colour type), the usual case: OpenCV is
-        # several times faster than PIL here.
+    png = image_format(data) == "PNG" and len(data) > 25
+    depth, colour = (data[24], data[25]) if png else (None, None)   # a PNG's bit depth, type
+    if (depth, colour) == (8, 0):
+        # 8-bit grey PNG, the usual case: OpenCV is several times faster than PIL here.
         return decode_image(data, cv2.IMREAD_UNCHANGED, path), "L"
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25 and data[24] == 16 and data[25] != 0:
+    if depth == 16 and colour != 0:
         # 16-bit colour or grey-with-alpha PNG: PIL keeps only the high byte of each value (a
         # label of 0..19 reads as 0); OpenCV keeps all 16 bits, in BGR(A) order.
-        return np.ascontiguousarray(decode_image(data, cv2.IMREAD_UNCHANGED, path)[:, :, 2::-1]),\
-            "RGB;16"
+        decoded = decode_image(data, cv2.IMREAD_UNCHANGED, path)
+        return np.ascontiguousarray(decoded[:, :, 2::-1]), "RGB;16"
     try:
         with Image.open(io.BytesIO(data), formats=[image_format(data)]) as image:
             image.load()

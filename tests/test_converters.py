@@ -10,8 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from data.check import unused_iuv_channel
-from data.datasets import DataOptions, train_samples
+from data.datasets import DataOptions, train_samples, unused_iuv_channel
 from data.densepose import read_densepose_file
 from data.files import DatasetError
 from data.labels import (

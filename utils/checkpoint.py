@@ -49,6 +49,7 @@ from models.registry import (
     with_overrides,
 )
 from utils.logging_utils import LOGGER_NAME
+from utils.weights import non_finite_keys
 
 CHECKPOINT_FORMAT = "pfafn-checkpoint-v1"
 CHECKPOINT_NAMES = ("latest", "best", "final", "epoch_*")   # a run folder's {name}.pth
@@ -150,6 +151,11 @@ def save_atomic(payload: Any, path: str | os.PathLike) -> None:
                               f"previous file, if any, is left as it was") from None
 
 
+def saved_checkpoints(run_dir: Path) -> list[Path]:
+    """The checkpoints of a run in ``run_dir`` (``CHECKPOINT_NAMES``)."""
+    return [path for name in CHECKPOINT_NAMES for path in Path(run_dir).glob(f"{name}.pth")]
+
+
 def is_project_checkpoint(data: Mapping) -> bool:
     return data.get("format") == CHECKPOINT_FORMAT
 
@@ -166,12 +172,6 @@ def state_checksum(state: Mapping[str, torch.Tensor]) -> str:
         digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
-
-
-def non_finite_keys(state: Mapping[str, torch.Tensor]) -> list[str]:
-    """The floating-point tensors of ``state`` holding a NaN or an infinity."""
-    return [key for key, value in state.items()
-            if value.is_floating_point() and not bool(torch.isfinite(value).all())]
 
 
 def checkpoint_payload(stage: str, models: Mapping[str, nn.Module], config: Mapping,

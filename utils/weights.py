@@ -22,7 +22,7 @@ import hashlib
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Mapping, Optional
 
 import torch
 
@@ -109,12 +109,17 @@ def read_weights_file(path: Path, file_name: str, check_hash: bool,
         raise WeightsFileError(f"weights file {path}: {load_problem(error)}") from None
     if not isinstance(state, dict):
         raise WeightsFileError(f"{path}: expected a state dict, found {type(state).__name__}")
-    bad = [key for key, value in state.items() if isinstance(value, torch.Tensor)
-           and value.is_floating_point() and not bool(torch.isfinite(value).all())]
+    bad = non_finite_keys({k: v for k, v in state.items() if isinstance(v, torch.Tensor)})
     if bad:
         raise WeightsFileError(f"{path}: weights holding NaN or infinity ({', '.join(bad[:3])}); "
                                f"the file is damaged")
     return state
+
+
+def non_finite_keys(state: Mapping[str, torch.Tensor]) -> list[str]:
+    """The floating-point tensors of ``state`` holding a NaN or an infinity."""
+    return [key for key, value in state.items()
+            if value.is_floating_point() and not bool(torch.isfinite(value).all())]
 
 
 def announce_random_weights(what: str) -> None:

@@ -54,6 +54,7 @@ from utils.checkpoint import (
     load_state,
     read_checkpoint,
     save_atomic,
+    saved_checkpoints,
     state_checksum,
     state_dict_from,
 )
@@ -177,7 +178,7 @@ def _train_in_folder(stage: Stage, cfg: argparse.Namespace, context: Distributed
                      run_dir: Path, lock_note: str) -> RunResult:
     # Any checkpoint a run writes, not only latest.pth: a folder holding a final.pth alone
     # (latest.pth deleted, or a file copied there) would lose it to the new run's.
-    saved = sorted(path.name for name in CHECKPOINT_NAMES for path in run_dir.glob(f"{name}.pth"))
+    saved = sorted(path.name for path in saved_checkpoints(run_dir))
     if not cfg.resume and not cfg.overwrite and saved:
         raise ConfigError(f"{run_dir} already holds a run ({', '.join(saved[:3])}); pass "
                           f"--resume to continue it, --overwrite to start again, or another "
@@ -592,18 +593,19 @@ class Trainer:
     def _mend_copies(self) -> None:
         """The copies of ``latest.pth`` a kill kept from being made after it was written: the
         best.pth of the best it records at its own step, its step's kept epoch file."""
-        every = self.cfg.keep_epoch_every
-        due = [f"epoch_{self.epoch:03d}.pth"] if (
-            every and self.epoch and not self.step_in_epoch and self.epoch % every == 0) else []
-        if self.best is not None and self.best.step == self.step:
-            best = self.run_dir / "best.pth"
-            if not best.is_file() or read_checkpoint(best, "best.pth").get("step") != self.step:
-                due.append(best.name)
-        for name in due:
-            if name.startswith("best") or not (self.run_dir / name).is_file():
-                _copy_atomic(self.latest_path, self.run_dir / name)
-                self.logger.warning(f"--resume: wrote {name} from {self.latest_path.name}: "
-                                    f"the run stopped before copying it")
+        due, every = [], self.cfg.keep_epoch_every
+        kept = self.run_dir / f"epoch_{self.epoch:03d}.pth"
+        if every and self.epoch and not self.step_in_epoch and self.epoch % every == 0 \
+                and not kept.is_file():
+            due.append(kept)
+        best = self.run_dir / "best.pth"
+        if self.best is not None and self.best.step == self.step and (
+                not best.is_file() or read_checkpoint(best, "best.pth").get("step") != self.step):
+            due.append(best)
+        for path in due:
+            _copy_atomic(self.latest_path, path)
+            self.logger.warning(f"--resume: wrote {path.name} from {self.latest_path.name}: the "
+                                f"run stopped before copying it")
 
     def _build_models(self) -> None:
         models = self.stage.build_models(self.cfg, self.device)

@@ -15,16 +15,17 @@ from pathlib import Path
 
 from common.atomic import write_atomic
 from options.config import ConfigError
-from utils.checkpoint import CHECKPOINT_NAMES
+from utils.checkpoint import saved_checkpoints
 
 SET_ASIDE = ".replaced"
 
 
 def old_run_files(run_dir: Path) -> list[Path]:
     """The files of the run in ``run_dir`` that an --overwrite replaces."""
-    patterns = [f"{name}.pth" for name in CHECKPOINT_NAMES] + [
-        "train.log", "config.yaml", "samples/step_*.png", "tensorboard/events.out.tfevents.*"]
-    return [path for pattern in patterns for path in run_dir.glob(pattern)]
+    patterns = ("train.log", "config.yaml", "samples/step_*.png",
+                "tensorboard/events.out.tfevents.*")
+    return saved_checkpoints(run_dir) + [path for pattern in patterns
+                                         for path in run_dir.glob(pattern)]
 
 
 class OldRun:

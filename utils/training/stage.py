@@ -145,7 +145,7 @@ class Stage:
         formats = getattr(dataset, "formats", None)
         if formats is None:
             return [f"training data: {len(dataset)} samples"]
-        from data.datasets import DataOptions
+        from data.datasets import DataOptions, unused_iuv_channel
         options = DataOptions.from_config(cfg)
         first = (" (the first: --max_dataset_size)" if len(dataset) == cfg.max_dataset_size else
                  f" (all: --max_dataset_size {cfg.max_dataset_size} is more)"
@@ -153,10 +153,9 @@ class Stage:
         lines = [f"training data: {len(dataset)} samples{first} of {cfg.dataroot} "
                  f"({options.dataset} layout, {', '.join(options.categories)}; labels "
                  f"{formats.label_scheme}, keypoints {formats.pose_format})"]
-        if options.iuv_channel != "b" and not any(   # said, not refused: a file may set it
-                str(s.person.densepose).lower().endswith(".png") for s in dataset.samples):
-            lines.append(f"--iuv_channel {options.iuv_channel} is not used: no DensePose file "
-                         f"here is an IUV image (a PNG)")
+        unused = unused_iuv_channel(options, dataset.samples)
+        if unused:
+            lines.append(unused)
         if not dataset.has_densepose:
             lines.append("no DensePose part indices for some or all samples: the parser-based "
                          "inputs use the replacement of data/inputs.py (DensePose channels "
