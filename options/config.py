@@ -177,9 +177,10 @@ def _add_model_flags(parser, builds: Sequence[str], continues: Mapping[str, str]
                               [f"{kind}_arch"] + [f.flag for f, _ in architecture_flags(kind)]})
     model = parser.add_argument_group("model")
     model.add_argument("--cost_volume", default="auto", choices=IMPLEMENTATIONS,
-                       help="implementation of the warp's cost volume, all computing the same "
-                            "values: auto (Triton kernels on CUDA, the band formulation "
-                            "elsewhere), loop (the plain 49-shift reference), band, triton, rows")
+                       help="implementation of the trained warp's cost volume, all computing "
+                            "the same values: auto (Triton kernels on CUDA, the band formulation "
+                            "elsewhere), loop (the plain 49-shift reference), band, triton, rows; "
+                            "a warp without one (FS-VTON's) takes only auto")
     model.add_argument("--vgg_weights", type=str, default=None,
                        help="torchvision VGG19 ImageNet weights (vgg19-dcbb9e9d.pth) for the "
                             "perceptual loss; when not given, the torch hub cache")

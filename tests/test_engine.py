@@ -785,3 +785,21 @@ def test_resume_makes_the_kept_epoch_file_a_kill_prevented(tmp_path):
     kept.unlink()
     run(FakeStage(6), fake_argv(tmp_path, "epochs", "--resume", "--max_steps", "4"))
     assert kept.read_bytes() == saved
+
+
+def test_a_resume_writes_its_flags_into_config_yaml_when_it_saves(tmp_path):
+    """A --resume with other flags rewrites config.yaml at its first save, not at its start:
+    one killed before it saved (no cleanup runs) left its flags there for a plain --resume."""
+    run(FakeStage(6), fake_argv(tmp_path, "r", "--max_steps", "2"))
+    config = tmp_path / "r" / "config.yaml"
+    before = config.read_text()
+    seen = []
+
+    class Watching(FakeStage):
+        def losses(self, models, batch, context):
+            seen.append(config.read_text())
+            return super().losses(models, batch, context)
+
+    run(Watching(6), fake_argv(tmp_path, "r", "--resume", "--lr", "0.005", "--max_steps", "4"))
+    assert seen[0] == before and "lr: 0.005" not in before   # its first step: nothing saved
+    assert "lr: 0.005" in config.read_text()

@@ -123,6 +123,21 @@ def test_cost_volume_is_chosen_per_model():
     assert correlation.resolve_implementation("auto", torch.zeros(1)) == "band"  # a CPU tensor
 
 
+def test_cost_volume_flag_for_a_warp_without_one_is_refused():
+    """--cost_volume applies to the warp a run trains; FS-VTON's has no cost volume, so a
+    named implementation there is refused instead of being ignored ("auto" is the default)."""
+    import argparse
+
+    from models.registry import ArchitectureError
+    from utils.training.parts import warp_arch
+    for warp_type, volume in (("pfafn", "rows"), ("fsvton", "auto"), ("mobile", "loop")):
+        arch = warp_arch(argparse.Namespace(warp_arch=warp_type, cost_volume=volume), 3)
+        assert arch.get("cost_volume", "auto") == volume
+    with pytest.raises(ArchitectureError, match=r"--cost_volume rows: the fsvton warp this "
+                                                r"run trains .* has no cost volume"):
+        warp_arch(argparse.Namespace(warp_arch="fsvton", cost_volume="rows"), 3)
+
+
 def test_triton_on_cpu_tensors_is_refused_outside_the_interpreter(monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     # A user's flag (--cost_volume): one line, not a ValueError traceback in training.

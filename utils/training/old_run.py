@@ -3,17 +3,15 @@
 ``--overwrite`` sets the old run's files aside (``.replaced/`` in the folder) once the new run is
 built, and deletes them when the new run writes its first checkpoint; a run that stops before
 (a damaged image, a loss that is not finite) puts them back. It refuses to start when a
-checkpoint it reads (``--*_checkpoint``) is one of the files it would delete. ``--resume``
-rewrites ``config.yaml`` with the flags it is given; a resume that stops before it saves puts
-the old one back, so that a plain ``--resume`` does not keep a flag that failed. A
-``.replaced/`` left by a process that was killed is refused by every run, with what to do: it
-may hold the only copy of a run. No other file of the folder is touched."""
+checkpoint it reads (``--*_checkpoint``) is one of the files it would delete. A ``.replaced/``
+left by a process that was killed is refused by every run, with what to do: it may hold the
+only copy of a run. No other file of the folder is touched. (A ``--resume`` rewrites
+``config.yaml`` only when it saves: the engine sees to that.)"""
 
 import argparse
 import shutil
 from pathlib import Path
 
-from common.atomic import write_atomic
 from options.config import ConfigError
 from utils.checkpoint import saved_checkpoints
 
@@ -39,8 +37,6 @@ class OldRun:
             raise ConfigError(f"{self.held} holds a run that an --overwrite set aside and did not "
                               f"finish replacing (its process was killed): move its files back "
                               f"into {run_dir} to keep that run, or delete {self.held}")
-        config = run_dir / "config.yaml"
-        self.config = config.read_text() if cfg.resume and config.is_file() else None
         if cfg.overwrite:
             replaced = {path.resolve() for path in old_run_files(run_dir)}
             for key, value in sorted(vars(cfg).items()):
@@ -73,6 +69,3 @@ class OldRun:
                 if path.is_file():
                     path.replace(self.run_dir / path.relative_to(self.held))
             shutil.rmtree(self.held)
-        elif self.config is not None:
-            write_atomic(self.run_dir / "config.yaml",
-                         lambda temporary: Path(temporary).write_text(self.config))

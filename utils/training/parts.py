@@ -14,7 +14,15 @@ from data.inputs import TryOnInputs, pose_radius_for
 from models import PB_WARP_INPUT
 from models.afwm import WarpOutput
 from models.losses import VGG_SLICES, VGGLoss
-from models.registry import arch_from_flags, architecture, build_model, find, unwrap, with_overrides
+from models.registry import (
+    ArchitectureError,
+    arch_from_flags,
+    architecture,
+    build_model,
+    find,
+    unwrap,
+    with_overrides,
+)
 from utils.flow_viz import flow_magnitude, flow_to_color
 from utils.logging_utils import LOGGER_NAME
 from utils.weights import MissingWeightsError, read_weights_file, resolve_weights_file
@@ -27,7 +35,18 @@ def warp_arch(cfg, input_nc: int) -> dict:
     declares, ``models.registry.arch_from_flags``), its cost volume as ``--cost_volume`` says
     when it has one."""
     arch = arch_from_flags("warp", cfg.warp_arch, input_nc, vars(cfg))
+    check_cost_volume(cfg, arch)
     return with_overrides(arch, {"cost_volume": cfg.cost_volume})
+
+
+def check_cost_volume(cfg, arch: dict) -> None:
+    """An ``ArchitectureError`` when ``--cost_volume`` names an implementation for the trained
+    warp ``arch`` and it has no cost volume (FS-VTON's), rather than ignoring the flag."""
+    if cfg.cost_volume != "auto" and "cost_volume" not in architecture(arch).defaults:
+        spec = architecture(arch)
+        raise ArchitectureError(f"--cost_volume {cfg.cost_volume}: the {spec.label} this run "
+                                f"trains ({spec.description}) has no cost volume; leave the "
+                                f"flag out")
 
 
 def gen_arch(cfg, input_nc: int) -> dict:
