@@ -51,6 +51,7 @@ from data.files import check_photo_size, read_gray, read_rgb
 from data.fitted_pairs import category_unused, make_fitted_pairs_dataset, read_photo, to_photo
 from data.photo_fit import FIT_MODES
 from utils.inference.loading import add_model_arguments, check_model_arguments, load_model_from_args
+from utils.inference.model import memory_named
 from utils.inference.photos import garment_mask_for, tryon_photos
 from utils.results import (
     OutputError,
@@ -122,7 +123,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     """The checked flags: one of the two modes, complete, and values that can run."""
     p = build_parser()
     args = p.parse_args(argv)
-    _check_mode(p, args, given_on_command_line(p, argv))
+    args.given_flags = given_on_command_line(p, argv)
+    _check_mode(p, args, args.given_flags)
     check_model_arguments(p, args)
     if args.batch_size < 1:
         p.error("--batch_size must be at least 1")
@@ -220,7 +222,8 @@ def _generate(args, results: Path) -> dict:
     start = time.perf_counter()
     for batch in tqdm(loader, desc="try-on", unit="batch", disable=not sys.stderr.isatty()):
         person, garment, edge = batch["image"], batch["garment"], batch["garment_edge"]
-        out = model(person, garment, edge)
+        with memory_named(f"the model on batches of {args.batch_size} at {height}x{width}"):
+            out = model(person, garment, edge)
         for i, (person_name, cloth_name) in enumerate(zip(batch["person_name"],
                                                           batch["cloth_name"])):
             original = (int(batch["original_size"][0][i]), int(batch["original_size"][1][i]))
@@ -274,7 +277,8 @@ def _tryon_pair(args, output: Path, inputs: tuple) -> dict:
               else f"note: {note}")
     device = pick_device(args.device)
     model = load_model_from_args(args, device)
-    result = tryon_photos(model, person_photo, garment_photo, mask, args.fit)
+    with memory_named(f"the model at {model.height}x{model.width}"):
+        result = tryon_photos(model, person_photo, garment_photo, mask, args.fit)
     write_output(output, result.tryon, "--output")
     print(f"wrote {output} ({result.tryon.shape[0]}x{result.tryon.shape[1]}; model frame "
           f"{model.height}x{model.width}, --fit {args.fit}, {result.seconds:.2f} s on {device})")
@@ -298,7 +302,8 @@ def check_scoring(args, pairs: list, model_size: tuple[int, int]) -> None:
     from utils.metrics.lpips import LPIPS_BACKBONE_FILES, build_lpips
     from utils.weights import resolve_weights_file
     args.metrics = applicable_metrics(args.metrics, all(pair.person.id == pair.garment.id
-                                                        for pair in pairs))
+                                                        for pair in pairs),
+                                      getattr(args, "given_flags", ()))
     limit = DataOptions.from_config(args).max_pixels
     photos = {pair.person.image: image_size(pair.person.image, limit) for pair in pairs}
     if args.save_size == "model":   # each photo is scored resized to the model's size

@@ -94,6 +94,7 @@ class ParserFreeGenerator(Stage):
     trained = ("warp", "gen")
     builds = ("gen",)
     continues = {"warp": "pf_warp_checkpoint"}
+    start_flags = ("gen_init",)
     defaults = {"lr": 5e-5, "niter": 50, "niter_decay": 50}
     validation_kind = "tryon"
 

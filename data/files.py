@@ -93,7 +93,8 @@ def _read_at_most(handle, status: os.stat_result, limit: int) -> bytes:
     while total <= limit and pieces[-1]:
         pieces.append(handle.read(min(1 << 20, limit + 1 - total)))
         total += len(pieces[-1])
-    return b"".join(pieces)
+    pieces = [piece for piece in pieces if piece]
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)   # no copy of a whole file
 
 
 def _amount(count: int) -> str:
@@ -162,14 +163,57 @@ def require_format(data: bytes, path: str) -> str:
     return name
 
 
+def _jpeg_end(data: bytes) -> Optional[int]:
+    """The offset just past a JPEG's end-of-image marker, found by walking its segments and
+    scans (an EXIF thumbnail's marker is inside a segment, skipped); None when the data end
+    first. Phones write more after it (a motion photo's video), which decoders ignore."""
+    i, n = 2, len(data)
+    while i + 1 < n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:                       # fill byte before a marker
+            i += 1
+        elif marker == 0xD9:
+            return i + 2
+        elif 0xD0 <= marker <= 0xD7 or marker in (0x01, 0xD8):   # markers without a length
+            i += 2
+        else:
+            i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+            if marker == 0xDA:                   # entropy-coded data: to the next real marker
+                while True:
+                    i = data.find(b"\xff", i)
+                    if i < 0 or i + 1 >= n:
+                        return None
+                    if data[i + 1] == 0 or 0xD0 <= data[i + 1] <= 0xD7:   # stuffed, restart
+                        i += 2
+                    elif data[i + 1] == 0xFF:
+                        i += 1
+                    else:
+                        break
+    return None
+
+
+def _png_end(data: bytes) -> Optional[int]:
+    """The offset just past a PNG's IEND chunk, walking the chunks; None when the data end
+    first."""
+    i, n = 8, len(data)
+    while i + 8 <= n:
+        length, kind = int.from_bytes(data[i:i + 4], "big"), data[i + 4:i + 8]
+        i += 12 + length
+        if kind == b"IEND":
+            return i if i <= n else None
+    return None
+
+
 def _check_complete(data: bytes, path: str) -> None:
-    """Reject JPEG/PNG files cut short: decoders fill the missing part with grey silently."""
+    """Reject JPEG/PNG files cut short: decoders fill the missing part with grey silently.
+    Bytes after the end (a phone's motion photo) are left alone, as decoders leave them."""
     if data[:2] == b"\xff\xd8":
-        # The end-of-image marker; it cannot occur inside entropy-coded data (0xFF is stuffed).
-        if data.rfind(b"\xff\xd9", max(0, len(data) - 1024)) < 0:
+        if _jpeg_end(data) is None:
             raise DatasetError(f"{path}: truncated JPEG (no end-of-image marker)")
     elif data[:8] == b"\x89PNG\r\n\x1a\n":
-        if b"IEND" not in data[-64:]:
+        if _png_end(data) is None:
             raise DatasetError(f"{path}: truncated PNG (no IEND chunk)")
 
 
@@ -295,7 +339,9 @@ def decode_image(data: bytes, flags: int, path: str) -> np.ndarray:
 
 def read_image_bytes(path: str, max_pixels: Optional[int] = None) -> bytes:
     """An image file's bytes, checked before decoding: complete (JPEG, PNG) and of at most
-    ``max_pixels`` pixels (default ``DEFAULT_MAX_PIXELS``)."""
+    ``max_pixels`` pixels (default ``DEFAULT_MAX_PIXELS``). A file that does not start as an
+    image does is refused before it is read whole (it may be a gigabyte of anything)."""
+    require_format(read_bytes(path, 32), path)
     return check_image_bytes(read_bytes(path), path, max_pixels)
 
 
@@ -435,9 +481,15 @@ def person_id(name: str) -> str:
 
 
 def list_folder(folder: str) -> dict:
-    """Map stem -> the sorted names of the files of ``folder`` with that stem."""
+    """Map stem -> the sorted names of the files of ``folder`` with that stem; a DatasetError
+    naming the folder when it cannot be listed (no permission)."""
     files: dict = {}
-    for name in sorted(os.listdir(folder)):
+    try:
+        names = os.listdir(folder)
+    except OSError as error:
+        raise DatasetError(f"{folder}: cannot list the folder ({error.strerror or error})") \
+            from None
+    for name in sorted(names):
         if not name.startswith("."):
             files.setdefault(os.path.splitext(name)[0], []).append(name)
     return files

@@ -42,6 +42,7 @@ from models.registry import (
     arch_from_flags,
     architecture,
     architecture_flags,
+    find,
     types_of,
 )
 
@@ -91,7 +92,9 @@ def _add_run_flags(run) -> None:
     run.add_argument("--resume", action="store_true",
                      help="continue the run in CHECKPOINTS_DIR/NAME from its latest.pth (same "
                           "weights, optimiser, schedule and data order, and its config.yaml: "
-                          "only flags given on the command line change it); an error if none")
+                          "only flags given on the command line change it, but --device, "
+                          "--workers and --max_steps are each invocation's own, their defaults "
+                          "unless given); an error if none")
     run.add_argument("--overwrite", action="store_true",
                      help="start a new run even though CHECKPOINTS_DIR/NAME already holds one "
                           "(its checkpoints, config.yaml, train.log, samples and TensorBoard "
@@ -425,7 +428,14 @@ UNUSED_FLAGS = (
       "fid_weights", "lpips_backbone_weights"), lambda cfg: not cfg.val_root,
      "validation, which --val_root asks"),
     (("vgg_weights",), lambda cfg: cfg.vgg_layers == 0, "the perceptual loss (--vgg_layers 0)"),
-    (("max_skipped_steps",), lambda cfg: cfg.precision != "fp16", "--precision fp16"))
+    (("allow_random_weights",), lambda cfg: cfg.vgg_layers == 0 and not cfg.val_root,
+     "the networks of the perceptual loss (--vgg_layers 0 here) and of validation (no "
+     "--val_root here)"),
+    (("max_skipped_steps",), lambda cfg: cfg.precision != "fp16", "--precision fp16"),
+    (("pose_format", "iuv_channel", "densepose_dir"),
+     lambda cfg: find("warp", getattr(cfg, "warp_arch", None) or "pfafn").condition is not None,
+     "the parser-based condition, which a warp with a condition of its own (--warp_arch "
+     "dcivton: DCI-VTON's files) does not read"))
 
 
 def _drop_flags_of_other_architectures(cfg: argparse.Namespace, command_line: set[str]) -> None:

@@ -506,7 +506,14 @@ class TrainingBench:
         return paths
 
     def _config_argv(self) -> list[str]:
-        return ["--config", self.args.train_config] if self.args.train_config else []
+        # Random VGG19 / LPIPS weights where the configuration builds them (no downloads); as a
+        # file's key, which a configuration without those networks leaves unused.
+        random = os.path.join(self.folder, "random_weights.yaml")
+        if not os.path.isfile(random):
+            with open(random, "w") as file:
+                file.write("allow_random_weights: true\n")
+        return (["--config", self.args.train_config] if self.args.train_config else []) + [
+            "--config", random]
 
     def argv(self, name: str, path: RunPath, device: str) -> list[str]:
         args = self.args
@@ -515,7 +522,7 @@ class TrainingBench:
                 "--name", f"{name}_{path.name}_{device}", "--overwrite", "--device", device,
                 "--height", str(args.height), "--width", str(args.width),
                 "--batch_size", str(args.train_batch_size), "--workers", "0",
-                "--allow_random_weights", "--sample_every", "0", "--save_every", "0",
+                "--sample_every", "0", "--save_every", "0",
                 "--log_every", "1000000", "--cost_volume", path.correlation,
                 "--precision", "bf16" if path.bf16 else "fp32"]
         if name == "pb_gen":

@@ -22,7 +22,7 @@ from common.cli import HelpFormatter, given_on_command_line, unused_flags  # noq
 from common.devices import pick_device  # noqa: E402
 from common.errors import UserError, exit_on_user_error  # noqa: E402
 from data.datasets import DataOptions, add_data_arguments, pair_samples  # noqa: E402
-from data.files import person_id, read_pairs, resolve_path  # noqa: E402
+from data.files import DatasetError, person_id, read_pairs, read_text, resolve_path  # noqa: E402
 from data.fitted_pairs import category_unused  # noqa: E402
 from utils.metrics.folders import (  # noqa: E402
     METRIC_NAMES,
@@ -67,7 +67,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", default=None,
                         help="write the scores (with per-pair values) to this JSON file (.json)")
     args = parser.parse_args(argv)
-    unused = unused_flags(given_on_command_line(parser, argv), [
+    args.given_flags = given_on_command_line(parser, argv)
+    unused = unused_flags(args.given_flags, [
         (("mask_cache", "rebuild_masks", "grabcut"), True,
          "computing garment masks, which scoring does not read"),
         category_unused(args.dataset), *unused_score_flags(args.metrics)])
@@ -86,6 +87,16 @@ def main(argv=None) -> dict:
         return score(args)
 
 
+def _is_scores_file(path: str) -> bool:
+    """Whether the file at ``path`` is scores this command wrote (replaced by a new run):
+    a JSON object with their keys."""
+    try:
+        scores = json.loads(read_text(path, "a scores file", limit=64 << 20))
+    except (DatasetError, ValueError):
+        return False
+    return isinstance(scores, dict) and {"num_pairs", "comparable_to_published"} <= set(scores)
+
+
 def score(args) -> dict:
     if args.batch_size < 1:
         raise UserError(f"--batch_size {args.batch_size}: must be at least 1")
@@ -95,6 +106,9 @@ def score(args) -> dict:
             raise UserError(f"--out {args.out}: the scores are JSON; give a .json file name")
         pairs_file = resolve_path(args.dataroot, args.pairs)
         check_output_file(args.out, "--out", (pairs_file,) if os.path.isfile(pairs_file) else ())
+        if os.path.isfile(args.out) and not _is_scores_file(args.out):
+            raise UserError(f"--out {args.out}: exists and is not a scores file this command "
+                            f"wrote (a keypoints .json?); give another file name")
     if args.dataset == "viton" and args.pairs not in ("paired", "unpaired"):
         # Scoring needs only the persons' photos: a VITON root with test_img/ will do.
         names = read_pairs(resolve_path(args.dataroot, args.pairs))
@@ -106,7 +120,7 @@ def score(args) -> dict:
         pairs = [(os.path.abspath(sample.person.image), sample.garment.image)
                  for sample in samples]
         paired = all(sample.person.id == sample.garment.id for sample in samples)
-    metrics = applicable_metrics(args.metrics, paired)
+    metrics = applicable_metrics(args.metrics, paired, getattr(args, "given_flags", ()))
     check_unique_result_names(pairs)
     # evaluate_folders reads every image's header (format, pixel limit) before decoding any.
     max_pixels = DataOptions.from_config(args).max_pixels

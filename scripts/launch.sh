@@ -12,21 +12,31 @@ NGPU=${NGPU:-1}
 NNODES=${NNODES:-1}
 DATAROOT=${DATAROOT:-dataset/VITON_traindata}
 RUNS=${RUNS:-checkpoints}
-config_batch() {  # true when a --config among the flags sets batch_size
-  local previous='' arg file
+config_sets() {  # KEY FLAGS...: true when a --config among the flags sets KEY
+  local key=$1 previous='' arg file
+  shift
   for arg in "$@"; do
     file=''
     case $arg in --config=*) file=${arg#--config=} ;; esac
     [ "$previous" = --config ] && file=$arg
-    [ -n "$file" ] && [ -f "$file" ] && grep -qE '^batch_size:' "$file" && return 0
+    [ -n "$file" ] && [ -f "$file" ] && grep -qE "^$key:" "$file" && return 0
     previous=$arg
   done
   return 1
 }
+# The data, the runs' folder and the run's name come from DATAROOT, RUNS and NAME (the stage
+# scripts find each stage's checkpoints under RUNS/<stage>): a --config's would lose unseen.
+for pair in dataroot:DATAROOT checkpoints_dir:RUNS name:NAME; do
+  if config_sets "${pair%%:*}" "$@"; then
+    echo "launch.sh: a --config sets ${pair%%:*}, which the launch scripts take from the" \
+         "variable ${pair#*:}: set ${pair#*:} instead" >&2
+    exit 2
+  fi
+done
 batch=()
 if [ -n "${BATCH:-}" ]; then
   batch=(--batch_size "$BATCH")
-elif ! config_batch "$@"; then
+elif ! config_sets batch_size "$@"; then
   batch=(--batch_size "$((32 / (NGPU * NNODES)))")
 fi
 python=${PYTHON:-python}

@@ -589,7 +589,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     unused = unused_flags(given_on_command_line(p, argv), [
         (("mask_cache", "rebuild_masks"), True, "a cache of computed garment masks, which the "
          "page does not keep (it computes each upload's)"),
-        (("dataset", "category"), not args.dataroot,
+        (("dataset", "category", "num_examples"), not args.dataroot,
          "the examples of --dataroot, which is not given"),
         category_unused(args.dataset)])
     if unused:
@@ -598,8 +598,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error(f"--num_examples {args.num_examples}: expected 0 or more")
     if not 0 <= args.port < 65536:
         p.error(f"--port {args.port}: expected 0..65535")
-    if args.num_examples != p.get_default("num_examples") and not args.dataroot:
-        p.error("--num_examples counts the examples of --dataroot, which is not given")
     return args
 
 

@@ -339,3 +339,15 @@ def test_negative_variances_and_generators_of_other_outputs_are_refused(tmp_path
         with pytest.raises(CheckpointError, match=f"a generator of {outputs} output channels; "
                                                   f"a try-on generator has 4"):
             load_checkpoint_model(tmp_path / "mobile.pth", "gen")
+
+
+def test_a_torchscript_file_is_one_message_without_torch_warnings(tmp_path):
+    """torch.load printed a two-line UserWarning about TorchScript archives before the error."""
+    import warnings
+    path = tmp_path / "scripted.pth"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(path))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(CheckpointError, match=r"--checkpoint: cannot read .*scripted.pth"):
+            read_checkpoint(path, "--checkpoint")
+    assert [str(w.message) for w in caught] == []

@@ -86,6 +86,12 @@ def test_eval_refuses_missing_metric_weights_before_any_try_on(test_root, tmp_pa
     with pytest.raises(MetricsError, match="unpaired pairs have FID only"):
         test_script.generate(test_script.parse_args(argv + ["--pairs", "unpaired", "--eval",
                                                             "--metrics", "ssim,lpips"]))
+    with pytest.raises(MetricsError, match="--lpips_backbone_weights: for the LPIPS score, "
+                                           "not scored on unpaired pairs"):
+        test_script.generate(test_script.parse_args(
+            argv + ["--pairs", "unpaired", "--eval", "--metrics", "lpips,fid",
+                    "--lpips_backbone_weights", str(tmp_path / "none.pth")]))
+    assert not results.exists()
     foreign = tmp_path / "alexnet-owt-7be5be79.pth"
     torch.save({"weight": torch.zeros(1)}, foreign)
     with pytest.raises(WeightsFileError, match="does not match"):

@@ -245,6 +245,64 @@ def test_a_diverging_run_stops_with_a_message_and_resumes_from_the_last_good_sta
     assert torch.load(latest, weights_only=True)["step"] == saved["step"] + 2
 
 
+def test_bytes_after_an_image_are_left_alone_and_a_cut_image_is_refused(tmp_path):
+    """Phones append data after a JPEG's end (a motion photo's video), which decoders ignore:
+    such photos were refused as truncated, since the end marker was looked for only in the
+    file's last kilobyte. The segments are walked instead, so an end marker inside a segment
+    (an EXIF thumbnail) does not make a cut photo look complete."""
+    from PIL import Image
+
+    image = cv2.GaussianBlur((np.random.default_rng(0).random((96, 128, 3)) * 255).astype(
+        np.uint8), (0, 0), 2)
+    plain = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_RST_INTERVAL, 2])[1].tobytes()
+    progressive = tmp_path / "progressive.jpg"
+    Image.fromarray(image).save(progressive, "JPEG", progressive=True)
+    thumbnail = cv2.imencode(".jpg", image[:16, :16])[1].tobytes()
+    app1 = b"Exif\x00\x00" + thumbnail                  # a segment holding a whole JPEG
+    with_thumbnail = plain[:2] + b"\xff\xe1" + (len(app1) + 2).to_bytes(2, "big") + app1 + \
+        plain[2:]
+    png = cv2.imencode(".png", image)[1].tobytes()
+    for name, data in (("plain.jpg", plain), ("progressive.jpg", progressive.read_bytes()),
+                       ("thumbnail.jpg", with_thumbnail), ("plain.png", png)):
+        whole = tmp_path / name
+        whole.write_bytes(data)
+        expected = read_rgb(str(whole))
+        motion = tmp_path / f"motion_{name}"
+        motion.write_bytes(data + b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 800)
+        assert np.array_equal(read_rgb(str(motion)), expected), name
+        kind = "PNG" if name.endswith(".png") else "JPEG"
+        for end in (len(data) // 2, len(data) - 2):
+            cut = tmp_path / f"cut_{name}"
+            cut.write_bytes(data[:end])
+            with pytest.raises(DatasetError, match=f"cut_{name}: truncated {kind}"):
+                read_rgb(str(cut))
+
+
+def test_a_folder_that_cannot_be_listed_is_named(tmp_path, monkeypatch):
+    """A folder without read permission was a PermissionError traceback from os.listdir."""
+    from data.files import list_folder
+
+    def refuse(folder):
+        raise PermissionError(13, "Permission denied", folder)
+    monkeypatch.setattr(os, "listdir", refuse)
+    with pytest.raises(DatasetError, match=f"^{tmp_path}: cannot list the folder "
+                                           f"\\(Permission denied\\)$"):
+        list_folder(str(tmp_path))
+
+
+def test_a_large_file_that_is_no_image_is_not_read_whole(tmp_path):
+    """Its first bytes tell: a 300 MB file of zeros named .jpg was read (and copied) first."""
+    fake = tmp_path / "zeros.jpg"
+    with open(fake, "wb") as handle:
+        handle.truncate(300 << 20)                       # sparse: no disk, no memory
+    tracemalloc.start()
+    with pytest.raises(DatasetError, match=r"zeros\.jpg: not a readable image"):
+        read_rgb(str(fake))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 20 * 2 ** 20
+
+
 def test_devices_pipes_and_folders_are_not_read_as_images(tmp_path):
     fifo = tmp_path / "photo.jpg"
     os.mkfifo(fifo)              # reading it would wait for a writer for ever

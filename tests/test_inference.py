@@ -381,3 +381,60 @@ def test_a_run_refused_before_writing_leaves_no_results_folder(test_root, tmp_pa
         baselines.main(["--dataroot", str(test_root), "--pairs", str(tmp_path / "absent.txt"),
                         "--results_dir", str(results)])
     assert not results.exists()
+
+
+def test_a_warp_and_a_generator_of_different_sizes_need_the_frame_given(tmp_path):
+    """Two project files trained at different sizes ran at the last one's, the other model at a
+    frame it never saw, without a word."""
+    from utils.checkpoint import CHECKPOINT_FORMAT, CheckpointError, save_atomic
+    warp, gen = small_models(0)
+    first = stage4_checkpoint(tmp_path / "first.pth", warp, gen)
+    data = torch.load(first, weights_only=True)
+    save_atomic({**data, "config": {**data["config"], "height": 128, "width": 96}},
+                tmp_path / "other.pth")
+    assert data["format"] == CHECKPOINT_FORMAT and data["config"]["height"] == 64
+    with pytest.raises(CheckpointError, match=r"^--warp_checkpoint .*first.pth and "
+                                              r"--gen_checkpoint .*other.pth: trained at "
+                                              r"different sizes \(128x96 and 64x64\); give "
+                                              r"--height and --width"):
+        load_tryon_model(str(first), str(tmp_path / "other.pth"), "cpu",
+                         warp_flag="--warp_checkpoint", gen_flag="--gen_checkpoint")
+    model = load_tryon_model(str(first), str(tmp_path / "other.pth"), "cpu", height=64,
+                             width=64)
+    assert (model.height, model.width) == (64, 64)
+    assert load_tryon_model(str(first), str(first), "cpu").height == 64   # one file: its size
+
+
+def test_running_out_of_memory_is_one_line_naming_the_run(monkeypatch):
+    """An allocator's failure (CPU or GPU) was a traceback from deep in the model."""
+    from common.errors import UserError
+    from utils.inference.model import memory_named
+    failures = (RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't "
+                             "allocate memory: you tried to allocate 4294967296 bytes."),
+                torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+                MemoryError())
+    for failure in failures:
+        with pytest.raises(UserError, match=r"^out of memory running the model on batches of 8 "
+                                            r"at 1024x768 \(.+\): lower --batch_size"):
+            with memory_named("the model on batches of 8 at 1024x768"):
+                raise failure
+    with pytest.raises(RuntimeError, match="a bug"):        # anything else keeps its traceback
+        with memory_named("the model"):
+            raise RuntimeError("a bug")
+
+
+def test_test_py_names_the_frame_when_memory_runs_out(test_root, tmp_path, monkeypatch,
+                                                     user_error):
+    checkpoint = stage4_checkpoint(tmp_path / "final.pth", *small_models(5))
+    person_path, garment_path, mask_path = _own_photos(tmp_path, test_root)
+
+    def exhausted(*args, **kwargs):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate "
+                           "68719476736 bytes.")
+    monkeypatch.setattr(test_script, "tryon_photos", exhausted)
+    message = user_error(lambda: test_script.main([
+        "--person", str(person_path), "--garment", str(garment_path), "--garment_mask",
+        str(mask_path), "--checkpoint", str(checkpoint), "--output", str(tmp_path / "o.png"),
+        "--device", "cpu"]))
+    assert "error: out of memory running the model at 64x64 (DefaultCPUAllocator" in message
+    assert not (tmp_path / "o.png").exists()

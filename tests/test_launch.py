@@ -54,3 +54,21 @@ def test_no_pytorch_is_one_line(tmp_path):
     assert done.stderr.strip() == ("/bin/false has no PyTorch: run 'source scripts/setup_env.sh' "
                                    "(it creates .venv) or set PYTHON to an interpreter that "
                                    "has it")
+
+
+@pytest.mark.parametrize("key, variable", [("dataroot", "DATAROOT"),
+                                           ("checkpoints_dir", "RUNS"), ("name", "NAME")])
+def test_a_config_setting_what_the_variables_set_is_refused(tmp_path, key, variable):
+    """launch.sh passes --dataroot, --checkpoints_dir and --name from DATAROOT, RUNS and NAME;
+    a --config's values would lose to them without a word."""
+    config = tmp_path / "run.yaml"
+    config.write_text(f"{key}: elsewhere\nlr: 0.001\n")
+    python = tmp_path / "python"
+    python.write_text(STAND_IN)
+    python.chmod(0o755)
+    done = subprocess.run(["bash", str(ROOT / "scripts/launch.sh"), "pb_warp", "--config",
+                           str(config)], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHON": str(python)})
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip() == (f"launch.sh: a --config sets {key}, which the launch scripts "
+                                   f"take from the variable {variable}: set {variable} instead")

@@ -459,6 +459,13 @@ def test_command_line_writes_json(tmp_path, capsys, user_error, monkeypatch):
                            (["--device", "foo"], "--device foo: not a device")):
         assert message in user_error(lambda extra=extra: script.main(argv + extra))
     assert (result.read_bytes(), (tmp_path / "pairs.txt").read_bytes()) == before
+    # Any existing .json was replaced by the scores (a keypoints file of the data).
+    keypoints = tmp_path / "test_pose" / "000001_0_keypoints.json"
+    keypoints.parent.mkdir()
+    keypoints.write_text("{}")
+    assert f"--out {keypoints}: exists and is not a scores file this command wrote" in \
+        user_error(lambda: script.main(argv + ["--out", str(keypoints)]))
+    assert keypoints.read_text() == "{}"
     json_named = tmp_path / "results" / "000001_0__000001_1.json"
     json_named.mkdir()
     assert "is a folder" in user_error(lambda: script.main(argv + ["--out", str(json_named)]))
@@ -512,6 +519,20 @@ def test_photos_turned_by_their_exif_orientation_are_scored_as_shown(tmp_path):
     assert scores["image_size"] == [128, 96] and scores["ssim"] > 0.999
 
 
+def test_a_results_folder_that_cannot_be_looked_into_is_named(tmp_path, monkeypatch):
+    """Without permission on the folder, Path.is_file raised a PermissionError traceback."""
+    import pathlib
+    make_test_folders(tmp_path, ["000001_0.png"])
+
+    def refuse(path):
+        raise PermissionError(13, "Permission denied", str(path))
+    monkeypatch.setattr(pathlib.Path, "is_file", refuse)
+    with pytest.raises(MetricsError, match=f"^{tmp_path / 'results'}: cannot look into the "
+                                           f"folder \\(Permission denied\\)$"):
+        evaluate_folders(tmp_path / "results", tmp_path / "test_img", tmp_path / "pairs.txt",
+                         metrics=("ssim",))
+
+
 def test_unpaired_pairs_are_not_scored_with_ssim_or_lpips(capsys):
     from utils.metrics import MetricsError
     from utils.metrics.folders import applicable_metrics
@@ -520,6 +541,13 @@ def test_unpaired_pairs_are_not_scored_with_ssim_or_lpips(capsys):
     assert "not scoring ssim, lpips: the pairs are unpaired" in capsys.readouterr().out
     with pytest.raises(MetricsError, match="unpaired pairs have FID only"):
         applicable_metrics(["ssim"], paired=False)
+    # LPIPS's flags on unpaired pairs did nothing, without a word.
+    with pytest.raises(MetricsError, match=r"^--lpips_backbone_weights: for the LPIPS score, "
+                                           r"not scored on unpaired pairs$"):
+        applicable_metrics("lpips,fid", False, {"lpips_backbone_weights", "metrics"})
+    assert applicable_metrics("lpips,fid", True, {"lpips_backbone_weights"}) == ("lpips", "fid")
+    assert applicable_metrics("lpips,fid", False, {"fid_weights", "allow_random_weights"}) == \
+        ("fid",)
 
 
 def test_images_too_small_or_too_few_for_a_score_are_refused_before_scoring(tmp_path):

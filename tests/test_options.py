@@ -126,6 +126,18 @@ def test_flags_given_where_they_do_nothing_are_refused(tmp_path, flags, message)
     parse_config(flags + acting, default_name="x")
 
 
+def test_random_weights_without_a_network_to_take_them_are_refused(tmp_path):
+    """--allow_random_weights serves the perceptual loss's VGG19 and validation's LPIPS/FID:
+    without either it did nothing."""
+    with pytest.raises(ConfigError, match=r"^--allow_random_weights: for the networks of the "
+                                          r"perceptual loss \(--vgg_layers 0 here\) and of "
+                                          r"validation \(no --val_root here\)$"):
+        parse_config(["--vgg_layers", "0", "--allow_random_weights"], default_name="x")
+    for acting in (["--vgg_layers", "1"], ["--vgg_layers", "0", "--val_root", str(tmp_path)]):
+        assert parse_config([*acting, "--allow_random_weights"],
+                            default_name="x").allow_random_weights
+
+
 def test_missing_config_file_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="file not found"):
         parse_config(["--config", str(tmp_path / "absent.yaml")], default_name="x")

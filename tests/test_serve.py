@@ -275,8 +275,10 @@ def test_a_cut_out_garment_gives_the_try_on_test_py_gives(checkpoint, photos, tm
 
 def test_examples_are_drawn_when_no_dataset_is_given(tmp_path, user_error):
     # --num_examples without a --dataroot to count them from did nothing.
-    assert "--num_examples counts the examples of --dataroot" in user_error(
-        lambda: serve.parse_args(["--checkpoint", "x.pth", "--num_examples", "3"]))
+    for count in ("3", "6"):   # 6, the default, was let through
+        assert "--num_examples: for the examples of --dataroot, which is not given" in \
+            user_error(lambda count=count: serve.parse_args(["--checkpoint", "x.pth",
+                                                             "--num_examples", count]))
     # The layout flags of --dataroot without one, and a category a VITON folder ignores.
     for flags, message in ((["--dataset", "vitonhd"], "--dataset: for the examples of --dataroot"),
                            (["--dataroot", "d", "--category", "lower_body"],

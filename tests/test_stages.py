@@ -278,6 +278,12 @@ def test_resume_needs_no_file_of_a_module_the_run_continues(train_root, tmp_path
     assert "latest.pth stopped at step 1" not in (runs / "s4/train.log").read_text()
     assert resumed.step == 2 and "adapter" in read_checkpoint(runs / "s4/final.pth")["model"]
     assert resumed.models["warp"].arch["fpn_dim"] == 16
+    # --gen_init only chooses where a new run's generator starts; --resume restores it.
+    with pytest.raises(ConfigError, match=r"--resume: --gen_init teacher would change nothing: "
+                                          r".*s4/latest.pth continues weights that started as "
+                                          r"--gen_init random said"):
+        run(ParserFreeGenerator(), _args(train_root, runs, "s4", *s4, "--resume", "--gen_init",
+                                         "teacher"))
     # Another file named on --resume was not read, but config.yaml recorded the run as started
     # from it.
     with pytest.raises(ConfigError, match=r"--pb_warp_checkpoint .*other.pth: --resume continues "

@@ -26,6 +26,7 @@ checkpoint cannot run code.
 import hashlib
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
@@ -86,7 +87,10 @@ def read_checkpoint(path: str | os.PathLike, what: str = "checkpoint") -> dict:
     if path.stat().st_size == 0:
         raise CheckpointError(f"{what}: {path} is an empty file")
     try:
-        with torch.serialization.safe_globals(_released_globals()):
+        # torch.load's warnings (a TorchScript archive, old storages, sparse tensors) would
+        # print lines of its internals before this function's one message, or for nothing.
+        with torch.serialization.safe_globals(_released_globals()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for corrupt or unsafe files
         raise CheckpointError(f"{what}: cannot read {path}: {load_problem(error)}") from None

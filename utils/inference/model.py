@@ -12,12 +12,14 @@ Inputs of another size are an error: fitting a photo to that size is the caller'
 (``data.photo_fit``).
 """
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Optional
 
 import torch
 import torch.nn as nn
 
+from common.errors import UserError
 from common.precision import AUTOCAST_DTYPES
 from models import MAX_SIDE, PF_GEN_INPUT, PF_WARP_INPUT, SIZE_MULTIPLE
 from models.registry import families, family_of
@@ -34,6 +36,26 @@ from utils.inference.precision import autocast_dtype
 WARP_STAGES = ("pf_warp", "pf_gen")
 GEN_STAGES = ("pf_gen",)
 RELEASE_SIZE = (256, 192)
+
+
+class OutOfMemory(UserError):
+    """A try-on that does not fit in the memory of its device."""
+
+
+@contextmanager
+def memory_named(what: str):
+    """Run the enclosed code; running out of memory (CPU or GPU) becomes an ``OutOfMemory``
+    naming ``what`` ran (the frame, the batch) instead of an allocator's traceback."""
+    try:
+        yield
+    except (MemoryError, RuntimeError) as error:
+        text = str(error)
+        if not (isinstance(error, (MemoryError, torch.OutOfMemoryError))
+                or "can't allocate memory" in text or "out of memory" in text):
+            raise
+        said = text.splitlines()[0][:120] if text else type(error).__name__
+        raise OutOfMemory(f"out of memory running {what} ({said}): lower --batch_size, or give "
+                          f"a smaller frame (--height/--width), or another --device") from None
 
 
 @dataclass
@@ -127,7 +149,8 @@ def load_tryon_model(warp_checkpoint: str, gen_checkpoint: str, device: torch.de
     sources = f"{warp_flag} {warp_checkpoint} and {gen_flag} {gen_checkpoint}"
     name, rounding = resolve_family(family, warp.arch["type"], gen.arch["type"],
                                     not is_project_checkpoint(warp_data), sources)
-    size = model_size((warp_data, gen_data), height, width, f"{warp_flag}/{gen_flag}")
+    size = model_size((warp_data, gen_data), height, width,
+                      f"{warp_flag} {warp_checkpoint}" if gen_data is warp_data else sources)
     warp, gen = warp.to(device).eval(), gen.to(device).eval()
     if fast or compile:
         from models.fast import optimize_for_inference
@@ -160,13 +183,20 @@ def resolve_family(family: str, warp_type: str, gen_type: str, released: bool,
 
 def model_size(checkpoints, height: Optional[int], width: Optional[int],
                source: str) -> tuple[int, int]:
-    """(height, width) of the model frame: the flags when given, else the size a project
-    checkpoint's config stores (the last one's), else the released 256x192; checked."""
+    """(height, width) of the model frame: the flags when given, else the size the project
+    checkpoints' configs store (two files of different sizes: a CheckpointError, as either
+    could be meant), else the released 256x192; checked."""
     size = dict(zip(("height", "width"), RELEASE_SIZE))
+    recorded = set()
     for data in checkpoints:
         if is_project_checkpoint(data):
             config = data.get("config", {})
             size.update({k: config[k] for k in size if k in config})
+            recorded.add(tuple(config.get(k) for k in size))
+    if len(recorded) > 1 and (height is None or width is None):
+        frames = " and ".join(f"{h}x{w}" for h, w in sorted(recorded, key=str))
+        raise CheckpointError(f"{source}: trained at different sizes ({frames}); give "
+                              f"--height and --width to choose the frame")
     for key, flag_value in (("height", height), ("width", width)):
         if flag_value is not None:
             size[key] = flag_value

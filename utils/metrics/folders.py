@@ -17,6 +17,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import torch
 
+from common.cli import unused_flags
 from data.files import read_pairs
 from utils.metrics.fid import build_fid_inception, fid_from_features, inception_features
 from utils.metrics.images import MetricsError, image_size, load_image
@@ -60,22 +61,26 @@ def metric_names(text: str) -> tuple[str, ...]:
     return metrics
 
 
-def unused_score_flags(metrics: str) -> list:
-    """The rules (``common.cli.unused_flags``) of the score flags a --metrics list leaves
-    doing nothing: FID's weights without FID, LPIPS's network and weights without LPIPS, random
-    weights without either."""
-    asked = {name.strip() for name in metrics.split(",")}
-    return [(("fid_weights",), "fid" not in asked, "the FID score, not in --metrics"),
+def unused_score_flags(metrics: str | Sequence[str], why: str = "not in --metrics") -> list:
+    """The rules (``common.cli.unused_flags``) of the score flags a list of metrics (--metrics,
+    or what applies to the pairs) leaves doing nothing: FID's weights without FID, LPIPS's
+    network and weights without LPIPS, random weights without either; ``why`` a metric is
+    not scored."""
+    names = metrics.split(",") if isinstance(metrics, str) else metrics
+    asked = {name.strip() for name in names}
+    return [(("fid_weights",), "fid" not in asked, f"the FID score, {why}"),
             (("lpips_net", "lpips_backbone_weights"), "lpips" not in asked,
-             "the LPIPS score, not in --metrics"),
+             f"the LPIPS score, {why}"),
             (("allow_random_weights",), not asked & {"lpips", "fid"},
-             "the networks of LPIPS and FID, neither in --metrics")]
+             f"the networks of LPIPS and FID, neither {why.removeprefix('not ')}")]
 
 
-def applicable_metrics(requested: str | Sequence[str], paired: bool) -> tuple[str, ...]:
+def applicable_metrics(requested: str | Sequence[str], paired: bool,
+                       given: Iterable[str] = ()) -> tuple[str, ...]:
     """The requested metrics that apply to the pairs, saying which are dropped and why: SSIM
     and LPIPS compare each try-on with the person's own photo, which shows the same garment
-    only when the pairs are paired. Raises MetricsError when nothing is left."""
+    only when the pairs are paired. Raises MetricsError when nothing is left, or when a flag
+    of ``given`` (those on the command line) serves only a dropped metric."""
     metrics = metric_names(requested) if isinstance(requested, str) else tuple(requested)
     if paired:
         return metrics
@@ -86,6 +91,9 @@ def applicable_metrics(requested: str | Sequence[str], paired: bool) -> tuple[st
     kept = tuple(name for name in metrics if name not in ("ssim", "lpips"))
     if not kept:
         raise MetricsError("nothing to score: unpaired pairs have FID only (--metrics fid)")
+    unused = unused_flags(set(given), unused_score_flags(kept, "not scored on unpaired pairs"))
+    if unused:
+        raise MetricsError(unused)
     return kept
 
 
@@ -167,6 +175,16 @@ def _note_random_weights(scores: dict, lpips_model, inception) -> None:
                                   f"are NOT comparable to published numbers")
 
 
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``; a MetricsError naming the folder where it may not be looked into
+    (no permission), which ``is_file`` raises as a PermissionError."""
+    try:
+        return path.is_file()
+    except OSError as error:
+        raise MetricsError(f"{path.parent}: cannot look into the folder "
+                           f"({error.strerror or error})") from None
+
+
 def _checked_inputs(results_dir: Path, reference_dir: Path, pairs) -> tuple[list, list[Path]]:
     """(pairs, result paths): both folders exist, and every result and person photo is there."""
     for folder, what in ((results_dir, "results"), (reference_dir, "reference photos")):
@@ -177,11 +195,11 @@ def _checked_inputs(results_dir: Path, reference_dir: Path, pairs) -> tuple[list
     if not pairs:
         raise MetricsError("no pairs to evaluate")
     result_paths = [results_dir / result_file_name(person, cloth) for person, cloth in pairs]
-    missing = [str(path) for path in result_paths if not path.is_file()]
+    missing = [str(path) for path in result_paths if not _is_file(path)]
     if missing:
         raise MetricsError(f"{len(missing)} try-on image(s) missing from {results_dir}, "
                            f"e.g. {missing[:3]}")
-    missing = sorted({person for person, _ in pairs if not (reference_dir / person).is_file()})
+    missing = sorted({person for person, _ in pairs if not _is_file(reference_dir / person)})
     if missing:
         raise MetricsError(f"{len(missing)} person photo(s) missing from {reference_dir}, "
                            f"e.g. {missing[:3]}")

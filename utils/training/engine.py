@@ -644,6 +644,11 @@ class Trainer:
             raise ConfigError(f"--resume: {path} stopped mid-epoch, in the data order of "
                               f"--seed {differences['seed'][0]}; continue with it (another seed "
                               f"may start at an epoch's end)")
+        for key in (key for key in self.stage.start_flags   # None: a run from before the flag
+                    if differences.get(key, (None,))[0] is not None):
+            raise ConfigError(f"--resume: --{key} {differences[key][1]} would change nothing: "
+                              f"{path} continues weights that started as --{key} "
+                              f"{differences[key][0]} said; leave it out, or start a new run")
         replaced = sorted(name for name, digest in checkpoint.get("frozen", {}).items()
                           if self.frozen.get(name, digest) != digest)
         if replaced:

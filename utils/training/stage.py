@@ -111,11 +111,14 @@ class Stage:
         continues: {kind: flag} of a module the stage takes from an earlier stage's checkpoint
             named by that flag, with the architecture the file records; that kind's
             architecture flags are refused, naming the flag.
+        start_flags: flags that only choose where a new run's weights start (``gen_init``):
+            a ``--resume`` restores the weights, so it refuses another value of them.
     """
     name: str = "stage"
     trained: tuple[str, ...] = ()
     builds: tuple[str, ...] = ("warp", "gen")
     continues: dict[str, str] = {}
+    start_flags: tuple[str, ...] = ()
     defaults: dict[str, Any] = {}
     description: Optional[str] = None
     find_unused_parameters: bool = False
