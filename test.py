@@ -222,7 +222,9 @@ def _generate(args, results: Path) -> dict:
     start = time.perf_counter()
     for batch in tqdm(loader, desc="try-on", unit="batch", disable=not sys.stderr.isatty()):
         person, garment, edge = batch["image"], batch["garment"], batch["garment_edge"]
-        with memory_named(f"the model on batches of {args.batch_size} at {height}x{width}"):
+        with memory_named(f"the model on batches of {args.batch_size} at {height}x{width}",
+                          "lower --batch_size, or give a smaller frame (--height/--width), or "
+                          "another --device"):
             out = model(person, garment, edge)
         for i, (person_name, cloth_name) in enumerate(zip(batch["person_name"],
                                                           batch["cloth_name"])):

@@ -163,58 +163,66 @@ def require_format(data: bytes, path: str) -> str:
     return name
 
 
-def _jpeg_end(data: bytes) -> Optional[int]:
+# Most segments (and scans) a JPEG's walk takes, and chunks a PNG's: real files have tens of
+# segments and at most some hundred thousand chunks; a file of nothing else would take minutes.
+MAX_JPEG_SEGMENTS = 100_000
+MAX_PNG_CHUNKS = 1_000_000
+_FILL = re.compile(rb"\xff+")
+# In entropy-coded data, 0xFF is followed by 0 (stuffing), a restart marker or more 0xFF.
+_NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+TRUNCATED_JPEG = "truncated JPEG (no end-of-image marker)"
+TRUNCATED_PNG = "truncated PNG (no IEND chunk)"
+
+
+def _jpeg_end(data: bytes) -> int | str:
     """The offset just past a JPEG's end-of-image marker, found by walking its segments and
-    scans (an EXIF thumbnail's marker is inside a segment, skipped); None when the data end
-    first. Phones write more after it (a motion photo's video), which decoders ignore."""
+    scans (an EXIF thumbnail's marker is inside a segment, skipped); what is wrong instead
+    when the data end first or hold no marker where one belongs. Phones write more after the
+    end (a motion photo's video), which decoders ignore."""
     i, n = 2, len(data)
-    while i + 1 < n:
+    for _ in range(MAX_JPEG_SEGMENTS):
+        if i + 1 >= n:
+            return TRUNCATED_JPEG
         if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:                       # fill byte before a marker
-            i += 1
-        elif marker == 0xD9:
+            return f"damaged JPEG (no marker at byte {i})"
+        i = _FILL.match(data, i).end() - 1          # fill bytes before a marker
+        marker = data[i + 1] if i + 1 < n else None
+        if marker is None:
+            return TRUNCATED_JPEG
+        if marker == 0xD9:
             return i + 2
-        elif 0xD0 <= marker <= 0xD7 or marker in (0x01, 0xD8):   # markers without a length
+        if 0xD0 <= marker <= 0xD7 or marker in (0x01, 0xD8):   # markers without a length
             i += 2
-        else:
-            i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
-            if marker == 0xDA:                   # entropy-coded data: to the next real marker
-                while True:
-                    i = data.find(b"\xff", i)
-                    if i < 0 or i + 1 >= n:
-                        return None
-                    if data[i + 1] == 0 or 0xD0 <= data[i + 1] <= 0xD7:   # stuffed, restart
-                        i += 2
-                    elif data[i + 1] == 0xFF:
-                        i += 1
-                    else:
-                        break
-    return None
+            continue
+        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+        if marker == 0xDA:                           # entropy-coded data, to the next marker
+            found = _NEXT_MARKER.search(data, i)
+            if found is None:
+                return TRUNCATED_JPEG
+            i = found.start()
+    return f"JPEG of more than {MAX_JPEG_SEGMENTS} segments"
 
 
-def _png_end(data: bytes) -> Optional[int]:
-    """The offset just past a PNG's IEND chunk, walking the chunks; None when the data end
-    first."""
+def _png_end(data: bytes) -> int | str:
+    """The offset just past a PNG's IEND chunk, walking the chunks; what is wrong instead."""
     i, n = 8, len(data)
-    while i + 8 <= n:
+    for _ in range(MAX_PNG_CHUNKS):
+        if i + 8 > n:
+            return TRUNCATED_PNG
         length, kind = int.from_bytes(data[i:i + 4], "big"), data[i + 4:i + 8]
         i += 12 + length
         if kind == b"IEND":
-            return i if i <= n else None
-    return None
+            return i if i <= n else TRUNCATED_PNG
+    return f"PNG of more than {MAX_PNG_CHUNKS} chunks"
 
 
 def _check_complete(data: bytes, path: str) -> None:
     """Reject JPEG/PNG files cut short: decoders fill the missing part with grey silently.
     Bytes after the end (a phone's motion photo) are left alone, as decoders leave them."""
-    if data[:2] == b"\xff\xd8":
-        if _jpeg_end(data) is None:
-            raise DatasetError(f"{path}: truncated JPEG (no end-of-image marker)")
-    elif data[:8] == b"\x89PNG\r\n\x1a\n":
-        if _png_end(data) is None:
-            raise DatasetError(f"{path}: truncated PNG (no IEND chunk)")
+    end = (_jpeg_end(data) if data[:2] == b"\xff\xd8" else
+           _png_end(data) if data[:8] == b"\x89PNG\r\n\x1a\n" else len(data))
+    if isinstance(end, str):
+        raise DatasetError(f"{path}: {end}")
 
 
 def check_jpeg_scans(data: bytes, path: str) -> None:
@@ -222,7 +230,8 @@ def check_jpeg_scans(data: bytes, path: str) -> None:
     markers (FF DA) cannot occur inside entropy-coded data (0xFF is stuffed there), so counting
     them bounds the scans (an embedded thumbnail's add a few)."""
     if data[:2] == b"\xff\xd8":
-        scans = data.count(b"\xff\xda")
+        end = _jpeg_end(data)     # not in what follows the image (a motion photo's video)
+        scans = data.count(b"\xff\xda", 0, end if isinstance(end, int) else len(data))
         if scans > MAX_JPEG_SCANS:
             raise DatasetError(f"{path}: JPEG of {scans} scans, more than the {MAX_JPEG_SCANS} "
                                f"read (each scan is a pass over the whole image)")

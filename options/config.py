@@ -432,10 +432,9 @@ UNUSED_FLAGS = (
      "the networks of the perceptual loss (--vgg_layers 0 here) and of validation (no "
      "--val_root here)"),
     (("max_skipped_steps",), lambda cfg: cfg.precision != "fp16", "--precision fp16"),
-    (("pose_format", "iuv_channel", "densepose_dir"),
-     lambda cfg: find("warp", getattr(cfg, "warp_arch", None) or "pfafn").condition is not None,
-     "the parser-based condition, which a warp with a condition of its own (--warp_arch "
-     "dcivton: DCI-VTON's files) does not read"))
+    (("cost_volume",), lambda cfg: getattr(cfg, "warp_arch", None) is not None
+     and "cost_volume" not in find("warp", cfg.warp_arch).defaults,
+     "a warp's cost volume, which the --warp_arch trained here has not (FS-VTON's)"))
 
 
 def _drop_flags_of_other_architectures(cfg: argparse.Namespace, command_line: set[str]) -> None:

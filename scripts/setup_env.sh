@@ -6,8 +6,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # shellcheck disable=SC1091
 source .venv/bin/activate
-# Installs a requirements file into the venv unless it and the files it includes (named after
-# it) are unchanged since its last install: a stamp per file. pip byte-compiles what it installs
+# Installs a requirements file into the venv unless it and the files named after it (those it
+# includes, and those whose install could move its packages) are unchanged since its last
+# install: a stamp per file. pip byte-compiles what it installs
 # on one core; compileall on every core does the same work in about half the time (~20 s of a
 # fresh venv's set-up on 2 cores).
 install_requirements() {  # FILE [INCLUDED FILE...]
@@ -16,7 +17,7 @@ install_requirements() {  # FILE [INCLUDED FILE...]
   want=$(cat "$@" | sha256sum | cut -d' ' -f1)
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-    python -m pip install -q --no-compile -r "$1"
+    python -m pip install -q --no-compile -r "$1" || return 1   # no stamp: tried again next time
     site=$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
     python -m compileall -qq -j 0 "$site" >/dev/null 2>&1 || true
     echo "$want" > "$stamp"

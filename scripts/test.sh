@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup_env.sh
-install_requirements requirements-test.txt requirements-serve.txt
+install_requirements requirements-test.txt requirements-serve.txt requirements.txt
 # The web page's browser test drives Debian's Chromium. Install it where this may (root with
 # apt-get); elsewhere that one test is skipped and says how to install it.
 if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] \

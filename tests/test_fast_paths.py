@@ -123,19 +123,28 @@ def test_cost_volume_is_chosen_per_model():
     assert correlation.resolve_implementation("auto", torch.zeros(1)) == "band"  # a CPU tensor
 
 
-def test_cost_volume_flag_for_a_warp_without_one_is_refused():
-    """--cost_volume applies to the warp a run trains; FS-VTON's has no cost volume, so a
-    named implementation there is refused instead of being ignored ("auto" is the default)."""
+def test_cost_volume_flag_for_a_warp_without_one_is_refused(tmp_path, caplog):
+    """--cost_volume applies to the warp a run trains; FS-VTON's has no cost volume, so the
+    flag given for it is refused instead of being ignored. From a file shared by several runs
+    (or a run's config.yaml) it is let through, and the log says it is not used."""
     import argparse
+    import logging
 
-    from models.registry import ArchitectureError
+    from options import ConfigError, parse_config
+    from utils.logging_utils import LOGGER_NAME
     from utils.training.parts import warp_arch
     for warp_type, volume in (("pfafn", "rows"), ("fsvton", "auto"), ("mobile", "loop")):
         arch = warp_arch(argparse.Namespace(warp_arch=warp_type, cost_volume=volume), 3)
         assert arch.get("cost_volume", "auto") == volume
-    with pytest.raises(ArchitectureError, match=r"--cost_volume rows: the fsvton warp this "
-                                                r"run trains .* has no cost volume"):
-        warp_arch(argparse.Namespace(warp_arch="fsvton", cost_volume="rows"), 3)
+    with pytest.raises(ConfigError, match=r"^--cost_volume: for a warp's cost volume, which the "
+                                          r"--warp_arch trained here has not"):
+        parse_config(["--warp_arch", "fsvton", "--cost_volume", "rows"], default_name="x")
+    shared = tmp_path / "shared.yaml"
+    shared.write_text("cost_volume: rows\n")
+    cfg = parse_config(["--config", str(shared), "--warp_arch", "fsvton"], default_name="x")
+    with caplog.at_level(logging.INFO, logger=LOGGER_NAME):
+        assert "cost_volume" not in warp_arch(cfg, 3)
+    assert "cost_volume rows not used: the fsvton warp has no cost volume" in caplog.text
 
 
 def test_triton_on_cpu_tensors_is_refused_outside_the_interpreter(monkeypatch):

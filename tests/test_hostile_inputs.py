@@ -268,7 +268,10 @@ def test_bytes_after_an_image_are_left_alone_and_a_cut_image_is_refused(tmp_path
         whole.write_bytes(data)
         expected = read_rgb(str(whole))
         motion = tmp_path / f"motion_{name}"
-        motion.write_bytes(data + b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 800)
+        # A video's bytes hold FF D9 and FF DA pairs (about 15 of each per MB of random data),
+        # which are no end of the image and no scans of it.
+        motion.write_bytes(data + b"\x00\x00\x00\x18ftypmp42" +
+                           (bytes(range(256)) + b"\xff\xda\xff\xd9") * 800)
         assert np.array_equal(read_rgb(str(motion)), expected), name
         kind = "PNG" if name.endswith(".png") else "JPEG"
         for end in (len(data) // 2, len(data) - 2):
@@ -276,6 +279,14 @@ def test_bytes_after_an_image_are_left_alone_and_a_cut_image_is_refused(tmp_path
             cut.write_bytes(data[:end])
             with pytest.raises(DatasetError, match=f"cut_{name}: truncated {kind}"):
                 read_rgb(str(cut))
+    damaged = tmp_path / "damaged.jpg"               # bytes between segments: no marker there
+    damaged.write_bytes(plain[:2] + b"\x00" + plain[2:])
+    with pytest.raises(DatasetError, match=r"damaged.jpg: damaged JPEG \(no marker at byte 2\)"):
+        read_rgb(str(damaged))
+    endless = tmp_path / "endless.jpg"               # the walk is bounded, and quick
+    endless.write_bytes(b"\xff\xd8" + b"\xff\xfe\x00\x02" * 200_000)
+    with pytest.raises(DatasetError, match="endless.jpg: JPEG of more than 100000 segments"):
+        read_rgb(str(endless))
 
 
 def test_a_folder_that_cannot_be_listed_is_named(tmp_path, monkeypatch):

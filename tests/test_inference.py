@@ -403,6 +403,11 @@ def test_a_warp_and_a_generator_of_different_sizes_need_the_frame_given(tmp_path
                              width=64)
     assert (model.height, model.width) == (64, 64)
     assert load_tryon_model(str(first), str(first), "cpu").height == 64   # one file: its size
+    # A released generator (a plain state dict) was trained at the paper's 256x192.
+    torch.save(gen.state_dict(), tmp_path / "released_gen.pth")
+    with pytest.raises(CheckpointError, match=r"trained at different sizes \(256x192 and "
+                                              r"64x64\)"):
+        load_tryon_model(str(first), str(tmp_path / "released_gen.pth"), "cpu")
 
 
 def test_running_out_of_memory_is_one_line_naming_the_run(monkeypatch):
@@ -415,8 +420,8 @@ def test_running_out_of_memory_is_one_line_naming_the_run(monkeypatch):
                 MemoryError())
     for failure in failures:
         with pytest.raises(UserError, match=r"^out of memory running the model on batches of 8 "
-                                            r"at 1024x768 \(.+\): lower --batch_size"):
-            with memory_named("the model on batches of 8 at 1024x768"):
+                                            r"at 1024x768 \(.+\): lower --batch_size$"):
+            with memory_named("the model on batches of 8 at 1024x768", "lower --batch_size"):
                 raise failure
     with pytest.raises(RuntimeError, match="a bug"):        # anything else keeps its traceback
         with memory_named("the model"):
@@ -437,4 +442,5 @@ def test_test_py_names_the_frame_when_memory_runs_out(test_root, tmp_path, monke
         str(mask_path), "--checkpoint", str(checkpoint), "--output", str(tmp_path / "o.png"),
         "--device", "cpu"]))
     assert "error: out of memory running the model at 64x64 (DefaultCPUAllocator" in message
+    assert "--batch_size" not in message       # refused with one pair: not to be suggested
     assert not (tmp_path / "o.png").exists()

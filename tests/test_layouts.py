@@ -68,7 +68,7 @@ def test_check_names_the_problems(roots, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "1 of 4 pairs of" in out and "lower_body/keypoints/013564_2.json" in out
     assert "000001_4.png: label values [19] outside the ATR scheme" in out
-    assert "020714_0.jpg: truncated JPEG" in out
+    assert "020714_0.jpg: damaged JPEG (no marker at byte 2)" in out
     shutil.rmtree(broken / "upper_body" / "label_maps")
     assert check_main([str(broken), "--dataset", "dresscode"]) == 1
     assert "upper_body/label_maps: missing folder" in capsys.readouterr().out

@@ -424,13 +424,6 @@ def test_stage_one_trains_dcivton_warp_on_its_condition(tmp_path):
     saved = read_checkpoint(runs / "dci" / "final.pth")
     assert saved["arch"]["warp"]["type"] == "dcivton"
     assert saved["arch"]["warp"]["input_nc"] == 16
-    # The parser-based condition's flags: DCI-VTON's warp reads its own files, not these.
-    from options import ConfigError
-    with pytest.raises(ConfigError, match=r"^--pose_format, --densepose_dir: for the "
-                                          r"parser-based condition, which a warp with a "
-                                          r"condition of its own .* does not read"):
-        run(ParserBasedWarp(), [*argv, "--overwrite", "--densepose_dir", str(tmp_path),
-                                "--pose_format", "openpose"])
 
 
 def test_a_dcivton_warp_given_for_a_try_on_says_where_it_belongs(dcivton_weights, tmp_path):

@@ -43,9 +43,11 @@ class OutOfMemory(UserError):
 
 
 @contextmanager
-def memory_named(what: str):
+def memory_named(what: str, remedy: str = "give a smaller frame (--height/--width) or another "
+                                         "--device"):
     """Run the enclosed code; running out of memory (CPU or GPU) becomes an ``OutOfMemory``
-    naming ``what`` ran (the frame, the batch) instead of an allocator's traceback."""
+    naming ``what`` ran (the frame, the batch) and the ``remedy``, instead of an allocator's
+    traceback."""
     try:
         yield
     except (MemoryError, RuntimeError) as error:
@@ -54,8 +56,7 @@ def memory_named(what: str):
                 or "can't allocate memory" in text or "out of memory" in text):
             raise
         said = text.splitlines()[0][:120] if text else type(error).__name__
-        raise OutOfMemory(f"out of memory running {what} ({said}): lower --batch_size, or give "
-                          f"a smaller frame (--height/--width), or another --device") from None
+        raise OutOfMemory(f"out of memory running {what} ({said}): {remedy}") from None
 
 
 @dataclass
@@ -192,7 +193,10 @@ def model_size(checkpoints, height: Optional[int], width: Optional[int],
         if is_project_checkpoint(data):
             config = data.get("config", {})
             size.update({k: config[k] for k in size if k in config})
-            recorded.add(tuple(config.get(k) for k in size))
+            if all(k in config for k in size):
+                recorded.add(tuple(config[k] for k in size))
+        else:                                    # a released file: trained at the paper's size
+            recorded.add(RELEASE_SIZE)
     if len(recorded) > 1 and (height is None or width is None):
         frames = " and ".join(f"{h}x{w}" for h, w in sorted(recorded, key=str))
         raise CheckpointError(f"{source}: trained at different sizes ({frames}); give "

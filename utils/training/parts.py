@@ -15,7 +15,6 @@ from models import PB_WARP_INPUT
 from models.afwm import WarpOutput
 from models.losses import VGG_SLICES, VGGLoss
 from models.registry import (
-    ArchitectureError,
     arch_from_flags,
     architecture,
     build_model,
@@ -40,13 +39,13 @@ def warp_arch(cfg, input_nc: int) -> dict:
 
 
 def check_cost_volume(cfg, arch: dict) -> None:
-    """An ``ArchitectureError`` when ``--cost_volume`` names an implementation for the trained
-    warp ``arch`` and it has no cost volume (FS-VTON's), rather than ignoring the flag."""
+    """Say in the log that ``--cost_volume`` is not used when the trained warp ``arch`` has no
+    cost volume (FS-VTON's): from a shared config file or a run's config.yaml; given on the
+    command line it is refused (``options.config.UNUSED_FLAGS``)."""
     if cfg.cost_volume != "auto" and "cost_volume" not in architecture(arch).defaults:
-        spec = architecture(arch)
-        raise ArchitectureError(f"--cost_volume {cfg.cost_volume}: the {spec.label} this run "
-                                f"trains ({spec.description}) has no cost volume; leave the "
-                                f"flag out")
+        logging.getLogger(LOGGER_NAME).info(
+            f"cost_volume {cfg.cost_volume} not used: the {arch['type']} warp has no cost "
+            f"volume")
 
 
 def gen_arch(cfg, input_nc: int) -> dict:
