@@ -557,6 +557,9 @@ def report_missing(missing: list, total: int, what: str, limit: int = 5,
 MAX_PAIRS_FILE_BYTES = 16 << 20
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")   # tab, newline: whitespace
+
+
 def read_pairs(path: str) -> list:
     """A pairs file -> list of (person_name, cloth_name), one ``person cloth`` per line. The
     file is UTF-8 (a byte-order mark is dropped) of at most MAX_PAIRS_FILE_BYTES; a bad line
@@ -572,6 +575,9 @@ def read_pairs(path: str) -> list:
         if len(fields) != 2:
             raise DatasetError(f"{path}, line {number}: expected 'person.jpg cloth.jpg', "
                                f"got {quoted_prefix(line.strip())}")
+        if _CONTROL.search(line.strip()):      # shown raw, a NUL cut the message's name
+            raise DatasetError(f"{path}, line {number}: a control character in "
+                               f"{quoted_prefix(line.strip())}; names with one are not read")
         pairs.append((fields[0], fields[1]))
     if not pairs:
         raise DatasetError(f"{path}: pairs file has no pairs")

@@ -370,6 +370,13 @@ def test_hostile_pairs_files_are_one_short_line(tmp_path):
     assert len(str(info.value)) < 300 and "more characters" in str(info.value)
     path.write_bytes("\ufeff000000_0.jpg 000001_1.jpg\n".encode())
     assert read_pairs(str(path)) == [("000000_0.jpg", "000001_1.jpg")]
+    # A NUL inside a name was printed raw: the message named a file that exists.
+    path.write_bytes(b"000000_0.jpg 000001_1.jpg\x00.png\r\n")
+    with pytest.raises(DatasetError, match=r"pairs\.txt, line 1: a control character in "
+                                           r"'000000_0\.jpg 000001_1\.jpg\\x00\.png'"):
+        read_pairs(str(path))
+    path.write_bytes("000000_0.jpg\t00000é_1.jpg\r\n".encode())    # tab and CRLF: whitespace
+    assert read_pairs(str(path)) == [("000000_0.jpg", "00000é_1.jpg")]
     path.write_bytes(b"a b\n" * 5_000_000)                 # 20 MB
     error = bounded(lambda: read_pairs(str(path)))
     assert isinstance(error, DatasetError) and "a pairs file may take" in str(error)
