@@ -351,3 +351,21 @@ def test_a_torchscript_file_is_one_message_without_torch_warnings(tmp_path):
         with pytest.raises(CheckpointError, match=r"--checkpoint: cannot read .*scripted.pth"):
             read_checkpoint(path, "--checkpoint")
     assert [str(w.message) for w in caught] == []
+
+
+def test_a_trial_checkpoint_is_noted_by_the_first_process_only(monkeypatch, caplog):
+    """Every process of a torchrun run reads the teacher's file: each printed the warning."""
+    import logging
+
+    from utils.checkpoint import note_trial
+    from utils.logging_utils import LOGGER_NAME
+    trial = {"format": CHECKPOINT_FORMAT, "stage": "pb_gen", "step": 2, "steps_per_epoch": 4,
+             "config": {"niter": 1, "niter_decay": 1, "max_steps": 2}}
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    for rank, said in ((1, False), (0, True)):
+        monkeypatch.setattr(torch.distributed, "get_rank", lambda rank=rank: rank)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger=LOGGER_NAME):
+            note_trial(trial, "t.pth", "--pb_checkpoint")
+        assert ("--pb_checkpoint: t.pth stopped at step 2 of its schedule's 8 (--max_steps)"
+                in caplog.text) is said

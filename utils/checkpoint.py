@@ -458,7 +458,10 @@ def stopped_early(data: Mapping) -> Optional[str]:
 
 
 def note_trial(data: Mapping, path, flag: str) -> None:
-    """Log a warning when the checkpoint ``data`` read from ``path`` is a --max_steps trial's."""
+    """Log a warning when the checkpoint ``data`` read from ``path`` is a --max_steps trial's
+    (once: every process of a run reads the file, and only the first says so)."""
+    if torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
+        return
     if early := stopped_early(data):
         logging.getLogger(LOGGER_NAME).warning(f"{flag}: {path} stopped at {early} (--max_steps): "
                                                f"a trial run's model")
