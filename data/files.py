@@ -216,22 +216,27 @@ def _png_end(data: bytes) -> int | str:
     return f"PNG of more than {MAX_PNG_CHUNKS} chunks"
 
 
-def _check_complete(data: bytes, path: str) -> None:
+def _check_complete(data: bytes, path: str) -> int:
     """Reject JPEG/PNG files cut short: decoders fill the missing part with grey silently.
-    Bytes after the end (a phone's motion photo) are left alone, as decoders leave them."""
+    Bytes after the end (a phone's motion photo) are left alone, as decoders leave them.
+    Returns where the image ends."""
     end = (_jpeg_end(data) if data[:2] == b"\xff\xd8" else
            _png_end(data) if data[:8] == b"\x89PNG\r\n\x1a\n" else len(data))
     if isinstance(end, str):
         raise DatasetError(f"{path}: {end}")
+    return end
 
 
-def check_jpeg_scans(data: bytes, path: str) -> None:
+def check_jpeg_scans(data: bytes, path: str, end: Optional[int] = None) -> None:
     """Refuse a JPEG of more than MAX_JPEG_SCANS scans before decoding it. Start-of-scan
     markers (FF DA) cannot occur inside entropy-coded data (0xFF is stuffed there), so counting
-    them bounds the scans (an embedded thumbnail's add a few)."""
+    them bounds the scans (an embedded thumbnail's add a few); only up to the image's ``end``
+    (found when not given), not in what follows it (a motion photo's video)."""
     if data[:2] == b"\xff\xd8":
-        end = _jpeg_end(data)     # not in what follows the image (a motion photo's video)
-        scans = data.count(b"\xff\xda", 0, end if isinstance(end, int) else len(data))
+        if end is None:
+            found = _jpeg_end(data)
+            end = found if isinstance(found, int) else len(data)
+        scans = data.count(b"\xff\xda", 0, end)
         if scans > MAX_JPEG_SCANS:
             raise DatasetError(f"{path}: JPEG of {scans} scans, more than the {MAX_JPEG_SCANS} "
                                f"read (each scan is a pass over the whole image)")
@@ -295,9 +300,9 @@ def check_image_bytes(data: bytes, path: str, max_pixels: Optional[int] = None) 
     sized by its header at most ``max_pixels`` pixels (default ``DEFAULT_MAX_PIXELS``), and a
     JPEG of at most MAX_JPEG_SCANS scans. Every image read passes here."""
     require_format(data, path)
-    _check_complete(data, path)
+    end = _check_complete(data, path)
     check_pixels(data, path, max_pixels)
-    check_jpeg_scans(data, path)
+    check_jpeg_scans(data, path, end)
     return data
 
 

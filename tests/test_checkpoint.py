@@ -344,12 +344,16 @@ def test_negative_variances_and_generators_of_other_outputs_are_refused(tmp_path
 def test_a_torchscript_file_is_one_message_without_torch_warnings(tmp_path):
     """torch.load printed a two-line UserWarning about TorchScript archives before the error."""
     import warnings
+
+    from utils.weights import WeightsFileError, read_weights_file
     path = tmp_path / "scripted.pth"
     torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(path))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with pytest.raises(CheckpointError, match=r"--checkpoint: cannot read .*scripted.pth"):
             read_checkpoint(path, "--checkpoint")
+        with pytest.raises(WeightsFileError, match=r"weights file .*scripted.pth: "):
+            read_weights_file(path, "scripted.pth", check_hash=False)   # a VGG19/FID file alike
     assert [str(w.message) for w in caught] == []
 
 

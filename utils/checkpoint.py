@@ -26,7 +26,6 @@ checkpoint cannot run code.
 import hashlib
 import logging
 import os
-import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
@@ -50,7 +49,7 @@ from models.registry import (
     with_overrides,
 )
 from utils.logging_utils import LOGGER_NAME
-from utils.weights import non_finite_keys
+from utils.weights import load_tensors, non_finite_keys
 
 CHECKPOINT_FORMAT = "pfafn-checkpoint-v1"
 CHECKPOINT_NAMES = ("latest", "best", "final", "epoch_*")   # a run folder's {name}.pth
@@ -87,11 +86,8 @@ def read_checkpoint(path: str | os.PathLike, what: str = "checkpoint") -> dict:
     if path.stat().st_size == 0:
         raise CheckpointError(f"{what}: {path} is an empty file")
     try:
-        # torch.load's warnings (a TorchScript archive, old storages, sparse tensors) would
-        # print lines of its internals before this function's one message, or for nothing.
-        with torch.serialization.safe_globals(_released_globals()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            data = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(_released_globals()):
+            data = load_tensors(path)
     except Exception as error:  # torch raises several types for corrupt or unsafe files
         raise CheckpointError(f"{what}: cannot read {path}: {load_problem(error)}") from None
     if not isinstance(data, Mapping):

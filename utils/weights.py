@@ -21,8 +21,9 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import warnings
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional
 
 import torch
 
@@ -104,7 +105,7 @@ def read_weights_file(path: Path, file_name: str, check_hash: bool,
                 raise WeightsFileError(message)
             print(f"WARNING: {message}: scores may differ from published ones", file=sys.stderr)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_tensors(path)
     except Exception as error:  # torch raises several types for corrupt or unsafe files
         raise WeightsFileError(f"weights file {path}: {load_problem(error)}") from None
     if not isinstance(state, dict):
@@ -114,6 +115,15 @@ def read_weights_file(path: Path, file_name: str, check_hash: bool,
         raise WeightsFileError(f"{path}: weights holding NaN or infinity ({', '.join(bad[:3])}); "
                                f"the file is damaged")
     return state
+
+
+def load_tensors(path: str | os.PathLike) -> Any:
+    """``torch.load(path, weights_only=True)`` onto the CPU, without the warnings torch prints
+    on the way (a TorchScript archive, old storages, sparse tensors): lines of its internals
+    before the caller's one message about the file, or for nothing."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def non_finite_keys(state: Mapping[str, torch.Tensor]) -> list[str]:

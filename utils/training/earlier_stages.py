@@ -12,7 +12,7 @@ from models import PF_WARP_INPUT
 from models.registry import build_model, find
 from options.config import ConfigError
 from utils.checkpoint import CheckpointError, load_checkpoint_model, read_checkpoint
-from utils.training.parts import check_cost_volume, gen_arch
+from utils.training.parts import gen_arch, note_unused_cost_volume
 
 # The release trains the warp of the end-to-end stages (2 and 4) at 0.2 x the generator's rate.
 WARP_LR_RATIO = 0.2
@@ -71,7 +71,7 @@ def continue_from_flag(cfg, flag: str, key: str, stages: Iterable[str],
     model = load_checkpoint_model(path, key, source, stages=None if latest else stages,
                                   data=data, overrides={"cost_volume": cfg.cost_volume})
     arch = model.arch     # a plain state dict of the other kind of warp failed at the first step
-    check_cost_volume(cfg, arch)
+    note_unused_cost_volume(cfg, arch)
     if arch["input_nc"] != input_nc:
         free = input_nc == PF_WARP_INPUT
         hint = (f"a {arch['type']} warp takes its own condition: it is for scripts/prewarp.py"

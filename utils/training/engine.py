@@ -217,7 +217,6 @@ class Trainer:
         self.latest_path = run_dir / "latest.pth"
         self.config_dict = config_to_dict(cfg)
         self.pending = None   # (payload, copies): a save waiting for the next step's finite loss
-        self.saved_since_start = False
         self.last_terms: dict[str, float] = {}
         self.writer = None
         set_tf32(cfg.tf32, self.device)
@@ -334,10 +333,7 @@ class Trainer:
             return
         (payload, copies), self.pending = self.pending, None
         save_atomic(payload, self.latest_path)
-        if self.cfg.resume and not self.saved_since_start:   # the flags it was saved with
-            write_config(self.cfg, self.run_dir / "config.yaml")
-        self.saved_since_start = True
-        if self.old_run:
+        if self.old_run:   # a --resume's flags go into config.yaml there
             self.old_run.saved_one()
         for copy in copies:
             _copy_atomic(self.latest_path, self.run_dir / copy)
@@ -581,8 +577,8 @@ class Trainer:
             self.old_run.set_aside()
         if (self.run_dir / NEW_LOG).exists():   # --overwrite's log takes the old one's name
             (self.run_dir / NEW_LOG).replace(self.run_dir / "train.log")
-        # A --resume rewrites config.yaml at its first save (_write_save_proven_finite): one
-        # killed before it saved left its flags there, which a plain --resume then took.
+        # A --resume rewrites config.yaml at its first save (OldRun.saved_one): one killed
+        # before it saved left its flags there, which a plain --resume then took.
         if not cfg.resume:
             write_config(cfg, self.run_dir / "config.yaml")
         for stale in remove_stale_temporaries(self.run_dir, CHECKPOINT_NAMES):

@@ -5,14 +5,15 @@ built, and deletes them when the new run writes its first checkpoint; a run that
 (a damaged image, a loss that is not finite) puts them back. It refuses to start when a
 checkpoint it reads (``--*_checkpoint``) is one of the files it would delete. A ``.replaced/``
 left by a process that was killed is refused by every run, with what to do: it may hold the
-only copy of a run. No other file of the folder is touched. (A ``--resume`` rewrites
-``config.yaml`` only when it saves: the engine sees to that.)"""
+only copy of a run. No other file of the folder is touched. A ``--resume`` writes the flags
+it is given into ``config.yaml`` at its first save: one killed before left them there, for a
+plain ``--resume`` to take."""
 
 import argparse
 import shutil
 from pathlib import Path
 
-from options.config import ConfigError
+from options.config import ConfigError, write_config
 from utils.checkpoint import saved_checkpoints
 
 SET_ASIDE = ".replaced"
@@ -32,6 +33,7 @@ class OldRun:
 
     def __init__(self, run_dir: Path, cfg: argparse.Namespace, main: bool):
         self.run_dir, self.overwrite, self.main = run_dir, cfg.overwrite, main
+        self.resumed = cfg if cfg.resume else None
         self.held, self.saved = run_dir / SET_ASIDE, False
         if self.held.exists():
             raise ConfigError(f"{self.held} holds a run that an --overwrite set aside and did not "
@@ -53,9 +55,13 @@ class OldRun:
                 path.replace(target)
 
     def saved_one(self) -> None:
-        """The new run has written a checkpoint: the old one goes."""
-        if not self.saved and self.overwrite and self.main:
-            shutil.rmtree(self.held, ignore_errors=True)
+        """The new run has written a checkpoint: the old one goes (a resumed run's flags go
+        into config.yaml)."""
+        if not self.saved and self.main:
+            if self.overwrite:
+                shutil.rmtree(self.held, ignore_errors=True)
+            if self.resumed is not None:
+                write_config(self.resumed, self.run_dir / "config.yaml")
         self.saved = True
 
     def put_back(self) -> None:

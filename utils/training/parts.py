@@ -34,11 +34,11 @@ def warp_arch(cfg, input_nc: int) -> dict:
     declares, ``models.registry.arch_from_flags``), its cost volume as ``--cost_volume`` says
     when it has one."""
     arch = arch_from_flags("warp", cfg.warp_arch, input_nc, vars(cfg))
-    check_cost_volume(cfg, arch)
+    note_unused_cost_volume(cfg, arch)
     return with_overrides(arch, {"cost_volume": cfg.cost_volume})
 
 
-def check_cost_volume(cfg, arch: dict) -> None:
+def note_unused_cost_volume(cfg, arch: dict) -> None:
     """Say in the log that ``--cost_volume`` is not used when the trained warp ``arch`` has no
     cost volume (FS-VTON's): from a shared config file or a run's config.yaml; given on the
     command line it is refused (``options.config.UNUSED_FLAGS``)."""
