@@ -35,6 +35,17 @@ if [ -z "${DEMO_DATA:-}" ] && { [ "$DEMO_TRAIN" = 0 ] || [ "$DEMO_TEST" = 0 ]; }
   echo "DEMO_TRAIN=0 / DEMO_TEST=0 (all) need DEMO_DATA: synthetic data needs a count" >&2
   exit 2
 fi
+case ${DEMO_SEED:-0} in
+  *[!0-9]*) echo "DEMO_SEED=$DEMO_SEED: expected a number (0 or more)" >&2; exit 2 ;;
+esac
+if [ -n "${DEMO_DATA:-}" ] && [ -n "${DEMO_SEED:-}" ]; then
+  echo "DEMO_SEED=$DEMO_SEED: the seed of the synthetic data, which DEMO_DATA replaces" >&2
+  exit 2
+fi
+case ${DEMO_PRECISION:-auto} in
+  auto|fp32|bf16) ;;
+  *) echo "DEMO_PRECISION=$DEMO_PRECISION: expected fp32 or bf16 (or auto)" >&2; exit 2 ;;
+esac
 if [ "$DEMO_TRAIN" != 0 ] && [ "$DEMO_TRAIN" -lt 4 ]; then
   echo "DEMO_TRAIN=$DEMO_TRAIN: at least 4 training persons (a batch), or 0 for all" >&2
   exit 2

@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from common.images import to_uint8
+from common.results import result_name
 from data.synthetic import make_dataset
 from scripts import demo_report
-from utils.results import result_name
 
 
 @pytest.fixture(scope="module")
@@ -220,6 +220,9 @@ def _run_demo(script, **variables):
     ({"DEMO_TRAIN": "00"}, "DEMO_TRAIN=0 / DEMO_TEST=0 (all) need DEMO_DATA"),
     ({"DEMO_TRAIN": "3"}, "DEMO_TRAIN=3: at least 4 training persons"),
     ({"DEMO_DATA": "/nonexistent/viton"}, "DEMO_DATA=/nonexistent/viton: no VITON_traindata/"),
+    ({"DEMO_SEED": "-1"}, "DEMO_SEED=-1: expected a number"),
+    ({"DEMO_SEED": "1", "DEMO_DATA": "/data/viton"}, "DEMO_SEED=1: the seed of the synthetic"),
+    ({"DEMO_PRECISION": "fp16"}, "DEMO_PRECISION=fp16: expected fp32 or bf16"),
 ])
 def test_the_demo_refuses_what_it_cannot_do_before_setting_anything_up(tmp_path, demo_copy,
                                                                         variables, message):
