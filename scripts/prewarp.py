@@ -81,9 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--height", type=int, default=None,
                    help="height of the written images, the width following the photos' aspect "
                         "(when not given: the photos' own size)")
-    p.add_argument("--warp_height", type=int, default=RELEASE_WARP_SIZE[0],
-                   help="height the warp runs at (its training size; the width follows the "
-                        "photos' aspect, a multiple of 32)")
+    p.add_argument("--warp_height", type=int, default=None,
+                   help="height the warp runs at, the width following the photos' aspect (a "
+                        "multiple of 32; when not given: the height the warp was trained at, "
+                        f"{RELEASE_WARP_SIZE[0]} for a released file)")
     p.add_argument("--ext", default="jpg", choices=("jpg", "png"),
                    help="image format of the written files (JPEG at quality 95, as OpenCV's)")
     p.add_argument("--out", default=None,
@@ -136,10 +137,12 @@ def frame_size(height: int | None, photo_size: tuple[int, int]) -> tuple[int, in
     return height, max(1, round(height * photo_width / photo_height))
 
 
-def warp_frame(warp_height: int, size: tuple[int, int]) -> tuple[int, int]:
-    """(h, w) the warp runs at: ``warp_height`` and the aspect of ``size``, multiples of 32."""
+def warp_frame(warp_height: int, size: tuple[int, int],
+               source: str = "--warp_height") -> tuple[int, int]:
+    """(h, w) the warp runs at: ``warp_height`` and the aspect of ``size``, multiples of 32;
+    ``source`` names where the height came from in errors."""
     if not 0 < warp_height <= MAX_SIDE or warp_height % SIZE_MULTIPLE:
-        raise UserError(f"--warp_height {warp_height}: not a multiple of {SIZE_MULTIPLE} from "
+        raise UserError(f"{source} {warp_height}: not a multiple of {SIZE_MULTIPLE} from "
                         f"{SIZE_MULTIPLE} to {MAX_SIDE}")
     width = max(SIZE_MULTIPLE, round(warp_height * size[1] / size[0] / SIZE_MULTIPLE)
                 * SIZE_MULTIPLE)
@@ -359,8 +362,10 @@ def main(argv=None) -> None:
             raise DatasetError(f"{args.dataroot}: no pairs in the {args.phase} split")
         size = output_size(first[0], args)
         arch = families()[args.arch].warp if args.arch in families() else args.arch
-        model = load_prewarp_model(args.warp_checkpoint, device, arch,
-                                   warp_frame(args.warp_height, size))
+        frame = None if args.warp_height is None else warp_frame(args.warp_height, size)
+        model = load_prewarp_model(args.warp_checkpoint, device, arch)
+        model.warp_size = frame or warp_frame(model.warp.trained_size[0], size,
+                                              f"{args.warp_checkpoint}: trained at height")
         unread = sorted(set(PARSING_FLAGS) & given_on_command_line(parser, argv))
         if unread and model.condition != "parser_based":   # they read parsing, pose, DensePose
             takes = {"photo": "the person photo", "dcivton": "DCI-VTON's condition files"}

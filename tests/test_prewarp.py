@@ -282,6 +282,27 @@ def test_student_prewarps_photos_without_parsing(split, tmp_path):
     assert mask.shape == (256, 192) and mask.max() > 128
 
 
+def test_a_checkpoint_runs_at_the_size_it_was_trained_at(split, tmp_path):
+    # The warp ran at the released 256x192 whatever size a checkpoint was trained at.
+    from tests.small_models import small_models, stage4_checkpoint
+    root = photos_only(split, tmp_path)
+    data = torch.load(stage4_checkpoint(tmp_path / "s.pth", *small_models()), weights_only=True)
+    data["config"].update(height=128, width=96)
+    torch.save(data, tmp_path / "student.pth")
+    args = ("--dataroot", root, "--pairs", "unpaired", "--warp_checkpoint",
+            tmp_path / "student.pth", "--height", "256")
+    for extra, frame in (((), [128, 96]), (("--warp_height", "64", "--overwrite"), [64, 64])):
+        result = prewarp(*args, "--out", tmp_path / "out", *extra)
+        assert result.returncode == 0, result.stderr[-2000:]
+        record = json.loads((tmp_path / "out" / "prewarps.json").read_text())
+        assert record["unpaired"]["warp_size"] == frame
+    data["config"].update(height=100)
+    torch.save(data, tmp_path / "odd.pth")
+    refused = prewarp(*args[:-3], tmp_path / "odd.pth", "--out", tmp_path / "odd")
+    assert refused.returncode == 2
+    assert f"{tmp_path / 'odd.pth'}: trained at height 100: not a multiple of 32" in refused.stderr
+
+
 def test_mask_flags_that_would_do_nothing_are_refused(split, tmp_path):
     # Every garment of the split has its cloth-mask: --grabcut computed nothing, and
     # --rebuild_masks never deleted a cached mask in a pre-warp run.

@@ -23,6 +23,7 @@ from utils.checkpoint import (
     CheckpointError,
     check_declared_shapes,
     checkpoint_arch,
+    is_project_checkpoint,
     load_state,
     read_checkpoint,
     state_dict_from,
@@ -80,6 +81,11 @@ def load_warp(path: str, arch_type: Optional[str] = None,
     check_declared_shapes(state, arch, "warp", path, flag)    # before gigabytes are allocated
     model = build_model(arch)
     load_state(model, state, f"{flag}: {path}")
+    # The (h, w) a checkpoint of this project was trained at; a released file's is the family's.
+    config = data.get("config") if is_project_checkpoint(data) else None
+    size = [config.get(key) for key in ("height", "width")] if isinstance(config, dict) else []
+    trained = size and all(type(side) is int for side in size)
+    model.trained_size = tuple(size) if trained else RELEASE_WARP_SIZE
     return model.eval()
 
 
@@ -141,10 +147,12 @@ class PrewarpModel:
 
 def load_prewarp_model(path: str, device: torch.device | str = "cpu",
                        arch_type: Optional[str] = None,
-                       warp_size: tuple[int, int] = RELEASE_WARP_SIZE) -> PrewarpModel:
-    """The warp of ``path`` (``load_warp``) on ``device``, with its condition kind."""
+                       warp_size: Optional[tuple[int, int]] = None) -> PrewarpModel:
+    """The warp of ``path`` (``load_warp``) on ``device``, with its condition kind, run at
+    ``warp_size`` (when not given: the size it was trained at)."""
     warp = load_warp(path, arch_type).to(device)
     spec = architecture(warp.arch)
+    warp_size = warp_size or warp.trained_size
     return PrewarpModel(warp=warp, condition=condition_kind(warp, f"--warp_checkpoint {path}"),
                         warp_size=tuple(warp_size),
                         garment_masked=spec.garment_masked, device=torch.device(device))
