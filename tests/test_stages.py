@@ -114,6 +114,19 @@ def test_four_stages_chain_and_write_checkpoints_and_events(train_root, tmp_path
     # The student's condition encoder takes the 3-channel tutor image.
     student = s3.models["warp"].state_dict()
     assert student["cond_features.encoders.0.0.block.2.weight"].shape[1] == 3
+    # The teacher's two parts from plain state dicts: --pb_checkpoint beside them, which the
+    # shell wrappers always give, is said not to be read (it was passed over in silence).
+    teacher = read_checkpoint(runs / "s2/final.pth")["model"]
+    for part in ("warp", "gen"):
+        torch.save(teacher[part], tmp_path / f"{part}.pth")
+    parts = run(ParserFreeWarp(), _args(train_root, runs, "s3_parts", "--max_steps", "1",
+                                        "--pb_checkpoint", str(tmp_path / "absent.pth"),
+                                        "--pb_warp_checkpoint", str(tmp_path / "warp.pth"),
+                                        "--pb_gen_checkpoint", str(tmp_path / "gen.pth")))
+    loaded = parts.models["pb_gen"].state_dict()
+    assert all(torch.equal(loaded[key], value) for key, value in teacher["gen"].items())
+    assert (f"--pb_checkpoint {tmp_path / 'absent.pth'} is not read: --pb_warp_checkpoint and "
+            f"--pb_gen_checkpoint give both parts") in (runs / "s3_parts/train.log").read_text()
 
 
 def test_stage3_first_epochs_train_only_the_new_parts(train_root, tmp_path):

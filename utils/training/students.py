@@ -95,9 +95,10 @@ def check_kd_group(cfg) -> None:
 def parser_based_teacher(cfg, device) -> dict[str, nn.Module]:
     """The frozen stage-2 teacher, warp and generator, each built with the architecture its
     checkpoint records (a released plain state dict: recognised from its keys)."""
-    teacher, files = {}, {}
+    teacher, files, sources = {}, {}, set()
     for part, name in (("warp", "pb_warp"), ("gen", "pb_gen")):
         flag, path = teacher_source(cfg, part)
+        sources.add(flag)
         if path not in files:           # --pb_checkpoint holds both parts: read once
             files[path] = read_checkpoint(path, f"--{flag}")
             note_trial(files[path], path, f"--{flag}")
@@ -107,6 +108,10 @@ def parser_based_teacher(cfg, device) -> dict[str, nn.Module]:
             role=f"the parser-based teacher's {part}", hint="is it a parser-free model?",
             data=files[path])
         teacher[name] = freeze(model.to(device))
+    if getattr(cfg, "pb_checkpoint", None) and "pb_checkpoint" not in sources:
+        logging.getLogger(LOGGER_NAME).info(
+            f"--pb_checkpoint {cfg.pb_checkpoint} is not read: --pb_warp_checkpoint and "
+            f"--pb_gen_checkpoint give both parts of the teacher")
     return teacher
 
 
