@@ -45,15 +45,7 @@ from common.cli import (
 from common.devices import pick_device
 from common.errors import exit_on_user_error
 from common.images import on_white, to_uint8
-from data.alpha import read_alpha
-from data.datasets import DataOptions, add_data_arguments, default_mask_cache
-from data.files import check_photo_size, read_gray, read_rgb
-from data.fitted_pairs import category_unused, make_fitted_pairs_dataset, read_photo, to_photo
-from data.photo_fit import FIT_MODES
-from utils.inference.loading import add_model_arguments, check_model_arguments, load_model_from_args
-from utils.inference.model import memory_named
-from utils.inference.photos import garment_mask_for, tryon_photos
-from utils.results import (
+from common.results import (
     OutputError,
     check_output_file,
     check_unique_result_names,
@@ -64,6 +56,14 @@ from utils.results import (
     write_output,
     write_result,
 )
+from data.alpha import read_alpha
+from data.datasets import DataOptions, add_data_arguments, default_mask_cache
+from data.files import check_photo_size, read_gray, read_rgb
+from data.fitted_pairs import category_unused, make_fitted_pairs_dataset, read_photo, to_photo
+from data.photo_fit import FIT_MODES
+from utils.inference.loading import add_model_arguments, check_model_arguments, load_model_from_args
+from utils.inference.model import memory_named
+from utils.inference.photos import garment_mask_for, tryon_photos
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 

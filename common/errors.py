@@ -8,6 +8,7 @@ Every command-line entry point runs under ``exit_on_user_error``: such an error 
 is a bug and keeps its traceback.
 """
 
+import os
 import re
 import sys
 from contextlib import contextmanager
@@ -23,6 +24,14 @@ def user_error_message(error: BaseException) -> str:
     """The one line printed for ``error``: its message, newlines kept as they are (a
     configuration may list several problems)."""
     return f"error: {error}"
+
+
+def missing(path, what: str = "folder") -> str:
+    """'missing ``what``' for a ``path`` that is not there, or, where a link stands in its
+    place, that the link leads nowhere (a loop, or a target that is gone)."""
+    if os.path.islink(path):
+        return f"a link that leads to no {what} (a loop, or its target is gone)"
+    return f"missing {what}"
 
 
 def load_problem(error: Exception) -> str:

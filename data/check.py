@@ -31,6 +31,7 @@ import numpy as np
 from common.cli import HelpFormatter, given_on_command_line
 from common.config_file import ConfigError, coerce, load_yaml
 from common.errors import exit_on_user_error
+from common.results import OutputError, check_unique_result_names
 from data import viton
 from data.alpha import shown_size
 from data.datasets import (
@@ -164,7 +165,9 @@ def _scan(samples, options: DataOptions, formats, masks, size: tuple, parser_inp
     return len(failures)
 
 
-def _check(title: str, make_samples, options, height, width, parser_inputs, out) -> int:
+def _check(title: str, make_samples, options, height, width, parser_inputs, out,
+           results: str = "") -> int:
+    """``results``: the pairs are tested, whose results test.py refuses to name alike."""
     print(title, file=out)
     problems: list = []
     try:
@@ -172,6 +175,12 @@ def _check(title: str, make_samples, options, height, width, parser_inputs, out)
     except DatasetError as error:
         print(f"  ERROR {error}", file=out)
         return 1
+    try:
+        if results:
+            check_unique_result_names([(sample.person.image, sample.garment.image)
+                                       for sample in samples], results)
+    except OutputError as error:
+        problems.append(str(error))
     for message in problems:          # samples lacking files; the others are still read
         print(f"  ERROR {message}", file=out)
     try:   # flags that would do nothing here are refused, as training refuses them
@@ -202,7 +211,7 @@ def check_pairs(root: str, options: DataOptions, pairs: str, height: int, width:
     out = out or sys.stdout
     return _check(f"test pairs '{pairs}' of {root} ({options.dataset} layout)",
                   lambda problems: pair_samples(options, root, pairs, problems=problems), options,
-                  height, width, False, out)
+                  height, width, False, out, f"the {pairs} pairs")
 
 
 def _viton_roots(root: str) -> list:

@@ -19,6 +19,7 @@ a pairs file of the caller's inside each category folder.
 import os
 from typing import Optional, Sequence
 
+from common.errors import missing
 from data.files import (
     IMAGE_EXTENSIONS,
     DatasetError,
@@ -59,7 +60,7 @@ class _Category:
         self.root = os.path.join(root, category)
         self.category = category
         if not os.path.isdir(self.root):
-            raise DatasetError(f"{self.root}: missing folder (--category {category} of a "
+            raise DatasetError(f"{self.root}: {missing(self.root)} (--category {category} of a "
                                f"DressCode root)")
         # Without parser inputs the parsing, pose and DensePose are not looked at.
         self.dirs, self.listing = {}, {}
@@ -67,7 +68,7 @@ class _Category:
         for name in folders:
             path = os.path.join(self.root, name)
             if not os.path.isdir(path):
-                raise DatasetError(f"{path}: missing folder (expected in {self.root})")
+                raise DatasetError(f"{path}: {missing(path)} (expected in {self.root})")
             self.dirs[name] = path
             self.listing[name] = list_folder(path)
         self.densepose = "dense" in self.dirs

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from common.errors import UserError
+from common.errors import UserError, missing
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 EDGE_THRESHOLD = 127      # garment mask foreground: value / 255 > 0.5
@@ -272,7 +272,9 @@ def check_pixels(data: bytes, path: str, max_pixels: Optional[int] = None) -> No
     require_format(data, path)
     size = header_size(data)
     if size is None:
-        raise DatasetError(f"{path}: not a readable image (its header gives no size)")
+        raise DatasetError(f"{path}: a {image_format(data)} file that Pillow cannot open (a kind "
+                           f"it does not read, floating-point samples say, or damaged); save it "
+                           f"as an 8-bit PNG or JPEG")
     if size[1] > limit:
         raise DatasetError(f"{path}: {size[0]} image ({size[1] / 1e6:.3g} megapixels) is more "
                            f"than the {limit / 1e6:g} megapixels read (--max_megapixels); "
@@ -540,7 +542,7 @@ def find_exact(listing: dict, folder: str, names: Sequence[Tuple[str, str]]) -> 
 def require_folder(root: str, name: str) -> str:
     folder = os.path.join(root, name)
     if not os.path.isdir(folder):
-        raise DatasetError(f"{folder}: missing folder (expected in {root})")
+        raise DatasetError(f"{folder}: {missing(folder)} (expected in {root})")
     return folder
 
 

@@ -25,6 +25,7 @@ warp condition (``data/dcivton.py``).
 import os
 from typing import Optional, Sequence
 
+from common.errors import missing
 from data.dcivton import AGNOSTIC_FOLDER, DENSEPOSE_FOLDER
 from data.densepose import DENSEPOSE_EXTENSIONS
 from data.files import (
@@ -54,7 +55,8 @@ def _folder(split_root: str, names: Sequence[str], required: bool = True) -> Opt
         if os.path.isdir(path):
             return path
     if required:
-        raise DatasetError(f"{os.path.join(split_root, names[0])}: missing folder (expected in "
+        raise DatasetError(f"{os.path.join(split_root, names[0])}: "
+                           f"{missing(os.path.join(split_root, names[0]))} (expected in "
                            f"{split_root}" + (f"; also looked for {', '.join(names[1:])})"
                                               if len(names) > 1 else ")"))
     return None
@@ -71,7 +73,8 @@ def _split_root(root: str, split: str) -> str:
         raise DatasetError(f"{root}: dataset folder not found")
     path = os.path.join(root, split)
     if not os.path.isdir(path):
-        raise DatasetError(f"{path}: missing folder (a VITON-HD root holds train/ and test/)")
+        raise DatasetError(f"{path}: {missing(path)} (a VITON-HD root holds train/ and "
+                           f"test/)")
     return path
 
 
@@ -140,7 +143,8 @@ class _Split:
         found = (find_exact(self.listing[key], folder, ((stem, expected),)) if exact
                  else by_stem(self.listing[key], folder, stem, readable))
         if found is None:
-            lacking.append(os.path.relpath(os.path.join(folder, expected), self.root))
+            # Joined after relpath, which would fold a name's ../ into the folder before it.
+            lacking.append(os.path.join(os.path.relpath(folder, self.root), expected))
             return None
         return os.path.join(folder, found)
 

@@ -19,15 +19,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common.cli import HelpFormatter, given_on_command_line, unused_flags  # noqa: E402
 from common.errors import exit_on_user_error  # noqa: E402
 from common.images import to_uint8  # noqa: E402
-from data.datasets import DataOptions, add_data_arguments  # noqa: E402
-from data.fitted_pairs import category_unused, make_fitted_pairs_dataset, to_photo  # noqa: E402
-from data.photo_fit import FIT_MODES  # noqa: E402
-from utils.results import (  # noqa: E402
+from common.results import (  # noqa: E402
     check_unique_result_names,
     data_folders,
     output_folder,
     write_result,
 )
+from data.datasets import DataOptions, add_data_arguments  # noqa: E402
+from data.fitted_pairs import category_unused, make_fitted_pairs_dataset, to_photo  # noqa: E402
+from data.photo_fit import FIT_MODES  # noqa: E402
 
 
 def paste(person: torch.Tensor, garment: torch.Tensor, edge: torch.Tensor) -> torch.Tensor:

@@ -43,6 +43,7 @@ import numpy as np  # noqa: E402
 from common.atomic import write_bytes_atomic  # noqa: E402
 from common.cli import HelpFormatter  # noqa: E402
 from common.errors import UserError, exit_on_user_error  # noqa: E402
+from common.results import check_output_folder  # noqa: E402
 from data.alpha import shown_size  # noqa: E402
 from data.datasets import add_max_megapixels_argument  # noqa: E402
 from data.densepose import DENSEPOSE_EXTENSIONS, IUV_CHANNELS, read_densepose_file  # noqa: E402
@@ -53,7 +54,6 @@ from data.files import (  # noqa: E402
 )
 from data.labels import LABEL_SCHEMES, NECK_CHOICES, NECK_HELP, LabelError, read_label_map  # noqa: E402
 from data.pose import POSE_FORMATS, PoseFileError, is_dresscode_document, load_json, parse_keypoints  # noqa: E402
-from utils.results import check_output_folder  # noqa: E402
 
 MAX_LISTED = 20
 _DRESSCODE_KEYPOINTS = re.compile(r"^(.+)_2$")

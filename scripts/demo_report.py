@@ -25,13 +25,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common.cli import HelpFormatter  # noqa: E402
 from common.errors import UserError, exit_on_user_error  # noqa: E402
 from common.images import to_uint8  # noqa: E402
+from common.results import result_name  # noqa: E402
 from data.datasets import DataOptions, pair_samples  # noqa: E402
 from data.files import DatasetError  # noqa: E402
 from data.inputs import person_clothes_edge  # noqa: E402
 from data.pairs import make_pairs_dataset  # noqa: E402
 from data.samples import next_garments  # noqa: E402
 from data.viton import PAIRS_FILES  # noqa: E402
-from utils.results import result_name  # noqa: E402
 
 # (label, results folder suffix under results/, run folder suffix, what it is)
 STUDENTS = (("PF-AFN student", "", "PF-AFN's warp and Res-UNet generator"),

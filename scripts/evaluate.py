@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common.cli import HelpFormatter, given_on_command_line, unused_flags  # noqa: E402
 from common.devices import pick_device  # noqa: E402
 from common.errors import UserError, exit_on_user_error  # noqa: E402
+from common.results import check_output_file, check_unique_result_names  # noqa: E402
 from data.datasets import DataOptions, add_data_arguments, pair_samples  # noqa: E402
 from data.files import DatasetError, person_id, read_pairs, read_text, resolve_path  # noqa: E402
 from data.fitted_pairs import category_unused  # noqa: E402
@@ -33,7 +34,6 @@ from utils.metrics.folders import (  # noqa: E402
     unused_score_flags,
 )
 from utils.metrics.images import MetricsError  # noqa: E402
-from utils.results import check_output_file, check_unique_result_names  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -35,13 +35,13 @@ import torch  # noqa: E402
 from common.cli import HelpFormatter, given_on_command_line, unused_flags  # noqa: E402
 from common.errors import UserError, exit_on_user_error  # noqa: E402
 from common.images import quantise, to_uint8  # noqa: E402
+from common.results import check_output_file  # noqa: E402
 from data.datasets import DataOptions, add_data_arguments  # noqa: E402
 from data.fitted_pairs import category_unused, make_fitted_pairs_dataset  # noqa: E402
 from models.graph import OUTPUT_NAMES, example_inputs  # noqa: E402
 from utils.export import DEFAULT_OPSET, PT2_METADATA  # noqa: E402
 from utils.inference.loading import add_model_arguments, check_model_arguments, load_model_from_args  # noqa: E402
 from utils.metrics.images import level_differences  # noqa: E402
-from utils.results import check_output_file  # noqa: E402
 
 FORMATS = ("onnx", "torch_export", "both")
 

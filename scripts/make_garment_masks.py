@@ -20,11 +20,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from common.cli import HelpFormatter  # noqa: E402
 from common.errors import exit_on_user_error  # noqa: E402
+from common.results import check_output_folder  # noqa: E402
 from data.datasets import add_max_megapixels_argument  # noqa: E402
 from data.files import IMAGE_EXTENSIONS, DatasetError  # noqa: E402
 from data.garment_mask import GarmentMaskError, garment_mask_from_file  # noqa: E402
 from data.mask_files import write_mask  # noqa: E402
-from utils.results import check_output_folder  # noqa: E402
 
 
 def list_images(folder: str) -> list:

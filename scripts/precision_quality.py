@@ -34,6 +34,7 @@ from common.cli import HelpFormatter  # noqa: E402
 from common.devices import pick_device  # noqa: E402
 from common.errors import UserError, exit_on_user_error  # noqa: E402
 from common.images import quantise  # noqa: E402
+from common.results import check_output_file  # noqa: E402
 from data.datasets import DataOptions, add_data_arguments  # noqa: E402
 from data.pairs import make_pairs_dataset  # noqa: E402
 from utils.inference.model import load_tryon_model  # noqa: E402
@@ -41,7 +42,6 @@ from utils.inference.precision import MAX_SSIM_LOSS, PRECISIONS, unsupported  # 
 from utils.metrics.images import level_differences  # noqa: E402
 from utils.metrics.ssim import ssim  # noqa: E402
 from utils.quantize import calibration_batches  # noqa: E402
-from utils.results import check_output_file  # noqa: E402
 
 
 def parse_args(argv=None):

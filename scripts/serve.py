@@ -58,13 +58,13 @@ from common.cli import (  # noqa: E402
     unused_flags,
 )
 from common.errors import UserError, user_error_message  # noqa: E402
+from common.results import write_result  # noqa: E402
 from data.alpha import read_alpha  # noqa: E402
 from data.files import DatasetError, header_size, read_gray, read_rgb  # noqa: E402
 from data.fitted_pairs import category_unused, read_photo  # noqa: E402
 from data.photo_fit import FIT_MODES  # noqa: E402
 from utils.inference.loading import add_model_arguments, check_model_arguments, load_model_from_args  # noqa: E402
 from utils.inference.photos import garment_mask_for, tryon_photos  # noqa: E402
-from utils.results import write_result  # noqa: E402
 
 MEGABYTE = 1024 * 1024
 READABLE = "a JPEG, PNG, BMP or WebP image"

@@ -186,7 +186,7 @@ def test_a_write_that_fails_after_the_model_ran_is_one_line(tmp_path, test_root,
 
     def disk_full(path, array, jpeg_quality=95):
         raise OSError(28, "No space left on device")
-    monkeypatch.setattr("utils.results.write_image", disk_full)
+    monkeypatch.setattr("common.results.write_image", disk_full)
     message = user_error(lambda: test_script.main([
         "--person", str(test_root / "test_img" / "000000_0.jpg"),
         "--garment", str(test_root / "test_clothes" / "000001_1.jpg"),

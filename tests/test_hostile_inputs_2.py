@@ -71,6 +71,17 @@ def test_content_in_no_listed_format_is_refused_whatever_its_name(tmp_path, cont
         assert str(error).startswith(str(photo))
 
 
+def test_a_listed_format_the_decoders_cannot_open_says_what_it_is(tmp_path):
+    # A floating-point TIFF was "not a readable image (its header gives no size)".
+    photo = tmp_path / "photo.tif"
+    photo.write_bytes(cv2.imencode(".tiff", np.ones((8, 8, 3), np.float32))[1].tobytes())
+    error = bounded(lambda: read_rgb(str(photo)))
+    assert isinstance(error, DatasetError)
+    assert str(error) == (f"{photo}: a TIFF file that Pillow cannot open (a kind it does not "
+                          f"read, floating-point samples say, or damaged); save it as an 8-bit "
+                          f"PNG or JPEG")
+
+
 @pytest.mark.parametrize("fmt", ["PNG", "WEBP", "TIFF"])
 def test_an_animation_or_pages_are_refused_not_read_as_their_first_frame(tmp_path, fmt):
     # An animated PNG or WebP, a multi-page TIFF: the decoders read the first frame, unsaid
@@ -268,7 +279,7 @@ def test_an_unwritable_mask_cache_is_said_once_and_masks_still_come(tmp_path, ca
 @pytest.mark.parametrize("people", [("a/000000_0.jpg", "b/000000_0.jpg"),
                                     ("000001_0.jpg", "000001_0.png")])
 def test_pairs_whose_results_would_share_a_name_are_refused(people):
-    from utils.results import OutputError, check_unique_result_names
+    from common.results import OutputError, check_unique_result_names
     with pytest.raises(OutputError, match=r"would both write 000\d+_0__000002_1\.png"):
         check_unique_result_names([(people[0], "000002_1.jpg"), (people[1], "000002_1.jpg")])
     check_unique_result_names([(people[0], "000002_1.jpg"), (people[0], "000003_1.jpg")])
@@ -276,7 +287,7 @@ def test_pairs_whose_results_would_share_a_name_are_refused(people):
 
 def test_a_pair_listed_twice_is_refused():
     # Written once and scored twice before: its score counted double.
-    from utils.results import OutputError, check_unique_result_names
+    from common.results import OutputError, check_unique_result_names
     pairs = [("000000_0.jpg", "000001_1.jpg"), ("000002_0.jpg", "000001_1.jpg"),
              ("000000_0.jpg", "000001_1.jpg")]
     with pytest.raises(OutputError, match=r"\(000000_0\.jpg, 000001_1\.jpg\) is listed twice"):
@@ -508,3 +519,26 @@ def test_a_mask_cache_that_is_a_file_is_refused(tmp_path):
     with pytest.raises(DatasetError, match=r"--mask_cache .*masks\.png: a file, not a folder"):
         DataOptions.from_config(argparse.Namespace(mask_cache=str(cache)))
     assert DataOptions.from_config(argparse.Namespace(mask_cache=str(tmp_path))).mask_cache
+
+
+def test_a_link_that_leads_nowhere_is_named_as_one_not_as_missing(tmp_path):
+    # A folder or checkpoint that is a link to itself was reported "missing" / "not found",
+    # though it stands there (ls lists it).
+    from common.errors import missing
+    from data.synthetic import make_dataset
+    from data.viton import train_samples
+    from utils.checkpoint import CheckpointError, read_checkpoint
+    root = Path(make_dataset(str(tmp_path / "data"), num_train=1, num_test=0, seed=3, height=64,
+                             width=48)["train"])
+    images = root / "train_img"
+    images.rename(tmp_path / "elsewhere")
+    images.symlink_to(images.name)
+    with pytest.raises(DatasetError, match=f"{images}: a link that leads to no folder .a loop, "
+                                           f"or its target is gone. .expected in {root}"):
+        train_samples(str(root))
+    checkpoint = tmp_path / "final.pth"
+    checkpoint.symlink_to(tmp_path / "gone.pth")
+    with pytest.raises(CheckpointError, match=f"--checkpoint: {checkpoint}: a link that leads to "
+                                              f"no file"):
+        read_checkpoint(checkpoint, "--checkpoint")
+    assert missing(tmp_path / "nothing") == "missing folder"

@@ -356,7 +356,7 @@ def test_a_run_refused_before_writing_leaves_no_results_folder(test_root, tmp_pa
                           str(tmp_path / "missing.pth"), "--device", "cpu"])
     assert not (tmp_path / "new").exists()
     # A folder that could not be made (its name too long): the ones made on its way go too.
-    from utils.results import OutputError, output_folder
+    from common.results import OutputError, output_folder
     with pytest.raises(OutputError, match="cannot create the folder"):
         with output_folder(tmp_path / "new" / "deep" / ("x" * 300), "--results_dir"):
             pass

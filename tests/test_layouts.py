@@ -74,6 +74,29 @@ def test_check_names_the_problems(roots, tmp_path, capsys):
     assert "upper_body/label_maps: missing folder" in capsys.readouterr().out
 
 
+def test_a_vitonhd_name_with_a_folder_part_is_reported_as_looked_for(roots, tmp_path, capsys):
+    # "../00000_00.jpg" was reported lacking "00000_00.jpg", which image/ holds.
+    import shutil
+    root = tmp_path / "hd"
+    shutil.copytree(roots["vitonhd"], root)
+    person, garment = (root / "test_pairs.txt").read_text().splitlines()[0].split()
+    (root / "test_pairs.txt").write_text(f"../{person} {garment}\n")
+    assert check_main([str(root), "--dataset", "vitonhd"]) == 1
+    assert f"lack files: ../{person} {garment}: image/../{person}" in capsys.readouterr().out
+
+
+def test_check_finds_a_pair_listed_twice_which_test_py_refuses(roots, tmp_path, capsys):
+    import shutil
+    root = tmp_path / "hd"
+    shutil.copytree(roots["vitonhd"], root)
+    first = (root / "test_pairs.txt").read_text().splitlines()[0]
+    (root / "test_pairs.txt").write_text(f"{first}\n{first}\n")
+    assert check_main([str(root), "--dataset", "vitonhd"]) == 1
+    person, garment = first.split()
+    assert (f"ERROR the unpaired pairs: the pair ({root / 'test/image' / person}, "
+            f"{root / 'test/cloth' / garment}) is listed twice") in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("name, category", [("vitonhd", "upper_body"), ("dresscode", "all")])
 def test_every_stage_runs_on_the_layout(roots, name, category, tmp_path):
     runs = tmp_path / "runs"

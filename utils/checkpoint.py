@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 
 from common.atomic import write_atomic
-from common.errors import UserError, load_problem
+from common.errors import UserError, load_problem, missing
 from models.registry import (
     OPTIONAL_KEY,
     aliases,
@@ -82,7 +82,8 @@ def read_checkpoint(path: str | os.PathLike, what: str = "checkpoint") -> dict:
     if path.is_dir():
         raise CheckpointError(f"{what}: {path} is a folder, not a checkpoint file")
     if not path.is_file():
-        raise CheckpointError(f"{what}: file not found: {path}")
+        raise CheckpointError(f"{what}: file not found: {path}" if not path.is_symlink() else
+                              f"{what}: {path}: {missing(path, 'file')}")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{what}: {path} is an empty file")
     try:

@@ -18,12 +18,12 @@ import numpy as np
 import torch
 
 from common.cli import unused_flags
+from common.results import result_name as result_file_name  # the one naming rule
 from data.files import read_pairs
 from utils.metrics.fid import build_fid_inception, fid_from_features, inception_features
 from utils.metrics.images import MetricsError, image_size, load_image
 from utils.metrics.lpips import build_lpips, lpips_distance
 from utils.metrics.ssim import SSIM_DEFINITION, SSIM_WINDOW_SIZE, ssim
-from utils.results import result_name as result_file_name  # the one naming rule
 
 METRIC_NAMES = ("ssim", "lpips", "fid")
 
