@@ -175,12 +175,12 @@ def _check(title: str, make_samples, options, height, width, parser_inputs, out,
     except DatasetError as error:
         print(f"  ERROR {error}", file=out)
         return 1
-    try:
-        if results:
+    if results:
+        try:
             check_unique_result_names([(sample.person.image, sample.garment.image)
                                        for sample in samples], results)
-    except OutputError as error:
-        problems.append(str(error))
+        except OutputError as error:
+            problems.append(str(error))
     for message in problems:          # samples lacking files; the others are still read
         print(f"  ERROR {message}", file=out)
     try:   # flags that would do nothing here are refused, as training refuses them

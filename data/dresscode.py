@@ -27,6 +27,7 @@ from data.files import (
     list_folder,
     read_pairs,
     report_missing,
+    require_folder,
     resolve_path,
 )
 from data.samples import CATEGORIES, DataFormats, GarmentFiles, PersonFiles, Sample
@@ -66,9 +67,7 @@ class _Category:
         self.dirs, self.listing = {}, {}
         folders = ("images", "keypoints", "label_maps", "dense") if parser_inputs else ("images",)
         for name in folders:
-            path = os.path.join(self.root, name)
-            if not os.path.isdir(path):
-                raise DatasetError(f"{path}: {missing(path)} (expected in {self.root})")
+            path = require_folder(self.root, name)
             self.dirs[name] = path
             self.listing[name] = list_folder(path)
         self.densepose = "dense" in self.dirs

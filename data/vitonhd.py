@@ -55,10 +55,10 @@ def _folder(split_root: str, names: Sequence[str], required: bool = True) -> Opt
         if os.path.isdir(path):
             return path
     if required:
-        raise DatasetError(f"{os.path.join(split_root, names[0])}: "
-                           f"{missing(os.path.join(split_root, names[0]))} (expected in "
-                           f"{split_root}" + (f"; also looked for {', '.join(names[1:])})"
-                                              if len(names) > 1 else ")"))
+        first = os.path.join(split_root, names[0])
+        raise DatasetError(f"{first}: {missing(first)} (expected in {split_root}"
+                           + (f"; also looked for {', '.join(names[1:])})" if len(names) > 1
+                              else ")"))
     return None
 
 
