@@ -155,20 +155,27 @@ student() {  # NAME [warp flags...] -- [generator flags...]: stages 3 and 4, the
     --results_dir "$OUT/results/unpaired$name"
 }
 
-baselines() {  # the garment pasted unwarped, on the pairs the students are tested on
-  local mode
+baselines() {  # the garment pasted unwarped, on the pairs the students are tested on, and
+  # the teacher's own try-ons of the paired pairs (where the test split has the parsing it needs)
+  local mode folder folders=("$OUT/results/paste_paired")
   for mode in paired unpaired; do
     python scripts/baselines.py --dataroot "$test_root" --pairs "$pairs/$mode.txt" \
       --height 128 --width 96 --results_dir "$OUT/results/paste_$mode"
   done
-  python scripts/evaluate.py --dataroot "$test_root" --pairs "$pairs/paired.txt" \
-    --metrics ssim --results_dir "$OUT/results/paste_paired" \
-    --out "$OUT/results/paste_paired/scores.json" > /dev/null
+  if [ ${#parser_val[@]} != 0 ]; then
+    python scripts/demo_report.py --out "$OUT" --dataroot "$test_root" --pairs_dir "$pairs" \
+      --write_teacher "$teacher"
+    folders+=("$OUT/results/paired_teacher")
+  fi
+  for folder in "${folders[@]}"; do
+    python scripts/evaluate.py --dataroot "$test_root" --pairs "$pairs/paired.txt" \
+      --metrics ssim --results_dir "$folder" --out "$folder/scores.json" > /dev/null
+  done
 }
 
 
 # The three students are independent: they train side by side (one thread each), and the paste
-# baseline beside them, each logged to its own file.
+# baseline and the teacher's try-ons beside them, each logged to its own file.
 echo "== stages 3-4: the PF-AFN, FS-VTON and mobile students of the teacher (logs in $OUT/logs/)"
 pids=()
 names=()

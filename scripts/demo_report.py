@@ -1,11 +1,13 @@
 """Summarise a demo run (scripts/demo.sh): the students' paired SSIM beside the paste baseline
-and their mean difference from the photo outside the worn garment, the validation SSIM of every
-stage (a table and learning_curves.png), a contact sheet of unpaired try-ons (person | garment |
-paste | each student), and the commands that use the demo's model.
+and the teacher's, each one's mean difference from the photo outside the worn garment, the
+validation SSIM of every stage (a table and learning_curves.png), a contact sheet of unpaired
+try-ons (person | garment | paste | each student), and the commands that use the demo's model.
 
     python scripts/demo_report.py --out demo_out --dataroot demo_out/data/VITON_test
 
-``--write_pairs N`` writes the pairs the demo tests and scores instead (OUT/pairs).
+``--write_pairs N`` writes the pairs the demo tests and scores instead (OUT/pairs);
+``--write_teacher CHECKPOINT`` the teacher's try-ons of the paired pairs, which the report puts
+beside the students'.
 """
 
 import argparse
@@ -25,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common.cli import HelpFormatter  # noqa: E402
 from common.errors import UserError, exit_on_user_error  # noqa: E402
 from common.images import to_uint8  # noqa: E402
-from common.results import result_name  # noqa: E402
+from common.results import result_name, write_result  # noqa: E402
 from data.datasets import DataOptions, pair_samples  # noqa: E402
 from data.files import DatasetError  # noqa: E402
 from data.inputs import person_clothes_edge  # noqa: E402
@@ -39,6 +41,9 @@ STUDENTS = (("PF-AFN student", "", "PF-AFN's warp and Res-UNet generator"),
             ("mobile student", "_mobile",
              "DM-VTON's mobile warp and generator, narrowed, distilled from the PF-AFN teacher"))
 PASTE = ("paste baseline", "paste_", "the garment, unwarped, pasted where its mask is")
+TEACHER = ("parser-based teacher", "_teacher",
+           "stages 1-2, the students' tutor: sees the parsing, DensePose and pose, so no try-on "
+           "from a photo alone")
 STAGES = (("pb_warp", "1 parser-based warp", "warped garment vs worn garment"),
           ("pb_gen", "2 teacher", "tutor try-on vs photo"),
           ("pf_warp", "3 PF-AFN student warp", "warped garment vs worn garment"),
@@ -114,6 +119,29 @@ def read_result(folder: Path, pair: dict) -> np.ndarray:
     return np.asarray(image)
 
 
+@torch.no_grad()
+def write_teacher_tryons(checkpoint: Path, dataroot: Path, pairs: str, folder: Path) -> None:
+    """The parser-based teacher's try-ons of the paired ``pairs`` into ``folder``, named as
+    test.py names them: each person in their own garment, made as stage 2's validation makes
+    them (the tutor image, with the worn garment), the reference the students learn from."""
+    from argparse import Namespace
+
+    from data.inputs import TryOnInputs, pose_radius_for
+    from models.tryon import tutor_image
+    from utils.training.students import parser_based_teacher
+
+    teacher = parser_based_teacher(Namespace(pb_checkpoint=str(checkpoint)), "cpu")
+    dataset = make_pairs_dataset(DataOptions(), str(dataroot), pairs, *SIZE, parser_inputs=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    for batch in DataLoader(dataset, batch_size=8, num_workers=0):
+        inputs = TryOnInputs.from_batch(batch, pose_radius=pose_radius_for(SIZE[0]))
+        tryon = tutor_image(teacher["pb_warp"], teacher["pb_gen"], inputs.pb_condition,
+                            inputs.preserve_region, inputs.dense_preserve_mask, inputs.garment,
+                            inputs.garment_edge).image
+        for i, (person, cloth) in enumerate(zip(batch["person_name"], batch["cloth_name"])):
+            write_result(folder, person, cloth, to_uint8(tryon[i].float()))
+
+
 def outside_garment(pair: dict) -> np.ndarray:
     """bool (H, W): the pixels of a test pair's photo that the worn garment does not cover."""
     label = pair["label"].reshape(pair["image"].shape[-2:])
@@ -172,7 +200,7 @@ def score_rows(out: Path, pairs: list | None) -> list:
     """[(label, ssim or None, outside-garment difference or None, what)], students then paste;
     ``pairs``: the paired test pairs with their labels, None where the split has no parsing."""
     entries = [(label, results_folder(out, "paired", suffix), what)
-               for label, suffix, what in STUDENTS]
+               for label, suffix, what in (*STUDENTS, TEACHER)]
     entries.append((PASTE[0], results_folder(out, "paired", "", paste=True), PASTE[2]))
     entries = [entry for entry in entries if (entry[1] / "scores.json").is_file()]
     differences = {}
@@ -353,7 +381,13 @@ def main(argv=None):
     p.add_argument("--write_pairs", type=int, default=None, metavar="COUNT",
                    help="instead of the report, write OUT/pairs/paired.txt and unpaired.txt: "
                         "the first COUNT pairs of each of the test root's lists (0: all)")
+    p.add_argument("--write_teacher", default=None, metavar="CHECKPOINT",
+                   help="instead of the report, write the try-ons of the paired pairs by the "
+                        "parser-based teacher of this stage-2 checkpoint into "
+                        "OUT/results/paired_teacher (the test root needs the parsing)")
     args = p.parse_args(argv)
+    if args.write_pairs is not None and args.write_teacher is not None:
+        p.error("--write_pairs and --write_teacher: one at a time")
     if args.write_pairs is not None and args.write_pairs < 0:
         p.error(f"--write_pairs must not be negative, got {args.write_pairs}")
     with exit_on_user_error():
@@ -361,6 +395,11 @@ def main(argv=None):
         dataroot = Path(args.dataroot) if args.dataroot else out / "data" / "VITON_test"
         if args.write_pairs is not None:
             write_test_pairs(dataroot, out / "pairs", args.write_pairs)
+            return
+        if args.write_teacher is not None:
+            pairs_dir = Path(args.pairs_dir) if args.pairs_dir else None
+            write_teacher_tryons(Path(args.write_teacher), dataroot, pairs_of("paired", pairs_dir),
+                                 results_folder(out, "paired", TEACHER[1]))
             return
         report(out, dataroot, Path(args.pairs_dir) if args.pairs_dir else None)
 

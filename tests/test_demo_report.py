@@ -253,3 +253,37 @@ def test_the_demo_deletes_no_folder_but_a_previous_demos(tmp_path, demo_copy):
     (tmp_path / "empty").mkdir()
     for folder in (previous, tmp_path / "empty"):
         assert "SET-UP REACHED" in _run_demo(demo_copy, DEMO_OUT=str(folder)).stderr
+
+
+def test_the_teachers_try_ons_score_as_its_validation_did(tmp_path):
+    """--write_teacher: the stage-2 teacher's try-ons of the paired pairs, scored from their
+    8-bit files, give the paired SSIM its own validation logged, and the report puts the
+    teacher in the table beside the students."""
+    from train_pb_gen import ParserBasedGenerator
+    from train_pb_warp import ParserBasedWarp
+    from utils.metrics.folders import evaluate_folders
+    from utils.training.engine import run
+
+    roots = make_dataset(str(tmp_path / "data"), num_train=4, num_test=3, seed=1, height=128,
+                         width=96)
+    test_root, runs = Path(roots["test"]), tmp_path / "runs"
+    flags = ["--config", "configs/tiny.yaml", "--dataroot", roots["train"], "--height", "128",
+             "--width", "96", "--checkpoints_dir", str(runs), "--max_steps", "2",
+             "--vgg_layers", "0", "--device", "cpu"]
+    run(ParserBasedWarp(), [*flags, "--name", "pb_warp"])
+    run(ParserBasedGenerator(), [*flags, "--name", "pb_gen", "--pb_warp_checkpoint",
+                                 str(runs / "pb_warp" / "final.pth"), "--val_root",
+                                 str(test_root), "--val_pairs", "paired", "--val_unit", "step",
+                                 "--val_every", "2", "--lr", "0.01"])
+    validated = demo_report.validation_series(runs / "pb_gen")[-1][1]
+    out = tmp_path / "demo_out"
+    demo_report.main(["--out", str(out), "--dataroot", str(test_root), "--write_teacher",
+                      str(runs / "pb_gen" / "final.pth")])
+    folder = out / "results" / "paired_teacher"
+    assert len(list(folder.glob("*.png"))) == 3
+    scores = evaluate_folders(folder, test_root / "test_img",
+                              test_root / "test_pairs_same.txt", metrics=("ssim",))
+    assert abs(scores["ssim"] - validated) < 0.002
+    (folder / "scores.json").write_text(json.dumps(scores))
+    demo_report.report(out, test_root)
+    assert f"| parser-based teacher | {scores['ssim']:.4f} |" in (out / "report.md").read_text()
