@@ -4,6 +4,7 @@ pairs files, folder listings, resizing and tensors. The format modules (``data/l
 ``DatasetError`` that names the file and what is wrong with it.
 """
 
+import functools
 import io
 import os
 import re
@@ -366,9 +367,50 @@ def _decode(path: str, flags: int, max_pixels: Optional[int] = None) -> np.ndarr
 
 
 def read_rgb(path: str, max_pixels: Optional[int] = None) -> np.ndarray:
-    """Decode a photo -> uint8 (h, w, 3) RGB. Raises DatasetError if unreadable, truncated,
-    damaged or larger than ``max_pixels`` (default ``DEFAULT_MAX_PIXELS``)."""
-    return _decode(path, cv2.IMREAD_COLOR, max_pixels)[:, :, ::-1]
+    """Decode a photo -> uint8 (h, w, 3) RGB, in sRGB (``decode_rgb``). Raises DatasetError if
+    unreadable, truncated, damaged or larger than ``max_pixels`` (default
+    ``DEFAULT_MAX_PIXELS``)."""
+    return decode_rgb(read_image_bytes(path, max_pixels), path)
+
+
+def decode_rgb(data: bytes, path: str) -> np.ndarray:
+    """An image file's ``data`` -> uint8 (h, w, 3) RGB, turned as its EXIF orientation says and
+    in sRGB. A file that embeds the ICC profile of another RGB space (a phone's Display P3, a
+    camera's Adobe RGB) is converted from it, as a colour-managed viewer shows it (the release
+    took its values as sRGB); with no profile, sRGB's own, or one of another colour model (CMYK,
+    grey), the values are kept as decoded."""
+    rgb = decode_image(data, cv2.IMREAD_COLOR, path)[:, :, ::-1]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")           # PIL's pixel-count warning: checked
+            with Image.open(io.BytesIO(data)) as image:
+                icc = image.info.get("icc_profile")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return rgb                                    # OpenCV reads what PIL does not
+    if not icc:
+        return rgb
+    from PIL import ImageCms
+    try:
+        transform = _to_srgb(icc)
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError) as error:
+        raise DatasetError(f"{path}: its embedded ICC colour profile cannot be read "
+                           f"({error}); save the photo again as sRGB") from None
+    if transform is None:
+        return rgb
+    return np.asarray(ImageCms.applyTransform(Image.fromarray(np.ascontiguousarray(rgb)),
+                                              transform))
+
+
+@functools.lru_cache(maxsize=8)
+def _to_srgb(icc: bytes):
+    """The transform from the RGB space of an ICC profile to sRGB; None for a profile of sRGB
+    or of no RGB space."""
+    from PIL import ImageCms
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    if (profile.profile.xcolor_space != "RGB "
+            or "srgb" in ImageCms.getProfileDescription(profile).lower()):
+        return None
+    return ImageCms.buildTransform(profile, ImageCms.createProfile("sRGB"), "RGB", "RGB")
 
 
 # A garment mask covering more than this fraction of its photo marks no outline.

@@ -12,14 +12,13 @@ import os
 from pathlib import Path
 from typing import Optional
 
-import cv2
 import numpy as np
 import torch
 from PIL import Image
 
 from common.errors import UserError
 from data.alpha import over_white, read_alpha, shown_size
-from data.files import DatasetError, decode_image, read_image_bytes
+from data.files import DatasetError, decode_rgb, read_image_bytes
 
 
 def level_differences(first: torch.Tensor, second: torch.Tensor) -> dict:
@@ -90,7 +89,7 @@ def load_image(path: str | os.PathLike, size: Optional[tuple[int, int]] = None,
     try:
         # Decoded as the data reader decodes the photos the model sees (OpenCV): a 16-bit
         # grey file is scaled to 8 bits, where PIL's convert("RGB") clipped it to white.
-        array = decode_image(data, cv2.IMREAD_COLOR, str(path))[:, :, ::-1]
+        array = decode_rgb(data, str(path))
         array = over_white(array, read_alpha(str(path), max_pixels))   # as test.py shows it
     except DatasetError as error:
         raise MetricsError(f"cannot read image {error}") from None
