@@ -91,8 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     single.add_argument("--garment", default=None,
                         help="product photo of the garment (on a light, plain background)")
     single.add_argument("--garment_mask", default=None,
-                        help="mask of the garment, the size of --garment (white = garment); "
-                             "when not given, computed from the product photo")
+                        help="mask of the garment, the size of --garment (white = garment on "
+                             "black; a photo or an inverted mask is refused); when not given, "
+                             "computed from the product photo")
     single.add_argument("--output", default=None,
                         help="try-on image to write (PNG or JPEG), the size of --person")
     p.add_argument("--fit", default="pad", choices=FIT_MODES,

@@ -64,7 +64,7 @@ from data.files import DatasetError, header_size, read_gray, read_rgb  # noqa: E
 from data.fitted_pairs import category_unused, read_photo  # noqa: E402
 from data.photo_fit import FIT_MODES  # noqa: E402
 from utils.inference.loading import add_model_arguments, check_model_arguments, load_model_from_args  # noqa: E402
-from utils.inference.photos import garment_mask_for, tryon_photos  # noqa: E402
+from utils.inference.photos import garment_mask_for, mask_problem, tryon_photos  # noqa: E402
 
 MEGABYTE = 1024 * 1024
 READABLE = "a JPEG, PNG, BMP or WebP image"
@@ -94,10 +94,6 @@ PAGE_CSS = """
 }
 """
 SYNTHETIC_EXAMPLES = 3       # example pairs drawn by data.synthetic, shown with or without data
-MASK_GREY_LEVELS = (48, 207)  # levels neither near black nor near white
-# A mask is near-binary: only its anti-aliased or JPEG-blurred outline is grey. A photo dropped
-# in the mask slot has grey levels everywhere (17-31% for the synthetic product photos).
-MASK_MAX_GREY_SHARE = 0.1
 
 
 class RequestError(Exception):
@@ -365,21 +361,6 @@ def _example(target: str, person: str, garment: str, mask: Optional[str]) -> Exa
 
 # ---------------------------------------------------------------------------------------------
 # The page
-
-
-def mask_problem(grey: np.ndarray) -> Optional[str]:
-    """Why a uint8 (h, w) grey image does not look like a garment mask (white = garment, black
-    around it), or None when it does: a photo in the mask slot must not become a mask."""
-    low, high = MASK_GREY_LEVELS
-    grey_share = float(((grey >= low) & (grey <= high)).mean())
-    if grey_share > MASK_MAX_GREY_SHARE:
-        return (f"{grey_share * 100:.0f}% of its pixels are grey, neither black nor white, as in "
-                f"a photo")
-    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    if (border > 127).mean() > 0.5:
-        return ("its border is mostly white, where a mask is black around the garment (a "
-                "photo on white, or an inverted mask?)")
-    return None
 
 
 def upload_problem(path: Optional[str], key: str, limits: UploadLimits) -> str:

@@ -185,6 +185,14 @@ def test_one_pair_errors_name_the_file_and_write_nothing(test_root, tmp_path, us
     empty_mask = tmp_path / "empty_mask.png"
     Image.fromarray(np.zeros((120, 100), np.uint8)).save(empty_mask)
     assert re.search(r"empty_mask\.png is empty", fails(person_path, garment_path, empty_mask))
+    # The product photo itself, and the mask inverted, given as the mask (the web page refused
+    # them; test.py tried on with them).
+    assert re.search(r"--garment_mask .*shirt\.png does not look like a garment mask .*% of "
+                     r"its pixels are grey", fails(person_path, garment_path, garment_path))
+    inverted = tmp_path / "inverted.png"
+    Image.fromarray(255 - np.asarray(Image.open(mask_path).convert("L"))).save(inverted)
+    assert re.search(r"inverted\.png does not look like a garment mask .*border is mostly white",
+                     fails(person_path, garment_path, inverted))
     with pytest.raises(SystemExit):     # a usage error: one mode at a time
         test_script.main(base + ["--person", str(person_path), "--garment", str(garment_path),
                                  "--dataroot", str(test_root)])

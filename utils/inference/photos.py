@@ -19,6 +19,27 @@ from data.files import (
 )
 from data.photo_fit import apply_placement, fit_to_frame, paste_back
 
+MASK_GREY_LEVELS = (48, 207)  # levels neither near black nor near white
+# A mask is near-binary: only its anti-aliased or JPEG-blurred outline is grey. A photo given as
+# the mask (the web page's mask slot, test.py's --garment_mask) has grey levels everywhere
+# (17-31% for the synthetic product photos).
+MASK_MAX_GREY_SHARE = 0.1
+
+
+def mask_problem(grey: np.ndarray) -> Optional[str]:
+    """Why a uint8 (h, w) grey image does not look like a garment mask (white = garment, black
+    around it), or None when it does: a photo given as the mask must not become one."""
+    low, high = MASK_GREY_LEVELS
+    grey_share = float(((grey >= low) & (grey <= high)).mean())
+    if grey_share > MASK_MAX_GREY_SHARE:
+        return (f"{grey_share * 100:.0f}% of its pixels are grey, neither black nor white, as in "
+                f"a photo")
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    if (border > 127).mean() > 0.5:
+        return ("its border is mostly white, where a mask is black around the garment (a "
+                "photo on white, or an inverted mask?)")
+    return None
+
 
 def garment_mask_for(garment: np.ndarray, mask: Optional[np.ndarray] = None,
                      grabcut: bool = False, garment_name: str = "garment photo",
@@ -35,6 +56,10 @@ def garment_mask_for(garment: np.ndarray, mask: Optional[np.ndarray] = None,
             raise DatasetError(f"{mask_name} is {mask.shape[0]}x{mask.shape[1]} but the "
                                f"{garment_name} is {garment.shape[0]}x{garment.shape[1]}; the "
                                f"mask must have the photo's size")
+        problem = mask_problem(mask)
+        if problem:
+            raise DatasetError(f"{mask_name} does not look like a garment mask (white on "
+                               f"black): {problem}")
         return check_garment_mask((mask > EDGE_THRESHOLD).astype(np.uint8), mask_name), []
     from data.garment_mask import GarmentMaskError, compute_garment_mask
     try:
