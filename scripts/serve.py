@@ -32,6 +32,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -337,7 +338,9 @@ def synthetic_pairs(folder: str, count: int = SYNTHETIC_EXAMPLES) -> list:
 
 
 def _example(target: str, person: str, garment: str, mask: Optional[str]) -> Example:
-    """One example: its files copied under ``target``, and its thumbnail."""
+    """One example: its files copied under ``target``, and its thumbnail. The photos are read
+    where they are, so that a damaged one is named in the data, not in the copy."""
+    photos = (read_rgb(person), read_rgb(garment))
     copies = []
     # One folder per file: a garment and its mask often share a name (VITON's
     # test_clothes/000001_1.jpg and test_edge/000001_1.jpg).
@@ -351,7 +354,7 @@ def _example(target: str, person: str, garment: str, mask: Optional[str]) -> Exa
     parts = [cv2.resize(image, (max(1, round(image.shape[1] * THUMBNAIL_HEIGHT
                                              / image.shape[0])), THUMBNAIL_HEIGHT),
                         interpolation=cv2.INTER_AREA)
-             for image in (read_rgb(copies[0]), read_rgb(copies[1]))]
+             for image in photos]
     gap = np.full((THUMBNAIL_HEIGHT, 4, 3), 255, np.uint8)
     thumbnail = os.path.join(target, "thumbnail.png")
     Image.fromarray(np.concatenate([parts[0], gap, parts[1]], axis=1)).save(thumbnail)
@@ -627,6 +630,9 @@ def main(argv=None) -> None:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     args = parse_args(argv)
+    problem = host_problem(args.host)
+    if problem:
+        fail(f"--host {args.host}: {problem}")
     try:
         model, title = load_model(args)
         seconds = warm_up(model)
@@ -728,6 +734,22 @@ def prune_folder(folder: str, max_bytes: int) -> int:
 
 # Disk the uploads and results may take, in uploads of the largest size.
 UPLOADS_KEPT = 20
+
+
+def host_problem(host: str) -> Optional[str]:
+    """Why the page cannot listen on ``host`` on any port (a name that does not resolve, an
+    address not of this machine), or None."""
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as error:
+        return f"a host name that does not resolve ({getattr(error, 'strerror', None) or error})"
+    with socket.socket(family, kind) as probe:
+        try:
+            probe.bind((address[0], 0))
+        except OSError as error:
+            return (f"not an address of this machine ({error.strerror or error}); 127.0.0.1 "
+                    f"serves this machine only, 0.0.0.0 every network it is on")
+    return None
 
 
 def serve(demo, args, limits: UploadLimits, workdir: str) -> None:

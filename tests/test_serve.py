@@ -316,6 +316,47 @@ def test_examples_of_a_split_without_an_unpaired_list_pair_each_person_with_the_
                         "000002_0.jpg + 000000_1.jpg"]
 
 
+def test_a_damaged_example_photo_is_named_where_it_lies_in_the_data(tmp_path):
+    """Not the temporary copy the page serves, which is gone when the server stops."""
+    from data.files import DatasetError
+    from data.synthetic import make_dataset
+
+    root = make_dataset(str(tmp_path / "data"), num_train=0, num_test=2, seed=0, height=64,
+                        width=64)["test"]
+    photo = os.path.join(root, "test_img", "000000_0.jpg")
+    with open(photo, "r+b") as file:
+        file.truncate(os.path.getsize(photo) // 2)
+    args = serve.parse_args(["--checkpoint", "x.pth", "--device", "cpu", "--dataroot", root,
+                             "--num_examples", "2"])
+    with pytest.raises(DatasetError, match=re.escape(photo) + ": truncated JPEG"):
+        serve.prepare_examples(args, str(tmp_path / "examples"))
+
+
+def test_a_host_it_cannot_listen_on_is_named_before_the_model_loads(tmp_path, capsys,
+                                                                    monkeypatch):
+    """It was 'cannot listen ... choose another --port', after loading the model."""
+    import socket
+
+    resolve = socket.getaddrinfo
+
+    def no_dns(host, *rest, **named):     # a name no resolver knows, without asking one
+        if host.endswith(".invalid"):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return resolve(host, *rest, **named)
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    assert serve.host_problem("127.0.0.1") is None
+    assert "not an address of this machine" in serve.host_problem("192.0.2.1")   # TEST-NET-1
+    for host, message in (("192.0.2.1", "not an address of this machine"),
+                          ("no-such-host.invalid", "a host name that does not resolve")):
+        with pytest.raises(SystemExit) as stop:
+            serve.main(["--checkpoint", str(tmp_path / "missing.pth"), "--device", "cpu",
+                        "--host", host])
+        assert stop.value.code == 2
+        err = capsys.readouterr().err
+        assert f"--host {host}: {message}" in err and "missing.pth" not in err
+
+
 def test_a_missing_checkpoint_stops_the_server_at_start(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         serve.main(["--checkpoint", str(tmp_path / "missing.pth"), "--device", "cpu"])
