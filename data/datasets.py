@@ -466,9 +466,15 @@ READS_NO_PARSING = ("this command reads no parsing, keypoints or DensePose (the 
                     "try-on needs the photos, garments and garment masks only)")
 
 
-def add_data_arguments(parser, root: str = "--dataroot", parsing: bool = True) -> None:
+MASK_FLAGS = ("mask_cache", "rebuild_masks", "grabcut")
+
+
+def add_data_arguments(parser, root: str = "--dataroot", parsing: bool = True,
+                       masks: Sequence[str] = MASK_FLAGS, no_masks: str = "") -> None:
     """The dataset flags of the folder the flag ``root`` names; ``parsing``: with the flags of
-    how parsing, keypoints and DensePose are read (a tool that reads none has none)."""
+    how parsing, keypoints and DensePose are read (a tool that reads none has none); ``masks``:
+    the flags of computed garment masks it takes, the others refused with ``no_masks`` (what
+    they are for, which the tool does not do) and left out of its help."""
     parser.add_argument("--dataset", default="viton", choices=DATASETS,
                         help=f"layout of {root}: viton (VITON_traindata / VITON_test), "
                              "vitonhd (the top folder holding train/ and test/), dresscode "
@@ -481,14 +487,20 @@ def add_data_arguments(parser, root: str = "--dataroot", parsing: bool = True) -
         _add_parsing_arguments(parser)
     else:   # each refused with what it is for, not argparse's "unrecognized arguments"
         refuse_flags(parser, {f"--{flag}": READS_NO_PARSING for flag in PARSING_FLAGS})
-    parser.add_argument("--mask_cache", default=None,
-                        help="folder for garment masks computed from product photos; when "
-                             "not given, $PFAFN_CACHE/garment_masks, or "
-                             "~/.cache/pfafn/garment_masks")
-    parser.add_argument("--rebuild_masks", action="store_true",
-                        help="compute cached garment masks again")
-    parser.add_argument("--grabcut", action="store_true",
-                        help="refine computed garment masks with OpenCV's GrabCut (slower)")
+    if "mask_cache" in masks:
+        parser.add_argument("--mask_cache", default=None,
+                            help="folder for garment masks computed from product photos; when "
+                                 "not given, $PFAFN_CACHE/garment_masks, or "
+                                 "~/.cache/pfafn/garment_masks")
+    if "rebuild_masks" in masks:
+        parser.add_argument("--rebuild_masks", action="store_true",
+                            help="compute cached garment masks again")
+    if "grabcut" in masks:
+        parser.add_argument("--grabcut", action="store_true",
+                            help="refine computed garment masks with OpenCV's GrabCut (slower)")
+    refuse_flags(parser, {f"--{flag}": no_masks for flag in MASK_FLAGS if flag not in masks})
+    parser.set_defaults(**{flag: None if flag == "mask_cache" else False
+                           for flag in MASK_FLAGS if flag not in masks})
     add_max_megapixels_argument(parser)
 
 

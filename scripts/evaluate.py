@@ -46,7 +46,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="paired (for SSIM/LPIPS), unpaired (for FID), or a pairs file, one "
                              "'person.jpg cloth.jpg' per line (a name inside --dataroot, or a "
                              "path)")
-    add_data_arguments(parser, parsing=False)
+    add_data_arguments(parser, parsing=False, masks=(),
+                       no_masks="for computing garment masks, which scoring does not read")
     parser.add_argument("--metrics", default=",".join(METRIC_NAMES),
                         help="comma-separated subset of ssim,lpips,fid")
     parser.add_argument("--device", default="cpu",
@@ -69,8 +70,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.given_flags = given_on_command_line(parser, argv)
     unused = unused_flags(args.given_flags, [
-        (("mask_cache", "rebuild_masks", "grabcut"), True,
-         "computing garment masks, which scoring does not read"),
         category_unused(args.dataset), *unused_score_flags(args.metrics)])
     if unused:
         parser.error(unused)

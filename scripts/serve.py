@@ -564,15 +564,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                            "DressCode (--dataset)")
     data.add_argument("--num_examples", type=int, default=6,
                       help="how many pairs of --dataroot to show")
-    add_data_arguments(data, parsing=False)
+    add_data_arguments(data, parsing=False, masks=("grabcut",),
+                       no_masks="for a cache of computed garment masks, which the page does "
+                                "not keep (it computes each upload's)")
     refuse_flags(p, {flag: REMOVED_FLAGS[flag] for flag in ("--amp", "--max_pixels")})
     # Uploads: at most 40 megapixels (--max_megapixels, width x height / 1e6) each.
     p.set_defaults(max_megapixels=40.0)
     args = p.parse_args(argv)
     check_model_arguments(p, args)
     unused = unused_flags(given_on_command_line(p, argv), [
-        (("mask_cache", "rebuild_masks"), True, "a cache of computed garment masks, which the "
-         "page does not keep (it computes each upload's)"),
         (("dataset", "category", "num_examples"), not args.dataroot,
          "the examples of --dataroot, which is not given"),
         category_unused(args.dataset)])

@@ -146,7 +146,7 @@ def test_a_misspelt_metric_is_refused_before_any_try_on(test_root, tmp_path, cap
     assert "--metrics 'psnr'" in capsys.readouterr().err
 
 
-def test_flags_that_would_do_nothing_are_refused(user_error):
+def test_flags_that_would_do_nothing_are_refused(user_error, capsys):
     # Each was accepted and changed nothing.
     folder = ["--results_dir", "r", "--dataroot", "d", "--pairs", "paired"]
     cases = [(lambda: evaluate.parse_args(folder + ["--grabcut"]),
@@ -159,6 +159,14 @@ def test_flags_that_would_do_nothing_are_refused(user_error):
               "--allow_random_weights: for the networks of LPIPS and FID, neither in --metrics")]
     for call, message in cases:
         assert message in user_error(call)
+    # Nor does the help list them (it did, with what they would have done).
+    for parse, hidden in ((evaluate.parse_args, ("--grabcut", "--mask_cache", "--rebuild_masks")),
+                          (serve.parse_args, ("--mask_cache", "--rebuild_masks"))):
+        capsys.readouterr()
+        with pytest.raises(SystemExit):
+            parse(["--help"])
+        text = capsys.readouterr().out
+        assert "--max_megapixels" in text and not [flag for flag in hidden if flag in text]
 
 
 def test_data_check_reads_at_the_size_of_a_training_configuration(test_root, tmp_path, capsys):
