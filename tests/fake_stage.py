@@ -42,6 +42,9 @@ class FakeDataset(Dataset):
         return self.size
 
     def __getitem__(self, index: int) -> dict:
+        if os.environ.get("FAKE_DAMAGED_INDEX") == str(index):
+            from data.files import DatasetError
+            raise DatasetError(f"sample {index}: damaged")
         generator = torch.Generator().manual_seed(1000 * index + self.epoch)
         person = torch.rand(3, self.height, self.width, generator=generator) * 2 - 1
         return {"person": person, "mask": (person[:1] > 0).float(), "id": f"{index:06d}"}
@@ -116,7 +119,12 @@ class FakeStage(Stage):
 
 
 if __name__ == "__main__":
-    result = run(FakeStage(dataset_size=int(os.environ.get("FAKE_DATASET_SIZE", "8"))))
+    stage = FakeStage(dataset_size=int(os.environ.get("FAKE_DATASET_SIZE", "8")))
+    if os.environ.get("FAKE_AS_SCRIPT"):    # as train_*.py run: a user error is one line
+        from utils.training.engine import main
+        result = main(stage)
+    else:
+        result = run(stage)
     if result.config.dump_dir:
         os.makedirs(result.config.dump_dir, exist_ok=True)
         torch.save({"step": result.step, "terms": result.terms, "best": result.best,

@@ -559,6 +559,19 @@ def test_a_sigterm_to_the_process_group_with_loader_workers_saves_and_stops(tmp_
         tmp_path / "group" / "train.log").read_text()
 
 
+def test_a_damaged_file_read_by_a_loader_worker_ends_the_run(tmp_path):
+    """The error was printed and the process never exited: the workers, which ignore SIGTERM,
+    outlived the epoch the error ended, and the exit waited for them."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", FAKE_DATASET_SIZE="16", PYTHONPATH=str(ROOT),
+               FAKE_DAMAGED_INDEX="5", FAKE_AS_SCRIPT="1")
+    command = [sys.executable, str(ROOT / "tests" / "fake_stage.py"),
+               *fake_argv(tmp_path, "damaged", "--workers", "2")]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert done.stderr.strip().endswith("error: sample 5: damaged")
+
+
 def test_two_processes_on_a_held_run_folder_both_stop_at_once(tmp_path):
     """Only rank 0 takes the run folder's lock; when another run holds it, every rank stops
     with the refusal instead of waiting at the next barrier for the process group's timeout."""

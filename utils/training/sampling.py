@@ -1,6 +1,9 @@
 """The data order and the random state of a run, as pure functions of the seed, the rank, the
 epoch and the step, so that a resumed run repeats an uninterrupted one bit for bit."""
 
+import atexit
+import multiprocessing
+import multiprocessing.util  # noqa: F401  (registers multiprocessing's exit handler first)
 import random
 import signal
 from typing import Any, Mapping
@@ -77,11 +80,29 @@ def seed_everything(seed: int) -> None:
 
 def seed_worker(worker_id: int) -> None:
     # torch seeds each worker from the loader's generator; pass that on to random and NumPy.
-    # A SIGTERM to the process group (scancel) is for the main process, which saves first.
+    # A SIGTERM to the process group (scancel) is for the main process, which saves first
+    # (_end_workers_at_exit ends the workers then).
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
+
+
+def _end_workers_at_exit() -> None:
+    """Kill the loader workers still alive when the process exits: those of an epoch that an
+    error ended (a damaged file), which the error's traceback keeps from being shut down.
+    multiprocessing's own exit handler ends daemonic children with a SIGTERM, which
+    ``seed_worker`` has them ignore, and then waited for them forever. torch's SIGCHLD
+    handler, which would report each as a crash, is set aside first."""
+    workers = [child for child in multiprocessing.active_children() if child.daemon]
+    if workers and hasattr(signal, "SIGCHLD"):
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for child in workers:
+        child.kill()
+
+
+# Registered after multiprocessing's own exit handler, so run before it.
+atexit.register(_end_workers_at_exit)
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
