@@ -581,6 +581,18 @@ def find_exact(listing: dict, folder: str, names: Sequence[Tuple[str, str]]) -> 
     return None
 
 
+def optional_folder(path: str) -> Optional[str]:
+    """``path`` when it is a folder, None when nothing is there. A link there that leads
+    nowhere, or a file, is a DatasetError: it was taken for no folder, and the split read
+    without it (a stand-in for DensePose, masks computed instead of the user's)."""
+    if os.path.isdir(path):
+        return path
+    if os.path.lexists(path):
+        raise DatasetError(f"{path}: " + (missing(path) if os.path.islink(path) else
+                                          "a file where the layout has a folder"))
+    return None
+
+
 def require_folder(root: str, name: str) -> str:
     folder = os.path.join(root, name)
     if not os.path.isdir(folder):

@@ -42,6 +42,7 @@ from data.files import (
     find_exact,
     image_names,
     list_folder,
+    optional_folder,
     person_id,
     read_pairs,
     report_missing,
@@ -84,8 +85,8 @@ class _Folders:
         self.root, self.prefix = root, prefix
         self.dirs = {name: require_folder(root, f"{prefix}_{name}") for name in required}
         for name in optional:
-            path = os.path.join(root, f"{prefix}_{name}")
-            if os.path.isdir(path):
+            path = optional_folder(os.path.join(root, f"{prefix}_{name}"))
+            if path:
                 self.dirs[name] = path
         self.listing = {name: list_folder(path) for name, path in self.dirs.items()}
 

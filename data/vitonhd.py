@@ -35,6 +35,7 @@ from data.files import (
     find_exact,
     image_names,
     list_folder,
+    optional_folder,
     read_pairs,
     report_missing,
     resolve_path,
@@ -51,9 +52,8 @@ POSE_FOLDERS = ("openpose_json", "openpose-json")
 
 def _folder(split_root: str, names: Sequence[str], required: bool = True) -> Optional[str]:
     for name in names:
-        path = os.path.join(split_root, name)
-        if os.path.isdir(path):
-            return path
+        if optional_folder(os.path.join(split_root, name)):
+            return os.path.join(split_root, name)
     if required:
         first = os.path.join(split_root, names[0])
         raise DatasetError(f"{first}: {missing(first)} (expected in {split_root}"

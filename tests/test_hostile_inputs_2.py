@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import io
 import os
+import shutil
 import struct
 import time
 import tracemalloc
@@ -542,3 +543,33 @@ def test_a_link_that_leads_nowhere_is_named_as_one_not_as_missing(tmp_path):
                                               f"no file"):
         read_checkpoint(checkpoint, "--checkpoint")
     assert missing(tmp_path / "nothing") == "missing folder"
+
+
+def test_an_optional_folder_that_is_a_dead_link_or_a_file_is_named(tmp_path):
+    """It was taken for no folder: training used a stand-in for the DensePose, test.py
+    computed masks instead of the user's, and data.check said OK."""
+    from data import vitonhd
+    from data.synthetic import make_dataset
+    from data.viton import test_pairs, train_samples
+    made = make_dataset(str(tmp_path / "data"), num_train=1, num_test=1, seed=3, height=64,
+                        width=48)
+    train, test = Path(made["train"]), Path(made["test"])
+    densepose = train / "train_densepose"
+    densepose.rename(tmp_path / "moved")
+    densepose.symlink_to(tmp_path / "gone")
+    with pytest.raises(DatasetError, match=f"{densepose}: a link that leads to no folder"):
+        train_samples(str(train))
+    densepose.unlink()
+    assert train_samples(str(train))          # no folder at all: the layout allows it
+    edge = test / "test_edge"
+    shutil.rmtree(edge)
+    edge.write_text("")
+    with pytest.raises(DatasetError, match=f"{edge}: a file where the layout has a folder"):
+        test_pairs(str(test), "paired")
+    made = make_dataset(str(tmp_path / "hd"), num_train=0, num_test=1, seed=3, height=64,
+                        width=48, layout="vitonhd")
+    rendering = Path(made["test"]) / "image-densepose"
+    shutil.rmtree(rendering)
+    rendering.symlink_to(rendering)
+    with pytest.raises(DatasetError, match=f"{rendering}: a link that leads to no folder"):
+        vitonhd.test_pairs(made["root"], "paired")
