@@ -208,10 +208,19 @@ def check_train(root: str, options: DataOptions, height: int, width: int, out=No
 
 def check_pairs(root: str, options: DataOptions, pairs: str, height: int, width: int,
                 out=None) -> int:
+    """The pairs as test.py reads them; where the split has the persons' parsing (and the
+    rest of the parser-based inputs), those too, as validation of stages 1-3 reads them."""
     out = out or sys.stdout
-    return _check(f"test pairs '{pairs}' of {root} ({options.dataset} layout)",
-                  lambda problems: pair_samples(options, root, pairs, problems=problems), options,
-                  height, width, False, out, f"the {pairs} pairs")
+    try:
+        pair_samples(options, root, pairs, parser_inputs=True, problems=[])
+        parsing, without = True, ""
+    except DatasetError as error:
+        parsing, without = False, f"; without the persons' parsing ({error}): for test.py " \
+                                  f"and stage 4's validation only"
+    return _check(f"test pairs '{pairs}' of {root} ({options.dataset} layout{without})",
+                  lambda problems: pair_samples(options, root, pairs, parser_inputs=parsing,
+                                                problems=problems),
+                  options, height, width, parsing, out, f"the {pairs} pairs")
 
 
 def _viton_roots(root: str) -> list:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import cv2
 import numpy as np
@@ -466,3 +467,22 @@ def test_a_pairs_file_named_two_ways_is_refused_and_dot_slash_names_the_current_
     (here / "train_pairs.txt").write_text("c.jpg c.jpg\n")
     monkeypatch.chdir(here)
     assert train_pairs_file(str(root)) == str(root / "train_pairs.txt")
+
+
+def test_check_reads_a_test_splits_parsing_as_validation_does(tmp_path, capsys):
+    """It read the photos and garments only: a test split whose parsing stops validation of
+    stages 1-3 (--val_root) was reported OK."""
+    from data.check import main
+    from data.synthetic import make_dataset
+    test = make_dataset(str(tmp_path / "data"), num_train=0, num_test=2, seed=1, height=64,
+                        width=48)["test"]
+    label = os.path.join(test, "test_label", sorted(os.listdir(os.path.join(test,
+                                                                           "test_label")))[0])
+    Image.fromarray(np.full((64, 48), 200, np.uint8)).save(label)
+    assert main([test, "--height", "64", "--width", "48"]) == 1
+    out = capsys.readouterr().out
+    assert f"ERROR {label}: label values [200] outside the parsing scheme" in out
+    # PF-AFN's own VITON_test has no parsing: it serves test.py, and is said to.
+    shutil.rmtree(os.path.join(test, "test_label"))
+    assert main([test, "--height", "64", "--width", "48"]) == 0
+    assert "without the persons' parsing" in capsys.readouterr().out
