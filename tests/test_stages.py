@@ -1,5 +1,6 @@
 """The four stage scripts on the engine: chaining, checkpoints, logs, and learning."""
 
+import os
 import shutil
 
 import pytest
@@ -389,3 +390,22 @@ def test_resume_with_other_architecture_flags_names_them(train_root, tmp_path, u
     message = user_error(lambda: main(ParserBasedGenerator(), _args(
         train_root, runs, "s2", "--pb_warp_checkpoint", str(runs / "s1"))))
     assert f"--pb_warp_checkpoint: a folder, not a file: {runs / 's1'}" in message
+
+
+def test_the_log_says_when_training_pairs_list_another_persons_garment(tmp_path):
+    """The warp's target is the garment the person wears: a pairs list dressing persons in
+    other garments trained on without a word."""
+    made = make_dataset(str(tmp_path), num_train=3, num_test=0, seed=1, height=64, width=64)
+    root = made["train"]
+    persons = sorted(os.listdir(os.path.join(root, "train_img")))
+    garments = sorted(os.listdir(os.path.join(root, "train_color")))
+    stage = ParserBasedWarp()
+    cfg = _config(stage, "--dataroot", root, "--height", "64", "--width", "64")
+    assert not [line for line in stage.describe_dataset(stage.make_dataset(cfg), cfg)
+                if "training pairs list a garment of another id" in line]
+    with open(os.path.join(root, "train_pairs.txt"), "w") as pairs:
+        pairs.writelines(f"{person} {garment}\n"
+                         for person, garment in zip(persons, garments[1:] + garments[:1]))
+    lines = stage.describe_dataset(stage.make_dataset(cfg), cfg)
+    assert f"3 of 3 training pairs list a garment of another id than the person's (the first: " \
+           f"{persons[0]} {garments[1]})" in "\n".join(lines)

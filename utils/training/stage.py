@@ -159,6 +159,15 @@ class Stage:
         unused = unused_iuv_channel(options, dataset.samples)
         if unused:
             lines.append(unused)
+        others = [s for s in dataset.samples if s.person.id != s.garment.id]
+        if others:
+            lines.append(
+                f"{len(others)} of {len(dataset.samples)} training pairs list a garment of "
+                f"another id than the person's (the first: "
+                f"{Path(others[0].person.image).name} "
+                f"{Path(others[0].garment.image).name}): each listed garment is "
+                f"taken for the one its person wears, the target of the warp; a list that "
+                f"dresses persons in other garments trains nothing useful")
         if not dataset.has_densepose:
             lines.append("no DensePose part indices for some or all samples: the parser-based "
                          "inputs use the replacement of data/inputs.py (DensePose channels "
