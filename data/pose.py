@@ -98,7 +98,8 @@ def dresscode_to_coco18(points: np.ndarray, image_size: Tuple[int, int]) -> np.n
     """DressCode keypoints -> COCO-18 in the photo's pixels.
 
     Args:
-        points: (18, 3 or 4) x, y, score[, id] in COCO-18 order, in DressCode's 384 x 512 frame.
+        points: (18, 3 or 4) x, y, score[, id] in COCO-18 order, in DressCode's frame (512
+            high, 384 wide).
         image_size: (H, W) of the person photo.
 
     Returns:
@@ -287,8 +288,8 @@ def parse_keypoints(document, source: str = "<json>", image_size: Optional[Tuple
             raise PoseFileError(f"{source}: {len(points)} DressCode keypoints; expected 18 "
                                 f"(COCO-18 order)")
         if image_size is None:
-            raise PoseFileError(f"{source}: DressCode keypoints are in a 384x512 frame; the "
-                                f"person photo's size is needed to scale them")
+            raise PoseFileError(f"{source}: DressCode keypoints are in a 512x384 frame (height "
+                                f"x width); the person photo's size is needed to scale them")
         return dresscode_to_coco18(points, image_size), "dresscode COCO-18"
     instances = _mmpose_instances(document, source)
     if not instances:

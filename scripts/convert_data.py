@@ -17,8 +17,8 @@ pose       keypoint JSON (OpenPose COCO-18 / BODY_25 / COCO-17, mmpose / RTMPose
                                                of one person: _0 photo, _2 keypoints);
              ``results_X.json`` holding mmpose predictions -> X (the mmpose demos' naming);
              any other ``X.json``             -> X (MMPoseInferencer names files by the photo).
-           DressCode keypoints are in a 384x512 frame: the photo's size comes from --images
-           (the photo ``{photo stem}.*`` there) or --image_size HxW.
+           DressCode keypoints are in a 512x384 frame (height x width): the photo's size
+           comes from --images (the photo ``{photo stem}.*`` there) or --image_size HxW.
 densepose  part-index maps (.npy, grey / palette PNG, IUV PNG with I in --iuv_channel)
            -> uint8 .npy (H, W) in 0..24, same stem.
 
@@ -126,7 +126,8 @@ def convert_pose_file(path: str, pose_format: str, images, image_size, min_score
     document = load_json(path)
     size = None
     if pose_format == "dresscode" or (pose_format == "auto" and is_dresscode_document(document)):
-        # DressCode's keypoints are in a 384x512 frame: the photo's size scales them.
+        # DressCode's keypoints are in a 512x384 frame (height x width): the photo's size
+        # scales them.
         size = image_size
         if images is not None:
             stem = photo_stem(os.path.basename(path), "dresscode")
@@ -140,8 +141,9 @@ def convert_pose_file(path: str, pose_format: str, images, image_size, min_score
                 raise ConversionError(f"{path}: cannot read the size of its photo {photo} "
                                       f"({error})") from None
         if size is None:
-            raise ConversionError(f"{path}: DressCode keypoints are in a 384x512 frame; pass "
-                                  f"--images DIR or --image_size HxW for the photo's size")
+            raise ConversionError(f"{path}: DressCode keypoints are in a 512x384 frame (height "
+                                  f"x width); pass --images DIR or --image_size HxW for the "
+                                  f"photo's size")
     keypoints, description = parse_keypoints(document, path, size, pose_format, min_score)
     if formats is not None:
         formats.add(description)

@@ -263,7 +263,8 @@ def test_dresscode_scale_and_size(tmp_path):
     assert points[0].tolist() == [300.0, 500.0, 0.9]
     assert points[1].tolist() == [0, 0, 0] and points[2].tolist() == [0, 0, 0]
     with pytest.raises(PoseFileError, match="013563_2.json: DressCode keypoints are in a "
-                                            "384x512 frame; the person photo's size is needed"):
+                                            "512x384 frame .height x width.; the person "
+                                            "photo's size is needed"):
         read_keypoints_file(path)
 
 
@@ -614,7 +615,8 @@ def test_cli_pose(tmp_path, capsys):
     status = convert_data.main(["pose", "--src", str(src), "--out", str(tmp_path / "again")])
     printed = capsys.readouterr().out
     assert status == 1
-    assert "013563_2.json: DressCode keypoints are in a 384x512 frame; pass --images" in printed
+    assert ("013563_2.json: DressCode keypoints are in a 512x384 frame (height x width); pass "
+            "--images") in printed
     assert not os.path.exists(tmp_path / "again" / "013563_0_keypoints.json")
     status = convert_data.main(["pose", "--src", str(src), "--out", str(tmp_path / "sized"),
                                 "--image_size", "1024x768"])
