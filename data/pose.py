@@ -274,7 +274,10 @@ def parse_keypoints(document, source: str = "<json>", image_size: Optional[Tuple
         if len(points) == 0:
             return empty, f"openpose {key}"
         coco18, order = _coco18_from_body(points, source, pose_format, "openpose", min_score)
-        return coco18, f"openpose {key} {order}"
+        people = len(document["people"])
+        # As the release reads it: the first person OpenPose found, whoever it is.
+        first = f", the first of {people} people" if people > 1 else ""
+        return coco18, f"openpose {key} {order}{first}"
     if pose_format == "openpose":
         raise PoseFileError(f"{source}: no 'people' list in the OpenPose JSON")
     if is_dresscode_document(document) or pose_format == "dresscode":

@@ -95,6 +95,18 @@ def test_formats_and_errors(tmp_path):
     assert read_keypoints_file(str(good)).shape == (18, 3)
 
 
+def test_of_several_people_the_first_is_read_and_said(tmp_path):
+    """As the release reads them; the description (data.check's count of keypoint formats)
+    says so, where nothing had."""
+    first, second = list(np.arange(54, dtype=float)), [0.0] * 54
+    keypoints, described = parse_keypoints({"people": [{"pose_keypoints_2d": first},
+                                                       {"pose_keypoints_2d": second}]})
+    assert keypoints[1].tolist() == [3, 4, 5]
+    assert described == "openpose pose_keypoints_2d COCO-18, the first of 2 people"
+    assert parse_keypoints({"people": [{"pose_keypoints_2d": first}]})[1] == \
+        "openpose pose_keypoints_2d COCO-18"
+
+
 def test_coco17_maps_to_coco18():
     coco17 = np.zeros((17, 3))
     coco17[:, 0] = np.arange(17) + 100      # x encodes the COCO-17 index
