@@ -22,6 +22,9 @@ from PIL import Image
 
 from common.errors import UserError, missing
 
+# A file OpenCV cannot decode is named in our own error; its warnings on stderr said it again.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 EDGE_THRESHOLD = 127      # garment mask foreground: value / 255 > 0.5
 # Largest image read, in pixels (--max_megapixels): a 48-megapixel phone photo fits; a few
@@ -350,7 +353,10 @@ def decode_image(data: bytes, flags: int, path: str) -> np.ndarray:
         raise DatasetError(f"{path}: damaged JPEG ({damage[0].strip()}): its data ends "
                            f"before the image does, and the rest would be grey")
     if image is None:
-        raise DatasetError(f"{path}: not a readable image")
+        kind = image_format(data)
+        raise DatasetError(f"{path}: not a readable image" + (
+            f" (a {kind} of samples OpenCV does not decode, 32-bit or floating-point say; save "
+            f"it as an 8-bit PNG or JPEG)" if kind == "TIFF" else ""))
     return image
 
 

@@ -573,3 +573,14 @@ def test_an_optional_folder_that_is_a_dead_link_or_a_file_is_named(tmp_path):
     rendering.symlink_to(rendering)
     with pytest.raises(DatasetError, match=f"{rendering}: a link that leads to no folder"):
         vitonhd.test_pairs(made["root"], "paired")
+
+
+def test_a_tiff_of_floating_point_samples_is_named_as_such(tmp_path, capfd):
+    """Pillow reads it (its header gives a size), OpenCV does not decode it: 'not a readable
+    image' said neither why nor what to do, under an OpenCV warning line."""
+    path = tmp_path / "depth.tif"
+    Image.fromarray(np.linspace(0, 1, 48 * 64, dtype=np.float32).reshape(48, 64)).save(path)
+    with pytest.raises(DatasetError, match=r"depth\.tif: not a readable image \(a TIFF of "
+                                           r"samples OpenCV does not decode"):
+        read_rgb(str(path))
+    assert "WARN" not in capfd.readouterr().err
