@@ -20,8 +20,9 @@ def add_model_arguments(group, run: bool = True) -> None:
     default format for test.py and the page (no ``--precision``, or ``auto``:
     ``utils.inference.precision.default_precision``)."""
     group.add_argument("--checkpoint", default=None,
-                       help="a stage-4 checkpoint of this project: sets both --warp_checkpoint "
-                            "and --gen_checkpoint")
+                       help="a stage-4 checkpoint of this project: its warp and generator, "
+                            "unless --warp_checkpoint or --gen_checkpoint gives that part "
+                            "from another file")
     group.add_argument("--warp_checkpoint", default=None,
                        help="parser-free warp weights: a released file (PF-AFN's "
                             "warp_model_final.pth, FS-VTON's PFAFN_warp_epoch_101.pth, "

@@ -188,7 +188,7 @@ def model_size(checkpoints, height: Optional[int], width: Optional[int],
     checkpoints' configs store (two files of different sizes: a CheckpointError, as either
     could be meant), else the released 256x192; checked."""
     size = dict(zip(("height", "width"), RELEASE_SIZE))
-    recorded = set()
+    recorded, released = set(), False
     for data in checkpoints:
         if is_project_checkpoint(data):
             config = data.get("config", {})
@@ -197,8 +197,11 @@ def model_size(checkpoints, height: Optional[int], width: Optional[int],
                 recorded.add(tuple(config[k] for k in size))
         else:                                    # a released file: trained at the paper's size
             recorded.add(RELEASE_SIZE)
+            released = True
     if len(recorded) > 1 and (height is None or width is None):
-        frames = " and ".join(f"{h}x{w}" for h, w in sorted(recorded, key=str))
+        frames = " and ".join(f"{h}x{w}" + (" (a released file's, which records none)"
+                                             if (h, w) == RELEASE_SIZE and released else "")
+                              for h, w in sorted(recorded, key=str))
         raise CheckpointError(f"{source}: trained at different sizes ({frames}); give "
                               f"--height and --width to choose the frame")
     for key, flag_value in (("height", height), ("width", width)):
