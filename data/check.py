@@ -43,7 +43,7 @@ from data.datasets import (
     train_samples,
     unused_iuv_channel,
 )
-from data.files import DatasetError, read_image_bytes, read_rgb
+from data.files import DatasetError, MissingFolder, read_image_bytes, read_rgb
 from data.labels import NECK_TARGETS, SCHEME_NAMES, label_table
 from data.pose import PoseFileError, load_json, parse_keypoints
 
@@ -211,12 +211,18 @@ def check_pairs(root: str, options: DataOptions, pairs: str, height: int, width:
     """The pairs as test.py reads them; where the split has the persons' parsing (and the
     rest of the parser-based inputs), those too, as validation of stages 1-3 reads them."""
     out = out or sys.stdout
+    parsing, without = True, ""
     try:
         pair_samples(options, root, pairs, parser_inputs=True, problems=[])
-        parsing, without = True, ""
-    except DatasetError as error:
-        parsing, without = False, f"; without the persons' parsing ({error}): for test.py " \
-                                  f"and stage 4's validation only"
+    except MissingFolder as error:
+        try:    # a folder of the parsing (not one every pair needs, reported below)
+            pair_samples(options, root, pairs, parser_inputs=False, problems=[])
+            parsing, without = False, f"; without the persons' parsing ({error}): for " \
+                                      f"test.py and stage 4's validation only"
+        except DatasetError:
+            pass
+    except DatasetError:
+        pass    # reported below, the parsing read as validation reads it
     return _check(f"test pairs '{pairs}' of {root} ({options.dataset} layout{without})",
                   lambda problems: pair_samples(options, root, pairs, parser_inputs=parsing,
                                                 problems=problems),

@@ -22,9 +22,6 @@ from PIL import Image
 
 from common.errors import UserError, missing
 
-# A file OpenCV cannot decode is named in our own error; its warnings on stderr said it again.
-cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 EDGE_THRESHOLD = 127      # garment mask foreground: value / 255 > 0.5
 # Largest image read, in pixels (--max_megapixels): a 48-megapixel phone photo fits; a few
@@ -344,7 +341,8 @@ def decode_image(data: bytes, flags: int, path: str) -> np.ndarray:
     check_jpeg_scans(data, path)
     with _libjpeg_messages() if data[:2] == b"\xff\xd8" else nullcontext({"text": b""}) as messages:
         try:
-            image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+            with _opencv_quiet():
+                image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
         except cv2.error as error:   # e.g. more pixels than OpenCV decodes (2**30)
             raise DatasetError(f"{path}: OpenCV cannot decode it ({error.err})") from None
     damage = [line for line in messages["text"].decode(errors="replace").splitlines()
@@ -353,11 +351,33 @@ def decode_image(data: bytes, flags: int, path: str) -> np.ndarray:
         raise DatasetError(f"{path}: damaged JPEG ({damage[0].strip()}): its data ends "
                            f"before the image does, and the rest would be grey")
     if image is None:
-        kind = image_format(data)
         raise DatasetError(f"{path}: not a readable image" + (
-            f" (a {kind} of samples OpenCV does not decode, 32-bit or floating-point say; save "
-            f"it as an 8-bit PNG or JPEG)" if kind == "TIFF" else ""))
+            " (a TIFF of 32-bit samples, integer or floating-point, which OpenCV does not "
+            "decode; save it as an 8-bit PNG or JPEG)" if _wide_tiff(data) else ""))
     return image
+
+
+@contextmanager
+def _opencv_quiet():
+    """OpenCV's own log lines off while it decodes: a file it cannot decode is named in our
+    error, and its lines on stderr said it again, unasked."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+
+
+def _wide_tiff(data: bytes) -> bool:
+    """Whether ``data`` is a TIFF whose samples are 32-bit (Pillow's modes I and F)."""
+    if image_format(data) != "TIFF":
+        return False
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.mode in ("I", "F")
+    except Exception:
+        return False
 
 
 def read_image_bytes(path: str, max_pixels: Optional[int] = None) -> bytes:
@@ -383,8 +403,9 @@ def decode_rgb(data: bytes, path: str) -> np.ndarray:
     """An image file's ``data`` -> uint8 (h, w, 3) RGB, turned as its EXIF orientation says and
     in sRGB. A file that embeds the ICC profile of another RGB space (a phone's Display P3, a
     camera's Adobe RGB) is converted from it, as a colour-managed viewer shows it (the release
-    took its values as sRGB); with no profile, sRGB's own, or one of another colour model (CMYK,
-    grey), the values are kept as decoded."""
+    took its values as sRGB); with no profile, an sRGB one, one of another colour model (CMYK,
+    grey), or one that cannot be read or used, the values are kept as decoded, as a viewer
+    keeps them."""
     rgb = decode_image(data, cv2.IMREAD_COLOR, path)[:, :, ::-1]
     try:
         with warnings.catch_warnings():
@@ -393,30 +414,32 @@ def decode_rgb(data: bytes, path: str) -> np.ndarray:
                 icc = image.info.get("icc_profile")
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         return rgb                                    # OpenCV reads what PIL does not
-    if not icc:
-        return rgb
-    from PIL import ImageCms
-    try:
-        transform = _to_srgb(icc)
-    except (ImageCms.PyCMSError, OSError, ValueError, TypeError) as error:
-        raise DatasetError(f"{path}: its embedded ICC colour profile cannot be read "
-                           f"({error}); save the photo again as sRGB") from None
+    transform = _to_srgb(bytes(icc)) if icc else None
     if transform is None:
         return rgb
+    from PIL import ImageCms
     return np.asarray(ImageCms.applyTransform(Image.fromarray(np.ascontiguousarray(rgb)),
                                               transform))
 
 
 @functools.lru_cache(maxsize=8)
 def _to_srgb(icc: bytes):
-    """The transform from the RGB space of an ICC profile to sRGB; None for a profile of sRGB
-    or of no RGB space."""
+    """The transform from the RGB space of an ICC profile to sRGB; None for a profile that
+    changes no colour by more than a level (sRGB's own, whatever its name), of no RGB space, or
+    that cannot be read or used."""
     from PIL import ImageCms
-    profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-    if (profile.profile.xcolor_space != "RGB "
-            or "srgb" in ImageCms.getProfileDescription(profile).lower()):
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if profile.profile.xcolor_space != "RGB ":
+            return None
+        transform = ImageCms.buildTransform(profile, ImageCms.createProfile("sRGB"), "RGB",
+                                            "RGB")
+        levels = np.arange(0, 256, 15, dtype=np.uint8)
+        probe = np.stack(np.meshgrid(levels, levels, levels), -1).reshape(-1, 18, 3)
+        moved = np.asarray(ImageCms.applyTransform(Image.fromarray(probe), transform))
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
         return None
-    return ImageCms.buildTransform(profile, ImageCms.createProfile("sRGB"), "RGB", "RGB")
+    return None if np.abs(moved.astype(int) - probe).max() <= 1 else transform
 
 
 # A garment mask covering more than this fraction of its photo marks no outline.
@@ -599,10 +622,15 @@ def optional_folder(path: str) -> Optional[str]:
     return None
 
 
+class MissingFolder(DatasetError):
+    """A folder of a layout that is not there at all (not a link leading nowhere)."""
+
+
 def require_folder(root: str, name: str) -> str:
     folder = os.path.join(root, name)
     if not os.path.isdir(folder):
-        raise DatasetError(f"{folder}: {missing(folder)} (expected in {root})")
+        error = DatasetError if os.path.lexists(folder) else MissingFolder
+        raise error(f"{folder}: {missing(folder)} (expected in {root})")
     return folder
 
 

@@ -31,11 +31,11 @@ from data.densepose import DENSEPOSE_EXTENSIONS
 from data.files import (
     IMAGE_EXTENSIONS,
     DatasetError,
+    MissingFolder,
     by_stem,
     find_exact,
     image_names,
     list_folder,
-    optional_folder,
     read_pairs,
     report_missing,
     resolve_path,
@@ -52,13 +52,15 @@ POSE_FOLDERS = ("openpose_json", "openpose-json")
 
 def _folder(split_root: str, names: Sequence[str], required: bool = True) -> Optional[str]:
     for name in names:
-        if optional_folder(os.path.join(split_root, name)):
-            return os.path.join(split_root, name)
+        path = os.path.join(split_root, name)
+        if os.path.isdir(path):
+            return path
     if required:
         first = os.path.join(split_root, names[0])
-        raise DatasetError(f"{first}: {missing(first)} (expected in {split_root}"
-                           + (f"; also looked for {', '.join(names[1:])})" if len(names) > 1
-                              else ")"))
+        error = DatasetError if os.path.lexists(first) else MissingFolder
+        raise error(f"{first}: {missing(first)} (expected in {split_root}"
+                    + (f"; also looked for {', '.join(names[1:])})" if len(names) > 1
+                       else ")"))
     return None
 
 

@@ -124,13 +124,11 @@ def write_teacher_tryons(checkpoint: Path, dataroot: Path, pairs: str, folder: P
     """The parser-based teacher's try-ons of the paired ``pairs`` into ``folder``, named as
     test.py names them: each person in their own garment, made as stage 2's validation makes
     them (the tutor image, with the worn garment), the reference the students learn from."""
-    from argparse import Namespace
-
     from data.inputs import TryOnInputs, pose_radius_for
     from models.tryon import tutor_image
     from utils.training.students import parser_based_teacher
 
-    teacher = parser_based_teacher(Namespace(pb_checkpoint=str(checkpoint)), "cpu")
+    teacher = parser_based_teacher(argparse.Namespace(pb_checkpoint=str(checkpoint)), "cpu")
     dataset = make_pairs_dataset(DataOptions(), str(dataroot), pairs, *SIZE, parser_inputs=True)
     folder.mkdir(parents=True, exist_ok=True)
     for batch in DataLoader(dataset, batch_size=8, num_workers=0):
@@ -197,8 +195,9 @@ def half_resolution_difference(pairs: list) -> float:
 
 
 def score_rows(out: Path, pairs: list | None) -> list:
-    """[(label, ssim or None, outside-garment difference or None, what)], students then paste;
-    ``pairs``: the paired test pairs with their labels, None where the split has no parsing."""
+    """[(label, ssim or None, outside-garment difference or None, what)]: the students, the
+    teacher, then paste; ``pairs``: the paired test pairs with their labels, None where the
+    split has no parsing."""
     entries = [(label, results_folder(out, "paired", suffix), what)
                for label, suffix, what in (*STUDENTS, TEACHER)]
     entries.append((PASTE[0], results_folder(out, "paired", "", paste=True), PASTE[2]))

@@ -1,6 +1,6 @@
 """Photos with an embedded ICC colour profile are read in sRGB (data.files.decode_rgb): a
 profile of another RGB space is converted from, sRGB's own changes nothing, a damaged one is
-refused naming the file."""
+ignored, as a viewer ignores it."""
 
 import io
 import struct
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from data.files import DatasetError, read_rgb
-from utils.metrics.images import MetricsError, load_image
+from data.files import read_rgb
+from utils.metrics.images import load_image
 
 # sRGB's primaries adapted to D50, the ICC connection space's white (X, Y, Z).
 SRGB_RED, SRGB_GREEN, SRGB_BLUE = (0.4361, 0.2225, 0.0139), (0.3851, 0.7169, 0.0971), \
@@ -80,10 +80,17 @@ def test_srgbs_own_profile_and_no_profile_read_alike(tmp_path, red_photo):
     assert np.array_equal(read_rgb(str(plain)), red_photo)
 
 
-def test_a_damaged_profile_is_refused_naming_the_file(tmp_path, red_photo):
-    path = tmp_path / "damaged.jpg"
-    Image.fromarray(red_photo).save(path, icc_profile=b"not a colour profile at all" * 8)
-    with pytest.raises(DatasetError, match=r"damaged\.jpg: its embedded ICC colour profile"):
-        read_rgb(str(path))
-    with pytest.raises(MetricsError, match=r"damaged\.jpg: its embedded ICC colour profile"):
-        load_image(path)
+def test_a_damaged_profile_is_ignored_and_a_name_decides_nothing(tmp_path, red_photo):
+    """A viewer ignores a profile it cannot read, and so does the reader (it had refused the
+    photo); whether a profile is sRGB is told by what it does to colours, not by its name."""
+    damaged = tmp_path / "damaged.jpg"
+    Image.fromarray(red_photo).save(damaged, icc_profile=b"not a colour profile at all" * 8)
+    plain = tmp_path / "plain.jpg"
+    Image.fromarray(red_photo).save(plain)
+    assert np.array_equal(read_rgb(str(damaged)), read_rgb(str(plain)))
+    assert np.array_equal(load_image(damaged), load_image(plain))
+    # A linear curve under sRGB's primaries is another space, whatever its name says.
+    linear = tmp_path / "linear.png"
+    Image.fromarray(red_photo).save(linear, icc_profile=matrix_profile(
+        SRGB_RED, SRGB_GREEN, SRGB_BLUE, gamma=1.0, name="Linear sRGB"))
+    assert read_rgb(str(linear))[8, 4, 0] > 100       # 40 linear reads as about 110 in sRGB

@@ -486,3 +486,11 @@ def test_check_reads_a_test_splits_parsing_as_validation_does(tmp_path, capsys):
     shutil.rmtree(os.path.join(test, "test_label"))
     assert main([test, "--height", "64", "--width", "48"]) == 0
     assert "without the persons' parsing" in capsys.readouterr().out
+    # A pairs line no reader takes is the list's problem, not a split without its parsing.
+    other = make_dataset(str(tmp_path / "other"), num_train=0, num_test=2, seed=1, height=64,
+                         width=48)["test"]
+    with open(os.path.join(other, "test_pairs_same.txt"), "a") as pairs:
+        pairs.write("just_one_name.jpg\n")
+    assert main([other, "--height", "64", "--width", "48"]) == 1
+    out = capsys.readouterr().out
+    assert "expected 'person.jpg cloth.jpg'" in out and "without the persons' parsing" not in out
