@@ -157,20 +157,18 @@ student() {  # NAME [warp flags...] -- [generator flags...]: stages 3 and 4, the
 
 baselines() {  # the garment pasted unwarped, on the pairs the students are tested on, and
   # the teacher's own try-ons of the paired pairs (where the test split has the parsing it needs)
-  local mode folder folders=("$OUT/results/paste_paired")
+  local mode
   for mode in paired unpaired; do
     python scripts/baselines.py --dataroot "$test_root" --pairs "$pairs/$mode.txt" \
       --height 128 --width 96 --results_dir "$OUT/results/paste_$mode"
   done
-  if [ ${#parser_val[@]} != 0 ]; then
+  python scripts/evaluate.py --dataroot "$test_root" --pairs "$pairs/paired.txt" \
+    --metrics ssim --results_dir "$OUT/results/paste_paired" \
+    --out "$OUT/results/paste_paired/scores.json" > /dev/null
+  if [ ${#parser_val[@]} != 0 ]; then   # its try-ons and their scores.json
     python scripts/demo_report.py --out "$OUT" --dataroot "$test_root" --pairs_dir "$pairs" \
       --write_teacher "$teacher"
-    folders+=("$OUT/results/paired_teacher")
   fi
-  for folder in "${folders[@]}"; do
-    python scripts/evaluate.py --dataroot "$test_root" --pairs "$pairs/paired.txt" \
-      --metrics ssim --results_dir "$folder" --out "$folder/scores.json" > /dev/null
-  done
 }
 
 

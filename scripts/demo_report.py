@@ -122,10 +122,12 @@ def read_result(folder: Path, pair: dict) -> np.ndarray:
 @torch.no_grad()
 def write_teacher_tryons(checkpoint: Path, dataroot: Path, pairs: str, folder: Path) -> None:
     """The parser-based teacher's try-ons of the paired ``pairs`` into ``folder``, named as
-    test.py names them: each person in their own garment, made as stage 2's validation makes
-    them (the tutor image, with the worn garment), the reference the students learn from."""
+    test.py names them, and their paired SSIM (``folder``/scores.json, as scripts/evaluate.py
+    scores): each person in their own garment, made as stage 2's validation makes them (the
+    tutor image, with the worn garment), the reference the students learn from."""
     from data.inputs import TryOnInputs, pose_radius_for
     from models.tryon import tutor_image
+    from utils.metrics.folders import evaluate_folders
     from utils.training.students import parser_based_teacher
 
     teacher = parser_based_teacher(argparse.Namespace(pb_checkpoint=str(checkpoint)), "cpu")
@@ -138,6 +140,10 @@ def write_teacher_tryons(checkpoint: Path, dataroot: Path, pairs: str, folder: P
                             inputs.garment_edge).image
         for i, (person, cloth) in enumerate(zip(batch["person_name"], batch["cloth_name"])):
             write_result(folder, person, cloth, to_uint8(tryon[i].float()))
+    scores = evaluate_folders(folder, dataroot, [(os.path.abspath(sample.person.image),
+                                                  sample.garment.image)
+                                                 for sample in dataset.pairs], ("ssim",))
+    (folder / "scores.json").write_text(json.dumps(scores, indent=2) + "\n")
 
 
 def outside_garment(pair: dict) -> np.ndarray:
