@@ -373,3 +373,29 @@ def test_a_trial_checkpoint_is_noted_by_the_first_process_only(monkeypatch, capl
             note_trial(trial, "t.pth", "--pb_checkpoint")
         assert ("--pb_checkpoint: t.pth stopped at step 2 of its schedule's 8 (--max_steps)"
                 in caplog.text) is said
+
+
+def test_a_checkpoint_cut_short_by_a_full_disk_is_one_line(tmp_path):
+    """torch.save's writer reports a short write ('unexpected pos') as a RuntimeError, which
+    ended training in a traceback. A file-size limit stands in for the full disk."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    code = (
+        "import resource, signal, sys, torch\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (100000, 100000))\n"
+        "from utils.checkpoint import CheckpointError, save_atomic\n"
+        "try:\n"
+        "    save_atomic({'w': torch.zeros(1000000)}, sys.argv[1])\n"
+        "except CheckpointError as error:\n"
+        "    print(error)\n")
+    target = tmp_path / "latest.pth"
+    done = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True,
+                          text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == (f"cannot write {target} (the file system took less than was "
+                                   f"written: is the disk full?); the previous file, if any, "
+                                   f"is left as it was")
+    assert list(tmp_path.iterdir()) == []

@@ -146,10 +146,14 @@ def save_atomic(payload: Any, path: str | os.PathLike) -> None:
         raise CheckpointError(f"cannot write {path} ({error.strerror or error}); the previous "
                               f"file, if any, is left as it was") from None
     except RuntimeError as error:     # torch.save reports a failed write as a RuntimeError
-        if "write" not in str(error) and "file" not in str(error):
+        text = str(error)
+        if not any(word in text for word in ("write", "file", "unexpected pos")):
             raise
-        raise CheckpointError(f"cannot write {path} ({str(error).splitlines()[0][:160]}); the "
-                              f"previous file, if any, is left as it was") from None
+        # "unexpected pos": its zip writer found less on disk than it wrote (a full disk).
+        reason = ("the file system took less than was written: is the disk full?"
+                  if "unexpected pos" in text else text.splitlines()[0][:160])
+        raise CheckpointError(f"cannot write {path} ({reason}); the previous file, if any, is "
+                              f"left as it was") from None
 
 
 def saved_checkpoints(run_dir: Path) -> list[Path]:
