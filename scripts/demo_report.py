@@ -130,7 +130,8 @@ def write_teacher_tryons(checkpoint: Path, dataroot: Path, pairs: str, folder: P
     from utils.metrics.folders import evaluate_folders
     from utils.training.students import parser_based_teacher
 
-    teacher = parser_based_teacher(argparse.Namespace(pb_checkpoint=str(checkpoint)), "cpu")
+    flags = argparse.Namespace(pb_checkpoint=str(checkpoint), height=SIZE[0], width=SIZE[1])
+    teacher = parser_based_teacher(flags, "cpu")
     dataset = make_pairs_dataset(DataOptions(), str(dataroot), pairs, *SIZE, parser_inputs=True)
     folder.mkdir(parents=True, exist_ok=True)
     for batch in DataLoader(dataset, batch_size=8, num_workers=0):

@@ -409,3 +409,14 @@ def test_the_log_says_when_training_pairs_list_another_persons_garment(tmp_path)
     lines = stage.describe_dataset(stage.make_dataset(cfg), cfg)
     assert f"3 of 3 training pairs list a garment of another id than the person's (the first: " \
            f"{persons[0]} {garments[1]})" in "\n".join(lines)
+
+
+def test_an_earlier_stage_file_of_another_size_is_noted(train_root, tmp_path):
+    """A warp trained at one size continued at another, without a word in the log."""
+    runs = tmp_path / "runs"
+    run(ParserBasedWarp(), _args(train_root, runs, "s1"))
+    run(ParserBasedGenerator(), _args(train_root, runs, "s2", "--pb_warp_checkpoint",
+                                      str(runs / "s1" / "final.pth"), "--height", "96",
+                                      "--width", "64"))
+    assert (f"--pb_warp_checkpoint: {runs / 's1' / 'final.pth'} was trained at 64x64; this run "
+            f"works at 96x64") in (runs / "s2" / "train.log").read_text()

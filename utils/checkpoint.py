@@ -402,7 +402,8 @@ def load_checkpoint_model(path: str | os.PathLike, kind: str, flag: str = "check
                           key: Optional[str] = None, stages: Optional[Iterable[str]] = None,
                           overrides: Optional[Mapping[str, Any]] = None,
                           input_nc: Optional[int] = None, role: str = "this use",
-                          hint: str = "", data: Optional[Mapping] = None) -> nn.Module:
+                          hint: str = "", data: Optional[Mapping] = None,
+                          size: Optional[tuple[int, int]] = None) -> nn.Module:
     """The model ``key`` (default: ``kind``, 'warp' or 'gen') of the checkpoint at ``path``:
     read safely (or ``data``, the file already read by ``read_checkpoint``), its architecture
     as the file records or implies it (``checkpoint_arch``) with ``overrides`` applied (e.g.
@@ -412,11 +413,18 @@ def load_checkpoint_model(path: str | os.PathLike, kind: str, flag: str = "check
     the one that saved it: 'auto' unless ``overrides`` names one. ``stages``: the stages a
     project checkpoint may come from; ``input_nc``: the input channels the model must take
     (``role`` says whose, e.g. "the parser-based teacher's warp"; ``hint`` what a file of
-    other channels may be). Every error is one
-    ``CheckpointError`` line naming ``flag`` and ``path``."""
+    other channels may be). ``size``: the (H, W) the model will work at, where a file of this
+    project trained at another is noted in the log. Every error is one ``CheckpointError`` line
+    naming ``flag`` and ``path``."""
     if data is None:
         data = read_checkpoint(path, flag)
         note_trial(data, path, flag)
+    trained = tuple((data.get("config") or {}).get(k) for k in ("height", "width"))
+    if size is not None and is_project_checkpoint(data) and None not in trained \
+            and trained != tuple(size):
+        logging.getLogger(LOGGER_NAME).warning(
+            f"{flag}: {path} was trained at {trained[0]}x{trained[1]}; this run works at "
+            f"{size[0]}x{size[1]}, where its features have another scale")
     key = key or kind
     state = state_dict_from(data, key, path, flag, stages)
     arch = checkpoint_arch(data, key, path, flag, kind)

@@ -69,7 +69,8 @@ def continue_from_flag(cfg, flag: str, key: str, stages: Iterable[str],
                           f"started from {started}; leave the flag out, or name that file")
     source, path = ("--resume", latest) if latest else (f"--{flag}", require_flag(cfg, flag))
     model = load_checkpoint_model(path, key, source, stages=None if latest else stages,
-                                  data=data, overrides={"cost_volume": cfg.cost_volume})
+                                  data=data, overrides={"cost_volume": cfg.cost_volume},
+                                  size=(cfg.height, cfg.width))
     arch = model.arch     # a plain state dict of the other kind of warp failed at the first step
     note_unused_cost_volume(cfg, arch)
     if arch["input_nc"] != input_nc:

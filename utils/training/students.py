@@ -106,7 +106,7 @@ def parser_based_teacher(cfg, device) -> dict[str, nn.Module]:
             path, part, f"--{flag}", stages=("pb_gen",),
             input_nc=PB_WARP_INPUT if part == "warp" else PB_GEN_INPUT,
             role=f"the parser-based teacher's {part}", hint="is it a parser-free model?",
-            data=files[path])
+            data=files[path], size=(cfg.height, cfg.width))
         teacher[name] = freeze(model.to(device))
     if getattr(cfg, "pb_checkpoint", None) and "pb_checkpoint" not in sources:
         logging.getLogger(LOGGER_NAME).info(
