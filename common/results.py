@@ -91,12 +91,7 @@ def check_output_folder(folder: str | os.PathLike, flag: str,
         if real == source or source in real.parents:
             raise OutputError(f"{flag} {folder}: is the input folder {given} or inside it; "
                               f"choose a folder of its own, so that no input is overwritten")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OutputError(f"{flag} {folder}: cannot create the folder "
-                          f"({error.strerror or error})") from None
-    _probe_writable(folder, f"{flag} {folder}")
+    _writable_folder(folder, f"{flag} {folder}", "the folder")
     return folder
 
 
@@ -151,6 +146,16 @@ def output_file(path: str | os.PathLike, flag: str,
         yield check_output_file(path, flag, inputs)
 
 
+def _writable_folder(folder: Path, what: str, shown: str) -> None:
+    """Create ``folder`` if needed (``shown`` in the message when it cannot be) and probe it
+    for writing; an ``OutputError`` starting with ``what`` otherwise."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"{what}: cannot create {shown} ({error.strerror or error})") from None
+    _probe_writable(folder, what)
+
+
 def _probe_writable(folder: Path, what: str) -> None:
     """Create and delete a file in ``folder``: permissions, read-only file systems and quotas
     all show, whoever runs the program (``os.access`` says yes to root)."""
@@ -177,11 +182,5 @@ def check_output_file(path: str | os.PathLike, flag: str,
     parent = path.parent
     if parent.exists() and not parent.is_dir():
         raise OutputError(f"{flag} {path}: {parent} is not a folder")
-    if not parent.exists():
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise OutputError(f"{flag} {path}: cannot create {parent} "
-                              f"({error.strerror or error})") from None
-    _probe_writable(parent, f"{flag} {path}")
+    _writable_folder(parent, f"{flag} {path}", str(parent))
     return path

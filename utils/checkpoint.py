@@ -165,6 +165,15 @@ def is_project_checkpoint(data: Mapping) -> bool:
     return data.get("format") == CHECKPOINT_FORMAT
 
 
+def trained_size(data: Mapping) -> Optional[tuple[int, int]]:
+    """The (height, width) a checkpoint of this project records it was trained at; None for a
+    released file, or a config without both as integers."""
+    config = data.get("config") if is_project_checkpoint(data) else None
+    size = tuple(config.get(key) for key in ("height", "width")) if isinstance(config, Mapping) \
+        else ()
+    return size if size and all(type(side) is int for side in size) else None
+
+
 # ---------------------------------------------------------------------------------------------
 # What a checkpoint holds
 
@@ -419,9 +428,8 @@ def load_checkpoint_model(path: str | os.PathLike, kind: str, flag: str = "check
     if data is None:
         data = read_checkpoint(path, flag)
         note_trial(data, path, flag)
-    trained = tuple((data.get("config") or {}).get(k) for k in ("height", "width"))
-    if size is not None and is_project_checkpoint(data) and None not in trained \
-            and trained != tuple(size):
+    trained = trained_size(data)
+    if size is not None and trained is not None and trained != tuple(size):
         logging.getLogger(LOGGER_NAME).warning(
             f"{flag}: {path} was trained at {trained[0]}x{trained[1]}; this run works at "
             f"{size[0]}x{size[1]}, where its features have another scale")

@@ -23,10 +23,10 @@ from utils.checkpoint import (
     CheckpointError,
     check_declared_shapes,
     checkpoint_arch,
-    is_project_checkpoint,
     load_state,
     read_checkpoint,
     state_dict_from,
+    trained_size,
 )
 
 # The size every released warp of the family was trained at.
@@ -82,10 +82,7 @@ def load_warp(path: str, arch_type: Optional[str] = None,
     model = build_model(arch)
     load_state(model, state, f"{flag}: {path}")
     # The (h, w) a checkpoint of this project was trained at; a released file's is the family's.
-    config = data.get("config") if is_project_checkpoint(data) else None
-    size = [config.get(key) for key in ("height", "width")] if isinstance(config, dict) else []
-    trained = size and all(type(side) is int for side in size)
-    model.trained_size = tuple(size) if trained else RELEASE_WARP_SIZE
+    model.trained_size = trained_size(data) or RELEASE_WARP_SIZE
     return model.eval()
 
 
