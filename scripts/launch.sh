@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Launch one training stage with torchrun on NGPU GPUs per node (default 1), keeping the
+# Launch one training stage on NGPU GPUs per node (default 1; torchrun for more), keeping the
 # paper's total batch of 32: BATCH per GPU when set, else the batch_size of a --config file
 # that has one, else 32 / (NGPU x NNODES). The interpreter: PYTHON, else the active
 # environment's python when it has PyTorch, else .venv's (scripts/setup_env.sh creates it).
@@ -48,8 +48,11 @@ if ! "$python" -c "import torch" 2>/dev/null; then
        "PYTHON to an interpreter that has it" >&2
   exit 2
 fi
+# One process on one node runs plainly: torchrun would add its own report to every error.
 launch=("$python" -m torch.distributed.run)   # torchrun, without needing it on PATH
-if [ "$NNODES" -gt 1 ]; then
+if [ "$NGPU" = 1 ] && [ "$NNODES" = 1 ]; then
+  launch=("$python")
+elif [ "$NNODES" -gt 1 ]; then
   launch+=(--nnodes "$NNODES" --node_rank "${NODE_RANK:?set NODE_RANK}" \
            --nproc_per_node "$NGPU" --master_addr "${MASTER_ADDR:?set MASTER_ADDR}" \
            --master_port "${MASTER_PORT:-29500}")
