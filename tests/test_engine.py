@@ -172,6 +172,29 @@ def test_a_signal_saves_the_step_under_way_and_exits_with_its_status(tmp_path, s
     assert_same_state(whole.models["net"].state_dict(), rest.models["net"].state_dict())
 
 
+def test_a_first_ctrl_c_is_acknowledged_and_a_second_stops_at_once_in_one_line(tmp_path,
+                                                                               capfd):
+    """The first Ctrl-C went unanswered on screen until the step ended; a second one ended the
+    run in a KeyboardInterrupt traceback."""
+    class TwiceInterrupted(FakeStage):
+        def losses(self, models, batch, context):
+            if context.step == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGINT)
+            return super().losses(models, batch, context)
+
+    with pytest.raises(SystemExit) as stopped:
+        main(TwiceInterrupted(6), fake_argv(tmp_path, "twice", "--max_steps", "4"))
+    assert stopped.value.code == 128 + signal.SIGINT
+    err = capfd.readouterr().err
+    assert "SIGINT: stopping after the step under way, with a save (Ctrl-C again stops at " \
+           "once)" in err
+    assert err.strip().endswith("stopped at once by a second Ctrl-C, without saving the step "
+                                "under way; --resume continues from the run's last save, where "
+                                "it has one")
+    assert "Traceback" not in err
+
+
 def test_a_signal_before_the_first_step_says_nothing_was_saved(tmp_path):
     class SignalledWhileBuilding(FakeStage):
         def make_dataset(self, cfg):

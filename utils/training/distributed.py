@@ -181,6 +181,10 @@ class StopRequest:
     def _handle(self, signum, frame):
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
+        if not self.requested:   # said at once: the step under way may take a while
+            again = " (Ctrl-C again stops at once)" if signum == signal.SIGINT else ""
+            os.write(2, f"\n{signal.Signals(signum).name}: stopping after the step under way, "
+                        f"with a save{again}\n".encode())
         self.requested, self.signum = True, self.signum or signal.Signals(signum)
 
     def agreed(self, context: DistributedContext) -> bool:

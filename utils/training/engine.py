@@ -22,6 +22,7 @@ state finite, so ``latest.pth`` always trains on.
 import argparse
 import logging
 import shutil
+import signal
 import sys
 import time
 from contextlib import ExitStack
@@ -115,9 +116,16 @@ def run(stage: Stage, argv: Optional[Sequence[str]] = None) -> RunResult:
 def main(stage: Stage, argv: Optional[Sequence[str]] = None) -> RunResult:
     """``run`` for scripts: an error in the user's input ends the process with one line and
     exit status 2 instead of a traceback; a run a signal stopped (it saved first) exits with
-    128 + the signal's number, as a process that signal ended would."""
-    with exit_on_user_error():
-        result = run(stage, argv)
+    128 + the signal's number, as a process that signal ended would (a second Ctrl-C too, at
+    once, with a line instead of a traceback)."""
+    try:
+        with exit_on_user_error():
+            result = run(stage, argv)
+    except KeyboardInterrupt:   # a second Ctrl-C: the saves already written stand
+        print("stopped at once by a second Ctrl-C, without saving the step under way; --resume "
+              "continues from the run's last save, where it has one", file=sys.stderr,
+              flush=True)
+        sys.exit(128 + signal.SIGINT)
     if result.stopped_by is not None:   # saved; the shell or scheduler learns it was stopped
         sys.exit(128 + result.stopped_by)
     return result
