@@ -220,6 +220,32 @@ def test_resuming_on_another_process_count_is_logged(tmp_path):
     assert "--resume: saved by 2 process(es), continued by 1: the data order" in log
 
 
+@pytest.mark.parametrize("saved, resumed", [(1, 2), (2, 1)])
+def test_resume_with_another_niter_at_the_phase_boundary_continues(tmp_path, saved, resumed):
+    """Stage 3's first phase is counted in --niter: resumed at an epoch's end under another
+    --niter, the saved Adam was of the other phase's groups, and --resume stopped with a
+    message about optimiser groups that did not name the flag."""
+    from utils.training.schedule import in_first_phase
+
+    class Phased(FakeStage):
+        def param_groups(self, models, cfg, epoch):
+            if in_first_phase(epoch, cfg.niter):
+                return [{"name": "net_tail", "params": list(models["net"].tail.parameters()),
+                         "lr": cfg.lr}]
+            return super().param_groups(models, cfg, epoch)
+
+    first = run(Phased(6), fake_argv(tmp_path, "phased", "--niter", str(saved), "--max_steps",
+                                     "3"))
+    assert first.step == 3   # the end of epoch 0
+    rest = run(Phased(6), fake_argv(tmp_path, "phased", "--niter", str(resumed), "--resume"))
+    assert rest.finished
+    log = (tmp_path / "phased" / "train.log").read_text()
+    assert f"--resume: option niter was {saved}, now {resumed}" in log
+    # Epoch 1 is in the second phase either way: the whole net from there on, in the saved
+    # Adam where it was the whole net's, else in a new one.
+    assert rest.optimizer_builds == ([] if saved == 1 else [(1, ("net",))])
+
+
 def test_param_group_switch_builds_a_new_optimizer(tmp_path):
     stage = FakeStage(6)
     result = run(stage, fake_argv(tmp_path, "switch", "--partial_epochs", "1", "--lr", "0.01"))

@@ -697,7 +697,8 @@ class Trainer:
                                                      self.stage.find_unused_parameters)
         self.adam = EpochOptimiser(self.stage, self.plain, self.trained, self.cfg)
         if saved.get("optimizer") is not None:
-            self.adam.restore(saved["optimizer_epoch"], saved["optimizer"], self.latest_path)
+            self.adam.restore(saved["optimizer_epoch"], saved["optimizer"], self.latest_path,
+                              (saved.get("config") or {}).get("niter"))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.cfg.precision == "fp16")
         if saved.get("scaler"):
             self.scaler.load_state_dict(saved["scaler"])

@@ -1,6 +1,7 @@
 """The optimiser and its schedule: Adam over a stage's parameter groups, the learning-rate
 factor of each epoch, and the phase switch of stages 3 and 4, as the release counts epochs."""
 
+import argparse
 from typing import Any, Mapping, Optional, Sequence
 
 import torch
@@ -98,14 +99,26 @@ class EpochOptimiser:
         self.rates: dict[str, float] = {}
         self.parameters: list[torch.nn.Parameter] = []
 
-    def groups(self, epoch: int) -> list[dict[str, Any]]:
-        groups = self.stage.param_groups(self.models, self.cfg, epoch)
+    def groups(self, epoch: int, niter: Optional[int] = None) -> list[dict[str, Any]]:
+        """The parameter groups of ``epoch`` (under another ``niter`` than the run's where
+        given)."""
+        cfg = self.cfg if niter is None else argparse.Namespace(**{**vars(self.cfg),
+                                                                   "niter": niter})
+        groups = self.stage.param_groups(self.models, cfg, epoch)
         check_groups(groups, self.trained_ids, self.trained, self.stage, epoch)
         return groups
 
-    def restore(self, epoch: int, state: Mapping, path) -> None:
-        """The Adam built for ``epoch``, with the ``state`` saved in the checkpoint ``path``."""
-        self._build(self.groups(epoch), epoch)
+    def restore(self, epoch: int, state: Mapping, path, saved_niter: Optional[int] = None):
+        """The Adam built for ``epoch``, with the ``state`` saved in the checkpoint ``path``.
+        A run resumed with another --niter than ``saved_niter`` may put ``epoch`` in the other
+        phase of stages 3 and 4: the Adam is the saved one, of the saved schedule's groups,
+        and ``start_epoch`` then builds the new schedule's where they differ."""
+        groups = self.groups(epoch)
+        names = [group.get("name") for group in state.get("param_groups", [])]
+        if ([group["name"] for group in groups] != names and isinstance(saved_niter, int)
+                and saved_niter != self.cfg.niter):
+            groups = self.groups(epoch, saved_niter)
+        self._build(groups, epoch)
         try:
             self.optimizer.load_state_dict(state)
         except (ValueError, KeyError) as error:
