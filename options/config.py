@@ -45,6 +45,7 @@ from models.registry import (
     find,
     types_of,
 )
+from utils.checkpoint import SET_ASIDE, killed_overwrite
 
 MIN_TRAIN_SIZE = 64   # the smoothness term's 3x3 filters on the coarsest flow, 1/16 of it
 
@@ -400,7 +401,9 @@ def parse_config(argv: Optional[Sequence[str]] = None,
     for values in files:
         parser.set_defaults(**values)
     cfg = parser.parse_args(argv)
-    saved = Path(cfg.checkpoints_dir, cfg.name or default_name or "", "config.yaml")
+    run_dir = Path(cfg.checkpoints_dir, cfg.name or default_name or "")
+    # A killed --overwrite's run folder: its run is in .replaced/ until the lock is taken.
+    saved = (run_dir / SET_ASIDE if killed_overwrite(run_dir) else run_dir) / "config.yaml"
     if cfg.resume and saved.is_file():   # the run as configured, changed by --config and flags
         try:
             values = read_yaml_config(str(saved), parser)

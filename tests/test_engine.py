@@ -1,5 +1,6 @@
 """The training engine on a tiny fake stage: schedule, exact resume, DDP, logs, optimiser switch."""
 
+import argparse
 import os
 import shutil
 import signal
@@ -16,7 +17,8 @@ from options import ConfigError
 from tests.fake_stage import FakeStage
 from utils.checkpoint import CHECKPOINT_FORMAT, CheckpointError, read_checkpoint
 from utils.training.distributed import set_tf32
-from utils.training.engine import TrainingDiverged, main, run
+from utils.training.engine import NEW_LOG, TrainingDiverged, main, run
+from utils.training.old_run import OldRun
 from utils.training.sampling import ResumableSampler, seed_everything
 from utils.training.schedule import in_first_phase, lr_factor, make_optimizer
 from utils.training.stage import Stage, StepContext, StepResult
@@ -482,18 +484,33 @@ def test_run_folder_errors(tmp_path):
         run(ReadingStage(6), fake_argv(tmp_path, "once", "--overwrite", "--teacher_checkpoint",
                                        str(folder / "latest.pth")))
     assert {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()} == before
-    # What a killed --overwrite set aside may be the only copy of a run: every run refuses it.
+    # What a killed --overwrite set aside, once its new run has saved: every run refuses it.
     (folder / ".replaced").mkdir()
-    killed = tmp_path / "killed" / ".replaced"
-    killed.mkdir(parents=True)
-    (killed / "latest.pth").write_bytes(b"old")
-    for name, flags in (("once", ["--resume"]), ("once", ["--overwrite"]), ("killed", [])):
-        with pytest.raises(ConfigError, match=r"\.replaced holds a run that an --overwrite set "
-                                              r"aside .* move its files back"):
-            run(FakeStage(6), fake_argv(tmp_path, name, *flags))
+    for flags in (["--resume"], ["--overwrite"]):
+        with pytest.raises(ConfigError, match=r"\.replaced holds the run that an --overwrite "
+                                              r"replaced, and .*once the new run's final.pth, "
+                                              r"latest.pth, saved before its process was killed: "
+                                              r"delete .*\.replaced to keep the new run"):
+            run(FakeStage(6), fake_argv(tmp_path, "once", *flags))
     (folder / ".replaced").rmdir()
-    assert (killed / "latest.pth").read_bytes() == b"old"
     assert run(FakeStage(6), fake_argv(tmp_path, "once", "--resume", "--max_steps", "2")).step == 2
+    # Killed before its new run saved, it holds the only saved run: the next run puts it back
+    # (--resume said "latest.pth is missing", and moving the files back by hand collided with
+    # the new run's tensorboard/).
+    killed = tmp_path / "killed"
+    run(FakeStage(6), fake_argv(tmp_path, "killed", "--max_steps", "1"))
+    kept = {path: path.read_bytes() for path in killed.rglob("*") if path.is_file()}
+    OldRun(killed, argparse.Namespace(overwrite=True, resume=False), True).set_aside()
+    for name in (NEW_LOG, "config.yaml", "tensorboard/events.out.tfevents.9.new"):
+        (killed / name).write_text("the killed run's")
+    resumed = run(FakeStage(6), fake_argv(tmp_path, "killed", "--resume", "--max_steps", "2"))
+    assert resumed.step == 2 and not (killed / ".replaced").exists()
+    assert not (killed / NEW_LOG).exists()
+    assert not (killed / "tensorboard/events.out.tfevents.9.new").exists()
+    log = (killed / "train.log").read_text()
+    assert f"{killed}/.replaced: an --overwrite whose process was killed before it saved had " \
+           f"set the run in {killed} aside; it is back in place" in log
+    assert all(path.exists() for path in kept)   # its events and config.yaml among them
 
     class OtherStage(FakeStage):
         name = "other"

@@ -161,6 +161,16 @@ def saved_checkpoints(run_dir: Path) -> list[Path]:
     return [path for name in CHECKPOINT_NAMES for path in Path(run_dir).glob(f"{name}.pth")]
 
 
+SET_ASIDE = ".replaced"   # where --overwrite keeps the run it replaces until the new one saves
+
+
+def killed_overwrite(run_dir: Path) -> bool:
+    """Whether ``run_dir/.replaced`` holds the only saved run of ``run_dir``: that of an
+    --overwrite whose process was killed before its new run saved (the next run puts it back,
+    ``utils/training/old_run.py``)."""
+    return (Path(run_dir) / SET_ASIDE).is_dir() and not saved_checkpoints(run_dir)
+
+
 def is_project_checkpoint(data: Mapping) -> bool:
     return data.get("format") == CHECKPOINT_FORMAT
 

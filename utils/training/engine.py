@@ -49,9 +49,11 @@ from options.config import (
 from utils.checkpoint import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_NAMES,
+    SET_ASIDE,
     CheckpointError,
     StateMismatch,
     checkpoint_payload,
+    killed_overwrite,
     load_state,
     read_checkpoint,
     save_atomic,
@@ -159,10 +161,12 @@ def train(stage: Stage, cfg: argparse.Namespace, context: DistributedContext) ->
     if mine and not (cfg.resume or cfg.overwrite):   # a new run writes its own config.yaml
         raise ConfigError(f"--config {mine[0]} is the run folder's config.yaml, which a new run "
                           f"rewrites: copy it elsewhere, or --resume the run")
-    if cfg.resume and not (run_dir / "latest.pth").is_file():   # before the lock makes the folder
+    # Where a killed --overwrite set the run aside, it is put back under the lock.
+    home = run_dir / SET_ASIDE if killed_overwrite(run_dir) else run_dir
+    if cfg.resume and not (home / "latest.pth").is_file():   # before the lock makes the folder
         raise ConfigError(f"--resume: no checkpoint to continue from: {run_dir / 'latest.pth'} "
                           f"is missing")
-    if cfg.resume and not (run_dir / "config.yaml").is_file():   # the defaults would stand in
+    if cfg.resume and not (home / "config.yaml").is_file():   # the defaults would stand in
         raise ConfigError(f"--resume: {run_dir / 'config.yaml'} is missing, and with it the run's "
                           f"options (latest.pth records them, under 'config'): put it back")
     new = [folder for folder in (run_dir, *run_dir.parents) if not folder.exists()]
@@ -184,6 +188,11 @@ def train(stage: Stage, cfg: argparse.Namespace, context: DistributedContext) ->
 
 def _train_in_folder(stage: Stage, cfg: argparse.Namespace, context: DistributedContext,
                      run_dir: Path, lock_note: str) -> RunResult:
+    # The run already in the folder: put back from a killed --overwrite, then kept as it was
+    # until the new run saves.
+    from utils.training.old_run import OldRun, put_back_killed
+    put_back = put_back_killed(run_dir, context.is_main, NEW_LOG)
+    barrier(context)   # every rank sees the folder as rank 0 left it
     # Any checkpoint a run writes, not only latest.pth: a folder holding a final.pth alone
     # (latest.pth deleted, or a file copied there) would lose it to the new run's.
     saved = sorted(path.name for path in saved_checkpoints(run_dir))
@@ -191,13 +200,13 @@ def _train_in_folder(stage: Stage, cfg: argparse.Namespace, context: Distributed
         raise ConfigError(f"{run_dir} already holds a run ({', '.join(saved[:3])}); pass "
                           f"--resume to continue it, --overwrite to start again, or another "
                           f"--name")
-    from utils.training.old_run import OldRun  # the old run as it was until the new one saves
     old_run = OldRun(run_dir, cfg, context.is_main)
     barrier(context)  # every rank has looked at the run folder before rank 0 writes to it
     log = run_dir / (NEW_LOG if cfg.overwrite else "train.log")
     logger = open_run_logger(log if context.is_main else None, context.is_main)
-    if lock_note:
-        logger.warning(lock_note)
+    for note in (lock_note, put_back):
+        if note:
+            logger.warning(note)
     trainer = None
     try:
         with StopRequest() as stop:

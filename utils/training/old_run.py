@@ -4,8 +4,9 @@
 built, and deletes them when the new run writes its first checkpoint; a run that stops before
 (a damaged image, a loss that is not finite) puts them back. It refuses to start when a
 checkpoint it reads (``--*_checkpoint``) is one of the files it would delete. A ``.replaced/``
-left by a process that was killed is refused by every run, with what to do: it may hold the
-only copy of a run. No other file of the folder is touched. A ``--resume`` writes the flags
+left by a process killed before the new run saved is put back by the next run on the folder
+(``put_back_killed``); one left after it saved is refused by every run, with what to do. No
+other file of the folder is touched. A ``--resume`` writes the flags
 it is given into ``config.yaml`` at its first save: one killed before left them there, for a
 plain ``--resume`` to take."""
 
@@ -14,9 +15,7 @@ import shutil
 from pathlib import Path
 
 from options.config import ConfigError, write_config
-from utils.checkpoint import saved_checkpoints
-
-SET_ASIDE = ".replaced"
+from utils.checkpoint import SET_ASIDE, killed_overwrite, saved_checkpoints
 
 
 def old_run_files(run_dir: Path) -> list[Path]:
@@ -35,10 +34,12 @@ class OldRun:
         self.run_dir, self.overwrite, self.main = run_dir, cfg.overwrite, main
         self.resumed = cfg if cfg.resume else None
         self.held, self.saved = run_dir / SET_ASIDE, False
-        if self.held.exists():
-            raise ConfigError(f"{self.held} holds a run that an --overwrite set aside and did not "
-                              f"finish replacing (its process was killed): move its files back "
-                              f"into {run_dir} to keep that run, or delete {self.held}")
+        if self.held.exists():   # put_back_killed left it: the new run had saved
+            saved = ", ".join(sorted(path.name for path in saved_checkpoints(run_dir)))
+            raise ConfigError(f"{self.held} holds the run that an --overwrite replaced, and "
+                              f"{run_dir} the new run's {saved or 'files'}, saved before its "
+                              f"process was killed: delete {self.held} to keep the new run "
+                              f"(--resume continues it)")
         if cfg.overwrite:
             replaced = {path.resolve() for path in old_run_files(run_dir)}
             for key, value in sorted(vars(cfg).items()):
@@ -69,9 +70,32 @@ class OldRun:
         if self.saved or not self.main:
             return
         if self.overwrite and self.held.is_dir():
-            for path in old_run_files(self.run_dir):
-                path.unlink()
-            for path in sorted(self.held.rglob("*")):
-                if path.is_file():
-                    path.replace(self.run_dir / path.relative_to(self.held))
-            shutil.rmtree(self.held)
+            _put_back(self.run_dir)
+
+
+def _put_back(run_dir: Path) -> None:
+    """The files set aside in ``run_dir/.replaced`` go back in place of the new run's."""
+    held = run_dir / SET_ASIDE
+    for path in old_run_files(run_dir):
+        path.unlink()
+    for path in sorted(held.rglob("*")):
+        if path.is_file():
+            target = run_dir / path.relative_to(held)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            path.replace(target)
+    shutil.rmtree(held)
+
+
+def put_back_killed(run_dir: Path, main: bool, new_log: str) -> str:
+    """A ``.replaced/`` that an --overwrite killed before its new run saved left in ``run_dir``
+    holds the only saved run there: rank 0 (``main``) puts it back, as the new run would have
+    had it stopped otherwise, dropping the new run's log (``new_log``) and outputs. Returns
+    what was done, to log ('' where there was nothing to do)."""
+    held = run_dir / SET_ASIDE
+    if not killed_overwrite(run_dir):
+        return ""
+    if main:
+        _put_back(run_dir)
+        (run_dir / new_log).unlink(missing_ok=True)
+    return (f"{held}: an --overwrite whose process was killed before it saved had set the run "
+            f"in {run_dir} aside; it is back in place")
