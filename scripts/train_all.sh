@@ -11,9 +11,19 @@ python=${PYTHON:-python}    # as scripts/launch.sh picks it
 if [ -z "${PYTHON:-}" ] && ! python -c "import torch" 2>/dev/null && [ -x .venv/bin/python ]; then
   python=.venv/bin/python
 fi
+# --overwrite starts every stage again; --resume is what a rerun does by itself.
+overwrite=''
+for arg in "$@"; do
+  case $arg in
+    --overwrite) overwrite=1 ;;
+    --resume) echo "train_all.sh: leave out --resume: a rerun resumes by itself (see the top" \
+                   "of scripts/train_all.sh)" >&2; exit 2 ;;
+  esac
+done
 # The stages finished up to the first that is not (its final.pth holds its whole schedule, not
 # a --max_steps trial's), read in one start of Python; a file that cannot be read stops here.
-finished=$("$python" -c 'import sys
+finished=''
+[ -n "$overwrite" ] || finished=$("$python" -c 'import sys
 from pathlib import Path
 from common.errors import exit_on_user_error
 from utils.checkpoint import read_checkpoint, stopped_early
@@ -40,7 +50,7 @@ for stage in pb_warp pb_gen pf_warp pf_gen; do
   elif grep -qx "$stage" <<< "$finished"; then
     echo "== $stage: done ($RUNS/$stage/final.pth), skipping"
     continue
-  elif [ -f "$RUNS/$stage/latest.pth" ]; then
+  elif [ -f "$RUNS/$stage/latest.pth" ] && [ -z "$overwrite" ]; then
     run=(--resume)
   fi
   echo "== $stage$why"

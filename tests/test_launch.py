@@ -105,7 +105,7 @@ def _checkpoint(path, step, max_steps=None):
                 "config": {"niter": 2, "niter_decay": 1, "max_steps": max_steps}}, path)
 
 
-def train_all(tmp_path, status=0):
+def train_all(tmp_path, *flags, status=0):
     """Runs scripts/train_all.sh; returns its output and, per stage, the flags of its command
     that say how it starts (--resume, --overwrite), or None where it did not run."""
     import sys
@@ -113,7 +113,7 @@ def train_all(tmp_path, status=0):
     python = tmp_path / "python"
     python.write_text(LOGGING_STAND_IN.format(python=sys.executable, log=log))
     python.chmod(0o755)
-    done = subprocess.run(["bash", str(ROOT / "scripts/train_all.sh"), "--device", "cpu"],
+    done = subprocess.run(["bash", str(ROOT / "scripts/train_all.sh"), "--device", "cpu", *flags],
                           capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHON": str(python), "RUNS": str(tmp_path)})
     assert done.returncode == status, done.stderr
@@ -123,7 +123,7 @@ def train_all(tmp_path, status=0):
     for line in log.read_text().splitlines() if log.exists() else []:
         argv = line.split()
         stage = argv[0].removeprefix("train_").removesuffix(".py")
-        started[stage] = [flag for flag in argv if flag in ("--resume", "--overwrite")]
+        started[stage] = sorted({flag for flag in argv if flag in ("--resume", "--overwrite")})
     return done.stdout, {stage: started.get(stage) for stage in
                          ("pb_warp", "pb_gen", "pf_warp", "pf_gen")}
 
@@ -157,3 +157,14 @@ def test_train_all_names_a_damaged_final_file_and_trains_nothing(tmp_path):
     err, _ = train_all(tmp_path, status=2)
     assert len(err.strip().splitlines()) == 1 and f"{tmp_path}/pb_warp/final.pth" in err
     assert not (tmp_path / "commands.log").exists()
+
+
+def test_train_all_overwrite_starts_every_stage_again_and_resume_is_refused(tmp_path):
+    """--overwrite skipped the finished stages, its flag passed to none of them."""
+    for stage in ("pb_warp", "pb_gen"):
+        _checkpoint(tmp_path / stage / "final.pth", 6)
+    _checkpoint(tmp_path / "pf_warp" / "latest.pth", 3)
+    _, started = train_all(tmp_path, "--overwrite")
+    assert started == dict.fromkeys(("pb_warp", "pb_gen", "pf_warp", "pf_gen"), ["--overwrite"])
+    err, _ = train_all(tmp_path, "--resume", status=2)
+    assert err.strip().startswith("train_all.sh: leave out --resume")
