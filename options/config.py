@@ -32,6 +32,7 @@ from common.cli import (
 )
 from common.config_file import ConfigError, UnknownKey, coerce, load_yaml
 from common.precision import AUTOCAST_DTYPES
+from common.run_folder import SET_ASIDE, killed_overwrite
 from data.datasets import add_data_arguments
 from models import MAX_SIDE, SIZE_MULTIPLE
 from models.correlation import IMPLEMENTATIONS
@@ -45,7 +46,6 @@ from models.registry import (
     find,
     types_of,
 )
-from utils.checkpoint import SET_ASIDE, killed_overwrite
 
 MIN_TRAIN_SIZE = 64   # the smoothness term's 3x3 filters on the coarsest flow, 1/16 of it
 

@@ -52,7 +52,6 @@ from utils.logging_utils import LOGGER_NAME
 from utils.weights import load_tensors, non_finite_keys
 
 CHECKPOINT_FORMAT = "pfafn-checkpoint-v1"
-CHECKPOINT_NAMES = ("latest", "best", "final", "epoch_*")   # a run folder's {name}.pth
 
 # What a weight may be (BatchNorm's step count aside, an integer), and a generator's outputs:
 # the try-on's RGB and the composition mask.
@@ -154,21 +153,6 @@ def save_atomic(payload: Any, path: str | os.PathLike) -> None:
                   if "unexpected pos" in text else text.splitlines()[0][:160])
         raise CheckpointError(f"cannot write {path} ({reason}); the previous file, if any, is "
                               f"left as it was") from None
-
-
-def saved_checkpoints(run_dir: Path) -> list[Path]:
-    """The checkpoints of a run in ``run_dir`` (``CHECKPOINT_NAMES``)."""
-    return [path for name in CHECKPOINT_NAMES for path in Path(run_dir).glob(f"{name}.pth")]
-
-
-SET_ASIDE = ".replaced"   # where --overwrite keeps the run it replaces until the new one saves
-
-
-def killed_overwrite(run_dir: Path) -> bool:
-    """Whether ``run_dir/.replaced`` holds the only saved run of ``run_dir``: that of an
-    --overwrite whose process was killed before its new run saved (the next run puts it back,
-    ``utils/training/old_run.py``)."""
-    return (Path(run_dir) / SET_ASIDE).is_dir() and not saved_checkpoints(run_dir)
 
 
 def is_project_checkpoint(data: Mapping) -> bool:

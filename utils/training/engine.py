@@ -37,6 +37,7 @@ from tqdm import tqdm
 from common.atomic import remove_stale_temporaries, write_atomic
 from common.errors import UserError, exit_on_user_error
 from common.precision import AUTOCAST_DTYPES
+from common.run_folder import CHECKPOINT_NAMES, SET_ASIDE, killed_overwrite, saved_checkpoints
 from models.registry import unwrap
 from options.config import (
     ConfigError,
@@ -48,16 +49,12 @@ from options.config import (
 )
 from utils.checkpoint import (
     CHECKPOINT_FORMAT,
-    CHECKPOINT_NAMES,
-    SET_ASIDE,
     CheckpointError,
     StateMismatch,
     checkpoint_payload,
-    killed_overwrite,
     load_state,
     read_checkpoint,
     save_atomic,
-    saved_checkpoints,
     state_checksum,
     state_dict_from,
 )

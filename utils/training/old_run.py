@@ -14,8 +14,8 @@ import argparse
 import shutil
 from pathlib import Path
 
+from common.run_folder import SET_ASIDE, killed_overwrite, saved_checkpoints
 from options.config import ConfigError, write_config
-from utils.checkpoint import SET_ASIDE, killed_overwrite, saved_checkpoints
 
 
 def old_run_files(run_dir: Path) -> list[Path]:
