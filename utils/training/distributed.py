@@ -167,10 +167,11 @@ class StopRequest:
     after that interrupts at once). The handlers are installed by ``with``, in the main thread
     only; ``signum`` is the first signal this process received, ``agreed`` every rank's."""
 
-    def __init__(self):
+    def __init__(self, announce: bool = True):
         self.requested = False
         self.signum = None
         self._previous = {}
+        self.announce = announce   # say so on stderr (one rank of many)
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -181,7 +182,7 @@ class StopRequest:
     def _handle(self, signum, frame):
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        if not self.requested:   # said at once: the step under way may take a while
+        if not self.requested and self.announce:   # at once: the step may take a while
             again = " (Ctrl-C again stops at once)" if signum == signal.SIGINT else ""
             os.write(2, f"\n{signal.Signals(signum).name}: stopping after the step under way, "
                         f"with a save{again}\n".encode())

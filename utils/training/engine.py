@@ -206,7 +206,7 @@ def _train_in_folder(stage: Stage, cfg: argparse.Namespace, context: Distributed
             logger.warning(note)
     trainer = None
     try:
-        with StopRequest() as stop:
+        with StopRequest(announce=context.is_main) as stop:
             trainer = Trainer(stage, cfg, context, run_dir, logger, stop, old_run=old_run)
             return trainer.fit()
     finally:
