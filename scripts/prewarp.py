@@ -34,7 +34,7 @@ import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from common.atomic import write_bytes_atomic  # noqa: E402
+from common.atomic import remove_stale_temporaries, write_bytes_atomic  # noqa: E402
 from common.cli import HelpFormatter, given_on_command_line  # noqa: E402
 from common.devices import pick_device  # noqa: E402
 from common.errors import UserError, exit_on_user_error  # noqa: E402
@@ -124,7 +124,11 @@ def limit(args) -> int:
 
 def output_size(sample, args) -> tuple[int, int]:
     """(H, W) of ``sample``'s pre-warps: ``frame_size`` of its person photo."""
-    return frame_size(args.height, image_size(sample.person.image, limit(args)))
+    height, width = frame_size(args.height, image_size(sample.person.image, limit(args)))
+    if width > MAX_SIDE:   # --height bounds the height only; memory follows the width too
+        raise UserError(f"{sample.person.image}: at --height {height} its aspect makes pre-warps "
+                        f"{width} pixels wide, more than {MAX_SIDE}")
+    return height, width
 
 
 def frame_size(height: int | None, photo_size: tuple[int, int]) -> tuple[int, int]:
@@ -146,6 +150,9 @@ def warp_frame(warp_height: int, size: tuple[int, int],
                         f"{SIZE_MULTIPLE} to {MAX_SIDE}")
     width = max(SIZE_MULTIPLE, round(warp_height * size[1] / size[0] / SIZE_MULTIPLE)
                 * SIZE_MULTIPLE)
+    if width > MAX_SIDE:
+        raise UserError(f"{source} {warp_height}: with the photos' aspect ({size[0]}x{size[1]}) "
+                        f"the warp would run {width} pixels wide, more than {MAX_SIDE}")
     return warp_height, width
 
 
@@ -155,16 +162,19 @@ def output_paths(out_dir: str, kind: str, name: str, ext: str) -> tuple[Path, Pa
             Path(out_dir) / mask_folder / f"{name}.{ext}")
 
 
-def warp_identity(args, model) -> dict:
-    """What decides the pictures a run writes besides --height: the warp file's content and
-    the frame the warp runs at (``warp_file`` names it in messages only)."""
+def warp_identity(args, model, size: tuple[int, int]) -> dict:
+    """What decides the pictures a run writes: the warp file's content, the frame the warp runs
+    at, and the pictures' size and format (``warp_file`` names it in messages only)."""
     return {"warp_sha256": file_sha256(args.warp_checkpoint), "warp_size": list(model.warp_size),
-            "warp_file": os.path.basename(args.warp_checkpoint)}
+            "warp_file": os.path.basename(args.warp_checkpoint), "size": list(size),
+            "ext": args.ext}
 
 
 def same_warp(entry, identity: dict) -> bool:
+    # A record of an older version has no size or ext: the size check of kept files stands in.
     return (isinstance(entry, dict) and not entry.get("replacing")
-            and all(entry.get(key) == identity[key] for key in ("warp_sha256", "warp_size")))
+            and all(entry.get(key) == identity[key] for key in ("warp_sha256", "warp_size"))
+            and all(entry.get(key, identity[key]) == identity[key] for key in ("size", "ext")))
 
 
 def describe(entry) -> str:
@@ -172,6 +182,8 @@ def describe(entry) -> str:
     try:
         made = (f"{entry['warp_file']} (sha256 {entry['warp_sha256'][:12]}...), warp frame "
                 f"{entry['warp_size'][0]}x{entry['warp_size'][1]} (--warp_height)")
+        if "size" in entry and "ext" in entry:
+            made += f", .{entry['ext']} pictures of {entry['size'][0]}x{entry['size'][1]}"
     except (KeyError, TypeError, IndexError):
         return f"recorded as {str(entry)[:80]}"
     return made + (", whose --overwrite run did not finish" if entry.get("replacing") else "")
@@ -205,9 +217,35 @@ def write_record(folder: str, kind: str, entry: Optional[dict]) -> None:
 
 
 def files_of(folder: str, kind: str) -> set[Path]:
-    """The files in ``kind``'s two output folders of ``folder``, whoever wrote them."""
+    """The files in ``kind``'s two output folders of ``folder``, whoever wrote them, but for
+    hidden ones (the temporaries of a write that was killed: ``remove_killed_writes``)."""
     return {path for sub in FOLDERS[kind] if (Path(folder) / sub).is_dir()
-            for path in (Path(folder) / sub).iterdir() if path.is_file()}
+            for path in (Path(folder) / sub).iterdir()
+            if path.is_file() and not path.name.startswith(".")}
+
+
+def remove_killed_writes(folder: str, kind: str, ext: str) -> None:
+    """The temporaries that writes of a killed run left in ``kind``'s folders (this run holds
+    the folder's lock)."""
+    for sub in FOLDERS[kind]:
+        remove_stale_temporaries(Path(folder) / sub, ["*"], f".{ext}")
+
+
+def obstructions(folder: str, kind: str, todo: list, args) -> None:
+    """Refuse, before anything is written, a file where an output folder goes, or a folder
+    where a pre-warp or the record goes."""
+    record = Path(folder) / RECORD
+    if record.exists() and not record.is_file():
+        raise UserError(f"{record}: a folder where this tool keeps its record of pre-warps; "
+                        f"move it away")
+    for sub in FOLDERS[kind]:
+        if (Path(folder) / sub).exists() and not (Path(folder) / sub).is_dir():
+            raise UserError(f"{Path(folder) / sub}: a file where the {kind} pre-warps' folder "
+                            f"goes; move it away, or write elsewhere (--out)")
+    for sample in todo:
+        for path in sample_outputs(sample, kind, args):
+            if path.exists() and not path.is_file():
+                raise UserError(f"{path}: not a file, where a pre-warp goes; move it away")
 
 
 def sample_outputs(sample, kind: str, args) -> tuple[Path, Path]:
@@ -263,10 +301,15 @@ def mark(folder: str, kind: str, identity: dict, entry: Optional[dict], args) ->
 
 
 def settle(folder: str, kind: str, identity: dict, written: set[Path], args) -> None:
-    """After an --overwrite: the folder is this warp's when it holds only what the run wrote;
-    otherwise what it holds besides is of unknown making, and the entry is dropped."""
+    """After an --overwrite: every pre-warp of the split's pairs is this warp's, and recorded
+    so; files there that name no pair of the split (a photo since removed, the other --ext)
+    are said and left as they are."""
     if args.overwrite:
-        write_record(folder, kind, identity if files_of(folder, kind) <= written else None)
+        write_record(folder, kind, identity)
+        others = sorted(files_of(folder, kind) - written)
+        if others:
+            print(f"{Path(folder)}: {len(others)} file(s) in the {kind} folders name no pair "
+                  f"of this run (e.g. {others[0].relative_to(folder)}); left as they are")
 
 
 def write_batch(batch: dict, warped, kind: str, args) -> None:
@@ -303,8 +346,11 @@ def plan_kind(kind: str, samples: list, args, identity: dict) -> dict:
     """What a run of ``kind`` writes, checked before anything of any kind is written: its
     samples, those to write, how many are kept, and the record's entry found in each output
     folder (``claim``)."""
-    todo, kept = to_write(samples, kind, args)
     folders = sorted({args.out or split_folder(sample) for sample in samples})
+    for folder in folders:
+        obstructions(folder, kind, [sample for sample in samples
+                                    if (args.out or split_folder(sample)) == folder], args)
+    todo, kept = to_write(samples, kind, args)
     return {"kind": kind, "samples": samples, "todo": todo, "kept": kept,
             "found": {folder: claim(folder, kind, identity, args) for folder in folders}}
 
@@ -331,6 +377,7 @@ def prewarp_kind(model, plan: dict, size: tuple[int, int], options: DataOptions,
         return
     folders = {args.out or split_folder(sample) for sample in todo}
     for folder in folders:
+        remove_killed_writes(folder, kind, args.ext)
         mark(folder, kind, identity, plan["found"][folder], args)
     dataset = PrewarpDataset(todo, model.condition, size, model.warp_size, options)
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False,
@@ -371,7 +418,7 @@ def main(argv=None) -> None:
             takes = {"photo": "the person photo", "dcivton": "DCI-VTON's condition files"}
             raise UserError(f"--{', --'.join(unread)}: for a parser-based warp's inputs; this "
                             f"warp takes {takes[model.condition]} and reads none of them")
-        identity = warp_identity(args, model)
+        identity = warp_identity(args, model, size)
         samples = {kind: kind_samples(model, kind, options, args) for kind in kinds}
         with ExitStack() as held:
             # One writing run at a time per output folder, from the record's check to its last

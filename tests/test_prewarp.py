@@ -170,7 +170,8 @@ def test_a_folder_holds_the_prewarps_of_one_warp(split, dcivton_weights, tmp_pat
         assert refused.returncode == 2
         assert (f"{out / 'cloth-warp'}: its pre-warps were written by {dcivton_weights.name} "
                 f"(sha256 {record['paired']['warp_sha256'][:12]}...), warp frame 256x192 "
-                f"(--warp_height); this run's warp is {other.name}") in refused.stderr
+                f"(--warp_height), .jpg pictures of 256x192; this run's warp is "
+                f"{other.name}") in refused.stderr
     assert len(list((out / "cloth-warp").iterdir())) == 2          # nothing was written
     same = prewarp(*args, "--warp_checkpoint", dcivton_weights)
     assert "1 pre-warps written, 2 existing kept" in same.stdout
@@ -196,6 +197,8 @@ def test_a_folder_holds_the_prewarps_of_one_warp(split, dcivton_weights, tmp_pat
     (out / "prewarps.json").write_text("[1, 2")
     damaged = prewarp(*args, "--warp_checkpoint", other)
     assert damaged.returncode == 2 and "prewarps.json: not the record" in damaged.stderr
+    assert prewarp(*args, "--warp_checkpoint", other, "--overwrite").returncode == 0
+    assert json.loads((out / "prewarps.json").read_text())["paired"]["warp_file"] == other.name
     (out / "prewarps.json").unlink()
     (out / "cloth-warp" / "00001_00.jpg").unlink()
     unknown = prewarp(*args, "--warp_checkpoint", dcivton_weights)
@@ -455,3 +458,77 @@ def test_a_dcivton_warp_given_for_a_try_on_says_where_it_belongs(dcivton_weights
     with pytest.raises(CheckpointError, match="a dcivton warp takes its own condition: it is "
                                               "for scripts/prewarp.py"):
         load_tryon_model(str(dcivton_weights), str(gen))
+
+
+def test_an_overwrite_beside_stray_files_keeps_its_record(split, dcivton_weights, tmp_path):
+    """A file in the folders that no pair names (a photo since removed from the split, a
+    killed write's temporary) made an --overwrite drop its record: a run with another warp, or
+    the other --ext, then kept and added to the first warp's pictures without a word."""
+    out = tmp_path / "out"
+    (other,) = write_family_weights("dcivton", tmp_path / "other", seed=1)
+    args = ("--dataroot", split, "--pairs", "paired", "--height", "256", "--out", out)
+    assert prewarp(*args, "--warp_checkpoint", dcivton_weights).returncode == 0
+    stray = out / "cloth-warp" / "99999_00.jpg"
+    shutil.copyfile(out / "cloth-warp" / "00000_00.jpg", stray)
+    killed = out / "cloth-warp" / ".00001_00.abcd1234.jpg"   # as common.atomic names them
+    killed.write_bytes(b"half a picture")
+    again = prewarp(*args, "--warp_checkpoint", dcivton_weights, "--overwrite")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (f"{out}: 1 file(s) in the paired folders name no pair of this run (e.g. "
+            f"cloth-warp/99999_00.jpg); left as they are") in again.stdout
+    assert stray.is_file() and not killed.exists()
+    record = json.loads((out / "prewarps.json").read_text())["paired"]
+    assert record["size"] == [256, 192] and record["ext"] == "jpg"
+    for flags in (("--warp_checkpoint", other), ("--warp_checkpoint", dcivton_weights,
+                                                  "--ext", "png")):
+        refused = prewarp(*args, *flags)
+        assert refused.returncode == 2 and "its pre-warps were written by" in refused.stderr
+    assert not list((out / "cloth-warp").glob("*.png"))
+
+
+def test_what_stands_where_outputs_go_is_named_before_any_is_written(split, dcivton_weights,
+                                                                      tmp_path):
+    """A file where an output folder goes, a folder where a pre-warp or the record goes: a
+    traceback, the first one after every paired pre-warp was written."""
+    out = tmp_path / "out"
+    args = ("--dataroot", split, "--pairs", "both", "--height", "256", "--out", out,
+            "--warp_checkpoint", dcivton_weights)
+    out.mkdir()
+    (out / "unpaired-cloth-warp-mask").write_text("mine")
+    done = prewarp(*args)
+    assert done.returncode == 2 and done.stderr.strip() == (
+        f"error: {out}/unpaired-cloth-warp-mask: a file where the unpaired pre-warps' folder "
+        f"goes; move it away, or write elsewhere (--out)")
+    assert not (out / "cloth-warp").exists()
+    (out / "unpaired-cloth-warp-mask").unlink()
+    (out / "cloth-warp" / "00000_00.jpg").mkdir(parents=True)
+    done = prewarp(*args)
+    assert done.returncode == 2 and "cloth-warp/00000_00.jpg: not a file, where a pre-warp " \
+                                    "goes" in done.stderr
+    (out / "cloth-warp" / "00000_00.jpg").rmdir()
+    (out / "prewarps.json").mkdir()
+    for flags in ((), ("--overwrite",)):
+        done = prewarp(*args, *flags)
+        assert done.returncode == 2 and done.stderr.strip() == (
+            f"error: {out}/prewarps.json: a folder where this tool keeps its record of "
+            f"pre-warps; move it away")
+    assert list((out / "cloth-warp").iterdir()) == []
+
+
+def test_a_width_beyond_the_largest_side_is_refused(tmp_path):
+    """--height bounds the height only: photos of a wide aspect asked for a 409,600-pixel-wide
+    picture, and memory ran out in a traceback."""
+    from types import SimpleNamespace
+
+    import scripts.prewarp as tool
+    photo = tmp_path / "wide.jpg"
+    Image.fromarray(np.zeros((20, 2000, 3), np.uint8)).save(photo)
+    sample = SimpleNamespace(person=SimpleNamespace(image=str(photo)))
+    args = tool.build_parser().parse_args(["--dataroot", str(tmp_path), "--warp_checkpoint",
+                                           str(photo), "--height", "4096"])
+    with pytest.raises(tool.UserError, match=r"wide.jpg: at --height 4096 its aspect makes "
+                                             r"pre-warps 409600 pixels wide, more than 4096"):
+        tool.output_size(sample, args)
+    with pytest.raises(tool.UserError, match=r"--warp_height 512: with the photos' aspect "
+                                             r"\(20x2000\) the warp would run 51200 pixels wide"):
+        tool.warp_frame(512, (20, 2000))
