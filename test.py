@@ -24,7 +24,6 @@ checkpoint (``--checkpoint`` gives both parts from one file). ``--eval`` scores 
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -53,6 +52,7 @@ from common.results import (
     output_file,
     output_folder,
     result_name,
+    write_json_output,
     write_output,
     write_result,
 )
@@ -340,8 +340,7 @@ def evaluate(args, done: dict) -> None:
         allow_random_weights=args.allow_random_weights,
         max_pixels=DataOptions.from_config(args).max_pixels)
     print(format_table(scores))
-    out = Path(args.results_dir) / "scores.json"
-    out.write_text(json.dumps(scores, indent=2))
+    out = write_json_output(Path(args.results_dir) / "scores.json", scores, "--results_dir")
     print(f"scores written to {out}")
 
 

@@ -7,6 +7,7 @@ a half-written image under that name.
 """
 
 import contextlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Iterator
 
 import numpy as np
 
+from common.atomic import write_bytes_atomic
 from common.errors import UserError
 from common.images import write_image
 
@@ -55,6 +57,16 @@ def write_output(path: str | os.PathLike, image: np.ndarray, flag: str) -> Path:
     since the check) is an ``OutputError`` naming ``flag`` and nothing is left at ``path``."""
     try:
         write_image(path, image)
+    except OSError as error:
+        raise OutputError(f"{flag}: cannot write {path} ({error.strerror or error})") from None
+    return Path(path)
+
+
+def write_json_output(path: str | os.PathLike, data, flag: str) -> Path:
+    """Write ``data`` as JSON to ``path`` atomically; a failure is an ``OutputError`` naming
+    ``flag``, and a file there before is left as it was."""
+    try:
+        write_bytes_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
     except OSError as error:
         raise OutputError(f"{flag}: cannot write {path} ({error.strerror or error})") from None
     return Path(path)

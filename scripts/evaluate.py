@@ -21,7 +21,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common.cli import HelpFormatter, given_on_command_line, unused_flags  # noqa: E402
 from common.devices import pick_device  # noqa: E402
 from common.errors import UserError, exit_on_user_error  # noqa: E402
-from common.results import check_output_file, check_unique_result_names  # noqa: E402
+from common.results import (  # noqa: E402
+    check_unique_result_names,
+    output_file,
+    write_json_output,
+)
 from data.datasets import DataOptions, add_data_arguments, pair_samples  # noqa: E402
 from data.files import DatasetError, person_id, read_pairs, read_text, resolve_path  # noqa: E402
 from data.fitted_pairs import category_unused  # noqa: E402
@@ -100,14 +104,25 @@ def score(args) -> dict:
     if args.batch_size < 1:
         raise UserError(f"--batch_size {args.batch_size}: must be at least 1")
     device = pick_device(args.device)   # an unknown device is one line, before any scoring
-    if args.out is not None:   # a folder, the pairs file, a non-JSON name: refused at once
-        if Path(args.out).suffix.lower() != ".json":
-            raise UserError(f"--out {args.out}: the scores are JSON; give a .json file name")
-        pairs_file = resolve_path(args.dataroot, args.pairs)
-        check_output_file(args.out, "--out", (pairs_file,) if os.path.isfile(pairs_file) else ())
-        if os.path.isfile(args.out) and not _is_scores_file(args.out):
+    if args.out is None:
+        return _score(args, device)
+    # A folder, the pairs file, a non-JSON name: refused at once; folders made for --out are
+    # removed again when scoring fails.
+    if Path(args.out).suffix.lower() != ".json":
+        raise UserError(f"--out {args.out}: the scores are JSON; give a .json file name")
+    pairs_file = resolve_path(args.dataroot, args.pairs)
+    with output_file(args.out, "--out",
+                     (pairs_file,) if os.path.isfile(pairs_file) else ()) as out:
+        if out.is_file() and not _is_scores_file(str(out)):
             raise UserError(f"--out {args.out}: exists and is not a scores file this command "
                             f"wrote (a keypoints .json?); give another file name")
+        scores = _score(args, device)
+        write_json_output(out, scores, "--out")
+    print(f"scores written to {out}")
+    return scores
+
+
+def _score(args, device) -> dict:
     if args.dataset == "viton" and args.pairs not in ("paired", "unpaired"):
         # Scoring needs only the persons' photos: a VITON root with test_img/ will do.
         names = read_pairs(resolve_path(args.dataroot, args.pairs))
@@ -130,11 +145,6 @@ def score(args) -> dict:
                               allow_random_weights=args.allow_random_weights,
                               lpips_net=args.lpips_net, max_pixels=max_pixels)
     print(format_table(scores))
-    if args.out is not None:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(scores, indent=2) + "\n")
-        print(f"scores written to {out}")
     return scores
 
 

@@ -29,7 +29,12 @@ from utils.metrics import (
     ssim,
 )
 from utils.metrics.fid import _random_fid_inception_state
-from utils.metrics.folders import evaluate_folders, format_table, result_file_name
+from utils.metrics.folders import (
+    _note_random_weights,
+    evaluate_folders,
+    format_table,
+    result_file_name,
+)
 from utils.metrics.images import image_size
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -280,6 +285,14 @@ def test_fid_inception_loaded_from_named_file(tmp_path, capsys):
     assert err.startswith(f"WARNING: {path}: sha256") and err.count("\n") == 1
     assert model.pretrained and model.weights_source == str(path)
     assert torch.equal(model.blocks[0][0].conv.weight, state["Conv2d_1a_3x3.conv.weight"])
+    # Its scores were marked comparable to published ones, the mismatch only on stderr.
+    scores = {"warnings": []}
+    _note_random_weights(scores, None, model)
+    assert scores["comparable_to_published"] is False and scores["random_weights"] == []
+    assert scores["warnings"] == [f"fid: {path}: sha256 {err.split('sha256 ')[1][:8]}... does "
+                                  f"not match pt_inception-2015-12-05-6726825d.pth (expected "
+                                  f"prefix 6726825d); this is not the published file: its scores "
+                                  f"are NOT comparable to published numbers"]
     # Other keys: one line naming how many and one of each (it listed all 566 missing keys).
     torch.save({"fc.weight": torch.zeros(3), "a": torch.zeros(1)}, path)
     with pytest.raises(WeightsFileError, match="not the FID Inception weights") as caught:
@@ -469,6 +482,25 @@ def test_command_line_writes_json(tmp_path, capsys, user_error, monkeypatch):
     json_named = tmp_path / "results" / "000001_0__000001_1.json"
     json_named.mkdir()
     assert "is a folder" in user_error(lambda: script.main(argv + ["--out", str(json_named)]))
+    # A write that fails (here a full disk) was a traceback after all the scoring, and an
+    # earlier scores file there was cut short; scoring that fails left the folders made for
+    # --out behind.
+    import common.atomic
+    earlier = out.read_bytes()
+
+    def full_disk(path, write):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(common.atomic, "write_atomic", full_disk)
+        failed = user_error(lambda: script.main(argv + ["--out", str(out)]))
+    assert failed.strip() == f"error: --out: cannot write {out} (No space left on device)"
+    assert out.read_bytes() == earlier
+    (tmp_path / "results" / "000002_0__000002_1.png").rename(tmp_path / "aside.png")
+    assert "missing" in user_error(lambda: script.main(argv + ["--out", str(out)]))
+    assert "missing" in user_error(
+        lambda: script.main(argv + ["--out", str(tmp_path / "new" / "a" / "s.json")]))
+    assert out.read_bytes() == earlier and not (tmp_path / "new").exists()
 
 
 def test_results_of_another_aspect_ratio_are_refused(tmp_path):

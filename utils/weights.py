@@ -87,6 +87,17 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def hash_mismatch(path: Path, file_name: str) -> str | None:
+    """What is wrong when the sha256 of the file at ``path`` does not start with the prefix
+    its published name carries (``alexnet-owt-7be5be79.pth``); None when it does."""
+    expected = file_name.rsplit("-", 1)[-1].split(".")[0]
+    actual = file_sha256(path)
+    if actual.startswith(expected):
+        return None
+    return (f"{path}: sha256 {actual[:8]}... does not match {file_name} (expected prefix "
+            f"{expected}); this is not the published file")
+
+
 def read_weights_file(path: Path, file_name: str, check_hash: bool,
                       mismatch_is_error: bool = True) -> dict:
     """Load a state dict safely (``weights_only=True``).
@@ -95,15 +106,11 @@ def read_weights_file(path: Path, file_name: str, check_hash: bool,
     (``alexnet-owt-7be5be79.pth``), so that scores stay comparable: a mismatch raises
     ``WeightsFileError``, or only warns (on stderr) when ``mismatch_is_error`` is False.
     """
-    if check_hash:
-        expected = file_name.rsplit("-", 1)[-1].split(".")[0]
-        actual = file_sha256(path)
-        if not actual.startswith(expected):
-            message = (f"{path}: sha256 {actual[:8]}... does not match {file_name} (expected "
-                       f"prefix {expected}); this is not the published file")
-            if mismatch_is_error:
-                raise WeightsFileError(message)
-            print(f"WARNING: {message}: scores may differ from published ones", file=sys.stderr)
+    message = hash_mismatch(path, file_name) if check_hash else None
+    if message:
+        if mismatch_is_error:
+            raise WeightsFileError(message)
+        print(f"WARNING: {message}: scores may differ from published ones", file=sys.stderr)
     try:
         state = load_tensors(path)
     except Exception as error:  # torch raises several types for corrupt or unsafe files

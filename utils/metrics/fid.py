@@ -15,6 +15,7 @@ hub cache, random only with ``allow_random_weights``.
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from typing import Optional
 
@@ -27,6 +28,7 @@ from utils.weights import (
     RANDOM_WEIGHTS_SEED,
     WeightsFileError,
     announce_random_weights,
+    hash_mismatch,
     read_weights_file,
     resolve_weights_file,
 )
@@ -176,17 +178,24 @@ def build_fid_inception(weights: Optional[str | os.PathLike] = None,
 
     The state dict is loaded strictly, as pytorch-fid loads its own: missing, unexpected or
     misshapen keys raise one line of ``WeightsFileError`` naming the file and one of each.
-    The returned module carries ``pretrained`` (bool) and ``weights_source`` (str).
+    The returned module carries ``pretrained`` (bool), ``weights_source`` (str) and
+    ``unpublished``: what is wrong with a file whose sha256 is not the published one's (its
+    scores are not comparable to published ones), else None.
     """
     path = resolve_weights_file(weights, FID_WEIGHTS_FILE, "--fid_weights", "FID Inception network",
                                 allow_random_weights)
+    unpublished = None
     if path is None:
         announce_random_weights("FID Inception network")
         state = _random_fid_inception_state()
     else:
         # torchvision verifies its files' name-borne hashes on download, pytorch-fid does not; so a
         # mismatch on the Inception file only warns (the strict key and shape check still applies).
-        state = read_weights_file(path, FID_WEIGHTS_FILE, check_hash, mismatch_is_error=False)
+        unpublished = hash_mismatch(path, FID_WEIGHTS_FILE) if check_hash else None
+        if unpublished:
+            print(f"WARNING: {unpublished}: scores may differ from published ones",
+                  file=sys.stderr)
+        state = read_weights_file(path, FID_WEIGHTS_FILE, check_hash=False)
     inception = _fid_inception_architecture()
     own = inception.state_dict()
     wrong = {"missing": own.keys() - state.keys(), "unexpected": state.keys() - own.keys(),
@@ -199,6 +208,7 @@ def build_fid_inception(weights: Optional[str | os.PathLike] = None,
     inception.load_state_dict(state)
     model = FIDInception(inception)
     model.pretrained = path is not None
+    model.unpublished = unpublished
     model.weights_source = str(path) if path is not None else f"RANDOM (seed {RANDOM_WEIGHTS_SEED})"
     return model.to(device).eval()
 

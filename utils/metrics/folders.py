@@ -165,14 +165,19 @@ def evaluate_folders(results_dir: str | os.PathLike, reference_dir: str | os.Pat
 
 
 def _note_random_weights(scores: dict, lpips_model, inception) -> None:
-    """Record in ``scores`` which backbones run on random weights, and warn of them."""
+    """Record in ``scores`` which backbones run on random weights, or on a file that is not
+    the published one (the FID Inception's is checked by its sha256), and warn of them."""
     random_models = [name for name, model in (("lpips", lpips_model), ("fid", inception))
                      if model is not None and not model.pretrained]
+    unpublished = getattr(inception, "unpublished", None)
     scores["random_weights"] = random_models
-    scores["comparable_to_published"] = not random_models
+    scores["comparable_to_published"] = not random_models and not unpublished
     if random_models:
         scores["warnings"].append(f"RANDOM WEIGHTS for {', '.join(random_models)}: these scores "
                                   f"are NOT comparable to published numbers")
+    if unpublished:
+        scores["warnings"].append(f"fid: {unpublished}: its scores are NOT comparable to "
+                                  f"published numbers")
 
 
 def _is_file(path: Path) -> bool:
@@ -307,5 +312,6 @@ def format_table(scores: dict) -> str:
     for warning in scores["warnings"]:
         lines.append(f"WARNING: {warning}")
     if not scores["comparable_to_published"]:
-        lines.append("NOT COMPARABLE TO PUBLISHED NUMBERS (random weights)")
+        why = "random weights" if scores["random_weights"] else "weights not the published ones"
+        lines.append(f"NOT COMPARABLE TO PUBLISHED NUMBERS ({why})")
     return "\n".join(lines)
