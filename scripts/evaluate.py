@@ -29,6 +29,7 @@ from common.results import (  # noqa: E402
 from data.datasets import DataOptions, add_data_arguments, pair_samples  # noqa: E402
 from data.files import DatasetError, person_id, read_pairs, read_text, resolve_path  # noqa: E402
 from data.fitted_pairs import category_unused  # noqa: E402
+from utils.inference.model import memory_named  # noqa: E402
 from utils.metrics.folders import (  # noqa: E402
     METRIC_NAMES,
     applicable_metrics,
@@ -56,7 +57,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="comma-separated subset of ssim,lpips,fid")
     parser.add_argument("--device", default="cpu",
                         help="torch device for LPIPS and Inception, e.g. cpu or cuda:0")
-    parser.add_argument("--batch_size", type=int, default=16, help="images per forward pass")
+    parser.add_argument("--batch_size", type=int, default=16,
+                        help="images per forward pass; it bounds the memory scoring takes (about "
+                             "5 GB in batches of 16 at 1024x768, SSIM in float64)")
     parser.add_argument("--lpips_net", default="alex", choices=["alex", "vgg"],
                         help="LPIPS trunk network")
     parser.add_argument("--fid_weights", default=None,
@@ -105,7 +108,7 @@ def score(args) -> dict:
         raise UserError(f"--batch_size {args.batch_size}: must be at least 1")
     device = pick_device(args.device)   # an unknown device is one line, before any scoring
     if args.out is None:
-        return _score(args, device)
+        return _score_within_memory(args, device)
     # A folder, the pairs file, a non-JSON name: refused at once; folders made for --out are
     # removed again when scoring fails.
     if Path(args.out).suffix.lower() != ".json":
@@ -116,10 +119,17 @@ def score(args) -> dict:
         if out.is_file() and not _is_scores_file(str(out)):
             raise UserError(f"--out {args.out}: exists and is not a scores file this command "
                             f"wrote (a keypoints .json?); give another file name")
-        scores = _score(args, device)
+        scores = _score_within_memory(args, device)
         write_json_output(out, scores, "--out")
     print(f"scores written to {out}")
     return scores
+
+
+def _score_within_memory(args, device) -> dict:
+    """``_score``; running out of memory is one line saying to lower --batch_size."""
+    with memory_named(f"the scoring in batches of {args.batch_size}",
+                      "lower --batch_size, or score on another --device"):
+        return _score(args, device)
 
 
 def _score(args, device) -> dict:

@@ -501,6 +501,16 @@ def test_command_line_writes_json(tmp_path, capsys, user_error, monkeypatch):
     assert "missing" in user_error(
         lambda: script.main(argv + ["--out", str(tmp_path / "new" / "a" / "s.json")]))
     assert out.read_bytes() == earlier and not (tmp_path / "new").exists()
+    # Out of memory (batches of 16 at 1024x768 take about 5 GB): an allocator's traceback.
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] . DefaultCPUAllocator: can't "
+                           "allocate memory: you tried to allocate 5033164800 bytes.")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(script, "evaluate_folders", no_memory)
+        said = user_error(lambda: script.main(argv))
+    assert said.startswith("error: out of memory running the scoring in batches of 16 (")
+    assert said.strip().endswith("): lower --batch_size, or score on another --device")
 
 
 def test_results_of_another_aspect_ratio_are_refused(tmp_path):
