@@ -45,6 +45,7 @@ from data.datasets import (  # noqa: E402
     add_data_arguments,
     layout,
     prepared_masks,
+    unused_iuv_channel,
 )
 from data.files import DatasetError  # noqa: E402
 from data.prewarp import PrewarpDataset, split_folder  # noqa: E402
@@ -420,6 +421,16 @@ def main(argv=None) -> None:
                             f"warp takes {takes[model.condition]} and reads none of them")
         identity = warp_identity(args, model, size)
         samples = {kind: kind_samples(model, kind, options, args) for kind in kinds}
+        if model.condition == "parser_based":
+            every = [sample for kind in kinds for sample in samples[kind]]
+            unused = unused_iuv_channel(options, every)
+            if unused and "iuv_channel" in given_on_command_line(parser, argv):
+                raise UserError(f"{unused}; leave it out")
+            missing = sum(sample.person.densepose is None for sample in every)
+            if missing:   # as training logs it: the teacher then sees DensePose channels empty
+                print(f"{missing} of {len(every)} persons have no DensePose part indices "
+                      f"(--densepose_dir): the teacher's DensePose channels are empty for them, "
+                      f"hands placed near the wrist keypoints (data/inputs.py)")
         with ExitStack() as held:
             # One writing run at a time per output folder, from the record's check to its last
             # write; a folder this run writes nothing into (a read-only one) is not locked.

@@ -387,6 +387,15 @@ def test_teacher_reads_the_dataset_parsing(split, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     garment = np.asarray(Image.open(tmp_path / "out" / "cloth-warp" / "00002_00.png"))
     assert garment.shape == (256, 192, 3) and garment.std() > 1
+    # VITON-HD without --densepose_dir: the teacher's DensePose channels are empty, which
+    # went unsaid; --iuv_channel, which then reads nothing, was taken without a word.
+    assert ("3 of 3 persons have no DensePose part indices (--densepose_dir): the teacher's "
+            "DensePose channels are empty for them") in result.stdout
+    refused = prewarp("--dataroot", split, "--pairs", "paired", "--warp_checkpoint", warp,
+                      "--height", "256", "--out", tmp_path / "out2", "--iuv_channel", "r")
+    assert refused.returncode == 2 and refused.stderr.strip() == (
+        "error: --iuv_channel r is not used: no DensePose file here is an IUV image (a PNG); "
+        "leave it out")
 
 
 def test_missing_and_damaged_inputs_name_the_file(split, dcivton_weights, tmp_path):
