@@ -453,5 +453,15 @@ def main(argv=None) -> None:
                     if plan["kept"] else ""))
 
 
+def run_script() -> None:
+    """``main`` as the command runs it: Ctrl-C is one line and status 130, not a traceback."""
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("stopped by Ctrl-C: the pre-warps written so far stay, and the same command again "
+              "finishes the run", file=sys.stderr)
+        sys.exit(130)
+
+
 if __name__ == "__main__":
-    main()
+    run_script()

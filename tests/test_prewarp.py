@@ -541,3 +541,18 @@ def test_a_width_beyond_the_largest_side_is_refused(tmp_path):
     with pytest.raises(tool.UserError, match=r"--warp_height 512: with the photos' aspect "
                                              r"\(20x2000\) the warp would run 51200 pixels wide"):
         tool.warp_frame(512, (20, 2000))
+
+
+def test_ctrl_c_is_one_line_and_status_130(monkeypatch, capsys):
+    """The command ended in a KeyboardInterrupt traceback."""
+    import scripts.prewarp as tool
+
+    def interrupted_main():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tool, "main", interrupted_main)
+    with pytest.raises(SystemExit) as stopped:
+        tool.run_script()
+    assert stopped.value.code == 130
+    assert capsys.readouterr().err == ("stopped by Ctrl-C: the pre-warps written so far stay, and "
+                                       "the same command again finishes the run\n")
