@@ -30,7 +30,7 @@ ENTRIES = ("train_pb_warp.py", "train_pb_gen.py", "train_pf_warp.py", "train_pf_
 # to and is not reached yet; CEILINGS are today's figures, which --check (and CI) holds: the
 # reach grows only by a commit that raises them and says why.
 TARGETS = {"train_pb_warp.py": (5000, 7000)}
-CEILINGS = {"train_pb_warp.py": (8038, 11005)}
+CEILINGS = {"train_pb_warp.py": (8043, 11009)}
 
 
 # Files that import other files by discovery, not by name: file -> (folder, what a discovered

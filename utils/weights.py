@@ -98,6 +98,11 @@ def hash_mismatch(path: Path, file_name: str) -> str | None:
             f"{expected}); this is not the published file")
 
 
+def warn_unpublished(message: str) -> None:
+    """Say on stderr that a weights file is not the published one (``hash_mismatch``)."""
+    print(f"WARNING: {message}: scores may differ from published ones", file=sys.stderr)
+
+
 def read_weights_file(path: Path, file_name: str, check_hash: bool,
                       mismatch_is_error: bool = True) -> dict:
     """Load a state dict safely (``weights_only=True``).
@@ -110,7 +115,7 @@ def read_weights_file(path: Path, file_name: str, check_hash: bool,
     if message:
         if mismatch_is_error:
             raise WeightsFileError(message)
-        print(f"WARNING: {message}: scores may differ from published ones", file=sys.stderr)
+        warn_unpublished(message)
     try:
         state = load_tensors(path)
     except Exception as error:  # torch raises several types for corrupt or unsafe files

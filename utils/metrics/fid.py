@@ -15,7 +15,6 @@ hub cache, random only with ``allow_random_weights``.
 from __future__ import annotations
 
 import os
-import sys
 import warnings
 from typing import Optional
 
@@ -31,6 +30,7 @@ from utils.weights import (
     hash_mismatch,
     read_weights_file,
     resolve_weights_file,
+    warn_unpublished,
 )
 
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -193,8 +193,7 @@ def build_fid_inception(weights: Optional[str | os.PathLike] = None,
         # mismatch on the Inception file only warns (the strict key and shape check still applies).
         unpublished = hash_mismatch(path, FID_WEIGHTS_FILE) if check_hash else None
         if unpublished:
-            print(f"WARNING: {unpublished}: scores may differ from published ones",
-                  file=sys.stderr)
+            warn_unpublished(unpublished)
         state = read_weights_file(path, FID_WEIGHTS_FILE, check_hash=False)
     inception = _fid_inception_architecture()
     own = inception.state_dict()
